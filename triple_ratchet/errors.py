@@ -1,0 +1,88 @@
+"""One error hierarchy for the whole library.
+
+Errors split by who was wrong (as h11 does): the caller misused the API (`UsageError`), or the
+input from a peer or relay was bad (`RemoteError` and its kinds). Messages name what was wrong and
+never contain key material, plaintext or other secrets.
+"""
+
+from __future__ import annotations
+
+
+class TripleRatchetError(Exception):
+    """Base class of every error this library raises."""
+
+
+# --- Local: the caller did something wrong -------------------------------------------------
+
+
+class UsageError(TripleRatchetError):
+    """The API was called in a way it does not allow (wrong argument, wrong order)."""
+
+
+class StateError(UsageError):
+    """The session is in a state where this call is not possible (e.g. it hit a fatal error)."""
+
+
+# --- Remote: the input was bad ------------------------------------------------------------
+
+
+class RemoteError(TripleRatchetError):
+    """Input received from a peer or relay was rejected. The session state is unchanged."""
+
+
+class DecodeError(RemoteError):
+    """Bytes are not a well-formed encoding (truncated, non-canonical, wrong type or size)."""
+
+
+class InvalidKey(DecodeError):
+    """A key encoding is malformed or not a valid public key (off curve, identity, low order)."""
+
+
+class AuthenticationError(RemoteError):
+    """An AEAD tag, MAC or signature did not verify."""
+
+
+class InvalidSignature(AuthenticationError):
+    """A signature did not verify."""
+
+
+class ReplayError(RemoteError):
+    """A message, prekey or proposal was already processed."""
+
+
+class LimitExceeded(RemoteError):
+    """A size, count or skip bound was exceeded."""
+
+
+class ProtocolError(RemoteError):
+    """Well-formed, authentic input that breaks a protocol rule (wrong epoch, unknown member...)."""
+
+
+class UnsupportedError(RemoteError):
+    """A suite, version or parameter this library deliberately does not implement."""
+
+
+class DkgError(ProtocolError):
+    """A DKG participant misbehaved. `culprit` is its index when one can be named."""
+
+    def __init__(self, message: str, culprit: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.culprit = culprit
+        self.reason = reason or message
+
+
+__all__ = [
+    "AuthenticationError",
+    "DecodeError",
+    "DkgError",
+    "InvalidKey",
+    "InvalidSignature",
+    "LimitExceeded",
+    "ProtocolError",
+    "RemoteError",
+    "ReplayError",
+    "StateError",
+    "TripleRatchetError",
+    "UnsupportedError",
+    "UsageError",
+]

@@ -1,0 +1,49 @@
+"""Cipher suites: the primitives layer ("hazmat"). No layer above this one names a curve.
+
+A `Suite` bundles a DH group, a signature scheme, a hash with its HKDF/HMAC and an AEAD, and
+binds its 16-bit id into every labelled derivation (`expand_label`).
+"""
+
+from __future__ import annotations
+
+from triple_ratchet.errors import UnsupportedError
+from triple_ratchet.suites._base import (
+    DhPrivateKey,
+    DhPublicKey,
+    SigningKey,
+    Suite,
+    VerifyingKey,
+)
+from triple_ratchet.suites.p256 import P256_SHA256_AES256GCM
+from triple_ratchet.suites.x25519 import X25519_SHA512_XCHACHA20
+
+DEFAULT_SUITE: Suite = P256_SHA256_AES256GCM
+
+_SUITES: dict[int, Suite] = {
+    P256_SHA256_AES256GCM.suite_id: P256_SHA256_AES256GCM,
+    X25519_SHA512_XCHACHA20.suite_id: X25519_SHA512_XCHACHA20,
+}
+
+
+def suite_by_id(suite_id: int) -> Suite:
+    """Look a suite up by its wire id; unknown ids are an `UnsupportedError`."""
+    try:
+        return _SUITES[suite_id]
+    except (KeyError, TypeError):
+        raise UnsupportedError(f"unknown suite id {suite_id!r}") from None
+
+
+ALL_SUITES: tuple[Suite, ...] = tuple(_SUITES.values())
+
+__all__ = [
+    "ALL_SUITES",
+    "DEFAULT_SUITE",
+    "P256_SHA256_AES256GCM",
+    "X25519_SHA512_XCHACHA20",
+    "DhPrivateKey",
+    "DhPublicKey",
+    "SigningKey",
+    "Suite",
+    "VerifyingKey",
+    "suite_by_id",
+]

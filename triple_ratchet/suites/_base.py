@@ -1,0 +1,182 @@
+"""The `Suite` interface and the pieces every suite shares (HKDF, HMAC, labelled expansion)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from abc import ABC, abstractmethod
+
+from triple_ratchet.errors import LimitExceeded, UsageError
+from triple_ratchet.random import RandomSource, system_random
+
+PROTOCOL_LABEL = b"triple-ratchet v1"
+
+
+class DhPublicKey(ABC):
+    @abstractmethod
+    def to_bytes(self) -> bytes: ...
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DhPublicKey) and hmac.compare_digest(
+            self.to_bytes(), other.to_bytes()
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_bytes().hex()[:16]}…)"
+
+
+class DhPrivateKey(ABC):
+    @abstractmethod
+    def public_key(self) -> DhPublicKey: ...
+
+    @abstractmethod
+    def exchange(self, peer: DhPublicKey) -> bytes:
+        """The shared secret; a low-order or identity result is an `InvalidKey`."""
+
+    @abstractmethod
+    def to_bytes(self) -> bytes:
+        """Secret encoding, for serialized state only."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<secret>)"
+
+
+class VerifyingKey(ABC):
+    @abstractmethod
+    def to_bytes(self) -> bytes: ...
+
+    @abstractmethod
+    def verify(self, signature: bytes, message: bytes) -> None:
+        """Raise `InvalidSignature` unless `signature` is valid for `message`."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VerifyingKey) and hmac.compare_digest(
+            self.to_bytes(), other.to_bytes()
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_bytes().hex()[:16]}…)"
+
+
+class SigningKey(ABC):
+    @abstractmethod
+    def public_key(self) -> VerifyingKey: ...
+
+    @abstractmethod
+    def sign(self, message: bytes) -> bytes:
+        """Deterministic signature (RFC 6979 for ECDSA, RFC 8032 for Ed25519)."""
+
+    @abstractmethod
+    def to_bytes(self) -> bytes:
+        """Secret encoding, for serialized state only."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<secret>)"
+
+
+class Suite(ABC):
+    """A cipher suite. Instances are module-level singletons; compare them by `suite_id`."""
+
+    suite_id: int
+    name: str
+    hash_name: str
+    hash_len: int
+    dh_public_len: int
+    dh_private_len: int
+    sign_public_len: int
+    sign_private_len: int
+    signature_len: int
+    aead_key_len: int
+    aead_nonce_len: int
+    aead_tag_len: int
+
+    # --- DH -------------------------------------------------------------------------------
+    @abstractmethod
+    def generate_dh(self, rng: RandomSource = system_random) -> DhPrivateKey: ...
+
+    @abstractmethod
+    def dh_public_from_bytes(self, data: bytes) -> DhPublicKey:
+        """Strictly decode and validate a DH public key (`InvalidKey` otherwise)."""
+
+    @abstractmethod
+    def dh_private_from_bytes(self, data: bytes) -> DhPrivateKey: ...
+
+    # --- Signatures -------------------------------------------------------------------------
+    @abstractmethod
+    def generate_signing(self, rng: RandomSource = system_random) -> SigningKey: ...
+
+    @abstractmethod
+    def signing_from_seed(self, seed: bytes) -> SigningKey:
+        """A signing key derived deterministically from a 32-byte secret seed."""
+
+    @abstractmethod
+    def verifying_from_bytes(self, data: bytes) -> VerifyingKey:
+        """Strictly decode and validate a signature public key (`InvalidKey` otherwise)."""
+
+    @abstractmethod
+    def signing_from_bytes(self, data: bytes) -> SigningKey: ...
+
+    # --- AEAD -------------------------------------------------------------------------------
+    @abstractmethod
+    def aead_encrypt(self, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes: ...
+
+    @abstractmethod
+    def aead_decrypt(self, key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        """Raise `AuthenticationError` when the tag does not verify."""
+
+    # --- Hash, MAC, KDF (shared) -------------------------------------------------------------
+    def hash(self, data: bytes) -> bytes:
+        return hashlib.new(self.hash_name, data).digest()
+
+    def hmac(self, key: bytes, data: bytes) -> bytes:
+        return hmac.digest(key, data, self.hash_name)
+
+    def hkdf_extract(self, salt: bytes, ikm: bytes) -> bytes:
+        return hmac.digest(salt or b"\x00" * self.hash_len, ikm, self.hash_name)
+
+    def hkdf_expand(self, prk: bytes, info: bytes, length: int) -> bytes:
+        if length > 255 * self.hash_len:
+            raise LimitExceeded(f"HKDF output of {length} bytes exceeds 255 * hash length")
+        okm = b""
+        block = b""
+        counter = 1
+        while len(okm) < length:
+            block = hmac.digest(prk, block + info + bytes([counter]), self.hash_name)
+            okm += block
+            counter += 1
+        return okm[:length]
+
+    def hkdf(self, salt: bytes, ikm: bytes, info: bytes, length: int) -> bytes:
+        return self.hkdf_expand(self.hkdf_extract(salt, ikm), info, length)
+
+    def label_info(self, label: bytes, context: bytes, length: int) -> bytes:
+        """The HKDF info string of every labelled derivation (spec: Conventions, KDF)."""
+        if not label or len(label) > 255:
+            raise UsageError("a KDF label must be 1..255 bytes")
+        return (
+            PROTOCOL_LABEL
+            + self.suite_id.to_bytes(2, "big")
+            + length.to_bytes(2, "big")
+            + bytes([len(label)])
+            + label
+            + len(context).to_bytes(4, "big")
+            + context
+        )
+
+    def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+        """The one labelled KDF: HKDF-Expand(secret, info(suite, label, context, length))."""
+        return self.hkdf_expand(secret, self.label_info(label, context, length), length)
+
+    def derive_secret(self, salt: bytes, ikm: bytes, label: bytes, context: bytes,
+                      length: int) -> bytes:
+        """HKDF-Extract then `expand_label`: the common "root from inputs" step."""
+        return self.expand_label(self.hkdf_extract(salt, ikm), label, context, length)
+
+    def __repr__(self) -> str:
+        return f"Suite({self.name}, id=0x{self.suite_id:04x})"

@@ -1,0 +1,181 @@
+"""Known-answer test vectors: one file format for all of ours, plus readers for third-party files.
+
+Our files (spec: Test vectors) are JSON objects::
+
+    {"format": "triple-ratchet-vectors", "version": 1, "kind": "<kind>",
+     "description": "...", "cases": [
+        {"description": "...", "suite": "<suite name or null>",
+         "inputs": {...}, "outputs": {...}}            # a valid case
+        {"description": "...", "suite": ..., "inputs": {...},
+         "error": {"type": "<error class name>", "culprit": <int, optional>}}   # a negative case
+     ]}
+
+Byte strings are lowercase hex. Each kind has one verifier module registered in `VERIFIERS`;
+third-party formats (Wycheproof, COCKTAIL-DKG) are recognised by their own top-level keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+FORMAT = "triple-ratchet-vectors"
+FORMAT_VERSION = 1
+
+Status = Literal["passed", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: str
+    status: Status
+    reason: str = ""
+
+
+class UnrecognisedFile(Exception):
+    """The file is not in any format `vectors verify` understands."""
+
+
+Verifier = Callable[[dict[str, Any]], Iterator[CaseResult]]
+
+# kind -> verifier for our own files. Filled by `_registry()` lazily so that importing this
+# package does not import every layer.
+_Loader = Callable[[], dict[str, Verifier]]
+_LOADERS: list[_Loader] = []
+
+
+def register(loader: _Loader) -> None:
+    _LOADERS.append(loader)
+
+
+def our_verifiers() -> dict[str, Verifier]:
+    from triple_ratchet.testvectors import _registry  # noqa: F401  (fills _LOADERS)
+
+    table: dict[str, Verifier] = {}
+    for loader in _LOADERS:
+        table.update(loader())
+    return table
+
+
+def third_party_verifier(doc: dict[str, Any]) -> Verifier | None:
+    from triple_ratchet.testvectors import _registry  # noqa: F401
+
+    for detect in _DETECTORS:
+        v = detect(doc)
+        if v is not None:
+            return v
+    return None
+
+
+_DETECTORS: list[Callable[[dict[str, Any]], Verifier | None]] = []
+
+
+def register_detector(detect: Callable[[dict[str, Any]], Verifier | None]) -> None:
+    _DETECTORS.append(detect)
+
+
+def verify_document(doc: Any) -> Iterator[CaseResult]:
+    if not isinstance(doc, dict):
+        raise UnrecognisedFile("top level is not a JSON object")
+    if doc.get("format") == FORMAT:
+        if doc.get("version") != FORMAT_VERSION:
+            raise UnrecognisedFile(f"unsupported vector format version {doc.get('version')!r}")
+        kind = doc.get("kind")
+        table = our_verifiers()
+        if kind not in table:
+            raise UnrecognisedFile(f"unknown vector kind {kind!r}")
+        return table[kind](doc)
+    verifier = third_party_verifier(doc)
+    if verifier is None:
+        raise UnrecognisedFile("not a triple-ratchet, Wycheproof or COCKTAIL-DKG vector file")
+    return verifier(doc)
+
+
+def load(path: Path) -> Any:
+    with path.open("rb") as f:
+        return json.load(f)
+
+
+def verify_paths(paths: list[Path], out: Callable[[str], None] = print) -> tuple[int, int, int]:
+    """Check every file; print a line per file and per failure. Returns (passed, failed, skipped).
+
+    A file that cannot be read or interpreted counts as one failure.
+    """
+    totals = [0, 0, 0]
+    for path in paths:
+        counts = [0, 0, 0]
+        try:
+            for result in verify_document(load(path)):
+                i = ("passed", "failed", "skipped").index(result.status)
+                counts[i] += 1
+                if result.status == "failed":
+                    out(f"  FAIL {path.name} {result.case}: {result.reason}")
+        except (OSError, ValueError, UnrecognisedFile) as exc:
+            out(f"  ERROR {path}: cannot interpret file: {exc}")
+            counts[1] += 1
+        out(f"{path}: {counts[0]} passed, {counts[1]} failed, {counts[2]} skipped")
+        for i in range(3):
+            totals[i] += counts[i]
+    return totals[0], totals[1], totals[2]
+
+
+def document(kind: str, description: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Build one of our vector files."""
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "kind": kind,
+        "description": description,
+        "cases": cases,
+    }
+
+
+def run_cases(
+    doc: dict[str, Any], check: Callable[[dict[str, Any]], None]
+) -> Iterator[CaseResult]:
+    """Run `check` on every case: it raises `AssertionError` (or anything) on a mismatch.
+
+    A negative case passes when `check` raises the error class the case names.
+    """
+    from triple_ratchet import errors
+
+    for index, case in enumerate(doc.get("cases", [])):
+        name = f"#{index} {case.get('description', '')}".strip()
+        expected = case.get("error")
+        try:
+            check(case)
+        except AssertionError as exc:
+            yield CaseResult(name, "failed", f"mismatch: {exc}")
+            continue
+        except errors.TripleRatchetError as exc:
+            if expected and _is_subclass_named(type(exc), expected.get("type")):
+                culprit = expected.get("culprit")
+                if culprit is not None and getattr(exc, "culprit", None) != culprit:
+                    yield CaseResult(
+                        name, "failed",
+                        f"culprit {getattr(exc, 'culprit', None)} != expected {culprit}",
+                    )
+                else:
+                    yield CaseResult(name, "passed")
+            else:
+                yield CaseResult(name, "failed", f"unexpected {type(exc).__name__}: {exc}")
+            continue
+        except Exception as exc:  # a crash is a failure, never a pass
+            yield CaseResult(name, "failed", f"crashed with {type(exc).__name__}: {exc}")
+            continue
+        if expected:
+            yield CaseResult(name, "failed", f"expected {expected.get('type')}, got success")
+        else:
+            yield CaseResult(name, "passed")
+
+
+def _is_subclass_named(cls: type, name: object) -> bool:
+    return any(k.__name__ == name for k in cls.__mro__)
+
+
+def expect_equal(label: str, got: object, want: object) -> None:
+    if got != want:
+        raise AssertionError(f"{label}: got {got!r}, want {want!r}")

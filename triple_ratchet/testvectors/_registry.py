@@ -1,0 +1,5 @@
+"""Where each layer's vector verifier is registered. One line per module."""
+
+from __future__ import annotations
+
+# Each imported module calls `register(...)` / `register_detector(...)` at import time.
