@@ -51,6 +51,27 @@ def register(loader: _Loader) -> None:
     _LOADERS.append(loader)
 
 
+Generator = Callable[[], dict[str, dict[str, Any]]]
+_GENERATORS: list[Generator] = []
+
+
+def register_generator(generate: Generator) -> None:
+    """`generate()` returns {file name in vectors/: document}; it must be deterministic."""
+    _GENERATORS.append(generate)
+
+
+def generate_all() -> dict[str, dict[str, Any]]:
+    from triple_ratchet.testvectors import _registry  # noqa: F401
+
+    files: dict[str, dict[str, Any]] = {}
+    for generate in _GENERATORS:
+        for name, doc in generate().items():
+            if name in files:
+                raise ValueError(f"two generators write vectors/{name}")
+            files[name] = doc
+    return files
+
+
 def our_verifiers() -> dict[str, Verifier]:
     from triple_ratchet.testvectors import _registry  # noqa: F401  (fills _LOADERS)
 
