@@ -1,0 +1,112 @@
+"""The package layout is the architecture: a layer imports only from layers below it,
+the core does no I/O, and every domain-separation label is unique and specified."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+from pathlib import Path
+
+import triple_ratchet
+
+PKG = Path(triple_ratchet.__file__).resolve().parent
+REPO = PKG.parent
+
+# Rank of each top-level module or subpackage; an import must go to an equal or lower rank.
+RANK = {
+    "errors": 0, "random": 0,
+    "suites": 1,
+    "cbor": 2, "mailbox": 2,
+    "identity": 3,
+    "double_ratchet": 4,
+    "handshake": 5,
+    "pairwise": 6,
+    "dkg": 7,
+    "group": 8,
+    "hub": 9,
+    "demo": 10, "testvectors": 10, "cli": 11, "__main__": 12, "__init__": 12,
+}
+CORE = {name for name, rank in RANK.items() if rank <= RANK["group"]}
+IO_MODULES = {"socket", "asyncio", "sqlite3", "subprocess", "websockets", "redis", "time",
+              "urllib", "http", "logging"}
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG)
+        out.append((rel.parts[0].removesuffix(".py"), path))
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_every_module_has_a_layer() -> None:
+    unknown = {top for top, _ in _modules() if top not in RANK}
+    assert not unknown, f"modules without a layer rank: {unknown}"
+
+
+def test_layers_import_only_downwards() -> None:
+    violations = []
+    for top, path in _modules():
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] != "triple_ratchet" or len(parts) < 2:
+                continue
+            target = parts[1]
+            if RANK.get(target, 99) > RANK[top]:
+                violations.append(f"{path.relative_to(REPO)} imports {name}")
+    assert not violations, "\n".join(violations)
+
+
+def test_core_does_no_io() -> None:
+    violations = []
+    for top, path in _modules():
+        if top not in CORE:
+            continue
+        for name in _imports(path):
+            if name.split(".")[0] in IO_MODULES:
+                violations.append(f"{path.relative_to(REPO)} imports {name}")
+    assert not violations, "\n".join(violations)
+
+
+def _all_labels() -> dict[str, list[str]]:
+    """Every module-level LABEL_* bytes constant in the package: value -> [where]."""
+    labels: dict[str, list[str]] = {}
+    for info in pkgutil.walk_packages([str(PKG)], prefix="triple_ratchet."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for attr, value in vars(module).items():
+            if attr.startswith("LABEL_") and isinstance(value, bytes):
+                owner = getattr(module, "__name__", info.name)
+                labels.setdefault(value.decode("latin-1"), []).append(f"{owner}.{attr}")
+    return labels
+
+
+def test_labels_are_unique() -> None:
+    labels = _all_labels()
+    # The same constant re-exported from another module is one label, not two uses.
+    dupes = {}
+    for value, where in labels.items():
+        attrs = {w.rsplit(".", 1)[1] for w in where}
+        if len(attrs) > 1:
+            dupes[value] = where
+    assert not dupes, f"labels used by more than one constant: {dupes}"
+
+
+def test_every_label_is_in_the_spec() -> None:
+    spec = "\n".join(p.read_text() for p in (REPO / "spec").glob("*.md"))
+    missing = [v for v in _all_labels() if v not in spec]
+    assert not missing, f"labels not written in spec/: {missing}"
+

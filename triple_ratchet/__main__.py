@@ -1,0 +1,5 @@
+import sys
+
+from triple_ratchet.cli import main
+
+sys.exit(main())
