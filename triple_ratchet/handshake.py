@@ -1,0 +1,315 @@
+"""The X3DH-style handshake with a sealed initiator identity (spec/04-handshake.md).
+
+Signal's X3DH with these choices: the DH identity key is separate from the signing key; the
+initiator's identity travels sealed (AEAD under a key from DH(EK_A, SPK_B) and the responder's
+identity), so a relay cannot see who starts a session; the suite, both identities and every
+public value of the exchange are bound into the shared secret and the associated data; and
+initial messages that use no one-time prekey go through a replay cache.
+
+This module stops at the key material: the caller (`pairwise`) runs the Double Ratchet with
+`shared_secret` and `associated_data` and puts its first message into the initial message. The
+responder side is two-phase: `accept` only computes (the account is untouched), and
+`AcceptedHandshake.commit` consumes the one-time prekey or records the replay tag once the first
+ratchet message has decrypted, so any failure leaves the prekey store unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from triple_ratchet import cbor
+from triple_ratchet.errors import (
+    AuthenticationError,
+    DecodeError,
+    LimitExceeded,
+    ProtocolError,
+    UsageError,
+)
+from triple_ratchet.identity import (
+    IDENTITY_VERSION,
+    MAX_PREKEY_ID,
+    REPLAY_TAG_LEN,
+    Account,
+    Identity,
+    IdentityKeyPair,
+    PrekeyBundle,
+)
+from triple_ratchet.random import RandomSource, system_random
+from triple_ratchet.suites import DhPrivateKey, DhPublicKey, Suite, suite_by_id
+
+LABEL_HANDSHAKE_SHARED_SECRET = b"handshake: shared secret"
+LABEL_HANDSHAKE_SEAL = b"handshake: sealed identity"
+LABEL_HANDSHAKE_REPLAY = b"handshake: replay tag"
+
+# Wire type of the initial message (first element of its CBOR array); pairwise session messages
+# use the next one (see pairwise.py).
+MSG_TYPE_INITIAL = 0x10
+SHARED_SECRET_LEN = 32
+# The largest initial message: the CBOR layer's default bound, room for a welcome to a big group.
+MAX_INITIAL_MESSAGE_SIZE = 1 << 20
+
+
+def sealed_identity_length(suite: Suite) -> int:
+    """Exact size of the sealed identity in `suite`: identity encodings have fixed sizes."""
+    plain = cbor.encode([IDENTITY_VERSION, suite.suite_id, bytes(suite.sign_public_len),
+                         bytes(suite.dh_public_len), bytes(suite.signature_len)])
+    return len(plain) + suite.aead_tag_len
+
+
+@dataclass(frozen=True)
+class InitialMessage:
+    """The initiator's first message. Decoding checks structure and lengths only; the ephemeral
+    key is validated by the responder after the cheap checks (known prekey ids, replay)."""
+
+    suite: Suite
+    ephemeral_key: bytes
+    signed_prekey_id: int
+    one_time_prekey_id: int | None
+    sealed_identity: bytes
+    ratchet_message: bytes
+
+    def header(self) -> bytes:
+        """Everything but the ratchet message; its hash is bound into the associated data."""
+        return cbor.encode(self._fields()[:6])
+
+    def seal_aad(self) -> bytes:
+        """What the sealed identity's AEAD authenticates: type, suite, EK and prekey ids."""
+        return cbor.encode(self._fields()[:5])
+
+    def _fields(self) -> list[cbor.CborEncodable]:
+        return [MSG_TYPE_INITIAL, self.suite.suite_id, self.ephemeral_key,
+                self.signed_prekey_id, self.one_time_prekey_id, self.sealed_identity,
+                self.ratchet_message]
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode(self._fields())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> InitialMessage:
+        f = cbor.as_list(cbor.decode(data, max_size=MAX_INITIAL_MESSAGE_SIZE, max_items=16),
+                         "initial message", 7)
+        if cbor.as_int(f[0], "message type") != MSG_TYPE_INITIAL:
+            raise DecodeError("not a handshake initial message")
+        suite = suite_by_id(cbor.as_int(f[1], "initial message suite", maximum=0xFFFF))
+        opk_id = None if f[4] is None else cbor.as_int(f[4], "one-time prekey id",
+                                                        maximum=MAX_PREKEY_ID)
+        return cls(
+            suite,
+            cbor.as_bytes(f[2], "ephemeral key", suite.dh_public_len),
+            cbor.as_int(f[3], "signed prekey id", maximum=MAX_PREKEY_ID),
+            opk_id,
+            cbor.as_bytes(f[5], "sealed identity", sealed_identity_length(suite)),
+            cbor.as_bytes(f[6], "ratchet message"),
+        )
+
+
+# --- Key derivation (shared by both sides) ------------------------------------------------
+
+
+def _transcript(initiator: Identity, responder: Identity, spk_id: int, spk: DhPublicKey,
+                opk_id: int | None, opk: DhPublicKey | None, ek: bytes) -> bytes:
+    return cbor.encode([
+        initiator.signing_key.to_bytes(), initiator.dh_key.to_bytes(),
+        responder.signing_key.to_bytes(), responder.dh_key.to_bytes(),
+        spk_id, spk.to_bytes(), opk_id, None if opk is None else opk.to_bytes(), ek,
+    ])
+
+
+def shared_secret(suite: Suite, dh_outputs: list[bytes], transcript: bytes) -> bytes:
+    """SK = derive_secret(salt = "", ikm = DH1 ‖ DH2 ‖ DH3 [‖ DH4], label, transcript, 32)."""
+    return suite.derive_secret(b"", b"".join(dh_outputs), LABEL_HANDSHAKE_SHARED_SECRET,
+                               transcript, SHARED_SECRET_LEN)
+
+
+def associated_data(suite: Suite, initiator: Identity, responder: Identity,
+                    header: bytes) -> bytes:
+    """AD = CBOR [suite, IK_sig_A, IK_dh_A, IK_sig_B, IK_dh_B, Hash(header)]."""
+    return cbor.encode([
+        suite.suite_id,
+        initiator.signing_key.to_bytes(), initiator.dh_key.to_bytes(),
+        responder.signing_key.to_bytes(), responder.dh_key.to_bytes(),
+        suite.hash(header),
+    ])
+
+
+def _seal_key(suite: Suite, dh3: bytes, responder: Identity, spk_id: int, spk: DhPublicKey,
+              ek: bytes) -> tuple[bytes, bytes]:
+    context = cbor.encode([responder.signing_key.to_bytes(), responder.dh_key.to_bytes(),
+                           spk_id, spk.to_bytes(), ek])
+    out = suite.derive_secret(b"", dh3, LABEL_HANDSHAKE_SEAL, context,
+                              suite.aead_key_len + suite.aead_nonce_len)
+    return out[:suite.aead_key_len], out[suite.aead_key_len:]
+
+
+def replay_tag(suite: Suite, ephemeral_key: bytes, sealed_identity: bytes) -> bytes:
+    """Replay-cache entry: Hash(len8(label) ‖ label ‖ EK ‖ sealed identity), first 16 bytes."""
+    return suite.hash(bytes([len(LABEL_HANDSHAKE_REPLAY)]) + LABEL_HANDSHAKE_REPLAY
+                      + ephemeral_key + sealed_identity)[:REPLAY_TAG_LEN]
+
+
+# --- Initiator ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class Initiation:
+    """The initiator's result: key material for the Double Ratchet and the message framing."""
+
+    suite: Suite
+    peer: Identity
+    shared_secret: bytes
+    associated_data: bytes
+    responder_ratchet_key: DhPublicKey
+    header: InitialMessage  # with an empty ratchet message
+
+    def initial_message(self, ratchet_message: bytes) -> bytes:
+        """The initial message carrying the first Double Ratchet message."""
+        if not isinstance(ratchet_message, bytes):
+            raise UsageError("ratchet_message must be bytes")
+        h = self.header
+        message = InitialMessage(h.suite, h.ephemeral_key, h.signed_prekey_id,
+                                 h.one_time_prekey_id, h.sealed_identity, ratchet_message)
+        data = message.to_bytes()
+        if len(data) > MAX_INITIAL_MESSAGE_SIZE:
+            raise UsageError("initial message would exceed MAX_INITIAL_MESSAGE_SIZE")
+        return data
+
+    def __repr__(self) -> str:
+        return f"Initiation({self.suite.name}, peer={self.peer!r}, <secrets>)"
+
+
+def initiate(own: IdentityKeyPair, bundle: PrekeyBundle,
+             rng: RandomSource = system_random) -> Initiation:
+    """Start a session with the owner of `bundle` (already verified when it was decoded)."""
+    return initiate_with_ephemeral(own, bundle, bundle.suite.generate_dh(rng))
+
+
+def initiate_with_ephemeral(own: IdentityKeyPair, bundle: PrekeyBundle,
+                            ephemeral: DhPrivateKey) -> Initiation:
+    """`initiate` with a given ephemeral key: for known-answer vectors only (EK must be fresh)."""
+    suite = bundle.suite
+    if own.suite.suite_id != suite.suite_id:
+        raise ProtocolError("the bundle's suite is not the initiator identity's suite")
+    responder = bundle.identity
+    me = own.public
+    if me == responder:
+        raise UsageError("cannot start a session with one's own identity")
+    spk = bundle.signed_prekey
+    opk = bundle.one_time_prekey
+    ek = ephemeral.public_key().to_bytes()
+
+    dh1 = own.dh_private_key.exchange(spk.public_key)
+    dh2 = ephemeral.exchange(responder.dh_key)
+    dh3 = ephemeral.exchange(spk.public_key)
+    dh_outputs = [dh1, dh2, dh3]
+    if opk is not None:
+        dh_outputs.append(ephemeral.exchange(opk.public_key))
+
+    opk_id = None if opk is None else opk.prekey_id
+    unsealed = InitialMessage(suite, ek, spk.prekey_id, opk_id, b"", b"")
+    key, nonce = _seal_key(suite, dh3, responder, spk.prekey_id, spk.public_key, ek)
+    sealed = suite.aead_encrypt(key, nonce, me.to_bytes(), unsealed.seal_aad())
+    header = InitialMessage(suite, ek, spk.prekey_id, opk_id, sealed, b"")
+
+    sk = shared_secret(suite, dh_outputs, _transcript(
+        me, responder, spk.prekey_id, spk.public_key, opk_id,
+        None if opk is None else opk.public_key, ek))
+    ad = associated_data(suite, me, responder, header.header())
+    return Initiation(suite, responder, sk, ad, spk.public_key, header)
+
+
+# --- Responder ----------------------------------------------------------------------------
+
+
+class AcceptedHandshake:
+    """A verified initial message whose prekey use is not yet committed to the account.
+
+    Run the Double Ratchet (`DoubleRatchet.respond` with `own_ratchet_key`) and decrypt
+    `ratchet_message`; only when that succeeds call `commit()`. Until then the account is
+    unchanged, and dropping this object forgets the attempt.
+    """
+
+    __slots__ = ("_account", "_committed", "_opk_id", "_replay_tag", "_spk_id",
+                 "associated_data", "own_ratchet_key", "peer", "ratchet_message",
+                 "shared_secret", "suite")
+
+    def __init__(self, account: Account, message: InitialMessage, peer: Identity,
+                 shared_secret: bytes, associated_data: bytes, own_ratchet_key: DhPrivateKey,
+                 tag: bytes) -> None:
+        self._account = account
+        self._spk_id = message.signed_prekey_id
+        self._opk_id = message.one_time_prekey_id
+        self._replay_tag = tag
+        self._committed = False
+        self.suite = message.suite
+        self.peer = peer
+        self.shared_secret = shared_secret
+        self.associated_data = associated_data
+        self.own_ratchet_key = own_ratchet_key
+        self.ratchet_message = message.ratchet_message
+
+    @property
+    def used_one_time_prekey(self) -> bool:
+        return self._opk_id is not None
+
+    def commit(self) -> None:
+        """Consume the one-time prekey or record the replay tag. `ReplayError` if another
+        acceptance of the same message committed first; the account is then unchanged."""
+        if self._committed:
+            raise UsageError("handshake already committed")
+        self._account._consume(self._spk_id, self._opk_id, self._replay_tag)
+        self._committed = True
+
+    def __repr__(self) -> str:
+        return f"AcceptedHandshake({self.suite.name}, peer={self.peer!r}, <secrets>)"
+
+
+def accept(account: Account, data: bytes) -> AcceptedHandshake:
+    """Verify an initial message addressed to `account`; the account is not modified.
+
+    Cheap checks run before any DH: structure and lengths, suite, known signed prekey, unused
+    one-time prekey, replay cache. Errors: `DecodeError`, `LimitExceeded`, `UnsupportedError`
+    (unknown suite), `ProtocolError` (other suite, unknown or retired prekey, own identity),
+    `ReplayError` (consumed one-time prekey or cached message), `InvalidKey` (bad ephemeral or
+    sealed identity key), `AuthenticationError` (sealed identity does not open),
+    `InvalidSignature` (sealed identity's DH key signature).
+    """
+    if not isinstance(data, bytes):
+        raise UsageError("initial message must be bytes")
+    if len(data) > MAX_INITIAL_MESSAGE_SIZE:
+        raise LimitExceeded("initial message larger than MAX_INITIAL_MESSAGE_SIZE")
+    message = InitialMessage.from_bytes(data)
+    suite = account.suite
+    if message.suite.suite_id != suite.suite_id:
+        raise ProtocolError("initial message is for another suite than this account's")
+    spk_secret = account._signed_prekey_secret(message.signed_prekey_id)
+    opk_secret = None
+    if message.one_time_prekey_id is not None:
+        opk_secret = account._one_time_prekey_secret(message.one_time_prekey_id)
+    tag = replay_tag(suite, message.ephemeral_key, message.sealed_identity)
+    if opk_secret is None:
+        account._check_replay(message.signed_prekey_id, tag)
+
+    ek = suite.dh_public_from_bytes(message.ephemeral_key)
+    me = account.public_identity
+    spk_public = spk_secret.public_key()
+    dh3 = spk_secret.exchange(ek)
+    key, nonce = _seal_key(suite, dh3, me, message.signed_prekey_id, spk_public,
+                           message.ephemeral_key)
+    try:
+        sealed_plain = suite.aead_decrypt(key, nonce, message.sealed_identity,
+                                          message.seal_aad())
+    except AuthenticationError:
+        raise AuthenticationError("sealed identity does not open") from None
+    peer = Identity.from_bytes(sealed_plain, suite)
+    if peer == me:
+        raise ProtocolError("initial message claims the responder's own identity")
+
+    dh_outputs = [spk_secret.exchange(peer.dh_key), account.identity.dh_private_key.exchange(ek),
+                  dh3]
+    if opk_secret is not None:
+        dh_outputs.append(opk_secret.exchange(ek))
+    sk = shared_secret(suite, dh_outputs, _transcript(
+        peer, me, message.signed_prekey_id, spk_public, message.one_time_prekey_id,
+        None if opk_secret is None else opk_secret.public_key(), message.ephemeral_key))
+    ad = associated_data(suite, peer, me, message.header())
+    return AcceptedHandshake(account, message, peer, sk, ad, spk_secret, tag)
