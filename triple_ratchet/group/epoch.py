@@ -1,0 +1,228 @@
+"""One epoch as a member holds it: roster, derived secrets and every sender chain.
+
+An `EpochState` is an immutable value; a message step computes a new one and the session swaps
+it in only when the step succeeded (transactional by construction). It is built from the key
+schedule's outputs at activation and holds nothing from which the epoch secret could be
+recomputed.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from triple_ratchet import cbor
+from triple_ratchet.errors import DecodeError, ProtocolError, UsageError
+from triple_ratchet.group.key_schedule import EpochSecrets
+from triple_ratchet.group.message import MAILBOX_ID_LEN, MAX_BODY, MAX_GROUP_ID_LEN
+from triple_ratchet.group.ordering import MAX_HELD, Held, SenderOrder
+from triple_ratchet.group.sender_chain import MAX_SKIPPED, ReceivingChain, SendingChain
+from triple_ratchet.suites import SigningKey, Suite, VerifyingKey, suite_by_id
+
+# Recent message digests kept to tell a receiver whether a message's predecessor is known.
+MAX_KNOWN_DIGESTS = 1024
+# Largest roster this library accepts (the DKG's cost grows with n^2; spec: Limits).
+MAX_GROUP_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Member:
+    """A roster entry: the member's identity key and its per-epoch signing key (public)."""
+
+    identity_key: bytes
+    signing_key: bytes
+
+
+@dataclass(frozen=True)
+class EpochState:
+    suite_id: int
+    group_id: bytes
+    epoch: int
+    roster: tuple[Member, ...]
+    own_index: int
+    public_epoch_id: bytes
+    mailbox_id: bytes
+    mailbox_access_key: bytes = field(repr=False)
+    sender_data_secret: bytes = field(repr=False)
+    init_secret: bytes = field(repr=False)  # init_secret(e+1), input to the next change
+    signing_key: bytes = field(repr=False)  # own per-epoch signing key (private)
+    sending: SendingChain = field(repr=False)
+    # One chain per member; None at our own index (we never decrypt our own echoes, so no key
+    # that could open our past messages is kept).
+    receiving: tuple[ReceivingChain | None, ...] = field(repr=False)
+    order: tuple[SenderOrder, ...] = field(repr=False)
+    last_seen: bytes = b""  # digest of the last message this member sent or delivered
+    known_digests: tuple[bytes, ...] = field(default=(), repr=False)
+
+    @property
+    def suite(self) -> Suite:
+        return suite_by_id(self.suite_id)
+
+    @classmethod
+    def activate(cls, *, suite: Suite, group_id: bytes, epoch: int,
+                 roster: Sequence[Member], own_index: int, chain_roots: Sequence[bytes],
+                 sender_data_secret: bytes, mailbox_access_key: bytes, mailbox_id: bytes,
+                 public_epoch_id: bytes, init_secret: bytes, signing_key: SigningKey
+                 ) -> EpochState:
+        """Build the state from the key schedule's outputs for this epoch."""
+        if not 0 < len(roster) <= MAX_GROUP_SIZE or len(chain_roots) != len(roster):
+            raise UsageError("roster and chain roots must have the same size, 1..MAX_GROUP_SIZE")
+        if not 0 <= own_index < len(roster):
+            raise UsageError("own index outside the roster")
+        if not hmac.compare_digest(signing_key.public_key().to_bytes(),
+                                   roster[own_index].signing_key):
+            raise UsageError("own signing key does not match the roster")
+        if len(group_id) > MAX_GROUP_ID_LEN:
+            raise UsageError("group id too long")
+        return cls(
+            suite.suite_id, group_id, epoch, tuple(roster), own_index, public_epoch_id,
+            mailbox_id, mailbox_access_key, sender_data_secret, init_secret,
+            signing_key.to_bytes(), SendingChain(chain_roots[own_index]),
+            tuple(None if i == own_index else ReceivingChain(root)
+                  for i, root in enumerate(chain_roots)),
+            tuple(SenderOrder() for _ in roster),
+        )
+
+    @classmethod
+    def from_secrets(cls, secrets: EpochSecrets, *, group_id: bytes, epoch: int,
+                     roster: Sequence[Member], own_index: int,
+                     signing_key: SigningKey) -> EpochState:
+        """Build the state from `key_schedule.derive_epoch`'s output (indices there are 1..n)."""
+        return cls.activate(
+            suite=secrets.suite, group_id=group_id, epoch=epoch, roster=roster,
+            own_index=own_index, chain_roots=secrets.chain_roots,
+            sender_data_secret=secrets.sender_data_secret,
+            mailbox_access_key=secrets.mailbox.access_key.to_bytes(),
+            mailbox_id=secrets.mailbox.mailbox_id, public_epoch_id=secrets.epoch_id,
+            init_secret=secrets.init_secret_next, signing_key=signing_key)
+
+    def own_signing_key(self) -> SigningKey:
+        return self.suite.signing_from_bytes(self.signing_key)
+
+    def verifying_key(self, index: int) -> VerifyingKey:
+        if not 0 <= index < len(self.roster):
+            raise ProtocolError("sender index is not in the roster")
+        return self.suite.verifying_from_bytes(self.roster[index].signing_key)
+
+    def index_of(self, identity_key: bytes) -> int | None:
+        for i, member in enumerate(self.roster):
+            if hmac.compare_digest(member.identity_key, identity_key):
+                return i
+        return None
+
+    def receiving_chain(self, index: int) -> ReceivingChain:
+        chain = self.receiving[index] if 0 <= index < len(self.receiving) else None
+        if chain is None:
+            raise ProtocolError("no receiving chain for this sender index")
+        return chain
+
+    def with_receiving(self, index: int, chain: ReceivingChain) -> EpochState:
+        chains = (*self.receiving[:index], chain, *self.receiving[index + 1:])
+        return replace(self, receiving=chains)
+
+    def with_order(self, index: int, order: SenderOrder) -> EpochState:
+        return replace(self, order=(*self.order[:index], order, *self.order[index + 1:]))
+
+    def with_seen(self, digest: bytes) -> EpochState:
+        known = (*self.known_digests, digest)[-MAX_KNOWN_DIGESTS:]
+        return replace(self, last_seen=digest, known_digests=known)
+
+    def knows(self, digest: bytes) -> bool:
+        return any(hmac.compare_digest(d, digest) for d in self.known_digests)
+
+    def __repr__(self) -> str:
+        return (f"EpochState(group={self.group_id.hex()}, epoch={self.epoch}, "
+                f"n={len(self.roster)}, own_index={self.own_index}, <secrets>)")
+
+    # --- serialization ------------------------------------------------------------------
+
+    def to_cbor(self) -> list[cbor.CborEncodable]:
+        return [
+            self.suite_id, self.group_id, self.epoch,
+            [[m.identity_key, m.signing_key] for m in self.roster],
+            self.own_index, self.public_epoch_id, self.mailbox_id, self.mailbox_access_key,
+            self.sender_data_secret, self.init_secret, self.signing_key,
+            [self.sending.chain_key, self.sending.generation],
+            [None if c is None else [c.chain_key, c.next_generation, [list(s) for s in c.skipped]]
+             for c in self.receiving],
+            self.last_seen, list(self.known_digests),
+            [[o.next_deliver, [[h.generation, h.content_type, h.last_seen, h.digest,
+                                h.predecessor_known, h.body] for h in o.held],
+              o.gap_since]
+             for o in self.order],
+        ]
+
+    @classmethod
+    def from_cbor(cls, value: cbor.CborValue) -> EpochState:
+        items = cbor.as_list(value, "epoch state", length=16)
+        suite = suite_by_id(cbor.as_int(items[0], "suite id"))
+        h = suite.hash_len
+        roster_items = cbor.as_list(items[3], "roster")
+        if not 0 < len(roster_items) <= MAX_GROUP_SIZE:
+            raise DecodeError("roster size out of range")
+        roster = []
+        for r in roster_items:
+            pair = cbor.as_list(r, "member", length=2)
+            roster.append(Member(cbor.as_bytes(pair[0], "identity key", max_length=256),
+                                 cbor.as_bytes(pair[1], "signing key", max_length=256)))
+        sending = cbor.as_list(items[11], "sending chain", length=2)
+        own_index = cbor.as_int(items[4], "own index", maximum=len(roster) - 1)
+        chains: list[ReceivingChain | None] = []
+        for i, c in enumerate(cbor.as_list(items[12], "receiving chains")):
+            if c is None and i == own_index:
+                chains.append(None)
+                continue
+            ci = cbor.as_list(c, "receiving chain", length=3)
+            skipped_items = cbor.as_list(ci[2], "skipped keys")
+            if len(skipped_items) > MAX_SKIPPED:
+                raise DecodeError("too many skipped keys")
+            skipped = []
+            for s in skipped_items:
+                si = cbor.as_list(s, "skipped key", length=3)
+                skipped.append((cbor.as_int(si[0], "generation"),
+                                cbor.as_bytes(si[1], "key", length=suite.aead_key_len),
+                                cbor.as_bytes(si[2], "nonce", length=suite.aead_nonce_len)))
+            chains.append(ReceivingChain(cbor.as_bytes(ci[0], "chain key", length=h),
+                                         cbor.as_int(ci[1], "next generation"), tuple(skipped)))
+        if len(chains) != len(roster) or chains[own_index] is not None:
+            raise DecodeError("one receiving chain per other member expected")
+        orders = tuple(_order_from_cbor(o, h) for o in cbor.as_list(items[15], "order"))
+        if len(orders) != len(roster):
+            raise DecodeError("one delivery order per member expected")
+        known = tuple(cbor.as_bytes(d, "digest", length=h)
+                      for d in cbor.as_list(items[14], "known digests"))
+        if len(known) > MAX_KNOWN_DIGESTS:
+            raise DecodeError("too many known digests")
+        last_seen = cbor.as_bytes(items[13], "last seen", max_length=h)
+        return cls(
+            suite.suite_id,
+            cbor.as_bytes(items[1], "group id", max_length=MAX_GROUP_ID_LEN),
+            cbor.as_int(items[2], "epoch"), tuple(roster), own_index,
+            cbor.as_bytes(items[5], "public epoch id", max_length=64),
+            cbor.as_bytes(items[6], "mailbox id", length=MAILBOX_ID_LEN),
+            cbor.as_bytes(items[7], "mailbox access key", max_length=64),
+            cbor.as_bytes(items[8], "sender data secret", max_length=64),
+            cbor.as_bytes(items[9], "init secret", max_length=64),
+            cbor.as_bytes(items[10], "signing key", max_length=64),
+            SendingChain(cbor.as_bytes(sending[0], "chain key", length=h),
+                         cbor.as_int(sending[1], "generation")),
+            tuple(chains), orders, last_seen, known,
+        )
+
+
+def _order_from_cbor(value: cbor.CborValue, hash_len: int) -> SenderOrder:
+    items = cbor.as_list(value, "sender order", length=3)
+    held_items = cbor.as_list(items[1], "held messages")
+    if len(held_items) > MAX_HELD:
+        raise DecodeError("too many held messages")
+    held = []
+    for v in held_items:
+        hi = cbor.as_list(v, "held message", length=6)
+        held.append(Held(cbor.as_int(hi[0], "generation"), cbor.as_int(hi[1], "content type"),
+                         cbor.as_bytes(hi[2], "last seen", max_length=hash_len),
+                         cbor.as_bytes(hi[3], "digest", length=hash_len),
+                         cbor.as_bool(hi[4], "predecessor known"),
+                         cbor.as_bytes(hi[5], "body", max_length=MAX_BODY)))
+    since = None if items[2] is None else cbor.as_int(items[2], "gap since")
+    return SenderOrder(cbor.as_int(items[0], "next deliver"), tuple(held), since)

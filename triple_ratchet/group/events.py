@@ -1,0 +1,99 @@
+"""What `GroupSession.receive` reports: small frozen values (spec: Group messages, Events)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A blob to append to `mailbox_id` (the caller stores the session state first)."""
+
+    mailbox_id: bytes
+    blob: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Outgoing(mailbox_id={self.mailbox_id.hex()[:16]}…, {len(self.blob)} bytes)"
+
+
+class Event:
+    """Base class of every event."""
+
+
+@dataclass(frozen=True)
+class MessageReceived(Event):
+    """An authentic application message, released in its sender's order.
+
+    `predecessor_known` says whether the message the sender had last seen (`last_seen`) is
+    known here; `late` marks a message that arrives after its gap was declared lost.
+    """
+
+    sender_index: int
+    sender_identity: bytes
+    epoch: int
+    generation: int
+    digest: bytes
+    last_seen: bytes
+    predecessor_known: bool
+    late: bool
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class GapDetected(Event):
+    """Generations `first..last` of a sender are missing (dropped, withheld or reordered)."""
+
+    sender_index: int
+    sender_identity: bytes
+    epoch: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class MessagesLost(Event):
+    """The gap `first..last` was given up on; later messages of the sender were delivered."""
+
+    sender_index: int
+    sender_identity: bytes
+    epoch: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class MembershipChanged(Event):
+    """The roster of `epoch` differs from the previous one. `reason` is "added", "removed" or
+    "removed: unresponsive"; `proposer` is the identity key of who proposed it."""
+
+    epoch: int
+    added: tuple[bytes, ...]
+    removed: tuple[bytes, ...]
+    proposer: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class EpochChanged(Event):
+    """A new epoch is active. Users may compare `public_epoch_id` out of band."""
+
+    epoch: int
+    public_epoch_id: bytes
+    roster: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class ForkDetected(Event):
+    """Evidence that the group may have split: `kind` names it, `member` is who it concerns."""
+
+    kind: str
+    member: bytes
+    detail: str
+
+
+@dataclass(frozen=True)
+class Ignored(Event):
+    """Valid input ignored by a protocol rule (a second proposal, a late abort...)."""
+
+    reason: str
+    member: bytes | None = None

@@ -1,0 +1,210 @@
+"""GroupMessage: the wire format of one message in a group mailbox (spec: Group messages).
+
+Sign-then-encrypt. The content is signed with the sender's per-epoch signing key, then padded
+and encrypted under the sender chain's message key; sender index, generation and the nonce's
+reuse guard travel in a sender-data field encrypted under the epoch's sender-data secret with a
+key and nonce derived from a sample of the content ciphertext (as MLS does). The hub sees only
+the mailbox id and a padded blob.
+
+The functions here are pure; which chain and which signing key to use is the session's business.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+
+from triple_ratchet import cbor
+from triple_ratchet.errors import DecodeError, LimitExceeded, UsageError
+from triple_ratchet.group.sender_chain import REUSE_GUARD_LEN, MessageKeys
+from triple_ratchet.suites import SigningKey, Suite, VerifyingKey
+
+LABEL_GROUP_CONTENT_SIGNATURE = b"triple-ratchet v1 group content signature"
+LABEL_GROUP_MESSAGE_DIGEST = b"triple-ratchet v1 group message digest"
+LABEL_GROUP_MESSAGE_AAD = b"triple-ratchet v1 group message aad"
+LABEL_GROUP_SENDER_DATA_KEY = b"group sender data key"
+LABEL_GROUP_SENDER_DATA_NONCE = b"group sender data nonce"
+
+WIRE_GROUP_MESSAGE = 0x20
+VERSION = 1
+MAILBOX_ID_LEN = 32
+
+# Content types (the whole registry; anything else is refused).
+CONTENT_APPLICATION = 1
+CONTENT_PROPOSAL = 2
+CONTENT_TYPES = frozenset({CONTENT_APPLICATION, CONTENT_PROPOSAL})
+
+# Padded plaintext lengths: powers of two from 256 B to 128 KiB, so the hub learns only a
+# bucket. The application body is capped so that the largest bucket always has room for the
+# signature and framing.
+PAD_BUCKETS = tuple(1 << k for k in range(8, 18))
+MAX_BODY = 64 * 1024
+# Sender data: index (4) ‖ generation (4) ‖ reuse guard (8).
+SENDER_DATA_LEN = 8 + REUSE_GUARD_LEN
+MAX_GROUP_ID_LEN = 64
+MAX_ROSTER_INDEX = 2**32 - 1
+# Upper bound of a whole blob (largest bucket, tags, framing), checked before any decoding.
+MAX_BLOB_LEN = PAD_BUCKETS[-1] + 256
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a sender signs (and, after verification, what a receiver has)."""
+
+    suite_id: int
+    group_id: bytes
+    epoch: int
+    sender: int
+    generation: int
+    content_type: int
+    last_seen: bytes  # digest of the last message the sender saw in this epoch, or b""
+    body: bytes = field(repr=False)
+
+    def to_be_signed(self) -> bytes:
+        return cbor.encode([
+            LABEL_GROUP_CONTENT_SIGNATURE, VERSION, self.suite_id, self.group_id, self.epoch,
+            self.sender, self.generation, self.content_type, self.last_seen, self.body,
+        ])
+
+    def digest(self, suite: Suite) -> bytes:
+        """The causal digest of this message: over the signed content, never the signature
+        (ECDSA signatures are malleable, so the same message could have two digests)."""
+        return suite.hash(LABEL_GROUP_MESSAGE_DIGEST + self.to_be_signed())
+
+
+@dataclass(frozen=True)
+class SenderData:
+    sender: int
+    generation: int
+    reuse_guard: bytes
+
+    def to_bytes(self) -> bytes:
+        return (self.sender.to_bytes(4, "big") + self.generation.to_bytes(4, "big")
+                + self.reuse_guard)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SenderData:
+        if len(data) != SENDER_DATA_LEN:
+            raise DecodeError("sender data has the wrong length")
+        return cls(int.from_bytes(data[:4], "big"), int.from_bytes(data[4:8], "big"),
+                   data[8:])
+
+
+@dataclass(frozen=True)
+class GroupMessage:
+    """The parsed, still encrypted blob."""
+
+    mailbox_id: bytes
+    sender_data: bytes
+    ciphertext: bytes
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode([WIRE_GROUP_MESSAGE, VERSION, self.mailbox_id, self.sender_data,
+                            self.ciphertext])
+
+    @classmethod
+    def from_bytes(cls, suite: Suite, blob: bytes) -> GroupMessage:
+        if len(blob) > MAX_BLOB_LEN:
+            raise LimitExceeded("group message larger than the largest bucket")
+        items = cbor.as_list(cbor.decode(blob, max_size=MAX_BLOB_LEN, max_items=8, max_depth=2),
+                             "group message", length=5)
+        if cbor.as_int(items[0], "message type") != WIRE_GROUP_MESSAGE:
+            raise DecodeError("not a group message")
+        if cbor.as_int(items[1], "version") != VERSION:
+            raise DecodeError("unsupported group message version")
+        mailbox = cbor.as_bytes(items[2], "mailbox id", length=MAILBOX_ID_LEN)
+        sender_data = cbor.as_bytes(items[3], "sender data",
+                                    length=SENDER_DATA_LEN + suite.aead_tag_len)
+        ciphertext = cbor.as_bytes(items[4], "ciphertext",
+                                   max_length=PAD_BUCKETS[-1] + suite.aead_tag_len)
+        if len(ciphertext) - suite.aead_tag_len not in PAD_BUCKETS:
+            raise DecodeError("ciphertext length is not a padding bucket")
+        return cls(mailbox, sender_data, ciphertext)
+
+
+def pad(data: bytes) -> bytes:
+    """ISO/IEC 7816-4 padding (0x80 then zeros) to the smallest bucket that fits."""
+    for bucket in PAD_BUCKETS:
+        if len(data) + 1 <= bucket:
+            return data + b"\x80" + bytes(bucket - len(data) - 1)
+    raise UsageError("message too large for the largest padding bucket")
+
+
+def unpad(data: bytes) -> bytes:
+    end = len(data.rstrip(b"\x00"))
+    if end == 0 or data[end - 1] != 0x80:
+        raise DecodeError("bad padding")
+    return data[:end - 1]
+
+
+def _sample(suite: Suite, ciphertext: bytes) -> bytes:
+    return ciphertext[:suite.hash_len]
+
+
+def _aad(mailbox_id: bytes) -> bytes:
+    return LABEL_GROUP_MESSAGE_AAD + mailbox_id
+
+
+def _sender_data_key_nonce(suite: Suite, secret: bytes, ciphertext: bytes) -> tuple[bytes, bytes]:
+    sample = _sample(suite, ciphertext)
+    return (suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_KEY, sample, suite.aead_key_len),
+            suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_NONCE, sample,
+                               suite.aead_nonce_len))
+
+
+def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageKeys,
+         reuse_guard: bytes, sender_data_secret: bytes, mailbox_id: bytes) -> bytes:
+    """Sign, pad and encrypt `content`; returns the blob for `mailbox_id`."""
+    if content.content_type not in CONTENT_TYPES:
+        raise UsageError("unknown content type")
+    if len(content.body) > MAX_BODY:
+        raise UsageError(f"message body larger than {MAX_BODY} bytes")
+    if keys.generation != content.generation:
+        raise UsageError("message keys belong to another generation")
+    signature = signing_key.sign(content.to_be_signed())
+    plaintext = pad(cbor.encode([content.content_type, content.last_seen, content.body,
+                                 signature]))
+    aad = _aad(mailbox_id)
+    ciphertext = suite.aead_encrypt(keys.key, keys.nonce(reuse_guard), plaintext, aad)
+    sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
+    sender_data = SenderData(content.sender, content.generation, reuse_guard).to_bytes()
+    encrypted_sd = suite.aead_encrypt(sd_key, sd_nonce, sender_data, aad)
+    return GroupMessage(mailbox_id, encrypted_sd, ciphertext).to_bytes()
+
+
+def open_sender_data(suite: Suite, message: GroupMessage, sender_data_secret: bytes) -> SenderData:
+    """Decrypt the sender-data field (authenticates only that a member of the epoch wrote it)."""
+    sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, message.ciphertext)
+    return SenderData.from_bytes(
+        suite.aead_decrypt(sd_key, sd_nonce, message.sender_data, _aad(message.mailbox_id)))
+
+
+@dataclass(frozen=True)
+class Opened:
+    content: Content
+    signature: bytes = field(repr=False)
+
+
+def open_content(suite: Suite, message: GroupMessage, sender_data: SenderData, keys: MessageKeys,
+                 group_id: bytes, epoch: int, verifying_key: VerifyingKey) -> Content:
+    """Decrypt, unpad, decode and verify the signature. Raises; never returns unverified content."""
+    plaintext = suite.aead_decrypt(keys.key, keys.nonce(sender_data.reuse_guard),
+                                   message.ciphertext, _aad(message.mailbox_id))
+    items = cbor.as_list(cbor.decode(unpad(plaintext), max_size=len(plaintext), max_items=8,
+                                     max_depth=2), "group content", length=4)
+    content_type = cbor.as_int(items[0], "content type")
+    if content_type not in CONTENT_TYPES:
+        raise DecodeError("unknown content type")
+    last_seen = cbor.as_bytes(items[1], "last seen digest", max_length=suite.hash_len)
+    if len(last_seen) not in (0, suite.hash_len):
+        raise DecodeError("last seen digest has the wrong length")
+    body = cbor.as_bytes(items[2], "body", max_length=MAX_BODY)
+    signature = cbor.as_bytes(items[3], "signature", length=suite.signature_len)
+    content = Content(suite.suite_id, group_id, epoch, sender_data.sender,
+                      sender_data.generation, content_type, last_seen, body)
+    verifying_key.verify(signature, content.to_be_signed())
+    return content
+
+
+def same_bytes(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)

@@ -1,0 +1,137 @@
+"""Symmetric-key ratchet: one chain per sender per epoch (spec: Group messages, Sender chains).
+
+Chains are immutable values. A step returns the keys together with the chain *after* it; the
+session commits the new chain only once the message authenticated, so a failed decrypt leaves
+the old chain (and every not-yet-used key) exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+
+from triple_ratchet.errors import DecodeError, LimitExceeded, ReplayError, UsageError
+from triple_ratchet.random import RandomSource, system_random
+from triple_ratchet.suites import Suite
+
+LABEL_GROUP_CHAIN_NEXT = b"group chain next"
+LABEL_GROUP_MESSAGE_KEY = b"group message key"
+LABEL_GROUP_MESSAGE_NONCE = b"group message nonce"
+
+# Bytes of the random reuse guard XORed into the front of every nonce. 8 bytes: two
+# encryptions under one (key, generation) — possible only after restoring an older state —
+# repeat a nonce with probability 2^-64.
+REUSE_GUARD_LEN = 8
+# How far ahead of the next expected generation a message may be (hash steps per message
+# before authentication are bounded by this).
+MAX_FORWARD = 1024
+# Skipped generations whose keys a receiver keeps for late arrivals, per sender.
+MAX_SKIPPED = 256
+# A chain never passes this generation; the epoch must change first (4-byte field on the wire).
+MAX_GENERATION = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class MessageKeys:
+    """The AEAD key and nonce base of one generation."""
+
+    generation: int
+    key: bytes = field(repr=False)
+    nonce_base: bytes = field(repr=False)
+
+    def nonce(self, reuse_guard: bytes) -> bytes:
+        if len(reuse_guard) != REUSE_GUARD_LEN:
+            raise DecodeError("reuse guard has the wrong length")
+        head = bytes(a ^ b for a, b in zip(self.nonce_base, reuse_guard, strict=False))
+        return head + self.nonce_base[REUSE_GUARD_LEN:]
+
+    def __repr__(self) -> str:
+        return f"MessageKeys(generation={self.generation}, <secret>)"
+
+
+def _keys(suite: Suite, chain_key: bytes, generation: int) -> MessageKeys:
+    return MessageKeys(
+        generation,
+        suite.expand_label(chain_key, LABEL_GROUP_MESSAGE_KEY, b"", suite.aead_key_len),
+        suite.expand_label(chain_key, LABEL_GROUP_MESSAGE_NONCE, b"", suite.aead_nonce_len),
+    )
+
+
+def _next(suite: Suite, chain_key: bytes) -> bytes:
+    return suite.expand_label(chain_key, LABEL_GROUP_CHAIN_NEXT, b"", suite.hash_len)
+
+
+def new_reuse_guard(rng: RandomSource = system_random) -> bytes:
+    return rng(REUSE_GUARD_LEN)
+
+
+@dataclass(frozen=True)
+class SendingChain:
+    """Our own chain: `chain_key` is the key of generation `generation`, the next to send."""
+
+    chain_key: bytes = field(repr=False)
+    generation: int = 0
+
+    def step(self, suite: Suite) -> tuple[MessageKeys, SendingChain]:
+        if self.generation > MAX_GENERATION:
+            raise UsageError("sending chain exhausted; the epoch must change")
+        keys = _keys(suite, self.chain_key, self.generation)
+        return keys, SendingChain(_next(suite, self.chain_key), self.generation + 1)
+
+    def __repr__(self) -> str:
+        return f"SendingChain(generation={self.generation}, <secret>)"
+
+
+@dataclass(frozen=True)
+class ReceivingChain:
+    """A sender's chain as seen by a receiver.
+
+    `chain_key` is the key of generation `next_generation`; `skipped` holds the message keys of
+    earlier generations not received yet (bounded). Keys of received generations are gone.
+    """
+
+    chain_key: bytes = field(repr=False)
+    next_generation: int = 0
+    skipped: tuple[tuple[int, bytes, bytes], ...] = field(default=(), repr=False)
+
+    def keys_for(self, suite: Suite, generation: int) -> tuple[MessageKeys, ReceivingChain]:
+        """The keys of `generation` and the chain with them consumed. Does not mutate."""
+        if not 0 <= generation <= MAX_GENERATION:
+            raise DecodeError("generation out of range")
+        if generation < self.next_generation:
+            for i, (g, key, nonce) in enumerate(self.skipped):
+                if g == generation:
+                    rest = self.skipped[:i] + self.skipped[i + 1:]
+                    return MessageKeys(g, key, nonce), ReceivingChain(
+                        self.chain_key, self.next_generation, rest)
+            raise ReplayError("generation already received or its key expired")
+        if generation - self.next_generation > MAX_FORWARD:
+            raise LimitExceeded("generation too far ahead of the sender's chain")
+        chain_key = self.chain_key
+        skipped = list(self.skipped)
+        for g in range(self.next_generation, generation):
+            k = _keys(suite, chain_key, g)
+            skipped.append((g, k.key, k.nonce_base))
+            chain_key = _next(suite, chain_key)
+        keys = _keys(suite, chain_key, generation)
+        # Oldest skipped keys go first when the bound is hit: those messages are then lost.
+        skipped = skipped[-MAX_SKIPPED:]
+        return keys, ReceivingChain(_next(suite, chain_key), generation + 1, tuple(skipped))
+
+    def has_seen(self, generation: int) -> bool:
+        """True when `generation` was received (or its key expired)."""
+        return generation < self.next_generation and all(
+            g != generation for g, _, _ in self.skipped)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, ReceivingChain)
+                and hmac.compare_digest(self.chain_key, other.chain_key)
+                and self.next_generation == other.next_generation
+                and self.skipped == other.skipped)
+
+    def __hash__(self) -> int:
+        return hash((self.next_generation, len(self.skipped)))
+
+    def __repr__(self) -> str:
+        return (f"ReceivingChain(next_generation={self.next_generation}, "
+                f"skipped={len(self.skipped)}, <secret>)")
