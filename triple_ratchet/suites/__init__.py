@@ -27,10 +27,11 @@ _SUITES: dict[int, Suite] = {
 
 def suite_by_id(suite_id: int) -> Suite:
     """Look a suite up by its wire id; unknown ids are an `UnsupportedError`."""
-    try:
-        return _SUITES[suite_id]
-    except (KeyError, TypeError):
-        raise UnsupportedError(f"unknown suite id {suite_id!r}") from None
+    # `type(...) is int` keeps True from aliasing suite 1 and floats from aliasing integers.
+    suite = _SUITES.get(suite_id) if type(suite_id) is int else None
+    if suite is None:
+        raise UnsupportedError(f"unknown suite id {suite_id!r}")
+    return suite
 
 
 ALL_SUITES: tuple[Suite, ...] = tuple(_SUITES.values())

@@ -5,11 +5,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
 
-from triple_ratchet.errors import LimitExceeded, UsageError
+from triple_ratchet.errors import AuthenticationError, UsageError
 from triple_ratchet.random import RandomSource, system_random
 
 PROTOCOL_LABEL = b"triple-ratchet v1"
+# `signing_from_seed` expands the seed under this label (spec 02-suites, "Signing keys from seeds").
+LABEL_SUITES_SIGNING_SEED = b"suites signing key from seed"
+
+# Field widths of the `expand_label` info string bound the values they carry.
+_MAX_LABEL_LEN = 255
+_MAX_CONTEXT_LEN = 2**32 - 1
 
 
 class DhPublicKey(ABC):
@@ -96,6 +104,10 @@ class Suite(ABC):
     aead_nonce_len: int
     aead_tag_len: int
 
+    def __init__(self) -> None:
+        # hashlib.sha256 is about twice as fast as hashlib.new("sha256") on short inputs.
+        self._hash_ctor: Callable[[bytes], Any] = getattr(hashlib, self.hash_name)
+
     # --- DH -------------------------------------------------------------------------------
     @abstractmethod
     def generate_dh(self, rng: RandomSource = system_random) -> DhPrivateKey: ...
@@ -132,42 +144,63 @@ class Suite(ABC):
 
     # --- Hash, MAC, KDF (shared) -------------------------------------------------------------
     def hash(self, data: bytes) -> bytes:
-        return hashlib.new(self.hash_name, data).digest()
+        digest: bytes = self._hash_ctor(data).digest()
+        return digest
 
     def hmac(self, key: bytes, data: bytes) -> bytes:
         return hmac.digest(key, data, self.hash_name)
 
+    def hmac_verify(self, key: bytes, data: bytes, tag: bytes) -> None:
+        """Raise `AuthenticationError` unless `tag` is the full HMAC of `data` (constant time)."""
+        if not hmac.compare_digest(hmac.digest(key, data, self.hash_name), tag):
+            raise AuthenticationError("MAC does not verify")
+
     def hkdf_extract(self, salt: bytes, ikm: bytes) -> bytes:
+        # An empty salt is HashLen zero bytes (RFC 5869 2.2); HMAC pads keys with zeros anyway.
         return hmac.digest(salt or b"\x00" * self.hash_len, ikm, self.hash_name)
 
-    def hkdf_expand(self, prk: bytes, info: bytes, length: int) -> bytes:
+    def _check_okm_length(self, length: int) -> None:
+        if type(length) is not int or length < 0:
+            raise UsageError("HKDF output length must be a non-negative int")
         if length > 255 * self.hash_len:
-            raise LimitExceeded(f"HKDF output of {length} bytes exceeds 255 * hash length")
-        okm = b""
+            raise UsageError(
+                f"HKDF output of {length} bytes exceeds 255 * {self.hash_len} (RFC 5869)"
+            )
+
+    def hkdf_expand(self, prk: bytes, info: bytes, length: int) -> bytes:
+        """HKDF-Expand (RFC 5869); more than 255 blocks is a `UsageError`."""
+        self._check_okm_length(length)
+        blocks = []
         block = b""
-        counter = 1
-        while len(okm) < length:
-            block = hmac.digest(prk, block + info + bytes([counter]), self.hash_name)
-            okm += block
-            counter += 1
-        return okm[:length]
+        for counter in range(1, -(-length // self.hash_len) + 1):
+            block = hmac.digest(prk, block + info + bytes((counter,)), self.hash_name)
+            blocks.append(block)
+        return b"".join(blocks)[:length]
 
     def hkdf(self, salt: bytes, ikm: bytes, info: bytes, length: int) -> bytes:
         return self.hkdf_expand(self.hkdf_extract(salt, ikm), info, length)
 
     def label_info(self, label: bytes, context: bytes, length: int) -> bytes:
-        """The HKDF info string of every labelled derivation (spec: Conventions, KDF)."""
-        if not label or len(label) > 255:
+        """The HKDF info string of every labelled derivation (spec 02-suites, "Labelled KDF").
+
+        PROTOCOL_LABEL || suite_id (u16) || length (u16) || len(label) (u8) || label ||
+        len(context) (u32) || context, all big-endian: fixed widths and length prefixes make
+        the map from (suite, length, label, context) to info injective.
+        """
+        self._check_okm_length(length)
+        if not 1 <= len(label) <= _MAX_LABEL_LEN:
             raise UsageError("a KDF label must be 1..255 bytes")
-        return (
-            PROTOCOL_LABEL
-            + self.suite_id.to_bytes(2, "big")
-            + length.to_bytes(2, "big")
-            + bytes([len(label)])
-            + label
-            + len(context).to_bytes(4, "big")
-            + context
-        )
+        if len(context) > _MAX_CONTEXT_LEN:
+            raise UsageError("a KDF context must be shorter than 2**32 bytes")
+        return b"".join((
+            PROTOCOL_LABEL,
+            self.suite_id.to_bytes(2, "big"),
+            length.to_bytes(2, "big"),
+            bytes((len(label),)),
+            label,
+            len(context).to_bytes(4, "big"),
+            context,
+        ))
 
     def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         """The one labelled KDF: HKDF-Expand(secret, info(suite, label, context, length))."""

@@ -17,22 +17,38 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from triple_ratchet.errors import AuthenticationError, InvalidKey, InvalidSignature, UsageError
 from triple_ratchet.random import RandomSource, system_random
-from triple_ratchet.suites._base import DhPrivateKey, DhPublicKey, SigningKey, Suite, VerifyingKey
+from triple_ratchet.suites._base import (
+    LABEL_SUITES_SIGNING_SEED,
+    DhPrivateKey,
+    DhPublicKey,
+    SigningKey,
+    Suite,
+    VerifyingKey,
+)
 
 _CURVE = ec.SECP256R1()
-# Group order n of P-256.
+# Field prime p and group order n of P-256 (SEC 2). The cofactor is 1, so every point on the
+# curve other than the identity generates the whole group: no small-subgroup check is needed.
+_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _UNCOMPRESSED = serialization.PublicFormat.UncompressedPoint
 _RAW = serialization.Encoding.X962
+# Stateless parameter objects, shared to avoid rebuilding them on every call.
+_ECDH = ec.ECDH()
 _ECDSA = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 _ECDSA_VERIFY = ec.ECDSA(hashes.SHA256())
 
 
 def _public_from_bytes(data: bytes) -> ec.EllipticCurvePublicKey:
-    # Only the 65-byte uncompressed SEC1 form is canonical here; the identity has no encoding
-    # in it, and from_encoded_point checks that the point is on the curve.
+    """Decode 0x04 || x || y strictly: right length and form, coordinates < p, on the curve.
+
+    The identity has no encoding in this form and compressed points are refused, so each
+    valid key has exactly one encoding.
+    """
     if len(data) != 65 or data[0] != 0x04:
         raise InvalidKey("P-256 public key must be 65 bytes, uncompressed (0x04 || x || y)")
+    if int.from_bytes(data[1:33], "big") >= _P or int.from_bytes(data[33:], "big") >= _P:
+        raise InvalidKey("P-256 public key coordinate is not reduced mod p")
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, bytes(data))
     except ValueError:
@@ -81,7 +97,9 @@ class _P256Private(DhPrivateKey):
     def exchange(self, peer: DhPublicKey) -> bytes:
         if not isinstance(peer, _P256Public):
             raise UsageError("peer key belongs to another suite")
-        return self._key.exchange(ec.ECDH(), peer.key)
+        # Cofactor 1, private scalar in [1, n-1], peer validated on decode: the product is
+        # never the identity, so the x-coordinate always exists.
+        return self._key.exchange(_ECDH, peer.key)
 
     def to_bytes(self) -> bytes:
         return self._key.private_numbers().private_value.to_bytes(32, "big")
@@ -162,7 +180,7 @@ class P256Suite(Suite):
         if len(seed) != 32:
             raise UsageError("signing seed must be 32 bytes")
         # Expand to 48 bytes before reducing so the scalar is statistically uniform mod n.
-        wide = self.expand_label(seed, b"signing key from seed", b"", 48)
+        wide = self.expand_label(seed, LABEL_SUITES_SIGNING_SEED, b"", 48)
         k = int.from_bytes(wide, "big") % (_N - 1) + 1
         return _P256Signing(ec.derive_private_key(k, _CURVE))
 

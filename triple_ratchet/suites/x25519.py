@@ -7,7 +7,14 @@ import nacl.exceptions
 
 from triple_ratchet.errors import AuthenticationError, InvalidKey, InvalidSignature, UsageError
 from triple_ratchet.random import RandomSource, system_random
-from triple_ratchet.suites._base import DhPrivateKey, DhPublicKey, SigningKey, Suite, VerifyingKey
+from triple_ratchet.suites._base import (
+    LABEL_SUITES_SIGNING_SEED,
+    DhPrivateKey,
+    DhPublicKey,
+    SigningKey,
+    Suite,
+    VerifyingKey,
+)
 
 _P = 2**255 - 19
 # u-coordinates of the points of small order (libsodium's blacklist, canonical ones only).
@@ -134,7 +141,7 @@ class X25519Suite(Suite):
     def signing_from_seed(self, seed: bytes) -> SigningKey:
         if len(seed) != 32:
             raise UsageError("signing seed must be 32 bytes")
-        return _Ed25519Signing(self.expand_label(seed, b"signing key from seed", b"", 32))
+        return _Ed25519Signing(self.expand_label(seed, LABEL_SUITES_SIGNING_SEED, b"", 32))
 
     def verifying_from_bytes(self, data: bytes) -> VerifyingKey:
         if len(data) != 32:
