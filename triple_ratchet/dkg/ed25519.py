@@ -171,9 +171,7 @@ class Point:
         """scalar * B (no clamping)."""
         if scalar.is_zero():
             return IDENTITY  # libsodium refuses to return the identity
-        return cls(
-            _sodium.crypto_scalarmult_ed25519_base_noclamp(scalar.to_bytes()), _trusted=True
-        )
+        return cls(_sodium.crypto_scalarmult_ed25519_base_noclamp(scalar.to_bytes()), _trusted=True)
 
     def to_bytes(self) -> bytes:
         return self._b

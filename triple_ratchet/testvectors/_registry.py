@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 # Each imported module calls `register(...)` / `register_detector(...)` at import time.
+from triple_ratchet.testvectors import cocktail  # noqa: F401
 from triple_ratchet.testvectors import key_schedule  # noqa: F401
 from triple_ratchet.testvectors import wycheproof  # noqa: F401
