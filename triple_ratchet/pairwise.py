@@ -104,10 +104,10 @@ class PairwiseSession:
         limit = self._ratchet.limits.max_message_size + _FRAME_OVERHEAD
         if len(blob) > limit:
             raise LimitExceeded("pairwise message larger than the session's limit")
+        if message_type(blob) == MSG_TYPE_INITIAL:
+            raise ProtocolError("an initial message starts a new session (use respond)")
         fields = cbor.as_list(cbor.decode(blob, max_size=limit, max_items=4),
                               "pairwise message", 2)
-        if cbor.as_int(fields[0], "message type") != MSG_TYPE_PAIRWISE:
-            raise ProtocolError("not a pairwise session message (an initial message?)")
         return self._ratchet.decrypt(cbor.as_bytes(fields[1], "ratchet message"))
 
     # --- Identity ---------------------------------------------------------------------------
