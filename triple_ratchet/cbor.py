@@ -72,11 +72,17 @@ _MAJOR_NAMES = (
 # Encoding
 
 
+# Every one-byte encoding, so small heads cost a list lookup instead of a bytes() call.
+_ONE_BYTE = tuple(bytes((i,)) for i in range(256))
+# Heads of byte strings shorter than 256 bytes (keys, nonces, signatures: the common case).
+_SHORT_BSTR_HEAD = tuple(bytes((0x40 | n,)) if n < 24 else bytes((0x58, n)) for n in range(256))
+
+
 def _head(major: int, arg: int) -> bytes:
     """The initial byte and shortest argument for major type `major` and argument `arg`."""
     mt = major << 5
     if arg < 24:
-        return bytes((mt | arg,))
+        return _ONE_BYTE[mt | arg]
     if arg < 0x100:
         return bytes((mt | 24, arg))
     if arg < 0x10000:
@@ -87,63 +93,117 @@ def _head(major: int, arg: int) -> bytes:
 
 
 def _encode_into(value: object, out: list[bytes], depth: int) -> None:
-    # bool first: it is a subclass of int but encodes as a simple value.
-    if value is None:
+    # Exact-type checks first: they are the hot path and exclude bool, which is an int subclass
+    # but encodes as a simple value. Subclasses (IntEnum, StrEnum, ...) take the slower path.
+    if type(value) is bytes:
+        length = len(value)
+        out.append(_SHORT_BSTR_HEAD[length] if length < 256 else _head(2, length))
+        out.append(value)
+    elif type(value) is int:
+        if 0 <= value < 24:
+            out.append(_ONE_BYTE[value])
+        else:
+            _encode_int(value, out)
+    elif type(value) is list or type(value) is tuple:
+        _encode_array(value, out, depth)
+    elif type(value) is str:
+        _encode_str(value, out)
+    elif type(value) is dict:
+        _encode_map(value, out, depth)
+    elif value is None:
         out.append(b"\xf6")
     elif value is True:
         out.append(b"\xf5")
     elif value is False:
         out.append(b"\xf4")
-    elif isinstance(value, bytes | bytearray):
-        out.append(_head(2, len(value)))
-        out.append(bytes(value))
-    elif isinstance(value, str):
-        try:
-            raw = value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UsageError("cbor.encode: text contains a lone surrogate (not UTF-8)") from None
-        out.append(_head(3, len(raw)))
+    elif isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        out.append(_head(2, len(raw)))
         out.append(raw)
     elif isinstance(value, int):
-        if value >= 0:
-            if value > _UINT64_MAX:
-                raise UsageError("cbor.encode: integer above 2^64-1")
-            out.append(_head(0, value))
-        else:
-            if value < _INT_MIN:
-                raise UsageError("cbor.encode: integer below -2^64")
-            out.append(_head(1, -1 - value))
-    elif isinstance(value, list | tuple):
-        if depth >= MAX_ENCODE_DEPTH:
-            raise UsageError(f"cbor.encode: nesting deeper than {MAX_ENCODE_DEPTH} (a cycle?)")
-        out.append(_head(4, len(value)))
-        for element in value:
-            _encode_into(element, out, depth + 1)
+        _encode_int(int(value), out)
+    elif isinstance(value, str):
+        _encode_str(str(value), out)
     elif isinstance(value, Mapping):
-        if depth >= MAX_ENCODE_DEPTH:
-            raise UsageError(f"cbor.encode: nesting deeper than {MAX_ENCODE_DEPTH} (a cycle?)")
-        pairs: list[tuple[bytes, object]] = []
-        for key, item in value.items():
-            if isinstance(key, bool) or not isinstance(key, int | str):
-                raise UsageError(
-                    f"cbor.encode: map key of type {type(key).__name__} (only int or str)"
-                )
-            pairs.append((encode_key(key), item))
-        # Canonical order: bytewise on the encoded keys. Distinct int/str keys never share an
-        # encoding, so the sort never has to compare the values.
-        pairs.sort(key=lambda pair: pair[0])
-        out.append(_head(5, len(pairs)))
-        for key_bytes, item in pairs:
-            out.append(key_bytes)
-            _encode_into(item, out, depth + 1)
+        _encode_map(value, out, depth)
+    elif isinstance(value, Sequence):
+        _encode_array(value, out, depth)
     else:
         raise UsageError(f"cbor.encode: cannot encode a value of type {type(value).__name__}")
+
+
+def _encode_int(value: int, out: list[bytes]) -> None:
+    if value >= 0:
+        if value > _UINT64_MAX:
+            raise UsageError("cbor.encode: integer above 2^64-1")
+        out.append(_head(0, value))
+    else:
+        if value < _INT_MIN:
+            raise UsageError("cbor.encode: integer below -2^64")
+        out.append(_head(1, -1 - value))
+
+
+def _encode_str(value: str, out: list[bytes]) -> None:
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("cbor.encode: text contains a lone surrogate (not UTF-8)") from None
+    out.append(_head(3, len(raw)))
+    out.append(raw)
+
+
+def _encode_array(value: Sequence[object], out: list[bytes], depth: int) -> None:
+    if depth >= MAX_ENCODE_DEPTH:
+        raise UsageError(f"cbor.encode: nesting deeper than {MAX_ENCODE_DEPTH} (a cycle?)")
+    out.append(_head(4, len(value)))
+    depth += 1
+    append = out.append
+    for element in value:
+        # Inline the commonest elements (byte strings, small ints) to save a call each.
+        if type(element) is bytes:
+            length = len(element)
+            append(_SHORT_BSTR_HEAD[length] if length < 256 else _head(2, length))
+            append(element)
+        elif type(element) is int and 0 <= element < 24:
+            append(_ONE_BYTE[element])
+        else:
+            _encode_into(element, out, depth)
+
+
+def _encode_map(value: Mapping[object, object], out: list[bytes], depth: int) -> None:
+    if depth >= MAX_ENCODE_DEPTH:
+        raise UsageError(f"cbor.encode: nesting deeper than {MAX_ENCODE_DEPTH} (a cycle?)")
+    pairs: list[tuple[bytes, object]] = []
+    for key, item in value.items():
+        if isinstance(key, bool) or not isinstance(key, int | str):
+            raise UsageError(f"cbor.encode: map key of type {type(key).__name__} (only int or str)")
+        pairs.append((encode_key(key), item))
+    # Canonical order: bytewise on the encoded keys. A dict cannot hold two keys that encode alike,
+    # but another Mapping (with int/str subclass keys) could, and that would be a duplicate.
+    pairs.sort(key=_first)
+    for index in range(1, len(pairs)):
+        if pairs[index][0] == pairs[index - 1][0]:
+            raise UsageError("cbor.encode: two map keys have the same encoding")
+    out.append(_head(5, len(pairs)))
+    depth += 1
+    for key_bytes, item in pairs:
+        out.append(key_bytes)
+        _encode_into(item, out, depth)
+
+
+def _first(pair: tuple[bytes, object]) -> bytes:
+    return pair[0]
 
 
 def encode_key(key: int | str) -> bytes:
     """The encoding of a map key (used for sorting; equal to `encode(key)`)."""
     out: list[bytes] = []
-    _encode_into(key, out, 0)
+    if isinstance(key, bool) or not isinstance(key, int | str):
+        raise UsageError(f"cbor.encode: map key of type {type(key).__name__} (only int or str)")
+    if isinstance(key, int):
+        _encode_int(int(key), out)
+    else:
+        _encode_str(str(key), out)
     return b"".join(out)
 
 
@@ -271,6 +331,27 @@ class _Decoder:
             append = items.append
             item = self.item
             for _ in range(arg):
+                # Fast paths for the common elements (small ints, short byte strings); anything
+                # else, including every error, goes through the general `item`.
+                if pos < size:
+                    initial = data[pos]
+                    if initial < 0x18:
+                        append(initial)
+                        pos += 1
+                        continue
+                    if 0x40 <= initial < 0x58:
+                        end = pos + initial - 0x3F
+                        if end <= size:
+                            append(data[pos + 1 : end])
+                            pos = end
+                            continue
+                    elif initial == 0x58 and pos + 1 < size:
+                        length = data[pos + 1]
+                        end = pos + 2 + length
+                        if length >= 24 and end <= size:
+                            append(data[pos + 2 : end])
+                            pos = end
+                            continue
                 value, pos = item(pos, depth)
                 append(value)
             return items, pos
