@@ -267,3 +267,36 @@ def test_no_secret_in_repr(suite: Suite) -> None:
         assert start.shared_secret.hex()[:16] not in text
         assert repr(start.shared_secret) not in text
         assert got.own_ratchet_key.to_bytes().hex()[:16] not in text
+
+
+def test_vectors_file_verifies_and_is_reproducible() -> None:
+    import json
+    from pathlib import Path
+
+    from triple_ratchet.testvectors import handshake as handshake_vectors
+    from triple_ratchet.testvectors import verify_document
+
+    path = Path(__file__).resolve().parents[1] / "vectors" / handshake_vectors.FILE
+    doc = json.loads(path.read_text())
+    results = list(verify_document(doc))
+    assert results and all(r.status == "passed" for r in results), results
+    errors = {c["error"]["type"] for c in doc["cases"] if "error" in c}
+    assert {"ReplayError", "ProtocolError", "InvalidSignature"} <= errors
+    assert {c["suite"] for c in doc["cases"]} == {s.name for s in ALL_SUITES}
+    assert handshake_vectors.generate()[handshake_vectors.FILE] == doc
+
+
+def test_vectors_detect_a_wrong_output() -> None:
+    import json
+    from pathlib import Path
+
+    from triple_ratchet.testvectors import handshake as handshake_vectors
+    from triple_ratchet.testvectors import verify_document
+
+    path = Path(__file__).resolve().parents[1] / "vectors" / handshake_vectors.FILE
+    doc = json.loads(path.read_text())
+    case = next(c for c in doc["cases"] if "outputs" in c)
+    secret = bytearray(bytes.fromhex(case["outputs"]["shared_secret"]))
+    secret[0] ^= 1
+    case["outputs"]["shared_secret"] = secret.hex()
+    assert [r.status for r in verify_document(doc)].count("failed") == 1

@@ -340,3 +340,18 @@ def test_no_secret_in_repr(suite: Suite) -> None:
             assert secret.hex() not in text
             assert secret.hex()[:16] not in text
             assert repr(secret) not in text
+
+
+def test_vectors_file_verifies_and_is_reproducible() -> None:
+    import json
+    from pathlib import Path
+
+    from triple_ratchet.testvectors import identity as identity_vectors
+    from triple_ratchet.testvectors import verify_document
+
+    path = Path(__file__).resolve().parents[1] / "vectors" / identity_vectors.FILE
+    doc = json.loads(path.read_text())
+    results = list(verify_document(doc))
+    assert results and all(r.status == "passed" for r in results), results
+    assert any("error" in c for c in doc["cases"]) and any("outputs" in c for c in doc["cases"])
+    assert identity_vectors.generate()[identity_vectors.FILE] == doc

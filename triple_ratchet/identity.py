@@ -270,6 +270,21 @@ class IdentityKeyPair:
             raise UsageError("identity keys sign only proposals and announcements for callers")
         return self._signing_key.sign(signature_input(self.suite, label, content))
 
+    def sign_prekey(self, prekey_id: int, public_key: DhPublicKey) -> SignedPrekey:
+        """Sign a DH prekey as the signed prekey `prekey_id` of this identity."""
+        _check_id(prekey_id, "signed prekey id")
+        signature = self._sign_internal(
+            LABEL_IDENTITY_SIGNED_PREKEY,
+            _signed_prekey_content(self._public, prekey_id, public_key))
+        return SignedPrekey(prekey_id, public_key, signature)
+
+    def sign_bundle(self, signed_prekey: SignedPrekey,
+                    one_time_prekey: OneTimePrekey | None) -> PrekeyBundle:
+        """Sign a bundle of this identity's prekeys (`Account.bundle` is the usual way)."""
+        fields = _bundle_fields(self._public, signed_prekey, one_time_prekey)
+        signature = self._sign_internal(LABEL_IDENTITY_BUNDLE, cbor.encode(fields))
+        return PrekeyBundle(self._public, signed_prekey, one_time_prekey, signature)
+
     def _sign_internal(self, label: bytes, content: bytes) -> bytes:
         assert label in _INTERNAL_LABELS
         return self._signing_key.sign(signature_input(self.suite, label, content))
@@ -505,11 +520,8 @@ class Account:
             raise UsageError("signed prekey ids exhausted")
         key = self.suite.generate_dh(rng)
         prekey_id = self._next_signed_id
-        signature = self._identity._sign_internal(
-            LABEL_IDENTITY_SIGNED_PREKEY,
-            _signed_prekey_content(self.public_identity, prekey_id, key.public_key()),
-        )
-        self._signed[prekey_id] = _SignedPrekeySecret(prekey_id, key, signature)
+        signed = self._identity.sign_prekey(prekey_id, key.public_key())
+        self._signed[prekey_id] = _SignedPrekeySecret(prekey_id, key, signed.signature)
         self._next_signed_id += 1
         while len(self._signed) > MAX_SIGNED_PREKEYS:
             del self._signed[next(iter(self._signed))]
@@ -543,11 +555,7 @@ class Account:
             held = self._one_time.get(one_time_prekey.prekey_id)
             if held is None or held.public_key() != one_time_prekey.public_key:
                 raise UsageError("that one-time prekey is not held by this account")
-        spk = self.signed_prekey
-        identity = self.public_identity
-        signature = self._identity._sign_internal(
-            LABEL_IDENTITY_BUNDLE, cbor.encode(_bundle_fields(identity, spk, one_time_prekey)))
-        return PrekeyBundle(identity, spk, one_time_prekey, signature)
+        return self._identity.sign_bundle(self.signed_prekey, one_time_prekey)
 
     def new_bundles(self, count: int, rng: RandomSource = system_random) -> list[PrekeyBundle]:
         """`count` fresh one-time prekeys, each in its own signed bundle, for upload."""
