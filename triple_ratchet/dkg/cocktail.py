@@ -352,6 +352,16 @@ class EcdhValues:
         if len(self.ephemeral) != POINT_SIZE or len(self.static) != POINT_SIZE:
             raise UsageError("ECDH values are 32-byte point encodings")
 
+    @classmethod
+    def from_points(cls, ephemeral: Point, static: Point) -> EcdhValues:
+        """From the points themselves (e.g. values a blame DLEQ proof has established)."""
+        return cls(ephemeral.to_bytes(), static.to_bytes())
+
+    def points(self) -> tuple[Point, Point]:
+        """(S^e, S^d) as points, for a DLEQ proof. Both are valid subgroup points by
+        construction (a nonzero scalar times a validated point)."""
+        return Point.from_bytes(self.ephemeral), Point.from_bytes(self.static)
+
 
 def sender_ecdh(ephemeral_secret: Scalar, static_secret: Scalar, recipient: Point) -> EcdhValues:
     """Sender side: (e_i * P_j, d_i * P_j)."""

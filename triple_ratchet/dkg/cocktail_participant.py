@@ -231,6 +231,7 @@ class Participant:
 
     def receive_round1(self, messages: Sequence[Round1Message | bytes]) -> SharesVerified:
         """Process the full ordered list of round-1 messages (what our members aggregate)."""
+        self._expect(State.ROUND1_SENT)
         p = self._params
         if len(messages) != p.n:
             raise _fail(Fault.MALFORMED_MESSAGE, None, f"need {p.n} round-1 messages")
@@ -244,6 +245,7 @@ class Participant:
 
     def receive_round2(self, message: Round2Message | bytes) -> SharesVerified:
         """Process the coordinator's msg_{2|i} (the recipient-specific projection)."""
+        self._expect(State.ROUND1_SENT)
         p = self._params
         msg = (
             message
