@@ -9,3 +9,4 @@ from triple_ratchet.testvectors import handshake  # noqa: F401
 from triple_ratchet.testvectors import identity  # noqa: F401
 from triple_ratchet.testvectors import key_schedule  # noqa: F401
 from triple_ratchet.testvectors import wycheproof  # noqa: F401
+from triple_ratchet.testvectors import dkg_additions  # noqa: F401
