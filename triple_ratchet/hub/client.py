@@ -1,0 +1,576 @@
+"""Hub clients: `HubConnection` (one WebSocket, request/answer) and `MailboxClient` (resilient).
+
+`MailboxClient` is what an application (or a demo driving many members) uses: give it access
+keys to follow, then `put` blobs and read `Delivery` events. It reconnects by itself, opens
+every mailbox again, resumes each from the last cursor it delivered, retries puts with the same
+message id (so the hub appends each once), answers RESYNC by fetching, and reports trimmed
+stretches as `Gap` events. Deliveries per mailbox are in hub order, each exactly once.
+
+Use one `MailboxClient` for a member's inbox and another for its group mailboxes, so the hub
+cannot link them by connection (spec/10-hub.md, "What the hub sees").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from triple_ratchet.errors import (
+    AuthenticationError,
+    DecodeError,
+    InvalidSignature,
+    LimitExceeded,
+    ProtocolError,
+    RemoteError,
+    UnsupportedError,
+    UsageError,
+)
+from triple_ratchet.hub.access import AccessKey
+from triple_ratchet.hub.frames import (
+    MAX_BATCH_ENTRIES,
+    MAX_HUB_FRAME,
+    MSG_ID_LEN,
+    PROTOCOL_VERSION,
+    Ack,
+    Auth,
+    Batch,
+    Bundle,
+    Challenge,
+    ClientFrame,
+    Create,
+    Entry,
+    Error,
+    ErrorCode,
+    Fetch,
+    Hello,
+    HubFrame,
+    Kind,
+    Ok,
+    Publish,
+    Push,
+    Put,
+    PutOk,
+    Resync,
+    Subscribe,
+    TakeBundle,
+    Unpin,
+    Unsubscribe,
+    decode_hub_frame,
+    encode,
+)
+from triple_ratchet.random import RandomSource, system_random
+
+_T = TypeVar("_T")
+
+START = 0  # the cursor before every entry
+REQUEST_TIMEOUT = 30.0
+
+_ERRORS: dict[ErrorCode, type[RemoteError]] = {
+    ErrorCode.MALFORMED: DecodeError,
+    ErrorCode.UNAUTHENTICATED: AuthenticationError,
+    ErrorCode.BAD_SIGNATURE: InvalidSignature,
+    ErrorCode.REFUSED: ProtocolError,
+    ErrorCode.LIMIT: LimitExceeded,
+    ErrorCode.UNSUPPORTED: UnsupportedError,
+}
+
+
+def error_from_frame(frame: Error) -> Exception:
+    """The typed error for a hub ERROR frame (INTERNAL is a `ConnectionError`: retry later)."""
+    cls = _ERRORS.get(frame.code)
+    if cls is None:
+        return ConnectionError(f"hub failed: {frame.reason}")
+    return cls(f"hub refused: {frame.reason}")
+
+
+class HubConnection:
+    """One WebSocket to a hub. Requests are matched to answers by id; pushes go to `on_push`,
+    which runs inside the reading task and must not block."""
+
+    def __init__(self, ws: ClientConnection, challenge: Challenge,
+                 on_push: Callable[[Push | Resync], None]) -> None:
+        self._ws = ws
+        self.challenge = challenge
+        self._on_push = on_push
+        self._pending: dict[int, asyncio.Future[HubFrame]] = {}
+        self._on_ok: dict[int, Callable[[], None]] = {}
+        self._next_req = 1
+        self._closed = asyncio.Event()
+        self.error: Exception | None = None
+        self._reader = asyncio.create_task(self._read_loop())
+
+    @classmethod
+    async def connect(cls, url: str, *, on_push: Callable[[Push | Resync], None] | None = None,
+                      timeout: float = 5.0) -> HubConnection:
+        """Connect, say hello and take the challenge. Raises `ConnectionError` when the hub
+        cannot be reached, a `RemoteError` when it answers wrongly."""
+        try:
+            ws = await connect(url, compression=None, max_size=MAX_HUB_FRAME, max_queue=64,
+                               open_timeout=timeout, ping_interval=20)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            raise ConnectionError(f"cannot reach hub: {type(exc).__name__}") from None
+        try:
+            await ws.send(encode(Hello(PROTOCOL_VERSION)))
+            raw = await asyncio.wait_for(ws.recv(), timeout)
+            if isinstance(raw, str):
+                raise DecodeError("hub sent a text frame")
+            first = decode_hub_frame(raw)
+            if isinstance(first, Error):
+                raise error_from_frame(first)
+            if not isinstance(first, Challenge):
+                raise ProtocolError("hub did not answer hello with a challenge")
+            if first.version != PROTOCOL_VERSION:
+                raise UnsupportedError("hub speaks another protocol version")
+        except (ConnectionClosed, TimeoutError):
+            await ws.close()
+            raise ConnectionError("hub closed during hello") from None
+        except BaseException:
+            await ws.close()
+            raise
+        return cls(ws, first, on_push or (lambda frame: None))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def close(self) -> None:
+        await self._ws.close()
+        await self._closed.wait()
+
+    async def _read_loop(self) -> None:
+        try:
+            async for message in self._ws:
+                if isinstance(message, str):
+                    raise DecodeError("hub sent a text frame")
+                frame = decode_hub_frame(message)
+                if isinstance(frame, Push | Resync):
+                    self._on_push(frame)
+                    continue
+                if isinstance(frame, Error) and frame.req == 0:
+                    self.error = error_from_frame(frame)
+                    break
+                if isinstance(frame, Challenge):
+                    raise ProtocolError("hub sent a second challenge")
+                fut = self._pending.pop(frame.req, None)
+                hook = self._on_ok.pop(frame.req, None)
+                if hook is not None and isinstance(frame, Ok):
+                    hook()
+                if fut is not None and not fut.done():
+                    fut.set_result(frame)
+        except ConnectionClosed:
+            pass
+        except RemoteError as exc:  # the hub broke the protocol: drop this connection
+            self.error = exc
+        finally:
+            self._closed.set()
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError("hub connection lost"))
+            self._pending.clear()
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+
+    async def _call(self, make: Callable[[int], ClientFrame],
+                    on_ok: Callable[[], None] | None = None) -> HubFrame:
+        if self._closed.is_set():
+            raise ConnectionError("hub connection lost")
+        req = self._next_req
+        self._next_req = req % 0xFFFFFFFF + 1
+        fut: asyncio.Future[HubFrame] = asyncio.get_running_loop().create_future()
+        self._pending[req] = fut
+        if on_ok is not None:
+            self._on_ok[req] = on_ok
+        try:
+            await self._ws.send(encode(make(req)))
+            frame = await asyncio.wait_for(fut, REQUEST_TIMEOUT)
+        except ConnectionClosed:
+            raise ConnectionError("hub connection lost") from None
+        finally:
+            self._pending.pop(req, None)
+            self._on_ok.pop(req, None)
+        if isinstance(frame, Error):
+            raise error_from_frame(frame)
+        return frame
+
+    async def _ok(self, make: Callable[[int], ClientFrame],
+                  on_ok: Callable[[], None] | None = None) -> None:
+        if not isinstance(await self._call(make, on_ok), Ok):
+            raise ProtocolError("unexpected answer from hub")
+
+    async def authenticate(self, key: AccessKey) -> None:
+        proof = key.prove(self.challenge.nonce)
+        await self._ok(lambda req: Auth(req, proof))
+
+    async def create(self, mailbox: bytes, kind: Kind, pinned: bool = False) -> None:
+        await self._ok(lambda req: Create(req, mailbox, kind, pinned))
+
+    async def unpin(self, mailbox: bytes) -> None:
+        await self._ok(lambda req: Unpin(req, mailbox))
+
+    async def put(self, mailbox: bytes, blob: bytes, msg_id: bytes) -> PutOk:
+        if len(msg_id) != MSG_ID_LEN:
+            raise UsageError("message ids are 16 bytes")
+        if not 0 < len(blob) <= self.challenge.max_blob:
+            raise UsageError("blob must be 1..max_blob bytes")
+        frame = await self._call(lambda req: Put(req, mailbox, msg_id, blob))
+        if not isinstance(frame, PutOk):
+            raise ProtocolError("unexpected answer from hub")
+        return frame
+
+    async def fetch(self, mailbox: bytes, after: int, limit: int = MAX_BATCH_ENTRIES) -> Batch:
+        frame = await self._call(lambda req: Fetch(req, mailbox, after, limit))
+        if not isinstance(frame, Batch) or frame.mailbox != mailbox:
+            raise ProtocolError("unexpected answer from hub")
+        return frame
+
+    async def subscribe(self, mailbox: bytes, after: int,
+                        on_live: Callable[[], None] | None = None) -> None:
+        """`on_live` runs in the reading task when the hub accepts, before any push of the new
+        subscription is read."""
+        await self._ok(lambda req: Subscribe(req, mailbox, after), on_live)
+
+    async def unsubscribe(self, mailbox: bytes) -> None:
+        await self._ok(lambda req: Unsubscribe(req, mailbox))
+
+    async def ack(self, mailbox: bytes, cursor: int) -> None:
+        await self._ok(lambda req: Ack(req, mailbox, cursor))
+
+    async def publish(self, directory: bytes, owner: bytes, bundle: bytes,
+                      prekeys: tuple[bytes, ...] = ()) -> None:
+        await self._ok(lambda req: Publish(req, directory, owner, bundle, prekeys))
+
+    async def take_bundle(self, directory: bytes) -> Bundle:
+        frame = await self._call(lambda req: TakeBundle(req, directory))
+        if not isinstance(frame, Bundle):
+            raise ProtocolError("unexpected answer from hub")
+        return frame
+
+
+# --- Resilient client ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class Delivery:
+    mailbox: bytes
+    cursor: int
+    blob: bytes
+
+    def __repr__(self) -> str:
+        return f"Delivery(cursor={self.cursor}, {len(self.blob)} bytes)"
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Entries after `after` were trimmed before this client read them (retention)."""
+
+    mailbox: bytes
+    after: int
+
+
+Event = Delivery | Gap
+
+
+class _State(enum.Enum):
+    CATCHING_UP = enum.auto()  # pushes are ignored until the subscription is (re)accepted
+    LIVE = enum.auto()
+
+
+@dataclass
+class _Follow:
+    key: AccessKey
+    kind: Kind
+    pinned: bool
+    cursor: int
+    state: _State = _State.CATCHING_UP
+    worker: asyncio.Task[None] | None = None
+    again: bool = False
+
+
+class MailboxClient:
+    """A connection to one hub that survives reconnects. See the module docstring."""
+
+    def __init__(self, url: str, *, max_events: int = 4096, retry_timeout: float = 30.0,
+                 rng: RandomSource = system_random) -> None:
+        self.url = url
+        self.retry_timeout = retry_timeout
+        self._rng = rng
+        self._events: asyncio.Queue[Event] = asyncio.Queue(max_events)
+        self._keys: dict[bytes, AccessKey] = {}
+        self._follows: dict[bytes, _Follow] = {}
+        self._conn: HubConnection | None = None
+        self._connected = asyncio.Event()
+        self._failure: Exception | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self.reconnects = 0
+
+    # --- lifecycle ---
+    async def start(self) -> None:
+        """Start the connection loop and wait for the first connection (`retry_timeout`)."""
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise())
+        await self._wait_connected(asyncio.get_running_loop().time() + self.retry_timeout)
+
+    async def close(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        for task in list(self._workers):
+            task.cancel()
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def __aenter__(self) -> MailboxClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _supervise(self) -> None:
+        delay = 0.02
+        while True:
+            try:
+                conn = await HubConnection.connect(self.url, on_push=self._on_push)
+            except ConnectionError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            except RemoteError as exc:
+                self._fail(exc)
+                return
+            try:
+                for key in self._keys.values():
+                    await conn.authenticate(key)
+                for mailbox, follow in self._follows.items():
+                    await self._open(conn, mailbox, follow)
+            except ConnectionError:
+                await conn.close()
+                continue
+            except RemoteError as exc:
+                await conn.close()
+                self._fail(exc)
+                return
+            self._conn = conn
+            self._connected.set()
+            delay = 0.02
+            await conn.wait_closed()
+            self._connected.clear()
+            self._conn = None
+            if conn.error is not None and not isinstance(conn.error, ConnectionError):
+                self._fail(conn.error)
+                return
+            self.reconnects += 1
+
+    def _fail(self, exc: Exception) -> None:
+        self._failure = exc
+        self._connected.set()  # wake waiters so they see the failure
+
+    async def _wait_connected(self, deadline: float) -> HubConnection:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            conn = self._conn
+            if conn is not None and not conn.closed:
+                return conn
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ConnectionError("hub unreachable")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), remaining)
+            if self._connected.is_set() and self._conn is None and self._failure is None:
+                await asyncio.sleep(0.01)
+
+    async def _retrying(self, op: Callable[[HubConnection], Awaitable[_T]]) -> _T:
+        """Run `op` on the live connection; after a lost connection, again on the next one."""
+        deadline = asyncio.get_running_loop().time() + self.retry_timeout
+        while True:
+            conn = await self._wait_connected(deadline)
+            try:
+                return await op(conn)
+            except ConnectionError:
+                await asyncio.sleep(0.01)
+
+    # --- mailboxes ---
+    async def add_key(self, key: AccessKey) -> None:
+        """Prove `key` on this and every later connection (to write or publish, not follow)."""
+        self._keys[key.mailbox_id] = key
+        await self._retrying(lambda conn: conn.authenticate(key))
+
+    async def follow(self, key: AccessKey, kind: Kind = Kind.GROUP, *, pinned: bool = False,
+                     after: int = START) -> None:
+        """Create the mailbox if needed (kind and pin apply only at creation), then deliver
+        every entry after `after`, now and after every reconnect."""
+        mailbox = key.mailbox_id
+        if mailbox in self._follows:
+            raise UsageError("already following this mailbox")
+        self._keys[mailbox] = key
+        follow = self._follows[mailbox] = _Follow(key, kind, pinned, after)
+
+        async def op(conn: HubConnection) -> None:
+            await conn.authenticate(key)
+            await self._open(conn, mailbox, follow)
+
+        try:
+            await self._retrying(op)
+        except BaseException:
+            del self._follows[mailbox]
+            raise
+
+    async def _open(self, conn: HubConnection, mailbox: bytes, follow: _Follow) -> None:
+        await conn.create(mailbox, follow.kind, follow.pinned)
+        if follow.worker is not None and not follow.worker.done():
+            follow.again = True  # the resync worker continues on this connection
+            return
+        await self._subscribe(conn, mailbox, follow)
+
+    async def _subscribe(self, conn: HubConnection, mailbox: bytes, follow: _Follow) -> None:
+        follow.state = _State.CATCHING_UP
+
+        def live() -> None:
+            follow.state = _State.LIVE
+
+        await conn.subscribe(mailbox, follow.cursor, live)
+
+    async def unfollow(self, mailbox: bytes) -> None:
+        follow = self._follows.pop(mailbox, None)
+        if follow is None:
+            return
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(ConnectionError):
+                await conn.unsubscribe(mailbox)
+
+    def cursor(self, mailbox: bytes) -> int:
+        """The last cursor delivered for a followed mailbox (persist it to resume later)."""
+        return self._follows[mailbox].cursor
+
+    async def put(self, mailbox: bytes, blob: bytes, msg_id: bytes | None = None) -> int:
+        """Append `blob`; retried across reconnects with one message id. Returns its cursor."""
+        mid = msg_id if msg_id is not None else self._rng(MSG_ID_LEN)
+        result = await self._retrying(lambda conn: conn.put(mailbox, blob, mid))
+        return result.cursor
+
+    async def ack(self, mailbox: bytes, cursor: int) -> None:
+        """Inbox: delete every entry up to `cursor` at the hub."""
+        await self._retrying(lambda conn: conn.ack(mailbox, cursor))
+
+    async def unpin(self, mailbox: bytes) -> None:
+        """DKG mailbox: the attempt ended; let normal group retention apply."""
+        await self._retrying(lambda conn: conn.unpin(mailbox))
+
+    async def fetch(self, mailbox: bytes, after: int, limit: int = MAX_BATCH_ENTRIES) -> Batch:
+        return await self._retrying(lambda conn: conn.fetch(mailbox, after, limit))
+
+    async def publish_bundle(self, directory: bytes, owner: AccessKey, bundle: bytes,
+                             prekeys: tuple[bytes, ...] = ()) -> None:
+        """Publish (or replace) a prekey bundle and add one-time prekeys. `owner` is an access
+        key of its own; the first publisher of a directory id owns it."""
+        self._keys[owner.mailbox_id] = owner
+
+        async def op(conn: HubConnection) -> None:
+            await conn.authenticate(owner)
+            await conn.publish(directory, owner.mailbox_id, bundle, prekeys)
+
+        await self._retrying(op)
+
+    async def take_bundle(self, directory: bytes) -> Bundle:
+        return await self._retrying(lambda conn: conn.take_bundle(directory))
+
+    # --- events ---
+    async def next_event(self, timeout: float | None = None) -> Event:
+        if self._failure is not None and self._events.empty():
+            raise self._failure
+        return await asyncio.wait_for(self._events.get(), timeout)
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            yield await self.next_event()
+
+    def _on_push(self, frame: Push | Resync) -> None:
+        follow = self._follows.get(frame.mailbox)
+        if follow is None:
+            return
+        if isinstance(frame, Resync):
+            self._start_resync(frame.mailbox, follow)
+            return
+        if follow.state is not _State.LIVE:
+            return
+        needed = len(frame.entries) + int(frame.fell_behind)
+        if self._events.maxsize - self._events.qsize() < needed:
+            # The application is not reading fast enough: stop taking pushes for this
+            # mailbox and fetch at the application's pace instead.
+            self._start_resync(frame.mailbox, follow)
+            return
+        self._accept(frame.mailbox, follow, frame.entries, frame.fell_behind, frame.next_cursor,
+                     self._events.put_nowait)
+
+    def _accept(self, mailbox: bytes, follow: _Follow, entries: tuple[Entry, ...],
+                fell_behind: bool, next_cursor: int, emit: Callable[[Event], None]) -> None:
+        if fell_behind:
+            emit(Gap(mailbox, follow.cursor))
+        for entry in entries:
+            if entry.cursor > follow.cursor:
+                emit(Delivery(mailbox, entry.cursor, entry.blob))
+                follow.cursor = entry.cursor
+        follow.cursor = max(follow.cursor, next_cursor)
+
+    def _start_resync(self, mailbox: bytes, follow: _Follow) -> None:
+        follow.state = _State.CATCHING_UP
+        if follow.worker is not None and not follow.worker.done():
+            follow.again = True  # one worker per mailbox keeps deliveries in order
+            return
+        task = asyncio.create_task(self._resync(mailbox, follow))
+        follow.worker = task
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
+
+    async def _resync(self, mailbox: bytes, follow: _Follow) -> None:
+        """Fetch at the application's pace from the last delivered cursor, then subscribe.
+        Survives reconnects: it continues on the next connection."""
+        loop = asyncio.get_running_loop()
+        follow.again = True
+        while follow.again and self._follows.get(mailbox) is follow:
+            follow.again = False
+            try:
+                conn = await self._wait_connected(loop.time() + self.retry_timeout)
+                await conn.unsubscribe(mailbox)
+                while True:
+                    batch = await conn.fetch(mailbox, follow.cursor)
+                    pending: list[Event] = []
+                    self._accept(mailbox, follow, batch.entries, batch.fell_behind,
+                                 batch.next_cursor, pending.append)
+                    for event in pending:
+                        await self._events.put(event)
+                    if not batch.more:
+                        break
+                if not follow.again:
+                    await self._subscribe(conn, mailbox, follow)
+            except ConnectionError:
+                follow.again = True
+                if self._failure is not None:
+                    return
+                await asyncio.sleep(0.01)
+
+
+__all__ = [
+    "START",
+    "Delivery",
+    "Event",
+    "Gap",
+    "HubConnection",
+    "MailboxClient",
+    "error_from_frame",
+]

@@ -1,0 +1,304 @@
+"""The store interface every hub backend implements, and the in-memory store (the model).
+
+Semantics, shared by every backend and checked against `MemoryStore` by a stateful property
+test: a mailbox has a kind, a pin flag, a head (the last cursor issued, 0 before any) and a trim
+point (every cursor at or below it is gone). Cursors are per-mailbox sequence numbers 1, 2, 3...
+Entries between trim point and head are exactly the retained ones. Time is passed in, in integer
+milliseconds, so every backend decides retention from the same numbers.
+"""
+
+from __future__ import annotations
+
+import collections
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from triple_ratchet.errors import LimitExceeded, ProtocolError
+from triple_ratchet.hub.frames import Entry, Kind
+
+# Called with a mailbox id after a new entry, or with None: "re-read everything you follow".
+Listener = Callable[[bytes | None], None]
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Retention and capacity. Defaults are sized for chat groups; every number is a promise."""
+
+    # A group mailbox keeps its newest `group_max_count` entries younger than `group_max_age_ms`:
+    # enough for a member offline for a week, bounded so an abandoned mailbox costs little.
+    group_max_count: int = 10_000
+    group_max_age_ms: int = 7 * 24 * 3600 * 1000
+    # A pinned (live DKG attempt) mailbox is never trimmed; it refuses writes past this count.
+    pinned_max_count: int = 100_000
+    # An inbox is emptied by its owner's acks; past this many unacknowledged entries it refuses.
+    inbox_max_count: int = 10_000
+    # A client message id stays deduplicated this long, even after its entry was trimmed, so
+    # a retry after a reconnect never appends twice.
+    dedup_ttl_ms: int = 24 * 3600 * 1000
+    # Stored one-time prekeys per directory entry.
+    max_prekeys: int = 1000
+
+
+@dataclass(frozen=True)
+class MailboxInfo:
+    kind: Kind
+    pinned: bool
+    head: int
+    trimmed: int
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    cursor: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    entries: tuple[Entry, ...]
+    next_cursor: int
+    fell_behind: bool
+    more: bool
+
+
+@dataclass(frozen=True, repr=False)
+class TakenBundle:
+    bundle: bytes
+    prekey: bytes | None
+    remaining: int
+
+    def __repr__(self) -> str:
+        return f"TakenBundle(prekey={self.prekey is not None}, remaining={self.remaining})"
+
+
+def check_create(kind: Kind, pinned: bool) -> None:
+    if pinned and kind != Kind.GROUP:
+        raise ProtocolError("only group mailboxes can be pinned")
+
+
+def select_entries(
+    retained: list[Entry], after: int, trimmed: int, limit: int, max_bytes: int
+) -> ReadResult:
+    """The read rule, shared by the backends: `retained` holds the entries after max(after,
+    trimmed) in order (backends may pass one more than `limit` to tell whether there is more)."""
+    out: list[Entry] = []
+    size = 0
+    for e in retained:
+        if len(out) == limit or (out and size + len(e.blob) > max_bytes):
+            break
+        out.append(e)
+        size += len(e.blob)
+    more = len(out) < len(retained)
+    start = max(after, trimmed)
+    return ReadResult(tuple(out), out[-1].cursor if out else start, after < trimmed, more)
+
+
+class Store(ABC):
+    """A hub backend. Methods raise `ProtocolError` (unknown mailbox, kind conflict, cursor never
+    issued, wrong owner) or `LimitExceeded` (full); nothing else is expected."""
+
+    retention: Retention
+
+    def __init__(self, retention: Retention) -> None:
+        self.retention = retention
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        """`listener(mailbox_id)` runs after every new entry, from any hub sharing the store;
+        `listener(None)` when notifications may have been lost."""
+        self._listeners.append(listener)
+
+    def _notify(self, mailbox: bytes) -> None:
+        for listener in self._listeners:
+            listener(mailbox)
+
+    async def start(self) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Open connections and background listeners (no-op where there are none)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int) -> None:
+        """Create the mailbox if absent; an existing one must have the same kind (its pin flag
+        is left as it is: the flag is set at creation and can only be cleared)."""
+
+    @abstractmethod
+    async def info(self, mailbox: bytes) -> MailboxInfo | None: ...
+
+    @abstractmethod
+    async def unpin(self, mailbox: bytes, now_ms: int) -> None:
+        """Clear the pin (the attempt ended); normal group retention applies from now on."""
+
+    @abstractmethod
+    async def append(self, mailbox: bytes, msg_id: bytes, blob: bytes,
+                     now_ms: int) -> AppendResult: ...
+
+    @abstractmethod
+    async def read(self, mailbox: bytes, after: int, limit: int, max_bytes: int,
+                   now_ms: int) -> ReadResult: ...
+
+    @abstractmethod
+    async def ack(self, mailbox: bytes, cursor: int) -> None:
+        """Inbox only: delete every entry up to and including `cursor`."""
+
+    @abstractmethod
+    async def publish(self, directory: bytes, owner: bytes, bundle: bytes,
+                      prekeys: tuple[bytes, ...]) -> None:
+        """Set the bundle and add one-time prekeys. The first publisher's access mailbox id
+        becomes the entry's owner; later publishes must come from it."""
+
+    @abstractmethod
+    async def take_bundle(self, directory: bytes) -> TakenBundle:
+        """The bundle and one one-time prekey, which is removed (handed out at most once)."""
+
+
+@dataclass
+class _Mailbox:
+    kind: Kind
+    pinned: bool
+    head: int = 0
+    trimmed: int = 0
+    entries: collections.deque[tuple[int, int, bytes]] = field(
+        default_factory=collections.deque)  # (cursor, time ms, blob)
+
+
+@dataclass
+class _Directory:
+    owner: bytes
+    bundle: bytes
+    prekeys: collections.deque[bytes] = field(default_factory=collections.deque)
+
+
+class MemoryStore(Store):
+    """Everything in dicts: for tests, and the model the other stores are checked against."""
+
+    def __init__(self, retention: Retention | None = None) -> None:
+        super().__init__(retention or Retention())
+        self._mailboxes: dict[bytes, _Mailbox] = {}
+        self._dedup: dict[tuple[bytes, bytes], tuple[int, int]] = {}
+        self._dedup_order: collections.deque[tuple[int, bytes, bytes]] = collections.deque()
+        self._directories: dict[bytes, _Directory] = {}
+
+    async def close(self) -> None:
+        self._listeners.clear()
+
+    def _get(self, mailbox: bytes) -> _Mailbox:
+        box = self._mailboxes.get(mailbox)
+        if box is None:
+            raise ProtocolError("no such mailbox")
+        return box
+
+    def _trim(self, box: _Mailbox, now_ms: int) -> None:
+        if box.kind != Kind.GROUP or box.pinned:
+            return
+        ret = self.retention
+        while box.entries and (
+            len(box.entries) > ret.group_max_count
+            or box.entries[0][1] <= now_ms - ret.group_max_age_ms
+        ):
+            box.trimmed = box.entries.popleft()[0]
+
+    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int) -> None:
+        check_create(kind, pinned)
+        box = self._mailboxes.get(mailbox)
+        if box is None:
+            self._mailboxes[mailbox] = _Mailbox(kind, pinned)
+        elif box.kind != kind:
+            raise ProtocolError("mailbox exists with another kind")
+
+    async def info(self, mailbox: bytes) -> MailboxInfo | None:
+        box = self._mailboxes.get(mailbox)
+        if box is None:
+            return None
+        return MailboxInfo(box.kind, box.pinned, box.head, box.trimmed)
+
+    async def unpin(self, mailbox: bytes, now_ms: int) -> None:
+        box = self._get(mailbox)
+        box.pinned = False
+        self._trim(box, now_ms)
+
+    def _expire_dedup(self, now_ms: int) -> None:
+        cutoff = now_ms - self.retention.dedup_ttl_ms
+        while self._dedup_order and self._dedup_order[0][0] <= cutoff:
+            _, mailbox, msg_id = self._dedup_order.popleft()
+            record = self._dedup.get((mailbox, msg_id))
+            if record is not None and record[1] <= cutoff:
+                del self._dedup[(mailbox, msg_id)]
+
+    async def append(self, mailbox: bytes, msg_id: bytes, blob: bytes,
+                     now_ms: int) -> AppendResult:
+        box = self._get(mailbox)
+        self._expire_dedup(now_ms)
+        seen = self._dedup.get((mailbox, msg_id))
+        if seen is not None:
+            return AppendResult(seen[0], True)
+        self._trim(box, now_ms)
+        ret = self.retention
+        if box.pinned and len(box.entries) >= ret.pinned_max_count:
+            raise LimitExceeded("pinned mailbox is full")
+        if box.kind == Kind.INBOX and len(box.entries) >= ret.inbox_max_count:
+            raise LimitExceeded("inbox is full")
+        box.head += 1
+        box.entries.append((box.head, now_ms, blob))
+        self._dedup[(mailbox, msg_id)] = (box.head, now_ms)
+        self._dedup_order.append((now_ms, mailbox, msg_id))
+        self._trim(box, now_ms)
+        self._notify(mailbox)
+        return AppendResult(box.head, False)
+
+    async def read(self, mailbox: bytes, after: int, limit: int, max_bytes: int,
+                   now_ms: int) -> ReadResult:
+        box = self._get(mailbox)
+        if after > box.head:
+            raise ProtocolError("cursor was never issued")
+        self._trim(box, now_ms)
+        retained = []
+        for cursor, _, blob in box.entries:
+            if cursor > after:
+                retained.append(Entry(cursor, blob))
+                if len(retained) > limit:
+                    break
+        return select_entries(retained, after, box.trimmed, limit, max_bytes)
+
+    async def ack(self, mailbox: bytes, cursor: int) -> None:
+        box = self._get(mailbox)
+        if box.kind != Kind.INBOX:
+            raise ProtocolError("only inboxes are acknowledged")
+        if cursor > box.head:
+            raise ProtocolError("cursor was never issued")
+        while box.entries and box.entries[0][0] <= cursor:
+            box.entries.popleft()
+        box.trimmed = max(box.trimmed, cursor)
+
+    async def publish(self, directory: bytes, owner: bytes, bundle: bytes,
+                      prekeys: tuple[bytes, ...]) -> None:
+        entry = self._directories.get(directory)
+        if entry is not None and entry.owner != owner:
+            raise ProtocolError("directory entry belongs to another access key")
+        stored = len(entry.prekeys) if entry is not None else 0
+        if stored + len(prekeys) > self.retention.max_prekeys:
+            raise LimitExceeded("too many one-time prekeys")
+        if entry is None:
+            entry = self._directories[directory] = _Directory(owner, bundle)
+        entry.bundle = bundle
+        entry.prekeys.extend(prekeys)
+
+    async def take_bundle(self, directory: bytes) -> TakenBundle:
+        entry = self._directories.get(directory)
+        if entry is None:
+            raise ProtocolError("no such directory entry")
+        prekey = entry.prekeys.popleft() if entry.prekeys else None
+        return TakenBundle(entry.bundle, prekey, len(entry.prekeys))
+
+
+__all__ = [
+    "AppendResult",
+    "MailboxInfo",
+    "MemoryStore",
+    "ReadResult",
+    "Retention",
+    "Store",
+    "TakenBundle",
+]
