@@ -494,3 +494,28 @@ def test_repr_never_shows_secrets(suite: Suite) -> None:
             assert not any(hexed[i:i + 8] in text for i in range(0, len(hexed) - 8, 2))
     assert suite.name in repr(suite)
     assert dh.public_key().to_bytes().hex()[:16] in repr(dh.public_key())
+
+
+# --- The worked examples printed in spec/02-suites.md ---------------------------------------------
+
+SPEC_EXAMPLES = {
+    1: ("747269706c652d726174636865742076310001002a036c626c0000000463747821",
+        "108499c061bb90bd0ee5424e18af2be984f4c42671778549fda887755732cb045d5a896088331e716cc0",
+        "1374e063d8891de7b71865200db0a042074168e3f1a3639f0536bc760b4c438a",
+        "049a270cf2ecbd960d7b091feee5fb9a5c4c35fe3c954856bd85f908821b441886"
+        "c4edfc649e93ab8f9d32dd33289fc566b8cd5fbd7709c30842be99f5ea872209"),
+    2: ("747269706c652d726174636865742076310002002a036c626c0000000463747821",
+        "f36bf967d1530910b7999db0086b16cec229889cf063a57a03cf54d95f7dd1fb48476cf0ed97cad49a69",
+        "f71e4ce39fa157911efbb68b799f7eed84ea439fec48407ccfb9e494839579e5",
+        "a587e31e62183005a87f6811c262c69f9ae419cf4cfc5ddb3915082b9d6d0e96"),
+}
+
+
+@suites
+def test_spec_worked_examples(suite: Suite) -> None:
+    info, okm, private, public = SPEC_EXAMPLES[suite.suite_id]
+    assert suite.label_info(b"lbl", b"ctx!", 42).hex() == info
+    assert suite.expand_label(bytes(range(32)), b"lbl", b"ctx!", 42).hex() == okm
+    key = suite.signing_from_seed(bytes(range(32)))
+    assert key.to_bytes().hex() == private
+    assert key.public_key().to_bytes().hex() == public
