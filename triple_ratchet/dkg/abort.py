@@ -308,7 +308,7 @@ def judge_blame(params: SessionParams, accuser: int, blame: Blame) -> Verdict:
         return upheld(fault.value)
     assert opened is not None
     try:
-        dealer.check_payload(opened)
+        dealer.check_payload(opened.payload)
     except DkgError as exc:
         return upheld(exc.reason)
     return refuted

@@ -25,7 +25,6 @@ from triple_ratchet.dkg.cocktail import (
     MIN_CIPHERTEXT_SIZE,
     SIGNATURE_SIZE,
     Fault,
-    OpenedShare,
     SessionParams,
     payload_commitment,
 )
@@ -148,19 +147,18 @@ class SignedRound1:
         self.check_signature(params)
         return self.parse(params)
 
-    def check_payload(self, opened: OpenedShare) -> bytes:
-        """The payload that came with a share must be 32 bytes and match the signed hash.
-        Returns it; otherwise `DkgError(culprit=sender, reason="payload-mismatch")`."""
-        payload = opened.payload
+    def check_payload(self, payload: bytes) -> bytes:
+        """The payload that came with this sender's share must be 32 bytes and match the signed
+        hash. Returns it; otherwise `DkgError(culprit=sender, reason="payload-mismatch")`."""
         if len(payload) != PAYLOAD_LEN or not hmac.compare_digest(
-            payload_commitment(payload), self.payload_hash
+            payload_commitment(bytes(payload)), self.payload_hash
         ):
             raise DkgError(
                 f"participant {self.sender}: payload does not match its signed hash",
                 culprit=self.sender,
                 reason=Fault.PAYLOAD_MISMATCH.value,
             )
-        return payload
+        return bytes(payload)
 
     def __repr__(self) -> str:
         return f"SignedRound1(sender={self.sender}, payload_hash={self.payload_hash.hex()[:16]}…)"
@@ -187,6 +185,20 @@ def sign_round1(
         _round1_body(sender, p_hash, raw), rng,
     )
     return SignedRound1(sender, p_hash, raw, signature)
+
+
+def check_payloads(
+    messages: Sequence[SignedRound1], payloads: Sequence[bytes]
+) -> tuple[bytes, ...]:
+    """Check the payloads a member decrypted (payload_{j,i}, j = 1..n, e.g. COCKTAIL's
+    `SharesVerified.payloads`) against the senders' signed hashes; returns them in order.
+    The first mismatch raises `DkgError(culprit=j)`, which the member turns into a blame."""
+    if len(messages) != len(payloads):
+        raise UsageError("one payload per signed round-1 message")
+    for j, m in enumerate(messages, start=1):
+        if m.sender != j:
+            raise UsageError("signed round-1 messages must be in participant order")
+    return tuple(m.check_payload(p) for m, p in zip(messages, payloads, strict=True))
 
 
 def announcements_hash(announcements: Sequence[bytes]) -> bytes:
@@ -241,6 +253,7 @@ __all__ = [
     "SignedRound1",
     "announcements_hash",
     "attempt_extension",
+    "check_payloads",
     "new_payload",
     "payload_hash",
     "sign_round1",
