@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triple_ratchet.dkg.cocktail import (
     CIPHERSUITE_ID,
@@ -604,3 +606,52 @@ def test_secrets_never_in_repr() -> None:
             assert s not in text
         assert "KKKK" not in text and "secret payload" not in text
     assert copy.deepcopy(out.secret_share) == out.secret_share
+
+
+def test_round2_message_bytes_name_the_faulty_entry() -> None:
+    _params, parts, msgs, _ = _round1(2, 3)
+    r2 = Round2Message.project(msgs, 1).to_bytes()
+    entry = 2 * 32 + 64 + 32 + 8 + 48
+    bad = bytearray(r2)
+    bad[entry + 32 : entry + 64] = IDENTITY.to_bytes()  # C_{2,1}
+    with pytest.raises(DkgError) as exc:
+        parts[0].receive_round2(bytes(bad))
+    check(exc, Fault.INVALID_POINT, 2)
+    with pytest.raises(DkgError) as exc:
+        parts[0].receive_round2(r2 + b"\x00")
+    check(exc, Fault.MALFORMED_MESSAGE, None)
+    with pytest.raises(DkgError) as exc:
+        parts[0].receive_round2(r2[:-1])
+    assert exc.value.culprit == 3
+    assert parts[0].state is State.ROUND1_SENT
+    assert parts[0].receive_round2(r2).index == 1
+
+
+def test_payload_limits() -> None:
+    params, _, sks = make(2, 3)
+    with pytest.raises(UsageError):
+        Participant(params, sks[0], payload=bytes(65536))
+    with pytest.raises(UsageError):
+        Participant(params, sks[0], payload={4: b"x"})
+
+
+@given(st.data())
+@settings(max_examples=60, deadline=None)
+def test_any_flipped_byte_in_a_round1_message_names_its_sender(data: st.DataObject) -> None:
+    _params, parts, msgs, _ = _round1(2, 3)
+    raw = bytearray(msgs[1].to_bytes())
+    pos = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+    bit = data.draw(st.integers(min_value=0, max_value=7))
+    raw[pos] ^= 1 << bit
+    # Ciphertext to participant 1 starts after C (64), PoP (64), E (32) and its 8-byte frame.
+    own_ct = range(160 + 8, 160 + 8 + 48)
+    others_ct = range(160 + 8 + 48, len(raw))
+    try:
+        parts[0].receive_round1([msgs[0], bytes(raw), msgs[2]])
+    except DkgError as exc:
+        assert exc.culprit == 2
+        assert pos not in others_ct or (pos - 160) % 56 < 8  # only a frame byte there
+        return
+    # Only a flip inside another recipient's ciphertext goes unnoticed by participant 1.
+    assert pos in others_ct and (pos - 160) % 56 >= 8
+    assert pos not in own_ct
