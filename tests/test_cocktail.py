@@ -20,6 +20,7 @@ from triple_ratchet.dkg.cocktail import (
     ShareKey,
     VssCommitment,
     classify_share,
+    classify_share_with_ecdh,
     encrypt_share,
     h6,
     payload_commitment,
@@ -486,6 +487,27 @@ def test_ecdh_values_agree_and_classify_share() -> None:
     assert fault is Fault.DECRYPTION_FAILED
     fault, _ = classify_share(key, m.ciphertexts[0], msgs[2].commitment, recipient)
     assert fault is Fault.SHARE_MISMATCH
+    fault, opened2 = classify_share_with_ecdh(
+        mine,
+        params=params,
+        sender_index=sender,
+        recipient_index=recipient,
+        ephemeral=m.ephemeral,
+        ciphertext=m.ciphertexts[recipient - 1],
+        commitment=m.commitment,
+    )
+    assert fault is None and opened2 == opened
+    wrong = EcdhValues.from_points(sd, se)
+    fault, _ = classify_share_with_ecdh(
+        wrong,
+        params=params,
+        sender_index=sender,
+        recipient_index=recipient,
+        ephemeral=m.ephemeral,
+        ciphertext=m.ciphertexts[recipient - 1],
+        commitment=m.commitment,
+    )
+    assert fault is Fault.DECRYPTION_FAILED
 
 
 def test_schnorr_sign_verify() -> None:

@@ -446,6 +446,31 @@ def classify_share(
     return None, OpenedShare(share, plaintext[SCALAR_SIZE:])
 
 
+def classify_share_with_ecdh(
+    ecdh: EcdhValues,
+    *,
+    params: SessionParams,
+    sender_index: int,
+    recipient_index: int,
+    ephemeral: Point,
+    ciphertext: bytes,
+    commitment: VssCommitment,
+) -> tuple[Fault | None, OpenedShare | None]:
+    """H6 from given ECDH values, then `classify_share`: what a blame verifier runs once a DLEQ
+    proof has established (S^e, S^d) for (recipient, sender)."""
+    for index in (sender_index, recipient_index):
+        if not 1 <= index <= params.n:
+            raise UsageError("participant index out of range")
+    key = h6(
+        ecdh,
+        ephemeral,
+        params.static_keys[sender_index - 1],
+        params.static_keys[recipient_index - 1],
+        params.context,
+    )
+    return classify_share(key, ciphertext, commitment, recipient_index)
+
+
 def open_share(
     key: ShareKey,
     ciphertext: bytes,
@@ -510,6 +535,7 @@ __all__ = [
     "aggregate_commitments",
     "check_parameters",
     "classify_share",
+    "classify_share_with_ecdh",
     "decode_static_keys",
     "encrypt_share",
     "h6",
