@@ -215,15 +215,17 @@ def test_every_single_byte_flip_is_rejected_without_change(suite: Suite) -> None
     assert bob.decrypt(message) == b"tamper with me"
 
 
-def test_tamper_steady_chain_message(suite: Suite) -> None:
+def test_every_byte_flip_on_current_chain_and_skipped_paths(suite: Suite) -> None:
     alice, bob = pair(suite)
     bob.decrypt(alice.encrypt(b"0"))
-    message = alice.encrypt(b"steady")
-    for i in (0, 1, len(message) // 2, len(message) - 1):
-        tampered = bytearray(message)
-        tampered[i] ^= 0x80
-        expect_unchanged(bob, bytes(tampered), RemoteError)
-    assert bob.decrypt(message) == b"steady"
+    held = alice.encrypt(b"held")           # will be a skipped key
+    steady = alice.encrypt(b"steady")       # current chain, skips `held`
+    for message in (steady, held):
+        for i in range(len(message)):
+            tampered = bytearray(message)
+            tampered[i] ^= 0x80
+            expect_unchanged(bob, bytes(tampered), RemoteError)
+        assert bob.decrypt(message) in (b"steady", b"held")
 
 
 def test_malformed_messages() -> None:
@@ -312,6 +314,51 @@ def test_skipped_chain_limit_evicts_oldest_chain() -> None:
     expect_unchanged(bob, held[0], AuthenticationError)
     assert bob.decrypt(held[1]) == b"held 1"
     assert bob.decrypt(held[2]) == b"held 2"
+
+
+# --- Deleted keys are gone from the state ------------------------------------------------
+
+
+def _state_fields(party: DoubleRatchet) -> list[cbor.CborValue]:
+    fields = cbor.decode(party.to_bytes())
+    assert isinstance(fields, list)
+    return fields
+
+
+def test_used_skipped_key_is_removed_from_state(suite: Suite) -> None:
+    alice, bob = pair(suite)
+    m0, m1 = alice.encrypt(b"0"), alice.encrypt(b"1")
+    bob.decrypt(m1)
+    chains = _state_fields(bob)[16]
+    hka = initial_keys(suite, SECRET, AD)[1]
+    # One chain (Alice's first, under HKa) holding one key, for N = 0.
+    assert isinstance(chains, list) and len(chains) == 1
+    hk, entries = cbor.as_list(chains[0], "chain", 2)
+    n, mk = cbor.as_list(cbor.as_list(entries, "entries", 1)[0], "entry", 2)
+    assert hk == hka and n == 0
+    assert isinstance(mk, bytes) and len(mk) == suite.aead_key_len
+    assert mk in bob.to_bytes()
+    bob.decrypt(m0)
+    assert mk not in bob.to_bytes()
+    assert _state_fields(bob)[16] == []
+
+
+def test_old_chain_keys_and_prekey_leave_the_state(suite: Suite) -> None:
+    rng = DeterministicRandom(b"prekey")
+    spk = suite.generate_dh(rng)
+    alice = DoubleRatchet.initiate(suite, SECRET, spk.public_key(), AD, rng=rng)
+    bob = DoubleRatchet.respond(suite, SECRET, spk, AD, rng=rng)
+    assert spk.to_bytes() in bob.to_bytes()
+    bob.decrypt(alice.encrypt(b"first"))
+    assert spk.to_bytes() not in bob.to_bytes()  # the signed prekey's secret is dropped
+    old = _state_fields(bob)
+    bob.decrypt(alice.encrypt(b"second"))
+    alice.decrypt(bob.encrypt(b"reply"))
+    bob.decrypt(alice.encrypt(b"third"))
+    state = bob.to_bytes()
+    for index in (6, 7, 8):  # RK, CKs, CKr of the earlier state
+        value = old[index]
+        assert isinstance(value, bytes) and value not in state
 
 
 # --- Forward secrecy and post-compromise security -----------------------------------------
