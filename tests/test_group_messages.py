@@ -59,7 +59,7 @@ def test_every_member_decrypts_one_ciphertext(suite: object) -> None:
         assert out == []
         assert msg.body == b"hello group"
         assert msg.sender_index == 0
-        assert msg.sender_identity == identities[0].public_key().to_bytes()
+        assert msg.sender_identity == identities[0].public.to_bytes()
         assert msg.epoch == 1 and msg.generation == 0 and not msg.late
 
 
@@ -73,7 +73,7 @@ def test_own_echo_is_ignored_but_own_index_forgery_is_not() -> None:
 def _forge(forger: GroupSession, victim_index: int, generation: int, body: bytes,
            garbage: bool = False) -> bytes:
     """What a malicious member can build: it knows every chain root and the sender-data key."""
-    state = forger._epoch
+    state = forger._s.epoch
     suite = state.suite
     root_chain = ReceivingChain(_root_of(forger, victim_index))
     keys, _ = root_chain.keys_for(suite, generation)
@@ -95,7 +95,7 @@ def _forge(forger: GroupSession, victim_index: int, generation: int, body: bytes
 
 def _root_of(session: GroupSession, index: int) -> bytes:
     # The forger's own receiving chains still sit at their roots (it has received nothing).
-    chain = session._epoch.receiving[index]
+    chain = session._s.epoch.receiving[index]
     assert chain is not None and chain.next_generation == 0
     return chain.chain_key
 
@@ -175,7 +175,7 @@ def test_reuse_guard_changes_nonce_when_an_old_state_is_restored() -> None:
     restored = GroupSession.from_bytes(saved, identities[0],
                                        rng=DeterministicRandom(b"other device run"))
     second = GroupMessage.from_bytes(DEFAULT_SUITE, blob_of(restored, b"two"))
-    secret = a._epoch.sender_data_secret
+    secret = a._s.epoch.sender_data_secret
     sd1 = open_sender_data(DEFAULT_SUITE, first, secret)
     sd2 = open_sender_data(DEFAULT_SUITE, second, secret)
     # Same chain key and generation (so the same key and nonce base), different nonce.
@@ -204,10 +204,10 @@ def test_skipped_keys_are_deleted_once_used() -> None:
     blobs = [blob_of(a, b"m") for _ in range(3)]
     b.receive(blobs[2], T0)
     b.receive(blobs[0], T0)
-    chain = b._epoch.receiving[0]
+    chain = b._s.epoch.receiving[0]
     assert chain is not None and [g for g, _, _ in chain.skipped] == [1]
     b.receive(blobs[1], T0)
-    chain = b._epoch.receiving[0]
+    chain = b._s.epoch.receiving[0]
     assert chain is not None and chain.skipped == ()
 
 
@@ -230,7 +230,7 @@ def test_wrong_group_and_wrong_epoch_are_rejected() -> None:
 
 def test_unknown_member_index_is_rejected() -> None:
     (a, b), _ = make_group(2)
-    state = a._epoch
+    state = a._s.epoch
     suite = state.suite
     keys, _ = SendingChain(state.sending.chain_key).step(suite)
     content = Content(suite.suite_id, state.group_id, state.epoch, 7, 0, CONTENT_APPLICATION,
@@ -260,7 +260,7 @@ def test_truncated_tampered_and_oversized_blobs_are_rejected() -> None:
 
 def test_generation_too_far_ahead_is_rejected() -> None:
     (a, b), _ = make_group(2)
-    state = a._epoch
+    state = a._s.epoch
     suite = state.suite
     chain = SendingChain(state.sending.chain_key)
     for _ in range(MAX_FORWARD + 2):
@@ -312,8 +312,8 @@ def test_corrupt_state_is_a_decode_error() -> None:
 def test_no_secret_in_repr() -> None:
     (a, b), _ = make_group(2)
     blob_of(a, b"x")
-    state = a._epoch
-    texts = [repr(a), repr(state), repr(state.sending), repr(b._epoch.receiving[0]),
+    state = a._s.epoch
+    texts = [repr(a), repr(state), repr(state.sending), repr(b._s.epoch.receiving[0]),
              str(a), repr(state.sending.step(state.suite)[0])]
     secrets = [state.sender_data_secret, state.sending.chain_key, state.init_secret,
                state.signing_key, state.mailbox_access_key]

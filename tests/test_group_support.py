@@ -1,37 +1,144 @@
-"""Helpers for the group tests: members of one epoch built straight from the key schedule.
+"""Helpers for the group tests.
 
-The epoch's inputs (init secret, transcript hash, payloads) are drawn from a seeded RNG instead of
-coming out of a DKG run: these tests exercise the message layer, which only sees the key
-schedule's outputs. The epoch-change tests run the real DKG.
+`make_group` builds members of one epoch straight from the key schedule: the epoch's inputs
+(init secret, transcript hash, payloads) come from a seeded RNG instead of a DKG run, because
+those tests exercise the message layer, which only sees the key schedule's outputs.
+`Hub` is an in-memory relay with one order per mailbox and a cursor per reader, and `Net`
+drives real sessions through it (the epoch-change tests run the real DKG this way).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from triple_ratchet.errors import RemoteError
 from triple_ratchet.group.epoch import EpochState, Member
+from triple_ratchet.group.events import Event, Outgoing, WelcomeOut
 from triple_ratchet.group.key_schedule import PAYLOAD_LEN, TRANSCRIPT_HASH_LEN, derive_epoch
-from triple_ratchet.group.session import GroupSession
+from triple_ratchet.group.session import ACTIVE, GroupSession, Send, _State
+from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import DEFAULT_SUITE, SigningKey, Suite
+from triple_ratchet.suites import DEFAULT_SUITE, Suite
 
 GROUP_ID = b"G" * 16
+T0 = 1_700_000_000.0
+
+
+def make_identities(n: int, suite: Suite = DEFAULT_SUITE, seed: bytes = b"ids"
+                    ) -> list[IdentityKeyPair]:
+    rng = DeterministicRandom(seed)
+    return [IdentityKeyPair.generate(suite, rng) for _ in range(n)]
 
 
 def make_group(n: int, suite: Suite = DEFAULT_SUITE, seed: bytes = b"group",
                group_id: bytes = GROUP_ID, epoch: int = 1,
-               ) -> tuple[list[GroupSession], list[SigningKey]]:
+               ) -> tuple[list[GroupSession], list[IdentityKeyPair]]:
     rng = DeterministicRandom(seed)
     secrets = derive_epoch(suite, rng(suite.hash_len), rng(TRANSCRIPT_HASH_LEN),
                            [rng(PAYLOAD_LEN) for _ in range(n)])
-    identities = [suite.generate_signing(rng) for _ in range(n)]
+    identities = make_identities(n, suite, seed)
     epoch_keys = [suite.generate_signing(rng) for _ in range(n)]
-    roster = [Member(i.public_key().to_bytes(), k.public_key().to_bytes())
+    roster = [Member(i.public.to_bytes(), k.public_key().to_bytes())
               for i, k in zip(identities, epoch_keys, strict=True)]
     sessions = [
-        GroupSession(suite, identities[i],
-                     EpochState.from_secrets(secrets, group_id=group_id, epoch=epoch,
-                                             roster=roster, own_index=i,
-                                             signing_key=epoch_keys[i]),
+        GroupSession(identities[i], _State(
+            suite.suite_id, ACTIVE, epoch_started_ms=int(T0 * 1000),
+            epoch=EpochState.from_secrets(secrets, group_id=group_id, epoch=epoch,
+                                          roster=roster, own_index=i,
+                                          signing_key=epoch_keys[i])),
                      rng=DeterministicRandom(seed + bytes([i])))
         for i in range(n)
     ]
     return sessions, identities
+
+
+@dataclass
+class Hub:
+    """One append-only log per mailbox; every reader has its own cursor in each."""
+
+    logs: dict[bytes, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    cursors: dict[tuple[str, bytes], int] = field(default_factory=lambda: defaultdict(int))
+
+    def append(self, mailbox: bytes, blob: bytes) -> None:
+        self.logs[mailbox].append(blob)
+
+    def unread(self, reader: str, mailbox: bytes) -> list[bytes]:
+        log = self.logs[mailbox]
+        start = self.cursors[(reader, mailbox)]
+        self.cursors[(reader, mailbox)] = len(log)
+        return log[start:]
+
+
+@dataclass
+class Net:
+    """Moves every outgoing blob to its mailbox and welcomes to the joiner (in process)."""
+
+    hub: Hub = field(default_factory=Hub)
+    members: dict[str, GroupSession] = field(default_factory=dict)
+    identities: dict[str, IdentityKeyPair] = field(default_factory=dict)
+    events: dict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, list[RemoteError]] = field(default_factory=lambda: defaultdict(list))
+    now: float = 1_700_000_000.0
+    pending_welcomes: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
+    strict: bool = True
+
+    def send(self, sender: str, sends: list[Send]) -> None:
+        for s in sends:
+            if isinstance(s, Outgoing):
+                self.hub.append(s.mailbox_id, s.blob)
+            elif isinstance(s, WelcomeOut):
+                me = self.identities[sender].public.to_bytes()
+                self.pending_welcomes.append((s.recipient, s.welcome, me))
+
+    def deliver_welcomes(self) -> None:
+        """In a real app the welcome travels in a PairwiseSession; see test_group_pairwise."""
+        from triple_ratchet.identity import Identity
+        while self.pending_welcomes:
+            recipient, welcome, welcomer = self.pending_welcomes.pop(0)
+            for name, ident in self.identities.items():
+                if ident.public.to_bytes() == recipient:
+                    session, events, sends = GroupSession.join(
+                        ident, welcome, Identity.from_bytes(welcomer), self.now,
+                        rng=DeterministicRandom(b"join" + name.encode()))
+                    self.members[name] = session
+                    self.events[name] += events
+                    self.send(name, sends)
+
+    def step(self) -> bool:
+        """Let every member read every unread blob once; True if anything was read."""
+        self.deliver_welcomes()
+        moved = False
+        for name, session in list(self.members.items()):
+            if session.status == "ended":
+                continue
+            for box in session.mailboxes():
+                for blob in self.hub.unread(name, box):
+                    moved = True
+                    try:
+                        events, sends = session.receive(blob, self.now)
+                    except RemoteError as exc:
+                        if self.strict:
+                            raise
+                        self.errors[name].append(exc)
+                        continue
+                    self.events[name] += events
+                    self.send(name, sends)
+                    if session.status == "ended":
+                        break
+        return moved
+
+    def run(self, limit: int = 200) -> None:
+        for _ in range(limit):
+            if not self.step():
+                return
+        raise AssertionError("network did not settle")
+
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+        for name, session in self.members.items():
+            if session.status == "ended":
+                continue
+            events, sends = session.tick(self.now)
+            self.events[name] += events
+            self.send(name, sends)

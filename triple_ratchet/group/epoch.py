@@ -54,6 +54,7 @@ class EpochState:
     order: tuple[SenderOrder, ...] = field(repr=False)
     last_seen: bytes = b""  # digest of the last message this member sent or delivered
     known_digests: tuple[bytes, ...] = field(default=(), repr=False)
+    last_sent: bytes = b""  # digest of the last message we sent (announced at an epoch change)
 
     @property
     def suite(self) -> Suite:
@@ -151,11 +152,12 @@ class EpochState:
                                 h.predecessor_known, h.body] for h in o.held],
               o.gap_since]
              for o in self.order],
+            self.last_sent,
         ]
 
     @classmethod
     def from_cbor(cls, value: cbor.CborValue) -> EpochState:
-        items = cbor.as_list(value, "epoch state", length=16)
+        items = cbor.as_list(value, "epoch state", length=17)
         suite = suite_by_id(cbor.as_int(items[0], "suite id"))
         h = suite.hash_len
         roster_items = cbor.as_list(items[3], "roster")
@@ -208,6 +210,7 @@ class EpochState:
             SendingChain(cbor.as_bytes(sending[0], "chain key", length=h),
                          cbor.as_int(sending[1], "generation")),
             tuple(chains), orders, last_seen, known,
+            cbor.as_bytes(items[16], "last sent", max_length=h),
         )
 
 

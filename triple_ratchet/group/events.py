@@ -97,3 +97,53 @@ class Ignored(Event):
 
     reason: str
     member: bytes | None = None
+
+
+@dataclass(frozen=True)
+class WelcomeOut:
+    """A welcome for a joiner: send `welcome` to `recipient` (an identity encoding) over a
+    pairwise session (`PairwiseSession.encrypt`, or `initiate(..., plaintext=welcome)`)."""
+
+    recipient: bytes
+    welcome: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"WelcomeOut(recipient={self.recipient.hex()[:16]}…, <welcome>)"
+
+
+@dataclass(frozen=True)
+class EpochChangeStarted(Event):
+    """A proposal became the attempt for `epoch` (the change to epoch + 1)."""
+
+    epoch: int
+    proposer: bytes
+    added: tuple[bytes, ...]
+    removed: tuple[bytes, ...]
+    reason: str
+    attempt_mailbox: bytes
+
+
+@dataclass(frozen=True)
+class AttemptAborted(Event):
+    """The attempt ended without a new epoch. `named` are the identities the abort names."""
+
+    epoch: int
+    by: bytes
+    reason: str
+    named: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class RemovedFromGroup(Event):
+    """We are not in the new roster; the session is over."""
+
+    epoch: int
+    proposer: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class RejoinNeeded(Event):
+    """A restored state cannot tell what it already sent in an epoch change; ask to be re-added."""
+
+    epoch: int

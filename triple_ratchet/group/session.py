@@ -1,31 +1,62 @@
-"""GroupSession: the sans-IO API of a member of one group (spec: Group messages, Epoch change).
+"""GroupSession: the sans-IO API of one member of one group (spec 09 and 11).
 
-    events, outgoing = session.receive(blob, now)
-    outgoing = session.encrypt(plaintext, now)
+    session, sends = GroupSession.create(identity, members, now)      # or .join(...)
+    events, sends = session.receive(blob, now)
+    sends = session.encrypt(plaintext, now)
     data = session.to_bytes(); session = GroupSession.from_bytes(data, identity)
 
-The caller moves blobs between the session and the hub (each `Outgoing` names its mailbox), passes
-the current time in seconds, and stores `to_bytes()` durably before sending what a call returned.
-A rejected blob raises a `RemoteError` subclass and leaves the session exactly as it was: every
-step computes new immutable epoch values and commits them only at its end.
+The caller moves blobs: each `Outgoing` names the hub mailbox it must be appended to, each
+`WelcomeOut` a joiner to reach over a pairwise session; it reads every mailbox in `mailboxes()`
+and feeds the blobs in the hub's order, passes the current time in seconds, and stores
+`to_bytes()` durably before sending what a call returned. A rejected blob raises a `RemoteError`
+subclass and leaves the session exactly as it was: every call computes a new immutable `_State`
+and swaps it in only at its end.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 from triple_ratchet import cbor
-from triple_ratchet.errors import DecodeError, ProtocolError, StateError, UsageError
+from triple_ratchet.errors import (
+    DecodeError,
+    ProtocolError,
+    RemoteError,
+    StateError,
+    UsageError,
+)
+from triple_ratchet.group import epoch_change
+from triple_ratchet.group.attempt_mailbox import (
+    ABORT_BLAME,
+    ABORT_CERTIFICATION,
+    ABORT_EQUIVOCATION,
+    ABORT_TIMEOUT,
+    open_item,
+    peek_mailbox,
+)
 from triple_ratchet.group.epoch import EpochState
+from triple_ratchet.group.epoch_change import Attempt, Phase, Step
 from triple_ratchet.group.events import (
+    AttemptAborted,
+    EpochChanged,
+    EpochChangeStarted,
     Event,
     GapDetected,
+    Ignored,
+    MembershipChanged,
     MessageReceived,
     MessagesLost,
     Outgoing,
+    RejoinNeeded,
+    RemovedFromGroup,
+    WelcomeOut,
 )
+from triple_ratchet.group.key_schedule import initial_init_secret
 from triple_ratchet.group.message import (
     CONTENT_APPLICATION,
+    CONTENT_PROPOSAL,
+    MAX_GROUP_ID_LEN,
     Content,
     GroupMessage,
     open_content,
@@ -33,7 +64,17 @@ from triple_ratchet.group.message import (
     seal,
 )
 from triple_ratchet.group.ordering import Delivery, Held, OrderResult
+from triple_ratchet.group.proposal import (
+    REASON_CHANGE,
+    REASON_REFRESH,
+    REASON_UNRESPONSIVE,
+    Proposal,
+    SignedProposal,
+    make_proposal,
+)
 from triple_ratchet.group.sender_chain import new_reuse_guard
+from triple_ratchet.group.welcome import Welcome
+from triple_ratchet.identity import Identity, IdentityKeyPair, PrekeyBundle
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import SigningKey, Suite, suite_by_id
 
@@ -41,43 +82,36 @@ STATE_FORMAT = "triple-ratchet group session"
 STATE_VERSION = 1
 # Bound on a serialized session (roster, chains, held messages); checked before decoding.
 MAX_STATE_LEN = 16 * 1024 * 1024
+# After activation, epoch e's keys are kept this long for its late messages (then deleted).
+GRACE_MS = 300_000
+# A member proposes a refresh after this many messages or this long in one epoch (0: never).
+DEFAULT_REFRESH_MESSAGES = 10_000
+DEFAULT_REFRESH_MS = 7 * 24 * 3600 * 1000
+# Plaintexts a member may hold while an epoch change runs.
+MAX_HELD_OUTGOING = 256
+GROUP_ID_LEN = 16
+
+REASON_NAMES = {REASON_CHANGE: "change", REASON_REFRESH: "refresh",
+                REASON_UNRESPONSIVE: "removed: unresponsive"}
+ABORT_NAMES = {ABORT_TIMEOUT: "timeout", ABORT_EQUIVOCATION: "equivocation",
+               ABORT_BLAME: "blame", ABORT_CERTIFICATION: "certification failed"}
+
+ACTIVE = "active"  # we hold an epoch
+JOINING = "joining"  # welcomed, waiting for the first certificate
+ENDED = "ended"  # removed, or a join that failed: every call says so
+
+Send = Outgoing | WelcomeOut
+Policy = Callable[[Proposal], bool]
 
 
 def to_ms(now: float) -> int:
     """Caller time (seconds) to the millisecond integers kept in state (exact round trip)."""
-    if now < 0:
-        raise UsageError("time must not be negative")
+    if not isinstance(now, int | float) or now < 0:
+        raise UsageError("time must be a non-negative number of seconds")
     return int(now * 1000)
 
 
-@dataclass(frozen=True)
-class Delivered:
-    """What one group message step produced, before it is committed."""
-
-    state: EpochState
-    events: tuple[Event, ...]
-
-
-def _events_for(state: EpochState, sender: int, result: OrderResult) -> list[Event]:
-    identity = state.roster[sender].identity_key
-    events: list[Event] = []
-    if result.gap is not None:
-        events.append(GapDetected(sender, identity, state.epoch, *result.gap))
-    if result.lost is not None:
-        events.append(MessagesLost(sender, identity, state.epoch, *result.lost))
-    events.extend(_received(state, sender, d) for d in result.delivered)
-    return events
-
-
-def _received(state: EpochState, sender: int, d: Delivery) -> MessageReceived:
-    return MessageReceived(sender, state.roster[sender].identity_key, state.epoch, d.generation,
-                           d.digest, d.last_seen, d.predecessor_known, d.late, d.body)
-
-
-def _deliveries_seen(state: EpochState, result: OrderResult) -> EpochState:
-    for d in result.delivered:
-        state = state.with_seen(d.digest)
-    return state
+# --- one epoch's message path (pure) --------------------------------------------------------
 
 
 def encrypt_in_epoch(state: EpochState, content_type: int, body: bytes,
@@ -89,15 +123,16 @@ def encrypt_in_epoch(state: EpochState, content_type: int, body: bytes,
                       keys.generation, content_type, state.last_seen, body)
     blob = seal(suite, content, state.own_signing_key(), keys, new_reuse_guard(rng),
                 state.sender_data_secret, state.mailbox_id)
-    return blob, replace(state, sending=chain).with_seen(content.digest(suite))
+    digest = content.digest(suite)
+    return blob, replace(state, sending=chain, last_sent=digest).with_seen(digest)
 
 
-def open_in_epoch(state: EpochState, message: GroupMessage, now_ms: int,
-                  max_generation: int | None = None) -> tuple[Content | None, EpochState]:
+def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | None = None
+                  ) -> tuple[Content | None, int, EpochState]:
     """Authenticate and decrypt one message of this epoch; commit nothing on failure.
 
-    Returns (None, state) for an echo of our own message. `max_generation` is the grace
-    period's bound: the last generation the sender announced for this epoch.
+    Returns (content or None for an echo of our own message, the generation, new state).
+    `max_count` is the grace period's bound: the sender's announced message count.
     """
     suite = state.suite
     sender_data = open_sender_data(suite, message, state.sender_data_secret)
@@ -105,25 +140,26 @@ def open_in_epoch(state: EpochState, message: GroupMessage, now_ms: int,
         raise ProtocolError("sender index is not in the roster")
     if sender_data.sender == state.own_index:
         if sender_data.generation < state.sending.generation:
-            return None, state  # the hub echoes our own messages back; nothing to do
+            return None, sender_data.generation, state  # the hub echoes our messages back
         raise ProtocolError("message claims our own index for a generation we never sent")
-    if max_generation is not None and sender_data.generation > max_generation:
-        raise ProtocolError("message of a previous epoch past the sender's announced generation")
+    if max_count is not None and sender_data.generation >= max_count:
+        raise ProtocolError("old-epoch message past the sender's announced generation")
     chain = state.receiving_chain(sender_data.sender)
     keys, new_chain = chain.keys_for(suite, sender_data.generation)
     content = open_content(suite, message, sender_data, keys, state.group_id, state.epoch,
                            state.verifying_key(sender_data.sender))
     # Only now, with the signature verified, is the sender's generation consumed.
-    return content, state.with_receiving(sender_data.sender, new_chain)
+    return content, sender_data.generation, state.with_receiving(sender_data.sender, new_chain)
 
 
 def order_in_epoch(state: EpochState, content: Content, now_ms: int
                    ) -> tuple[list[Event], EpochState]:
-    """Hand an authentic message to its sender's delivery order."""
+    """Hand an authentic message to its sender's delivery order (proposals hold a place)."""
     suite = state.suite
+    body = content.body if content.content_type == CONTENT_APPLICATION else b""
     held = Held(content.generation, content.content_type, content.last_seen,
                 content.digest(suite),
-                not content.last_seen or state.knows(content.last_seen), content.body)
+                not content.last_seen or state.knows(content.last_seen), body)
     result, order = state.order[content.sender].accept(held, now_ms)
     state = _deliveries_seen(state.with_order(content.sender, order), result)
     return _events_for(state, content.sender, result), state
@@ -139,113 +175,580 @@ def expire_in_epoch(state: EpochState, now_ms: int) -> tuple[list[Event], EpochS
     return events, state
 
 
+def _events_for(state: EpochState, sender: int, result: OrderResult) -> list[Event]:
+    identity = state.roster[sender].identity_key
+    events: list[Event] = []
+    if result.gap is not None:
+        events.append(GapDetected(sender, identity, state.epoch, *result.gap))
+    if result.lost is not None:
+        events.append(MessagesLost(sender, identity, state.epoch, *result.lost))
+    events.extend(_received(state, sender, d) for d in result.delivered
+                  if d.content_type == CONTENT_APPLICATION)
+    return events
+
+
+def _received(state: EpochState, sender: int, d: Delivery) -> MessageReceived:
+    return MessageReceived(sender, state.roster[sender].identity_key, state.epoch, d.generation,
+                           d.digest, d.last_seen, d.predecessor_known, d.late, d.body)
+
+
+def _deliveries_seen(state: EpochState, result: OrderResult) -> EpochState:
+    for d in result.delivered:
+        state = state.with_seen(d.digest)
+    return state
+
+
+# --- the session's whole state ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grace:
+    """A previous epoch kept for its late messages until `until_ms`."""
+
+    state: EpochState
+    limits: tuple[int | None, ...]  # per member: announced message count, None: not accepted
+    until_ms: int
+
+
+@dataclass(frozen=True)
+class _State:
+    suite_id: int
+    status: str
+    epoch: EpochState | None = None
+    grace: tuple[Grace, ...] = ()
+    attempt: Attempt | None = None
+    queue: tuple[bytes, ...] = ()  # signed proposals waiting, in group-mailbox order
+    proposers: tuple[bytes, ...] = ()  # who proposed in this epoch
+    aborters: tuple[bytes, ...] = ()  # who aborted in this epoch
+    own_proposal: tuple[int, bytes] | None = None  # (generation, signed proposal) not yet read
+    held: tuple[bytes, ...] = field(default=(), repr=False)  # plaintexts held during a change
+    epoch_started_ms: int = 0
+    messages_in_epoch: int = 0
+    refresh_messages: int = DEFAULT_REFRESH_MESSAGES
+    refresh_ms: int = DEFAULT_REFRESH_MS
+    restored: bool = False
+
+    def to_cbor(self) -> list[cbor.CborEncodable]:
+        return [
+            self.suite_id, self.status, None if self.epoch is None else self.epoch.to_cbor(),
+            [[g.state.to_cbor(), list(g.limits), g.until_ms] for g in self.grace],
+            None if self.attempt is None else self.attempt.to_cbor(),
+            list(self.queue), list(self.proposers), list(self.aborters),
+            None if self.own_proposal is None else list(self.own_proposal),
+            list(self.held), self.epoch_started_ms, self.messages_in_epoch,
+            self.refresh_messages, self.refresh_ms, self.restored,
+        ]
+
+    @classmethod
+    def from_cbor(cls, value: cbor.CborValue) -> _State:
+        f = cbor.as_list(value, "group session state", length=15)
+        status = cbor.as_str(f[1], "status", max_length=16)
+        if status not in (ACTIVE, JOINING, ENDED):
+            raise DecodeError("unknown session status")
+        grace = []
+        for g in cbor.as_list(f[3], "grace epochs"):
+            gi = cbor.as_list(g, "grace epoch", length=3)
+            gs = EpochState.from_cbor(gi[0])
+            limits = tuple(None if x is None else cbor.as_int(x, "limit")
+                           for x in cbor.as_list(gi[1], "limits"))
+            if len(limits) != len(gs.roster):
+                raise DecodeError("one grace limit per member expected")
+            grace.append(Grace(gs, limits, cbor.as_int(gi[2], "grace end")))
+
+        def blist(v: cbor.CborValue, what: str) -> tuple[bytes, ...]:
+            return tuple(cbor.as_bytes(x, what) for x in cbor.as_list(v, what))
+
+        own = None
+        if f[8] is not None:
+            oi = cbor.as_list(f[8], "own proposal", length=2)
+            own = (cbor.as_int(oi[0], "generation"), cbor.as_bytes(oi[1], "own proposal"))
+        return cls(
+            cbor.as_int(f[0], "suite id", maximum=0xFFFF), status,
+            None if f[2] is None else EpochState.from_cbor(f[2]), tuple(grace),
+            None if f[4] is None else Attempt.from_cbor(f[4]),
+            blist(f[5], "queue"), blist(f[6], "proposers"), blist(f[7], "aborters"), own,
+            blist(f[9], "held"), cbor.as_int(f[10], "epoch start"),
+            cbor.as_int(f[11], "messages"), cbor.as_int(f[12], "refresh messages"),
+            cbor.as_int(f[13], "refresh ms"), cbor.as_bool(f[14], "restored"))
+
+
+@dataclass
+class _Out:
+    """What one call accumulates before it commits."""
+
+    events: list[Event] = field(default_factory=list)
+    sends: list[Send] = field(default_factory=list)
+
+
 class GroupSession:
-    """One member's view of one group. Not thread-safe; one instance per group per device."""
+    """One member's view of one group. Not thread-safe; one instance per group per device.
 
-    def __init__(self, suite: Suite, identity: SigningKey, epoch: EpochState,
-                 rng: RandomSource = system_random) -> None:
-        if epoch.suite_id != suite.suite_id:
-            raise UsageError("epoch state belongs to another suite")
-        if epoch.roster[epoch.own_index].identity_key != identity.public_key().to_bytes():
+    `policy`, if given, decides which proposals this member accepts. Every member of a group
+    must use the same policy, or their views of which attempt runs would differ.
+    """
+
+    def __init__(self, identity: IdentityKeyPair, state: _State, *,
+                 rng: RandomSource = system_random, policy: Policy | None = None) -> None:
+        if state.suite_id != identity.suite.suite_id:
+            raise UsageError("identity and session use different suites")
+        if state.epoch is not None and (state.epoch.roster[state.epoch.own_index].identity_key
+                                        != identity.public.to_bytes()):
             raise UsageError("identity does not match our roster entry")
-        self._suite = suite
         self._identity = identity
-        self._epoch = epoch
+        self._s = state
         self._rng = rng
-        self._failed: str | None = None
+        self._policy = policy
 
-    # --- properties ---------------------------------------------------------------------
+    # --- starting ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, identity: IdentityKeyPair, members: Sequence[Identity | PrekeyBundle],
+               now: float, *, group_id: bytes | None = None, rng: RandomSource = system_random,
+               policy: Policy | None = None, refresh_messages: int = DEFAULT_REFRESH_MESSAGES,
+               refresh_seconds: float = DEFAULT_REFRESH_MS / 1000,
+               ) -> tuple[GroupSession, list[Send]]:
+        """A new group of us and `members`: the first epoch change (from epoch 0) begins.
+
+        Returns our announcement for the attempt's mailbox and one `WelcomeOut` per member.
+        """
+        now_ms = to_ms(now)
+        suite = identity.suite
+        gid = rng(GROUP_ID_LEN) if group_id is None else group_id
+        if not 1 <= len(gid) <= MAX_GROUP_ID_LEN:
+            raise UsageError(f"group id must be 1..{MAX_GROUP_ID_LEN} bytes")
+        others = [m.identity if isinstance(m, PrekeyBundle) else m for m in members]
+        if any(o.suite.suite_id != suite.suite_id for o in others):
+            raise UsageError("every member must use the group's suite")
+        me = identity.public.to_bytes()
+        proposal = make_proposal(identity, group_id=gid, epoch=0, public_epoch_id=b"",
+                                 old_roster=[me], added=[o.to_bytes() for o in others],
+                                 removed=[], rng=rng)
+        state = _State(suite.suite_id, JOINING, epoch_started_ms=now_ms,
+                       refresh_messages=refresh_messages, refresh_ms=int(refresh_seconds * 1000))
+        session = cls(identity, state, rng=rng, policy=policy)
+        out = _Out()
+        init = initial_init_secret(suite)
+        session._s = session._begin(state, proposal, (me,), init, now_ms, out)
+        return session, out.sends
+
+    @classmethod
+    def join(cls, identity: IdentityKeyPair, welcome: bytes, welcomer: Identity, now: float, *,
+             rng: RandomSource = system_random, policy: Policy | None = None
+             ) -> tuple[GroupSession, list[Event], list[Send]]:
+        """Accept a welcome received from `welcomer` over a pairwise session."""
+        now_ms = to_ms(now)
+        w = Welcome.from_bytes(welcome)
+        p = w.proposal.proposal
+        if p.suite_id != identity.suite.suite_id:
+            raise ProtocolError("welcome for another suite")
+        if w.proposal.proposal.proposer != welcomer.to_bytes():
+            raise ProtocolError("the welcome does not come from the proposer")
+        me = identity.public.to_bytes()
+        if me not in p.added:
+            raise ProtocolError("the welcome's proposal does not add us")
+        w.proposal.proposal.check_roster(w.previous_roster)
+        if policy is not None and not policy(p):
+            raise ProtocolError("proposal refused by policy")
+        state = _State(p.suite_id, JOINING, epoch_started_ms=now_ms)
+        session = cls(identity, state, rng=rng, policy=policy)
+        out = _Out()
+        session._s = session._begin(state, w.proposal, w.previous_roster, w.init_secret, now_ms,
+                                    out)
+        return session, out.events, out.sends
+
+    # --- properties ---------------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        return self._s.status
+
+    @property
+    def suite(self) -> Suite:
+        return suite_by_id(self._s.suite_id)
+
+    def _current(self) -> EpochState:
+        if self._s.epoch is None:
+            raise StateError("no epoch yet: the group's first epoch change is still running")
+        return self._s.epoch
 
     @property
     def group_id(self) -> bytes:
-        return self._epoch.group_id
+        if self._s.epoch is None and self._s.attempt is not None:
+            return self._s.attempt.proposal.proposal.group_id
+        return self._current().group_id
 
     @property
     def epoch(self) -> int:
-        return self._epoch.epoch
+        return 0 if self._s.epoch is None else self._s.epoch.epoch
 
     @property
     def public_epoch_id(self) -> bytes:
-        return self._epoch.public_epoch_id
+        return self._current().public_epoch_id
 
     @property
     def roster(self) -> tuple[bytes, ...]:
-        return tuple(m.identity_key for m in self._epoch.roster)
+        return tuple(m.identity_key for m in self._current().roster)
 
     @property
     def own_index(self) -> int:
-        return self._epoch.own_index
+        return self._current().own_index
 
     @property
     def mailbox_id(self) -> bytes:
         """The group mailbox of the current epoch (rotates with every epoch)."""
-        return self._epoch.mailbox_id
+        return self._current().mailbox_id
 
-    def mailbox_access_key(self) -> SigningKey:
-        """The key that opens the current group mailbox at the hub."""
-        return self._suite.signing_from_bytes(self._epoch.mailbox_access_key)
+    @property
+    def attempt_phase(self) -> str | None:
+        return None if self._s.attempt is None else self._s.attempt.phase.value
 
     def mailboxes(self) -> tuple[bytes, ...]:
-        """Every mailbox this session reads now (the caller subscribes to these)."""
-        return (self._epoch.mailbox_id,)
+        """Every mailbox to read now, in no particular order (each in its own hub order)."""
+        boxes = []
+        if self._s.epoch is not None:
+            boxes.append(self._s.epoch.mailbox_id)
+        boxes += [g.state.mailbox_id for g in self._s.grace]
+        if self._s.attempt is not None:
+            boxes.append(self._s.attempt.mailbox()[0])
+        return tuple(boxes)
+
+    def mailbox_access_key(self, mailbox_id: bytes) -> SigningKey:
+        """The key that opens `mailbox_id` (one of `mailboxes()`) at the hub."""
+        s = self._s
+        for e in ([s.epoch] if s.epoch else []) + [g.state for g in s.grace]:
+            if e.mailbox_id == mailbox_id:
+                return self.suite.signing_from_bytes(e.mailbox_access_key)
+        if s.attempt is not None and s.attempt.mailbox()[0] == mailbox_id:
+            return s.attempt.mailbox_access_key()
+        raise UsageError("not a mailbox of this session")
 
     # --- verbs ----------------------------------------------------------------------------
 
-    def encrypt(self, plaintext: bytes, now: float) -> list[Outgoing]:
-        """Encrypt an application message to the whole group."""
+    def encrypt(self, plaintext: bytes, now: float) -> list[Send]:
+        """Encrypt an application message to the whole group (held during an epoch change)."""
         self._check_usable()
         if not isinstance(plaintext, bytes):
             raise UsageError("plaintext must be bytes")
-        to_ms(now)
-        blob, state = encrypt_in_epoch(self._epoch, CONTENT_APPLICATION, plaintext, self._rng)
-        self._epoch = state
-        return [Outgoing(state.mailbox_id, blob)]
+        now_ms = to_ms(now)
+        s = self._s
+        out = _Out()
+        if s.status == JOINING or (s.attempt is not None and s.attempt.is_participant):
+            if len(s.held) >= MAX_HELD_OUTGOING:
+                raise StateError("too many messages held during the epoch change")
+            self._s = replace(s, held=(*s.held, plaintext))
+            return []
+        s = self._send_application(s, plaintext, out)
+        s = self._maybe_refresh(s, now_ms, out)
+        self._s = s
+        return out.sends
 
-    def receive(self, blob: bytes, now: float) -> tuple[list[Event], list[Outgoing]]:
-        """Process one blob read from one of `mailboxes()`, in the hub's order."""
+    def propose(self, now: float, *, add: Sequence[Identity | PrekeyBundle] = (),
+                remove: Sequence[bytes] = ()) -> list[Send]:
+        """Propose adding and/or removing members (nothing given: a refresh)."""
         self._check_usable()
         now_ms = to_ms(now)
-        message = GroupMessage.from_bytes(self._suite, blob)
-        if message.mailbox_id != self._epoch.mailbox_id:
-            raise ProtocolError("blob is not for a mailbox of this group's current epochs")
-        content, state = open_in_epoch(self._epoch, message, now_ms)
-        events: list[Event] = []
-        if content is not None:
-            if content.content_type != CONTENT_APPLICATION:
-                raise ProtocolError("unexpected content type")
-            events, state = order_in_epoch(state, content, now_ms)
-        more, state = expire_in_epoch(state, now_ms)
-        self._epoch = state
-        return events + more, []
+        added = [(m.identity if isinstance(m, PrekeyBundle) else m).to_bytes() for m in add]
+        reason = REASON_CHANGE if added or remove else REASON_REFRESH
+        out = _Out()
+        self._s = self._propose(self._s, added, list(remove), reason, now_ms, out)
+        return out.sends
 
-    def tick(self, now: float) -> tuple[list[Event], list[Outgoing]]:
+    def receive(self, blob: bytes, now: float) -> tuple[list[Event], list[Send]]:
+        """Process one blob read from one of `mailboxes()`, in that mailbox's hub order."""
+        self._check_usable()
+        if not isinstance(blob, bytes):
+            raise UsageError("blob must be bytes")
+        now_ms = to_ms(now)
+        s = self._s
+        out = _Out()
+        attempt_box = peek_mailbox(blob)
+        if attempt_box is not None:
+            if s.attempt is None or attempt_box != s.attempt.mailbox()[0]:
+                raise ProtocolError("blob for an attempt mailbox we do not follow")
+            s = self._on_attempt_blob(s, blob, now_ms, out)
+        else:
+            s = self._on_group_blob(s, blob, now_ms, out)
+        s = self._tick(s, now_ms, out)
+        self._s = s
+        return out.events, out.sends
+
+    def tick(self, now: float) -> tuple[list[Event], list[Send]]:
         """Let time pass: give up on old gaps, end grace periods, time out epoch changes."""
         self._check_usable()
-        events, state = expire_in_epoch(self._epoch, to_ms(now))
-        self._epoch = state
-        return events, []
+        out = _Out()
+        self._s = self._tick(self._s, to_ms(now), out)
+        return out.events, out.sends
+
+    # --- group mailbox ---------------------------------------------------------------------
+
+    def _on_group_blob(self, s: _State, blob: bytes, now_ms: int, out: _Out) -> _State:
+        message = GroupMessage.from_bytes(self.suite, blob)
+        if s.epoch is not None and message.mailbox_id == s.epoch.mailbox_id:
+            content, generation, state = open_in_epoch(s.epoch, message)
+            if content is None:
+                return self._on_own_echo(replace(s, epoch=state), generation, now_ms, out)
+            s = replace(s, epoch=state)
+            if content.content_type == CONTENT_PROPOSAL:
+                s = self._on_proposal(s, content, now_ms, out)
+            else:
+                s = replace(s, messages_in_epoch=s.messages_in_epoch + 1)
+            events, state = order_in_epoch(s.epoch, content, now_ms)  # type: ignore[arg-type]
+            out.events.extend(events)
+            return replace(s, epoch=state)
+        for k, g in enumerate(s.grace):
+            if message.mailbox_id == g.state.mailbox_id:
+                sd = open_sender_data(g.state.suite, message, g.state.sender_data_secret)
+                limit = g.limits[sd.sender] if 0 <= sd.sender < len(g.limits) else None
+                if limit is None and sd.sender != g.state.own_index:
+                    raise ProtocolError("old-epoch message from a member not in the new roster")
+                content, _, state = open_in_epoch(g.state, message, limit)
+                if content is not None and content.content_type == CONTENT_PROPOSAL:
+                    out.events.append(Ignored("proposal for an epoch already changed",
+                                              g.state.roster[content.sender].identity_key))
+                if content is not None:
+                    events, state = order_in_epoch(state, content, now_ms)
+                    out.events.extend(events)
+                grace = (*s.grace[:k], replace(g, state=state), *s.grace[k + 1:])
+                return replace(s, grace=grace)
+        raise ProtocolError("blob is not for a mailbox of this group's current epochs")
+
+    def _on_own_echo(self, s: _State, generation: int, now_ms: int, out: _Out) -> _State:
+        if s.own_proposal is not None and s.own_proposal[0] == generation:
+            signed = SignedProposal.from_bytes(s.own_proposal[1])
+            s = replace(s, own_proposal=None)
+            return self._consider(s, signed, now_ms, out)
+        return s
+
+    def _on_proposal(self, s: _State, content: Content, now_ms: int, out: _Out) -> _State:
+        assert s.epoch is not None
+        sender_identity = s.epoch.roster[content.sender].identity_key
+        try:
+            signed = SignedProposal.from_bytes(content.body)
+        except RemoteError as exc:
+            out.events.append(Ignored(f"invalid proposal: {exc}", sender_identity))
+            return s
+        if signed.proposal.proposer != sender_identity:
+            out.events.append(Ignored("proposal signed by someone other than its sender",
+                                      sender_identity))
+            return s
+        return self._consider(s, signed, now_ms, out)
+
+    def _consider(self, s: _State, signed: SignedProposal, now_ms: int, out: _Out) -> _State:
+        """A proposal read from the group mailbox, in order: start it, queue it or ignore it."""
+        assert s.epoch is not None
+        p = signed.proposal
+        who = p.proposer
+        try:
+            self._check_proposal(s.epoch, p)
+        except ProtocolError as exc:
+            out.events.append(Ignored(f"proposal refused: {exc}", who))
+            return s
+        if who in s.proposers:
+            out.events.append(Ignored("second proposal from one member in one epoch", who))
+            return s
+        s = replace(s, proposers=(*s.proposers, who))
+        if s.attempt is not None:
+            return replace(s, queue=(*s.queue, signed.to_bytes()))
+        e = s.epoch
+        assert e is not None
+        return self._begin(s, signed, self.roster_of(e), e.init_secret, now_ms, out)
+
+    def _check_proposal(self, e: EpochState, p: Proposal) -> None:
+        if p.group_id != e.group_id or p.suite_id != e.suite_id:
+            raise ProtocolError("proposal for another group or suite")
+        if p.epoch != e.epoch or p.public_epoch_id != e.public_epoch_id:
+            raise ProtocolError("proposal for another epoch")
+        p.check_roster(self.roster_of(e))
+        if self._policy is not None and not self._policy(p):
+            raise ProtocolError("refused by policy")
+
+    @staticmethod
+    def roster_of(e: EpochState) -> tuple[bytes, ...]:
+        return tuple(m.identity_key for m in e.roster)
+
+    # --- epoch change -------------------------------------------------------------------
+
+    def _begin(self, s: _State, signed: SignedProposal, previous: tuple[bytes, ...],
+               init_secret: bytes, now_ms: int, out: _Out) -> _State:
+        """`signed` is now the attempt: announce (if in its roster) and welcome its joiners."""
+        p = signed.proposal
+        sent = s.epoch.sending.generation if s.epoch is not None else 0
+        last = s.epoch.last_sent if s.epoch is not None else b""
+        if s.restored and s.epoch is not None and self._identity.public.to_bytes() in p.new_roster:
+            # A restored state cannot know whether its newer self already announced here.
+            out.events.append(RejoinNeeded(p.epoch))
+        step = epoch_change.start(signed, previous, init_secret, self._identity, now_ms,
+                                  self._rng, sent_count=sent, last_sent=last)
+        attempt = step.attempt
+        if s.restored and s.epoch is not None:
+            attempt = replace(attempt, silent=True)
+            step = replace(step, outgoing=())
+        out.sends.extend(step.outgoing)
+        out.events.append(EpochChangeStarted(p.epoch, p.proposer, p.added, p.removed,
+                                             REASON_NAMES[p.reason], attempt.mailbox()[0]))
+        if p.proposer == self._identity.public.to_bytes():
+            welcome = Welcome(signed, previous, init_secret).to_bytes()
+            out.sends.extend(WelcomeOut(a, welcome) for a in p.added)
+        return replace(s, attempt=attempt)
+
+    def _on_attempt_blob(self, s: _State, blob: bytes, now_ms: int, out: _Out) -> _State:
+        attempt = s.attempt
+        assert attempt is not None
+        mailbox, key = attempt.mailbox()
+        kind, payload = open_item(attempt.suite, key, mailbox, blob)
+        step = epoch_change.receive_item(attempt, kind, payload, self._identity, now_ms,
+                                         self._rng)
+        return self._apply(s, step, now_ms, out)
+
+    def _apply(self, s: _State, step: Step, now_ms: int, out: _Out) -> _State:
+        p = step.attempt.proposal.proposal
+        if step.aborted is not None:
+            by = p.new_roster[step.aborted.sender - 1]
+            if by in s.aborters:
+                out.events.append(Ignored("second abort from one member in one epoch", by))
+                return s
+            out.events.extend(step.events)
+            named = tuple(p.new_roster[i - 1] for i in step.aborted.named)
+            out.events.append(AttemptAborted(p.epoch, by, ABORT_NAMES[step.aborted.reason],
+                                             named))
+            s = replace(s, attempt=None, aborters=(*s.aborters, by))
+            if s.epoch is None:
+                # Our first epoch never came: only a new welcome can bring us in.
+                return replace(s, status=ENDED, held=())
+            s = self._flush(s, out)
+            if (step.aborted.reason == ABORT_TIMEOUT and step.attempt.own_index is not None
+                    and step.aborted.sender == step.attempt.own_index):
+                s = self._propose_removal(s, step.attempt, named, now_ms, out)
+            return self._next_from_queue(s, now_ms, out)
+        out.events.extend(step.events)
+        out.sends.extend(step.outgoing)
+        if step.removed:
+            out.events.append(RemovedFromGroup(p.epoch + 1, p.proposer, REASON_NAMES[p.reason]))
+            return replace(s, status=ENDED, attempt=None, held=(), queue=())
+        if step.activation is None:
+            return replace(s, attempt=step.attempt)
+        new = step.activation.state
+        grace = tuple(g for g in s.grace if g.until_ms > now_ms)
+        if s.epoch is not None:
+            grace = (*grace, Grace(s.epoch, step.activation.grace_limits, now_ms + GRACE_MS))
+        old_roster = step.attempt.previous_roster
+        out.events.append(EpochChanged(new.epoch, new.public_epoch_id, self.roster_of(new)))
+        if p.added or p.removed:
+            out.events.append(MembershipChanged(new.epoch, p.added, p.removed, p.proposer,
+                                                REASON_NAMES[p.reason]))
+        del old_roster
+        s = replace(s, status=ACTIVE, epoch=new, grace=grace, attempt=None, queue=(),
+                    proposers=(), aborters=(), own_proposal=None, epoch_started_ms=now_ms,
+                    messages_in_epoch=0, restored=False)
+        return self._flush(s, out)
+
+    def _flush(self, s: _State, out: _Out) -> _State:
+        held, s = s.held, replace(s, held=())
+        for plaintext in held:
+            s = self._send_application(s, plaintext, out)
+        return s
+
+    def _next_from_queue(self, s: _State, now_ms: int, out: _Out) -> _State:
+        e = s.epoch
+        assert e is not None
+        while s.queue and s.attempt is None:
+            signed = SignedProposal.from_bytes(s.queue[0])
+            s = replace(s, queue=s.queue[1:])
+            try:
+                self._check_proposal(e, signed.proposal)
+            except ProtocolError as exc:
+                out.events.append(Ignored(f"queued proposal refused: {exc}",
+                                          signed.proposal.proposer))
+                continue
+            s = self._begin(s, signed, self.roster_of(e), e.init_secret, now_ms, out)
+        return s
+
+    def _propose_removal(self, s: _State, attempt: Attempt, named: tuple[bytes, ...],
+                         now_ms: int, out: _Out) -> _State:
+        """After our timeout abort: propose removing the unresponsive old members. Joiners of
+        the failed attempt are dropped (a new proposal with a new welcome can add them)."""
+        assert s.epoch is not None
+        me = self._identity.public.to_bytes()
+        old = self.roster_of(s.epoch)
+        remove = [m for m in named if m in old and m != me]
+        if not remove or me in s.proposers or s.own_proposal is not None:
+            return s
+        return self._propose(s, [], remove, REASON_UNRESPONSIVE, now_ms, out)
+
+    def _propose(self, s: _State, added: list[bytes], removed: list[bytes], reason: int,
+                 now_ms: int, out: _Out) -> _State:
+        e = s.epoch
+        if e is None or s.status != ACTIVE:
+            raise StateError("no epoch to propose a change of")
+        me = self._identity.public.to_bytes()
+        if me in s.proposers or s.own_proposal is not None:
+            raise StateError("we already proposed in this epoch")
+        signed = make_proposal(self._identity, group_id=e.group_id, epoch=e.epoch,
+                               public_epoch_id=e.public_epoch_id, old_roster=self.roster_of(e),
+                               added=added, removed=removed, reason=reason, rng=self._rng)
+        generation = e.sending.generation
+        blob, state = encrypt_in_epoch(e, CONTENT_PROPOSAL, signed.to_bytes(), self._rng)
+        out.sends.append(Outgoing(state.mailbox_id, blob))
+        return replace(s, epoch=state, own_proposal=(generation, signed.to_bytes()))
+
+    def _send_application(self, s: _State, plaintext: bytes, out: _Out) -> _State:
+        assert s.epoch is not None
+        blob, state = encrypt_in_epoch(s.epoch, CONTENT_APPLICATION, plaintext, self._rng)
+        out.sends.append(Outgoing(state.mailbox_id, blob))
+        return replace(s, epoch=state, messages_in_epoch=s.messages_in_epoch + 1)
+
+    def _maybe_refresh(self, s: _State, now_ms: int, out: _Out) -> _State:
+        if s.status != ACTIVE or s.attempt is not None or s.own_proposal is not None:
+            return s
+        if self._identity.public.to_bytes() in s.proposers:
+            return s
+        due = ((s.refresh_messages and s.messages_in_epoch >= s.refresh_messages)
+               or (s.refresh_ms and now_ms - s.epoch_started_ms >= s.refresh_ms))
+        if not due:
+            return s
+        return self._propose(s, [], [], REASON_REFRESH, now_ms, out)
+
+    def _tick(self, s: _State, now_ms: int, out: _Out) -> _State:
+        if s.epoch is not None:
+            events, state = expire_in_epoch(s.epoch, now_ms)
+            out.events.extend(events)
+            s = replace(s, epoch=state)
+        s = replace(s, grace=tuple(g for g in s.grace if g.until_ms > now_ms))
+        if s.attempt is not None:
+            step = epoch_change.expire(s.attempt, now_ms, self._rng)
+            out.sends.extend(step.outgoing)
+            s = replace(s, attempt=step.attempt)
+        return self._maybe_refresh(s, now_ms, out)
 
     # --- state ------------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        return cbor.encode([STATE_FORMAT, STATE_VERSION, self._suite.suite_id,
-                            self._epoch.to_cbor()])
+        return cbor.encode([STATE_FORMAT, STATE_VERSION, self._s.to_cbor()])
 
     @classmethod
-    def from_bytes(cls, data: bytes, identity: SigningKey,
-                   rng: RandomSource = system_random) -> GroupSession:
-        items = cbor.as_list(cbor.decode(data, max_size=MAX_STATE_LEN), "group session", length=4)
+    def from_bytes(cls, data: bytes, identity: IdentityKeyPair, *,
+                   rng: RandomSource = system_random, policy: Policy | None = None,
+                   restored_from_backup: bool = False) -> GroupSession:
+        """Load a saved session. Pass `restored_from_backup=True` when `data` may be older than
+        what this member already sent (a backup): the session then sends nothing for epoch
+        changes it cannot account for and reports `RejoinNeeded`."""
+        items = cbor.as_list(cbor.decode(data, max_size=MAX_STATE_LEN), "group session", length=3)
         if cbor.as_str(items[0], "format", max_length=64) != STATE_FORMAT:
             raise DecodeError("not a serialized group session")
         if cbor.as_int(items[1], "state version") != STATE_VERSION:
             raise DecodeError("unsupported group session state version")
-        suite = suite_by_id(cbor.as_int(items[2], "suite id", maximum=0xFFFF))
-        return cls(suite, identity, EpochState.from_cbor(items[3]), rng)
+        state = _State.from_cbor(items[2])
+        if restored_from_backup:
+            state = replace(state, restored=True)
+        return cls(identity, state, rng=rng, policy=policy)
 
     def _check_usable(self) -> None:
-        if self._failed is not None:
-            raise StateError(f"group session unusable: {self._failed}")
+        if self._s.status == ENDED:
+            raise StateError("this group session has ended (removed, or the join failed)")
 
     def __repr__(self) -> str:
-        return (f"GroupSession(group={self.group_id.hex()}, epoch={self.epoch}, "
-                f"own_index={self.own_index}, <secrets>)")
+        return (f"GroupSession(status={self._s.status}, epoch={self.epoch}, "
+                f"attempt={self.attempt_phase}, <secrets>)")
+
+
+__all__ = ["ACTIVE", "ENDED", "JOINING", "GroupSession", "Phase", "Send"]

@@ -1,0 +1,88 @@
+"""Key announcements (spec 11, §3): a participant's fresh DKG key and per-epoch signing key.
+
+Signed by the participant's identity key (so it certifies both fresh keys) over the proposal
+hash, the participant's index in the new roster, the two public keys, and its last generation
+and message digest in the current epoch (the grace period's bound for its old-epoch messages).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+
+from triple_ratchet import cbor
+from triple_ratchet.dkg.ed25519 import POINT_SIZE, Point
+from triple_ratchet.errors import DecodeError
+from triple_ratchet.group.epoch import MAX_GROUP_SIZE
+from triple_ratchet.group.proposal import MAX_IDENTITY_LEN
+from triple_ratchet.group.sender_chain import MAX_GENERATION
+from triple_ratchet.identity import LABEL_IDENTITY_ANNOUNCEMENT, Identity, IdentityKeyPair
+from triple_ratchet.suites import Suite
+
+WIRE_ANNOUNCEMENT = 0x31
+VERSION = 1
+MAX_ANNOUNCEMENT_LEN = 2048
+
+
+@dataclass(frozen=True)
+class Announcement:
+    session_id: bytes
+    index: int  # 1..n in the new roster
+    identity: bytes
+    dkg_key: bytes  # COCKTAIL static public key P_i (edwards25519)
+    signing_key: bytes  # per-epoch signing public key, protocol suite
+    sent_count: int  # messages sent in the current epoch: generations 0..sent_count-1
+    last_digest: bytes  # digest of the last of them, or b""
+
+    def body(self) -> bytes:
+        return cbor.encode([WIRE_ANNOUNCEMENT, VERSION, self.session_id, self.index,
+                            self.identity, self.dkg_key, self.signing_key, self.sent_count,
+                            self.last_digest])
+
+    def dkg_point(self) -> Point:
+        return Point.from_bytes(self.dkg_key)
+
+
+@dataclass(frozen=True)
+class SignedAnnouncement:
+    announcement: Announcement
+    encoded: bytes = field(repr=False)  # [body, signature] as sent; hashed into the extension
+
+    @classmethod
+    def sign(cls, identity: IdentityKeyPair, announcement: Announcement) -> SignedAnnouncement:
+        body = announcement.body()
+        signature = identity.sign(LABEL_IDENTITY_ANNOUNCEMENT, body)
+        return cls(announcement, cbor.encode([body, signature]))
+
+    @classmethod
+    def from_bytes(cls, suite: Suite, data: bytes) -> SignedAnnouncement:
+        """Decode, validate both keys and verify the identity signature."""
+        items = cbor.as_list(cbor.decode(data, max_size=MAX_ANNOUNCEMENT_LEN, max_depth=2),
+                             "signed announcement", length=2)
+        body = cbor.as_bytes(items[0], "announcement body", max_length=MAX_ANNOUNCEMENT_LEN)
+        signature = cbor.as_bytes(items[1], "announcement signature", max_length=256)
+        f = cbor.as_list(cbor.decode(body, max_size=MAX_ANNOUNCEMENT_LEN, max_depth=1),
+                         "announcement", length=9)
+        if (cbor.as_int(f[0], "type") != WIRE_ANNOUNCEMENT
+                or cbor.as_int(f[1], "version") != VERSION):
+            raise DecodeError("not a version-1 key announcement")
+        last = cbor.as_bytes(f[8], "last digest", max_length=suite.hash_len)
+        if len(last) not in (0, suite.hash_len):
+            raise DecodeError("last digest has the wrong length")
+        a = Announcement(
+            cbor.as_bytes(f[2], "session id", length=suite.hash_len),
+            cbor.as_int(f[3], "index", minimum=1, maximum=MAX_GROUP_SIZE),
+            cbor.as_bytes(f[4], "identity", max_length=MAX_IDENTITY_LEN),
+            cbor.as_bytes(f[5], "dkg key", length=POINT_SIZE),
+            cbor.as_bytes(f[6], "signing key", length=suite.sign_public_len),
+            cbor.as_int(f[7], "sent count", maximum=MAX_GENERATION),
+            last,
+        )
+        a.dkg_point()  # validates the point (InvalidKey otherwise)
+        suite.verifying_from_bytes(a.signing_key)
+        Identity.from_bytes(a.identity, suite).verify(LABEL_IDENTITY_ANNOUNCEMENT, body,
+                                                       signature)
+        return cls(a, bytes(data))
+
+    def same_as(self, other: SignedAnnouncement) -> bool:
+        return hmac.compare_digest(self.announcement.body(), other.announcement.body())
