@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from triple_ratchet.dkg.cocktail import MAX_PARTICIPANTS
 from triple_ratchet.errors import LimitExceeded, UsageError
 from triple_ratchet.mailbox import mailbox_id
 from triple_ratchet.suites import SigningKey, Suite
@@ -41,9 +42,8 @@ MAILBOX_SEED_LEN = 32
 """`Suite.signing_from_seed` takes 32 bytes."""
 EPOCH_ID_LEN = 32
 """Public, compared by users out of band: 256 bits make a chosen collision infeasible."""
-MAX_ROSTER_SIZE = 1024
-"""Upper bound on n accepted here. The DKG's n² ciphertexts make larger groups impractical
-anyway; the bound keeps a malformed input from requesting millions of derivations."""
+MAX_ROSTER_SIZE = MAX_PARTICIPANTS
+"""Roster sizes accepted here: the DKG's own maximum (one place for the bound, spec 06)."""
 MAX_ROSTER_ENTRY_LEN = 1024
 """Bound on one previous-roster entry (an identity encoding) in the joiner confirmation."""
 
