@@ -121,9 +121,11 @@ def _encode_into(value: object, out: list[bytes], depth: int) -> None:
         out.append(_head(2, len(raw)))
         out.append(raw)
     elif isinstance(value, int):
-        _encode_int(int(value), out)
+        # int.__int__/str.encode read the underlying value: a (str, Enum) member's str() would
+        # be its name ("Kind.A"), not its value.
+        _encode_int(int.__int__(value), out)
     elif isinstance(value, str):
-        _encode_str(str(value), out)
+        _encode_str(value, out)
     elif isinstance(value, Mapping):
         _encode_map(value, out, depth)
     elif isinstance(value, Sequence):
@@ -145,7 +147,7 @@ def _encode_int(value: int, out: list[bytes]) -> None:
 
 def _encode_str(value: str, out: list[bytes]) -> None:
     try:
-        raw = value.encode("utf-8")
+        raw = str.encode(value, "utf-8")
     except UnicodeEncodeError:
         raise UsageError("cbor.encode: text contains a lone surrogate (not UTF-8)") from None
     out.append(_head(3, len(raw)))
@@ -201,9 +203,9 @@ def encode_key(key: int | str) -> bytes:
     if isinstance(key, bool) or not isinstance(key, int | str):
         raise UsageError(f"cbor.encode: map key of type {type(key).__name__} (only int or str)")
     if isinstance(key, int):
-        _encode_int(int(key), out)
+        _encode_int(int.__int__(key), out)
     else:
-        _encode_str(str(key), out)
+        _encode_str(key, out)
     return b"".join(out)
 
 
