@@ -8,8 +8,8 @@ dealer, and a bad signature is the relay's doing (no one is blamed).
 
 Every member's application payload is exactly `PAYLOAD_LEN` fresh random bytes, the same to every
 recipient; the COCKTAIL extension commits to all payload hashes, to the ordered key announcements
-and to the joiner confirmation value (group.key_schedule.joiner_confirmation's input side lives in
-the epoch layer; here it is opaque bytes).
+and to the joiner confirmation value (computed by `group.key_schedule.joiner_confirmation`; this
+layer, below the group layer, takes it as bytes).
 """
 
 from __future__ import annotations
