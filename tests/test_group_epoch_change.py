@@ -5,11 +5,19 @@ from __future__ import annotations
 import pytest
 from test_group_support import Net, make_identities
 
+from triple_ratchet.errors import ProtocolError, RemoteError, ReplayError, StateError
 from triple_ratchet.group.events import (
     EpochChanged,
+    ForkDetected,
+    Ignored,
+    MembershipChanged,
     MessageReceived,
+    Outgoing,
+    RejoinNeeded,
+    RemovedFromGroup,
 )
-from triple_ratchet.group.session import GroupSession
+from triple_ratchet.group.message import CONTENT_PROPOSAL
+from triple_ratchet.group.session import GRACE_MS, GroupSession, encrypt_in_epoch
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
 
@@ -47,3 +55,149 @@ def test_create_group_of_three(suite: Suite) -> None:
     net.send("b", net.members["b"].encrypt(b"hi from b", net.now))
     net.run()
     assert texts(net, "a") == [b"hi from b"] and texts(net, "c") == [b"hi from b"]
+
+
+def of(net: Net, name: str, kind: type) -> list:  # type: ignore[type-arg]
+    return [e for e in net.events[name] if isinstance(e, kind)]
+
+
+def test_add_member_joiner_reads_only_the_new_epoch() -> None:
+    net = create(3, extra=1)
+    net.send("a", net.members["a"].encrypt(b"before d", net.now))
+    net.run()
+    old_blob = net.hub.logs[net.members["a"].mailbox_id][-1]
+    net.send("b", net.members["b"].propose(net.now, add=[net.identities["d"].public]))
+    net.run()
+    sessions = [net.members[x] for x in "abcd"]
+    assert all(s.epoch == 2 and s.status == "active" for s in sessions)
+    assert len({s.public_epoch_id for s in sessions}) == 1
+    for name in "abc":
+        change = of(net, name, MembershipChanged)[-1]
+        assert change.epoch == 2
+        assert change.added == (net.identities["d"].public.to_bytes(),)
+        assert change.proposer == net.identities["b"].public.to_bytes()
+    net.send("d", net.members["d"].encrypt(b"hello from d", net.now))
+    net.run()
+    assert texts(net, "a")[-1] == b"hello from d"
+    with pytest.raises(ProtocolError):
+        net.members["d"].receive(old_blob, net.now)  # epoch 1 was never d's
+
+
+def test_removed_member_is_locked_out() -> None:
+    net = create(3)
+    before = net.members["c"].to_bytes()
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.run()
+    assert net.members["c"].status == "ended"
+    (removed,) = of(net, "c", RemovedFromGroup)
+    assert removed.proposer == net.identities["a"].public.to_bytes()
+    with pytest.raises(StateError):
+        net.members["c"].encrypt(b"x", net.now)
+    assert net.members["a"].epoch == 2 and net.members["a"].roster == tuple(
+        net.identities[x].public.to_bytes() for x in "ab")
+    (blob,) = net.members["a"].encrypt(b"after c left", net.now)
+    assert isinstance(blob, Outgoing)
+    stale = GroupSession.from_bytes(before, net.identities["c"])
+    with pytest.raises(ProtocolError):
+        stale.receive(blob.blob, net.now)
+
+
+def test_post_compromise_security_refresh_heals() -> None:
+    """A thief with b's full state before a refresh, reading every blob, gets nothing new."""
+    net = create(3)
+    stolen = net.members["b"].to_bytes()
+    net.send("c", net.members["c"].propose(net.now))
+    net.run()
+    assert {net.members[x].epoch for x in "abc"} == {2}
+    net.send("a", net.members["a"].encrypt(b"after healing", net.now))
+    net.run()
+    thief = GroupSession.from_bytes(stolen, net.identities["b"],
+                                    rng=DeterministicRandom(b"thief"))
+    got: list[object] = []
+    for blob in [b for log in net.hub.logs.values() for b in log]:
+        if thief.status == "ended":
+            break
+        try:
+            events, _ = thief.receive(blob, net.now)
+            got += events
+        except RemoteError:
+            pass
+    assert thief.epoch == 1 and thief.status == "ended"
+    assert any(isinstance(e, RejoinNeeded) for e in got)
+    assert b"after healing" not in [e.body for e in got if isinstance(e, MessageReceived)]
+    assert any(isinstance(e, ForkDetected) for e in got)  # it notices b announced other keys
+
+
+def test_messages_are_held_during_a_change_and_flushed_after() -> None:
+    net = create(3)
+    net.send("a", net.members["a"].propose(net.now))
+    net.read("b", net.members["b"].mailbox_id)  # b reads the proposal and announces
+    assert net.members["b"].attempt_phase == "announcing"
+    assert net.members["b"].encrypt(b"held", net.now) == []
+    net.run()
+    assert net.members["b"].epoch == 2
+    assert texts(net, "a") == [b"held"] and texts(net, "c") == [b"held"]
+    assert [e.epoch for e in of(net, "c", MessageReceived)] == [2]
+
+
+def test_grace_period_accepts_old_messages_up_to_the_announced_generation() -> None:
+    net = create(3)
+    a, b, c = (net.members[x] for x in "abc")
+    old_box = a.mailbox_id
+    net.send("a", a.propose(net.now))
+    # b sends before reading the proposal: its message lands after the proposal.
+    net.send("b", b.encrypt(b"late but valid", net.now))
+    for name in "abc":
+        net.read(name, old_box)
+    # c runs the whole attempt before reading on in the old mailbox.
+    net.run()
+    assert c.epoch == 2
+    assert b"late but valid" in texts(net, "c")
+    assert old_box in c.mailboxes()  # still in grace
+    net.tick(GRACE_MS / 1000 + 1)
+    assert old_box not in c.mailboxes()
+
+
+def test_old_epoch_message_beyond_announced_generation_is_refused() -> None:
+    net = create(3)
+    a, b, c = (net.members[x] for x in "abc")
+    old_state = b.to_bytes()
+    net.send("a", a.propose(net.now))
+    net.run()
+    # b's old state (announced sent count 0) forges a late epoch-1 message: refused.
+    old_b = GroupSession.from_bytes(old_state, net.identities["b"])
+    (blob,) = old_b.encrypt(b"too late", net.now)
+    assert isinstance(blob, Outgoing)
+    before = c.to_bytes()
+    with pytest.raises(ProtocolError):
+        c.receive(blob.blob, net.now)
+    assert c.to_bytes() == before
+
+
+def test_replayed_proposal_and_announcement_are_refused() -> None:
+    net = create(3)
+    a = net.members["a"]
+    sends = a.propose(net.now)
+    assert a._s.own_proposal is not None
+    signed_old = a._s.own_proposal[1]
+    net.send("a", sends)
+    (proposal_blob,) = [s.blob for s in sends if isinstance(s, Outgoing)]
+    net.read("b", a.mailbox_id)
+    with pytest.raises(ReplayError):
+        net.members["b"].receive(proposal_blob, net.now)
+    attempt_box = net.members["b"].mailboxes()[-1]
+    first_announcement = net.hub.logs[attempt_box][0]
+    net.hub.append(attempt_box, first_announcement)  # the hub replays it
+    net.strict = False
+    net.run()
+    errors = [e for errs in net.errors.values() for e in errs]
+    assert len(errors) == 3 and all(isinstance(e, ReplayError) for e in errors)
+    assert {net.members[x].epoch for x in "abc"} == {2}
+    # The old signed proposal re-sent (by its own author) in the new epoch is refused.
+    a, b = net.members["a"], net.members["b"]
+    assert a._s.epoch is not None
+    blob, _ = encrypt_in_epoch(a._s.epoch, CONTENT_PROPOSAL, signed_old,
+                               DeterministicRandom(b"r"))
+    events, _ = b.receive(blob, net.now)
+    assert any(isinstance(e, Ignored) and "another epoch" in e.reason for e in events)
+    assert b.attempt_phase is None

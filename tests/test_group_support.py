@@ -128,6 +128,28 @@ class Net:
                         break
         return moved
 
+    def read(self, name: str, mailbox: bytes) -> None:
+        """Let one member read one mailbox's unread blobs."""
+        session = self.members[name]
+        for blob in self.hub.unread(name, mailbox):
+            try:
+                events, sends = session.receive(blob, self.now)
+            except RemoteError as exc:
+                if self.strict:
+                    raise
+                self.errors[name].append(exc)
+                continue
+            self.events[name] += events
+            self.send(name, sends)
+
+    def reload(self) -> None:
+        """Replace every session by a copy restored from its serialized state (exactly)."""
+        for name, session in self.members.items():
+            data = session.to_bytes()
+            copy = GroupSession.from_bytes(data, self.identities[name], rng=session._rng)
+            assert copy.to_bytes() == data
+            self.members[name] = copy
+
     def run(self, limit: int = 200) -> None:
         for _ in range(limit):
             if not self.step():

@@ -259,6 +259,7 @@ class Step:
     aborted: Abort | None = None
     activation: Activation | None = None
     removed: bool = False  # the certificate completed and we are not in the new roster
+    lost: bool = False  # the certificate completed without us (a silent, displaced state)
 
 
 def start(proposal: SignedProposal, previous_roster: tuple[bytes, ...], init_secret: bytes,
@@ -361,12 +362,20 @@ def _on_announcement(attempt: Attempt, payload: bytes, identity: IdentityKeyPair
     if any(s is not None and SignedAnnouncement.from_bytes(attempt.suite, s).announcement
            .dkg_key == a.dkg_key for s in attempt.announcements):
         raise ProtocolError("DKG key repeats another participant's")
+    events: tuple[Event, ...] = ()
+    if (a.index == attempt.own_index and attempt.seed and not attempt.silent
+            and a.dkg_key != Point.base_mul(attempt.dkg_secret()).to_bytes()):
+        # Our identity announced other keys: another copy of this member (a newer state, or a
+        # stolen identity key) took our place. We can no longer take part.
+        attempt = replace(attempt, silent=True)
+        events = (ForkDetected("announcement not ours", a.identity,
+                               "our identity announced a DKG key we do not hold"),)
     attempt = replace(attempt, announcements=_with_slot(attempt.announcements, a.index, payload))
     if attempt.missing():
-        return Step(attempt)
+        return Step(attempt, events=events)
     attempt = _move(attempt, "announcements complete", now_ms)
     if not attempt.is_participant or attempt.silent:
-        return Step(attempt)
+        return Step(attempt, events=events)
     # Everyone's keys are known: deal our shares.
     params = attempt.params()
     participant = Participant(params, attempt.dkg_secret(), payload=attempt.payload(),
@@ -466,7 +475,7 @@ def _on_round3(attempt: Attempt, payload: bytes, identity: IdentityKeyPair, now_
     if not attempt.is_participant:
         return Step(attempt, removed=True)
     if not attempt.transcript:
-        raise ProtocolError("certificate complete but we hold no transcript (silent state)")
+        return Step(attempt, lost=True)  # silent: the epoch went on without us
     return Step(attempt, activation=_activate(attempt))
 
 

@@ -625,6 +625,9 @@ class GroupSession:
         if step.removed:
             out.events.append(RemovedFromGroup(p.epoch + 1, p.proposer, REASON_NAMES[p.reason]))
             return replace(s, status=ENDED, attempt=None, held=(), queue=())
+        if step.lost:
+            out.events.append(RejoinNeeded(p.epoch + 1))
+            return replace(s, status=ENDED, attempt=None, held=(), queue=())
         if step.activation is None:
             return replace(s, attempt=step.attempt)
         new = step.activation.state
