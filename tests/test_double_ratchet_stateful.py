@@ -152,8 +152,8 @@ class TwoPartiesX25519(TwoParties):
 
 _FAST = settings(max_examples=50, stateful_step_count=40, deadline=None)
 # Long runs: bounded in CI; TRIPLE_RATCHET_FUZZ=long runs the local campaign.
-_SLOW = settings(max_examples=2000 if os.environ.get("TRIPLE_RATCHET_FUZZ") == "long" else 150,
-                 stateful_step_count=80, deadline=None)
+_SLOW = settings(max_examples=2000 if os.environ.get("TRIPLE_RATCHET_FUZZ") == "long" else 100,
+                 stateful_step_count=60, deadline=None)
 
 TestTwoParties = TwoParties.TestCase
 TestTwoParties.settings = _FAST
