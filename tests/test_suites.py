@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import pickle
 
 import nacl.bindings as sodium
 import pytest
@@ -519,3 +521,15 @@ def test_spec_worked_examples(suite: Suite) -> None:
     key = suite.signing_from_seed(bytes(range(32)))
     assert key.to_bytes().hex() == private
     assert key.public_key().to_bytes().hex() == public
+
+
+@suites
+def test_copies_keep_suites_singletons_and_share_immutable_keys(suite: Suite) -> None:
+    dh, sk = suite.generate_dh(), suite.generate_signing()
+    state = {"suite": suite, "dh": dh, "pub": dh.public_key(), "sk": sk, "vk": sk.public_key()}
+    copied = copy.deepcopy(state)
+    assert all(copied[k] is state[k] for k in state)
+    assert copy.copy(suite) is suite
+    assert pickle.loads(pickle.dumps(suite)) is suite is suite_by_id(suite.suite_id)
+    for key in state.values():
+        assert not hasattr(key, "__dict__") or key is suite  # keys have fixed slots

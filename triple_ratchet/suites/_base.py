@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from triple_ratchet.errors import AuthenticationError, UsageError
 from triple_ratchet.random import RandomSource, system_random
@@ -20,7 +20,25 @@ _MAX_LABEL_LEN = 255
 _MAX_CONTEXT_LEN = 2**32 - 1
 
 
-class DhPublicKey(ABC):
+class _Immutable:
+    """Keys and suites never change after construction, so a copy is the object itself.
+
+    Layers above deep-copy their state to make updates transactional; this keeps that cheap
+    and keeps suites singletons (`suite is DEFAULT_SUITE` stays true in a copied state).
+    """
+
+    __slots__ = ()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+
+class DhPublicKey(_Immutable, ABC):
+    __slots__ = ()
+
     @abstractmethod
     def to_bytes(self) -> bytes: ...
 
@@ -36,7 +54,9 @@ class DhPublicKey(ABC):
         return f"{type(self).__name__}({self.to_bytes().hex()[:16]}…)"
 
 
-class DhPrivateKey(ABC):
+class DhPrivateKey(_Immutable, ABC):
+    __slots__ = ()
+
     @abstractmethod
     def public_key(self) -> DhPublicKey: ...
 
@@ -52,7 +72,9 @@ class DhPrivateKey(ABC):
         return f"{type(self).__name__}(<secret>)"
 
 
-class VerifyingKey(ABC):
+class VerifyingKey(_Immutable, ABC):
+    __slots__ = ()
+
     @abstractmethod
     def to_bytes(self) -> bytes: ...
 
@@ -72,7 +94,9 @@ class VerifyingKey(ABC):
         return f"{type(self).__name__}({self.to_bytes().hex()[:16]}…)"
 
 
-class SigningKey(ABC):
+class SigningKey(_Immutable, ABC):
+    __slots__ = ()
+
     @abstractmethod
     def public_key(self) -> VerifyingKey: ...
 
@@ -88,7 +112,7 @@ class SigningKey(ABC):
         return f"{type(self).__name__}(<secret>)"
 
 
-class Suite(ABC):
+class Suite(_Immutable, ABC):
     """A cipher suite. Instances are module-level singletons; compare them by `suite_id`."""
 
     suite_id: int
@@ -107,6 +131,7 @@ class Suite(ABC):
     def __init__(self) -> None:
         # hashlib.sha256 is about twice as fast as hashlib.new("sha256") on short inputs.
         self._hash_ctor: Callable[[bytes], Any] = getattr(hashlib, self.hash_name)
+        self._info_prefix = PROTOCOL_LABEL + self.suite_id.to_bytes(2, "big")
 
     # --- DH -------------------------------------------------------------------------------
     @abstractmethod
@@ -160,16 +185,19 @@ class Suite(ABC):
         return hmac.digest(salt or b"\x00" * self.hash_len, ikm, self.hash_name)
 
     def _check_okm_length(self, length: int) -> None:
-        if type(length) is not int or length < 0:
-            raise UsageError("HKDF output length must be a non-negative int")
-        if length > 255 * self.hash_len:
+        if type(length) is not int or not 0 <= length <= 255 * self.hash_len:
             raise UsageError(
-                f"HKDF output of {length} bytes exceeds 255 * {self.hash_len} (RFC 5869)"
+                f"HKDF output length must be an int in 0..255 * {self.hash_len} (RFC 5869)"
             )
 
     def hkdf_expand(self, prk: bytes, info: bytes, length: int) -> bytes:
-        """HKDF-Expand (RFC 5869); more than 255 blocks is a `UsageError`."""
+        """HKDF-Expand (RFC 5869); a length outside 0..255 * hash length is a `UsageError`."""
         self._check_okm_length(length)
+        return self._expand(prk, info, length)
+
+    def _expand(self, prk: bytes, info: bytes, length: int) -> bytes:
+        if length <= self.hash_len:  # the common case: one block
+            return hmac.digest(prk, info + b"\x01", self.hash_name)[:length]
         blocks = []
         block = b""
         for counter in range(1, -(-length // self.hash_len) + 1):
@@ -193,8 +221,7 @@ class Suite(ABC):
         if len(context) > _MAX_CONTEXT_LEN:
             raise UsageError("a KDF context must be shorter than 2**32 bytes")
         return b"".join((
-            PROTOCOL_LABEL,
-            self.suite_id.to_bytes(2, "big"),
+            self._info_prefix,  # PROTOCOL_LABEL || suite_id
             length.to_bytes(2, "big"),
             bytes((len(label),)),
             label,
@@ -204,12 +231,18 @@ class Suite(ABC):
 
     def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         """The one labelled KDF: HKDF-Expand(secret, info(suite, label, context, length))."""
-        return self.hkdf_expand(secret, self.label_info(label, context, length), length)
+        return self._expand(secret, self.label_info(label, context, length), length)
 
     def derive_secret(self, salt: bytes, ikm: bytes, label: bytes, context: bytes,
                       length: int) -> bytes:
         """HKDF-Extract then `expand_label`: the common "root from inputs" step."""
         return self.expand_label(self.hkdf_extract(salt, ikm), label, context, length)
+
+    def __reduce__(self) -> tuple[Callable[[int], Suite], tuple[int]]:
+        # Pickles as its id, so unpickling yields the registered singleton.
+        from triple_ratchet.suites import suite_by_id
+
+        return (suite_by_id, (self.suite_id,))
 
     def __repr__(self) -> str:
         return f"Suite({self.name}, id=0x{self.suite_id:04x})"
