@@ -125,6 +125,10 @@ def test_usage_errors() -> None:
         Limits(max_skip=10, max_skipped_keys=5)
     with pytest.raises(UsageError):
         Limits(max_skip=-1)
+    with pytest.raises(UsageError):
+        Limits(max_skip=20_000, max_skipped_keys=20_001)  # a state must fit CBOR's limits
+    with pytest.raises(UsageError):
+        Limits(max_skipped_chains=1001)
     alice, _ = pair(limits=Limits(max_message_size=200))
     with pytest.raises(UsageError):
         alice.encrypt(bytes(200))

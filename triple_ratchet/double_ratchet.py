@@ -57,6 +57,13 @@ MAX_ASSOCIATED_DATA = 0xFFFF
 MIN_SHARED_SECRET = 32
 
 
+# Absolute caps on the configurable limits. A saved state must decode under the CBOR layer's
+# default limits (1 MiB, 100 000 items): 20 000 keys take about 0.8 MB and 60 000 items.
+MAX_SKIPPED_KEYS_CAP = 20_000
+# Each stored chain costs one header trial decryption per incoming message.
+MAX_SKIPPED_CHAINS_CAP = 1_000
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what a peer can make a session store or compute.
@@ -81,10 +88,13 @@ class Limits:
     max_message_size: int = 1 << 20
 
     def __post_init__(self) -> None:
-        for name in ("max_skip", "max_skipped_keys", "max_skipped_chains", "max_message_size"):
+        for name, cap in (("max_skip", MAX_SKIPPED_KEYS_CAP),
+                          ("max_skipped_keys", MAX_SKIPPED_KEYS_CAP),
+                          ("max_skipped_chains", MAX_SKIPPED_CHAINS_CAP),
+                          ("max_message_size", _MAX_COUNTER)):
             value = getattr(self, name)
-            if type(value) is not int or not 0 <= value <= _MAX_COUNTER:
-                raise UsageError(f"Limits.{name} must be an integer in [0, 2^32-1]")
+            if type(value) is not int or not 0 <= value <= cap:
+                raise UsageError(f"Limits.{name} must be an integer in [0, {cap}]")
         if self.max_skip > self.max_skipped_keys:
             raise UsageError("Limits.max_skip must not exceed Limits.max_skipped_keys")
 
