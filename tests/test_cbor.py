@@ -639,8 +639,10 @@ def _check_arbitrary(data: bytes) -> None:
         value = decode(data, max_items=1000, max_depth=16)
     except (DecodeError, LimitExceeded):
         return
-    # Accepted input is canonical: it re-encodes to exactly the same bytes.
+    # Accepted input is canonical: it re-encodes to exactly the same bytes, and an independent
+    # decoder reads the same value from it.
     assert encode(value) == data
+    assert _same(cbor2.loads(data), value)
 
 
 @settings(max_examples=1000, deadline=None)

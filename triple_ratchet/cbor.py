@@ -243,12 +243,6 @@ class _Decoder:
         self.budget = max_items - 1  # the top-level item
         self.max_depth = max_depth
 
-    def _take(self, count: int, offset: int) -> None:
-        """Charge `count` items to the budget before allocating anything for them."""
-        if count > self.budget:
-            raise LimitExceeded(f"item count limit exceeded by the container at offset {offset}")
-        self.budget -= count
-
     def item(self, pos: int, depth: int) -> tuple[CborValue, int]:
         data = self.data
         size = self.size
@@ -328,7 +322,10 @@ class _Decoder:
                     f"truncated input: array at offset {start} declares {arg} items, "
                     f"{size - pos} bytes remain"
                 )
-            self._take(arg, start)
+            # Charge the elements to the item budget before allocating anything for them.
+            if arg > self.budget:
+                raise LimitExceeded(f"item count limit exceeded by the array at offset {start}")
+            self.budget -= arg
             items: list[CborValue] = []
             append = items.append
             item = self.item
@@ -364,7 +361,9 @@ class _Decoder:
                 f"truncated input: map at offset {start} declares {arg} pairs, "
                 f"{size - pos} bytes remain"
             )
-        self._take(2 * arg, start)
+        if 2 * arg > self.budget:
+            raise LimitExceeded(f"item count limit exceeded by the map at offset {start}")
+        self.budget -= 2 * arg
         result: dict[int | str, CborValue] = {}
         previous = b""
         for _ in range(arg):
