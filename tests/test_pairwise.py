@@ -14,6 +14,7 @@ from triple_ratchet.errors import (
     RemoteError,
     ReplayError,
     StateError,
+    UnsupportedError,
 )
 from triple_ratchet.handshake import MSG_TYPE_INITIAL
 from triple_ratchet.identity import Account, IdentityKeyPair, PrekeyBundle, safety_number
@@ -148,8 +149,12 @@ def test_message_routing(suite: Suite) -> None:
     b, _, _ = PairwiseSession.respond(bob, blob)
     message = a.encrypt(b"x")
     assert message_type(message) == MSG_TYPE_PAIRWISE
-    with pytest.raises(DecodeError):
+    with pytest.raises(UnsupportedError):
         message_type(b"\x82\x05")
+    with pytest.raises(DecodeError):
+        message_type(b"\x87\x11")  # a known type with the wrong number of fields
+    with pytest.raises(DecodeError):
+        message_type(b"\x41\x10")  # not an array
     with pytest.raises(ProtocolError):
         b.decrypt(blob)
     with pytest.raises(DecodeError):

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from triple_ratchet import cbor
 from triple_ratchet.errors import (
     AuthenticationError,
-    DecodeError,
     LimitExceeded,
     ProtocolError,
+    UnsupportedError,
     UsageError,
 )
 from triple_ratchet.identity import (
@@ -89,7 +89,7 @@ class InitialMessage:
         f = cbor.as_list(cbor.decode(data, max_size=MAX_INITIAL_MESSAGE_SIZE, max_items=16),
                          "initial message", 7)
         if cbor.as_int(f[0], "message type") != MSG_TYPE_INITIAL:
-            raise DecodeError("not a handshake initial message")
+            raise UnsupportedError("unknown message type (not a handshake initial message)")
         suite = suite_by_id(cbor.as_int(f[1], "initial message suite", maximum=0xFFFF))
         opk_id = None if f[4] is None else cbor.as_int(f[4], "one-time prekey id",
                                                         maximum=MAX_PREKEY_ID)

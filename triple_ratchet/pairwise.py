@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from triple_ratchet import cbor
 from triple_ratchet.double_ratchet import DoubleRatchet, Limits
-from triple_ratchet.errors import DecodeError, LimitExceeded, ProtocolError, UsageError
+from triple_ratchet.errors import (
+    DecodeError,
+    LimitExceeded,
+    ProtocolError,
+    UnsupportedError,
+    UsageError,
+)
 from triple_ratchet.handshake import (
     MSG_TYPE_INITIAL,
     accept,
@@ -35,13 +41,17 @@ _FRAME_OVERHEAD = 11
 
 def message_type(blob: bytes) -> int:
     """The wire type of an inbox blob without decoding it: `MSG_TYPE_INITIAL` (start a session
-    with `PairwiseSession.respond`) or `MSG_TYPE_PAIRWISE` (for an existing session)."""
+    with `PairwiseSession.respond`) or `MSG_TYPE_PAIRWISE` (for an existing session).
+    `UnsupportedError` for another type number, `DecodeError` for anything else."""
     # An initial message is a 7-element CBOR array, a session message a 2-element one; both
-    # start with their type as a one-byte integer.
-    if len(blob) < 2 or (blob[0], blob[1]) not in ((0x87, MSG_TYPE_INITIAL),
-                                                   (0x82, MSG_TYPE_PAIRWISE)):
-        raise DecodeError("not a pairwise initial or session message")
-    return blob[1]
+    # start with their type as a one-byte integer (canonical CBOR makes these bytes fixed).
+    if len(blob) < 2 or blob[0] >> 5 != 4:
+        raise DecodeError("not a CBOR array")
+    if (blob[0], blob[1]) in ((0x87, MSG_TYPE_INITIAL), (0x82, MSG_TYPE_PAIRWISE)):
+        return blob[1]
+    if blob[1] >> 5 == 0 and blob[1] not in (MSG_TYPE_INITIAL, MSG_TYPE_PAIRWISE):
+        raise UnsupportedError("unknown message type")
+    raise DecodeError("not a pairwise initial or session message")
 
 
 class PairwiseSession:
