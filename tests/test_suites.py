@@ -533,3 +533,24 @@ def test_copies_keep_suites_singletons_and_share_immutable_keys(suite: Suite) ->
     assert pickle.loads(pickle.dumps(suite)) is suite is suite_by_id(suite.suite_id)
     for key in state.values():
         assert not hasattr(key, "__dict__") or key is suite  # keys have fixed slots
+
+
+@suites
+def test_decoders_take_bytes_only(suite: Suite) -> None:
+    dh, sk = suite.generate_dh(), suite.generate_signing()
+    pub = dh.public_key().to_bytes()
+    decoders = (suite.dh_public_from_bytes, suite.dh_private_from_bytes,
+                suite.verifying_from_bytes, suite.signing_from_bytes, suite.signing_from_seed)
+    for decode in decoders:
+        for bad in (32, len(pub), "x" * 32, None, [0] * 32):
+            with pytest.raises(UsageError):
+                decode(bad)  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        sk.public_key().verify(64, b"m")  # type: ignore[arg-type]
+    # Mutable buffers are copied, so later changes to them cannot alter a decoded key.
+    buffer = bytearray(pub)
+    decoded = suite.dh_public_from_bytes(buffer)  # type: ignore[arg-type]
+    buffer[5] ^= 1
+    assert type(decoded.to_bytes()) is bytes and decoded.to_bytes() == pub
+    view = memoryview(sk.public_key().to_bytes())
+    assert suite.verifying_from_bytes(view) == sk.public_key()  # type: ignore[arg-type]

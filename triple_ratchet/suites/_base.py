@@ -20,6 +20,18 @@ _MAX_LABEL_LEN = 255
 _MAX_CONTEXT_LEN = 2**32 - 1
 
 
+def key_bytes(data: object, what: str) -> bytes:
+    """`data` as immutable bytes; anything but a bytes-like value is the caller's `UsageError`.
+
+    (`bytes(5)` would silently make five zero bytes, so no blind conversion.)
+    """
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise UsageError(f"{what} must be bytes, not {type(data).__name__}")
+
+
 class _Immutable:
     """Keys and suites never change after construction, so a copy is the object itself.
 

@@ -24,6 +24,7 @@ from triple_ratchet.suites._base import (
     SigningKey,
     Suite,
     VerifyingKey,
+    key_bytes,
 )
 
 _CURVE = ec.SECP256R1()
@@ -50,12 +51,13 @@ def _public_from_bytes(data: bytes) -> ec.EllipticCurvePublicKey:
     if int.from_bytes(data[1:33], "big") >= _P or int.from_bytes(data[33:], "big") >= _P:
         raise InvalidKey("P-256 public key coordinate is not reduced mod p")
     try:
-        return ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, bytes(data))
+        return ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, data)
     except ValueError:
         raise InvalidKey("P-256 public key is not a point on the curve") from None
 
 
 def _scalar_from_bytes(data: bytes) -> int:
+    data = key_bytes(data, "P-256 private key")
     if len(data) != 32:
         raise InvalidKey("P-256 private key must be 32 bytes")
     k = int.from_bytes(data, "big")
@@ -116,6 +118,7 @@ class _P256Verifying(VerifyingKey):
         return self._encoded
 
     def verify(self, signature: bytes, message: bytes) -> None:
+        signature = key_bytes(signature, "signature")
         if len(signature) != 64:
             raise InvalidSignature("ECDSA P-256 signature must be 64 bytes (r || s)")
         r = int.from_bytes(signature[:32], "big")
@@ -168,7 +171,8 @@ class P256Suite(Suite):
         return _P256Private(_private_key(_random_scalar(rng)))
 
     def dh_public_from_bytes(self, data: bytes) -> DhPublicKey:
-        return _P256Public(_public_from_bytes(data), bytes(data))
+        data = key_bytes(data, "P-256 public key")
+        return _P256Public(_public_from_bytes(data), data)
 
     def dh_private_from_bytes(self, data: bytes) -> DhPrivateKey:
         return _P256Private(_private_key(data))
@@ -177,7 +181,7 @@ class P256Suite(Suite):
         return _P256Signing(_private_key(_random_scalar(rng)))
 
     def signing_from_seed(self, seed: bytes) -> SigningKey:
-        if len(seed) != 32:
+        if len(key_bytes(seed, "signing seed")) != 32:
             raise UsageError("signing seed must be 32 bytes")
         # Expand to 48 bytes before reducing so the scalar is statistically uniform mod n.
         wide = self.expand_label(seed, LABEL_SUITES_SIGNING_SEED, b"", 48)
@@ -185,7 +189,8 @@ class P256Suite(Suite):
         return _P256Signing(ec.derive_private_key(k, _CURVE))
 
     def verifying_from_bytes(self, data: bytes) -> VerifyingKey:
-        return _P256Verifying(_public_from_bytes(data), bytes(data))
+        data = key_bytes(data, "P-256 public key")
+        return _P256Verifying(_public_from_bytes(data), data)
 
     def signing_from_bytes(self, data: bytes) -> SigningKey:
         return _P256Signing(_private_key(data))

@@ -14,6 +14,7 @@ from triple_ratchet.suites._base import (
     SigningKey,
     Suite,
     VerifyingKey,
+    key_bytes,
 )
 
 _P = 2**255 - 19
@@ -44,9 +45,10 @@ class _X25519Private(DhPrivateKey):
     __slots__ = ("_public", "_secret")
 
     def __init__(self, secret: bytes) -> None:
+        secret = key_bytes(secret, "X25519 private key")
         if len(secret) != 32:
             raise InvalidKey("X25519 private key must be 32 bytes")
-        self._secret = bytes(secret)
+        self._secret = secret
         self._public = _X25519Public(sodium.crypto_scalarmult_base(self._secret))
 
     def public_key(self) -> DhPublicKey:
@@ -77,6 +79,7 @@ class _Ed25519Verifying(VerifyingKey):
         return self._encoded
 
     def verify(self, signature: bytes, message: bytes) -> None:
+        signature = key_bytes(signature, "signature")
         if len(signature) != 64:
             raise InvalidSignature("Ed25519 signature must be 64 bytes")
         try:
@@ -89,9 +92,10 @@ class _Ed25519Signing(SigningKey):
     __slots__ = ("_public", "_secret", "_seed")
 
     def __init__(self, seed: bytes) -> None:
+        seed = key_bytes(seed, "Ed25519 private key")
         if len(seed) != 32:
             raise InvalidKey("Ed25519 private key (seed) must be 32 bytes")
-        self._seed = bytes(seed)
+        self._seed = seed
         public, self._secret = sodium.crypto_sign_seed_keypair(self._seed)
         self._public = _Ed25519Verifying(public)
 
@@ -124,13 +128,14 @@ class X25519Suite(Suite):
         return _X25519Private(rng(32))
 
     def dh_public_from_bytes(self, data: bytes) -> DhPublicKey:
+        data = key_bytes(data, "X25519 public key")
         if len(data) != 32:
             raise InvalidKey("X25519 public key must be 32 bytes")
         if data[31] & 0x80 or int.from_bytes(data, "little") >= _P:
             raise InvalidKey("X25519 public key is not canonically encoded")
-        if bytes(data) in _SMALL_ORDER:
+        if data in _SMALL_ORDER:
             raise InvalidKey("X25519 public key is a point of small order")
-        return _X25519Public(bytes(data))
+        return _X25519Public(data)
 
     def dh_private_from_bytes(self, data: bytes) -> DhPrivateKey:
         return _X25519Private(data)
@@ -139,17 +144,18 @@ class X25519Suite(Suite):
         return _Ed25519Signing(rng(32))
 
     def signing_from_seed(self, seed: bytes) -> SigningKey:
-        if len(seed) != 32:
+        if len(key_bytes(seed, "signing seed")) != 32:
             raise UsageError("signing seed must be 32 bytes")
         return _Ed25519Signing(self.expand_label(seed, LABEL_SUITES_SIGNING_SEED, b"", 32))
 
     def verifying_from_bytes(self, data: bytes) -> VerifyingKey:
+        data = key_bytes(data, "Ed25519 public key")
         if len(data) != 32:
             raise InvalidKey("Ed25519 public key must be 32 bytes")
         # Rejects non-canonical encodings, small-order points and points off the subgroup.
-        if not sodium.crypto_core_ed25519_is_valid_point(bytes(data)):
+        if not sodium.crypto_core_ed25519_is_valid_point(data):
             raise InvalidKey("Ed25519 public key is not a valid prime-order point")
-        return _Ed25519Verifying(bytes(data))
+        return _Ed25519Verifying(data)
 
     def signing_from_bytes(self, data: bytes) -> SigningKey:
         return _Ed25519Signing(data)
