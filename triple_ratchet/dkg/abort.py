@@ -30,8 +30,7 @@ from triple_ratchet.dkg.cocktail import (
     MAX_PARTICIPANTS,
     EcdhValues,
     SessionParams,
-    classify_share,
-    h6,
+    classify_share_with_ecdh,
 )
 from triple_ratchet.dkg.cocktail_participant import check_public_entry
 from triple_ratchet.dkg.ed25519 import POINT_SIZE, Point, Scalar
@@ -301,9 +300,11 @@ def judge_blame(params: SessionParams, accuser: int, blame: Blame) -> Verdict:
     dleq.verify(accuser_static, [msg.ephemeral, dealer_static], [s_e, s_d],
                 blame_message(params, accuser, blame.culprit, dealer),
                 dleq.DleqProof.from_bytes(blame.ecdh.proof))
-    key = h6(EcdhValues(s_e.to_bytes(), s_d.to_bytes()), msg.ephemeral, dealer_static,
-             accuser_static, params.context)
-    fault, opened = classify_share(key, msg.ciphertexts[accuser - 1], msg.commitment, accuser)
+    fault, opened = classify_share_with_ecdh(
+        EcdhValues(s_e.to_bytes(), s_d.to_bytes()), params=params, sender_index=blame.culprit,
+        recipient_index=accuser, ephemeral=msg.ephemeral,
+        ciphertext=msg.ciphertexts[accuser - 1], commitment=msg.commitment,
+    )
     if fault is not None:
         return upheld(fault.value)
     assert opened is not None
