@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from test_group_support import Net, make_identities
 
-from triple_ratchet.errors import ProtocolError, RemoteError, ReplayError, StateError
+from triple_ratchet.errors import (
+    LimitExceeded,
+    ProtocolError,
+    RemoteError,
+    ReplayError,
+    StateError,
+)
+from triple_ratchet.group.epoch import MAX_GROUP_SIZE
+from triple_ratchet.group.epoch_change import PHASE_TIMEOUT_MS, _announce
 from triple_ratchet.group.events import (
+    AttemptAborted,
     EpochChanged,
+    EpochChangeStarted,
     ForkDetected,
     Ignored,
     MembershipChanged,
@@ -18,6 +30,7 @@ from triple_ratchet.group.events import (
 )
 from triple_ratchet.group.message import CONTENT_PROPOSAL
 from triple_ratchet.group.session import GRACE_MS, GroupSession, encrypt_in_epoch
+from triple_ratchet.group.welcome import Welcome
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
 
@@ -201,3 +214,130 @@ def test_replayed_proposal_and_announcement_are_refused() -> None:
     events, _ = b.receive(blob, net.now)
     assert any(isinstance(e, Ignored) and "another epoch" in e.reason for e in events)
     assert b.attempt_phase is None
+
+
+def test_unresponsive_member_is_removed_after_a_timeout_abort() -> None:
+    net = create(3)
+    c = net.members.pop("c")  # c goes offline
+    net.send("a", net.members["a"].propose(net.now))
+    net.run()
+    assert net.members["a"].attempt_phase == "announcing"
+    net.tick(PHASE_TIMEOUT_MS / 1000 + 1)
+    net.run()
+    a, b = net.members["a"], net.members["b"]
+    assert a.epoch == b.epoch == 2
+    c_id = net.identities["c"].public.to_bytes()
+    assert a.roster == tuple(net.identities[x].public.to_bytes() for x in "ab")
+    aborted = of(net, "b", AttemptAborted)
+    assert len(aborted) == 1 and aborted[0].reason == "timeout" and aborted[0].named == (c_id,)
+    change = of(net, "b", MembershipChanged)[-1]
+    assert change.reason == "removed: unresponsive" and change.removed == (c_id,)
+    # a already proposed in this epoch, so the next member in roster order proposes it.
+    assert change.proposer == net.identities["b"].public.to_bytes()
+    # Both timed out, but only the first abort in mailbox order counted: one abort event.
+    assert len(of(net, "a", AttemptAborted)) == 1
+    # c comes back: it learns it was removed.
+    net.members["c"] = c
+    net.run()
+    assert c.status == "ended" or c.epoch == 1
+    assert b"x" not in texts(net, "c")
+
+
+def test_two_announcements_from_one_member_are_equivocation() -> None:
+    net = create(3)
+    net.send("b", net.members["b"].propose(net.now))
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    c = net.members["c"]
+    attempt = c._s.attempt
+    assert attempt is not None
+    # c's identity key signs a second announcement with another DKG key (c equivocates).
+    forged = _announce(replace(attempt, seed=b"\x07" * 32), net.identities["c"],
+                       DeterministicRandom(b"e"))
+    net.hub.append(forged.mailbox_id, forged.blob)
+    net.run()
+    c_id = net.identities["c"].public.to_bytes()
+    for name in "ab":
+        forks = of(net, name, ForkDetected)
+        assert any(f.kind == "equivocation" and f.member == c_id for f in forks)
+        assert of(net, name, AttemptAborted)[-1].reason == "equivocation"
+    assert {net.members[x].epoch for x in "abc"} == {1}
+
+
+def test_joiner_with_a_wrong_welcome_fails_certification_and_it_is_reported() -> None:
+    net = create(3, extra=1)
+    net.send("a", net.members["a"].propose(net.now, add=[net.identities["d"].public]))
+    net.step()  # a reads its proposal back and emits the welcome
+    (recipient, welcome, welcomer) = net.pending_welcomes.pop()
+    w = Welcome.from_bytes(welcome)
+    wrong = Welcome(w.proposal, w.previous_roster, bytes(len(w.init_secret))).to_bytes()
+    net.pending_welcomes.append((recipient, wrong, welcomer))
+    net.run()
+    forks = [f for x in "abc" for f in of(net, x, ForkDetected)]
+    d_id = net.identities["d"].public.to_bytes()
+    assert any(f.kind == "split view" and f.member == d_id for f in forks)
+    assert of(net, "b", AttemptAborted)[-1].reason == "certification failed"
+    assert {net.members[x].epoch for x in "abc"} == {1}
+    assert net.members["d"].status == "ended"
+
+
+def test_state_reloaded_after_every_step_of_an_epoch_change() -> None:
+    net = create(3, extra=1)
+    net.send("c", net.members["c"].propose(net.now, add=[net.identities["d"].public]))
+    for _ in range(50):
+        net.reload()
+        if not net.step():
+            break
+    assert {net.members[x].epoch for x in "abcd"} == {2}
+    assert len({net.members[x].public_epoch_id for x in "abcd"}) == 1
+
+
+def test_restored_backup_stays_silent_and_asks_to_rejoin() -> None:
+    net = create(3)
+    backup = net.members["c"].to_bytes()
+    net.send("a", net.members["a"].propose(net.now))
+    net.run()
+    assert net.members["c"].epoch == 2
+    # c's device dies; it restores the backup from epoch 1 and reads the mailboxes again.
+    restored = GroupSession.from_bytes(backup, net.identities["c"], restored_from_backup=True)
+    net.members["c"] = restored
+    for key in [k for k in net.hub.cursors if k[0] == "c"]:
+        net.hub.cursors[key] = 0
+    net.strict = False
+    net.run()
+    assert any(isinstance(e, RejoinNeeded) for e in net.events["c"])
+    assert restored.status == "ended" or restored.epoch == 1
+
+
+def test_policy_callback_refuses_removals() -> None:
+    net = create(3)
+    no_removals = lambda p: not p.removed  # noqa: E731
+    for name in "abc":
+        net.members[name]._policy = no_removals
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.run()
+    assert {net.members[x].epoch for x in "abc"} == {1}
+    for name in "bc":
+        assert any(isinstance(e, Ignored) and "policy" in e.reason for e in net.events[name])
+
+
+def test_refresh_is_proposed_after_the_configured_number_of_messages() -> None:
+    net = create(2)
+    for name in "ab":
+        s = net.members[name]
+        s._s = replace(s._s, refresh_messages=3)
+    for i in range(3):
+        net.send("a", net.members["a"].encrypt(bytes([i]), net.now))
+        net.run()
+    assert {net.members[x].epoch for x in "ab"} == {2}
+    assert of(net, "b", EpochChangeStarted)[-1].reason == "refresh"
+
+
+def test_group_size_is_bounded() -> None:
+    ids = make_identities(2)
+    many = [ids[1].public] * 2
+    with pytest.raises(ProtocolError):
+        GroupSession.create(ids[0], many, 0.0)  # listed twice
+    from triple_ratchet.group.proposal import next_roster
+    with pytest.raises(LimitExceeded):
+        next_roster([b"x"], [bytes([i]) * 3 for i in range(MAX_GROUP_SIZE)], [])

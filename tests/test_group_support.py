@@ -110,10 +110,11 @@ class Net:
         self.deliver_welcomes()
         moved = False
         for name, session in list(self.members.items()):
-            if session.status == "ended":
-                continue
             for box in session.mailboxes():
-                for blob in self.hub.unread(name, box):
+                while (session.status != "ended" and box in session.mailboxes()
+                       and self.hub.cursors[(name, box)] < len(self.hub.logs[box])):
+                    blob = self.hub.logs[box][self.hub.cursors[(name, box)]]
+                    self.hub.cursors[(name, box)] += 1
                     moved = True
                     try:
                         events, sends = session.receive(blob, self.now)
@@ -124,8 +125,6 @@ class Net:
                         continue
                     self.events[name] += events
                     self.send(name, sends)
-                    if session.status == "ended":
-                        break
         return moved
 
     def read(self, name: str, mailbox: bytes) -> None:

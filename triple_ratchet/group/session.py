@@ -616,9 +616,8 @@ class GroupSession:
                 # Our first epoch never came: only a new welcome can bring us in.
                 return replace(s, status=ENDED, held=())
             s = self._flush(s, out)
-            if (step.aborted.reason == ABORT_TIMEOUT and step.attempt.own_index is not None
-                    and step.aborted.sender == step.attempt.own_index):
-                s = self._propose_removal(s, step.attempt, named, now_ms, out)
+            if step.aborted.reason == ABORT_TIMEOUT:
+                s = self._propose_removal(s, named, now_ms, out)
             return self._next_from_queue(s, now_ms, out)
         out.events.extend(step.events)
         out.sends.extend(step.outgoing)
@@ -666,15 +665,19 @@ class GroupSession:
             s = self._begin(s, signed, self.roster_of(e), e.init_secret, now_ms, out)
         return s
 
-    def _propose_removal(self, s: _State, attempt: Attempt, named: tuple[bytes, ...],
-                         now_ms: int, out: _Out) -> _State:
-        """After our timeout abort: propose removing the unresponsive old members. Joiners of
-        the failed attempt are dropped (a new proposal with a new welcome can add them)."""
-        assert s.epoch is not None
+    def _propose_removal(self, s: _State, named: tuple[bytes, ...], now_ms: int,
+                         out: _Out) -> _State:
+        """After a timeout abort, the first old member (in roster order) that may still propose
+        and was not named proposes removing the unresponsive old members. Everyone computes
+        the same choice from what the mailboxes showed. Joiners of the failed attempt are
+        dropped (a new proposal with a new welcome can add them)."""
+        e = s.epoch
+        assert e is not None
+        old = self.roster_of(e)
+        remove = [m for m in named if m in old]
+        candidates = [m for m in old if m not in s.proposers and m not in named]
         me = self._identity.public.to_bytes()
-        old = self.roster_of(s.epoch)
-        remove = [m for m in named if m in old and m != me]
-        if not remove or me in s.proposers or s.own_proposal is not None:
+        if not remove or not candidates or candidates[0] != me or s.own_proposal is not None:
             return s
         return self._propose(s, [], remove, REASON_UNRESPONSIVE, now_ms, out)
 
