@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 rounds, short batches")
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
-    batch_seconds = 0.005 if args.quick else 0.02
+    batch_seconds = 0.001 if args.quick else 0.0015
     peer = peer_package()
     failures: list[str] = []
 
