@@ -8,6 +8,7 @@ recomputed.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,12 @@ from triple_ratchet.suites import SigningKey, Suite, VerifyingKey, suite_by_id
 MAX_KNOWN_DIGESTS = 1024
 # Largest roster this library accepts (the DKG's cost grows with n^2; spec: Limits).
 MAX_GROUP_SIZE = 64
+
+
+@functools.lru_cache(maxsize=512)
+def _verifying_key(suite_id: int, encoded: bytes) -> VerifyingKey:
+    """Parsed public keys are cached: they are public and parsing validates the point."""
+    return suite_by_id(suite_id).verifying_from_bytes(encoded)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class EpochState:
     last_seen: bytes = b""  # digest of the last message this member sent or delivered
     known_digests: tuple[bytes, ...] = field(default=(), repr=False)
     last_sent: bytes = b""  # digest of the last message we sent (announced at an epoch change)
+    # Parsed form of `signing_key`, filled on first use (parsing a P-256 key costs ~70 µs).
+    signer: SigningKey | None = field(default=None, compare=False, repr=False)
 
     @property
     def suite(self) -> Suite:
@@ -99,12 +108,15 @@ class EpochState:
             init_secret=secrets.init_secret_next, signing_key=signing_key)
 
     def own_signing_key(self) -> SigningKey:
-        return self.suite.signing_from_bytes(self.signing_key)
+        if self.signer is None:
+            object.__setattr__(self, "signer", self.suite.signing_from_bytes(self.signing_key))
+        assert self.signer is not None
+        return self.signer
 
     def verifying_key(self, index: int) -> VerifyingKey:
         if not 0 <= index < len(self.roster):
             raise ProtocolError("sender index is not in the roster")
-        return self.suite.verifying_from_bytes(self.roster[index].signing_key)
+        return _verifying_key(self.suite_id, self.roster[index].signing_key)
 
     def index_of(self, identity_key: bytes) -> int | None:
         for i, member in enumerate(self.roster):
@@ -130,7 +142,8 @@ class EpochState:
         return replace(self, last_seen=digest, known_digests=known)
 
     def knows(self, digest: bytes) -> bool:
-        return any(hmac.compare_digest(d, digest) for d in self.known_digests)
+        # Digests are public (they travel inside messages), so a plain comparison is fine.
+        return digest in self.known_digests
 
     def __repr__(self) -> str:
         return (f"EpochState(group={self.group_id.hex()}, epoch={self.epoch}, "
