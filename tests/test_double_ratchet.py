@@ -435,3 +435,28 @@ def test_protocol_errors_on_authentic_but_wrong_headers() -> None:
     fields[15] = 0  # PN := 0, but Bob has received 1 message of the previous chain
     liar = DoubleRatchet.from_bytes(cbor.encode(fields))
     expect_unchanged(bob, liar.encrypt(b"x"), ProtocolError)
+
+
+def test_sending_chain_exhaustion_keeps_counters_32_bit() -> None:
+    alice, _ = pair()
+    fields = cbor.decode(alice.to_bytes())
+    assert isinstance(fields, list)
+    fields[13] = 2**32 - 2
+    almost = DoubleRatchet.from_bytes(cbor.encode(fields))
+    last = almost.encrypt(b"last")  # N = 2^32 - 2 is still sendable...
+    assert len(last) > 0
+    before = almost.to_bytes()
+    with pytest.raises(StateError):  # ...and nothing after it
+        almost.encrypt(b"one more")
+    assert almost.to_bytes() == before
+    fields[13] = 2**32
+    with pytest.raises(DecodeError):
+        DoubleRatchet.from_bytes(cbor.encode(fields))
+
+
+def test_keys_of_another_suite_are_refused() -> None:
+    p256, x25519 = ALL_SUITES
+    with pytest.raises(RemoteError):  # InvalidKey: not a P-256 encoding
+        DoubleRatchet.initiate(p256, SECRET, x25519.generate_dh().public_key(), AD)
+    with pytest.raises(UsageError):
+        DoubleRatchet.respond(p256, SECRET, x25519.generate_dh(), AD)

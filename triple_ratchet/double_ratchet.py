@@ -213,11 +213,13 @@ class DoubleRatchet:
         _check_secret(shared_secret)
         self = cls._blank(suite, associated_data, limits, rng)
         rk, hka, nhkb = initial_keys(suite, shared_secret, associated_data)
+        # Re-decoding checks that the key belongs to this suite and is valid (InvalidKey).
+        responder_key = suite.dh_public_from_bytes(responder_ratchet_key.to_bytes())
         self._dhs = suite.generate_dh(rng)
         self._dhs_pub = self._dhs.public_key().to_bytes()
-        self._dhr = responder_ratchet_key.to_bytes()
+        self._dhr = responder_key.to_bytes()
         self._rk, self._cks, self._nhks = kdf_root(
-            suite, rk, self._dhs.exchange(responder_ratchet_key))
+            suite, rk, self._dhs.exchange(responder_key))
         self._ckr = None
         self._ns = self._nr = self._pn = 0
         self._hks = hka
@@ -235,6 +237,8 @@ class DoubleRatchet:
         rk, hka, nhkb = initial_keys(suite, shared_secret, associated_data)
         self._dhs = own_ratchet_key
         self._dhs_pub = own_ratchet_key.public_key().to_bytes()
+        if len(self._dhs_pub) != suite.dh_public_len:
+            raise UsageError("own_ratchet_key belongs to another suite")
         self._dhr = None
         self._rk = rk
         self._cks = self._ckr = None
@@ -282,8 +286,8 @@ class DoubleRatchet:
         if len(plaintext) + self._min_len > self._limits.max_message_size:
             raise UsageError("plaintext too long for Limits.max_message_size")
         ns = self._ns
-        if ns > _MAX_COUNTER:
-            raise StateError("sending chain exhausted (2^32 messages)")
+        if ns >= _MAX_COUNTER:  # keeps Ns, and so the next PN, within 32 bits
+            raise StateError("sending chain exhausted (2^32 - 1 messages)")
         hmac = suite.hmac
         mk = hmac(cks, LABEL_DR_CHAIN_MESSAGE)[:suite.aead_key_len]
         next_cks = hmac(cks, LABEL_DR_CHAIN_NEXT)
@@ -534,7 +538,7 @@ class DoubleRatchet:
         self._hkr = optional(10, "HKr", HEADER_KEY_LEN)
         self._nhks = key(11, "NHKs", HEADER_KEY_LEN)
         self._nhkr = key(12, "NHKr", HEADER_KEY_LEN)
-        self._ns = cbor.as_int(fields[13], "Ns", maximum=_MAX_COUNTER + 1)
+        self._ns = cbor.as_int(fields[13], "Ns", maximum=_MAX_COUNTER)
         self._nr = cbor.as_int(fields[14], "Nr", maximum=_MAX_COUNTER + 1)
         self._pn = cbor.as_int(fields[15], "PN", maximum=_MAX_COUNTER)
         if (self._cks is None) != (self._hks is None) or (self._ckr is None) != (
