@@ -672,3 +672,37 @@ def test_mutated_valid_encodings(value: CborValue, data: st.DataObject) -> None:
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_long(data: bytes) -> None:
     _check_arbitrary(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Our vector file (vectors/cbor.json)
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "cbor.json"
+
+
+def test_vector_file_is_generated_and_passes() -> None:
+    from triple_ratchet.testvectors import cbor as cbor_vectors
+    from triple_ratchet.testvectors import verify_document
+
+    doc = json.loads(VECTORS.read_text())
+    assert doc == cbor_vectors.generate()["cbor.json"]
+    results = list(verify_document(doc))
+    failed = [r for r in results if r.status != "passed"]
+    assert not failed, failed
+    valid = sum(1 for case in doc["cases"] if "outputs" in case)
+    assert (valid, len(results) - valid) == (27, 58)
+
+
+def test_vector_file_tampering_is_caught() -> None:
+    from triple_ratchet.testvectors import verify_document
+
+    doc = json.loads(VECTORS.read_text())
+    cases = doc["cases"]
+    # A wrong expected encoding, a wrong value, and a rejected input turned into a valid one.
+    valid = next(i for i, c in enumerate(cases) if c["description"] == "nested map")
+    cases[valid]["outputs"]["cbor"] = cases[valid]["outputs"]["cbor"][:-2] + "f5"
+    cases[0]["inputs"]["value"] = {"int": "1"}
+    invalid = next(i for i, c in enumerate(cases) if c["description"] == "duplicate map key")
+    cases[invalid]["inputs"]["cbor"] = "a201000200"
+    failed = {i for i, r in enumerate(verify_document(doc)) if r.status == "failed"}
+    assert failed == {0, valid, invalid}

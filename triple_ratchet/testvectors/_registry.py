@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 # Each imported module calls `register(...)` / `register_detector(...)` at import time.
+from triple_ratchet.testvectors import cbor  # noqa: F401
 from triple_ratchet.testvectors import cocktail  # noqa: F401
 from triple_ratchet.testvectors import double_ratchet  # noqa: F401
 from triple_ratchet.testvectors import handshake  # noqa: F401
