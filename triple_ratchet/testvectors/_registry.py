@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 # Each imported module calls `register(...)` / `register_detector(...)` at import time.
-from triple_ratchet.testvectors import cbor  # noqa: F401
-from triple_ratchet.testvectors import cocktail  # noqa: F401
-from triple_ratchet.testvectors import double_ratchet  # noqa: F401
-from triple_ratchet.testvectors import handshake  # noqa: F401
-from triple_ratchet.testvectors import identity  # noqa: F401
-from triple_ratchet.testvectors import key_schedule  # noqa: F401
-from triple_ratchet.testvectors import wycheproof  # noqa: F401
-from triple_ratchet.testvectors import dkg_additions  # noqa: F401
+from triple_ratchet.testvectors import (
+    cocktail,  # noqa: F401
+    dkg_additions,  # noqa: F401
+    dkg_cocktail,  # noqa: F401
+    double_ratchet,  # noqa: F401
+    handshake,  # noqa: F401
+    identity,  # noqa: F401
+    key_schedule,  # noqa: F401
+    wycheproof,  # noqa: F401
+)
