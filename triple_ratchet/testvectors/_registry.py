@@ -13,3 +13,4 @@ from triple_ratchet.testvectors import (
     key_schedule,  # noqa: F401
     wycheproof,  # noqa: F401
 )
+from triple_ratchet.testvectors import group  # noqa: F401

@@ -1,0 +1,183 @@
+"""Vectors for group messages (vectors/group.json, kind "group-message").
+
+Each case names an `operation`:
+- "sender-chain": input a chain root; outputs message key, nonce base and next chain key for
+  the first generations.
+- "messages": a small group's epoch (key-schedule inputs, the members' per-epoch signing seeds)
+  and a sequence of messages (sender, body, reuse guard); outputs every blob and content digest.
+  The verifier re-seals each message and checks the blob byte for byte, then opens it as another
+  member would (sender data, chain, signature) and checks the body.
+- "open": one blob with an error expected (tampered ciphertext, forged signature).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from triple_ratchet.errors import UnsupportedError
+from triple_ratchet.group.key_schedule import derive_epoch
+from triple_ratchet.group.message import (
+    CONTENT_APPLICATION,
+    Content,
+    GroupMessage,
+    open_content,
+    open_sender_data,
+    seal,
+)
+from triple_ratchet.group.sender_chain import ReceivingChain, SendingChain
+from triple_ratchet.random import DeterministicRandom
+from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.testvectors import (
+    CaseResult,
+    document,
+    expect_equal,
+    register,
+    register_generator,
+    run_cases,
+)
+
+KIND = "group-message"
+FILE = "group.json"
+GROUP_ID = bytes.fromhex("67726f75702d766563746f72732d3031")
+EPOCH = 3
+GENERATIONS = 4
+
+
+def suite_by_name(name: str) -> Suite:
+    for suite in ALL_SUITES:
+        if suite.name == name:
+            return suite
+    raise UnsupportedError(f"unknown suite {name!r}")
+
+
+def _h(b: bytes) -> str:
+    return b.hex()
+
+
+def _chain_case(suite: Suite, rng: DeterministicRandom) -> dict[str, Any]:
+    root = rng(suite.hash_len)
+    chain = SendingChain(root)
+    steps = []
+    for _ in range(GENERATIONS):
+        keys, nxt = chain.step(suite)
+        steps.append({"generation": keys.generation, "message_key": _h(keys.key),
+                      "nonce_base": _h(keys.nonce_base), "next_chain_key": _h(nxt.chain_key)})
+        chain = nxt
+    return {"description": "sender chain: first generations", "suite": suite.name,
+            "inputs": {"operation": "sender-chain", "chain_root": _h(root)},
+            "outputs": {"steps": steps}}
+
+
+def _epoch(suite: Suite, inputs: dict[str, Any]) -> tuple[Any, list[Any]]:
+    secrets = derive_epoch(suite, bytes.fromhex(inputs["init_secret"]),
+                           bytes.fromhex(inputs["transcript_hash"]),
+                           [bytes.fromhex(p) for p in inputs["payloads"]])
+    keys = [suite.signing_from_seed(bytes.fromhex(s)) for s in inputs["signing_seeds"]]
+    return secrets, keys
+
+
+def _seal_all(suite: Suite, inputs: dict[str, Any]) -> list[dict[str, str]]:
+    secrets, keys = _epoch(suite, inputs)
+    chains = [SendingChain(r) for r in secrets.chain_roots]
+    last_seen = b""
+    out = []
+    for m in inputs["messages"]:
+        sender = m["sender"]
+        mk, chains[sender] = chains[sender].step(suite)
+        content = Content(suite.suite_id, GROUP_ID, EPOCH, sender, mk.generation,
+                          CONTENT_APPLICATION, last_seen, bytes.fromhex(m["body"]))
+        blob = seal(suite, content, keys[sender], mk, bytes.fromhex(m["reuse_guard"]),
+                    secrets.sender_data_secret, secrets.mailbox.mailbox_id)
+        last_seen = content.digest(suite)
+        out.append({"blob": _h(blob), "digest": _h(last_seen)})
+    return out
+
+
+def _open(suite: Suite, inputs: dict[str, Any], blob: bytes) -> bytes:
+    """Open `blob` as a fresh receiver of the epoch would."""
+    secrets, keys = _epoch(suite, inputs)
+    msg = GroupMessage.from_bytes(suite, blob)
+    expect_equal("mailbox id", msg.mailbox_id.hex(), secrets.mailbox.mailbox_id.hex())
+    sd = open_sender_data(suite, msg, secrets.sender_data_secret)
+    mk, _ = ReceivingChain(secrets.chain_roots[sd.sender]).keys_for(suite, sd.generation)
+    content = open_content(suite, msg, sd, mk, GROUP_ID, EPOCH, keys[sd.sender].public_key())
+    return content.body
+
+
+def _messages_case(suite: Suite, rng: DeterministicRandom) -> dict[str, Any]:
+    n = 3
+    inputs: dict[str, Any] = {
+        "operation": "messages", "group_id": _h(GROUP_ID), "epoch": EPOCH,
+        "init_secret": _h(rng(suite.hash_len)), "transcript_hash": _h(rng(64)),
+        "payloads": [_h(rng(32)) for _ in range(n)],
+        "signing_seeds": [_h(rng(32)) for _ in range(n)],
+        "messages": [{"sender": s, "body": _h(f"message {i} from {s}".encode()),
+                      "reuse_guard": _h(rng(8))} for i, s in enumerate([0, 1, 0, 2, 1])],
+    }
+    return {"description": "a 3-member epoch: derived keys and five signed, encrypted messages",
+            "suite": suite.name, "inputs": inputs, "outputs": {"messages": _seal_all(suite,
+                                                                                     inputs)}}
+
+
+def _negative_cases(suite: Suite, good: dict[str, Any]) -> list[dict[str, Any]]:
+    blob = bytes.fromhex(good["outputs"]["messages"][0]["blob"])
+    tampered = bytearray(blob)
+    tampered[-1] ^= 1
+    # A member (sender 1) signs a message claiming to be sender 0: the signature fails.
+    inputs = dict(good["inputs"])
+    forged_inputs = dict(inputs, signing_seeds=[inputs["signing_seeds"][1]] * 2
+                         + [inputs["signing_seeds"][2]])
+    forged = bytes.fromhex(_seal_all(suite, forged_inputs)[0]["blob"])
+    return [
+        {"description": "tampered ciphertext", "suite": suite.name,
+         "inputs": dict(inputs, operation="open", blob=_h(bytes(tampered))),
+         "error": {"type": "AuthenticationError"}},
+        {"description": "message signed by another member", "suite": suite.name,
+         "inputs": dict(inputs, operation="open", blob=_h(forged)),
+         "error": {"type": "InvalidSignature"}},
+    ]
+
+
+def generate() -> dict[str, dict[str, Any]]:
+    cases: list[dict[str, Any]] = []
+    for suite in ALL_SUITES:
+        rng = DeterministicRandom(b"group vectors " + suite.name.encode())
+        cases.append(_chain_case(suite, rng))
+        good = _messages_case(suite, rng)
+        cases.append(good)
+        cases += _negative_cases(suite, good)
+    return {FILE: document(KIND, "Group messages: sender chains, sealed messages, rejections",
+                           cases)}
+
+
+def _check(case: dict[str, Any]) -> None:
+    suite = suite_by_name(case["suite"])
+    inputs = case["inputs"]
+    op = inputs["operation"]
+    if op == "sender-chain":
+        chain = SendingChain(bytes.fromhex(inputs["chain_root"]))
+        for want in case["outputs"]["steps"]:
+            keys, chain = chain.step(suite)
+            expect_equal("message key", _h(keys.key), want["message_key"])
+            expect_equal("nonce base", _h(keys.nonce_base), want["nonce_base"])
+            expect_equal("next chain key", _h(chain.chain_key), want["next_chain_key"])
+    elif op == "messages":
+        got = _seal_all(suite, inputs)
+        for i, (g, want) in enumerate(zip(got, case["outputs"]["messages"], strict=True)):
+            expect_equal(f"message {i} blob", g["blob"], want["blob"])
+            expect_equal(f"message {i} digest", g["digest"], want["digest"])
+            body = _open(suite, inputs, bytes.fromhex(want["blob"]))
+            expect_equal(f"message {i} body", _h(body), inputs["messages"][i]["body"])
+    elif op == "open":
+        _open(suite, inputs, bytes.fromhex(inputs["blob"]))
+    else:
+        raise AssertionError(f"unknown operation {op!r}")
+
+
+def verify(doc: dict[str, Any]) -> Iterator[CaseResult]:
+    return run_cases(doc, _check)
+
+
+register(lambda: {KIND: verify})
+register_generator(generate)
