@@ -8,9 +8,9 @@ from triple_ratchet.testvectors import (
     dkg_additions,  # noqa: F401
     dkg_cocktail,  # noqa: F401
     double_ratchet,  # noqa: F401
+    group,  # noqa: F401
     handshake,  # noqa: F401
     identity,  # noqa: F401
     key_schedule,  # noqa: F401
     wycheproof,  # noqa: F401
 )
-from triple_ratchet.testvectors import group  # noqa: F401
