@@ -49,6 +49,7 @@ def _timed_reject(data: bytes, error: type[Exception], **limits: int) -> str:
         decode(data, **limits)
     elapsed = time.perf_counter() - start
     assert elapsed < FAST, f"took {elapsed:.3f} s"
+    assert "offset" in str(info.value), "every decode error names where it happened"
     return str(info.value)
 
 
@@ -637,7 +638,8 @@ def test_round_trip(value: CborValue) -> None:
 def _check_arbitrary(data: bytes) -> None:
     try:
         value = decode(data, max_items=1000, max_depth=16)
-    except (DecodeError, LimitExceeded):
+    except (DecodeError, LimitExceeded) as exc:
+        assert "offset" in str(exc)
         return
     # Accepted input is canonical: it re-encodes to exactly the same bytes, and an independent
     # decoder reads the same value from it.

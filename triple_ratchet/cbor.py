@@ -409,7 +409,9 @@ def decode(
     if max_items < 1:
         raise UsageError("cbor.decode: max_items must be at least 1")
     if len(data) > max_size:
-        raise LimitExceeded(f"input of {len(data)} bytes exceeds the limit of {max_size} bytes")
+        raise LimitExceeded(
+            f"input of {len(data)} bytes exceeds the limit of {max_size} bytes at offset {max_size}"
+        )
     value, pos = _Decoder(data, max_items, max_depth).item(0, 0)
     if pos != len(data):
         raise DecodeError(f"{len(data) - pos} trailing bytes after the item, at offset {pos}")
