@@ -460,3 +460,31 @@ def test_keys_of_another_suite_are_refused() -> None:
         DoubleRatchet.initiate(p256, SECRET, x25519.generate_dh().public_key(), AD)
     with pytest.raises(UsageError):
         DoubleRatchet.respond(p256, SECRET, x25519.generate_dh(), AD)
+
+
+def test_spam_costs_at_most_two_plus_chain_limit_trial_decryptions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = Limits(max_skip=10, max_skipped_keys=50, max_skipped_chains=2)
+    alice, bob = pair(limits=limits)
+    for round_ in range(3):  # leave skipped keys in three of Alice's chains (two are kept)
+        alice.encrypt(b"lost")
+        bob.decrypt(alice.encrypt(b"seen %d" % round_))
+        alice.decrypt(bob.encrypt(b"reply"))
+    bob.decrypt(alice.encrypt(b"a chain without losses"))  # so neither old chain is current
+    assert bob.skipped_key_count == 2
+    calls: list[bytes] = []
+    real = DEFAULT_SUITE.aead_decrypt
+
+    def counting(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        calls.append(key)
+        return real(key, nonce, ciphertext, aad)
+
+    monkeypatch.setattr(DEFAULT_SUITE, "aead_decrypt", counting)
+    spam = b"\x01" + DeterministicRandom(b"spam")(200)
+    expect_unchanged(bob, spam, AuthenticationError)
+    assert len(calls) == 2 + limits.max_skipped_chains  # HKr, two old chains, NHKr
+    assert len(set(calls)) == len(calls)
+    calls.clear()
+    expect_unchanged(bob, spam[:50], DecodeError)  # no cryptography before the cheap checks
+    expect_unchanged(bob, b"\x07" + spam[1:], UnsupportedError)
+    assert calls == []
