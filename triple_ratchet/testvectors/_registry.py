@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # Each imported module calls `register(...)` / `register_detector(...)` at import time.
 from triple_ratchet.testvectors import (
+    cbor,  # noqa: F401
     cocktail,  # noqa: F401
     dkg_additions,  # noqa: F401
     dkg_cocktail,  # noqa: F401
