@@ -635,12 +635,26 @@ def test_round_trip(value: CborValue) -> None:
     assert _same(cbor2.loads(data), value)
 
 
-def _check_arbitrary(data: bytes) -> None:
+def _shape(value: object) -> tuple[int, int]:
+    """(items, depth) of a decoded value, counted as spec/01-encoding.md §1.4 counts them."""
+    if isinstance(value, list):
+        shapes = [_shape(v) for v in value]
+    elif isinstance(value, dict):
+        shapes = [_shape(k) for k in value] + [_shape(v) for v in value.values()]
+    else:
+        return 1, 0
+    return 1 + sum(i for i, _ in shapes), 1 + max((d for _, d in shapes), default=0)
+
+
+def _check_arbitrary(data: bytes, max_items: int = 1000, max_depth: int = 16) -> None:
     try:
-        value = decode(data, max_items=1000, max_depth=16)
+        value = decode(data, max_items=max_items, max_depth=max_depth)
     except (DecodeError, LimitExceeded) as exc:
         assert "offset" in str(exc)
         return
+    items, depth = _shape(value)
+    assert items <= max_items
+    assert depth <= max_depth
     # Accepted input is canonical: it re-encodes to exactly the same bytes, and an independent
     # decoder reads the same value from it.
     assert encode(value) == data
@@ -665,8 +679,18 @@ def _mutations(data: bytes, draw: Callable[[st.SearchStrategy[int]], int]) -> It
 @given(_VALUES, st.data())
 def test_mutated_valid_encodings(value: CborValue, data: st.DataObject) -> None:
     # Small edits of valid messages reach much deeper into the decoder than random bytes.
+    max_items = data.draw(st.integers(min_value=1, max_value=60))
+    max_depth = data.draw(st.integers(min_value=0, max_value=5))
     for mutated in _mutations(encode(value), data.draw):
-        _check_arbitrary(mutated)
+        _check_arbitrary(mutated, max_items, max_depth)
+    # The unmutated value against tight limits: accepted exactly when its shape fits.
+    items, depth = _shape(value)
+    try:
+        decode(encode(value), max_items=max_items, max_depth=max_depth)
+        accepted = True
+    except LimitExceeded:
+        accepted = False
+    assert accepted == (items <= max_items and depth <= max_depth)
 
 
 @pytest.mark.slow
