@@ -341,3 +341,44 @@ def test_group_size_is_bounded() -> None:
     from triple_ratchet.group.proposal import next_roster
     with pytest.raises(LimitExceeded):
         next_roster([b"x"], [bytes([i]) * 3 for i in range(MAX_GROUP_SIZE)], [])
+
+
+def test_bad_share_is_blamed_with_evidence_anyone_can_judge() -> None:
+    from triple_ratchet.dkg.attempt import sign_round1
+    from triple_ratchet.dkg.cocktail_messages import Round1Message
+    from triple_ratchet.dkg.cocktail_participant import Participant
+    from triple_ratchet.group.attempt_mailbox import KIND_ROUND1
+    from triple_ratchet.group.epoch_change import _send, _Stream
+
+    net = create(3)
+    net.send("a", net.members["a"].propose(net.now))
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    c = net.members["c"]
+    attempt = c._s.attempt
+    assert attempt is not None
+    box = attempt.mailbox()[0]
+    for name in "ab":
+        net.read(name, box)
+    # c reads the announcements itself; its genuine round 1 is not delivered...
+    for blob in net.hub.unread("c", box):
+        c.receive(blob, net.now)
+    attempt = c._s.attempt
+    assert attempt is not None and attempt.phase.value == "round1"
+    params = attempt.params()
+    good = Participant(params, attempt.dkg_secret(), payload=attempt.payload(),
+                       rng=_Stream(attempt.suite, attempt.seed, b"round 1")).round1()
+    cts = list(good.ciphertexts)
+    cts[1] = cts[1][:-1] + bytes([cts[1][-1] ^ 1])  # b's share no longer decrypts
+    bad = Round1Message(good.commitment, good.pop, good.ephemeral, tuple(cts))
+    # ...c signs a bad one instead (its own, validly signed, dealing error).
+    signed = sign_round1(params, attempt.dkg_secret(), bad, attempt.payload())
+    forged = _send(attempt, KIND_ROUND1, signed.to_bytes(), DeterministicRandom(b"bad"))
+    net.hub.append(forged.mailbox_id, forged.blob)
+    net.run()
+    c_id = net.identities["c"].public.to_bytes()
+    for name in "abc":
+        (aborted,) = of(net, name, AttemptAborted)
+        assert aborted.reason == "blame" and aborted.by == net.identities["b"].public.to_bytes()
+        assert aborted.named == (c_id,) and aborted.detail == "decryption-failed"
+    assert {net.members[x].epoch for x in "abc"} == {1}

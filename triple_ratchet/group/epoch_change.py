@@ -19,10 +19,12 @@ transcript are dropped at activation or abort.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from triple_ratchet import cbor
+from triple_ratchet.dkg import abort as dkg_abort
 from triple_ratchet.dkg.attempt import (
     PAYLOAD_LEN,
     SignedRound1,
@@ -40,6 +42,8 @@ from triple_ratchet.errors import (
     ProtocolError,
     ReplayError,
     StateError,
+    TripleRatchetError,
+    UsageError,
 )
 from triple_ratchet.group.announcement import Announcement, SignedAnnouncement
 from triple_ratchet.group.attempt_mailbox import (
@@ -258,6 +262,8 @@ class Step:
     outgoing: tuple[Outgoing, ...] = ()
     aborted: Abort | None = None
     activation: Activation | None = None
+    named: tuple[int, ...] = ()  # with `aborted`: whom the (judged) abort names
+    detail: str = ""  # with `aborted`: the verdict on its evidence
     removed: bool = False  # the certificate completed and we are not in the new roster
     lost: bool = False  # the certificate completed without us (a silent, displaced state)
 
@@ -338,6 +344,29 @@ def _abort(attempt: Attempt, reason: int, named: tuple[int, ...], evidence: byte
     return (_send(attempt, KIND_ABORT, abort.to_bytes(), rng),)
 
 
+def _dkg_evidence(attempt: Attempt, params: SessionParams,
+                  make: Callable[[Scalar], dkg_abort.Abort]) -> bytes:
+    """Evidence as section 7's signed abort (judged by anyone with `dkg_abort.judge`); empty if
+    we are not a participant that could make it or it would not convict."""
+    if not attempt.is_participant or attempt.silent:
+        return b""
+    try:
+        return make(attempt.dkg_secret()).to_bytes()
+    except UsageError:
+        return b""
+
+
+def _blame(attempt: Attempt, params: SessionParams, dealer: SignedRound1,
+           rng: RandomSource) -> Step:
+    """A dealer's round-1 data failed: abort with DLEQ-backed blame evidence (section 7)."""
+    evidence = _dkg_evidence(attempt, params,
+                             lambda d: dkg_abort.make_blame(params, d, dealer, rng))
+    if not evidence:
+        return Step(attempt)  # the evidence would not convict: let the phase time out
+    return _mark_abort_sent(Step(attempt, outgoing=_abort(
+        attempt, ABORT_BLAME, (dealer.sender,), evidence, rng)))
+
+
 def _mark_abort_sent(step: Step) -> Step:
     if any(True for _ in step.outgoing) and step.aborted is None:
         return replace(step, attempt=replace(step.attempt, abort_sent=True))
@@ -396,15 +425,18 @@ def _on_round1(attempt: Attempt, payload: bytes, now_ms: int, rng: RandomSource)
     if existing is not None:
         if hmac.compare_digest(existing, payload):
             raise ReplayError("round-1 message already received")
-        return _mark_abort_sent(
-            _equivocation(attempt, signed.sender, "round-1 messages", existing, payload, rng))
+        member = attempt.proposal.proposal.new_roster[signed.sender - 1]
+        event = ForkDetected("equivocation", member,
+                             f"two different round-1 messages from participant {signed.sender}")
+        evidence = _dkg_evidence(attempt, params, lambda d: dkg_abort.make_equivocation(
+            params, d, dkg_abort.EquivocationKind.ROUND1, signed.sender, existing, payload, rng))
+        return _mark_abort_sent(Step(attempt, events=(event,), outgoing=_abort(
+            attempt, ABORT_EQUIVOCATION, (signed.sender,), evidence, rng)))
     try:
         signed.parse(params)
-    except DkgError as exc:
-        step = Step(replace(attempt, round1=_with_slot(attempt.round1, signed.sender, payload)),
-                    outgoing=_abort(attempt, ABORT_BLAME, (signed.sender,),
-                                    cbor.encode([exc.reason, payload]), rng))
-        return _mark_abort_sent(step)
+    except DkgError:
+        attempt = replace(attempt, round1=_with_slot(attempt.round1, signed.sender, payload))
+        return _blame(attempt, params, signed, rng)
     attempt = replace(attempt, round1=_with_slot(attempt.round1, signed.sender, payload))
     if attempt.missing():
         return Step(attempt)
@@ -428,10 +460,10 @@ def _deal_round3(attempt: Attempt, params: SessionParams, rng: RandomSource) -> 
                 raise DkgError("payload does not match its signed hash", culprit=r.sender,
                                reason="payload-mismatch")
     except DkgError as exc:
-        named = () if exc.culprit is None else (exc.culprit,)
-        culprit_round = b"" if exc.culprit is None else attempt.round1[exc.culprit - 1] or b""
-        return _mark_abort_sent(Step(attempt, outgoing=_abort(
-            attempt, ABORT_BLAME, named, cbor.encode([exc.reason, culprit_round]), rng)))
+        dealer = attempt.round1[exc.culprit - 1] if exc.culprit is not None else None
+        if dealer is None:
+            return Step(attempt)  # nobody to name: the phase times out
+        return _blame(attempt, params, SignedRound1.from_bytes(dealer), rng)
     confirmation = joiner_confirmation(attempt.suite, attempt.init_secret,
                                        attempt.previous_roster, attempt.session_id)
     announced = [a for a in attempt.announcements if a is not None]
@@ -506,7 +538,21 @@ def _on_abort(attempt: Attempt, payload: bytes, now_ms: int) -> Step:
     abort.verify(attempt.announcement_of(abort.sender).dkg_point(), attempt.session_id)
     if any(not 1 <= i <= attempt.n for i in abort.named):
         raise ProtocolError("abort names a member outside the new roster")
-    return Step(_move(attempt, "abort read", now_ms), aborted=abort)
+    named, detail = abort.named, ""
+    if abort.reason == ABORT_BLAME or (abort.reason == ABORT_EQUIVOCATION
+                                       and attempt.phase is not Phase.ANNOUNCING):
+        # Section 7's evidence: judge it; only its verdict names anyone.
+        try:
+            evidence = dkg_abort.Abort.from_bytes(abort.evidence)
+            if evidence.aborter != abort.sender:
+                raise ProtocolError("evidence signed by another participant")
+            verdict = dkg_abort.judge(attempt.params(), evidence)
+            named = () if verdict.culprit is None else (verdict.culprit,)
+            detail = verdict.fault
+        except TripleRatchetError as exc:
+            named, detail = (), f"evidence rejected: {type(exc).__name__}"
+    return Step(_move(attempt, "abort read", now_ms), aborted=abort, named=named,
+                detail=detail)
 
 
 def expire(attempt: Attempt, now_ms: int, rng: RandomSource) -> Step:

@@ -608,15 +608,18 @@ class GroupSession:
                 out.events.append(Ignored("second abort from one member in one epoch", by))
                 return s
             out.events.extend(step.events)
-            named = tuple(p.new_roster[i - 1] for i in step.aborted.named)
-            out.events.append(AttemptAborted(p.epoch, by, ABORT_NAMES[step.aborted.reason],
-                                             named))
+            named = tuple(p.new_roster[i - 1] for i in step.named)
+            reason = ABORT_NAMES[step.aborted.reason]
+            out.events.append(AttemptAborted(p.epoch, by, reason, named, step.detail))
             s = replace(s, attempt=None, aborters=(*s.aborters, by))
             if s.epoch is None:
                 # Our first epoch never came: only a new welcome can bring us in.
                 return replace(s, status=ENDED, held=())
             s = self._flush(s, out)
-            if step.aborted.reason == ABORT_TIMEOUT:
+            assert s.epoch is not None
+            # Only an old member's timeout can get old members removed (a joiner given a wrong
+            # welcome sees everyone fail and must not get them removed).
+            if step.aborted.reason == ABORT_TIMEOUT and by in self.roster_of(s.epoch):
                 s = self._propose_removal(s, named, now_ms, out)
             return self._next_from_queue(s, now_ms, out)
         out.events.extend(step.events)
