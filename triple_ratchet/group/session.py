@@ -635,7 +635,10 @@ class GroupSession:
         new = step.activation.state
         grace = tuple(g for g in s.grace if g.until_ms > now_ms)
         if s.epoch is not None:
-            grace = (*grace, Grace(s.epoch, step.activation.grace_limits, now_ms + GRACE_MS))
+            # Epoch e is kept only to read its late messages: what could start another change
+            # from it (init_secret) or send in it (our signing key) goes now.
+            old = replace(s.epoch, init_secret=b"", signing_key=b"", signer=None)
+            grace = (*grace, Grace(old, step.activation.grace_limits, now_ms + GRACE_MS))
         old_roster = step.attempt.previous_roster
         out.events.append(EpochChanged(new.epoch, new.public_epoch_id, self.roster_of(new)))
         if p.added or p.removed:
