@@ -26,7 +26,7 @@ def _in_round3() -> tuple[object, object]:
 
 
 def test_dkg_material_is_deleted_at_activation() -> None:
-    net, box = _in_round3()
+    net, _box = _in_round3()
     a = net.members["a"]  # type: ignore[attr-defined]
     attempt = a._s.attempt
     assert attempt is not None and attempt.phase.value == "round3"
@@ -73,7 +73,7 @@ def test_welcome_must_come_from_the_proposer_and_add_us() -> None:
     net = create(3, extra=2)
     net.send("a", net.members["a"].propose(net.now, add=[net.identities["d"].public]))
     net.step()
-    (recipient, welcome, _) = net.pending_welcomes.pop()
+    (_recipient, welcome, _) = net.pending_welcomes.pop()
     d, e = net.identities["d"], net.identities["e"]
     with pytest.raises(ProtocolError):
         GroupSession.join(d, welcome, net.identities["b"].public, net.now)  # not the proposer
