@@ -221,6 +221,26 @@ def test_encode_rejects_unsupported(value: Any) -> None:
         encode(value)
 
 
+def test_encode_key() -> None:
+    for key in (0, 23, 24, -1, -(2**64), 2**64 - 1, "", "a", "x" * 30, "\u6c34"):
+        assert cbor.encode_key(key) == encode(key)
+    for bad in (True, False, None, b"a", 1.0, (1,), "\udc00", 2**64):
+        with pytest.raises(UsageError):
+            cbor.encode_key(bad)
+
+
+def test_encode_rejects_keys_that_encode_alike() -> None:
+    class Distinct(int):
+        # Identity equality: a dict holds two of these with the same integer value.
+        __eq__ = object.__eq__
+        __hash__ = object.__hash__
+
+    keys: dict[int, int] = {Distinct(5): 0, Distinct(5): 1}
+    assert len(keys) == 2
+    with pytest.raises(UsageError, match="same encoding"):
+        encode(keys)
+
+
 def test_encode_rejects_cycles_and_excess_depth() -> None:
     cyclic: list[Any] = []
     cyclic.append(cyclic)

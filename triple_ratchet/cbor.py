@@ -16,6 +16,7 @@ input and the item budget before anything is allocated.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Union
 
 from triple_ratchet.errors import DecodeError, LimitExceeded, UsageError
@@ -175,14 +176,12 @@ def _encode_array(value: Sequence[object], out: list[bytes], depth: int) -> None
 def _encode_map(value: Mapping[object, object], out: list[bytes], depth: int) -> None:
     if depth >= MAX_ENCODE_DEPTH:
         raise UsageError(f"cbor.encode: nesting deeper than {MAX_ENCODE_DEPTH} (a cycle?)")
-    pairs: list[tuple[bytes, object]] = []
-    for key, item in value.items():
-        if isinstance(key, bool) or not isinstance(key, int | str):
-            raise UsageError(f"cbor.encode: map key of type {type(key).__name__} (only int or str)")
-        pairs.append((encode_key(key), item))
-    # Canonical order: bytewise on the encoded keys. A dict cannot hold two keys that encode alike,
-    # but another Mapping (with int/str subclass keys) could, and that would be a duplicate.
+    # encode_key also refuses keys that are not int or str.
+    pairs = [(encode_key(key), item) for key, item in value.items()]
+    # Canonical order: bytewise on the encoded keys (never on the values: they may not compare).
     pairs.sort(key=_first)
+    # Two keys of a dict can still encode alike (int/str subclasses with their own equality):
+    # that would be a duplicate key on the wire.
     for index in range(1, len(pairs)):
         if pairs[index][0] == pairs[index - 1][0]:
             raise UsageError("cbor.encode: two map keys have the same encoding")
@@ -193,15 +192,26 @@ def _encode_map(value: Mapping[object, object], out: list[bytes], depth: int) ->
         _encode_into(item, out, depth)
 
 
-def _first(pair: tuple[bytes, object]) -> bytes:
-    return pair[0]
+_first = itemgetter(0)
 
 
-def encode_key(key: int | str) -> bytes:
-    """The encoding of a map key (used for sorting; equal to `encode(key)`)."""
-    out: list[bytes] = []
+def encode_key(key: object) -> bytes:
+    """The encoding of a map key, which must be an int or str (UsageError otherwise).
+
+    Equal to `encode(key)`; map entries are sorted by it.
+    """
+    if type(key) is str:
+        try:
+            raw = key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError("cbor.encode: text contains a lone surrogate (not UTF-8)") from None
+        length = len(raw)
+        return (_ONE_BYTE[0x60 | length] if length < 24 else _head(3, length)) + raw
+    if type(key) is int and 0 <= key < 24:
+        return _ONE_BYTE[key]
     if isinstance(key, bool) or not isinstance(key, int | str):
         raise UsageError(f"cbor.encode: map key of type {type(key).__name__} (only int or str)")
+    out: list[bytes] = []
     if isinstance(key, int):
         _encode_int(int.__int__(key), out)
     else:
