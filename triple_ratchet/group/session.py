@@ -42,6 +42,7 @@ from triple_ratchet.group.events import (
     EpochChanged,
     EpochChangeStarted,
     Event,
+    ForkDetected,
     GapDetected,
     Ignored,
     MembershipChanged,
@@ -501,11 +502,21 @@ class GroupSession:
                 limit = g.limits[sd.sender] if 0 <= sd.sender < len(g.limits) else None
                 if limit is None and sd.sender != g.state.own_index:
                     raise ProtocolError("old-epoch message from a member not in the new roster")
-                content, _, state = open_in_epoch(g.state, message, limit)
-                if content is not None and content.content_type == CONTENT_PROPOSAL:
+                content, _, state = open_in_epoch(g.state, message)
+                if content is not None and limit is not None and content.generation >= limit:
+                    # Authentic, but sent after its author announced for the new epoch: that
+                    # member is on another branch (or a restored state) — its traffic no
+                    # longer reaches our epoch. Reported, never delivered.
+                    member = g.state.roster[content.sender].identity_key
+                    out.events.append(ForkDetected(
+                        "member still in previous epoch", member,
+                        f"epoch {g.state.epoch} message past the announced generation"))
+                elif content is not None and content.content_type == CONTENT_PROPOSAL:
                     out.events.append(Ignored("proposal for an epoch already changed",
                                               g.state.roster[content.sender].identity_key))
-                if content is not None:
+                    events, state = order_in_epoch(state, content, now_ms)
+                    out.events.extend(events)
+                elif content is not None:
                     events, state = order_in_epoch(state, content, now_ms)
                     out.events.extend(events)
                 grace = (*s.grace[:k], replace(g, state=state), *s.grace[k + 1:])
