@@ -1,10 +1,11 @@
 """Mailbox access keys: mailbox ids and the proof a connection gives to open a mailbox.
 
-A mailbox id is the hash of a label, a suite id and an *access* public key. Whoever holds the
-access signing key may read, acknowledge and (for group mailboxes) write the mailbox; the hub
-checks a signature over a fresh per-connection challenge and learns nothing else. An access key
-signs hub challenges and nothing else: `LABEL_HUB_CHALLENGE` separates those signatures from every
-other signature in the protocol, and the key itself is derived or generated for this one use.
+A mailbox id is the hash of a label, a suite id and an *access* public key
+(`triple_ratchet.mailbox.mailbox_id`, re-exported here; the group layer uses the same function).
+Whoever holds the access signing key may read, acknowledge and (for group mailboxes) write the
+mailbox; the hub checks a signature over a fresh per-connection challenge and learns nothing
+else. An access key signs hub challenges and nothing else: `LABEL_HUB_CHALLENGE` separates those
+signatures from every other signature in the protocol, and the key is made for this one use.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ import hashlib
 from dataclasses import dataclass
 
 from triple_ratchet.errors import InvalidSignature, LimitExceeded, UsageError
+from triple_ratchet.mailbox import LABEL_MAILBOX_ID, MAILBOX_ID_LEN, mailbox_id
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import SigningKey, Suite, suite_by_id
 
-LABEL_HUB_MAILBOX_ID = b"triple-ratchet hub mailbox id v1"
 LABEL_HUB_CHALLENGE = b"triple-ratchet hub challenge v1"
 LABEL_HUB_DIRECTORY_ID = b"triple-ratchet hub directory id v1"
 
-MAILBOX_ID_LEN = 32
 CHALLENGE_LEN = 32
 # The largest signature public key of any suite is an uncompressed P-256 point (65 bytes);
 # the bound leaves room for a future suite without letting a frame carry an arbitrary blob.
@@ -28,17 +28,12 @@ MAX_ACCESS_PUBLIC_KEY_LEN = 133
 MAX_ACCESS_SIGNATURE_LEN = 132
 
 
-def mailbox_id(suite: Suite, public_key_bytes: bytes) -> bytes:
-    """SHA-256(LABEL_HUB_MAILBOX_ID ‖ suite_id (2 bytes, big-endian) ‖ access public key)."""
-    return hashlib.sha256(
-        LABEL_HUB_MAILBOX_ID + suite.suite_id.to_bytes(2, "big") + public_key_bytes
-    ).digest()
-
-
 def directory_id(suite: Suite, identity_public_key_bytes: bytes) -> bytes:
-    """Where a member's prekey bundle is published: a hash of its identity key, not the key."""
+    """Where a member's prekey bundle is published: a hash of its identity key, not the key.
+    SHA-256(len(label) ‖ label ‖ suite id ‖ identity public key), like `mailbox_id`."""
     return hashlib.sha256(
-        LABEL_HUB_DIRECTORY_ID + suite.suite_id.to_bytes(2, "big") + identity_public_key_bytes
+        bytes([len(LABEL_HUB_DIRECTORY_ID)]) + LABEL_HUB_DIRECTORY_ID
+        + suite.suite_id.to_bytes(2, "big") + identity_public_key_bytes
     ).digest()
 
 
@@ -50,7 +45,7 @@ def challenge_message(challenge: bytes, mailbox: bytes) -> bytes:
     """
     if len(challenge) != CHALLENGE_LEN or len(mailbox) != MAILBOX_ID_LEN:
         raise UsageError("challenge and mailbox id must be 32 bytes each")
-    return LABEL_HUB_CHALLENGE + challenge + mailbox
+    return bytes([len(LABEL_HUB_CHALLENGE)]) + LABEL_HUB_CHALLENGE + challenge + mailbox
 
 
 @dataclass(frozen=True, repr=False)
@@ -123,7 +118,7 @@ __all__ = [
     "CHALLENGE_LEN",
     "LABEL_HUB_CHALLENGE",
     "LABEL_HUB_DIRECTORY_ID",
-    "LABEL_HUB_MAILBOX_ID",
+    "LABEL_MAILBOX_ID",
     "MAILBOX_ID_LEN",
     "AccessKey",
     "AccessProof",
