@@ -128,16 +128,21 @@ def verify_paths(paths: list[Path], out: Callable[[str], None] = print) -> tuple
     totals = [0, 0, 0]
     for path in paths:
         counts = [0, 0, 0]
+        skip_reasons: dict[str, int] = {}
         try:
             for result in verify_document(load(path)):
                 i = ("passed", "failed", "skipped").index(result.status)
                 counts[i] += 1
                 if result.status == "failed":
                     out(f"  FAIL {path.name} {result.case}: {result.reason}")
+                elif result.status == "skipped":
+                    skip_reasons[result.reason] = skip_reasons.get(result.reason, 0) + 1
         except (OSError, ValueError, UnrecognisedFile) as exc:
             out(f"  ERROR {path}: cannot interpret file: {exc}")
             counts[1] += 1
         out(f"{path}: {counts[0]} passed, {counts[1]} failed, {counts[2]} skipped")
+        for reason, n in sorted(skip_reasons.items()):
+            out(f"  skipped {n}: {reason or 'no reason given'}")
         for i in range(3):
             totals[i] += counts[i]
     return totals[0], totals[1], totals[2]
