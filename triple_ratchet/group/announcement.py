@@ -7,6 +7,7 @@ and message digest in the current epoch (the grace period's bound for its old-ep
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from triple_ratchet.group.epoch import MAX_GROUP_SIZE
 from triple_ratchet.group.proposal import MAX_IDENTITY_LEN
 from triple_ratchet.group.sender_chain import MAX_GENERATION
 from triple_ratchet.identity import LABEL_IDENTITY_ANNOUNCEMENT, Identity, IdentityKeyPair
-from triple_ratchet.suites import Suite
+from triple_ratchet.suites import Suite, suite_by_id
 
 WIRE_ANNOUNCEMENT = 0x31
 VERSION = 1
@@ -56,7 +57,14 @@ class SignedAnnouncement:
 
     @classmethod
     def from_bytes(cls, suite: Suite, data: bytes) -> SignedAnnouncement:
-        """Decode, validate both keys and verify the identity signature."""
+        """Decode, validate both keys and verify the identity signature.
+
+        Results are cached (announcements are public, and an attempt re-reads its stored ones
+        at every step); a failure is never cached."""
+        return _verified(suite.suite_id, bytes(data))
+
+    @classmethod
+    def _decode(cls, suite: Suite, data: bytes) -> SignedAnnouncement:
         items = cbor.as_list(cbor.decode(data, max_size=MAX_ANNOUNCEMENT_LEN, max_depth=2),
                              "signed announcement", length=2)
         body = cbor.as_bytes(items[0], "announcement body", max_length=MAX_ANNOUNCEMENT_LEN)
@@ -86,3 +94,8 @@ class SignedAnnouncement:
 
     def same_as(self, other: SignedAnnouncement) -> bool:
         return hmac.compare_digest(self.announcement.body(), other.announcement.body())
+
+
+@functools.lru_cache(maxsize=1024)
+def _verified(suite_id: int, data: bytes) -> SignedAnnouncement:
+    return SignedAnnouncement._decode(suite_by_id(suite_id), data)

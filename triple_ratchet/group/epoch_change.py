@@ -18,6 +18,7 @@ transcript are dropped at activation or abort.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -108,6 +109,12 @@ def _move(attempt: Attempt, what: str, now_ms: int) -> Attempt:
     return replace(attempt, phase=nxt, phase_started_ms=now_ms)
 
 
+@functools.lru_cache(maxsize=64)
+def _session_params(session_id: bytes, keys: tuple[bytes, ...], t: int) -> SessionParams:
+    """COCKTAIL's session parameters (public; validating the n points is worth caching)."""
+    return SessionParams.create(session_id, keys, t)
+
+
 class _Stream:
     """A PRF stream keyed by the attempt seed: the participant's reproducible randomness."""
 
@@ -193,8 +200,8 @@ class Attempt:
         return SignedAnnouncement.from_bytes(self.suite, raw).announcement
 
     def params(self) -> SessionParams:
-        keys = [self.announcement_of(i).dkg_key for i in range(1, self.n + 1)]
-        return SessionParams.create(self.session_id, keys, self.proposal.proposal.threshold)
+        keys = tuple(self.announcement_of(i).dkg_key for i in range(1, self.n + 1))
+        return _session_params(self.session_id, keys, self.proposal.proposal.threshold)
 
     def missing(self) -> tuple[int, ...]:
         slots = {Phase.ANNOUNCING: self.announcements, Phase.ROUND1: self.round1,
