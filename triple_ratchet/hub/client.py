@@ -175,7 +175,7 @@ class HubConnection:
             self._closed.set()
             for fut in self._pending.values():
                 if not fut.done():
-                    fut.set_exception(ConnectionError("hub connection lost"))
+                    fut.set_exception(self.error or ConnectionError("hub connection lost"))
             self._pending.clear()
             with contextlib.suppress(Exception):
                 await self._ws.close()
