@@ -100,3 +100,36 @@ def test_proposal_decoder_is_strict(data: st.DataObject) -> None:
     mutated[i] ^= data.draw(st.integers(1, 255))
     with pytest.raises(RemoteError):  # any change breaks the encoding or the signature
         SignedProposal.from_bytes(bytes(mutated))
+
+
+def _mid_attempt_state() -> tuple[bytes, object]:
+    net, _ = _in_round3()
+    b = net.members["b"]  # type: ignore[attr-defined]
+    return b.to_bytes(), net.identities["b"]  # type: ignore[attr-defined]
+
+
+_STATE, _IDENTITY = _mid_attempt_state()
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_corrupted_saved_state_is_a_typed_error(data: st.DataObject) -> None:
+    from triple_ratchet.errors import TripleRatchetError
+    mutated = bytearray(_STATE)
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[i] = data.draw(st.integers(0, 255))
+    try:
+        restored = GroupSession.from_bytes(bytes(mutated), _IDENTITY)  # type: ignore[arg-type]
+    except TripleRatchetError:
+        return
+    assert restored.to_bytes() == bytes(mutated)  # accepted only if canonical
+
+
+@settings(max_examples=80, deadline=None)
+@given(blob=st.binary(max_size=600))
+def test_random_blobs_are_remote_errors(blob: bytes) -> None:
+    session = GroupSession.from_bytes(_STATE, _IDENTITY)  # type: ignore[arg-type]
+    with pytest.raises(RemoteError):
+        session.receive(blob, 1_700_000_000.0)
+    assert session.to_bytes() == _STATE

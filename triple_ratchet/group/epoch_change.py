@@ -56,11 +56,12 @@ from triple_ratchet.group.attempt_mailbox import (
     KIND_ANNOUNCEMENT,
     KIND_ROUND1,
     KIND_ROUND3,
+    MAX_ATTEMPT_BLOB_LEN,
     Abort,
     Round3,
     seal_item,
 )
-from triple_ratchet.group.epoch import EpochState, Member
+from triple_ratchet.group.epoch import MAX_GROUP_SIZE, EpochState, Member
 from triple_ratchet.group.events import Event, ForkDetected, Outgoing
 from triple_ratchet.group.key_schedule import (
     EpochSecrets,
@@ -68,7 +69,7 @@ from triple_ratchet.group.key_schedule import (
     derive_epoch,
     joiner_confirmation,
 )
-from triple_ratchet.group.proposal import SignedProposal
+from triple_ratchet.group.proposal import MAX_IDENTITY_LEN, SignedProposal
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import RandomSource
 from triple_ratchet.suites import SigningKey, Suite, suite_by_id
@@ -78,6 +79,8 @@ LABEL_GROUP_ATTEMPT_PAYLOAD = b"group attempt payload"
 LABEL_GROUP_ATTEMPT_SIGNING = b"group attempt epoch signing key"
 
 SEED_LEN = 32
+# Bound on one stored attempt item (the largest is a signed round-1 message, or a transcript).
+MAX_ITEM_LEN = MAX_ATTEMPT_BLOB_LEN
 # Milliseconds a phase may wait for its messages before a participant aborts naming the missing
 # members: every member must be online for an epoch change, but not for ever.
 PHASE_TIMEOUT_MS = 60_000
@@ -231,7 +234,8 @@ class Attempt:
             items = cbor.as_list(v, what)
             if len(items) != n:
                 raise DecodeError(f"{what}: one slot per participant expected")
-            return tuple(None if x is None else cbor.as_bytes(x, what) for x in items)
+            return tuple(None if x is None else cbor.as_bytes(x, what, max_length=MAX_ITEM_LEN)
+                         for x in items)
 
         phase_names = {p.value: p for p in Phase}
         phase = phase_names.get(cbor.as_str(f[5], "phase", max_length=32))
@@ -242,15 +246,20 @@ class Attempt:
                          for p in cbor.as_list(f[12], "payloads"))
         if payloads and len(payloads) != n:
             raise DecodeError("one payload per participant expected")
+        previous = cbor.as_list(f[1], "previous roster")
+        if not 1 <= len(previous) <= MAX_GROUP_SIZE:
+            raise DecodeError("previous roster size out of range")
         return cls(
             proposal,
-            tuple(cbor.as_bytes(r, "roster entry") for r in cbor.as_list(f[1], "roster")),
+            tuple(cbor.as_bytes(r, "roster entry", max_length=MAX_IDENTITY_LEN)
+                  for r in previous),
             cbor.as_bytes(f[2], "init secret", length=len(proposal.proposal.attempt_secret)),
             own, cbor.as_bytes(f[4], "seed", max_length=SEED_LEN), phase,
             cbor.as_int(f[6], "phase start"), cbor.as_int(f[7], "sent count"),
             cbor.as_bytes(f[8], "last sent", max_length=64),
             slots(f[9], "announcements"), slots(f[10], "round 1"), slots(f[11], "round 3"),
-            payloads, cbor.as_bytes(f[13], "transcript"), cbor.as_bool(f[14], "abort sent"),
+            payloads, cbor.as_bytes(f[13], "transcript", max_length=MAX_ITEM_LEN),
+            cbor.as_bool(f[14], "abort sent"),
             cbor.as_bool(f[15], "silent"))
 
 
@@ -341,12 +350,12 @@ def _equivocation(attempt: Attempt, index: int, what: str, first: bytes, second:
 def _abort(attempt: Attempt, reason: int, named: tuple[int, ...], evidence: bytes,
            rng: RandomSource) -> tuple[Outgoing, ...]:
     """Our abort, if we may still send one (participants only, once per attempt)."""
-    if not attempt.is_participant or attempt.abort_sent or attempt.silent:
+    own = attempt.own_index
+    if own is None or attempt.abort_sent or attempt.silent:
         return ()
-    if attempt.announcements[attempt.own_index - 1] is None:  # type: ignore[operator]
+    if attempt.announcements[own - 1] is None:
         return ()  # our DKG key is not known to the others yet: they could not verify it
-    assert attempt.own_index is not None
-    abort = Abort.sign(attempt.dkg_secret(), attempt.session_id, attempt.own_index, reason,
+    abort = Abort.sign(attempt.dkg_secret(), attempt.session_id, own, reason,
                        named, evidence, rng)
     return (_send(attempt, KIND_ABORT, abort.to_bytes(), rng),)
 

@@ -35,7 +35,7 @@ from triple_ratchet.group.attempt_mailbox import (
     open_item,
     peek_mailbox,
 )
-from triple_ratchet.group.epoch import EpochState
+from triple_ratchet.group.epoch import MAX_GROUP_SIZE, EpochState
 from triple_ratchet.group.epoch_change import Attempt, Phase, Step
 from triple_ratchet.group.events import (
     AttemptAborted,
@@ -66,6 +66,7 @@ from triple_ratchet.group.message import (
 )
 from triple_ratchet.group.ordering import Delivery, Held, OrderResult
 from triple_ratchet.group.proposal import (
+    MAX_PROPOSAL_LEN,
     REASON_CHANGE,
     REASON_REFRESH,
     REASON_UNRESPONSIVE,
@@ -91,6 +92,8 @@ DEFAULT_REFRESH_MS = 7 * 24 * 3600 * 1000
 # Plaintexts a member may hold while an epoch change runs.
 MAX_HELD_OUTGOING = 256
 GROUP_ID_LEN = 16
+# Previous epochs readable at once (each change starts a grace period; changes can follow fast).
+MAX_GRACE_EPOCHS = 8
 
 REASON_NAMES = {REASON_CHANGE: "change", REASON_REFRESH: "refresh",
                 REASON_UNRESPONSIVE: "removed: unresponsive"}
@@ -247,7 +250,10 @@ class _State:
         if status not in (ACTIVE, JOINING, ENDED):
             raise DecodeError("unknown session status")
         grace = []
-        for g in cbor.as_list(f[3], "grace epochs"):
+        grace_items = cbor.as_list(f[3], "grace epochs")
+        if len(grace_items) > MAX_GRACE_EPOCHS:
+            raise DecodeError("too many grace epochs")
+        for g in grace_items:
             gi = cbor.as_list(g, "grace epoch", length=3)
             gs = EpochState.from_cbor(gi[0])
             limits = tuple(None if x is None else cbor.as_int(x, "limit")
@@ -256,8 +262,12 @@ class _State:
                 raise DecodeError("one grace limit per member expected")
             grace.append(Grace(gs, limits, cbor.as_int(gi[2], "grace end")))
 
-        def blist(v: cbor.CborValue, what: str) -> tuple[bytes, ...]:
-            return tuple(cbor.as_bytes(x, what) for x in cbor.as_list(v, what))
+        def blist(v: cbor.CborValue, what: str, bound: int) -> tuple[bytes, ...]:
+            items = cbor.as_list(v, what)
+            if len(items) > bound:
+                raise DecodeError(f"{what}: too many entries")
+            return tuple(cbor.as_bytes(x, what, max_length=MAX_PROPOSAL_LEN + 512)
+                         for x in items)
 
         own = None
         if f[8] is not None:
@@ -267,8 +277,9 @@ class _State:
             cbor.as_int(f[0], "suite id", maximum=0xFFFF), status,
             None if f[2] is None else EpochState.from_cbor(f[2]), tuple(grace),
             None if f[4] is None else Attempt.from_cbor(f[4]),
-            blist(f[5], "queue"), blist(f[6], "proposers"), blist(f[7], "aborters"), own,
-            blist(f[9], "held"), cbor.as_int(f[10], "epoch start"),
+            blist(f[5], "queue", MAX_GROUP_SIZE), blist(f[6], "proposers", MAX_GROUP_SIZE),
+            blist(f[7], "aborters", MAX_GROUP_SIZE), own,
+            blist(f[9], "held", MAX_HELD_OUTGOING), cbor.as_int(f[10], "epoch start"),
             cbor.as_int(f[11], "messages"), cbor.as_int(f[12], "refresh messages"),
             cbor.as_int(f[13], "refresh ms"), cbor.as_bool(f[14], "restored"))
 
@@ -493,7 +504,8 @@ class GroupSession:
                 s = self._on_proposal(s, content, now_ms, out)
             else:
                 s = replace(s, messages_in_epoch=s.messages_in_epoch + 1)
-            events, state = order_in_epoch(s.epoch, content, now_ms)  # type: ignore[arg-type]
+            assert s.epoch is not None
+            events, state = order_in_epoch(s.epoch, content, now_ms)
             out.events.extend(events)
             return replace(s, epoch=state)
         for k, g in enumerate(s.grace):
@@ -644,7 +656,7 @@ class GroupSession:
         if step.activation is None:
             return replace(s, attempt=step.attempt)
         new = step.activation.state
-        grace = tuple(g for g in s.grace if g.until_ms > now_ms)
+        grace = tuple(g for g in s.grace if g.until_ms > now_ms)[-(MAX_GRACE_EPOCHS - 1):]
         if s.epoch is not None:
             # Epoch e is kept only to read its late messages: what could start another change
             # from it (init_secret) or send in it (our signing key) goes now.
