@@ -102,7 +102,7 @@ def test_missing_redis_server_fails_under_ci_and_skips_otherwise(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import test_hub_support
 
-    monkeypatch.setattr(test_hub_support.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="required under CI"):
         test_hub_support.redis_server_binary()
