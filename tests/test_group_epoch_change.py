@@ -385,3 +385,33 @@ def test_bad_share_is_blamed_with_evidence_anyone_can_judge() -> None:
         assert aborted.reason == "blame" and aborted.by == net.identities["b"].public.to_bytes()
         assert aborted.named == (c_id,) and aborted.detail == "decryption-failed"
     assert {net.members[x].epoch for x in "abc"} == {1}
+
+
+def test_forged_echo_of_our_proposal_does_not_start_the_attempt() -> None:
+    from triple_ratchet.group.message import Content, seal
+
+    net = create(3)
+    a, c = net.members["a"], net.members["c"]
+    assert a._s.epoch is not None and c._s.epoch is not None
+    generation = a._s.epoch.sending.generation
+    chain = c._s.epoch.receiving[0]
+    assert chain is not None
+    keys, _ = chain.keys_for(c.suite, generation)
+    e = c._s.epoch
+    fake = Content(e.suite_id, e.group_id, e.epoch, 0, generation, CONTENT_PROPOSAL, b"",
+                   b"junk")
+    forged = seal(c.suite, fake, e.own_signing_key(), keys, b"\x00" * 8, e.sender_data_secret,
+                  e.mailbox_id)
+    sends = a.propose(net.now)
+    net.hub.append(e.mailbox_id, forged)  # lands first...
+    net.send("b", net.members["b"].propose(net.now))  # ...then b's proposal, then a's
+    net.send("a", sends)
+    net.strict = False  # b and c reject the forgery (bad signature)
+    net.run()
+    b_id = net.identities["b"].public.to_bytes()
+    # a did not take the forgery for its own proposal: b's came first for everyone.
+    for name in "abc":
+        started = [e for e in of(net, name, EpochChangeStarted) if e.epoch == 1]
+        assert [e.proposer for e in started] == [b_id]
+    assert {net.members[x].epoch for x in "abc"} == {2}
+    assert len({net.members[x].public_epoch_id for x in "abc"}) == 1

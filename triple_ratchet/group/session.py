@@ -57,6 +57,7 @@ from triple_ratchet.group.key_schedule import initial_init_secret
 from triple_ratchet.group.message import (
     CONTENT_APPLICATION,
     CONTENT_PROPOSAL,
+    MAX_BLOB_LEN,
     MAX_GROUP_ID_LEN,
     Content,
     GroupMessage,
@@ -224,7 +225,9 @@ class _State:
     queue: tuple[bytes, ...] = ()  # signed proposals waiting, in group-mailbox order
     proposers: tuple[bytes, ...] = ()  # who proposed in this epoch
     aborters: tuple[bytes, ...] = ()  # who aborted in this epoch
-    own_proposal: tuple[int, bytes] | None = None  # (generation, signed proposal) not yet read
+    # Our proposal not read back yet: (the blob we sent, the signed proposal). Recognized by the
+    # exact blob, since any member could forge sender data naming our index and generation.
+    own_proposal: tuple[bytes, bytes] | None = None
     held: tuple[bytes, ...] = field(default=(), repr=False)  # plaintexts held during a change
     epoch_started_ms: int = 0
     messages_in_epoch: int = 0
@@ -272,7 +275,8 @@ class _State:
         own = None
         if f[8] is not None:
             oi = cbor.as_list(f[8], "own proposal", length=2)
-            own = (cbor.as_int(oi[0], "generation"), cbor.as_bytes(oi[1], "own proposal"))
+            own = (cbor.as_bytes(oi[0], "own proposal blob", max_length=MAX_BLOB_LEN),
+                   cbor.as_bytes(oi[1], "own proposal", max_length=MAX_PROPOSAL_LEN + 512))
         return cls(
             cbor.as_int(f[0], "suite id", maximum=0xFFFF), status,
             None if f[2] is None else EpochState.from_cbor(f[2]), tuple(grace),
@@ -480,12 +484,17 @@ class GroupSession:
             s = self._on_attempt_blob(s, blob, now_ms, out)
         else:
             s = self._on_group_blob(s, blob, now_ms, out)
-        s = self._tick(s, now_ms, out)
+        # Attempt timeouts only in `tick`: a member catching up on a backlog must not abort an
+        # attempt whose answers are still unread in the mailbox.
+        s = self._tick(s, now_ms, out, attempt_timeouts=False)
         self._s = s
         return out.events, out.sends
 
     def tick(self, now: float) -> tuple[list[Event], list[Send]]:
-        """Let time pass: give up on old gaps, end grace periods, time out epoch changes."""
+        """Let time pass: give up on old gaps, end grace periods, time out epoch changes.
+
+        Call it periodically, after reading what the mailboxes hold (a phase times out only
+        here, so unread answers are never mistaken for silence)."""
         self._check_usable()
         out = _Out()
         self._s = self._tick(self._s, to_ms(now), out)
@@ -496,9 +505,9 @@ class GroupSession:
     def _on_group_blob(self, s: _State, blob: bytes, now_ms: int, out: _Out) -> _State:
         message = GroupMessage.from_bytes(self.suite, blob)
         if s.epoch is not None and message.mailbox_id == s.epoch.mailbox_id:
-            content, generation, state = open_in_epoch(s.epoch, message)
+            content, _, state = open_in_epoch(s.epoch, message)
             if content is None:
-                return self._on_own_echo(replace(s, epoch=state), generation, now_ms, out)
+                return self._on_own_echo(replace(s, epoch=state), blob, now_ms, out)
             s = replace(s, epoch=state)
             if content.content_type == CONTENT_PROPOSAL:
                 s = self._on_proposal(s, content, now_ms, out)
@@ -535,8 +544,8 @@ class GroupSession:
                 return replace(s, grace=grace)
         raise ProtocolError("blob is not for a mailbox of this group's current epochs")
 
-    def _on_own_echo(self, s: _State, generation: int, now_ms: int, out: _Out) -> _State:
-        if s.own_proposal is not None and s.own_proposal[0] == generation:
+    def _on_own_echo(self, s: _State, blob: bytes, now_ms: int, out: _Out) -> _State:
+        if s.own_proposal is not None and s.own_proposal[0] == blob:
             signed = SignedProposal.from_bytes(s.own_proposal[1])
             s = replace(s, own_proposal=None)
             return self._consider(s, signed, now_ms, out)
@@ -721,10 +730,9 @@ class GroupSession:
         signed = make_proposal(self._identity, group_id=e.group_id, epoch=e.epoch,
                                public_epoch_id=e.public_epoch_id, old_roster=self.roster_of(e),
                                added=added, removed=removed, reason=reason, rng=self._rng)
-        generation = e.sending.generation
         blob, state = encrypt_in_epoch(e, CONTENT_PROPOSAL, signed.to_bytes(), self._rng)
         out.sends.append(Outgoing(state.mailbox_id, blob))
-        return replace(s, epoch=state, own_proposal=(generation, signed.to_bytes()))
+        return replace(s, epoch=state, own_proposal=(blob, signed.to_bytes()))
 
     def _send_application(self, s: _State, plaintext: bytes, out: _Out) -> _State:
         assert s.epoch is not None
@@ -743,13 +751,14 @@ class GroupSession:
             return s
         return self._propose(s, [], [], REASON_REFRESH, now_ms, out)
 
-    def _tick(self, s: _State, now_ms: int, out: _Out) -> _State:
+    def _tick(self, s: _State, now_ms: int, out: _Out, *, attempt_timeouts: bool = True
+              ) -> _State:
         if s.epoch is not None:
             events, state = expire_in_epoch(s.epoch, now_ms)
             out.events.extend(events)
             s = replace(s, epoch=state)
         s = replace(s, grace=tuple(g for g in s.grace if g.until_ms > now_ms))
-        if s.attempt is not None:
+        if s.attempt is not None and attempt_timeouts:
             step = epoch_change.expire(s.attempt, now_ms, self._rng)
             out.sends.extend(step.outgoing)
             s = replace(s, attempt=step.attempt)
