@@ -13,5 +13,6 @@ from triple_ratchet.testvectors import (
     handshake,  # noqa: F401
     identity,  # noqa: F401
     key_schedule,  # noqa: F401
+    suites,  # noqa: F401
     wycheproof,  # noqa: F401
 )
