@@ -20,10 +20,13 @@ from triple_ratchet.errors import (
     InvalidSignature,
     LimitExceeded,
     ProtocolError,
+    UsageError,
 )
 from triple_ratchet.hub import frames as f
 from triple_ratchet.hub.access import AccessKey, AccessProof, directory_id
-from triple_ratchet.hub.client import Delivery, HubConnection, MailboxClient
+from triple_ratchet.hub.client import Delivery, Gap, HubConnection, MailboxClient
+from triple_ratchet.hub.server import serve_hub
+from triple_ratchet.hub.store import MemoryStore, ReadResult, Retention, Store
 from triple_ratchet.suites import DEFAULT_SUITE, X25519_SHA512_XCHACHA20
 
 
@@ -333,3 +336,76 @@ def test_signal_shuts_down_cleanly(tmp_path: Path, sig: int) -> None:
     assert process.proc.stderr is not None
     err = process.proc.stderr.read()
     assert "Traceback" not in err and "hub stopped" in err
+
+
+# --- in-process hub with small limits (same server code, real sockets) -----------------------
+
+
+async def _in_process(store: Store) -> tuple[str, asyncio.Event, asyncio.Task[None]]:
+    stop = asyncio.Event()
+    bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve_hub("127.0.0.1", 0, store, stop=stop,
+                                         ready=bound.set_result))
+    return f"ws://127.0.0.1:{await bound}", stop, task
+
+
+def test_trimmed_entries_are_reported_as_a_gap_and_sync_follows_a_session() -> None:
+    async def main() -> None:
+        url, stop, task = await _in_process(MemoryStore(Retention(group_max_count=5)))
+        old, new = AccessKey.generate(DEFAULT_SUITE), AccessKey.generate(DEFAULT_SUITE)
+        async with MailboxClient(url) as writer, MailboxClient(url) as reader:
+            await writer.follow(old)
+            for i in range(10):
+                await writer.put(old.mailbox_id, b"t%d" % i)
+            await reader.sync({old.mailbox_id: old})
+            gap = await reader.next_event(5)
+            assert gap == Gap(old.mailbox_id, 0)
+            got = await _drain(reader, 5)
+            assert [d.blob for d in got] == [b"t%d" % i for i in range(5, 10)]
+            # The session moved to a new epoch: follow the new mailbox, drop the old one.
+            await reader.sync({new.mailbox_id: new}, pinned=[new.mailbox_id])
+            await writer.add_key(new)
+            await writer.put(old.mailbox_id, b"old")
+            await writer.put(new.mailbox_id, b"new")
+            [d] = await _drain(reader, 1)
+            assert (d.mailbox, d.blob) == (new.mailbox_id, b"new")
+            assert await reader.fetch(new.mailbox_id, 0)  # still opened on this connection
+            with pytest.raises(UsageError):
+                await reader.sync({new.mailbox_id: old})
+        stop.set()
+        await task
+
+    arun(main())
+
+
+class _FailingReads(MemoryStore):
+    """A store whose reads fail (as a lost Redis link would) until `healthy` is set."""
+
+    healthy = False
+
+    async def read(self, mailbox: bytes, after: int, limit: int, max_bytes: int,
+                   now_ms: int) -> ReadResult:
+        if not self.healthy:
+            raise RuntimeError("backend down")
+        return await super().read(mailbox, after, limit, max_bytes, now_ms)
+
+
+def test_store_failure_is_an_internal_error_and_the_connection_survives() -> None:
+    async def main() -> None:
+        store = _FailingReads()
+        url, stop, task = await _in_process(store)
+        group = AccessKey.generate(DEFAULT_SUITE)
+        conn = await HubConnection.connect(url)
+        await conn.authenticate(group)
+        await conn.create(group.mailbox_id, f.Kind.GROUP)
+        await conn.put(group.mailbox_id, b"x", bytes(16))
+        with pytest.raises(ConnectionError, match="hub failed"):
+            await conn.fetch(group.mailbox_id, 0)
+        store.healthy = True
+        batch = await conn.fetch(group.mailbox_id, 0)
+        assert [e.blob for e in batch.entries] == [b"x"]
+        await conn.close()
+        stop.set()
+        await task
+
+    arun(main())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -444,10 +444,24 @@ class MailboxClient:
 
         await conn.subscribe(mailbox, follow.cursor, live)
 
+    async def sync(self, keys: Mapping[bytes, AccessKey],
+                   pinned: Collection[bytes] = ()) -> None:
+        """Follow exactly these group mailboxes (id -> access key): open the new ones (those in
+        `pinned` created pinned, for DKG attempts) and stop following the others. Made for
+        `GroupSession.mailboxes()` / `mailbox_access_key()` after every step."""
+        for mailbox in [m for m in self._follows if m not in keys]:
+            await self.unfollow(mailbox)
+        for mailbox, key in keys.items():
+            if key.mailbox_id != mailbox:
+                raise UsageError("access key does not open that mailbox")
+            if mailbox not in self._follows:
+                await self.follow(key, Kind.GROUP, pinned=mailbox in pinned)
+
     async def unfollow(self, mailbox: bytes) -> None:
         follow = self._follows.pop(mailbox, None)
         if follow is None:
             return
+        self._keys.pop(mailbox, None)
         conn = self._conn
         if conn is not None:
             with contextlib.suppress(ConnectionError):

@@ -321,6 +321,13 @@ class _Connection:
                 await self._dispatch(frame)
             except RemoteError as exc:
                 self.out.put(encode(Error(frame.req, error_code(exc), _reason(exc))))
+            except (_Fatal, ConnectionClosed, asyncio.CancelledError):
+                raise
+            except Exception:
+                # The store failed (e.g. Redis unreachable): refuse this request, keep the
+                # connection; the client retries. Logged without request contents.
+                _log.warning("hub request failed in the store", exc_info=True)
+                self.out.put(encode(Error(frame.req, ErrorCode.INTERNAL, "store unavailable")))
             if self.out.pending_bytes > high_water:
                 await self.out.wait_drained()
 
@@ -436,8 +443,9 @@ class _Connection:
                 try:
                     res = await self.hub.store.read(sub.mailbox, sub.cursor, MAX_BATCH_ENTRIES,
                                                     MAX_BATCH_BYTES, self.hub.now_ms())
-                except (RemoteError, OSError, ConnectionError):
-                    # The store failed under us: hand the cursor back so the client fetches.
+                except Exception:
+                    # The store failed under us: hand the cursor back so the client fetches
+                    # (and sees the failure there) instead of stalling silently.
                     self._overflow(sub)
                     return
                 if not res.entries and not res.fell_behind:
