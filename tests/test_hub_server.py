@@ -270,6 +270,7 @@ def test_client_that_reads_slowly_still_gets_everything_once(sqlite_hub: HubProc
                 await writer.put(group.mailbox_id, b"s%d" % i)
             got = await _drain(reader, 200)
             assert [d.blob for d in got] == [b"s%d" % i for i in range(200)]
+            assert reader.resyncs >= 1  # it did fall out of live pushes, and lost nothing
 
     arun(main())
 

@@ -312,7 +312,8 @@ class MailboxClient:
         self._failure: Exception | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._workers: set[asyncio.Task[None]] = set()
-        self.reconnects = 0
+        self.reconnects = 0  # connections lost and re-established (for tests and monitoring)
+        self.resyncs = 0  # times a mailbox fell out of live pushes and was fetched instead
 
     # --- lifecycle ---
     async def start(self) -> None:
@@ -546,6 +547,7 @@ class MailboxClient:
         if follow.worker is not None and not follow.worker.done():
             follow.again = True  # one worker per mailbox keeps deliveries in order
             return
+        self.resyncs += 1
         task = asyncio.create_task(self._resync(mailbox, follow))
         follow.worker = task
         self._workers.add(task)
