@@ -112,8 +112,12 @@ def test_verify_paths_reports_per_file_totals() -> None:
     passed, failed, skipped = verify_paths(_files(), out=lines.append)
     assert failed == 0 and skipped < passed
     assert passed >= sum(MIN_PASSED.values())
-    assert len(lines) == len(_files())
-    assert all(line.endswith(" skipped") and ", 0 failed," in line for line in lines)
+    totals = [line for line in lines if not line.startswith("  ")]
+    assert len(totals) == len(_files())
+    assert all(line.endswith(" skipped") and ", 0 failed," in line for line in totals)
+    # Every skip is explained, once per reason, under its file's line.
+    explained = [line for line in lines if line.startswith("  skipped ")]
+    assert sum(int(line.split()[1].rstrip(":")) for line in explained) == skipped
 
 
 def test_skip_reasons_are_the_documented_ones() -> None:
