@@ -59,6 +59,8 @@ def test_group_and_inbox_round_trip(sqlite_hub: HubProcess) -> None:
             await alice.follow(group)
             await bob.follow(group)
             await bob_inbox.follow(inbox, f.Kind.INBOX)
+            with pytest.raises(UsageError, match="another for groups"):
+                await bob_inbox.follow(group)  # never on the inbox's connection
             cursors = [await alice.put(group.mailbox_id, b"g%d" % i) for i in range(20)]
             assert cursors == sorted(cursors) and len(set(cursors)) == 20
             for reader in (alice, bob):

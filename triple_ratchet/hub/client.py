@@ -417,6 +417,10 @@ class MailboxClient:
         mailbox = key.mailbox_id
         if mailbox in self._follows:
             raise UsageError("already following this mailbox")
+        if any(f.kind != kind for f in self._follows.values()):
+            # One connection for the inbox, another for group mailboxes: otherwise the hub
+            # could link a member's inbox to its groups by connection (spec 10.1).
+            raise UsageError("use one MailboxClient for an inbox and another for groups")
         self._keys[mailbox] = key
         follow = self._follows[mailbox] = _Follow(key, kind, pinned, after)
 
