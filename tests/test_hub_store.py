@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from test_hub_support import RedisServer, run_redis
 
-from triple_ratchet.errors import LimitExceeded, ProtocolError
+from triple_ratchet.errors import LimitExceeded, ProtocolError, UsageError
 from triple_ratchet.hub.frames import Entry, Kind
 from triple_ratchet.hub.redis_store import RedisStore
 from triple_ratchet.hub.sqlite_store import SqliteStore
@@ -290,3 +290,11 @@ def run_machine(machine: type[RuleBasedStateMachine], examples: int) -> None:
 
     run_state_machine_as_test(
         machine, settings=settings(max_examples=examples, stateful_step_count=40, deadline=None))
+
+
+def test_one_hub_process_per_sqlite_file(tmp_path: Path) -> None:
+    first = SqliteStore(tmp_path / "one.db")
+    with pytest.raises(UsageError, match="another hub process"):
+        SqliteStore(tmp_path / "one.db")
+    asyncio.run(first.close())
+    asyncio.run(SqliteStore(tmp_path / "one.db").close())  # free again once closed

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from triple_ratchet.errors import LimitExceeded, ProtocolError
+from triple_ratchet.errors import LimitExceeded, ProtocolError, UsageError
 from triple_ratchet.hub.frames import Entry, Kind
 from triple_ratchet.hub.store import (
     AppendResult,
@@ -50,13 +50,22 @@ CREATE TABLE IF NOT EXISTS prekeys (
 class SqliteStore(Store):
     def __init__(self, path: str | Path, retention: Retention | None = None) -> None:
         super().__init__(retention or Retention())
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit survives a killed process; only an OS crash or power
-        # loss can drop the last transactions, which clients then retry by message id.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        # One hub process per file: notifications do not cross processes, so a second hub on
+        # the same file would serve stale subscriptions. The exclusive lock makes it fail fast.
+        self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        self._db.execute("PRAGMA busy_timeout=500")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a killed process; only an OS crash or power
+            # loss can drop the last transactions, which clients then retry by message id.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("BEGIN IMMEDIATE")  # take the lock now, not at the first request
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError:
+            self._db.close()
+            raise UsageError("the SQLite file is in use by another hub process") from None
 
     async def close(self) -> None:
         self._listeners.clear()
