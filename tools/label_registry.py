@@ -263,18 +263,24 @@ def collect() -> tuple[list[Label], list[str]]:
                 continue
             seen_inline.add(key)
             labels.append(Label(text, f"{short} (inline)", key, short, line))
+    return labels, warnings + clashes(labels)
+
+
+def clashes(labels: list[Label]) -> list[str]:
+    """A value used twice, or a label that is a prefix of another (unless known to be safe)."""
+    out = []
     by_value: dict[str, list[str]] = {}
     for label in labels:
         by_value.setdefault(label.value, []).append(label.where)
     for value, where in by_value.items():
         if len(where) > 1:
-            warnings.append(f"label {value!r} is used by more than one constant: {where}")
+            out.append(f"label {value!r} is used by more than one constant: {where}")
     for short in by_value:
         for long in by_value:
             if short != long and long.startswith(short) \
                     and (short, long) not in ALLOWED_PREFIXES and short != PROTOCOL_PREFIX:
-                warnings.append(f"label {short!r} is a prefix of {long!r}: check their framing")
-    return labels, warnings
+                out.append(f"label {short!r} is a prefix of {long!r}: check their framing")
+    return out
 
 
 def _spec_pages() -> dict[str, str]:
