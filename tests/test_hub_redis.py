@@ -109,3 +109,26 @@ def test_missing_redis_server_fails_under_ci_and_skips_otherwise(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="not installed"):
         test_hub_support.redis_server_binary()
+
+
+def test_lost_pubsub_link_loses_no_push(redis_server: RedisServer) -> None:
+    """Redis pub/sub is at-most-once: after its link drops, a hub wakes every subscription to
+    re-read the stream, so a message published meanwhile still arrives."""
+    import redis
+
+    with hub(redis_server.url) as hub_a, hub(redis_server.url) as hub_b:
+        async def main() -> None:
+            group = AccessKey.generate(DEFAULT_SUITE)
+            async with MailboxClient(hub_a.url) as reader, MailboxClient(hub_b.url) as writer:
+                await reader.follow(group)
+                await writer.add_key(group)
+                await writer.put(group.mailbox_id, b"first")
+                assert [d.blob for d in await _drain(reader, 1)] == [b"first"]
+                admin = redis.Redis(host="127.0.0.1", port=redis_server.port)
+                killed = admin.client_kill_filter(_type="pubsub")
+                admin.close()
+                assert killed >= 2  # both hubs' listeners
+                await writer.put(group.mailbox_id, b"during")  # no hub is listening now
+                assert [d.blob for d in await _drain(reader, 1, timeout=5)] == [b"during"]
+
+        arun(main())

@@ -397,12 +397,14 @@ class MailboxClient:
     async def _retrying(self, op: Callable[[HubConnection], Awaitable[_T]]) -> _T:
         """Run `op` on the live connection; after a lost connection, again on the next one."""
         deadline = asyncio.get_running_loop().time() + self.retry_timeout
+        delay = 0.01
         while True:
             conn = await self._wait_connected(deadline)
             try:
                 return await op(conn)
-            except ConnectionError:
-                await asyncio.sleep(0.01)
+            except ConnectionError:  # lost connection, or the hub's store failed (INTERNAL)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     # --- mailboxes ---
     async def add_key(self, key: AccessKey) -> None:
@@ -562,6 +564,7 @@ class MailboxClient:
         Survives reconnects: it continues on the next connection."""
         loop = asyncio.get_running_loop()
         follow.again = True
+        delay = 0.01
         while follow.again and self._follows.get(mailbox) is follow:
             follow.again = False
             try:
@@ -582,7 +585,8 @@ class MailboxClient:
                 follow.again = True
                 if self._failure is not None:
                     return
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
 
 __all__ = [
