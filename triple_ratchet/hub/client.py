@@ -352,12 +352,16 @@ class MailboxClient:
                 self._fail(exc)
                 return
             try:
-                for key in self._keys.values():
+                # Snapshots: follow() may add mailboxes while this loop awaits.
+                for key in list(self._keys.values()):
                     await conn.authenticate(key)
-                for mailbox, follow in self._follows.items():
-                    await self._open(conn, mailbox, follow)
-            except ConnectionError:
+                for mailbox, follow in list(self._follows.items()):
+                    if self._follows.get(mailbox) is follow:
+                        await self._open(conn, mailbox, follow)
+            except ConnectionError:  # lost again, or the hub's store failed: back off
                 await conn.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
                 continue
             except RemoteError as exc:
                 await conn.close()
