@@ -412,3 +412,41 @@ def test_store_failure_is_an_internal_error_and_the_connection_survives() -> Non
         await task
 
     arun(main())
+
+
+def test_many_members_each_with_an_inbox_and_a_group_connection(sqlite_hub: HubProcess) -> None:
+    """The shape a demo drives: every member has two clients, one per connection kind."""
+
+    async def main() -> None:
+        n = 12
+        group = AccessKey.generate(DEFAULT_SUITE)
+        inboxes = [AccessKey.generate(X25519_SHA512_XCHACHA20) for _ in range(n)]
+        groups = [MailboxClient(sqlite_hub.url) for _ in range(n)]
+        boxes = [MailboxClient(sqlite_hub.url) for _ in range(n)]
+        for g, b, inbox in zip(groups, boxes, inboxes, strict=True):
+            await g.start()
+            await b.start()
+            await g.sync({group.mailbox_id: group})
+            await b.follow(inbox, f.Kind.INBOX)
+
+        async def member(i: int) -> None:
+            await groups[i].put(group.mailbox_id, b"hello from %d" % i)
+            # Writes to someone else's inbox go on a connection of their own (spec 10.1).
+            courier = await HubConnection.connect(sqlite_hub.url)
+            await courier.put(inboxes[(i + 1) % n].mailbox_id, b"dm to %d" % ((i + 1) % n),
+                              os.urandom(16))
+            await courier.close()
+
+        await asyncio.gather(*(member(i) for i in range(n)))
+        orders = []
+        for i in range(n):
+            got = await _drain(groups[i], n)
+            orders.append([d.cursor for d in got])
+            assert {d.blob for d in got} == {b"hello from %d" % j for j in range(n)}
+            [dm] = await _drain(boxes[i], 1)
+            assert dm.blob == b"dm to %d" % i
+        assert all(order == orders[0] for order in orders)  # one order for every reader
+        for client in groups + boxes:
+            await client.close()
+
+    arun(main())
