@@ -320,3 +320,17 @@ def test_no_secret_in_repr() -> None:
     for text in texts:
         for s in secrets:
             assert s.hex() not in text and s.hex()[:16] not in text
+
+
+def test_two_gaps_expire_on_the_timer_of_their_own_notice() -> None:
+    (a, b), _ = make_group(2)
+    blobs = [blob_of(a, bytes([i])) for i in range(5)]
+    b.receive(blobs[1], T0)  # gap 0 noticed at T0
+    b.receive(blobs[3], T0 + 100)  # gap 2 noticed at T0 + 100
+    events, _ = b.tick(T0 + GAP_TIMEOUT_MS / 1000)
+    assert [(e.first, e.last) for e in events if isinstance(e, MessagesLost)] == [(0, 0)]
+    assert [m.body for m in received(events)] == [b"\x01"]
+    events, _ = b.tick(T0 + 100 + GAP_TIMEOUT_MS / 1000)
+    assert [(e.first, e.last) for e in events if isinstance(e, MessagesLost)] == [(2, 2)]
+    assert [m.body for m in received(events)] == [b"\x03"]
+    assert [m.body for m in received(b.receive(blobs[4], T0 + 200)[0])] == [b"\x04"]

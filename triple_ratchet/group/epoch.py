@@ -162,8 +162,7 @@ class EpochState:
              for c in self.receiving],
             self.last_seen, list(self.known_digests),
             [[o.next_deliver, [[h.generation, h.content_type, h.last_seen, h.digest,
-                                h.predecessor_known, h.body] for h in o.held],
-              o.gap_since]
+                                h.predecessor_known, h.received_ms, h.body] for h in o.held]]
              for o in self.order],
             self.last_sent,
         ]
@@ -228,17 +227,21 @@ class EpochState:
 
 
 def _order_from_cbor(value: cbor.CborValue, hash_len: int) -> SenderOrder:
-    items = cbor.as_list(value, "sender order", length=3)
+    items = cbor.as_list(value, "sender order", length=2)
     held_items = cbor.as_list(items[1], "held messages")
     if len(held_items) > MAX_HELD:
         raise DecodeError("too many held messages")
     held = []
     for v in held_items:
-        hi = cbor.as_list(v, "held message", length=6)
+        hi = cbor.as_list(v, "held message", length=7)
         held.append(Held(cbor.as_int(hi[0], "generation"), cbor.as_int(hi[1], "content type"),
                          cbor.as_bytes(hi[2], "last seen", max_length=hash_len),
                          cbor.as_bytes(hi[3], "digest", length=hash_len),
                          cbor.as_bool(hi[4], "predecessor known"),
-                         cbor.as_bytes(hi[5], "body", max_length=MAX_BODY)))
-    since = None if items[2] is None else cbor.as_int(items[2], "gap since")
-    return SenderOrder(cbor.as_int(items[0], "next deliver"), tuple(held), since)
+                         cbor.as_int(hi[5], "received at"),
+                         cbor.as_bytes(hi[6], "body", max_length=MAX_BODY)))
+    next_deliver = cbor.as_int(items[0], "next deliver")
+    generations = [h.generation for h in held]
+    if generations != sorted(set(generations)) or any(g <= next_deliver for g in generations):
+        raise DecodeError("held messages out of order")
+    return SenderOrder(next_deliver, tuple(held))

@@ -10,7 +10,7 @@ delivered, marked late. Digests of predecessors are only reported (known or not)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 # Messages one sender may have waiting behind a gap before the gap is declared lost.
 MAX_HELD = 64
@@ -26,6 +26,7 @@ class Held:
     last_seen: bytes
     digest: bytes
     predecessor_known: bool
+    received_ms: int  # caller time when it arrived: a gap before it was open from then on
     body: bytes = field(repr=False)
 
 
@@ -46,16 +47,16 @@ class Delivery:
 class OrderResult:
     delivered: tuple[Delivery, ...] = ()
     gap: tuple[int, int] | None = None  # newly noticed missing generations [first, last]
-    lost: tuple[int, int] | None = None  # generations given up on [first, last]
+    lost: tuple[tuple[int, int], ...] = ()  # generations given up on, [first, last] each
 
 
 @dataclass(frozen=True)
 class SenderOrder:
-    """Delivery position of one sender: `next_deliver` is the next generation to hand over."""
+    """Delivery position of one sender: `next_deliver` is the next generation to hand over;
+    `held` are later messages waiting behind a gap, in generation order."""
 
     next_deliver: int = 0
     held: tuple[Held, ...] = field(default=(), repr=False)
-    gap_since: int | None = None  # caller time in ms
 
     def accept(self, message: Held, now: int) -> tuple[OrderResult, SenderOrder]:
         g = message.generation
@@ -63,28 +64,31 @@ class SenderOrder:
             # A generation already declared lost arrived after all (its key was still kept).
             return OrderResult(delivered=(_deliver(message, late=True),)), self
         if g > self.next_deliver:
+            top = self.held[-1].generation if self.held else self.next_deliver - 1
+            gap = (top + 1, g - 1) if g > top + 1 else None
             held = tuple(sorted((*self.held, message), key=lambda h: h.generation))
-            gap = None
-            since = self.gap_since
-            if since is None:
-                gap, since = (self.next_deliver, g - 1), now
-            elif g > max(h.generation for h in self.held) + 1:
-                gap = (max(h.generation for h in self.held) + 1, g - 1)
-            state = replace(self, held=held, gap_since=since)
+            state = SenderOrder(self.next_deliver, held)
             if len(held) > MAX_HELD:
-                result, state = state._give_up(now)
+                result, state = state._give_up()
                 return OrderResult(result.delivered, gap, result.lost), state
             return OrderResult(gap=gap), state
-        delivered = [_deliver(message, late=False)]
-        state = replace(self, next_deliver=g + 1)
-        more, state = state._drain()
-        return OrderResult(delivered=tuple(delivered) + more), state
+        more, state = SenderOrder(g + 1, self.held)._drain()
+        return OrderResult(delivered=(_deliver(message, late=False), *more)), state
 
     def expire(self, now: int) -> tuple[OrderResult, SenderOrder]:
-        """Give up on a gap older than `GAP_TIMEOUT_MS` (the caller supplies the time)."""
-        if self.gap_since is not None and now - self.gap_since >= GAP_TIMEOUT_MS:
-            return self._give_up(now)
-        return OrderResult(), self
+        """Give up on every gap open for `GAP_TIMEOUT_MS` (the caller supplies the time). A gap
+        was noticed when the first message behind it arrived."""
+        delivered: tuple[Delivery, ...] = ()
+        lost: tuple[tuple[int, int], ...] = ()
+        state = self
+        while state.held:
+            since = min(h.received_ms for h in state.held)
+            if now - since < GAP_TIMEOUT_MS:
+                break
+            result, state = state._give_up()
+            delivered += result.delivered
+            lost += result.lost
+        return OrderResult(delivered=delivered, lost=lost), state
 
     def _drain(self) -> tuple[tuple[Delivery, ...], SenderOrder]:
         out = []
@@ -93,16 +97,13 @@ class SenderOrder:
         while held and held[0].generation == nxt:
             out.append(_deliver(held.pop(0), late=False))
             nxt += 1
-        since = self.gap_since if held else None
-        return tuple(out), SenderOrder(nxt, tuple(held), since)
+        return tuple(out), SenderOrder(nxt, tuple(held))
 
-    def _give_up(self, now: int) -> tuple[OrderResult, SenderOrder]:
+    def _give_up(self) -> tuple[OrderResult, SenderOrder]:
+        """Declare the gap before the first held message lost and release what follows it."""
         first_held = self.held[0].generation
-        lost = (self.next_deliver, first_held - 1)
-        delivered, state = replace(self, next_deliver=first_held)._drain()
-        if state.held:
-            # Another gap behind the released run: it starts its own timer now.
-            state = replace(state, gap_since=now)
+        lost = ((self.next_deliver, first_held - 1),)
+        delivered, state = SenderOrder(first_held, self.held)._drain()
         return OrderResult(delivered=delivered, lost=lost), state
 
 

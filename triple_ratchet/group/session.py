@@ -164,7 +164,7 @@ def order_in_epoch(state: EpochState, content: Content, now_ms: int
     body = content.body if content.content_type == CONTENT_APPLICATION else b""
     held = Held(content.generation, content.content_type, content.last_seen,
                 content.digest(suite),
-                not content.last_seen or state.knows(content.last_seen), body)
+                not content.last_seen or state.knows(content.last_seen), now_ms, body)
     result, order = state.order[content.sender].accept(held, now_ms)
     state = _deliveries_seen(state.with_order(content.sender, order), result)
     return _events_for(state, content.sender, result), state
@@ -185,8 +185,7 @@ def _events_for(state: EpochState, sender: int, result: OrderResult) -> list[Eve
     events: list[Event] = []
     if result.gap is not None:
         events.append(GapDetected(sender, identity, state.epoch, *result.gap))
-    if result.lost is not None:
-        events.append(MessagesLost(sender, identity, state.epoch, *result.lost))
+    events.extend(MessagesLost(sender, identity, state.epoch, *lost) for lost in result.lost)
     events.extend(_received(state, sender, d) for d in result.delivered
                   if d.content_type == CONTENT_APPLICATION)
     return events
