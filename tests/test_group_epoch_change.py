@@ -13,6 +13,7 @@ from triple_ratchet.errors import (
     RemoteError,
     ReplayError,
     StateError,
+    UsageError,
 )
 from triple_ratchet.group.epoch import MAX_GROUP_SIZE
 from triple_ratchet.group.epoch_change import PHASE_TIMEOUT_MS, _announce
@@ -339,8 +340,10 @@ def test_refresh_is_proposed_after_the_configured_number_of_messages() -> None:
 def test_group_size_is_bounded() -> None:
     ids = make_identities(2)
     many = [ids[1].public] * 2
-    with pytest.raises(ProtocolError):
-        GroupSession.create(ids[0], many, 0.0)  # listed twice
+    with pytest.raises(UsageError):
+        GroupSession.create(ids[0], many, 0.0)  # listed twice (the caller's mistake)
+    with pytest.raises(UsageError):
+        GroupSession.create(ids[0], [ids[0].public], 0.0)  # ourselves
     from triple_ratchet.group.proposal import next_roster
     with pytest.raises(LimitExceeded):
         next_roster([b"x"], [bytes([i]) * 3 for i in range(MAX_GROUP_SIZE)], [])

@@ -168,7 +168,10 @@ def make_proposal(identity: IdentityKeyPair, *, group_id: bytes, epoch: int,
     suite = identity.suite
     if reason not in REASONS:
         raise UsageError("unknown proposal reason")
-    new = next_roster(old_roster, added, removed)
+    try:
+        new = next_roster(old_roster, added, removed)
+    except (ProtocolError, LimitExceeded) as exc:
+        raise UsageError(f"cannot propose this change: {exc}") from None
     proposal = Proposal(
         suite.suite_id, group_id, epoch, public_epoch_id, identity.public.to_bytes(), reason,
         tuple(added), tuple(removed), new,
