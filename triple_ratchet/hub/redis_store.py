@@ -43,8 +43,10 @@ local function trim(meta, stream, now, maxcount, maxage)
   if head - new > maxcount then new = head - maxcount end
   local cutoff = now - maxage
   local done = false
+  local batch = 1  -- usually only the oldest entry needs a look; grow while entries expire
   while not done and new < head do
-    local es = redis.call('XRANGE', stream, (new + 1) .. '-0', '+', 'COUNT', 64)
+    local es = redis.call('XRANGE', stream, (new + 1) .. '-0', '+', 'COUNT', batch)
+    if batch < 256 then batch = batch * 4 end
     if #es == 0 then break end
     for _, e in ipairs(es) do
       local f = e[2]
@@ -268,8 +270,8 @@ class RedisStore(Store):
             raise LimitExceeded("pinned mailbox is full")
         if code == -2:
             raise LimitExceeded("inbox is full")
-        if code == 1:
-            self._notify(mailbox)
+        # No local notification: the script's PUBLISH reaches this process too, and a second
+        # wake would only cost every local subscriber another read.
         return AppendResult(int(result[1]), code == 2)
 
     async def read(self, mailbox: bytes, after: int, limit: int, max_bytes: int,
