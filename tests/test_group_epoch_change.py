@@ -280,9 +280,46 @@ def test_joiner_with_a_wrong_welcome_fails_certification_and_it_is_reported() ->
     forks = [f for x in "abc" for f in of(net, x, ForkDetected)]
     d_id = net.identities["d"].public.to_bytes()
     assert any(f.kind == "split view" and f.member == d_id for f in forks)
-    assert of(net, "b", AttemptAborted)[-1].reason == "certification failed"
+    assert any(f.kind == "split view" for f in of(net, "d", ForkDetected))
+    assert net.members["a"].attempt_phase == "round3"  # d's signature never counted
+    net.tick(PHASE_TIMEOUT_MS / 1000 + 1)
+    net.run()
+    aborted = of(net, "b", AttemptAborted)[-1]
+    assert aborted.reason == "timeout" and aborted.named == (d_id,)
     assert {net.members[x].epoch for x in "abc"} == {1}
     assert net.members["d"].status == "ended"
+    assert not [e for e in net.events["b"] if isinstance(e, MembershipChanged) and e.epoch > 1]
+
+
+def test_a_forged_round3_cannot_abort_or_fake_a_certificate() -> None:
+    from triple_ratchet.group.attempt_mailbox import KIND_ROUND3, Round3
+    from triple_ratchet.group.epoch_change import _send
+
+    net = create(3)
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.run()
+    assert net.members["a"].epoch == 2
+    # Again, but c (being removed) forges round-3 items before the real ones.
+    net = create(3)
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    attempt = net.members["c"]._s.attempt
+    assert attempt is not None
+    box = attempt.mailbox()[0]
+    for name in "abc":
+        net.read(name, box)  # announcements: a and b send round 1
+    # The fakes land after the round-1 messages, before the genuine round-3 ones.
+    for index in (1, 2):
+        fake = _send(attempt, KIND_ROUND3, Round3(index, bytes(64)).to_bytes(),
+                     DeterministicRandom(b"f"))
+        net.hub.append(fake.mailbox_id, fake.blob)
+    net.run()
+    assert {net.members[x].epoch for x in "ab"} == {2}
+    assert net.members["c"].status == "ended"
+    assert any(isinstance(e, RemovedFromGroup) for e in net.events["c"])
+    assert not of(net, "a", AttemptAborted)
+    assert len([f for f in of(net, "a", ForkDetected) if f.kind == "split view"]) == 2
 
 
 def test_state_reloaded_after_every_step_of_an_epoch_change() -> None:

@@ -36,9 +36,7 @@ KINDS = frozenset({KIND_ANNOUNCEMENT, KIND_ROUND1, KIND_ROUND3, KIND_ABORT})
 ABORT_TIMEOUT = 1  # named members did not answer in time
 ABORT_EQUIVOCATION = 2  # named member sent two different messages for one step
 ABORT_BLAME = 3  # named member's share or payload failed (evidence attached)
-ABORT_CERTIFICATION = 4  # round-3 signatures do not verify on our transcript (split view)
-ABORT_REASONS = frozenset({ABORT_TIMEOUT, ABORT_EQUIVOCATION, ABORT_BLAME,
-                           ABORT_CERTIFICATION})
+ABORT_REASONS = frozenset({ABORT_TIMEOUT, ABORT_EQUIVOCATION, ABORT_BLAME})
 MAX_EVIDENCE_LEN = 8192
 
 

@@ -18,6 +18,7 @@ transcript are dropped at activation or abort.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from triple_ratchet.dkg.attempt import (
     sign_round1,
 )
 from triple_ratchet.dkg.cocktail import SessionParams, schnorr_verify, transcript_hash
+from triple_ratchet.dkg.cocktail_messages import Transcript
 from triple_ratchet.dkg.cocktail_participant import Participant
 from triple_ratchet.dkg.ed25519 import Point, Scalar
 from triple_ratchet.errors import (
@@ -49,7 +51,6 @@ from triple_ratchet.errors import (
 from triple_ratchet.group.announcement import Announcement, SignedAnnouncement
 from triple_ratchet.group.attempt_mailbox import (
     ABORT_BLAME,
-    ABORT_CERTIFICATION,
     ABORT_EQUIVOCATION,
     ABORT_TIMEOUT,
     KIND_ABORT,
@@ -458,8 +459,26 @@ def _on_round1(attempt: Attempt, payload: bytes, now_ms: int, rng: RandomSource)
         return Step(attempt)
     attempt = _move(attempt, "round 1 complete", now_ms)
     if not attempt.is_participant or attempt.silent:
-        return Step(attempt)
+        # Not dealing: still rebuild the (public) transcript, so that round-3 signatures are
+        # verified before we conclude we were removed or left out.
+        return Step(replace(attempt, transcript=_public_transcript(attempt, params)))
     return _deal_round3(attempt, params, rng)
+
+
+def _extension(attempt: Attempt, rounds: list[SignedRound1]) -> bytes:
+    confirmation = joiner_confirmation(attempt.suite, attempt.init_secret,
+                                       attempt.previous_roster, attempt.session_id)
+    announced = [a for a in attempt.announcements if a is not None]
+    return attempt_extension([r.payload_hash for r in rounds], announcements_hash(announced),
+                             confirmation)
+
+
+def _public_transcript(attempt: Attempt, params: SessionParams) -> bytes:
+    """The transcript T from public round-1 data, as every participant builds it (COCKTAIL's T
+    holds commitments, PoPs and ephemeral keys, not ciphertexts)."""
+    rounds = [SignedRound1.from_bytes(r) for r in attempt.round1 if r is not None]
+    entries = [r.parse(params).for_recipient(1) for r in rounds]
+    return Transcript.build(params, entries, _extension(attempt, rounds)).to_bytes()
 
 
 def _deal_round3(attempt: Attempt, params: SessionParams, rng: RandomSource) -> Step:
@@ -476,16 +495,14 @@ def _deal_round3(attempt: Attempt, params: SessionParams, rng: RandomSource) -> 
                 raise DkgError("payload does not match its signed hash", culprit=r.sender,
                                reason="payload-mismatch")
     except DkgError as exc:
+        # We cannot sign, but can still check the others' round-3 signatures.
+        with contextlib.suppress(DkgError):
+            attempt = replace(attempt, transcript=_public_transcript(attempt, params))
         dealer = attempt.round1[exc.culprit - 1] if exc.culprit is not None else None
         if dealer is None:
             return Step(attempt)  # nobody to name: the phase times out
         return _blame(attempt, params, SignedRound1.from_bytes(dealer), rng)
-    confirmation = joiner_confirmation(attempt.suite, attempt.init_secret,
-                                       attempt.previous_roster, attempt.session_id)
-    announced = [a for a in attempt.announcements if a is not None]
-    extension = attempt_extension([r.payload_hash for r in rounds],
-                                  announcements_hash(announced), confirmation)
-    signature = participant.sign_transcript(extension)
+    signature = participant.sign_transcript(_extension(attempt, rounds))
     attempt = replace(attempt, payloads=tuple(payloads),
                       transcript=participant.transcript.to_bytes())
     assert attempt.own_index is not None
@@ -500,29 +517,32 @@ def _on_round3(attempt: Attempt, payload: bytes, identity: IdentityKeyPair, now_
     r3 = Round3.from_bytes(payload)
     _check_index(attempt, r3.sender)
     member = attempt.proposal.proposal.new_roster[r3.sender - 1]
+    if not attempt.transcript:
+        raise ProtocolError("round-3 message we cannot check: our round-1 view is broken")
+    # A round-3 item is authenticated only by its CertEq signature, and anyone holding the
+    # attempt's traffic key (a member being removed, too) could write one under any index.
+    # So one that fails is reported, never a reason to abort: it counts as not received, and a
+    # real split view ends in the phase's timeout.
+    valid = schnorr_verify(attempt.announcement_of(r3.sender).dkg_point(), attempt.transcript,
+                           r3.signature)
     existing = attempt.round3[r3.sender - 1]
     if existing is not None:
-        if hmac.compare_digest(existing, payload):
-            raise ReplayError("round-3 message already received")
-        event = ForkDetected("conflicting round 3", member,
-                             f"participant {r3.sender} signed two different transcripts")
-        return _mark_abort_sent(Step(attempt, events=(event,), outgoing=_abort(
-            attempt, ABORT_EQUIVOCATION, (r3.sender,), cbor.encode([existing, payload]), rng)))
-    if attempt.transcript:
-        key = attempt.announcement_of(r3.sender).dkg_point()
-        if not schnorr_verify(key, attempt.transcript, r3.signature):
-            # Well-formed but over another transcript: that member saw other round data.
-            event = ForkDetected("split view", member,
-                                 f"participant {r3.sender}'s transcript differs from ours")
-            return _mark_abort_sent(Step(attempt, events=(event,), outgoing=_abort(
-                attempt, ABORT_CERTIFICATION, (r3.sender,), payload, rng)))
+        if hmac.compare_digest(existing, payload) or valid:
+            raise ReplayError("round-3 signature already received")
+        return Step(attempt, events=(ForkDetected(
+            "conflicting round 3", member,
+            f"a second round-3 message for participant {r3.sender}, over another transcript"),))
+    if not valid:
+        return Step(attempt, events=(ForkDetected(
+            "split view", member,
+            f"participant {r3.sender}'s round-3 signature is not over our transcript"),))
     attempt = replace(attempt, round3=_with_slot(attempt.round3, r3.sender, payload))
     if attempt.missing():
         return Step(attempt)
     attempt = _move(attempt, "certificate complete", now_ms)
     if not attempt.is_participant:
         return Step(attempt, removed=True)
-    if not attempt.transcript:
+    if not attempt.payloads:
         return Step(attempt, lost=True)  # silent: the epoch went on without us
     return Step(attempt, activation=_activate(attempt))
 

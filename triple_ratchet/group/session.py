@@ -29,7 +29,6 @@ from triple_ratchet.errors import (
 from triple_ratchet.group import epoch_change
 from triple_ratchet.group.attempt_mailbox import (
     ABORT_BLAME,
-    ABORT_CERTIFICATION,
     ABORT_EQUIVOCATION,
     ABORT_TIMEOUT,
     open_item,
@@ -99,7 +98,7 @@ MAX_GRACE_EPOCHS = 8
 REASON_NAMES = {REASON_CHANGE: "change", REASON_REFRESH: "refresh",
                 REASON_UNRESPONSIVE: "removed: unresponsive"}
 ABORT_NAMES = {ABORT_TIMEOUT: "timeout", ABORT_EQUIVOCATION: "equivocation",
-               ABORT_BLAME: "blame", ABORT_CERTIFICATION: "certification failed"}
+               ABORT_BLAME: "blame"}
 
 ACTIVE = "active"  # we hold an epoch
 JOINING = "joining"  # welcomed, waiting for the first certificate
