@@ -6,7 +6,8 @@ side by side mean anything):
 
 - echo: K clients doing WebSocket round trips of the same size to an echo server process;
 - one hub (SQLite store), all K clients on it;
-- two hubs sharing a redis-server, clients split between them (skipped if redis-server is absent).
+- two hubs sharing a redis-server, clients split between them (skipped if redis-server is absent);
+- each hub setup again with one blob in flight at a time (unloaded delivery latency).
 
 Bounded: K, M and rounds are capped and every phase has a deadline; it stops by itself.
 Usage: python bench/hub.py [--clients K] [--blobs M] [--size BYTES] [--rounds R]
@@ -169,6 +170,38 @@ async def bench_hub(name: str, urls: list[str], clients: int, blobs: int, size: 
     return Result(name, total, elapsed, latencies)
 
 
+
+async def bench_hub_one_in_flight(name: str, urls: list[str], clients: int, blobs: int,
+                                  size: int) -> Result:
+    """Unloaded latency: one blob in flight at a time, sent when every client has the last."""
+    group = AccessKey.generate(DEFAULT_SUITE)
+    members = [MailboxClient(urls[i % len(urls)]) for i in range(clients)]
+    for m in members:
+        await m.start()
+        await m.follow(group)
+    latencies: list[float] = []
+    pad = os.urandom(max(0, size - 8))
+
+    async def receive(m: MailboxClient) -> None:
+        event = await m.next_event()
+        assert isinstance(event, Delivery)
+        latencies.append((time.perf_counter_ns() - int.from_bytes(event.blob[:8], "big")) / 1e9)
+
+    start = time.perf_counter()
+    deadline = start + PHASE_DEADLINE
+    for i in range(blobs):
+        if time.perf_counter() > deadline:
+            break
+        writer = members[i % clients]
+        receivers = asyncio.gather(*(receive(m) for m in members))
+        await writer.put(group.mailbox_id, time.perf_counter_ns().to_bytes(8, "big") + pad)
+        await asyncio.wait_for(receivers, PHASE_DEADLINE)
+    elapsed = time.perf_counter() - start
+    for m in members:
+        await m.close()
+    return Result(name, len(latencies) // clients, elapsed, latencies)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -196,9 +229,14 @@ def main() -> None:
         async def run() -> None:
             for _ in range(rounds):
                 phases = [bench_echo(f"ws://127.0.0.1:{echo_port}", clients, blobs, size),
-                          bench_hub("one hub (SQLite)", [one_hub], clients, blobs, size)]
+                          bench_hub("one hub (SQLite)", [one_hub], clients, blobs, size),
+                          bench_hub_one_in_flight("one hub (SQLite), one blob in flight",
+                                                  [one_hub], clients, blobs // 2, size)]
                 if two:
                     phases.append(bench_hub("two hubs over Redis", two, clients, blobs, size))
+                    phases.append(bench_hub_one_in_flight(
+                        "two hubs over Redis, one blob in flight", two, clients, blobs // 2,
+                        size))
                 for phase in phases:
                     r = await phase
                     results.setdefault(r.name, []).append(r)
