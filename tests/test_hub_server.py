@@ -450,3 +450,14 @@ def test_many_members_each_with_an_inbox_and_a_group_connection(sqlite_hub: HubP
             await client.close()
 
     arun(main())
+
+
+def test_store_urls() -> None:
+    from triple_ratchet.hub.redis_store import RedisStore
+    from triple_ratchet.hub.server import open_store
+
+    assert isinstance(open_store("memory:"), MemoryStore)
+    assert isinstance(open_store("redis://127.0.0.1:1/0"), RedisStore)  # connects at start()
+    for bad in ("sqlite:", "ftp://example", "", "memory"):
+        with pytest.raises(UsageError):
+            open_store(bad)
