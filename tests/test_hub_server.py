@@ -461,3 +461,27 @@ def test_store_urls() -> None:
     for bad in ("sqlite:", "ftp://example", "", "memory"):
         with pytest.raises(UsageError):
             open_store(bad)
+
+
+def test_client_waits_for_a_hub_that_starts_later(tmp_path: Path) -> None:
+    port = free_port()
+    processes: list[HubProcess] = []
+
+    async def main() -> None:
+        group = AccessKey.generate(DEFAULT_SUITE)
+        client = MailboxClient(f"ws://127.0.0.1:{port}", retry_timeout=15)
+        following = asyncio.create_task(client.follow(group))  # no start(): calls start it
+        await asyncio.sleep(0.3)
+        assert not following.done()
+        processes.append(await asyncio.to_thread(start_hub, f"sqlite:{tmp_path / 'h.db'}", port))
+        await following
+        await client.put(group.mailbox_id, b"late")
+        [d] = await _drain(client, 1)
+        assert d.blob == b"late"
+        await client.close()
+
+    try:
+        arun(main())
+    finally:
+        for process in processes:
+            process.stop()

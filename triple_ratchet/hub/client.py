@@ -318,8 +318,6 @@ class MailboxClient:
     # --- lifecycle ---
     async def start(self) -> None:
         """Start the connection loop and wait for the first connection (`retry_timeout`)."""
-        if self._supervisor is None:
-            self._supervisor = asyncio.create_task(self._supervise())
         await self._wait_connected(asyncio.get_running_loop().time() + self.retry_timeout)
 
     async def close(self) -> None:
@@ -384,6 +382,8 @@ class MailboxClient:
 
     async def _wait_connected(self, deadline: float) -> HubConnection:
         loop = asyncio.get_running_loop()
+        if self._supervisor is None:  # any call starts the client; start() is optional
+            self._supervisor = asyncio.create_task(self._supervise())
         while True:
             if self._failure is not None:
                 raise self._failure
