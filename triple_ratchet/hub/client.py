@@ -7,7 +7,18 @@ message id (so the hub appends each once), answers RESYNC by fetching, and repor
 stretches as `Gap` events. Deliveries per mailbox are in hub order, each exactly once.
 
 Use one `MailboxClient` for a member's inbox and another for its group mailboxes, so the hub
-cannot link them by connection (spec/10-hub.md, "What the hub sees").
+cannot link them by connection (spec/10-hub.md, "What the hub sees"). A member, in short::
+
+    group_conn = MailboxClient(url)                 # connects on first use
+    inbox_conn = MailboxClient(url)
+    await inbox_conn.follow(inbox_key, Kind.INBOX)  # AccessKey.generate(suite), kept secret
+    # after every GroupSession step: follow exactly its mailboxes
+    keys = {m: AccessKey(suite, session.mailbox_access_key(m)) for m in session.mailboxes()}
+    await group_conn.sync(keys, pinned=[attempt_mailbox_id])  # DKG mailbox created pinned
+    for out in outgoing:                            # after storing the new state
+        await group_conn.put(out.mailbox_id, out.blob)
+    event = await group_conn.next_event()           # Delivery(mailbox, cursor, blob) or Gap
+    await inbox_conn.ack(inbox_key.mailbox_id, cursor)  # once the inbox message is processed
 """
 
 from __future__ import annotations
