@@ -24,7 +24,13 @@ from triple_ratchet.errors import (
 )
 from triple_ratchet.hub import frames as f
 from triple_ratchet.hub.access import AccessKey, AccessProof, directory_id
-from triple_ratchet.hub.client import Delivery, Gap, HubConnection, MailboxClient
+from triple_ratchet.hub.client import (
+    Delivery,
+    Gap,
+    HubConnection,
+    MailboxClient,
+    send_to_inbox,
+)
 from triple_ratchet.hub.server import serve_hub
 from triple_ratchet.hub.store import MemoryStore, ReadResult, Retention, Store
 from triple_ratchet.suites import DEFAULT_SUITE, X25519_SHA512_XCHACHA20
@@ -432,10 +438,8 @@ def test_many_members_each_with_an_inbox_and_a_group_connection(sqlite_hub: HubP
         async def member(i: int) -> None:
             await groups[i].put(group.mailbox_id, b"hello from %d" % i)
             # Writes to someone else's inbox go on a connection of their own (spec 10.1).
-            courier = await HubConnection.connect(sqlite_hub.url)
-            await courier.put(inboxes[(i + 1) % n].mailbox_id, b"dm to %d" % ((i + 1) % n),
-                              os.urandom(16))
-            await courier.close()
+            await send_to_inbox(sqlite_hub.url, inboxes[(i + 1) % n].mailbox_id,
+                                b"dm to %d" % ((i + 1) % n))
 
         await asyncio.gather(*(member(i) for i in range(n)))
         orders = []

@@ -16,7 +16,10 @@ cannot link them by connection (spec/10-hub.md, "What the hub sees"). A member, 
     keys = {m: AccessKey(suite, session.mailbox_access_key(m)) for m in session.mailboxes()}
     await group_conn.sync(keys, pinned=[attempt_mailbox_id])  # DKG mailbox created pinned
     for out in outgoing:                            # after storing the new state
-        await group_conn.put(out.mailbox_id, out.blob)
+        if out.mailbox_id in keys:
+            await group_conn.put(out.mailbox_id, out.blob)
+        else:                                       # a welcome to someone's inbox
+            await send_to_inbox(url, out.mailbox_id, out.blob)
     event = await group_conn.next_event()           # Delivery(mailbox, cursor, blob) or Gap
     await inbox_conn.ack(inbox_key.mailbox_id, cursor)  # once the inbox message is processed
 """
@@ -265,6 +268,29 @@ class HubConnection:
         if not isinstance(frame, Bundle):
             raise ProtocolError("unexpected answer from hub")
         return frame
+
+
+async def send_to_inbox(url: str, mailbox: bytes, blob: bytes, *, msg_id: bytes | None = None,
+                        timeout: float = 30.0, rng: RandomSource = system_random) -> int:
+    """Write to someone else's inbox on a connection of its own (so the hub cannot link the
+    write to the sender's other connections), retrying with one message id until `timeout`.
+    Returns the cursor."""
+    mid = msg_id if msg_id is not None else rng(MSG_ID_LEN)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.02
+    while True:
+        try:
+            conn = await HubConnection.connect(url)
+            try:
+                return (await conn.put(mailbox, blob, mid)).cursor
+            finally:
+                await conn.close()
+        except ConnectionError:
+            if loop.time() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 # --- Resilient client ----------------------------------------------------------------------
@@ -612,4 +638,5 @@ __all__ = [
     "HubConnection",
     "MailboxClient",
     "error_from_frame",
+    "send_to_inbox",
 ]
