@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from test_group_epoch_change import create
 
-from triple_ratchet.errors import RemoteError, ReplayError, StateError
+from triple_ratchet.errors import RemoteError, ReplayError, StateError, UsageError
 from triple_ratchet.group.events import MessageReceived, Outgoing
 from triple_ratchet.group.ordering import GAP_TIMEOUT_MS
 from triple_ratchet.group.session import GroupSession
 
-NAMES = "abc"
+NAMES = "abcd"  # d starts outside the group; rules add and remove members
 
 
 def box_is_current(session: GroupSession, blob: bytes) -> bool:
@@ -28,7 +28,7 @@ def box_is_current(session: GroupSession, blob: bytes) -> bool:
 class GroupMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.net = create(3)
+        self.net = create(3, extra=1)
         self.net.strict = False
         self.bodies: set[tuple[str, bytes]] = set()
         self.sent_blobs: dict[bytes, tuple[str, bytes, bytes]] = {}
@@ -39,8 +39,14 @@ class GroupMachine(RuleBasedStateMachine):
         self.read: dict[str, list[bytes]] = defaultdict(list)
         self.counter = 0
 
+    def _live(self, name: str) -> GroupSession | None:
+        session = self.net.members.get(name)
+        return session if session is not None and session.status != "ended" else None
+
     def _pull(self, name: str) -> None:
-        session = self.net.members[name]
+        session = self.net.members.get(name)
+        if session is None:
+            return
         for box in session.mailboxes():
             log = self.net.hub.logs[box]
             start = self.pulled[(name, box)]
@@ -48,8 +54,8 @@ class GroupMachine(RuleBasedStateMachine):
             self.pulled[(name, box)] = len(log)
 
     def _feed(self, name: str, box: bytes, blob: bytes) -> None:
-        session = self.net.members[name]
-        if session.status == "ended" or box not in session.mailboxes():
+        session = self._live(name)
+        if session is None or box not in session.mailboxes():
             return
         try:
             events, sends = session.receive(blob, self.net.now)
@@ -58,11 +64,12 @@ class GroupMachine(RuleBasedStateMachine):
         self.read[name].append(blob)
         self.net.events[name] += events
         self.net.send(name, sends)
+        self.net.deliver_welcomes()
 
     @rule(sender=st.sampled_from(NAMES), size=st.integers(0, 300))
     def send(self, sender: str, size: int) -> None:
-        session = self.net.members[sender]
-        if session.status != "active":
+        session = self._live(sender)
+        if session is None or session.status != "active":
             return
         self.counter += 1
         body = self.counter.to_bytes(4, "big") * (size // 4 + 1)
@@ -99,8 +106,8 @@ class GroupMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(self.read.values()))
     @rule(name=st.sampled_from(NAMES), data=st.data())
     def duplicate(self, name: str, data: st.DataObject) -> None:
-        session = self.net.members[name]
-        if not self.read[name] or session.status == "ended":
+        session = self._live(name)
+        if not self.read[name] or session is None:
             return
         blob = data.draw(st.sampled_from(self.read[name]))
         before = session.to_bytes()
@@ -115,11 +122,24 @@ class GroupMachine(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(NAMES))
     def refresh(self, name: str) -> None:
-        session = self.net.members[name]
-        with contextlib.suppress(StateError):
-            self.net.send(name, session.propose(self.net.now))
+        session = self._live(name)
+        if session is not None:
+            with contextlib.suppress(StateError):
+                self.net.send(name, session.propose(self.net.now))
 
-    @rule(seconds=st.sampled_from([0.5, 5.0]))
+    @rule(name=st.sampled_from(NAMES), other=st.sampled_from(NAMES))
+    def add_or_remove(self, name: str, other: str) -> None:
+        session = self._live(name)
+        if session is None or session.status != "active" or name == other:
+            return
+        ident = self.net.identities[other].public
+        with contextlib.suppress(StateError, UsageError):
+            if ident.to_bytes() in session.roster:
+                self.net.send(name, session.propose(self.net.now, remove=[ident.to_bytes()]))
+            else:
+                self.net.send(name, session.propose(self.net.now, add=[ident]))
+
+    @rule(seconds=st.sampled_from([0.5, 5.0, 61.0]))
     def tick(self, seconds: float) -> None:
         self.net.tick(seconds)
 
@@ -128,7 +148,7 @@ class GroupMachine(RuleBasedStateMachine):
         ids = {n: self.net.identities[n].public.to_bytes() for n in NAMES}
         for name in NAMES:
             seen = set()
-            for e in self.net.events[name]:
+            for e in self.net.events.get(name, []):
                 if isinstance(e, MessageReceived):
                     key = (e.sender_identity, e.epoch, e.generation)
                     assert key not in seen
@@ -149,14 +169,14 @@ class GroupMachine(RuleBasedStateMachine):
             if not moved:
                 break
         self.net.tick(GAP_TIMEOUT_MS / 1000 + 1)
-        active = [self.net.members[n] for n in NAMES if self.net.members[n].status == "active"]
+        active = [s for s in self.net.members.values() if s.status == "active"]
         if all(s.attempt_phase is None for s in active):
             assert len({(s.epoch, s.public_epoch_id) for s in active}) == 1
         # Every message sent in a receiver's current epoch and not dropped on the way to it
         # was delivered to it (gaps behind drops were given up on above).
         for name in NAMES:
-            session = self.net.members[name]
-            if session.status != "active":
+            session = self._live(name)
+            if session is None or session.status != "active":
                 continue
             got = {(e.sender_identity, e.body) for e in self.net.events[name]
                    if isinstance(e, MessageReceived)}
