@@ -133,3 +133,21 @@ def test_random_blobs_are_remote_errors(blob: bytes) -> None:
     with pytest.raises(RemoteError):
         session.receive(blob, 1_700_000_000.0)
     assert session.to_bytes() == _STATE
+
+
+def test_group_abort_carries_the_largest_section7_evidence() -> None:
+    from triple_ratchet.dkg.abort import MAX_ABORT_SIZE
+    from triple_ratchet.dkg.ed25519 import Point, Scalar
+    from triple_ratchet.group.attempt_mailbox import ABORT_EQUIVOCATION, Abort
+    from triple_ratchet.random import DeterministicRandom
+
+    rng = DeterministicRandom(b"abort")
+    d = Scalar.random_nonzero(rng)
+    evidence = bytes(MAX_ABORT_SIZE)  # e.g. a round-1 equivocation at n = t = 64 is ~16 KB
+    abort = Abort.sign(d, b"s" * 32, 2, ABORT_EQUIVOCATION, (3,), evidence, rng)
+    again = Abort.from_bytes(abort.to_bytes())
+    again.verify(Point.base_mul(d), b"s" * 32)
+    assert again.evidence == evidence
+    with pytest.raises(RemoteError):
+        Abort.from_bytes(Abort.sign(d, b"s" * 32, 2, ABORT_EQUIVOCATION, (3,),
+                                    bytes(MAX_ABORT_SIZE + 1), rng).to_bytes())

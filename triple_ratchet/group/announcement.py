@@ -12,6 +12,7 @@ import hmac
 from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
+from triple_ratchet.dkg.attempt import MAX_ANNOUNCEMENT_LEN
 from triple_ratchet.dkg.ed25519 import POINT_SIZE, Point
 from triple_ratchet.errors import DecodeError
 from triple_ratchet.group.epoch import MAX_GROUP_SIZE
@@ -22,7 +23,6 @@ from triple_ratchet.suites import Suite, suite_by_id
 
 WIRE_ANNOUNCEMENT = 0x31
 VERSION = 1
-MAX_ANNOUNCEMENT_LEN = 2048
 
 
 @dataclass(frozen=True)

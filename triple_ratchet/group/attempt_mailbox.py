@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
+from triple_ratchet.dkg.abort import MAX_ABORT_SIZE
 from triple_ratchet.dkg.cocktail import SIGNATURE_SIZE
 from triple_ratchet.dkg.ed25519 import Point, Scalar
 from triple_ratchet.dkg.signature import DKG_SIGNATURE_SIZE, dkg_sign, dkg_verify
@@ -37,7 +38,8 @@ ABORT_TIMEOUT = 1  # named members did not answer in time
 ABORT_EQUIVOCATION = 2  # named member sent two different messages for one step
 ABORT_BLAME = 3  # named member's share or payload failed (evidence attached)
 ABORT_REASONS = frozenset({ABORT_TIMEOUT, ABORT_EQUIVOCATION, ABORT_BLAME})
-MAX_EVIDENCE_LEN = 8192
+# Evidence is at most section 7's largest signed abort (two signed round-1 messages).
+MAX_EVIDENCE_LEN = MAX_ABORT_SIZE
 
 
 def seal_item(suite: Suite, traffic_key: bytes, mailbox_id: bytes, kind: int, payload: bytes,

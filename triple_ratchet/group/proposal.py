@@ -17,7 +17,7 @@ from triple_ratchet import cbor
 from triple_ratchet.dkg.cocktail import CIPHERSUITE_ID
 from triple_ratchet.errors import DecodeError, LimitExceeded, ProtocolError, UsageError
 from triple_ratchet.group.epoch import MAX_GROUP_SIZE
-from triple_ratchet.group.message import MAX_GROUP_ID_LEN
+from triple_ratchet.group.message import MAX_BODY, MAX_GROUP_ID_LEN
 from triple_ratchet.identity import LABEL_IDENTITY_PROPOSAL, Identity, IdentityKeyPair
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import Suite, suite_by_id
@@ -28,8 +28,9 @@ WIRE_PROPOSAL = 0x30
 VERSION = 1
 ATTEMPT_NONCE_LEN = 32
 MAX_IDENTITY_LEN = 512
-# Encoded proposal bound: MAX_GROUP_SIZE identities listed up to three times, plus framing.
-MAX_PROPOSAL_LEN = 3 * MAX_GROUP_SIZE * (MAX_IDENTITY_LEN + 4) + 1024
+# A signed proposal travels as one group-message body: its body must leave room for the
+# signature and framing (64 members with real identities, 203 bytes, take about 40 000).
+MAX_PROPOSAL_LEN = MAX_BODY - 256
 DEFAULT_THRESHOLD = 2  # the threshold key is unused by the group layer; 2 keeps it meaningful
 
 REASON_CHANGE = 0  # members added or removed by request

@@ -84,6 +84,9 @@ STATE_FORMAT = "triple-ratchet group session"
 STATE_VERSION = 1
 # Bound on a serialized session (roster, chains, held messages); checked before decoding.
 MAX_STATE_LEN = 16 * 1024 * 1024
+# A 64-member epoch with full skipped-key and held-message windows, plus grace epochs, holds a
+# few hundred thousand CBOR items; every item takes at least one byte of the bounded input.
+MAX_STATE_ITEMS = 4 * 1024 * 1024
 # After activation, epoch e's keys are kept this long for its late messages (then deleted).
 GRACE_MS = 300_000
 # A member proposes a refresh after this many messages or this long in one epoch (0: never).
@@ -774,7 +777,8 @@ class GroupSession:
         """Load a saved session. Pass `restored_from_backup=True` when `data` may be older than
         what this member already sent (a backup): the session then sends nothing for epoch
         changes it cannot account for and reports `RejoinNeeded`."""
-        items = cbor.as_list(cbor.decode(data, max_size=MAX_STATE_LEN), "group session", length=3)
+        items = cbor.as_list(cbor.decode(data, max_size=MAX_STATE_LEN, max_items=MAX_STATE_ITEMS),
+                             "group session", length=3)
         if cbor.as_str(items[0], "format", max_length=64) != STATE_FORMAT:
             raise DecodeError("not a serialized group session")
         if cbor.as_int(items[1], "state version") != STATE_VERSION:
