@@ -168,7 +168,8 @@ def test_limits() -> None:
         f.decode_client_frame(f.encode(f.Publish(1, MBX, MBX2, b"b" * (f.MAX_BUNDLE_SIZE + 1),
                                                  ())))
     with pytest.raises(LimitExceeded):
-        f.decode_client_frame(f.encode(f.Publish(1, MBX, MBX2, b"b", (b"p" * 257,))))
+        too_long = b"p" * (f.MAX_PREKEY_SIZE + 1)
+        f.decode_client_frame(f.encode(f.Publish(1, MBX, MBX2, b"b", (too_long,))))
     # A batch claiming more entries than allowed is refused before any entry is read.
     header = b"\x84" + bytes(4) + MBX + bytes(8) + b"\x00"
     with pytest.raises(LimitExceeded):

@@ -8,6 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from triple_ratchet.errors import UsageError
+from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE
+
 
 def _default_vectors_dir() -> Path:
     here = Path.cwd() / "vectors"
@@ -46,6 +49,20 @@ def _cmd_vectors_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_hub(args: argparse.Namespace) -> int:
+    from triple_ratchet.hub.server import run_hub
+
+    run_hub(args.host, args.port, args.store)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from triple_ratchet.demo import run_demo
+
+    return run_demo(members=args.members, messages=args.messages, hub_url=args.hub,
+                    suite_name=args.suite)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="triple-ratchet", description="End-to-end encrypted group messaging."
@@ -64,12 +81,31 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", default=str(_default_vectors_dir()))
     generate.set_defaults(func=_cmd_vectors_generate)
 
+    hub = sub.add_parser("hub", help="run the relay hub")
+    hub.add_argument("--host", default="127.0.0.1")
+    hub.add_argument("--port", type=int, default=8765)
+    hub.add_argument("--store", default="sqlite:hub.sqlite3",
+                     help="memory:, sqlite:PATH or redis://HOST:PORT/DB")
+    hub.set_defaults(func=_cmd_hub)
+
+    demo = sub.add_parser("demo", help="a group exchanging messages through a local hub")
+    demo.add_argument("--members", type=int, default=4)
+    demo.add_argument("--messages", type=int, default=50)
+    demo.add_argument("--hub", default=None,
+                      help="ws://HOST:PORT of a running hub (default: start a local one)")
+    demo.add_argument("--suite", default=DEFAULT_SUITE.name,
+                      choices=[s.name for s in ALL_SUITES])
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except UsageError as exc:
+        print(f"triple-ratchet: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

@@ -31,7 +31,9 @@ MAX_BLOB_SIZE = 256 * 1024
 MAX_BATCH_BYTES = 1024 * 1024
 MAX_BATCH_ENTRIES = 256
 MAX_BUNDLE_SIZE = 8 * 1024
-MAX_PREKEY_SIZE = 256
+# A one-time prekey entry is a whole signed bundle (spec 03 signs each bundle with its
+# one-time prekey, ~471 B for P-256) plus what the app wraps around it, such as its inbox id.
+MAX_PREKEY_SIZE = 1024
 MAX_PREKEYS_PER_PUBLISH = 200
 MAX_REASON_LEN = 200
 # Whole-message limits for the WebSocket layer (it refuses bigger messages before we see them).
