@@ -36,6 +36,14 @@ def suite_by_id(suite_id: int) -> Suite:
 
 ALL_SUITES: tuple[Suite, ...] = tuple(_SUITES.values())
 
+
+def suite_by_name(name: object) -> Suite:
+    """Look a suite up by its name (as in vector files and the CLI); `UnsupportedError` else."""
+    for suite in ALL_SUITES:
+        if suite.name == name:
+            return suite
+    raise UnsupportedError(f"unknown suite {name!r}")
+
 __all__ = [
     "ALL_SUITES",
     "DEFAULT_SUITE",
@@ -47,4 +55,5 @@ __all__ = [
     "Suite",
     "VerifyingKey",
     "suite_by_id",
+    "suite_by_name",
 ]

@@ -198,6 +198,17 @@ def run_cases(
             yield CaseResult(name, "passed")
 
 
+def case(description: str, suite_name: str | None, inputs: dict[str, Any],
+         outputs: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+    """One case of our format: valid (`outputs`) or negative (`error`, an error class name)."""
+    doc: dict[str, Any] = {"description": description, "suite": suite_name, "inputs": inputs}
+    if error is None:
+        doc["outputs"] = outputs
+    else:
+        doc["error"] = {"type": error}
+    return doc
+
+
 def _is_subclass_named(cls: type, name: object) -> bool:
     return any(k.__name__ == name for k in cls.__mro__)
 

@@ -25,11 +25,12 @@ from triple_ratchet.double_ratchet import (
     kdf_chain,
     kdf_root,
 )
-from triple_ratchet.errors import TripleRatchetError, UnsupportedError
+from triple_ratchet.errors import TripleRatchetError
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import ALL_SUITES, Suite, suite_by_name
 from triple_ratchet.testvectors import (
     CaseResult,
+    case,
     document,
     expect_equal,
     register,
@@ -56,11 +57,6 @@ SCRIPT: list[tuple[str, ...]] = [
 ]
 
 
-def _suite(name: str) -> Suite:
-    for suite in ALL_SUITES:
-        if suite.name == name:
-            return suite
-    raise UnsupportedError(f"unknown suite {name!r}")
 
 
 def _send_keys(suite: Suite, state: bytes) -> dict[str, str]:
@@ -131,7 +127,7 @@ def _run_session(suite: Suite, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check(case: dict[str, Any]) -> None:
-    suite = _suite(case["suite"])
+    suite = suite_by_name(case["suite"])
     inputs = case["inputs"]
     op = inputs["operation"]
     got: dict[str, Any]
@@ -161,12 +157,7 @@ def verify(doc: dict[str, Any]) -> Iterator[CaseResult]:
 
 def _case(description: str, suite: Suite, inputs: dict[str, Any],
           outputs: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
-    case: dict[str, Any] = {"description": description, "suite": suite.name, "inputs": inputs}
-    if error is None:
-        case["outputs"] = outputs
-    else:
-        case["error"] = {"type": error}
-    return case
+    return case(description, suite.name, inputs, outputs, error)
 
 
 def _flip(blob: bytes, index: int) -> bytes:

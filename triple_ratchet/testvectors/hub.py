@@ -18,7 +18,6 @@ import enum
 from collections.abc import Iterator
 from typing import Any
 
-from triple_ratchet.errors import UnsupportedError
 from triple_ratchet.hub import frames as f
 from triple_ratchet.hub.access import (
     AccessKey,
@@ -28,7 +27,7 @@ from triple_ratchet.hub.access import (
     verify_proof,
 )
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
+from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite, suite_by_name
 from triple_ratchet.testvectors import (
     CaseResult,
     document,
@@ -62,11 +61,6 @@ def describe(value: Any) -> Any:
     raise TypeError(f"cannot describe {type(value).__name__}")
 
 
-def _suite(name: str | None) -> Suite:
-    for suite in ALL_SUITES:
-        if suite.name == name:
-            return suite
-    raise UnsupportedError(f"unknown suite {name!r}")
 
 
 def _access(suite: Suite, seed: bytes, nonce: bytes, identity: bytes) -> dict[str, Any]:
@@ -87,7 +81,7 @@ def _check(case: dict[str, Any]) -> None:
     op = inputs["operation"]
     got: dict[str, Any]
     if op == "access":
-        got = _access(_suite(case["suite"]), bytes.fromhex(inputs["access_seed"]),
+        got = _access(suite_by_name(case["suite"]), bytes.fromhex(inputs["access_seed"]),
                       bytes.fromhex(inputs["nonce"]), bytes.fromhex(inputs["identity_public"]))
     elif op == "verify_proof":
         proof = AccessProof(bytes.fromhex(inputs["mailbox_id"]), inputs["suite_id"],
@@ -126,7 +120,7 @@ def _outputs(case: dict[str, Any]) -> dict[str, Any]:
     inputs = case["inputs"]
     op = inputs["operation"]
     if op == "access":
-        return _access(_suite(case["suite"]), bytes.fromhex(inputs["access_seed"]),
+        return _access(suite_by_name(case["suite"]), bytes.fromhex(inputs["access_seed"]),
                        bytes.fromhex(inputs["nonce"]), bytes.fromhex(inputs["identity_public"]))
     if op == "verify_proof":
         return {}

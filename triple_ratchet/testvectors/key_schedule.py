@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from triple_ratchet.errors import UnsupportedError
 from triple_ratchet.group import key_schedule as ks
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import ALL_SUITES, Suite, suite_by_name
 from triple_ratchet.testvectors import (
     CaseResult,
+    case,
     document,
     expect_equal,
     register,
@@ -55,7 +55,7 @@ def _attempt_outputs(suite: Suite, secret: bytes) -> dict[str, Any]:
 
 
 def _check(case: dict[str, Any]) -> None:
-    suite = _suite(case["suite"])
+    suite = suite_by_name(case["suite"])
     inputs = case["inputs"]
     op = inputs["operation"]
     if op == "epoch":
@@ -85,11 +85,6 @@ def _check(case: dict[str, Any]) -> None:
             expect_equal(key, got.get(key), want)
 
 
-def _suite(name: str) -> Suite:
-    for suite in ALL_SUITES:
-        if suite.name == name:
-            return suite
-    raise UnsupportedError(f"unknown suite {name!r}")
 
 
 def verify(doc: dict[str, Any]) -> Iterator[CaseResult]:
@@ -98,12 +93,7 @@ def verify(doc: dict[str, Any]) -> Iterator[CaseResult]:
 
 def _case(description: str, suite: Suite, inputs: dict[str, Any],
           outputs: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
-    case: dict[str, Any] = {"description": description, "suite": suite.name, "inputs": inputs}
-    if error is None:
-        case["outputs"] = outputs
-    else:
-        case["error"] = {"type": error}
-    return case
+    return case(description, suite.name, inputs, outputs, error)
 
 
 def generate() -> dict[str, dict[str, Any]]:

@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from triple_ratchet.errors import TripleRatchetError, UnsupportedError
+from triple_ratchet.errors import TripleRatchetError
 from triple_ratchet.mailbox import mailbox_id
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import (
-    ALL_SUITES,
     P256_SHA256_AES256GCM,
     X25519_SHA512_XCHACHA20,
     Suite,
+    suite_by_name,
 )
 from triple_ratchet.testvectors import (
     CaseResult,
@@ -144,17 +144,12 @@ _OPERATIONS: dict[str, Callable[[Suite, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def _suite(name: object) -> Suite:
-    for suite in ALL_SUITES:
-        if suite.name == name:
-            return suite
-    raise UnsupportedError(f"unknown suite {name!r}")
 
 
 def _check(case: dict[str, Any]) -> None:
     if ("outputs" in case) == ("error" in case):
         raise AssertionError("a case has either outputs or an error, not both or neither")
-    suite = _suite(case["suite"])
+    suite = suite_by_name(case["suite"])
     inputs = case["inputs"]
     op = _OPERATIONS.get(inputs["operation"])
     if op is None:
