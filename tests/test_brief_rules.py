@@ -1,0 +1,691 @@
+"""Tests for the brief's (R) rules and the anchors' flaws that no other test file pins down.
+
+Each test names the rule it guards; spec/13-security.md ends with the table from every rule of
+the brief to the test(s) that would fail if the code regressed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+from test_group_epoch_change import create, of, texts
+from test_group_support import T0, Net, make_group, make_identities
+
+from triple_ratchet import cbor
+from triple_ratchet.dkg import cocktail
+from triple_ratchet.dkg.cocktail import transcript_hash
+from triple_ratchet.dkg.cocktail_participant import Participant
+from triple_ratchet.dkg.ed25519 import Point, Scalar
+from triple_ratchet.errors import (
+    InvalidSignature,
+    ProtocolError,
+    RemoteError,
+    ReplayError,
+    TripleRatchetError,
+)
+from triple_ratchet.group import key_schedule as ks
+from triple_ratchet.group.attempt_mailbox import open_item
+from triple_ratchet.group.epoch_change import Attempt, _send, _Stream
+from triple_ratchet.group.events import (
+    AttemptAborted,
+    EpochChanged,
+    EpochChangeStarted,
+    Ignored,
+    MessageReceived,
+    Outgoing,
+)
+from triple_ratchet.group.message import (
+    CONTENT_APPLICATION,
+    CONTENT_PROPOSAL,
+    Content,
+    GroupMessage,
+    SenderData,
+    _aad,
+    _sender_data_key_nonce,
+    pad,
+)
+from triple_ratchet.group.session import GroupSession, encrypt_in_epoch
+from triple_ratchet.identity import Account, IdentityKeyPair
+from triple_ratchet.pairwise import PairwiseSession
+from triple_ratchet.random import DeterministicRandom
+from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
+from triple_ratchet.suites import p256 as p256_module
+from triple_ratchet.suites import x25519 as x25519_module
+
+SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+MIN_SECRET = 16  # shorter values could match public bytes by chance
+
+
+# --- Recording every secret a run creates --------------------------------------------------------
+
+
+@dataclass
+class Recorder:
+    """Every secret (and every hidden public value) the library creates while it is installed."""
+
+    secrets: dict[bytes, str] = field(default_factory=dict)
+    hidden: dict[bytes, str] = field(default_factory=dict)  # public, but never for the hub
+
+    def secret(self, what: str, value: object) -> None:
+        """A secret found in a state: its name replaces a generic one from a primitive hook."""
+        if isinstance(value, bytes | bytearray) and len(value) >= MIN_SECRET:
+            self.secrets[bytes(value)] = what
+
+    def generic(self, what: str, value: object) -> None:
+        if isinstance(value, bytes | bytearray) and len(value) >= MIN_SECRET:
+            self.secrets.setdefault(bytes(value), what)
+
+    def hide(self, what: str, value: object) -> None:
+        if isinstance(value, bytes | bytearray) and len(value) >= MIN_SECRET:
+            self.hidden.setdefault(bytes(value), what)
+
+    def group(self, session: GroupSession) -> None:
+        """Every secret a group session holds right now (epochs, grace epochs, attempt)."""
+        s = session._s
+        epochs = ([s.epoch] if s.epoch is not None else []) + [g.state for g in s.grace]
+        for e in epochs:
+            self.secret("sender-data secret", e.sender_data_secret)
+            self.secret("group mailbox access key", e.mailbox_access_key)
+            self.secret("init_secret(e+1)", e.init_secret)
+            self.secret("per-epoch signing key", e.signing_key)
+            self.secret("sending chain key", e.sending.chain_key)
+            for chain in e.receiving:
+                if chain is not None:
+                    self.secret("receiving chain key", chain.chain_key)
+                    for _, key, nonce_base in chain.skipped:
+                        self.secret("skipped message key", key)
+                        self.secret("skipped nonce base", nonce_base)
+            for m in e.roster:
+                self.hide("identity key", m.identity_key)
+                self.hide("per-epoch signing public key", m.signing_key)
+        for plaintext in s.held:
+            self.secret("held plaintext", plaintext)
+        if s.attempt is not None:
+            self.attempt(s.attempt)
+
+    def attempt(self, a: Attempt) -> None:
+        self.secret("attempt secret", a.proposal.proposal.attempt_secret)
+        self.secret("init_secret(e)", a.init_secret)
+        for identity in a.proposal.proposal.new_roster:
+            self.hide("identity key", identity)
+        for p in a.payloads:
+            self.secret("DKG payload", p)
+        if not a.seed:
+            return
+        self.secret("attempt seed", a.seed)
+        self.secret("DKG static secret d_i", a.dkg_secret().to_bytes())
+        self.secret("own DKG payload", a.payload())
+        self.secret("per-epoch signing key", a.epoch_signing_key().to_bytes())
+        self.hide("per-epoch signing public key", a.epoch_signing_key().public_key().to_bytes())
+        if a.transcript and a.payloads:
+            self.secret("epoch secret", ks.extract_epoch_secret(
+                a.suite, a.init_secret, transcript_hash(a.transcript), a.payloads))
+            with contextlib.suppress(TripleRatchetError):
+                self.secret("DKG secret share x_i", _secret_share(a).to_bytes())
+
+    def ratchet(self, state: bytes) -> None:
+        """Double Ratchet state fields: DHs private, RK, CKs, CKr, HKs, HKr, NHKs, NHKr, MKs."""
+        f = cbor.as_list(cbor.decode(state), "dr", 17)
+        for i in range(4, 13):
+            if i != 5:  # 5 is DHr, the peer's public key
+                self.secret(f"double ratchet field {i}", f[i])
+        for hk, chain in cbor.as_list(f[16], "skipped"):  # type: ignore[misc]
+            self.secret("skipped header key", hk)
+            for _, mk in chain:
+                self.secret("skipped message key", mk)
+
+    def pairwise(self, session: PairwiseSession) -> None:
+        f = cbor.as_list(cbor.decode(session.to_bytes()), "pairwise", 4)
+        self.ratchet(cbor.as_bytes(f[3], "dr"))
+
+    def identity(self, ident: IdentityKeyPair) -> None:
+        self.secret("identity signing key", ident._signing_key.to_bytes())
+        self.secret("identity DH key", ident.dh_private_key.to_bytes())
+        self.hide("identity", ident.public.to_bytes())
+        self.hide("identity signing public key", ident.public.signing_key.to_bytes())
+        self.hide("identity DH public key", ident.public.dh_key.to_bytes())
+
+    def leaks(self, blob: bytes) -> list[str]:
+        found = [f"secret {what}" for s, what in self.secrets.items() if s in blob]
+        return found + [f"hidden {what}" for s, what in self.hidden.items() if s in blob]
+
+
+def _secret_share(a: Attempt) -> Scalar:
+    """x_i, recomputed the way the attempt computes it (the attempt never stores it)."""
+    from triple_ratchet.dkg.attempt import SignedRound1
+    params = a.params()
+    part = Participant(params, a.dkg_secret(), payload=a.payload(),
+                       rng=_Stream(a.suite, a.seed, b"round 1"))
+    part.round1()
+    rounds = [SignedRound1.from_bytes(r).parse(params) for r in a.round1 if r is not None]
+    return part.receive_round1(rounds).secret_share
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """Hooks the primitives so that every private key, AEAD key, extracted secret, derived
+    secret, DKG scalar and signature created during the test is recorded."""
+    rec = Recorder()
+
+    def wrap(owner: Any, name: str, record: Callable[[Any, tuple[Any, ...]], None]) -> None:
+        original = getattr(owner, name)
+
+        def hooked(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            record(result, args)
+            return result
+        monkeypatch.setattr(owner, name, hooked)
+
+    for suite in ALL_SUITES:
+        cls = type(suite)
+        wrap(cls, "generate_dh", lambda r, a: rec.generic("DH private key", r.to_bytes()))
+        wrap(cls, "generate_signing", lambda r, a: (
+            rec.generic("signing key", r.to_bytes()),
+            rec.hide("signing public key", r.public_key().to_bytes())))
+        wrap(cls, "signing_from_seed", lambda r, a: (
+            rec.generic("signing key", r.to_bytes()), rec.generic("signing seed", a[1])))
+        wrap(cls, "aead_encrypt", lambda r, a: rec.generic("AEAD key", a[1]))
+        wrap(cls, "hkdf_extract", lambda r, a: rec.generic("HKDF extract output", r))
+        wrap(cls, "expand_label", lambda r, a: rec.generic(
+            f"expand_label {bytes(a[2])!r}", r))
+    for signer in (p256_module._P256Signing, x25519_module._Ed25519Signing):
+        wrap(signer, "sign", lambda r, a: rec.hide("signature", r))
+    original_random = Scalar.__dict__["random"].__func__
+    original_nonzero = Scalar.__dict__["random_nonzero"].__func__
+
+    def scalar_random(cls: type[Scalar], rng: Any = None) -> Scalar:
+        s: Scalar = original_random(cls, rng) if rng is not None else original_random(cls)
+        rec.generic("DKG scalar", s.to_bytes())
+        return s
+
+    def scalar_nonzero(cls: type[Scalar], rng: Any = None) -> Scalar:
+        s: Scalar = original_nonzero(cls, rng) if rng is not None else original_nonzero(cls)
+        rec.generic("DKG scalar", s.to_bytes())
+        return s
+
+    monkeypatch.setattr(Scalar, "random", classmethod(scalar_random))
+    monkeypatch.setattr(Scalar, "random_nonzero", classmethod(scalar_nonzero))
+    # Snapshot every group session after every call that can change it.
+    for name in ("receive", "tick", "encrypt", "propose"):
+        def make(name: str) -> None:
+            original = getattr(GroupSession, name)
+
+            def hooked(self: GroupSession, *args: Any, **kwargs: Any) -> Any:
+                rec.group(self)
+                result = original(self, *args, **kwargs)
+                rec.group(self)
+                return result
+            monkeypatch.setattr(GroupSession, name, hooked)
+        make(name)
+    return rec
+
+
+# --- A group run whose welcomes travel in real pairwise sessions --------------------------------
+
+
+@dataclass
+class PairwiseNet(Net):
+    """`Net`, but every welcome travels in a PairwiseSession, as a real app sends it."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    pairwise_blobs: list[bytes] = field(default_factory=list)
+    pairwise_sessions: list[PairwiseSession] = field(default_factory=list)
+    recorder: Recorder | None = None
+
+    def deliver_welcomes(self) -> None:
+        rng = DeterministicRandom(b"pairwise net")
+        while self.pending_welcomes:
+            recipient, welcome, welcomer = self.pending_welcomes.pop(0)
+            name = next(n for n, i in self.identities.items() if i.public.to_bytes() == recipient)
+            sender = next(i for i in self.identities.values() if i.public.to_bytes() == welcomer)
+            account = self.accounts[name]
+            bundle = account.new_bundles(1, rng)[0]
+            outbound, first = PairwiseSession.initiate(sender, bundle, rng, plaintext=welcome)
+            inbound, got, peer = PairwiseSession.respond(account, first, rng)
+            assert got == welcome
+            # A short conversation, so DH ratchet steps run too.
+            more = [inbound.encrypt(b"thanks, joining" * 3), outbound.encrypt(b"see you" * 5)]
+            assert outbound.decrypt(more[0]) == b"thanks, joining" * 3
+            assert inbound.decrypt(more[1]) == b"see you" * 5
+            self.pairwise_blobs += [first, *more]
+            self.pairwise_sessions += [outbound, inbound]
+            if self.recorder is not None:
+                self.recorder.pairwise(outbound)
+                self.recorder.pairwise(inbound)
+            session, events, sends = GroupSession.join(
+                account.identity, welcome, peer, self.now,
+                rng=DeterministicRandom(b"j" + recipient))
+            self.members[name] = session
+            self.events[name] += events
+            self.send(name, sends)
+
+
+def _pairwise_net(suite: Suite, n: int, extra: int, rec: Recorder | None = None) -> PairwiseNet:
+    rng = DeterministicRandom(b"accounts" + suite.name.encode())
+    net = PairwiseNet(recorder=rec)
+    for name in "abcdefgh"[:n + extra]:
+        account = Account.generate(suite, rng)
+        net.accounts[name] = account
+        net.identities[name] = account.identity
+    others = [net.accounts[x].public_identity for x in "abcdefgh"[1:n]]
+    session, sends = GroupSession.create(net.identities["a"], others, net.now,
+                                         rng=DeterministicRandom(b"creator" + suite.name.encode()))
+    net.members["a"] = session
+    net.send("a", sends)
+    net.run()
+    return net
+
+
+def _body(label: str) -> bytes:
+    return f"plaintext {label} ".encode() * 4
+
+
+@SUITES
+def test_no_secret_or_hidden_public_value_in_any_blob(suite: Suite, recorder: Recorder) -> None:
+    """Anchor flaw "private ephemeral keys sent inside headers", and the (R) rule on what the hub
+    sees: scan every blob of a full run (create, messages, add, remove, refresh; welcomes over
+    pairwise sessions) for every secret any session held and for identity keys, per-epoch
+    public keys, signatures and plaintexts."""
+    rec = recorder
+    net = _pairwise_net(suite, 3, extra=1, rec=rec)
+    for ident in net.identities.values():
+        rec.identity(ident)
+    for name in "abc":
+        net.send(name, net.members[name].encrypt(_body(name), net.now))
+    net.run()
+    net.send("b", net.members["b"].propose(net.now, add=[net.accounts["d"].public_identity]))
+    net.send("a", net.members["a"].encrypt(_body("during the add"), net.now))
+    net.run()
+    net.send("d", net.members["d"].encrypt(_body("d"), net.now))
+    net.run()
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.run()
+    net.send("d", net.members["d"].propose(net.now))  # refresh
+    net.run()
+    net.send("b", net.members["b"].encrypt(_body("last"), net.now))
+    net.run()
+    assert {net.members[x].epoch for x in "abd"} == {4}
+    assert _body("last") in texts(net, "d") and _body("d") in texts(net, "a")
+    for name in net.members:
+        rec.group(net.members[name])
+    for s in net.pairwise_sessions:
+        rec.pairwise(s)
+    for label in ("a", "b", "c", "d", "during the add", "last"):
+        rec.secret("plaintext", _body(label))
+    # Public values the hub sees by design are not secrets: mailbox ids (they are hashes).
+    blobs = [b for log in net.hub.logs.values() for b in log]
+    for box in net.hub.logs:
+        rec.secrets.pop(box, None)
+    assert len(rec.secrets) > 200 and len(blobs) > 40 and len(net.pairwise_blobs) >= 3
+    kinds = set(rec.secrets.values())
+    for needed in ("epoch secret", "DKG static secret d_i", "DKG secret share x_i",
+                   "DH private key", "double ratchet field 6", "sending chain key", "AEAD key",
+                   "per-epoch signing key", "identity signing key", "attempt secret"):
+        assert needed in kinds, needed
+    assert {"signature", "identity", "per-epoch signing public key"} <= set(rec.hidden.values())
+    for blob in blobs + net.pairwise_blobs:
+        assert rec.leaks(blob) == []
+    # Everything on the hub is padded: group messages and attempt items come in few sizes.
+    assert len({len(b) for b in blobs}) <= 12
+
+
+# --- The epoch secret is not computable from public values ---------------------------------------
+
+
+def _creation_at_round3(suite: Suite) -> tuple[Net, Attempt]:
+    """A group of three being created (epoch 0 -> 1), stopped when `a` holds every payload."""
+    ids = make_identities(3, suite, seed=b"observer")
+    net = Net()
+    for name, ident in zip("abc", ids, strict=True):
+        net.identities[name] = ident
+    session, sends = GroupSession.create(ids[0], [i.public for i in ids[1:]], net.now,
+                                         rng=DeterministicRandom(b"observed creator"))
+    net.members["a"] = session
+    net.send("a", sends)
+    for _ in range(20):
+        attempt = net.members["a"]._s.attempt
+        if attempt is not None and attempt.payloads:
+            return net, attempt
+        net.step()
+    raise AssertionError("a never reached round 3")
+
+
+@SUITES
+def test_passive_observer_cannot_compute_the_epoch_secret(suite: Suite) -> None:
+    """Anchor flaw "root keys derived from the public group key". For the group's first epoch
+    init_secret(0) is public (all zero), so an observer that also knew the whole transcript, every
+    public key (identities, DKG keys, the COCKTAIL group key Y, per-epoch keys) and every blob on
+    the hub lacks only the payloads, which never appear in the clear, not even to a reader of the
+    attempt mailbox: every guess of them gives other chain roots."""
+    net, attempt = _creation_at_round3(suite)
+    init, th = attempt.init_secret, transcript_hash(attempt.transcript)
+    assert init == bytes(len(init))  # init_secret(0): public
+    net.run()
+    a = net.members["a"]
+    assert a.epoch == 1 and a._s.epoch is not None
+    e = a._s.epoch
+    real = ks.derive_epoch(suite, init, th, attempt.payloads)
+    # The roots the members use are the key schedule's, from these (secret) payloads.
+    assert e.sending.chain_key == real.chain_roots[0]
+    assert [c.chain_key for c in e.receiving if c is not None] == list(real.chain_roots[1:])
+    assert e.sender_data_secret == real.sender_data_secret
+    secret_values = {*real.chain_roots, real.sender_data_secret, real.init_secret_next,
+                     real.mailbox.access_key.to_bytes(),
+                     ks.extract_epoch_secret(suite, init, th, attempt.payloads)}
+    # Everything public the observer could feed the key schedule instead of the payloads.
+    announced = [attempt.announcement_of(i) for i in range(1, 4)]
+    y = _group_public_key(attempt)
+    public = [y, th, *(x.dkg_key for x in announced), *(x.signing_key for x in announced),
+              *(i.public.to_bytes() for i in net.identities.values()), real.epoch_id,
+              *net.hub.logs]
+    from triple_ratchet.dkg.attempt import SignedRound1
+    public += [SignedRound1.from_bytes(r).payload_hash for r in attempt.round1 if r is not None]
+    guesses: list[list[bytes]] = [[bytes(32)] * 3, [y[:32]] * 3]
+    guesses += [[suite.hash(p)[:32]] * 3 for p in public]
+    guesses += [[x.dkg_key[:32] for x in announced]]
+    for guess in guesses:
+        derived = ks.derive_epoch(suite, init, th, guess)
+        assert not {*derived.chain_roots, derived.sender_data_secret} & secret_values
+    for ikm in public:
+        assert suite.hkdf_extract(th, init + ikm) not in secret_values
+        assert suite.hkdf_extract(b"", ikm) not in secret_values
+    # The payloads never travel in the clear: not in any hub blob, and not in any attempt item
+    # as a reader of the attempt mailbox (e.g. a member being removed) opens it.
+    box, key = attempt.mailbox()
+    items = [open_item(suite, key, box, blob)[1] for blob in net.hub.logs[box]]
+    assert len(items) >= 9  # 3 announcements, 3 round-1 messages, 3 round-3 signatures
+    for payload in attempt.payloads:
+        for blob in [b for log in net.hub.logs.values() for b in log] + items:
+            assert payload not in blob
+
+
+def _group_public_key(a: Attempt) -> bytes:
+    from triple_ratchet.dkg.attempt import SignedRound1
+    params = a.params()
+    part = Participant(params, a.dkg_secret(), payload=a.payload(),
+                       rng=_Stream(a.suite, a.seed, b"round 1"))
+    part.round1()
+    rounds = [SignedRound1.from_bytes(r).parse(params) for r in a.round1 if r is not None]
+    return part.receive_round1(rounds).group_public_key.to_bytes()
+
+
+# --- Concurrent senders in one epoch do not fork ------------------------------------------------
+
+
+def test_concurrent_senders_in_one_epoch_do_not_fork() -> None:
+    """Anchor flaw "one root chain shared by all senders (concurrent senders fork it)": three
+    members send at once, all at the same generations; every receiver decrypts all of it, in
+    each sender's order, and each encrypt is one ciphertext for the whole group."""
+    sessions, _ = make_group(4)
+    hub: list[tuple[int, bytes]] = []
+    for k in range(3):
+        for sender in range(3):  # nobody has read anything yet
+            (out,) = sessions[sender].encrypt(b"%d-%d" % (sender, k), T0)
+            assert isinstance(out, Outgoing)
+            hub.append((sender, out.blob))
+    # Per-sender chains: the generation-0 keys of the three senders are distinct.
+    d = sessions[3]._s.epoch
+    assert d is not None
+    roots = [c.chain_key for c in d.receiving if c is not None]
+    assert len(set(roots)) == 3
+    for reader in range(4):
+        got = []
+        for sender, blob in hub:
+            if sender == reader:
+                continue
+            events, _ = sessions[reader].receive(blob, T0)
+            got += [(e.sender_index, e.generation, e.body) for e in events
+                    if isinstance(e, MessageReceived)]
+        expected = [(s, k, b"%d-%d" % (s, k)) for k in range(3) for s in range(3) if s != reader]
+        assert got == expected
+    # And the conversation goes on: replies chain to what each member saw.
+    (reply,) = sessions[3].encrypt(b"reply", T0)
+    for reader in range(3):
+        events, _ = sessions[reader].receive(reply.blob, T0)
+        (msg,) = [e for e in events if isinstance(e, MessageReceived)]
+        assert msg.body == b"reply" and msg.predecessor_known
+
+
+def test_concurrent_senders_after_a_real_dkg() -> None:
+    net = create(3)
+    for name in "abc":
+        net.send(name, net.members[name].encrypt(b"at once from " + name.encode(), net.now))
+    net.run()
+    for name in "abc":
+        assert sorted(texts(net, name)) == sorted(b"at once from " + x.encode()
+                                                   for x in "abc" if x != name)
+        assert all(e.generation == 0 for e in of(net, name, MessageReceived))
+
+
+# --- Group content signatures cover every field (R) -------------------------------------------
+
+
+def _seal_signed_over(session: GroupSession, sent: Content, to_be_signed: bytes,
+                      signature: bytes | None = None) -> bytes:
+    """Like message.seal, but the signature is over `to_be_signed` instead of `sent`."""
+    state = session._s.epoch
+    assert state is not None
+    suite = state.suite
+    from triple_ratchet.group.sender_chain import SendingChain
+    keys, _ = SendingChain(state.sending.chain_key).step(suite)
+    assert keys.generation == sent.generation == 0
+    if signature is None:
+        signature = state.own_signing_key().sign(to_be_signed)
+    guard = b"\x05" * 8
+    aad = _aad(state.mailbox_id)
+    plaintext = pad(cbor.encode([sent.content_type, sent.last_seen, sent.body, signature]))
+    ct = suite.aead_encrypt(keys.key, keys.nonce(guard), plaintext, aad)
+    sd_key, sd_nonce = _sender_data_key_nonce(suite, state.sender_data_secret, ct)
+    sd = suite.aead_encrypt(sd_key, sd_nonce,
+                            SenderData(sent.sender, sent.generation, guard).to_bytes(), aad)
+    return GroupMessage(state.mailbox_id, sd, ct).to_bytes()
+
+
+def _to_be_signed(c: Content, label: bytes = b"triple-ratchet v1 group content signature",
+                  version: int = 1) -> bytes:
+    return cbor.encode([label, version, c.suite_id, c.group_id, c.epoch, c.sender, c.generation,
+                        c.content_type, c.last_seen, c.body])
+
+
+@SUITES
+def test_content_signature_covers_every_field(suite: Suite) -> None:
+    """(R) the per-epoch signature is over label, version, suite, group id, epoch, sender index,
+    generation, content type, causal data and body: a signature over any other value of any of
+    them, carried by an otherwise valid message, is refused and consumes nothing."""
+    (a, b), _ = make_group(2, suite)
+    e = a._s.epoch
+    assert e is not None
+    sent = Content(suite.suite_id, e.group_id, e.epoch, 0, 0, CONTENT_APPLICATION, b"", b"hello")
+    assert sent.to_be_signed() == _to_be_signed(sent)  # the layout this test assumes
+    variants = [
+        _to_be_signed(sent, label=b"triple-ratchet v1 group content signaturE"),
+        _to_be_signed(sent, version=2),
+        _to_be_signed(replace(sent, suite_id=3 - suite.suite_id)),
+        _to_be_signed(replace(sent, group_id=b"H" * 16)),
+        _to_be_signed(replace(sent, epoch=2)),
+        _to_be_signed(replace(sent, sender=1)),
+        _to_be_signed(replace(sent, generation=1)),
+        _to_be_signed(replace(sent, content_type=CONTENT_PROPOSAL)),
+        _to_be_signed(replace(sent, last_seen=bytes(suite.hash_len))),
+        _to_be_signed(replace(sent, body=b"hellO")),
+    ]
+    before = b.to_bytes()
+    for tbs in variants:
+        with pytest.raises(InvalidSignature):
+            b.receive(_seal_signed_over(a, sent, tbs), T0)
+        assert b.to_bytes() == before
+    # The same construction with the right signature input is accepted (the test can pass).
+    events, _ = b.receive(_seal_signed_over(a, sent, _to_be_signed(sent)), T0)
+    assert [m.body for m in events if isinstance(m, MessageReceived)] == [b"hello"]
+
+
+def test_malleated_ecdsa_signature_is_the_same_message() -> None:
+    """(R) the causal digest is over the signed content, never the signature bytes (ECDSA is
+    malleable): a copy with (r, n - s) is a replay, and its digest is the original's."""
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    (a, b, c), _ = make_group(3)
+    e = a._s.epoch
+    assert e is not None
+    sent = Content(DEFAULT_SUITE.suite_id, e.group_id, e.epoch, 0, 0, CONTENT_APPLICATION, b"",
+                   b"malleable")
+    signature = e.own_signing_key().sign(sent.to_be_signed())
+    r, s = signature[:32], int.from_bytes(signature[32:], "big")
+    other = r + (n - s).to_bytes(32, "big")
+    e.verifying_key(0).verify(other, sent.to_be_signed())  # both encodings verify
+    original = _seal_signed_over(a, sent, b"", signature)
+    malleated = _seal_signed_over(a, sent, b"", other)
+    assert original != malleated
+    (first,) = [m for m in b.receive(original, T0)[0] if isinstance(m, MessageReceived)]
+    before = b.to_bytes()
+    with pytest.raises(ReplayError):
+        b.receive(malleated, T0)
+    assert b.to_bytes() == before
+    (at_c,) = [m for m in c.receive(malleated, T0)[0] if isinstance(m, MessageReceived)]
+    assert at_c.digest == first.digest and at_c.body == b"malleable"
+
+
+# --- Epoch change rules (R) ---------------------------------------------------------------------
+
+
+def test_grace_period_accepts_old_messages_only_from_the_new_roster() -> None:
+    """(R) activation: in the grace period, epoch-e messages are accepted only from members of
+    the new roster. A removed member's epoch-e message is refused, state unchanged."""
+    net = create(3)
+    backup = net.members["c"].to_bytes()
+    old_box = net.members["a"].mailbox_id
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.run()
+    a = net.members["a"]
+    assert a.epoch == 2 and old_box in a.mailboxes()  # still in grace
+    stale_c = GroupSession.from_bytes(backup, net.identities["c"])
+    (out,) = stale_c.encrypt(b"from the removed member", net.now)
+    assert isinstance(out, Outgoing) and out.mailbox_id == old_box
+    before = a.to_bytes()
+    with pytest.raises(ProtocolError, match="not in the new roster"):
+        a.receive(out.blob, net.now)
+    assert a.to_bytes() == before
+
+
+def test_one_proposal_per_member_per_epoch_and_the_next_one_after_an_abort() -> None:
+    """(R) proposal: the attempt is the first valid proposal in mailbox order; later ones wait;
+    a member's second proposal in one epoch is ignored and reported; after an abort the next
+    proposal in order becomes the attempt."""
+    from triple_ratchet.group.epoch_change import _announce
+    from triple_ratchet.group.proposal import REASON_REFRESH, make_proposal
+
+    net = create(3)
+    a, b = net.members["a"], net.members["b"]
+    net.send("b", b.propose(net.now))
+    net.send("a", a.propose(net.now))
+    eb = b._s.epoch
+    assert eb is not None
+    second = make_proposal(net.identities["b"], group_id=eb.group_id, epoch=eb.epoch,
+                           public_epoch_id=eb.public_epoch_id, old_roster=b.roster, added=[],
+                           removed=[], reason=REASON_REFRESH, rng=DeterministicRandom(b"2nd"))
+    blob, state = encrypt_in_epoch(eb, CONTENT_PROPOSAL, second.to_bytes(),
+                                   DeterministicRandom(b"2nd blob"))
+    b._s = replace(b._s, epoch=state)
+    net.hub.append(eb.mailbox_id, blob)
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    b_id, a_id = (net.identities[x].public.to_bytes() for x in "ba")
+    for name in "ac":
+        assert any(isinstance(e, Ignored) and "second proposal" in e.reason and e.member == b_id
+                   for e in net.events[name])
+    # c equivocates in b's attempt: it aborts; a's waiting proposal becomes the attempt.
+    c = net.members["c"]
+    attempt = c._s.attempt
+    assert attempt is not None and attempt.proposal.proposal.proposer == b_id
+    forged = _announce(replace(attempt, seed=b"\x07" * 32), net.identities["c"],
+                       DeterministicRandom(b"e"))
+    net.hub.append(forged.mailbox_id, forged.blob)
+    net.run()
+    assert {net.members[x].epoch for x in "abc"} == {2}
+    assert len({net.members[x].public_epoch_id for x in "abc"}) == 1
+    for name in "abc":
+        started = [e.proposer for e in of(net, name, EpochChangeStarted) if e.epoch == 1]
+        assert started == [b_id, a_id]
+        assert [x.reason for x in of(net, name, AttemptAborted)] == ["equivocation"]
+        assert len(of(net, name, EpochChanged)) == 2  # creation, then a's refresh
+
+
+def test_member_being_removed_cannot_abort_its_removal() -> None:
+    """(R) abort: only participants of the attempt (its new roster) may abort it."""
+    from triple_ratchet.group.attempt_mailbox import ABORT_TIMEOUT, KIND_ABORT, Abort
+
+    net = create(3)
+    c_id = net.identities["c"].public.to_bytes()
+    net.send("a", net.members["a"].propose(net.now, remove=[c_id]))
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    attempt = net.members["c"]._s.attempt
+    assert attempt is not None and attempt.own_index is None
+    box = attempt.mailbox()[0]
+    for name in "abc":
+        net.read(name, box)  # the announcements
+    rng = DeterministicRandom(b"c aborts")
+    for index in (1, 2):  # c signs as a and as b with a key of its own
+        abort = Abort.sign(Scalar.random_nonzero(rng), attempt.session_id, index, ABORT_TIMEOUT,
+                           (1,), b"", rng)
+        fake = _send(attempt, KIND_ABORT, abort.to_bytes(), rng)
+        net.hub.append(fake.mailbox_id, fake.blob)
+    net.strict = False
+    net.run()
+    assert {net.members[x].epoch for x in "ab"} == {2}
+    assert net.members["a"].roster == tuple(net.identities[x].public.to_bytes() for x in "ab")
+    assert not of(net, "a", AttemptAborted) and not of(net, "b", AttemptAborted)
+    assert all(isinstance(err, RemoteError) for x in "ab" for err in net.errors[x])
+    assert len([err for x in "ab" for err in net.errors[x]]) == 4
+
+
+def test_share_failing_its_commitment_is_blamed_in_a_group() -> None:
+    """Anchor flaw "fragments never checked against commitments": a dealer whose share for b
+    decrypts fine but is off by one against its VSS commitment is blamed by b, with evidence
+    every member judges the same, and no epoch starts."""
+    from triple_ratchet.dkg.attempt import sign_round1
+    from triple_ratchet.dkg.cocktail_messages import Round1Message
+    from triple_ratchet.group.attempt_mailbox import KIND_ROUND1
+
+    net = create(3)
+    net.send("a", net.members["a"].propose(net.now))
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    c = net.members["c"]
+    attempt = c._s.attempt
+    assert attempt is not None
+    box = attempt.mailbox()[0]
+    for name in "ab":
+        net.read(name, box)
+    for blob in net.hub.unread("c", box):  # c reads; its genuine round 1 is never sent
+        c.receive(blob, net.now)
+    attempt = c._s.attempt
+    assert attempt is not None and attempt.phase.value == "round1"
+    params = attempt.params()
+    d = attempt.dkg_secret()
+    rng = DeterministicRandom(b"bad dealer")
+    poly = cocktail.Polynomial.random(params.t, rng)
+    e_scalar = Scalar.random_nonzero(rng)
+    eph = Point.base_mul(e_scalar)
+    commitment = poly.commitment()
+    pop = cocktail.schnorr_sign(poly.secret, cocktail.pop_message(params.context, commitment, eph))
+    me = Point.base_mul(d)
+    cts = []
+    for j, rec in enumerate(params.static_keys, start=1):
+        key = cocktail.h6(cocktail.sender_ecdh(e_scalar, d, rec), eph, me, rec, params.context)
+        share = poly.evaluate(j) + (Scalar(1) if j == 2 else Scalar(0))
+        cts.append(cocktail.encrypt_share(key, share, attempt.payload()))
+    bad = Round1Message(commitment, pop, eph, tuple(cts))
+    signed = sign_round1(params, d, bad, attempt.payload(), rng)
+    forged = _send(attempt, KIND_ROUND1, signed.to_bytes(), rng)
+    net.hub.append(forged.mailbox_id, forged.blob)
+    net.run()
+    b_id, c_id = (net.identities[x].public.to_bytes() for x in "bc")
+    for name in "abc":
+        (aborted,) = of(net, name, AttemptAborted)
+        assert aborted.reason == "blame" and aborted.by == b_id
+        assert aborted.named == (c_id,) and aborted.detail == "share-mismatch"
+    assert {net.members[x].epoch for x in "abc"} == {1}
