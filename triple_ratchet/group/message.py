@@ -11,6 +11,7 @@ The functions here are pure; which chain and which signing key to use is the ses
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass, field
 
@@ -61,15 +62,26 @@ class Content:
     body: bytes = field(repr=False)
 
     def to_be_signed(self) -> bytes:
-        return cbor.encode([
-            LABEL_GROUP_CONTENT_SIGNATURE, VERSION, self.suite_id, self.group_id, self.epoch,
-            self.sender, self.generation, self.content_type, self.last_seen, self.body,
-        ])
+        # Computed once per message (the sender signs it and digests it, the receiver verifies
+        # it and digests it); cached outside the fields, so equality is unaffected.
+        tbs: bytes | None = self.__dict__.get("_tbs")
+        if tbs is None:
+            tbs = self.__dict__["_tbs"] = encode_flat((
+                LABEL_GROUP_CONTENT_SIGNATURE, VERSION, self.suite_id, self.group_id,
+                self.epoch, self.sender, self.generation, self.content_type, self.last_seen,
+                self.body))
+        return tbs
 
     def digest(self, suite: Suite) -> bytes:
         """The causal digest of this message: over the signed content, never the signature
         (ECDSA signatures are malleable, so the same message could have two digests)."""
-        return suite.hash(LABEL_GROUP_MESSAGE_DIGEST + self.to_be_signed())
+        if suite.suite_id != self.suite_id:
+            return suite.hash(LABEL_GROUP_MESSAGE_DIGEST + self.to_be_signed())
+        digest: bytes | None = self.__dict__.get("_digest")
+        if digest is None:
+            digest = self.__dict__["_digest"] = suite.hash(
+                LABEL_GROUP_MESSAGE_DIGEST + self.to_be_signed())
+        return digest
 
 
 @dataclass(frozen=True)
@@ -99,13 +111,17 @@ class GroupMessage:
     ciphertext: bytes
 
     def to_bytes(self) -> bytes:
-        return cbor.encode([WIRE_GROUP_MESSAGE, VERSION, self.mailbox_id, self.sender_data,
-                            self.ciphertext])
+        return encode_flat((WIRE_GROUP_MESSAGE, VERSION, self.mailbox_id, self.sender_data,
+                            self.ciphertext))
 
     @classmethod
     def from_bytes(cls, suite: Suite, blob: bytes) -> GroupMessage:
         if len(blob) > MAX_BLOB_LEN:
             raise LimitExceeded("group message larger than the largest bucket")
+        fast = cls._parse_canonical(suite, blob)
+        if fast is not None:
+            return fast
+        # Anything else takes the strict general decoder, which names what is wrong.
         items = cbor.as_list(cbor.decode(blob, max_size=MAX_BLOB_LEN, max_items=8, max_depth=2),
                              "group message", length=5)
         if cbor.as_int(items[0], "message type") != WIRE_GROUP_MESSAGE:
@@ -120,6 +136,91 @@ class GroupMessage:
         if len(ciphertext) - suite.aead_tag_len not in PAD_BUCKETS:
             raise DecodeError("ciphertext length is not a padding bucket")
         return cls(mailbox, sender_data, ciphertext)
+
+    @classmethod
+    def _parse_canonical(cls, suite: Suite, blob: bytes) -> GroupMessage | None:
+        """The common case without the general decoder: slice the fields out of the one
+        canonical layout and accept them only if they re-encode to exactly `blob` and pass
+        every check of the strict path (so both paths accept the same blobs with the same
+        result); None sends the blob to the strict path."""
+        if blob[:_PREFIX_LEN] != _MESSAGE_PREFIX:
+            return None
+        pos = _PREFIX_LEN + MAILBOX_ID_LEN
+        mailbox = blob[_PREFIX_LEN:pos]
+        sd_len = SENDER_DATA_LEN + suite.aead_tag_len
+        sd_head = _bstr_head(sd_len)
+        if blob[pos:pos + len(sd_head)] != sd_head:
+            return None
+        pos += len(sd_head)
+        sender_data = blob[pos:pos + sd_len]
+        pos += sd_len
+        # The ciphertext is at least 256 bytes: a 2- or 4-byte length follows its head.
+        width = _LENGTH_WIDTH.get(blob[pos]) if pos < len(blob) else None
+        if width is None:
+            return None
+        ciphertext = blob[pos + 1 + width:]
+        # Its head must be the shortest one for its true length (and so for the rest).
+        if (len(ciphertext) - suite.aead_tag_len not in PAD_BUCKETS
+                or blob[pos:pos + 1 + width] != _bstr_head(len(ciphertext))
+                or len(mailbox) != MAILBOX_ID_LEN or len(sender_data) != sd_len):
+            return None
+        return cls(mailbox, sender_data, ciphertext)
+
+
+# --- canonical encoding of flat arrays (hot path) ----------------------------------------------
+
+_UINT64_MAX = 2**64 - 1
+
+
+def _head(major: int, arg: int) -> bytes:
+    """The shortest head of major type `major` with argument `arg` (RFC 8949 §4.2.1)."""
+    mt = major << 5
+    if arg < 24:
+        return bytes((mt | arg,))
+    if arg < 0x100:
+        return bytes((mt | 24, arg))
+    if arg < 0x10000:
+        return bytes((mt | 25,)) + arg.to_bytes(2, "big")
+    if arg < 0x100000000:
+        return bytes((mt | 26,)) + arg.to_bytes(4, "big")
+    return bytes((mt | 27,)) + arg.to_bytes(8, "big")
+
+
+_SMALL_UINT = tuple(_head(0, i) for i in range(256))
+_ARRAY_HEAD = tuple(_head(4, n) for n in range(24))
+_SHORT_BSTR_HEAD = tuple(_head(2, n) for n in range(256))
+
+
+def _bstr_head(length: int) -> bytes:
+    return _SHORT_BSTR_HEAD[length] if length < 256 else _head(2, length)
+
+
+def encode_flat(items: tuple[int | bytes, ...]) -> bytes:
+    """`cbor.encode(list(items))` for a flat array of byte strings and unsigned integers, the
+    shape of every message-path structure, without the general encoder's dispatch. Any other
+    element type goes to `cbor.encode` itself, so the result is always the canonical one."""
+    out = [_ARRAY_HEAD[len(items)] if len(items) < 24 else _head(4, len(items))]
+    append = out.append
+    for item in items:
+        if type(item) is bytes:
+            length = len(item)
+            append(_SHORT_BSTR_HEAD[length] if length < 256 else _head(2, length))
+            append(item)
+        elif type(item) is int and 0 <= item < 256:
+            append(_SMALL_UINT[item])
+        elif type(item) is int and 0 <= item <= _UINT64_MAX:
+            append(_head(0, item))
+        else:
+            return cbor.encode(list(items))
+    return b"".join(out)
+
+
+# [WIRE_GROUP_MESSAGE, VERSION, mailbox id (32 bytes), ...
+_MESSAGE_PREFIX = (_head(4, 5) + _SMALL_UINT[WIRE_GROUP_MESSAGE] + _SMALL_UINT[VERSION]
+                   + _bstr_head(MAILBOX_ID_LEN))
+_PREFIX_LEN = len(_MESSAGE_PREFIX)
+# Width of the length that follows a byte-string head of additional information 25 or 26.
+_LENGTH_WIDTH = {0x59: 2, 0x5A: 4}
 
 
 def pad(data: bytes) -> bytes:
@@ -145,11 +246,28 @@ def _aad(mailbox_id: bytes) -> bytes:
     return LABEL_GROUP_MESSAGE_AAD + mailbox_id
 
 
+@functools.cache
+def _sender_data_infos(suite: Suite) -> tuple[bytes, bytes]:
+    """`label_info` of the two sender-data derivations without their context: the context (a
+    ciphertext sample) is always `hash_len` bytes and comes last, so info = prefix ‖ sample.
+    Both outputs fit in one hash block, so `expand_label` is HMAC(secret, info ‖ 0x01)[:n]."""
+    h = suite.hash_len
+    assert suite.aead_key_len <= h and suite.aead_nonce_len <= h
+    return (suite.label_info(LABEL_GROUP_SENDER_DATA_KEY, bytes(h), suite.aead_key_len)[:-h],
+            suite.label_info(LABEL_GROUP_SENDER_DATA_NONCE, bytes(h), suite.aead_nonce_len)[:-h])
+
+
 def _sender_data_key_nonce(suite: Suite, secret: bytes, ciphertext: bytes) -> tuple[bytes, bytes]:
     sample = _sample(suite, ciphertext)
-    return (suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_KEY, sample, suite.aead_key_len),
-            suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_NONCE, sample,
-                               suite.aead_nonce_len))
+    if len(sample) != suite.hash_len:  # never for a padded ciphertext; kept exact anyway
+        return (suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_KEY, sample,
+                                   suite.aead_key_len),
+                suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_NONCE, sample,
+                                   suite.aead_nonce_len))
+    key_info, nonce_info = _sender_data_infos(suite)
+    name = suite.hash_name
+    return (hmac.digest(secret, key_info + sample + b"\x01", name)[:suite.aead_key_len],
+            hmac.digest(secret, nonce_info + sample + b"\x01", name)[:suite.aead_nonce_len])
 
 
 def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageKeys,
@@ -162,8 +280,8 @@ def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageK
     if keys.generation != content.generation:
         raise UsageError("message keys belong to another generation")
     signature = signing_key.sign(content.to_be_signed())
-    plaintext = pad(cbor.encode([content.content_type, content.last_seen, content.body,
-                                 signature]))
+    plaintext = pad(encode_flat((content.content_type, content.last_seen, content.body,
+                                 signature)))
     aad = _aad(mailbox_id)
     ciphertext = suite.aead_encrypt(keys.key, keys.nonce(reuse_guard), plaintext, aad)
     sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
@@ -190,8 +308,11 @@ def open_content(suite: Suite, message: GroupMessage, sender_data: SenderData, k
     """Decrypt, unpad, decode and verify the signature. Raises; never returns unverified content."""
     plaintext = suite.aead_decrypt(keys.key, keys.nonce(sender_data.reuse_guard),
                                    message.ciphertext, _aad(message.mailbox_id))
-    items = cbor.as_list(cbor.decode(unpad(plaintext), max_size=len(plaintext), max_items=8,
-                                     max_depth=2), "group content", length=4)
+    inner = unpad(plaintext)
+    items = _parse_inner(inner)
+    if items is None:  # not the canonical layout: the strict decoder says what is wrong
+        items = cbor.as_list(cbor.decode(inner, max_size=len(plaintext), max_items=8,
+                                         max_depth=2), "group content", length=4)
     content_type = cbor.as_int(items[0], "content type")
     if content_type not in CONTENT_TYPES:
         raise DecodeError("unknown content type")
@@ -204,6 +325,42 @@ def open_content(suite: Suite, message: GroupMessage, sender_data: SenderData, k
                       sender_data.generation, content_type, last_seen, body)
     verifying_key.verify(signature, content.to_be_signed())
     return content
+
+
+def _read_bstr(data: bytes, pos: int) -> tuple[bytes, int] | None:
+    """The byte string whose head starts at `pos`, if that head is the shortest one for its
+    length (canonical); else None."""
+    if pos >= len(data):
+        return None
+    initial = data[pos]
+    if 0x40 <= initial < 0x58:
+        start, length = pos + 1, initial - 0x40
+    elif 0x58 <= initial <= 0x5A:
+        start = pos + 1 + (1 << (initial - 0x58))
+        length = int.from_bytes(data[pos + 1:start], "big")
+        if data[pos:start] != _bstr_head(length):
+            return None
+    else:
+        return None
+    end = start + length
+    return (data[start:end], end) if end <= len(data) else None
+
+
+def _parse_inner(data: bytes) -> list[cbor.CborValue] | None:
+    """[content type, last seen, body, signature] sliced out of its canonical encoding (every
+    head checked shortest, nothing after the last item), or None: the strict decoder runs."""
+    if len(data) < 2 or data[0] != 0x84 or data[1] >= 24:
+        return None
+    last_seen = _read_bstr(data, 2)
+    if last_seen is None:
+        return None
+    body = _read_bstr(data, last_seen[1])
+    if body is None:
+        return None
+    signature = _read_bstr(data, body[1])
+    if signature is None or signature[1] != len(data):
+        return None
+    return [data[1], last_seen[0], body[0], signature[0]]
 
 
 def same_bytes(a: bytes, b: bytes) -> bool:

@@ -72,12 +72,16 @@ class SenderOrder:
                 result, state = state._give_up()
                 return OrderResult(result.delivered, gap, result.lost), state
             return OrderResult(gap=gap), state
+        if not self.held:  # the common case: in order, nothing waiting
+            return OrderResult(delivered=(_deliver(message, late=False),)), SenderOrder(g + 1)
         more, state = SenderOrder(g + 1, self.held)._drain()
         return OrderResult(delivered=(_deliver(message, late=False), *more)), state
 
     def expire(self, now: int) -> tuple[OrderResult, SenderOrder]:
         """Give up on every gap open for `GAP_TIMEOUT_MS` (the caller supplies the time). A gap
         was noticed when the first message behind it arrived."""
+        if not self.held:  # nothing waits: nothing to give up on (called on every receive)
+            return _NOTHING, self
         delivered: tuple[Delivery, ...] = ()
         lost: tuple[tuple[int, int], ...] = ()
         state = self
@@ -105,6 +109,9 @@ class SenderOrder:
         lost = ((self.next_deliver, first_held - 1),)
         delivered, state = SenderOrder(first_held, self.held)._drain()
         return OrderResult(delivered=delivered, lost=lost), state
+
+
+_NOTHING = OrderResult()
 
 
 def _deliver(h: Held, *, late: bool) -> Delivery:

@@ -7,6 +7,7 @@ the old chain (and every not-yet-used key) exactly as it was.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass, field
 
@@ -42,23 +43,42 @@ class MessageKeys:
     def nonce(self, reuse_guard: bytes) -> bytes:
         if len(reuse_guard) != REUSE_GUARD_LEN:
             raise DecodeError("reuse guard has the wrong length")
-        head = bytes(a ^ b for a, b in zip(self.nonce_base, reuse_guard, strict=False))
-        return head + self.nonce_base[REUSE_GUARD_LEN:]
+        base = self.nonce_base
+        head = int.from_bytes(base[:REUSE_GUARD_LEN], "big") ^ int.from_bytes(reuse_guard, "big")
+        return head.to_bytes(REUSE_GUARD_LEN, "big") + base[REUSE_GUARD_LEN:]
 
     def __repr__(self) -> str:
         return f"MessageKeys(generation={self.generation}, <secret>)"
 
 
+@functools.cache
+def _blocks(suite: Suite) -> tuple[bytes, bytes, bytes]:
+    """HKDF-Expand's only input block, `info ‖ 0x01`, of the three chain derivations.
+
+    Their contexts are empty, so the `expand_label` info strings are constants of the suite:
+    built once instead of three times per message. Every output fits in one hash block, so
+    `expand_label(ck, label, b"", n)` is exactly `HMAC(ck, info ‖ 0x01)[:n]` (RFC 5869 2.3).
+    """
+    lengths = (suite.aead_key_len, suite.aead_nonce_len, suite.hash_len)
+    assert max(lengths) <= suite.hash_len
+    key, nonce, nxt = (suite.label_info(label, b"", n) + b"\x01" for label, n in zip(
+        (LABEL_GROUP_MESSAGE_KEY, LABEL_GROUP_MESSAGE_NONCE, LABEL_GROUP_CHAIN_NEXT), lengths,
+        strict=True))
+    return key, nonce, nxt
+
+
 def _keys(suite: Suite, chain_key: bytes, generation: int) -> MessageKeys:
+    key_block, nonce_block, _ = _blocks(suite)
+    name = suite.hash_name
     return MessageKeys(
         generation,
-        suite.expand_label(chain_key, LABEL_GROUP_MESSAGE_KEY, b"", suite.aead_key_len),
-        suite.expand_label(chain_key, LABEL_GROUP_MESSAGE_NONCE, b"", suite.aead_nonce_len),
+        hmac.digest(chain_key, key_block, name)[:suite.aead_key_len],
+        hmac.digest(chain_key, nonce_block, name)[:suite.aead_nonce_len],
     )
 
 
 def _next(suite: Suite, chain_key: bytes) -> bytes:
-    return suite.expand_label(chain_key, LABEL_GROUP_CHAIN_NEXT, b"", suite.hash_len)
+    return hmac.digest(chain_key, _blocks(suite)[2], suite.hash_name)
 
 
 def new_reuse_guard(rng: RandomSource = system_random) -> bytes:
@@ -108,15 +128,17 @@ class ReceivingChain:
         if generation - self.next_generation > MAX_FORWARD:
             raise LimitExceeded("generation too far ahead of the sender's chain")
         chain_key = self.chain_key
-        skipped = list(self.skipped)
-        for g in range(self.next_generation, generation):
-            k = _keys(suite, chain_key, g)
-            skipped.append((g, k.key, k.nonce_base))
-            chain_key = _next(suite, chain_key)
+        skipped = self.skipped  # in order, the common case: shared, not copied
+        if generation > self.next_generation:
+            more = list(skipped)
+            for g in range(self.next_generation, generation):
+                k = _keys(suite, chain_key, g)
+                more.append((g, k.key, k.nonce_base))
+                chain_key = _next(suite, chain_key)
+            # Oldest skipped keys go first when the bound is hit: those messages are then lost.
+            skipped = tuple(more[-MAX_SKIPPED:])
         keys = _keys(suite, chain_key, generation)
-        # Oldest skipped keys go first when the bound is hit: those messages are then lost.
-        skipped = skipped[-MAX_SKIPPED:]
-        return keys, ReceivingChain(_next(suite, chain_key), generation + 1, tuple(skipped))
+        return keys, ReceivingChain(_next(suite, chain_key), generation + 1, skipped)
 
     def has_seen(self, generation: int) -> bool:
         """True when `generation` was received (or its key expired)."""

@@ -34,7 +34,7 @@ from triple_ratchet.group.attempt_mailbox import (
     open_item,
     peek_mailbox,
 )
-from triple_ratchet.group.epoch import MAX_GROUP_SIZE, EpochState
+from triple_ratchet.group.epoch import MAX_GROUP_SIZE, EpochState, evolve
 from triple_ratchet.group.epoch_change import Attempt, Phase, Step
 from triple_ratchet.group.events import (
     AttemptAborted,
@@ -58,6 +58,7 @@ from triple_ratchet.group.message import (
     CONTENT_PROPOSAL,
     MAX_BLOB_LEN,
     MAX_GROUP_ID_LEN,
+    WIRE_GROUP_MESSAGE,
     Content,
     GroupMessage,
     open_content,
@@ -79,6 +80,10 @@ from triple_ratchet.group.welcome import Welcome
 from triple_ratchet.identity import Identity, IdentityKeyPair, PrekeyBundle
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import SigningKey, Suite, suite_by_id
+
+# How every group message begins: a 5-element array whose first element is its wire type.
+# `peek_mailbox` returns None for such a blob whatever follows (its type is not WIRE_ATTEMPT).
+_GROUP_MESSAGE_START = b"\x85" + cbor.encode(WIRE_GROUP_MESSAGE)
 
 STATE_FORMAT = "triple-ratchet group session"
 STATE_VERSION = 1
@@ -131,7 +136,8 @@ def encrypt_in_epoch(state: EpochState, content_type: int, body: bytes,
     blob = seal(suite, content, state.own_signing_key(), keys, new_reuse_guard(rng),
                 state.sender_data_secret, state.mailbox_id)
     digest = content.digest(suite)
-    return blob, replace(state, sending=chain, last_sent=digest).with_seen(digest)
+    return blob, evolve(state, sending=chain, last_sent=digest, last_seen=digest,
+                        known_digests=state.known_digests.add(digest))
 
 
 def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | None = None
@@ -167,9 +173,15 @@ def order_in_epoch(state: EpochState, content: Content, now_ms: int
     held = Held(content.generation, content.content_type, content.last_seen,
                 content.digest(suite),
                 not content.last_seen or state.knows(content.last_seen), now_ms, body)
-    result, order = state.order[content.sender].accept(held, now_ms)
-    state = _deliveries_seen(state.with_order(content.sender, order), result)
-    return _events_for(state, content.sender, result), state
+    sender = content.sender
+    result, order = state.order[sender].accept(held, now_ms)
+    # One new state for the new position and the delivered digests (this runs per message).
+    last_seen, known = state.last_seen, state.known_digests
+    for d in result.delivered:
+        last_seen, known = d.digest, known.add(d.digest)
+    state = evolve(state, order=(*state.order[:sender], order, *state.order[sender + 1:]),
+                   last_seen=last_seen, known_digests=known)
+    return _events_for(state, sender, result), state
 
 
 def expire_in_epoch(state: EpochState, now_ms: int) -> tuple[list[Event], EpochState]:
@@ -478,7 +490,8 @@ class GroupSession:
         now_ms = to_ms(now)
         s = self._s
         out = _Out()
-        attempt_box = peek_mailbox(blob)
+        # A group message (the common case) is told apart by its first bytes, before any decoding.
+        attempt_box = None if blob.startswith(_GROUP_MESSAGE_START) else peek_mailbox(blob)
         if attempt_box is not None:
             if s.attempt is None or attempt_box != s.attempt.mailbox()[0]:
                 raise ProtocolError("blob for an attempt mailbox we do not follow")
@@ -508,16 +521,16 @@ class GroupSession:
         if s.epoch is not None and message.mailbox_id == s.epoch.mailbox_id:
             content, _, state = open_in_epoch(s.epoch, message)
             if content is None:
-                return self._on_own_echo(replace(s, epoch=state), blob, now_ms, out)
-            s = replace(s, epoch=state)
+                return self._on_own_echo(evolve(s, epoch=state), blob, now_ms, out)
             if content.content_type == CONTENT_PROPOSAL:
-                s = self._on_proposal(s, content, now_ms, out)
-            else:
-                s = replace(s, messages_in_epoch=s.messages_in_epoch + 1)
-            assert s.epoch is not None
-            events, state = order_in_epoch(s.epoch, content, now_ms)
+                s = self._on_proposal(evolve(s, epoch=state), content, now_ms, out)
+                assert s.epoch is not None
+                events, state = order_in_epoch(s.epoch, content, now_ms)
+                out.events.extend(events)
+                return evolve(s, epoch=state)
+            events, state = order_in_epoch(state, content, now_ms)
             out.events.extend(events)
-            return replace(s, epoch=state)
+            return evolve(s, epoch=state, messages_in_epoch=s.messages_in_epoch + 1)
         for k, g in enumerate(s.grace):
             if message.mailbox_id == g.state.mailbox_id:
                 sd = open_sender_data(g.state.suite, message, g.state.sender_data_secret)
@@ -739,7 +752,7 @@ class GroupSession:
         assert s.epoch is not None
         blob, state = encrypt_in_epoch(s.epoch, CONTENT_APPLICATION, plaintext, self._rng)
         out.sends.append(Outgoing(state.mailbox_id, blob))
-        return replace(s, epoch=state, messages_in_epoch=s.messages_in_epoch + 1)
+        return evolve(s, epoch=state, messages_in_epoch=s.messages_in_epoch + 1)
 
     def _maybe_refresh(self, s: _State, now_ms: int, out: _Out) -> _State:
         if s.status != ACTIVE or s.attempt is not None or s.own_proposal is not None:
@@ -757,8 +770,10 @@ class GroupSession:
         if s.epoch is not None:
             events, state = expire_in_epoch(s.epoch, now_ms)
             out.events.extend(events)
-            s = replace(s, epoch=state)
-        s = replace(s, grace=tuple(g for g in s.grace if g.until_ms > now_ms))
+            if state is not s.epoch:
+                s = evolve(s, epoch=state)
+        if any(g.until_ms <= now_ms for g in s.grace):
+            s = evolve(s, grace=tuple(g for g in s.grace if g.until_ms > now_ms))
         if s.attempt is not None and attempt_timeouts:
             step = epoch_change.expire(s.attempt, now_ms, self._rng)
             out.sends.extend(step.outgoing)
