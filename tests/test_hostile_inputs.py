@@ -14,6 +14,7 @@ re-encode it byte for byte (nothing is silently normalised into a different stat
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import itertools
@@ -44,6 +45,7 @@ from triple_ratchet.dkg.ed25519 import L, Point, Scalar
 from triple_ratchet.dkg.signature import dkg_sign
 from triple_ratchet.double_ratchet import DoubleRatchet
 from triple_ratchet.errors import (
+    AuthenticationError,
     DecodeError,
     DkgError,
     InvalidKey,
@@ -55,6 +57,9 @@ from triple_ratchet.errors import (
 from triple_ratchet.handshake import MSG_TYPE_INITIAL, accept
 from triple_ratchet.hub import frames as hf
 from triple_ratchet.hub.access import AccessKey, AccessProof, verify_proof
+from triple_ratchet.hub.client import HubConnection
+from triple_ratchet.hub.server import serve_hub
+from triple_ratchet.hub.store import MailboxInfo, MemoryStore
 from triple_ratchet.identity import (
     Account,
     Identity,
@@ -862,3 +867,43 @@ def test_no_dkg_secret_in_reprs(dkg: Dkg) -> None:
     for text in texts:
         for s in _secret_strings(secrets):
             assert s not in text
+
+
+# --- Hub server: what a stranger's PUT costs ----------------------------------------------------
+
+
+class _CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    async def info(self, mailbox: bytes) -> MailboxInfo | None:
+        self.lookups += 1
+        return await super().info(mailbox)
+
+
+def test_stranger_puts_to_unknown_mailboxes_are_rate_limited_before_the_store() -> None:
+    """An unauthenticated PUT is allowed only into an inbox, which takes a store lookup to know;
+    a stranger spraying PUTs at made-up mailbox ids must not get unmetered store queries."""
+
+    async def main() -> None:
+        store = _CountingStore()
+        stop = asyncio.Event()
+        bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(serve_hub("127.0.0.1", 0, store, stop=stop,
+                                             ready=bound.set_result))
+        conn = await HubConnection.connect(f"ws://127.0.0.1:{await bound}")
+        refusals: dict[type, int] = {}
+        for i in range(300):
+            try:
+                await conn.put(i.to_bytes(32, "big"), b"spam", i.to_bytes(16, "big"))
+            except (AuthenticationError, LimitExceeded) as exc:
+                refusals[type(exc)] = refusals.get(type(exc), 0) + 1
+        await conn.close()
+        stop.set()
+        await task
+        # The per-connection bucket (burst 100) meters the lookups like any open write.
+        assert store.lookups <= 110
+        assert refusals[LimitExceeded] >= 150 and sum(refusals.values()) == 300
+
+    asyncio.run(asyncio.wait_for(main(), 60))

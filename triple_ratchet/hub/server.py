@@ -374,11 +374,16 @@ class _Connection:
                 self.out.put(encode(Ok(req)))
             case Put(req, mailbox, msg_id, blob):
                 if mailbox not in self.authorized:
+                    # The connection's bucket first: telling an inbox from a group mailbox (or
+                    # none) takes a store lookup, which a stranger must not get unmetered.
+                    if not self.bucket.take(hub.clock()):
+                        raise LimitExceeded("rate limited")
                     # Open writes reach inboxes only; a group mailbox (or none) looks the same
                     # to a stranger, so this is no oracle for which group mailboxes exist.
                     if await hub.kind(mailbox) != Kind.INBOX:
                         raise AuthenticationError("not authenticated for this mailbox")
-                    self._rate(mailbox)
+                    if not hub.take_token(mailbox):
+                        raise LimitExceeded("rate limited")
                 result = await store.append(mailbox, msg_id, blob, hub.now_ms())
                 self.out.put(encode(PutOk(req, result.cursor, result.duplicate)))
             case Fetch(req, mailbox, after, limit):
