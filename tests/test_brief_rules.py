@@ -7,19 +7,24 @@ the brief to the test(s) that would fail if the code regressed.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_group_epoch_change import create, of, texts
 from test_group_support import T0, Net, make_group, make_identities
+from test_hub_frames import CLIENT_FRAMES, HUB_FRAMES
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg import cocktail
 from triple_ratchet.dkg.cocktail import transcript_hash
 from triple_ratchet.dkg.cocktail_participant import Participant
 from triple_ratchet.dkg.ed25519 import Point, Scalar
+from triple_ratchet.double_ratchet import DoubleRatchet
 from triple_ratchet.errors import (
     InvalidSignature,
     ProtocolError,
@@ -49,15 +54,21 @@ from triple_ratchet.group.message import (
     pad,
 )
 from triple_ratchet.group.session import GroupSession, encrypt_in_epoch
-from triple_ratchet.identity import Account, IdentityKeyPair
+from triple_ratchet.group.welcome import Welcome
+from triple_ratchet.identity import Account, Identity, IdentityKeyPair
 from triple_ratchet.pairwise import PairwiseSession
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
+from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, X25519_SHA512_XCHACHA20, Suite
 from triple_ratchet.suites import p256 as p256_module
 from triple_ratchet.suites import x25519 as x25519_module
 
 SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
 MIN_SECRET = 16  # shorter values could match public bytes by chance
+
+
+def _worth_scanning(value: object) -> bool:
+    # All-zero strings are public constants (init_secret(0)), not secrets.
+    return isinstance(value, bytes | bytearray) and len(value) >= MIN_SECRET and any(value)
 
 
 # --- Recording every secret a run creates --------------------------------------------------------
@@ -72,16 +83,16 @@ class Recorder:
 
     def secret(self, what: str, value: object) -> None:
         """A secret found in a state: its name replaces a generic one from a primitive hook."""
-        if isinstance(value, bytes | bytearray) and len(value) >= MIN_SECRET:
-            self.secrets[bytes(value)] = what
+        if _worth_scanning(value):
+            self.secrets[bytes(value)] = what  # type: ignore[arg-type]
 
     def generic(self, what: str, value: object) -> None:
-        if isinstance(value, bytes | bytearray) and len(value) >= MIN_SECRET:
-            self.secrets.setdefault(bytes(value), what)
+        if _worth_scanning(value):
+            self.secrets.setdefault(bytes(value), what)  # type: ignore[arg-type]
 
     def hide(self, what: str, value: object) -> None:
-        if isinstance(value, bytes | bytearray) and len(value) >= MIN_SECRET:
-            self.hidden.setdefault(bytes(value), what)
+        if _worth_scanning(value):
+            self.hidden.setdefault(bytes(value), what)  # type: ignore[arg-type]
 
     def group(self, session: GroupSession) -> None:
         """Every secret a group session holds right now (epochs, grace epochs, attempt)."""
@@ -234,6 +245,7 @@ class PairwiseNet(Net):
     accounts: dict[str, Account] = field(default_factory=dict)
     pairwise_blobs: list[bytes] = field(default_factory=list)
     pairwise_sessions: list[PairwiseSession] = field(default_factory=list)
+    welcomes: list[bytes] = field(default_factory=list)
     recorder: Recorder | None = None
 
     def deliver_welcomes(self) -> None:
@@ -247,6 +259,7 @@ class PairwiseNet(Net):
             outbound, first = PairwiseSession.initiate(sender, bundle, rng, plaintext=welcome)
             inbound, got, peer = PairwiseSession.respond(account, first, rng)
             assert got == welcome
+            self.welcomes.append(welcome)
             # A short conversation, so DH ratchet steps run too.
             more = [inbound.encrypt(b"thanks, joining" * 3), outbound.encrypt(b"see you" * 5)]
             assert outbound.decrypt(more[0]) == b"thanks, joining" * 3
@@ -329,6 +342,12 @@ def test_no_secret_or_hidden_public_value_in_any_blob(suite: Suite, recorder: Re
     assert {"signature", "identity", "per-epoch signing public key"} <= set(rec.hidden.values())
     for blob in blobs + net.pairwise_blobs:
         assert rec.leaks(blob) == []
+    # Positive control: the welcomes (plaintext inside pairwise sessions) do hold secrets, and
+    # the scan finds them there.
+    assert len(net.welcomes) == 3
+    for welcome in net.welcomes:
+        assert "secret attempt secret" in rec.leaks(welcome)
+    assert "secret init_secret(e)" in rec.leaks(net.welcomes[-1])  # d's: init_secret(1)
     # Everything on the hub is padded: group messages and attempt items come in few sizes.
     assert len({len(b) for b in blobs}) <= 12
 
@@ -689,3 +708,218 @@ def test_share_failing_its_commitment_is_blamed_in_a_group() -> None:
         assert aborted.reason == "blame" and aborted.by == b_id
         assert aborted.named == (c_id,) and aborted.detail == "share-mismatch"
     assert {net.members[x].epoch for x in "abc"} == {1}
+
+
+# --- Malformed input never panics -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One entry point fed untrusted bytes: `feed` raises only RemoteError, and checks itself
+    that a refused input left the state as it was."""
+
+    name: str
+    valid: tuple[bytes, ...]
+    feed: Callable[[bytes], None]
+
+
+def _group_target(name: str, state: bytes, ident: IdentityKeyPair,
+                  valid: list[bytes]) -> Target:
+    def feed(data: bytes) -> None:
+        session = GroupSession.from_bytes(state, ident, rng=DeterministicRandom(b"fuzz"))
+        try:
+            session.receive(data, T0 + 1)
+        except RemoteError:
+            assert session.to_bytes() == state
+            return
+        assert data in valid, "a blob that is not one of the valid ones was accepted"
+    return Target(name, tuple(valid), feed)
+
+
+def _decoder_target(name: str, valid: list[bytes], decode: Callable[[bytes], Any],
+                    encode: Callable[[Any], bytes]) -> Target:
+    def feed(data: bytes) -> None:
+        try:
+            value = decode(data)
+        except RemoteError:
+            return
+        assert encode(value) == data, "accepted a non-canonical encoding"
+    return Target(name, tuple(valid), feed)
+
+
+def _build_targets() -> list[Target]:
+    from triple_ratchet.group.announcement import SignedAnnouncement
+    from triple_ratchet.group.attempt_mailbox import KIND_ANNOUNCEMENT
+    from triple_ratchet.group.proposal import SignedProposal
+    from triple_ratchet.hub import frames
+    from triple_ratchet.identity import PrekeyBundle
+
+    targets: list[Target] = []
+    # Group: an active member, fed current-epoch messages.
+    (a, b, c), ids = make_group(3, seed=b"fuzz group")
+    valid = [out.blob for s in (a, c, a) for out in s.encrypt(b"m" * 40, T0)
+             if isinstance(out, Outgoing)]
+    targets.append(_group_target("group receive, active", b.to_bytes(), ids[1], valid))
+    # Group: a member in round 3 of a real attempt, fed every blob of the run (round-3 items
+    # unread yet among them), with a welcome and a proposal taken from it.
+    net = create(3, extra=1)
+    net.send("a", net.members["a"].propose(net.now, add=[net.identities["d"].public]))
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    welcome = net.pending_welcomes[0][1]
+    net.deliver_welcomes()  # d joins and announces
+    box = net.members["b"].mailboxes()[-1]
+    for _ in range(2):
+        for name in "abcd":
+            net.read(name, box)
+    mid = net.members["b"]
+    assert mid.attempt_phase == "round3"
+    blobs = [x for log in net.hub.logs.values() for x in log]
+    targets.append(_group_target("group receive, mid-attempt", mid.to_bytes(),
+                                 net.identities["b"], blobs))
+    attempt = mid._s.attempt
+    assert attempt is not None
+    targets.append(_decoder_target("Welcome.from_bytes", [welcome], Welcome.from_bytes,
+                                   lambda w: w.to_bytes()))
+    targets.append(_decoder_target("SignedProposal.from_bytes", [attempt.proposal.to_bytes()],
+                                   SignedProposal.from_bytes, lambda p: p.to_bytes()))
+    key = attempt.mailbox()[1]
+    announcements = [p for k, p in (open_item(attempt.suite, key, box, x)
+                                    for x in net.hub.logs[box]) if k == KIND_ANNOUNCEMENT]
+    targets.append(_decoder_target(
+        "SignedAnnouncement.from_bytes", announcements,
+        lambda d: SignedAnnouncement.from_bytes(DEFAULT_SUITE, d), lambda s: s.encoded))
+    targets.append(_decoder_target(
+        "GroupMessage.from_bytes", valid, lambda d: GroupMessage.from_bytes(DEFAULT_SUITE, d),
+        lambda m: m.to_bytes()))
+    # Pairwise: decrypt, respond, and the Double Ratchet under them; bundles and identities.
+    rng = DeterministicRandom(b"fuzz pairwise")
+    alice = IdentityKeyPair.generate(X25519_SHA512_XCHACHA20, rng)
+    bob = Account.generate(X25519_SHA512_XCHACHA20, rng)
+    bundle = bob.new_bundles(1, rng)[0]
+    first_bob = bob.to_bytes()
+    alice_session, first = PairwiseSession.initiate(alice, bundle, rng, plaintext=b"hi")
+
+    def respond(data: bytes) -> None:
+        account = Account.from_bytes(first_bob)
+        try:
+            PairwiseSession.respond(account, data, DeterministicRandom(b"r"))
+        except RemoteError:
+            assert account.to_bytes() == first_bob
+            return
+        assert data == first
+    targets.append(Target("PairwiseSession.respond", (first,), respond))
+    bob_session, _, _ = PairwiseSession.respond(Account.from_bytes(first_bob), first, rng)
+    messages = [alice_session.encrypt(b"x" * n) for n in (0, 10, 100)]
+    pair_state = bob_session.to_bytes()
+
+    def pairwise_decrypt(data: bytes) -> None:
+        session = PairwiseSession.from_bytes(pair_state, DeterministicRandom(b"d"))
+        try:
+            session.decrypt(data)
+        except RemoteError:
+            assert session.to_bytes() == pair_state
+            return
+        assert data in messages
+    targets.append(Target("PairwiseSession.decrypt", tuple(messages), pairwise_decrypt))
+    bob_key = DEFAULT_SUITE.generate_dh(rng)
+    dr_a = DoubleRatchet.initiate(DEFAULT_SUITE, bytes(range(32)), bob_key.public_key(), b"ad",
+                                  rng=rng)
+    dr_b = DoubleRatchet.respond(DEFAULT_SUITE, bytes(range(32)), bob_key, b"ad", rng=rng)
+    dr_messages = [dr_a.encrypt(b"y" * n) for n in (1, 50)]
+    dr_b.decrypt(dr_messages[0])
+    dr_messages.append(dr_a.encrypt(b"z"))
+    dr_state = dr_b.to_bytes()
+
+    def ratchet_decrypt(data: bytes) -> None:
+        dr = DoubleRatchet.from_bytes(dr_state)
+        try:
+            dr.decrypt(data)
+        except RemoteError:
+            assert dr.to_bytes() == dr_state
+            return
+        assert data in dr_messages[1:]
+    targets.append(Target("DoubleRatchet.decrypt", tuple(dr_messages), ratchet_decrypt))
+    targets.append(_decoder_target("PrekeyBundle.from_bytes", [bundle.to_bytes()],
+                                   PrekeyBundle.from_bytes, lambda x: x.to_bytes()))
+    targets.append(_decoder_target("Identity.from_bytes", [alice.public.to_bytes()],
+                                   Identity.from_bytes, lambda x: x.to_bytes()))
+    # Hub frames, both directions.
+    targets.append(_decoder_target("hub client frames",
+                                   [frames.encode(x) for x in CLIENT_FRAMES[:5]],
+                                   frames.decode_client_frame, frames.encode))
+    targets.append(_decoder_target("hub frames", [frames.encode(x) for x in HUB_FRAMES],
+                                   frames.decode_hub_frame, frames.encode))
+    return targets
+
+
+@pytest.fixture(scope="module")
+def fuzz_targets() -> dict[str, Target]:
+    return {t.name: t for t in _build_targets()}
+
+
+TARGET_NAMES = ["group receive, active", "group receive, mid-attempt", "Welcome.from_bytes",
+                "SignedProposal.from_bytes", "SignedAnnouncement.from_bytes",
+                "GroupMessage.from_bytes", "PairwiseSession.respond", "PairwiseSession.decrypt",
+                "DoubleRatchet.decrypt", "PrekeyBundle.from_bytes", "Identity.from_bytes",
+                "hub client frames", "hub frames"]
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, valid: tuple[bytes, ...]) -> bytes:
+    blob = bytearray(draw(st.sampled_from(valid)))
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["flip", "cut", "insert", "delete", "overwrite", "append",
+                                   "repeat"]))
+        i = draw(st.integers(0, max(len(blob) - 1, 0)))
+        if op == "flip" and blob:
+            blob[i] ^= draw(st.integers(1, 255))
+        elif op == "cut":
+            del blob[i:]
+        elif op == "insert":
+            blob[i:i] = draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete":
+            del blob[i:i + draw(st.integers(1, 16))]
+        elif op == "overwrite":
+            chunk = draw(st.binary(min_size=1, max_size=16))
+            blob[i:i + len(chunk)] = chunk
+        elif op == "append":
+            blob += draw(st.binary(min_size=1, max_size=16))
+        else:
+            blob[i:i] = blob[i:i + draw(st.integers(1, 32))]
+    return bytes(blob)
+
+
+def _fuzz(target: Target, data: st.DataObject) -> None:
+    blob = data.draw(st.one_of(st.binary(max_size=400), _mutated(target.valid)), label="input")
+    target.feed(blob)  # anything but a RemoteError propagates and fails the test
+
+
+@pytest.mark.parametrize("name", TARGET_NAMES)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_malformed_input_gives_typed_errors_and_leaves_state_unchanged(
+        fuzz_targets: dict[str, Target], name: str, data: st.DataObject) -> None:
+    """Anchor flaw "panics on malformed input": random bytes and mutations (flips, cuts,
+    insertions, deletions, repeats) of valid blobs, fed to every entry point that reads bytes
+    from a peer or the hub, give a RemoteError and leave the state exactly as it was; only the
+    unmutated valid blobs are accepted, and decoders accept only the canonical encoding."""
+    _fuzz(fuzz_targets[name], data)
+
+
+def test_every_target_accepts_its_valid_inputs(fuzz_targets: dict[str, Target]) -> None:
+    """The fuzz targets are live: each valid input goes through (so a refusal means something)."""
+    assert list(fuzz_targets) == TARGET_NAMES
+    for t in fuzz_targets.values():
+        for blob in t.valid:
+            t.feed(blob)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TARGET_NAMES)
+@settings(max_examples=2000 if os.environ.get("TRIPLE_RATCHET_FUZZ") == "long" else 40,
+          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_malformed_input_long(fuzz_targets: dict[str, Target], name: str,
+                              data: st.DataObject) -> None:
+    _fuzz(fuzz_targets[name], data)
