@@ -441,6 +441,51 @@ def test_saved_ratchet_counters_at_their_bounds() -> None:
             DoubleRatchet.from_bytes(cbor.encode(_replace(fields, (2,), limits)))
 
 
+@SUITES
+def test_authentic_headers_with_hostile_counters(suite: Suite) -> None:
+    """A peer holds the header keys, so it can put any PN and N in an authentic header: a skip
+    beyond the bound, a PN below what we received, or counters at 2^32-1 are refused cheaply and
+    change nothing."""
+    p = _parties(suite)
+    rng = DeterministicRandom(b"hostile counters peer " + suite.name.encode())
+    a, blob = PairwiseSession.initiate(p.alice, p.bundles[0], rng)
+    b, _, _ = PairwiseSession.respond(p.bob, blob, rng)
+    for _ in range(3):
+        b.decrypt(a.encrypt(b"x"))
+    peer = a._ratchet
+
+    def forged(ns: int | None = None, pn: int | None = None) -> bytes:
+        saved = (peer._ns, peer._pn, peer._cks)
+        if ns is not None:
+            peer._ns = ns
+        if pn is not None:
+            peer._pn = pn
+        try:
+            return a.encrypt(b"forged")
+        finally:
+            peer._ns, peer._pn, peer._cks = saved
+
+    before = b.to_bytes()
+    received = b._ratchet._nr  # the initial message and three more
+    assert received == 4
+    for message in (forged(ns=2**32 - 2), forged(ns=received + b._ratchet.limits.max_skip + 1)):
+        with pytest.raises(LimitExceeded):
+            b.decrypt(message)
+        assert b.to_bytes() == before
+    # A new chain from a: PN says how many a sent in its previous chain (4).
+    a.decrypt(b.encrypt(b"turn"))
+    before = b.to_bytes()
+    for pn, error in ((2**32 - 1, LimitExceeded), (2, ProtocolError), (0, ProtocolError)):
+        with pytest.raises(error):
+            b.decrypt(forged(pn=pn))
+        assert b.to_bytes() == before
+    for ns in (b._ratchet.limits.max_skip + 1, 2**32 - 2):
+        with pytest.raises(LimitExceeded):
+            b.decrypt(forged(ns=ns))
+        assert b.to_bytes() == before
+    assert b.decrypt(a.encrypt(b"still fine")) == b"still fine"
+
+
 # --- DKG: points, scalars, COCKTAIL messages ---------------------------------------------------
 
 
@@ -907,3 +952,63 @@ def test_stranger_puts_to_unknown_mailboxes_are_rate_limited_before_the_store() 
         assert refusals[LimitExceeded] >= 150 and sum(refusals.values()) == 300
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+# --- Longer campaign: several random edits at once -----------------------------------------------
+
+
+@st.composite
+def _edited(draw: st.DrawFn, base: bytes) -> bytes:
+    data = bytearray(base)
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["set", "insert", "delete"]))
+        i = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "set" and data:
+            data[i] = draw(st.integers(0, 255))
+        elif op == "insert":
+            data[i:i] = draw(st.binary(min_size=1, max_size=9))
+        elif data:
+            del data[i:i + draw(st.integers(1, 9))]
+    return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def targets(dkg: Dkg) -> list[tuple[str, bytes, Callable[[bytes], object],
+                                    Callable[[], object] | None]]:
+    """(name, valid input, entry point, state probe) for every decoder under test."""
+    p = _parties(X25519_SHA512_XCHACHA20)
+    q = _parties(DEFAULT_SUITE)
+    rng = DeterministicRandom(b"campaign")
+    a, blob = PairwiseSession.initiate(q.alice, q.bundles[0], rng)
+    b, _, _ = PairwiseSession.respond(q.bob, blob, rng)
+    _, blob2 = PairwiseSession.initiate(p.alice, p.bundles[0], rng)
+    message = a.encrypt(b"campaign")
+    aborts = _aborts(dkg)
+    client, hub, _, _ = _frames()
+    return [
+        ("session message", message, b.decrypt, b.to_bytes),
+        ("initial message", blob2, lambda m: accept(p.bob, m), p.bob.to_bytes),
+        ("saved session", b.to_bytes(), _reencodes(PairwiseSession.from_bytes), None),
+        ("saved account", q.bob.to_bytes(), _reencodes(Account.from_bytes), None),
+        ("bundle", q.bundles[1].to_bytes(), PrekeyBundle.from_bytes, None),
+        ("round 1", dkg.round1[2].to_bytes(), lambda m: Round1Message.from_bytes(m, 2, 4, 3),
+         None),
+        ("signed round 1", dkg.signed[0].to_bytes(),
+         lambda m: attempt.SignedRound1.from_bytes(m).verify(dkg.params), None),
+        *((f"abort {k}", v.to_bytes(), lambda m: ab.judge(dkg.params, ab.Abort.from_bytes(m)),
+           None) for k, v in aborts.items()),
+        ("client frames", hf.encode(client[9]), hf.decode_client_frame, None),
+        ("hub frames", hf.encode(hub[3]), hf.decode_hub_frame, None),
+    ]
+
+
+@pytest.mark.slow
+@settings(max_examples=1500, deadline=None)
+@given(data=st.data())
+def test_random_multi_edits(targets: list[tuple[str, bytes, Callable[[bytes], object],
+                                                 Callable[[], object] | None]],
+                            data: st.DataObject) -> None:
+    name, base, fn, state = data.draw(st.sampled_from(targets))
+    edited = data.draw(_edited(base))
+    if edited != base:
+        feed(fn, [(name, edited)], original=base, state=state)
