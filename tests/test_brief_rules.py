@@ -39,6 +39,7 @@ from triple_ratchet.group.events import (
     AttemptAborted,
     EpochChanged,
     EpochChangeStarted,
+    ForkDetected,
     Ignored,
     MessageReceived,
     Outgoing,
@@ -580,6 +581,7 @@ def test_grace_period_accepts_old_messages_only_from_the_new_roster() -> None:
     net.run()
     a = net.members["a"]
     assert a.epoch == 2 and old_box in a.mailboxes()  # still in grace
+    assert a.mailbox_id != old_box  # the group mailbox rotates with the epoch
     stale_c = GroupSession.from_bytes(backup, net.identities["c"])
     (out,) = stale_c.encrypt(b"from the removed member", net.now)
     assert isinstance(out, Outgoing) and out.mailbox_id == old_box
@@ -659,6 +661,36 @@ def test_member_being_removed_cannot_abort_its_removal() -> None:
     assert not of(net, "a", AttemptAborted) and not of(net, "b", AttemptAborted)
     assert all(isinstance(err, RemoteError) for x in "ab" for err in net.errors[x])
     assert len([err for x in "ab" for err in net.errors[x]]) == 4
+
+
+def test_conflicting_signed_round3_messages_are_reported() -> None:
+    """(R) fork detection: a member's second round-3 message, validly signed with its DKG key
+    but over another transcript (what a member shown another branch would send), is reported by
+    everyone as "conflicting round 3"; it cannot stop the attempt."""
+    from triple_ratchet.group.attempt_mailbox import KIND_ROUND3, Round3
+
+    net = create(3)
+    net.send("a", net.members["a"].propose(net.now))
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    attempt = net.members["a"]._s.attempt
+    assert attempt is not None
+    box = attempt.mailbox()[0]
+    for name in "abc":
+        net.read(name, box)  # announcements: everyone sends round 1
+    net.read("a", box)  # a reads round 1 and sends its round-3 signature
+    attempt = net.members["a"]._s.attempt
+    assert attempt is not None and attempt.phase.value == "round3"
+    other = cocktail.schnorr_sign(attempt.dkg_secret(), b"a transcript of another branch")
+    fake = _send(attempt, KIND_ROUND3, Round3(1, other).to_bytes(), DeterministicRandom(b"r3"))
+    net.hub.append(fake.mailbox_id, fake.blob)
+    net.run()
+    a_id = net.identities["a"].public.to_bytes()
+    for name in "abc":
+        forks = [f for f in of(net, name, ForkDetected) if f.kind == "conflicting round 3"]
+        assert [f.member for f in forks] == [a_id]
+    assert {net.members[x].epoch for x in "abc"} == {2}
+    assert not of(net, "b", AttemptAborted)
 
 
 def test_share_failing_its_commitment_is_blamed_in_a_group() -> None:
@@ -923,3 +955,29 @@ def test_every_target_accepts_its_valid_inputs(fuzz_targets: dict[str, Target]) 
 def test_malformed_input_long(fuzz_targets: dict[str, Target], name: str,
                               data: st.DataObject) -> None:
     _fuzz(fuzz_targets[name], data)
+
+
+# --- The benchmark is not empty -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", ["pairwise.py", "group.py"])
+def test_benchmarks_run_and_report_numbers(script: str) -> None:
+    """Anchor flaw "an empty benchmark": each benchmark runs (quick mode) and reports a
+    positive time for ours and for the primitive floor, for both suites."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    args = [sys.executable, str(bench / script), "--quick", "--rounds", "1"]
+    if script == "group.py":
+        args.append("--no-refresh")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=bench)
+    assert "Traceback" not in done.stderr, done.stderr
+    for suite in ALL_SUITES:
+        assert f"-- {suite.name}" in done.stdout
+    rows = re.findall(r"^\S.*?\s([0-9]+\.[0-9]+)\s+([0-9]+\.[0-9]+)\s+([0-9.]+)x",
+                      done.stdout, re.MULTILINE)
+    assert len(rows) >= 2 * len(ALL_SUITES)
+    assert all(float(ours) > 0 and float(floor) > 0 for ours, floor, _ in rows)
