@@ -66,10 +66,16 @@ class Content:
         # it and digests it); cached outside the fields, so equality is unaffected.
         tbs: bytes | None = self.__dict__.get("_tbs")
         if tbs is None:
-            tbs = self.__dict__["_tbs"] = encode_flat((
-                LABEL_GROUP_CONTENT_SIGNATURE, VERSION, self.suite_id, self.group_id,
-                self.epoch, self.sender, self.generation, self.content_type, self.last_seen,
-                self.body))
+            tail = (self.sender, self.generation, self.content_type, self.last_seen, self.body)
+            if (type(self.suite_id) is int and type(self.group_id) is bytes
+                    and type(self.epoch) is int):
+                # The first five elements are the same for a whole epoch: encoded once.
+                tbs = (_ARRAY_HEAD[10] + _tbs_prefix(self.suite_id, self.group_id, self.epoch)
+                       + encode_flat(tail)[1:])
+            else:
+                tbs = encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, VERSION, self.suite_id,
+                                   self.group_id, self.epoch, *tail))
+            self.__dict__["_tbs"] = tbs
         return tbs
 
     def digest(self, suite: Suite) -> bytes:
@@ -111,17 +117,23 @@ class GroupMessage:
     ciphertext: bytes
 
     def to_bytes(self) -> bytes:
-        return encode_flat((WIRE_GROUP_MESSAGE, VERSION, self.mailbox_id, self.sender_data,
-                            self.ciphertext))
+        mailbox, sender_data, ciphertext = self.mailbox_id, self.sender_data, self.ciphertext
+        if (type(mailbox) is bytes and len(mailbox) == MAILBOX_ID_LEN
+                and type(sender_data) is bytes and type(ciphertext) is bytes):
+            return b"".join((_MESSAGE_PREFIX, mailbox, _bstr_head(len(sender_data)), sender_data,
+                             _bstr_head(len(ciphertext)), ciphertext))
+        return encode_flat((WIRE_GROUP_MESSAGE, VERSION, mailbox, sender_data, ciphertext))
 
     @classmethod
     def from_bytes(cls, suite: Suite, blob: bytes) -> GroupMessage:
         if len(blob) > MAX_BLOB_LEN:
             raise LimitExceeded("group message larger than the largest bucket")
         fast = cls._parse_canonical(suite, blob)
-        if fast is not None:
-            return fast
         # Anything else takes the strict general decoder, which names what is wrong.
+        return fast if fast is not None else cls._parse_strict(suite, blob)
+
+    @classmethod
+    def _parse_strict(cls, suite: Suite, blob: bytes) -> GroupMessage:
         items = cbor.as_list(cbor.decode(blob, max_size=MAX_BLOB_LEN, max_items=8, max_depth=2),
                              "group message", length=5)
         if cbor.as_int(items[0], "message type") != WIRE_GROUP_MESSAGE:
@@ -140,10 +152,10 @@ class GroupMessage:
     @classmethod
     def _parse_canonical(cls, suite: Suite, blob: bytes) -> GroupMessage | None:
         """The common case without the general decoder: slice the fields out of the one
-        canonical layout and accept them only if they re-encode to exactly `blob` and pass
-        every check of the strict path (so both paths accept the same blobs with the same
-        result); None sends the blob to the strict path."""
-        if blob[:_PREFIX_LEN] != _MESSAGE_PREFIX:
+        canonical layout, accepting them only if every head is the shortest one, nothing
+        follows and every check of the strict path passes (so both paths accept the same
+        blobs with the same result); None sends the blob to the strict path."""
+        if type(blob) is not bytes or blob[:_PREFIX_LEN] != _MESSAGE_PREFIX:
             return None
         pos = _PREFIX_LEN + MAILBOX_ID_LEN
         mailbox = blob[_PREFIX_LEN:pos]
@@ -213,6 +225,12 @@ def encode_flat(items: tuple[int | bytes, ...]) -> bytes:
         else:
             return cbor.encode(list(items))
     return b"".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _tbs_prefix(suite_id: int, group_id: bytes, epoch: int) -> bytes:
+    """The signed content's first five elements, without the array head."""
+    return encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, VERSION, suite_id, group_id, epoch))[1:]
 
 
 # [WIRE_GROUP_MESSAGE, VERSION, mailbox id (32 bytes), ...
@@ -349,7 +367,7 @@ def _read_bstr(data: bytes, pos: int) -> tuple[bytes, int] | None:
 def _parse_inner(data: bytes) -> list[cbor.CborValue] | None:
     """[content type, last seen, body, signature] sliced out of its canonical encoding (every
     head checked shortest, nothing after the last item), or None: the strict decoder runs."""
-    if len(data) < 2 or data[0] != 0x84 or data[1] >= 24:
+    if type(data) is not bytes or len(data) < 2 or data[0] != 0x84 or data[1] >= 24:
         return None
     last_seen = _read_bstr(data, 2)
     if last_seen is None:

@@ -1,0 +1,187 @@
+"""The group message path's fast paths give exactly what the general code gives.
+
+bench/group.py measures the message path; to make it fast, group/ parses the canonical blob and
+content layouts by slicing, encodes flat arrays without the general encoder, builds KDF infos
+once, and keeps the known-digest window in a shared log. Each is checked here against the
+general code it replaces, including on malformed and forked inputs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_group_support import T0, make_group
+
+from triple_ratchet import cbor
+from triple_ratchet.errors import RemoteError
+from triple_ratchet.group.epoch import MAX_KNOWN_DIGESTS, EpochState, KnownDigests, evolve
+from triple_ratchet.group.events import MessageReceived, Outgoing
+from triple_ratchet.group.message import (
+    LABEL_GROUP_SENDER_DATA_KEY,
+    LABEL_GROUP_SENDER_DATA_NONCE,
+    GroupMessage,
+    _parse_inner,
+    _sender_data_key_nonce,
+    encode_flat,
+    unpad,
+)
+from triple_ratchet.group.sender_chain import (
+    LABEL_GROUP_CHAIN_NEXT,
+    LABEL_GROUP_MESSAGE_KEY,
+    LABEL_GROUP_MESSAGE_NONCE,
+    _keys,
+    _next,
+)
+from triple_ratchet.suites import ALL_SUITES, Suite
+
+flat_items = st.lists(st.one_of(
+    st.integers(min_value=0, max_value=2**64 - 1),
+    st.integers(min_value=0, max_value=300),
+    st.binary(max_size=300),
+    st.booleans(),  # not an int on the wire: must fall back to the general encoder
+    st.integers(min_value=-1000, max_value=-1),
+), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(flat_items)
+def test_encode_flat_is_cbor_encode(items: list[Any]) -> None:
+    assert encode_flat(tuple(items)) == cbor.encode(items)
+
+
+def _outcome(f: Callable[[], Any]) -> Any:
+    try:
+        return ("ok", f())
+    except RemoteError as exc:
+        return ("error", type(exc))
+
+
+def _mutations(blob: bytes, rnd: random.Random) -> list[bytes]:
+    out = [blob[:-1], blob + b"\x00", blob[:40], b"", blob[:1]]
+    for _ in range(150):
+        b = bytearray(blob)
+        # Heads and lengths live in the first ~80 bytes: mutate there most.
+        i = rnd.randrange(min(len(b), 80)) if rnd.random() < 0.8 else rnd.randrange(len(b))
+        b[i] = rnd.randrange(256)
+        out.append(bytes(b))
+    # Same fields under a non-shortest head: the strict decoder refuses them.
+    out.append(blob[:38] + b"\x59\x00\x20" + blob[40:])
+    if blob[72] == 0x59:
+        out.append(blob[:72] + b"\x5a\x00\x00" + blob[73:])
+    return out
+
+
+def _one_blob(suite: Suite, size: int = 100) -> tuple[bytes, Any]:
+    (a, b, _), _ = make_group(3, suite)
+    (out,) = a.encrypt(bytes(size), T0)
+    assert isinstance(out, Outgoing)
+    return out.blob, b
+
+
+@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+def test_blob_fast_parse_agrees_with_strict_parse(suite: Suite) -> None:
+    rnd = random.Random(1)
+    blob, _ = _one_blob(suite)
+    big, _ = _one_blob(suite, 60_000)  # a 64 KiB bucket: a 4-byte length
+    for candidate in [blob, big, *_mutations(blob, rnd), *_mutations(big, rnd)[:40]]:
+        fast = GroupMessage._parse_canonical(suite, candidate)
+        strict = _outcome(lambda c=candidate: GroupMessage._parse_strict(suite, c))
+        if fast is not None:
+            assert strict == ("ok", fast)
+        assert _outcome(lambda c=candidate: GroupMessage.from_bytes(suite, c)) == strict
+    assert GroupMessage._parse_canonical(suite, blob) is not None
+    assert GroupMessage._parse_canonical(suite, big) is not None and big[72] == 0x5A
+
+
+def _strict_inner(data: bytes) -> list[Any]:
+    return cbor.as_list(cbor.decode(data, max_items=8, max_depth=2), "content", length=4)
+
+
+def test_content_fast_parse_agrees_with_strict_decoder() -> None:
+    rnd = random.Random(2)
+    samples = [encode_flat((1, b"", b"hi", bytes(64))),
+               encode_flat((2, bytes(32), bytes(300), bytes(64))),
+               encode_flat((1, bytes(64), bytes(65_536), bytes(64)))]
+    for good in samples:
+        assert _parse_inner(good) == _strict_inner(good)
+        candidates = [good[:-1], good + b"\x00", good[:3]]
+        for _ in range(200):
+            b = bytearray(good)
+            b[rnd.randrange(min(len(b), 12))] = rnd.randrange(256)
+            candidates.append(bytes(b))
+        candidates.append(b"\x84\x01\x58\x00" + good[3:])  # non-shortest empty string head
+        for c in candidates:
+            fast = _parse_inner(c)
+            if fast is not None:
+                assert _outcome(lambda c=c: _strict_inner(c)) == ("ok", fast)
+
+
+@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+def test_precomputed_kdf_infos_are_expand_label(suite: Suite) -> None:
+    ck = bytes(range(suite.hash_len))
+    keys = _keys(suite, ck, 7)
+    assert keys.key == suite.expand_label(ck, LABEL_GROUP_MESSAGE_KEY, b"", suite.aead_key_len)
+    assert keys.nonce_base == suite.expand_label(ck, LABEL_GROUP_MESSAGE_NONCE, b"",
+                                                 suite.aead_nonce_len)
+    assert _next(suite, ck) == suite.expand_label(ck, LABEL_GROUP_CHAIN_NEXT, b"",
+                                                  suite.hash_len)
+    secret, ciphertext = bytes(suite.hash_len), bytes(range(200))
+    sample = ciphertext[:suite.hash_len]
+    assert _sender_data_key_nonce(suite, secret, ciphertext) == (
+        suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_KEY, sample, suite.aead_key_len),
+        suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_NONCE, sample, suite.aead_nonce_len))
+
+
+def test_known_digests_behave_like_an_immutable_window_under_forks() -> None:
+    rnd = random.Random(3)
+    pool = [bytes([i % 256, i // 256]) * 16 for i in range(3 * MAX_KNOWN_DIGESTS)]
+    # Every value ever made, with the tuple it must equal; new values grow from any of them
+    # (the latest, or an older one: a state kept after a failed step).
+    values: list[tuple[KnownDigests, tuple[bytes, ...]]] = [(KnownDigests(), ())]
+    for step in range(6 * MAX_KNOWN_DIGESTS):
+        base, model = values[-1] if rnd.random() < 0.97 else rnd.choice(values)
+        d = rnd.choice(pool[:200]) if rnd.random() < 0.05 else pool[step % len(pool)]
+        values.append((base.add(d), (*model, d)[-MAX_KNOWN_DIGESTS:]))
+        if len(values) > 300:
+            del values[1:50]
+    for value, model in values[::7]:
+        assert list(value) == list(model) and len(value) == len(model)
+        for d in rnd.sample(pool, 60) + list(model[:3]) + list(model[-3:]):
+            assert (d in value) == (d in model)
+    assert KnownDigests(values[-1][1]) == values[-1][0]
+
+
+def test_evolve_copies_and_refuses_unknown_fields() -> None:
+    (a, *_), _ = make_group(2)
+    state = a._s.epoch
+    assert isinstance(state, EpochState)
+    new = evolve(state, last_seen=b"x" * 32)
+    assert new.last_seen == b"x" * 32 and state.last_seen == b""
+    assert new.roster is state.roster
+    with pytest.raises(TypeError):
+        evolve(state, last_sene=b"")
+
+
+@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+def test_failed_receive_after_steady_traffic_changes_nothing_and_traffic_continues(
+        suite: Suite) -> None:
+    (a, b, _), _ = make_group(3, suite)
+    for i in range(5):
+        (out,) = a.encrypt(b"m%d" % i, T0)
+        assert isinstance(out, Outgoing)
+        b.receive(out.blob, T0)
+    (out,) = a.encrypt(b"next", T0)
+    assert isinstance(out, Outgoing)
+    before = b.to_bytes()
+    tampered = out.blob[:-1] + bytes([out.blob[-1] ^ 1])
+    with pytest.raises(RemoteError):
+        b.receive(tampered, T0)
+    assert b.to_bytes() == before
+    events, _ = b.receive(out.blob, T0)
+    assert [e.body for e in events if isinstance(e, MessageReceived)] == [b"next"]
+    assert unpad(b"ab\x80\x00") == b"ab"
