@@ -634,6 +634,50 @@ def test_one_proposal_per_member_per_epoch_and_the_next_one_after_an_abort() -> 
         assert len(of(net, name, EpochChanged)) == 2  # creation, then a's refresh
 
 
+def test_proposal_roster_and_threshold_are_checked_and_bound_into_the_session_id() -> None:
+    """(R) proposal: the new roster must be the old one plus and minus the listed members, the
+    threshold must be in bounds, and the COCKTAIL session id (the proposal hash) binds roster,
+    suite and epoch. A validly signed proposal that breaks this starts nothing."""
+    from triple_ratchet.group.proposal import Proposal, SignedProposal
+    from triple_ratchet.identity import LABEL_IDENTITY_PROPOSAL
+
+    net = create(3, extra=1)
+    a = net.members["a"]
+    e = a._s.epoch
+    assert e is not None
+    roster = a.roster
+    d_id = net.identities["d"].public.to_bytes()
+    good = Proposal(e.suite_id, e.group_id, e.epoch, e.public_epoch_id, roster[0], 0, (d_id,),
+                    (), (*roster, d_id), 2, b"n" * 32, b"s" * DEFAULT_SUITE.hash_len)
+    good.check_roster(roster)
+    bad = [
+        replace(good, new_roster=(roster[1], roster[0], roster[2], d_id)),  # reordered
+        replace(good, new_roster=roster),  # d missing
+        replace(good, new_roster=(*roster[:2], d_id)),  # c dropped without being listed
+        replace(good, threshold=0),
+        replace(good, threshold=5),
+        replace(good, reason=1),  # a refresh that changes the roster
+    ]
+    for p in bad:
+        with pytest.raises(ProtocolError):
+            p.check_roster(roster)
+    sid = good.session_id(DEFAULT_SUITE)
+    for other in (replace(good, new_roster=(*roster, b"x" * 40)), replace(good, epoch=2),
+                  replace(good, suite_id=X25519_SHA512_XCHACHA20.suite_id),
+                  replace(good, threshold=3)):
+        assert other.session_id(DEFAULT_SUITE) != sid
+    # Delivered validly signed and encrypted in the group mailbox: ignored, no attempt.
+    body = bad[2].body()
+    signed = SignedProposal(bad[2], body, net.identities["a"].sign(LABEL_IDENTITY_PROPOSAL, body))
+    blob, state = encrypt_in_epoch(e, CONTENT_PROPOSAL, signed.to_bytes(),
+                                   DeterministicRandom(b"bad roster"))
+    a._s = replace(a._s, epoch=state)
+    for name in "bc":
+        events, sends = net.members[name].receive(blob, net.now)
+        assert any(isinstance(x, Ignored) and "proposal refused" in x.reason for x in events)
+        assert sends == [] and net.members[name].attempt_phase is None
+
+
 def test_member_being_removed_cannot_abort_its_removal() -> None:
     """(R) abort: only participants of the attempt (its new roster) may abort it."""
     from triple_ratchet.group.attempt_mailbox import ABORT_TIMEOUT, KIND_ABORT, Abort
