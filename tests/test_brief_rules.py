@@ -1025,3 +1025,23 @@ def test_benchmarks_run_and_report_numbers(script: str) -> None:
                       done.stdout, re.MULTILINE)
     assert len(rows) >= 2 * len(ALL_SUITES)
     assert all(float(ours) > 0 and float(floor) > 0 for ours, floor, _ in rows)
+
+
+# --- The table in spec/13-security.md names only tests that exist ------------------------------
+
+
+def test_security_table_names_existing_tests() -> None:
+    """spec/13-security.md, "Where each rule of the brief is tested": every `file::test` it
+    names is defined in that file (a renamed or deleted test must update the table)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "spec" / "13-security.md").read_text()
+    section = text[text.index("## Where each rule of the brief is tested"):]
+    refs = re.findall(r"`(test_[a-z0-9_]+\.py)::([A-Za-z_][A-Za-z0-9_]*)`", section)
+    assert len(refs) > 100
+    for file, name in refs:
+        source = (root / "tests" / file).read_text()
+        assert re.search(rf"^(def {name}\(|class {name}\(|{name} = )", source, re.MULTILINE), \
+            f"{file}::{name} is named in spec/13-security.md but not defined"
