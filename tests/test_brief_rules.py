@@ -67,9 +67,12 @@ SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
 MIN_SECRET = 16  # shorter values could match public bytes by chance
 
 
-def _worth_scanning(value: object) -> bool:
-    # All-zero strings are public constants (init_secret(0)), not secrets.
-    return isinstance(value, bytes | bytearray) and len(value) >= MIN_SECRET and any(value)
+def _worth_scanning(value: object) -> bytes | None:
+    """`value` as bytes if it is worth looking for (all-zero strings are public constants, such
+    as init_secret(0), not secrets)."""
+    if isinstance(value, bytes | bytearray) and len(value) >= MIN_SECRET and any(value):
+        return bytes(value)
+    return None
 
 
 # --- Recording every secret a run creates --------------------------------------------------------
@@ -84,16 +87,19 @@ class Recorder:
 
     def secret(self, what: str, value: object) -> None:
         """A secret found in a state: its name replaces a generic one from a primitive hook."""
-        if _worth_scanning(value):
-            self.secrets[bytes(value)] = what  # type: ignore[arg-type]
+        if (v := _worth_scanning(value)) is not None:
+            self.secrets[v] = what
 
     def generic(self, what: str, value: object) -> None:
-        if _worth_scanning(value):
-            self.secrets.setdefault(bytes(value), what)  # type: ignore[arg-type]
+        if (v := _worth_scanning(value)) is not None:
+            self.secrets.setdefault(v, what)
 
-    def hide(self, what: str, value: object) -> None:
-        if _worth_scanning(value):
-            self.hidden.setdefault(bytes(value), what)  # type: ignore[arg-type]
+    def hide(self, what: str, value: object, *, generic: bool = False) -> None:
+        if (v := _worth_scanning(value)) is not None:
+            if generic:
+                self.hidden.setdefault(v, what)
+            else:
+                self.hidden[v] = what
 
     def group(self, session: GroupSession) -> None:
         """Every secret a group session holds right now (epochs, grace epochs, attempt)."""
@@ -145,10 +151,11 @@ class Recorder:
         for i in range(4, 13):
             if i != 5:  # 5 is DHr, the peer's public key
                 self.secret(f"double ratchet field {i}", f[i])
-        for hk, chain in cbor.as_list(f[16], "skipped"):  # type: ignore[misc]
+        for entry in cbor.as_list(f[16], "skipped"):
+            hk, chain = cbor.as_list(entry, "skipped chain", 2)
             self.secret("skipped header key", hk)
-            for _, mk in chain:
-                self.secret("skipped message key", mk)
+            for key in cbor.as_list(chain, "skipped keys"):
+                self.secret("skipped message key", cbor.as_list(key, "skipped key", 2)[1])
 
     def pairwise(self, session: PairwiseSession) -> None:
         f = cbor.as_list(cbor.decode(session.to_bytes()), "pairwise", 4)
@@ -192,20 +199,23 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
             return result
         monkeypatch.setattr(owner, name, hooked)
 
+    def signing_key(key: Any, args: tuple[Any, ...]) -> None:
+        rec.generic("signing key", key.to_bytes())
+        rec.hide("signing public key", key.public_key().to_bytes(), generic=True)
+        if len(args) > 1:
+            rec.generic("signing seed", args[1])
+
     for suite in ALL_SUITES:
         cls = type(suite)
         wrap(cls, "generate_dh", lambda r, a: rec.generic("DH private key", r.to_bytes()))
-        wrap(cls, "generate_signing", lambda r, a: (
-            rec.generic("signing key", r.to_bytes()),
-            rec.hide("signing public key", r.public_key().to_bytes())))
-        wrap(cls, "signing_from_seed", lambda r, a: (
-            rec.generic("signing key", r.to_bytes()), rec.generic("signing seed", a[1])))
+        wrap(cls, "generate_signing", signing_key)
+        wrap(cls, "signing_from_seed", signing_key)
         wrap(cls, "aead_encrypt", lambda r, a: rec.generic("AEAD key", a[1]))
         wrap(cls, "hkdf_extract", lambda r, a: rec.generic("HKDF extract output", r))
         wrap(cls, "expand_label", lambda r, a: rec.generic(
             f"expand_label {bytes(a[2])!r}", r))
     for signer in (p256_module._P256Signing, x25519_module._Ed25519Signing):
-        wrap(signer, "sign", lambda r, a: rec.hide("signature", r))
+        wrap(signer, "sign", lambda r, a: rec.hide("signature", r, generic=True))
     original_random = Scalar.__dict__["random"].__func__
     original_nonzero = Scalar.__dict__["random_nonzero"].__func__
 
@@ -340,7 +350,8 @@ def test_no_secret_or_hidden_public_value_in_any_blob(suite: Suite, recorder: Re
                    "DH private key", "double ratchet field 6", "sending chain key", "AEAD key",
                    "per-epoch signing key", "identity signing key", "attempt secret"):
         assert needed in kinds, needed
-    assert {"signature", "identity", "per-epoch signing public key"} <= set(rec.hidden.values())
+    assert {"signature", "identity key", "identity signing public key", "identity DH public key",
+            "per-epoch signing public key"} <= set(rec.hidden.values())
     for blob in blobs + net.pairwise_blobs:
         assert rec.leaks(blob) == []
     # Positive control: the welcomes (plaintext inside pairwise sessions) do hold secrets, and
@@ -464,6 +475,7 @@ def test_concurrent_senders_in_one_epoch_do_not_fork() -> None:
         assert got == expected
     # And the conversation goes on: replies chain to what each member saw.
     (reply,) = sessions[3].encrypt(b"reply", T0)
+    assert isinstance(reply, Outgoing)
     for reader in range(3):
         events, _ = sessions[reader].receive(reply.blob, T0)
         (msg,) = [e for e in events if isinstance(e, MessageReceived)]
