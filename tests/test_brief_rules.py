@@ -690,6 +690,40 @@ def test_proposal_roster_and_threshold_are_checked_and_bound_into_the_session_id
         assert sends == [] and net.members[name].attempt_phase is None
 
 
+@pytest.mark.parametrize("abort_first", [True, False])
+def test_first_of_abort_or_certificate_in_mailbox_order_decides(abort_first: bool) -> None:
+    """(R) for each member, the first of {a valid abort, the complete certificate} in the DKG
+    mailbox's order decides the attempt: an abort read before the last round-3 signature kills
+    it for everyone (the signature after it is never counted); one after it changes nothing."""
+    from triple_ratchet.group.attempt_mailbox import ABORT_EQUIVOCATION, KIND_ABORT, Abort
+
+    net = create(3)
+    net.send("a", net.members["a"].propose(net.now))
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    attempt = net.members["b"]._s.attempt
+    assert attempt is not None
+    box = attempt.mailbox()[0]
+    for name in "abc":
+        net.read(name, box)  # announcements: everyone sends round 1
+    net.read("a", box)  # a's round-3 signature
+    net.read("b", box)  # b's round-3 signature
+    if not abort_first:
+        net.read("c", box)  # c's round-3 signature: the certificate is complete in the log
+    abort = Abort.sign(attempt.dkg_secret(), attempt.session_id, 2, ABORT_EQUIVOCATION, (3,),
+                       b"", DeterministicRandom(b"late or early"))
+    out = _send(attempt, KIND_ABORT, abort.to_bytes(), DeterministicRandom(b"abort blob"))
+    net.hub.append(out.mailbox_id, out.blob)
+    net.run()
+    epochs = {net.members[x].epoch for x in "abc"}
+    aborted = [of(net, x, AttemptAborted) for x in "abc"]
+    if abort_first:
+        assert epochs == {1} and all(len(x) == 1 for x in aborted)
+    else:
+        assert epochs == {2} and not any(aborted)
+    assert len({net.members[x].public_epoch_id for x in "abc"}) == 1
+
+
 def test_member_being_removed_cannot_abort_its_removal() -> None:
     """(R) abort: only participants of the attempt (its new roster) may abort it."""
     from triple_ratchet.group.attempt_mailbox import ABORT_TIMEOUT, KIND_ABORT, Abort
