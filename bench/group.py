@@ -213,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-refresh", action="store_true", help="skip the epoch changes")
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
-    batch_seconds = 0.001 if args.quick else 0.0015
+    # Longer batches than the pairwise benchmark's: one operation here is ~0.3 ms, and the
+    # first one after switching contenders runs on cold caches; a batch of a few operations
+    # would mostly measure that switch.
+    batch_seconds = 0.005 if args.quick else 0.05
     have_megolm = megolm(1) is not None
     failures: list[str] = []
 
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             peer = megolm(size)
             if peer is not None:
                 contenders["megolm"] = peer
-            results = run_rounds(contenders, rounds, batch_seconds)
+            results = run_rounds(contenders, rounds, batch_seconds, reps=5)
             r = ratio(results["ours"], results["floor"])
             peer_cols = ""
             if "megolm" in results:
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             sizes = (3, 5, 8)
             changes: dict[str, Callable[[int], None]] = {
                 str(n): epoch_change(suite, n) for n in sizes}
-            results = run_rounds(changes, max(3, rounds // 3), batch_seconds * 20, reps=2)
+            results = run_rounds(changes, max(3, rounds // 3), batch_seconds * 5, reps=2)
             for n in sizes:
                 t = results[str(n)].median
                 print(f"{f'epoch change (refresh), n={n}':<30}{_us(t)}"

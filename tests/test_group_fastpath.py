@@ -8,6 +8,7 @@ general code it replaces, including on malformed and forked inputs.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable
 from typing import Any
@@ -185,3 +186,18 @@ def test_failed_receive_after_steady_traffic_changes_nothing_and_traffic_continu
     events, _ = b.receive(out.blob, T0)
     assert [e.body for e in events if isinstance(e, MessageReceived)] == [b"next"]
     assert unpad(b"ab\x80\x00") == b"ab"
+
+
+@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+def test_sender_data_hmac_of_the_state_gives_the_same_keys(suite: Suite) -> None:
+    (a, *_), _ = make_group(2, suite)
+    state = a._s.epoch
+    assert isinstance(state, EpochState)
+    ciphertext = bytes(range(256))
+    plain = _sender_data_key_nonce(suite, state.sender_data_secret, ciphertext)
+    for _ in range(2):  # the cached HMAC is copied, never consumed
+        assert _sender_data_key_nonce(suite, state.sender_data_secret, ciphertext,
+                                      state.sender_data_hmac()) == plain
+    copied = copy.deepcopy(a)
+    assert copied.to_bytes() == a.to_bytes()
+    assert state.sender_data_secret.hex() not in repr(state) + repr(state.sd_mac)

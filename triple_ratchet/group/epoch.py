@@ -16,7 +16,12 @@ from typing import Any, TypeVar
 from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError, ProtocolError, UsageError
 from triple_ratchet.group.key_schedule import EpochSecrets
-from triple_ratchet.group.message import MAILBOX_ID_LEN, MAX_BODY, MAX_GROUP_ID_LEN
+from triple_ratchet.group.message import (
+    MAILBOX_ID_LEN,
+    MAX_BODY,
+    MAX_GROUP_ID_LEN,
+    sender_data_mac,
+)
 from triple_ratchet.group.ordering import MAX_HELD, Held, SenderOrder
 from triple_ratchet.group.sender_chain import MAX_SKIPPED, ReceivingChain, SendingChain
 from triple_ratchet.suites import SigningKey, Suite, VerifyingKey, suite_by_id
@@ -103,6 +108,26 @@ class KnownDigests:
         return f"KnownDigests({len(self)})"
 
 
+class _KeyedMac:
+    """An HMAC object and the key it was made with (to tell it still matches the state). Only
+    ever copied, never updated, so copies of a state may share it (and deep copies too: an
+    HMAC object cannot be deep-copied itself)."""
+
+    __slots__ = ("key", "mac")
+
+    def __init__(self, key: bytes, mac: hmac.HMAC) -> None:
+        self.key, self.mac = key, mac
+
+    def __copy__(self) -> _KeyedMac:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _KeyedMac:
+        return self
+
+    def __repr__(self) -> str:
+        return "_KeyedMac(<secret>)"
+
+
 @dataclass(frozen=True)
 class Member:
     """A roster entry: the member's identity key and its per-epoch signing key (public)."""
@@ -139,6 +164,9 @@ class EpochState:
     # this one, and keyed by encoding, so a stale entry can never be returned for another key.
     verifiers: dict[bytes, VerifyingKey] = field(default_factory=dict, compare=False,
                                                  repr=False)
+    # HMAC keyed with `sender_data_secret`, filled on first use: copying it skips the key
+    # setup in both per-message derivations.
+    sd_mac: _KeyedMac | None = field(default=None, compare=False, repr=False)
 
     @property
     def suite(self) -> Suite:
@@ -187,6 +215,14 @@ class EpochState:
             object.__setattr__(self, "signer", self.suite.signing_from_bytes(self.signing_key))
         assert self.signer is not None
         return self.signer
+
+    def sender_data_hmac(self) -> hmac.HMAC:
+        cached = self.sd_mac
+        if cached is None or cached.key is not self.sender_data_secret:
+            cached = _KeyedMac(self.sender_data_secret,
+                               sender_data_mac(self.suite, self.sender_data_secret))
+            object.__setattr__(self, "sd_mac", cached)
+        return cached.mac
 
     def verifying_key(self, index: int) -> VerifyingKey:
         if not 0 <= index < len(self.roster):

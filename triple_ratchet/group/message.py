@@ -275,7 +275,14 @@ def _sender_data_infos(suite: Suite) -> tuple[bytes, bytes]:
             suite.label_info(LABEL_GROUP_SENDER_DATA_NONCE, bytes(h), suite.aead_nonce_len)[:-h])
 
 
-def _sender_data_key_nonce(suite: Suite, secret: bytes, ciphertext: bytes) -> tuple[bytes, bytes]:
+def sender_data_mac(suite: Suite, secret: bytes) -> hmac.HMAC:
+    """HMAC keyed with the epoch's sender-data secret, to be copied for each derivation: the
+    key setup (two hash blocks) is then done once per epoch instead of twice per message."""
+    return hmac.new(secret, digestmod=suite.hash_name)
+
+
+def _sender_data_key_nonce(suite: Suite, secret: bytes, ciphertext: bytes,
+                           mac: hmac.HMAC | None = None) -> tuple[bytes, bytes]:
     sample = _sample(suite, ciphertext)
     if len(sample) != suite.hash_len:  # never for a padded ciphertext; kept exact anyway
         return (suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_KEY, sample,
@@ -283,14 +290,22 @@ def _sender_data_key_nonce(suite: Suite, secret: bytes, ciphertext: bytes) -> tu
                 suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_NONCE, sample,
                                    suite.aead_nonce_len))
     key_info, nonce_info = _sender_data_infos(suite)
-    name = suite.hash_name
-    return (hmac.digest(secret, key_info + sample + b"\x01", name)[:suite.aead_key_len],
-            hmac.digest(secret, nonce_info + sample + b"\x01", name)[:suite.aead_nonce_len])
+    if mac is None:
+        name = suite.hash_name
+        return (hmac.digest(secret, key_info + sample + b"\x01", name)[:suite.aead_key_len],
+                hmac.digest(secret, nonce_info + sample + b"\x01", name)[:suite.aead_nonce_len])
+    key_mac, nonce_mac = mac.copy(), mac.copy()
+    key_mac.update(key_info + sample + b"\x01")
+    nonce_mac.update(nonce_info + sample + b"\x01")
+    return key_mac.digest()[:suite.aead_key_len], nonce_mac.digest()[:suite.aead_nonce_len]
 
 
 def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageKeys,
-         reuse_guard: bytes, sender_data_secret: bytes, mailbox_id: bytes) -> bytes:
-    """Sign, pad and encrypt `content`; returns the blob for `mailbox_id`."""
+         reuse_guard: bytes, sender_data_secret: bytes, mailbox_id: bytes, *,
+         sender_data_hmac: hmac.HMAC | None = None) -> bytes:
+    """Sign, pad and encrypt `content`; returns the blob for `mailbox_id`.
+
+    `sender_data_hmac`, if given, must be `sender_data_mac(suite, sender_data_secret)`."""
     if content.content_type not in CONTENT_TYPES:
         raise UsageError("unknown content type")
     if len(content.body) > MAX_BODY:
@@ -302,15 +317,20 @@ def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageK
                                  signature)))
     aad = _aad(mailbox_id)
     ciphertext = suite.aead_encrypt(keys.key, keys.nonce(reuse_guard), plaintext, aad)
-    sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext)
+    sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext,
+                                              sender_data_hmac)
     sender_data = SenderData(content.sender, content.generation, reuse_guard).to_bytes()
     encrypted_sd = suite.aead_encrypt(sd_key, sd_nonce, sender_data, aad)
     return GroupMessage(mailbox_id, encrypted_sd, ciphertext).to_bytes()
 
 
-def open_sender_data(suite: Suite, message: GroupMessage, sender_data_secret: bytes) -> SenderData:
-    """Decrypt the sender-data field (authenticates only that a member of the epoch wrote it)."""
-    sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, message.ciphertext)
+def open_sender_data(suite: Suite, message: GroupMessage, sender_data_secret: bytes, *,
+                     sender_data_hmac: hmac.HMAC | None = None) -> SenderData:
+    """Decrypt the sender-data field (authenticates only that a member of the epoch wrote it).
+
+    `sender_data_hmac`, if given, must be `sender_data_mac(suite, sender_data_secret)`."""
+    sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, message.ciphertext,
+                                              sender_data_hmac)
     return SenderData.from_bytes(
         suite.aead_decrypt(sd_key, sd_nonce, message.sender_data, _aad(message.mailbox_id)))
 

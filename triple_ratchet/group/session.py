@@ -134,7 +134,8 @@ def encrypt_in_epoch(state: EpochState, content_type: int, body: bytes,
     content = Content(suite.suite_id, state.group_id, state.epoch, state.own_index,
                       keys.generation, content_type, state.last_seen, body)
     blob = seal(suite, content, state.own_signing_key(), keys, new_reuse_guard(rng),
-                state.sender_data_secret, state.mailbox_id)
+                state.sender_data_secret, state.mailbox_id,
+                sender_data_hmac=state.sender_data_hmac())
     digest = content.digest(suite)
     return blob, evolve(state, sending=chain, last_sent=digest, last_seen=digest,
                         known_digests=state.known_digests.add(digest))
@@ -148,7 +149,8 @@ def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | Non
     `max_count` is the grace period's bound: the sender's announced message count.
     """
     suite = state.suite
-    sender_data = open_sender_data(suite, message, state.sender_data_secret)
+    sender_data = open_sender_data(suite, message, state.sender_data_secret,
+                                   sender_data_hmac=state.sender_data_hmac())
     if not 0 <= sender_data.sender < len(state.roster):
         raise ProtocolError("sender index is not in the roster")
     if sender_data.sender == state.own_index:
@@ -187,6 +189,8 @@ def order_in_epoch(state: EpochState, content: Content, now_ms: int
 def expire_in_epoch(state: EpochState, now_ms: int) -> tuple[list[Event], EpochState]:
     events: list[Event] = []
     for sender, order in enumerate(state.order):
+        if not order.held:  # runs for every member on every receive: skip the call
+            continue
         result, new_order = order.expire(now_ms)
         if result.delivered or result.lost:
             state = _deliveries_seen(state.with_order(sender, new_order), result)
@@ -533,7 +537,8 @@ class GroupSession:
             return evolve(s, epoch=state, messages_in_epoch=s.messages_in_epoch + 1)
         for k, g in enumerate(s.grace):
             if message.mailbox_id == g.state.mailbox_id:
-                sd = open_sender_data(g.state.suite, message, g.state.sender_data_secret)
+                sd = open_sender_data(g.state.suite, message, g.state.sender_data_secret,
+                                      sender_data_hmac=g.state.sender_data_hmac())
                 limit = g.limits[sd.sender] if 0 <= sd.sender < len(g.limits) else None
                 if limit is None and sd.sender != g.state.own_index:
                     raise ProtocolError("old-epoch message from a member not in the new roster")
@@ -772,7 +777,7 @@ class GroupSession:
             out.events.extend(events)
             if state is not s.epoch:
                 s = evolve(s, epoch=state)
-        if any(g.until_ms <= now_ms for g in s.grace):
+        if s.grace and any(g.until_ms <= now_ms for g in s.grace):
             s = evolve(s, grace=tuple(g for g in s.grace if g.until_ms > now_ms))
         if s.attempt is not None and attempt_timeouts:
             step = epoch_change.expire(s.attempt, now_ms, self._rng)
