@@ -411,18 +411,20 @@ def decode(
     larger than `max_size` bytes, holds more than `max_items` items (every item counts, map keys
     included) or nests arrays/maps deeper than `max_depth`.
     """
-    if not isinstance(data, bytes):
-        if not isinstance(data, bytearray | memoryview):
-            raise UsageError(f"cbor.decode: expected bytes, got {type(data).__name__}")
-        data = bytes(data)
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise UsageError(f"cbor.decode: expected bytes, got {type(data).__name__}")
     if not 0 <= max_depth <= MAX_DEPTH_CAP:
         raise UsageError(f"cbor.decode: max_depth must be between 0 and {MAX_DEPTH_CAP}")
     if max_items < 1:
         raise UsageError("cbor.decode: max_items must be at least 1")
-    if len(data) > max_size:
+    # The size is checked before a bytearray or memoryview is copied.
+    size = data.nbytes if isinstance(data, memoryview) else len(data)
+    if size > max_size:
         raise LimitExceeded(
-            f"input of {len(data)} bytes exceeds the limit of {max_size} bytes at offset {max_size}"
+            f"input of {size} bytes exceeds the limit of {max_size} bytes at offset {max_size}"
         )
+    if not isinstance(data, bytes):
+        data = bytes(data)
     value, pos = _Decoder(data, max_items, max_depth).item(0, 0)
     if pos != len(data):
         raise DecodeError(f"{len(data) - pos} trailing bytes after the item, at offset {pos}")
