@@ -843,6 +843,8 @@ class Target:
     name: str
     valid: tuple[bytes, ...]
     feed: Callable[[bytes], None]
+    # For member (insider) input: True if the input was accepted, not refused.
+    accepts: Callable[[bytes], bool] | None = None
 
 
 def _group_target(name: str, state: bytes, ident: IdentityKeyPair,
@@ -858,6 +860,31 @@ def _group_target(name: str, state: bytes, ident: IdentityKeyPair,
     return Target(name, tuple(valid), feed)
 
 
+def _insider_target(name: str, state: bytes, ident: IdentityKeyPair, valid: list[bytes],
+                    make_blob: Callable[[bytes], bytes | None]) -> Target:
+    """Input from a member: `make_blob` turns the fuzzed bytes into a blob that passes every
+    key the member holds (AEAD, sender data, its own signature). Such a blob may be accepted
+    (e.g. reported as a fork); a refusal must be a RemoteError that leaves the state as it was,
+    and the state after an acceptance must still serialize and load."""
+    def accepts(data: bytes) -> bool:
+        blob = make_blob(data)
+        if blob is None:
+            return False  # not something even a malicious member could build
+        session = GroupSession.from_bytes(state, ident, rng=DeterministicRandom(b"fuzz"))
+        try:
+            session.receive(blob, T0 + 1)
+        except RemoteError:
+            assert session.to_bytes() == state
+            return False
+        after = session.to_bytes()
+        assert GroupSession.from_bytes(after, ident).to_bytes() == after
+        return True
+
+    def feed(data: bytes) -> None:
+        accepts(data)
+    return Target(name, tuple(valid), feed, accepts)
+
+
 def _decoder_target(name: str, valid: list[bytes], decode: Callable[[bytes], Any],
                     encode: Callable[[Any], bytes]) -> Target:
     def feed(data: bytes) -> None:
@@ -870,8 +897,9 @@ def _decoder_target(name: str, valid: list[bytes], decode: Callable[[bytes], Any
 
 
 def _build_targets() -> list[Target]:
+    from triple_ratchet.dkg.attempt import SignedRound1, sign_round1
     from triple_ratchet.group.announcement import SignedAnnouncement
-    from triple_ratchet.group.attempt_mailbox import KIND_ANNOUNCEMENT
+    from triple_ratchet.group.attempt_mailbox import KIND_ANNOUNCEMENT, KIND_ROUND1, seal_item
     from triple_ratchet.group.proposal import SignedProposal
     from triple_ratchet.hub import frames
     from triple_ratchet.identity import PrekeyBundle
@@ -914,6 +942,66 @@ def _build_targets() -> list[Target]:
     targets.append(_decoder_target(
         "GroupMessage.from_bytes", valid, lambda d: GroupMessage.from_bytes(DEFAULT_SUITE, d),
         lambda m: m.to_bytes()))
+    # Insiders: attempt items sealed with the traffic key every participant holds.
+    def sealed_item(data: bytes) -> bytes | None:
+        if not data:
+            return None
+        return seal_item(attempt.suite, key, box, data[0], data[1:], DeterministicRandom(b"s"))
+    items = [bytes([k]) + p for k, p in (open_item(attempt.suite, key, box, x)
+                                         for x in net.hub.logs[box])]
+    targets.append(_insider_target("attempt items from a member", mid.to_bytes(),
+                                   net.identities["b"], items, sealed_item))
+    # Insiders: a round-1 message signed by participant c itself, read by a in round 1.
+    net1 = create(3)
+    net1.send("a", net1.members["a"].propose(net1.now))
+    for name in "abc":
+        net1.read(name, net1.members[name].mailbox_id)
+    box1 = net1.members["a"].mailboxes()[-1]
+    for name in "abc":
+        net1.read(name, box1)  # a read only the announcements; b and c dealt round 1
+    reader = net1.members["a"]
+    assert reader.attempt_phase == "round1"
+    dealer = net1.members["c"]._s.attempt
+    assert dealer is not None
+    params1 = dealer.params()
+    key1 = dealer.mailbox()[1]
+    genuine = [SignedRound1.from_bytes(p) for k, p in (open_item(dealer.suite, key1, box1, x)
+                                                      for x in net1.hub.logs[box1])
+               if k == KIND_ROUND1]
+    c_message = next(r.message for r in genuine if r.sender == 3)
+
+    def signed_by_c(data: bytes) -> bytes | None:
+        try:
+            signed = sign_round1(params1, dealer.dkg_secret(), data, dealer.payload(),
+                                 DeterministicRandom(b"c"))
+        except TripleRatchetError:
+            return None
+        return seal_item(dealer.suite, key1, box1, KIND_ROUND1, signed.to_bytes(),
+                         DeterministicRandom(b"s1"))
+    targets.append(_insider_target("round 1 signed by a member", reader.to_bytes(),
+                                   net1.identities["a"], [c_message], signed_by_c))
+    # Insiders: group content under the right chain and sender-data keys, any plaintext.
+    (ga, gb), gids = make_group(2, seed=b"insider")
+    ge = ga._s.epoch
+    assert ge is not None
+    from triple_ratchet.group.sender_chain import SendingChain
+    gkeys, _ = SendingChain(ge.sending.chain_key).step(DEFAULT_SUITE)
+    content = Content(DEFAULT_SUITE.suite_id, ge.group_id, ge.epoch, 0, 0, CONTENT_APPLICATION,
+                      b"", b"insider")
+    plaintext = cbor.encode([CONTENT_APPLICATION, b"", b"insider",
+                             ge.own_signing_key().sign(content.to_be_signed())])
+
+    def content_from_a_member(data: bytes) -> bytes | None:
+        if len(data) >= 128 * 1024:
+            return None
+        guard = b"\x03" * 8
+        aad = _aad(ge.mailbox_id)
+        ct = DEFAULT_SUITE.aead_encrypt(gkeys.key, gkeys.nonce(guard), pad(data), aad)
+        sd_key, sd_nonce = _sender_data_key_nonce(DEFAULT_SUITE, ge.sender_data_secret, ct)
+        sd = DEFAULT_SUITE.aead_encrypt(sd_key, sd_nonce, SenderData(0, 0, guard).to_bytes(), aad)
+        return GroupMessage(ge.mailbox_id, sd, ct).to_bytes()
+    targets.append(_insider_target("group content from a member", gb.to_bytes(), gids[1],
+                                   [plaintext], content_from_a_member))
     # Pairwise: decrypt, respond, and the Double Ratchet under them; bundles and identities.
     rng = DeterministicRandom(b"fuzz pairwise")
     alice = IdentityKeyPair.generate(X25519_SHA512_XCHACHA20, rng)
@@ -984,7 +1072,8 @@ TARGET_NAMES = ["group receive, active", "group receive, mid-attempt", "Welcome.
                 "SignedProposal.from_bytes", "SignedAnnouncement.from_bytes",
                 "GroupMessage.from_bytes", "PairwiseSession.respond", "PairwiseSession.decrypt",
                 "DoubleRatchet.decrypt", "PrekeyBundle.from_bytes", "Identity.from_bytes",
-                "hub client frames", "hub frames"]
+                "hub client frames", "hub frames", "attempt items from a member",
+                "round 1 signed by a member", "group content from a member"]
 
 
 @st.composite
@@ -1031,10 +1120,12 @@ def test_malformed_input_gives_typed_errors_and_leaves_state_unchanged(
 
 def test_every_target_accepts_its_valid_inputs(fuzz_targets: dict[str, Target]) -> None:
     """The fuzz targets are live: each valid input goes through (so a refusal means something)."""
-    assert list(fuzz_targets) == TARGET_NAMES
+    assert sorted(fuzz_targets) == sorted(TARGET_NAMES)
     for t in fuzz_targets.values():
         for blob in t.valid:
             t.feed(blob)
+        if t.accepts is not None:  # member input: at least the genuine items go through
+            assert any(t.accepts(blob) for blob in t.valid), t.name
 
 
 @pytest.mark.slow
