@@ -19,6 +19,7 @@ import contextlib
 import copy
 import itertools
 import time
+import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -253,6 +254,23 @@ def test_decode_then_readers_never_crash(data: bytes) -> None:
                    cbor.as_map):
         with contextlib.suppress(DecodeError):
             reader(value, "field")
+
+
+def test_oversized_buffers_are_refused_before_any_copy() -> None:
+    big = bytearray(64 << 20)
+    tracemalloc.start()
+    try:
+        for data in (big, memoryview(big), memoryview(big).cast("Q")):
+            with pytest.raises(LimitExceeded):
+                cbor.decode(data)
+            with pytest.raises(LimitExceeded):
+                hf.decode_client_frame(data)  # type: ignore[arg-type]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"{peak} bytes allocated to refuse an oversized buffer"
+    assert cbor.decode(memoryview(b"\x82\x01\x02")) == [1, 2]
+    assert hf.decode_client_frame(memoryview(hf.encode(hf.Hello()))) == hf.Hello()  # type: ignore[arg-type]
 
 
 # --- Identity, bundles, saved accounts ------------------------------------------------------------

@@ -408,9 +408,11 @@ def _decode_entries(r: _Reader) -> tuple[Entry, ...]:
 def _start(data: bytes, limit: int) -> tuple[_Reader, int]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError("frames are binary messages")
-    data = bytes(data)
-    if len(data) > limit:
+    # The size is checked before a bytearray or memoryview is copied.
+    size = data.nbytes if isinstance(data, memoryview) else len(data)
+    if size > limit:
         raise LimitExceeded(f"frame longer than {limit} bytes")
+    data = bytes(data)
     r = _Reader(data)
     return r, r.u8("frame type")
 
