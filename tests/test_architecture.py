@@ -17,7 +17,7 @@ REPO = PKG.parent
 RANK = {
     "errors": 0, "random": 0,
     "suites": 1,
-    "cbor": 2, "mailbox": 2,
+    "cbor": 2, "mailbox": 2, "storage": 2,
     "identity": 3,
     "double_ratchet": 4,
     "handshake": 5,
