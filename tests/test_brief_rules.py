@@ -1002,6 +1002,24 @@ def _build_targets() -> list[Target]:
         return GroupMessage(ge.mailbox_id, sd, ct).to_bytes()
     targets.append(_insider_target("group content from a member", gb.to_bytes(), gids[1],
                                    [plaintext], content_from_a_member))
+    # Insiders: a proposal body that member a signs itself, sent in the group mailbox.
+    from triple_ratchet.group.proposal import SignedProposal as _SignedProposal
+    from triple_ratchet.identity import LABEL_IDENTITY_PROPOSAL
+    pnet = create(3, extra=1)
+    proposer, receiver = pnet.members["a"], pnet.members["b"]
+    pe = proposer._s.epoch
+    assert pe is not None
+    proposer.propose(pnet.now, add=[pnet.identities["d"].public])
+    own = proposer._s.own_proposal
+    assert own is not None
+    genuine_body = _SignedProposal.from_bytes(own[1]).body
+
+    def proposal_signed_by_a(data: bytes) -> bytes | None:
+        signed = cbor.encode([data, pnet.identities["a"].sign(LABEL_IDENTITY_PROPOSAL, data)])
+        blob, _ = encrypt_in_epoch(pe, CONTENT_PROPOSAL, signed, DeterministicRandom(b"p"))
+        return blob
+    targets.append(_insider_target("proposal signed by a member", receiver.to_bytes(),
+                                   pnet.identities["b"], [genuine_body], proposal_signed_by_a))
     # Pairwise: decrypt, respond, and the Double Ratchet under them; bundles and identities.
     rng = DeterministicRandom(b"fuzz pairwise")
     alice = IdentityKeyPair.generate(X25519_SHA512_XCHACHA20, rng)
@@ -1073,7 +1091,8 @@ TARGET_NAMES = ["group receive, active", "group receive, mid-attempt", "Welcome.
                 "GroupMessage.from_bytes", "PairwiseSession.respond", "PairwiseSession.decrypt",
                 "DoubleRatchet.decrypt", "PrekeyBundle.from_bytes", "Identity.from_bytes",
                 "hub client frames", "hub frames", "attempt items from a member",
-                "round 1 signed by a member", "group content from a member"]
+                "round 1 signed by a member", "group content from a member",
+                "proposal signed by a member"]
 
 
 @st.composite
