@@ -724,6 +724,48 @@ def test_first_of_abort_or_certificate_in_mailbox_order_decides(abort_first: boo
     assert len({net.members[x].public_epoch_id for x in "abc"}) == 1
 
 
+def test_second_abort_from_one_member_in_one_epoch_is_ignored_and_reported() -> None:
+    """(R) at most one abort per member per epoch: a member that aborted one attempt cannot
+    abort the next one in the same epoch (so it can delay an epoch change, not stop it)."""
+    from triple_ratchet.group.attempt_mailbox import (
+        ABORT_EQUIVOCATION,
+        ABORT_TIMEOUT,
+        KIND_ABORT,
+        Abort,
+    )
+
+    net = create(3)
+    net.send("b", net.members["b"].propose(net.now))
+    net.send("a", net.members["a"].propose(net.now))  # waits behind b's
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    first = net.members["a"]._s.attempt
+    assert first is not None
+    for name in "abc":
+        net.read(name, first.mailbox()[0])  # announcements
+    rng = DeterministicRandom(b"a aborts twice")
+    abort = Abort.sign(first.dkg_secret(), first.session_id, 1, ABORT_EQUIVOCATION, (3,), b"", rng)
+    out = _send(first, KIND_ABORT, abort.to_bytes(), rng)
+    net.hub.append(out.mailbox_id, out.blob)
+    for _ in range(3):
+        net.step()  # everyone reads the abort and begins a's proposal
+        second = net.members["a"]._s.attempt
+        if second is not None and second.session_id != first.session_id:
+            break
+    assert second is not None and second.session_id != first.session_id
+    assert all(net.members[x]._s.attempt is not None for x in "abc")
+    again = Abort.sign(second.dkg_secret(), second.session_id, 1, ABORT_TIMEOUT, (2,), b"", rng)
+    out = _send(second, KIND_ABORT, again.to_bytes(), rng)
+    net.hub.append(out.mailbox_id, out.blob)
+    net.run()
+    a_id = net.identities["a"].public.to_bytes()
+    for name in "abc":
+        assert len(of(net, name, AttemptAborted)) == 1
+        assert any(isinstance(e, Ignored) and "second abort" in e.reason and e.member == a_id
+                   for e in net.events[name])
+    assert {net.members[x].epoch for x in "abc"} == {2}
+
+
 def test_member_being_removed_cannot_abort_its_removal() -> None:
     """(R) abort: only participants of the attempt (its new roster) may abort it."""
     from triple_ratchet.group.attempt_mailbox import ABORT_TIMEOUT, KIND_ABORT, Abort
