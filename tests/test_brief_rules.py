@@ -484,6 +484,11 @@ def test_concurrent_senders_in_one_epoch_do_not_fork() -> None:
 
 def test_concurrent_senders_after_a_real_dkg() -> None:
     net = create(3)
+    for name in "abc":  # one chain per sender: every member holds three distinct roots
+        e = net.members[name]._s.epoch
+        assert e is not None
+        roots = {e.sending.chain_key, *(c.chain_key for c in e.receiving if c is not None)}
+        assert len(roots) == 3
     for name in "abc":
         net.send(name, net.members[name].encrypt(b"at once from " + name.encode(), net.now))
     net.run()
