@@ -59,6 +59,9 @@ USES: dict[str, tuple[str, str]] = {
                        "02"),
     "LABEL_SUITES_SIGNING_SEED": ("`ExpandLabel` (empty context): signing key from a 32-byte seed "
                                   "(`signing_from_seed`), both suites", "02"),
+    # 01 sealed saved states
+    "LABEL_SEALED_STATE": ("AEAD associated-data prefix (then the version byte) of a sealed saved "
+                           "state, under the storage key", "01"),
     # 00 / 10 mailbox ids
     "LABEL_MAILBOX_ID": ("SHA-256 prefix (`len8` framed): mailbox id from an access public key",
                          "00"),
