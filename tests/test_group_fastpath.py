@@ -201,3 +201,28 @@ def test_sender_data_hmac_of_the_state_gives_the_same_keys(suite: Suite) -> None
     copied = copy.deepcopy(a)
     assert copied.to_bytes() == a.to_bytes()
     assert state.sender_data_secret.hex() not in repr(state) + repr(state.sd_mac)
+
+
+def test_attempt_mailbox_is_derived_once_and_follows_its_proposal() -> None:
+    from dataclasses import replace
+
+    from test_group_epoch_change import create
+
+    from triple_ratchet.group.key_schedule import derive_attempt
+
+    attempts = []
+    for proposer in "ab":  # two groups alike, each with its own proposal read back
+        net = create(3)
+        net.send(proposer, net.members[proposer].propose(net.now))
+        net.read(proposer, net.members[proposer].mailbox_id)
+        attempts.append(net.members[proposer]._s.attempt)
+    attempt_a, attempt_b = attempts
+    assert attempt_a is not None and attempt_b is not None
+    want = derive_attempt(attempt_a.suite, attempt_a.proposal.proposal.attempt_secret)
+    assert attempt_a.mailbox() == (want.mailbox.mailbox_id, want.traffic_key)
+    assert attempt_a.derived is not None and attempt_a.mailbox() == attempt_a.mailbox()
+    assert attempt_a.mailbox_access_key().to_bytes() == want.mailbox.access_key.to_bytes()
+    # A copy with a different proposal never returns the cached secrets of the old one.
+    other = replace(attempt_a, proposal=attempt_b.proposal)
+    assert other.derived is attempt_a.derived
+    assert other.mailbox() == attempt_b.mailbox() != attempt_a.mailbox()

@@ -65,6 +65,7 @@ from triple_ratchet.group.attempt_mailbox import (
 from triple_ratchet.group.epoch import MAX_GROUP_SIZE, EpochState, Member
 from triple_ratchet.group.events import Event, ForkDetected, Outgoing
 from triple_ratchet.group.key_schedule import (
+    AttemptSecrets,
     EpochSecrets,
     derive_attempt,
     derive_epoch,
@@ -160,6 +161,11 @@ class Attempt:
     transcript: bytes = field(default=b"", repr=False)
     abort_sent: bool = False
     silent: bool = False  # restored from a backup: send nothing more for this attempt
+    # derive_attempt's output, made on first use and kept with the proposal it came from (its
+    # mailbox access key costs a P-256 scalar multiplication; the mailbox is asked for on
+    # every attempt blob and by every `mailboxes()` call). Carried along by `replace`.
+    derived: tuple[SignedProposal, AttemptSecrets] | None = field(
+        default=None, compare=False, repr=False)
 
     # --- derived ---------------------------------------------------------------------------
 
@@ -179,13 +185,21 @@ class Attempt:
     def is_participant(self) -> bool:
         return self.own_index is not None
 
+    def _secrets(self) -> AttemptSecrets:
+        cached = self.derived
+        if cached is None or cached[0] is not self.proposal:
+            cached = (self.proposal,
+                      derive_attempt(self.suite, self.proposal.proposal.attempt_secret))
+            object.__setattr__(self, "derived", cached)
+        return cached[1]
+
     def mailbox(self) -> tuple[bytes, bytes]:
         """(mailbox id, traffic key) of the attempt's DKG mailbox."""
-        secrets = derive_attempt(self.suite, self.proposal.proposal.attempt_secret)
+        secrets = self._secrets()
         return secrets.mailbox.mailbox_id, secrets.traffic_key
 
     def mailbox_access_key(self) -> SigningKey:
-        return derive_attempt(self.suite, self.proposal.proposal.attempt_secret).mailbox.access_key
+        return self._secrets().mailbox.access_key
 
     def dkg_secret(self) -> Scalar:
         return Scalar.random_nonzero(_Stream(self.suite, self.seed, b"dkg static key"))
