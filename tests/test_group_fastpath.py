@@ -226,3 +226,54 @@ def test_attempt_mailbox_is_derived_once_and_follows_its_proposal() -> None:
     other = replace(attempt_a, proposal=attempt_b.proposal)
     assert other.derived is attempt_a.derived
     assert other.mailbox() == attempt_b.mailbox() != attempt_a.mailbox()
+
+
+def _generic_order(state: EpochState, content: Any, now_ms: int) -> Any:
+    """order_in_epoch without its in-order shortcut (the general path, as it was)."""
+    from triple_ratchet.group import session
+    from triple_ratchet.group.message import CONTENT_APPLICATION
+    from triple_ratchet.group.ordering import Held
+
+    suite = state.suite
+    body = content.body if content.content_type == CONTENT_APPLICATION else b""
+    held = Held(content.generation, content.content_type, content.last_seen,
+                content.digest(suite),
+                not content.last_seen or state.knows(content.last_seen), now_ms, body)
+    result, order = state.order[content.sender].accept(held, now_ms)
+    state = session._deliveries_seen(state.with_order(content.sender, order), result)
+    return session._events_for(state, content.sender, result), state
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_in_order_shortcut_matches_the_general_ordering(seed: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from triple_ratchet.group import session
+
+    rnd = random.Random(seed)
+    (a, _, c), _ = make_group(3)
+    blobs = []
+    for i in range(40):
+        sender = a if i < 10 or rnd.random() < 0.6 else c
+        (out,) = sender.encrypt(b"m%d" % i, T0)
+        assert isinstance(out, Outgoing)
+        blobs.append(out.blob)
+    # Mostly in order, with swaps, drops and a late tick: every ordering branch is taken.
+    for _ in range(8):
+        i = rnd.randrange(len(blobs) - 1)
+        blobs[i], blobs[i + 1] = blobs[i + 1], blobs[i]
+    del blobs[rnd.randrange(20, len(blobs))]
+    del blobs[5]  # one of a's first ten: a gap that never fills
+    runs = []
+    for shortcut in (True, False):
+        if not shortcut:
+            monkeypatch.setattr(session, "order_in_epoch", _generic_order)
+        (_, receiver, _), _ = make_group(3)
+        events: list[Any] = []
+        for k, blob in enumerate(blobs):
+            got, _ = receiver.receive(blob, T0 + k)
+            events += got
+        got, _ = receiver.tick(T0 + 10_000)
+        runs.append((events + got, receiver.to_bytes()))
+    assert runs[0] == runs[1]
+    kinds = {type(e).__name__ for e in runs[0][0]}
+    assert {"MessageReceived", "GapDetected", "MessagesLost"} <= kinds

@@ -65,7 +65,7 @@ from triple_ratchet.group.message import (
     open_sender_data,
     seal,
 )
-from triple_ratchet.group.ordering import Delivery, Held, OrderResult
+from triple_ratchet.group.ordering import Delivery, Held, OrderResult, SenderOrder
 from triple_ratchet.group.proposal import (
     MAX_PROPOSAL_LEN,
     REASON_CHANGE,
@@ -171,12 +171,27 @@ def order_in_epoch(state: EpochState, content: Content, now_ms: int
                    ) -> tuple[list[Event], EpochState]:
     """Hand an authentic message to its sender's delivery order (proposals hold a place)."""
     suite = state.suite
+    sender = content.sender
+    current = state.order[sender]
+    if content.generation == current.next_deliver and not current.held:
+        # The common case, in order with nothing waiting: what `SenderOrder.accept` and
+        # `_events_for` would give, without the intermediate Held/Delivery/OrderResult.
+        digest = content.digest(suite)
+        events: list[Event] = []
+        if content.content_type == CONTENT_APPLICATION:
+            events.append(MessageReceived(
+                sender, state.roster[sender].identity_key, state.epoch, content.generation,
+                digest, content.last_seen,
+                not content.last_seen or state.knows(content.last_seen), False, content.body))
+        state = evolve(state, order=(*state.order[:sender], SenderOrder(content.generation + 1),
+                                     *state.order[sender + 1:]),
+                       last_seen=digest, known_digests=state.known_digests.add(digest))
+        return events, state
     body = content.body if content.content_type == CONTENT_APPLICATION else b""
     held = Held(content.generation, content.content_type, content.last_seen,
                 content.digest(suite),
                 not content.last_seen or state.knows(content.last_seen), now_ms, body)
-    sender = content.sender
-    result, order = state.order[sender].accept(held, now_ms)
+    result, order = current.accept(held, now_ms)
     # One new state for the new position and the delivered digests (this runs per message).
     last_seen, known = state.last_seen, state.known_digests
     for d in result.delivered:
