@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from triple_ratchet import cbor
-from triple_ratchet.errors import RemoteError, TripleRatchetError, UsageError
+from triple_ratchet.errors import (
+    DecodeError,
+    ProtocolError,
+    RemoteError,
+    TripleRatchetError,
+    UsageError,
+)
 from triple_ratchet.group.events import (
     AttemptAborted,
     EpochChanged,
@@ -41,8 +47,10 @@ from triple_ratchet.hub.client import Delivery, HubConnection, MailboxClient, se
 from triple_ratchet.hub.frames import Kind
 from triple_ratchet.identity import Account, PrekeyBundle
 from triple_ratchet.pairwise import PairwiseSession, message_type
+from triple_ratchet.random import system_random
 from triple_ratchet.suites import ALL_SUITES, Suite
 
+LABEL_DIRECTORY_ENTRY = b"triple-ratchet directory entry"
 PHASE_TIMEOUT = 120.0  # seconds any one phase of the demo may take before it gives up
 TICK_INTERVAL = 0.5  # how often members let their sessions check phase timeouts
 ONE_TIME_PREKEYS = 4
@@ -55,15 +63,34 @@ def _suite_named(name: str) -> Suite:
     raise UsageError(f"unknown suite {name!r}; one of {[s.name for s in ALL_SUITES]}")
 
 
-def _envelope(inbox: bytes, bundle: PrekeyBundle) -> bytes:
-    """What we publish in the hub's prekey directory: our inbox id and a signed bundle."""
-    return cbor.encode([inbox, bundle.to_bytes()])
+def _entry_key(suite: Suite, identity: bytes) -> bytes:
+    # Contacts learn each other's identity keys out of band; the hub sees only a hash of one
+    # (the directory id), so it can read neither the bundle nor which inbox it names.
+    return suite.expand_label(suite.hash(identity), LABEL_DIRECTORY_ENTRY, b"",
+                              suite.aead_key_len)
 
 
-def _open_envelope(blob: bytes, suite: Suite) -> tuple[bytes, PrekeyBundle]:
-    items = cbor.as_list(cbor.decode(blob), "directory entry", 2)
+def _envelope(suite: Suite, identity: bytes, inbox: bytes, bundle: PrekeyBundle) -> bytes:
+    """What we publish in the hub's prekey directory: our inbox id and a signed bundle,
+    encrypted under a key from our identity key."""
+    nonce = system_random(suite.aead_nonce_len)
+    plain = cbor.encode([inbox, bundle.to_bytes()])
+    return nonce + suite.aead_encrypt(_entry_key(suite, identity), nonce, plain,
+                                      LABEL_DIRECTORY_ENTRY)
+
+
+def _open_envelope(blob: bytes, suite: Suite, identity: bytes) -> tuple[bytes, PrekeyBundle]:
+    n = suite.aead_nonce_len
+    if len(blob) < n + suite.aead_tag_len:
+        raise DecodeError("directory entry too short")
+    plain = suite.aead_decrypt(_entry_key(suite, identity), blob[:n], blob[n:],
+                               LABEL_DIRECTORY_ENTRY)
+    items = cbor.as_list(cbor.decode(plain), "directory entry", 2)
     inbox = cbor.as_bytes(items[0], "inbox id", 32)
-    return inbox, PrekeyBundle.from_bytes(cbor.as_bytes(items[1], "bundle"), suite)
+    bundle = PrekeyBundle.from_bytes(cbor.as_bytes(items[1], "bundle"), suite)
+    if bundle.identity.to_bytes() != identity:
+        raise ProtocolError("the directory entry holds another member's bundle")
+    return inbox, bundle
 
 
 @dataclass
@@ -114,8 +141,8 @@ class Device:
         try:
             await publisher.publish_bundle(
                 directory_id(self.suite, self.public), AccessKey.generate(self.suite),
-                _envelope(inbox, self.account.bundle()),
-                tuple(_envelope(inbox, b) for b in bundles))
+                _envelope(self.suite, self.public, inbox, self.account.bundle()),
+                tuple(_envelope(self.suite, self.public, inbox, b) for b in bundles))
         finally:
             await publisher.close()
         self._tasks = [asyncio.create_task(self._read_inbox()),
@@ -198,7 +225,7 @@ class Device:
             found = await conn.take_bundle(directory_id(self.suite, identity))
         finally:
             await conn.close()
-        return _open_envelope(found.prekey or found.bundle, self.suite)[1]
+        return _open_envelope(found.prekey or found.bundle, self.suite, identity)[1]
 
     async def _after_step(self, events: list[Event], sends: list[Send]) -> None:
         """Record events, store the state durably, follow the session's mailboxes, then send."""
@@ -252,9 +279,7 @@ class Device:
 
     async def _send_welcome(self, send: WelcomeOut) -> None:
         bundle_blob = await self._take_envelope(send.recipient)
-        inbox, bundle = _open_envelope(bundle_blob, self.suite)
-        if bundle.identity.to_bytes() != send.recipient:
-            raise RemoteError("the directory returned another member's bundle")
+        inbox, bundle = _open_envelope(bundle_blob, self.suite, send.recipient)
         _session, first = PairwiseSession.initiate(self.identity, bundle, plaintext=send.welcome)
         await send_to_inbox(self.url, inbox, first)
         self.tally.blobs_put += 1
