@@ -319,7 +319,8 @@ def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageK
     ciphertext = suite.aead_encrypt(keys.key, keys.nonce(reuse_guard), plaintext, aad)
     sd_key, sd_nonce = _sender_data_key_nonce(suite, sender_data_secret, ciphertext,
                                               sender_data_hmac)
-    sender_data = SenderData(content.sender, content.generation, reuse_guard).to_bytes()
+    sender_data = (content.sender.to_bytes(4, "big") + content.generation.to_bytes(4, "big")
+                   + reuse_guard)  # SenderData(...).to_bytes()
     encrypted_sd = suite.aead_encrypt(sd_key, sd_nonce, sender_data, aad)
     return GroupMessage(mailbox_id, encrypted_sd, ciphertext).to_bytes()
 
