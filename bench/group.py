@@ -4,7 +4,8 @@ Run: /work/venv/bin/python bench/group.py [--rounds N] [--quick] [--no-refresh]
 
 Per suite, measured in one process, interleaved in rounds (see _timing.py), medians reported:
 - steady: one `GroupSession.encrypt` by member 0 and one `receive` of that blob by member 1 of a
-  3-member group in one epoch (members built straight from the key schedule, as the tests'
+  3-member group (and of a 64-member one, to show the per-message cost does not grow with
+  the roster) in one epoch (members built straight from the key schedule, as the tests'
   `make_group` does), 100 B and 4 KiB;
 - the signed sender-key floor, timed in the same rounds: the suite's signature sign + verify of a
   message of that size, one AEAD encrypt + decrypt of that size, and the chain step on both
@@ -62,8 +63,8 @@ def make_group(n: int, suite: Suite, seed: bytes = b"bench group") -> list[Group
     ]
 
 
-def ours_steady(suite: Suite, size: int) -> Batch:
-    sender, receiver, _ = make_group(3, suite)
+def ours_steady(suite: Suite, size: int, n: int = 3) -> Batch:
+    sender, receiver, *_ = make_group(n, suite)
     plaintext = bytes(size)
 
     def batch(n: int) -> None:
@@ -225,11 +226,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{'Megolm':>10}{'ours/Megolm':>12}")
     for suite in ALL_SUITES:
         print(f"-- {suite.name}")
-        for label, size, target in (("encrypt+decrypt 100 B", 100, 1.5),
-                                    ("encrypt+decrypt 4 KiB", 4096, None)):
-            contenders: dict[str, Batch] = {"ours": ours_steady(suite, size),
+        for label, size, n, target in (("encrypt+decrypt 100 B", 100, 3, 1.5),
+                                       ("encrypt+decrypt 4 KiB", 4096, 3, None),
+                                       ("  same, 100 B, n=64 members", 100, 64, None)):
+            contenders: dict[str, Batch] = {"ours": ours_steady(suite, size, n),
                                             "floor": floor_steady(suite, size)}
-            peer = megolm(size)
+            peer = megolm(size) if n == 3 else None
             if peer is not None:
                 contenders["megolm"] = peer
             results = run_rounds(contenders, rounds, batch_seconds, reps=5)
