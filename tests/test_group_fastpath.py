@@ -277,3 +277,21 @@ def test_in_order_shortcut_matches_the_general_ordering(seed: int,
     assert runs[0] == runs[1]
     kinds = {type(e).__name__ for e in runs[0][0]}
     assert {"MessageReceived", "GapDetected", "MessagesLost"} <= kinds
+
+
+@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+def test_keyed_hmac_is_hmac(suite: Suite) -> None:
+    import hmac
+
+    from triple_ratchet.group.sender_chain import KeyedHmac, hash_of
+
+    rnd = random.Random(5)
+    for key_len in (0, 1, suite.hash_len, 127, 128, 129, 300):
+        key = rnd.randbytes(key_len)
+        mac = KeyedHmac(suite, key)
+        for msg_len in (0, 1, 90, 1000):
+            msg = rnd.randbytes(msg_len)
+            assert mac.digest(msg) == hmac.digest(key, msg, suite.hash_name)
+    assert mac.digest(b"again") == hmac.digest(key, b"again", suite.hash_name)  # reusable
+    assert key.hex() not in repr(mac)
+    assert hash_of(suite, b"abc" * 100) == suite.hash(b"abc" * 100)

@@ -23,7 +23,12 @@ from triple_ratchet.group.message import (
     sender_data_mac,
 )
 from triple_ratchet.group.ordering import MAX_HELD, Held, SenderOrder
-from triple_ratchet.group.sender_chain import MAX_SKIPPED, ReceivingChain, SendingChain
+from triple_ratchet.group.sender_chain import (
+    MAX_SKIPPED,
+    KeyedHmac,
+    ReceivingChain,
+    SendingChain,
+)
 from triple_ratchet.suites import SigningKey, Suite, VerifyingKey, suite_by_id
 
 # Recent message digests kept to tell a receiver whether a message's predecessor is known.
@@ -115,7 +120,7 @@ class _KeyedMac:
 
     __slots__ = ("key", "mac")
 
-    def __init__(self, key: bytes, mac: hmac.HMAC) -> None:
+    def __init__(self, key: bytes, mac: KeyedHmac) -> None:
         self.key, self.mac = key, mac
 
     def __copy__(self) -> _KeyedMac:
@@ -216,7 +221,7 @@ class EpochState:
         assert self.signer is not None
         return self.signer
 
-    def sender_data_hmac(self) -> hmac.HMAC:
+    def sender_data_hmac(self) -> KeyedHmac:
         cached = self.sd_mac
         if cached is None or cached.key is not self.sender_data_secret:
             cached = _KeyedMac(self.sender_data_secret,

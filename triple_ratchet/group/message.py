@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError, LimitExceeded, UsageError
-from triple_ratchet.group.sender_chain import REUSE_GUARD_LEN, MessageKeys
+from triple_ratchet.group.sender_chain import (
+    REUSE_GUARD_LEN,
+    KeyedHmac,
+    MessageKeys,
+    hash_of,
+)
 from triple_ratchet.suites import SigningKey, Suite, VerifyingKey
 
 LABEL_GROUP_CONTENT_SIGNATURE = b"triple-ratchet v1 group content signature"
@@ -85,8 +90,8 @@ class Content:
             return suite.hash(LABEL_GROUP_MESSAGE_DIGEST + self.to_be_signed())
         digest: bytes | None = self.__dict__.get("_digest")
         if digest is None:
-            digest = self.__dict__["_digest"] = suite.hash(
-                LABEL_GROUP_MESSAGE_DIGEST + self.to_be_signed())
+            digest = self.__dict__["_digest"] = hash_of(
+                suite, LABEL_GROUP_MESSAGE_DIGEST + self.to_be_signed())
         return digest
 
 
@@ -275,14 +280,14 @@ def _sender_data_infos(suite: Suite) -> tuple[bytes, bytes]:
             suite.label_info(LABEL_GROUP_SENDER_DATA_NONCE, bytes(h), suite.aead_nonce_len)[:-h])
 
 
-def sender_data_mac(suite: Suite, secret: bytes) -> hmac.HMAC:
-    """HMAC keyed with the epoch's sender-data secret, to be copied for each derivation: the
-    key setup (two hash blocks) is then done once per epoch instead of twice per message."""
-    return hmac.new(secret, digestmod=suite.hash_name)
+def sender_data_mac(suite: Suite, secret: bytes) -> KeyedHmac:
+    """HMAC keyed with the epoch's sender-data secret, for both per-message derivations: the
+    key setup is then done once per epoch, and OpenSSL's per-call lookup never."""
+    return KeyedHmac(suite, secret)
 
 
 def _sender_data_key_nonce(suite: Suite, secret: bytes, ciphertext: bytes,
-                           mac: hmac.HMAC | None = None) -> tuple[bytes, bytes]:
+                           mac: KeyedHmac | None = None) -> tuple[bytes, bytes]:
     sample = _sample(suite, ciphertext)
     if len(sample) != suite.hash_len:  # never for a padded ciphertext; kept exact anyway
         return (suite.expand_label(secret, LABEL_GROUP_SENDER_DATA_KEY, sample,
@@ -294,15 +299,13 @@ def _sender_data_key_nonce(suite: Suite, secret: bytes, ciphertext: bytes,
         name = suite.hash_name
         return (hmac.digest(secret, key_info + sample + b"\x01", name)[:suite.aead_key_len],
                 hmac.digest(secret, nonce_info + sample + b"\x01", name)[:suite.aead_nonce_len])
-    key_mac, nonce_mac = mac.copy(), mac.copy()
-    key_mac.update(key_info + sample + b"\x01")
-    nonce_mac.update(nonce_info + sample + b"\x01")
-    return key_mac.digest()[:suite.aead_key_len], nonce_mac.digest()[:suite.aead_nonce_len]
+    return (mac.digest(key_info + sample + b"\x01")[:suite.aead_key_len],
+            mac.digest(nonce_info + sample + b"\x01")[:suite.aead_nonce_len])
 
 
 def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageKeys,
          reuse_guard: bytes, sender_data_secret: bytes, mailbox_id: bytes, *,
-         sender_data_hmac: hmac.HMAC | None = None) -> bytes:
+         sender_data_hmac: KeyedHmac | None = None) -> bytes:
     """Sign, pad and encrypt `content`; returns the blob for `mailbox_id`.
 
     `sender_data_hmac`, if given, must be `sender_data_mac(suite, sender_data_secret)`."""
@@ -326,7 +329,7 @@ def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageK
 
 
 def open_sender_data(suite: Suite, message: GroupMessage, sender_data_secret: bytes, *,
-                     sender_data_hmac: hmac.HMAC | None = None) -> SenderData:
+                     sender_data_hmac: KeyedHmac | None = None) -> SenderData:
     """Decrypt the sender-data field (authenticates only that a member of the epoch wrote it).
 
     `sender_data_hmac`, if given, must be `sender_data_mac(suite, sender_data_secret)`."""
