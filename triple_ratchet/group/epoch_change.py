@@ -48,6 +48,7 @@ from triple_ratchet.errors import (
     TripleRatchetError,
     UsageError,
 )
+from triple_ratchet.group import announcement as announcements
 from triple_ratchet.group.announcement import Announcement, SignedAnnouncement
 from triple_ratchet.group.attempt_mailbox import (
     ABORT_BLAME,
@@ -353,13 +354,31 @@ def receive_item(attempt: Attempt, kind: int, payload: bytes, identity: Identity
     return _on_abort(attempt, payload, now_ms)
 
 
-def _equivocation(attempt: Attempt, index: int, what: str, first: bytes, second: bytes,
-                  rng: RandomSource) -> Step:
+def _announcement_equivocation(attempt: Attempt, index: int, first: bytes, second: bytes,
+                               rng: RandomSource) -> Step:
+    """Participant `index` announced twice: report it, and abort with both signed announcements
+    as evidence (spec 11.8), which every reader judges the same way in any phase."""
     member = attempt.proposal.proposal.new_roster[index - 1]
-    event = ForkDetected("equivocation", member, f"two different {what} from participant {index}")
-    evidence = cbor.encode([what, first, second])
+    event = ForkDetected("equivocation", member,
+                         f"two different announcements from participant {index}")
+    evidence = announcements.equivocation_evidence(first, second)
+    # As for section 7's make_*: never send evidence that would not convict.
+    if _judge_announcements(attempt, evidence) != index:
+        raise StateError("announcement equivocation evidence does not convict its sender")
     return Step(attempt, events=(event,),
                 outgoing=_abort(attempt, ABORT_EQUIVOCATION, (index,), evidence, rng))
+
+
+def _judge_announcements(attempt: Attempt, evidence: bytes) -> int:
+    return announcements.judge_equivocation(attempt.suite, attempt.session_id,
+                                            attempt.proposal.proposal.new_roster, evidence)
+
+
+def _check_announcement(attempt: Attempt, data: bytes) -> tuple[int, bytes]:
+    """Section 7's `AnnouncementCheck` for this attempt: (index, signed body)."""
+    a = announcements.check_for_attempt(attempt.suite, attempt.session_id,
+                                        attempt.proposal.proposal.new_roster, data).announcement
+    return a.index, a.body()
 
 
 def _abort(attempt: Attempt, reason: int, named: tuple[int, ...], evidence: bytes,
@@ -406,19 +425,15 @@ def _mark_abort_sent(step: Step) -> Step:
 
 def _on_announcement(attempt: Attempt, payload: bytes, identity: IdentityKeyPair, now_ms: int,
                      rng: RandomSource) -> Step:
-    signed = SignedAnnouncement.from_bytes(attempt.suite, payload)
+    signed = announcements.check_for_attempt(attempt.suite, attempt.session_id,
+                                             attempt.proposal.proposal.new_roster, payload)
     a = signed.announcement
-    _check_index(attempt, a.index)
-    if not hmac.compare_digest(a.session_id, attempt.session_id):
-        raise ProtocolError("announcement for another attempt")
-    if a.identity != attempt.proposal.proposal.new_roster[a.index - 1]:
-        raise ProtocolError("announcement index does not match the signer's roster position")
     existing = attempt.announcements[a.index - 1]
     if existing is not None:
         if SignedAnnouncement.from_bytes(attempt.suite, existing).same_as(signed):
             raise ReplayError("announcement already received")
         return _mark_abort_sent(
-            _equivocation(attempt, a.index, "announcements", existing, payload, rng))
+            _announcement_equivocation(attempt, a.index, existing, payload, rng))
     if any(s is not None and SignedAnnouncement.from_bytes(attempt.suite, s).announcement
            .dkg_key == a.dkg_key for s in attempt.announcements):
         raise ProtocolError("DKG key repeats another participant's")
@@ -456,11 +471,19 @@ def _on_round1(attempt: Attempt, payload: bytes, now_ms: int, rng: RandomSource)
     if existing is not None:
         if hmac.compare_digest(existing, payload):
             raise ReplayError("round-1 message already received")
+        first = SignedRound1.from_bytes(existing)
+        if (hmac.compare_digest(first.payload_hash, signed.payload_hash)
+                and hmac.compare_digest(first.message, signed.message)):
+            # The same content signed again (DKG signatures are randomized): a duplicate, not
+            # equivocation, and no evidence could convict anyone for it.
+            raise ReplayError("round-1 content already received")
         member = attempt.proposal.proposal.new_roster[signed.sender - 1]
         event = ForkDetected("equivocation", member,
                              f"two different round-1 messages from participant {signed.sender}")
         evidence = _dkg_evidence(attempt, params, lambda d: dkg_abort.make_equivocation(
             params, d, dkg_abort.EquivocationKind.ROUND1, signed.sender, existing, payload, rng))
+        if not evidence:
+            return Step(attempt, events=(event,))  # we cannot abort (not a participant, silent)
         return _mark_abort_sent(Step(attempt, events=(event,), outgoing=_abort(
             attempt, ABORT_EQUIVOCATION, (signed.sender,), evidence, rng)))
     try:
@@ -588,21 +611,44 @@ def _on_abort(attempt: Attempt, payload: bytes, now_ms: int) -> Step:
     abort.verify(attempt.announcement_of(abort.sender).dkg_point(), attempt.session_id)
     if any(not 1 <= i <= attempt.n for i in abort.named):
         raise ProtocolError("abort names a member outside the new roster")
-    named, detail = abort.named, ""
-    if abort.reason == ABORT_BLAME or (abort.reason == ABORT_EQUIVOCATION
-                                       and attempt.phase is not Phase.ANNOUNCING):
-        # Section 7's evidence: judge it; only its verdict names anyone.
-        try:
-            evidence = dkg_abort.Abort.from_bytes(abort.evidence)
-            if evidence.aborter != abort.sender:
-                raise ProtocolError("evidence signed by another participant")
-            verdict = dkg_abort.judge(attempt.params(), evidence)
-            named = () if verdict.culprit is None else (verdict.culprit,)
-            detail = verdict.fault
-        except TripleRatchetError as exc:
-            named, detail = (), f"evidence rejected: {type(exc).__name__}"
+    named, detail = _verdict(attempt, abort)
     return Step(_move(attempt, "abort read", now_ms), aborted=abort, named=named,
                 detail=detail)
+
+
+EVIDENCE_MISSING = "evidence missing: names no one"
+EVIDENCE_INVALID = "evidence invalid: names no one"
+
+
+def _verdict(attempt: Attempt, abort: Abort) -> tuple[tuple[int, ...], str]:
+    """Whom a validly signed abort names, and the verdict on its evidence (spec 11.8).
+
+    A timeout names whom it says (there is nothing to prove). An equivocation or blame names
+    only whom its evidence convicts, judged the same way in every phase: an accusation without
+    authentic evidence names no one (the abort still ends the attempt, as any participant's
+    abort does)."""
+    if abort.reason == ABORT_TIMEOUT:
+        return abort.named, ""
+    if not abort.evidence:
+        return (), EVIDENCE_MISSING
+    try:
+        if abort.reason == ABORT_EQUIVOCATION and announcements.is_equivocation_evidence(
+                abort.evidence):
+            return (_judge_announcements(attempt, abort.evidence),), dkg_abort.REASON_EQUIVOCATION
+        # Section 7's signed abort (round-1 equivocation, blame): only its verdict names anyone.
+        evidence = dkg_abort.Abort.from_bytes(abort.evidence)
+        if evidence.aborter != abort.sender:
+            raise ProtocolError("evidence signed by another participant")
+        expected = (dkg_abort.AbortReason.EQUIVOCATION if abort.reason == ABORT_EQUIVOCATION
+                    else dkg_abort.AbortReason.BLAME)
+        if evidence.reason is not expected:
+            raise ProtocolError("evidence of another reason than the abort gives")
+        verdict = dkg_abort.judge(attempt.params(), evidence,
+                                  check_announcement=functools.partial(_check_announcement,
+                                                                       attempt))
+    except TripleRatchetError as exc:
+        return (), f"{EVIDENCE_INVALID} ({type(exc).__name__})"
+    return (() if verdict.culprit is None else (verdict.culprit,)), verdict.fault
 
 
 def expire(attempt: Attempt, now_ms: int, rng: RandomSource) -> Step:
