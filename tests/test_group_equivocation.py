@@ -473,3 +473,43 @@ def test_abort_from_a_participant_that_never_announced_changes_nothing() -> None
     with pytest.raises(ProtocolError, match="never announced"):
         session.receive(blob, w.net.now)
     assert session.to_bytes() == before
+
+
+# --- timeouts name only who is still missing ---------------------------------------------------
+
+
+def test_timeout_names_only_members_still_missing_when_it_is_read() -> None:
+    """A timeout has nothing to prove, but the mailbox can refute it: a member whose answer is
+    before the abort in the one mailbox order answered, and the aborter answers by aborting.
+    Listing a member twice names it once (a removal proposal may not list a member twice)."""
+    from triple_ratchet.group.attempt_mailbox import ABORT_TIMEOUT
+    from triple_ratchet.group.epoch_change import TIMEOUT_REFUTED
+    from triple_ratchet.group.events import MembershipChanged
+
+    w = world("round1")
+    held, w.held = w.held, []
+    w.net.send("a", held[:1])  # a's round-1 message is read before the abort
+    w.post(w.abort(b"", reason=ABORT_TIMEOUT, named=(A, B, B, C)))
+    w.net.run()
+    for name in "abc":
+        event = w.aborted(name)
+        assert (event.reason, event.named, event.detail) == (
+            "timeout", (w.identity("b"),), TIMEOUT_REFUTED)
+    # c is an old member: the group goes on to remove b (proposed by a, the first old member
+    # that neither proposed in this epoch nor was named), and everyone processed the abort.
+    for name in "ac":
+        (change,) = [e for e in w.net.events[name] if isinstance(e, MembershipChanged)
+                     and e.removed]
+        assert change.removed == (w.identity("b"),) and change.proposer == w.identity("a")
+        assert w.net.members[name].epoch == 2
+
+
+def test_timeout_naming_exactly_the_missing_members_is_taken_as_is() -> None:
+    from triple_ratchet.group.attempt_mailbox import ABORT_TIMEOUT
+
+    w = world("announcing")  # b never announced
+    w.post(w.abort(b"", reason=ABORT_TIMEOUT, named=(B,)))
+    w.net.run()
+    for name in "abc":
+        event = w.aborted(name)
+        assert (event.named, event.detail) == ((w.identity("b"),), "")

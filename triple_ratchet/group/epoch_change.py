@@ -618,17 +618,21 @@ def _on_abort(attempt: Attempt, payload: bytes, now_ms: int) -> Step:
 
 EVIDENCE_MISSING = "evidence missing: names no one"
 EVIDENCE_INVALID = "evidence invalid: names no one"
+TIMEOUT_REFUTED = "timeout names only members still missing when it was read"
 
 
 def _verdict(attempt: Attempt, abort: Abort) -> tuple[tuple[int, ...], str]:
     """Whom a validly signed abort names, and the verdict on its evidence (spec 11.8).
 
-    A timeout names whom it says (there is nothing to prove). An equivocation or blame names
-    only whom its evidence convicts, judged the same way in every phase: an accusation without
-    authentic evidence names no one (the abort still ends the attempt, as any participant's
-    abort does)."""
+    A timeout names those it lists that are still missing here, at the abort's place in the
+    mailbox order (every reader sees the same): one that answered before it is refuted by the
+    mailbox itself, and the aborter plainly answers. An equivocation or blame names only whom
+    its evidence convicts, judged the same way in every phase: an accusation without authentic
+    evidence names no one (the abort still ends the attempt, as any participant's abort does)."""
     if abort.reason == ABORT_TIMEOUT:
-        return abort.named, ""
+        missing = set(attempt.missing()) - {abort.sender}
+        named = tuple(sorted(missing.intersection(abort.named)))  # each once, in roster order
+        return named, ("" if set(named) == set(abort.named) else TIMEOUT_REFUTED)
     if not abort.evidence:
         return (), EVIDENCE_MISSING
     try:
