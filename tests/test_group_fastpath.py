@@ -295,3 +295,16 @@ def test_keyed_hmac_is_hmac(suite: Suite) -> None:
     assert mac.digest(b"again") == hmac.digest(key, b"again", suite.hash_name)  # reusable
     assert key.hex() not in repr(mac)
     assert hash_of(suite, b"abc" * 100) == suite.hash(b"abc" * 100)
+
+
+def test_malformed_group_blob_still_meets_the_attempt_peek_first() -> None:
+    from triple_ratchet.errors import LimitExceeded
+
+    (_, b, _), _ = make_group(3)
+    before = b.to_bytes()
+    # Looks like a group message (type 0x20) but nests deeper than any wire message: the
+    # strict peek at attempt blobs refuses it before the group path is tried, as before.
+    blob = cbor.encode([0x20, [[1]], b"", b"", b""])
+    with pytest.raises(LimitExceeded):
+        b.receive(blob, T0)
+    assert b.to_bytes() == before

@@ -58,7 +58,6 @@ from triple_ratchet.group.message import (
     CONTENT_PROPOSAL,
     MAX_BLOB_LEN,
     MAX_GROUP_ID_LEN,
-    WIRE_GROUP_MESSAGE,
     Content,
     GroupMessage,
     open_content,
@@ -80,10 +79,6 @@ from triple_ratchet.group.welcome import Welcome
 from triple_ratchet.identity import Identity, IdentityKeyPair, PrekeyBundle
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import SigningKey, Suite, suite_by_id
-
-# How every group message begins: a 5-element array whose first element is its wire type.
-# `peek_mailbox` returns None for such a blob whatever follows (its type is not WIRE_ATTEMPT).
-_GROUP_MESSAGE_START = b"\x85" + cbor.encode(WIRE_GROUP_MESSAGE)
 
 STATE_FORMAT = "triple-ratchet group session"
 STATE_VERSION = 1
@@ -509,14 +504,17 @@ class GroupSession:
         now_ms = to_ms(now)
         s = self._s
         out = _Out()
-        # A group message (the common case) is told apart by its first bytes, before any decoding.
-        attempt_box = None if blob.startswith(_GROUP_MESSAGE_START) else peek_mailbox(blob)
+        # A well-formed group message (the common case) is parsed once: `peek_mailbox` decodes
+        # such a blob to a flat array whose type is not an attempt's, so it would say None.
+        message = (GroupMessage._parse_canonical(self.suite, blob)
+                   if len(blob) <= MAX_BLOB_LEN else None)
+        attempt_box = None if message is not None else peek_mailbox(blob)
         if attempt_box is not None:
             if s.attempt is None or attempt_box != s.attempt.mailbox()[0]:
                 raise ProtocolError("blob for an attempt mailbox we do not follow")
             s = self._on_attempt_blob(s, blob, now_ms, out)
         else:
-            s = self._on_group_blob(s, blob, now_ms, out)
+            s = self._on_group_blob(s, blob, now_ms, out, message)
         # Attempt timeouts only in `tick`: a member catching up on a backlog must not abort an
         # attempt whose answers are still unread in the mailbox.
         s = self._tick(s, now_ms, out, attempt_timeouts=False)
@@ -535,8 +533,10 @@ class GroupSession:
 
     # --- group mailbox ---------------------------------------------------------------------
 
-    def _on_group_blob(self, s: _State, blob: bytes, now_ms: int, out: _Out) -> _State:
-        message = GroupMessage.from_bytes(self.suite, blob)
+    def _on_group_blob(self, s: _State, blob: bytes, now_ms: int, out: _Out,
+                       message: GroupMessage | None = None) -> _State:
+        if message is None:
+            message = GroupMessage.from_bytes(self.suite, blob)
         if s.epoch is not None and message.mailbox_id == s.epoch.mailbox_id:
             content, _, state = open_in_epoch(s.epoch, message)
             if content is None:
