@@ -126,7 +126,7 @@ class EpochChangeStarted(Event):
 @dataclass(frozen=True)
 class AttemptAborted(Event):
     """The attempt ended without a new epoch. `named` are the identities the abort names (for
-    blame and round-1 equivocation: whom its evidence convicts, possibly the accuser itself);
+    blame and equivocation: whom its evidence convicts, possibly the accuser itself);
     `detail` is the verdict on the evidence, when it has one."""
 
     epoch: int
