@@ -1,0 +1,325 @@
+"""An independent re-implementation of the protocol's derivations, written from spec/ alone.
+
+This file tests the promise of spec/00-overview.md that spec/ and vectors/ suffice for an
+interoperable implementation. It deliberately imports nothing from `triple_ratchet`: every
+derivation below follows the text of spec/*.md, using only hashlib, hmac, `cryptography` and
+`nacl.bindings`, and is checked byte for byte against the published vectors/*.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nacl import bindings as sodium
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+
+# ---------------------------------------------------------------------------------------------
+# spec/02: suites, labelled KDF, signing keys from seeds
+# ---------------------------------------------------------------------------------------------
+
+PROTOCOL_LABEL = b"triple-ratchet v1"
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+class SpecUsageError(Exception):
+    """What the spec calls UsageError (our own class: nothing is imported from the library)."""
+
+
+@dataclass(frozen=True)
+class RSuite:
+    suite_id: int
+    name: str
+    hash_name: str
+
+    @property
+    def nh(self) -> int:
+        return hashlib.new(self.hash_name).digest_size
+
+    def hmac(self, key: bytes, data: bytes) -> bytes:
+        return hmac.new(key, data, self.hash_name).digest()
+
+    def extract(self, salt: bytes, ikm: bytes) -> bytes:
+        return self.hmac(salt if salt else b"\x00" * self.nh, ikm)
+
+    def expand(self, prk: bytes, info: bytes, length: int) -> bytes:
+        if not 0 <= length <= 255 * self.nh:
+            raise SpecUsageError("length")
+        out, block, i = b"", b"", 1
+        while len(out) < length:
+            block = self.hmac(prk, block + info + bytes([i]))
+            out += block
+            i += 1
+        return out[:length]
+
+    def label_info(self, label: bytes, context: bytes, length: int) -> bytes:
+        if not 1 <= len(label) <= 255 or not 0 <= length <= 255 * self.nh:
+            raise SpecUsageError("label or length")
+        return (PROTOCOL_LABEL + struct.pack(">HHB", self.suite_id, length, len(label)) + label
+                + struct.pack(">I", len(context)) + context)
+
+    def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+        return self.expand(secret, self.label_info(label, context, length), length)
+
+    def derive_secret(self, salt: bytes, ikm: bytes, label: bytes, context: bytes,
+                      length: int) -> bytes:
+        return self.expand_label(self.extract(salt, ikm), label, context, length)
+
+    # signing keys: (private encoding, public encoding, sign function)
+    def signing_from_seed(self, seed: bytes) -> tuple[bytes, bytes]:
+        if len(seed) != 32:
+            raise SpecUsageError("seed")
+        if self.suite_id == 1:
+            w = self.expand_label(seed, b"suites signing key from seed", b"", 48)
+            d = int.from_bytes(w, "big") % (P256_N - 1) + 1
+            return d.to_bytes(32, "big"), p256_public(d)
+        sk = self.expand_label(seed, b"suites signing key from seed", b"", 32)
+        pk, _ = sodium.crypto_sign_seed_keypair(sk)
+        return sk, pk
+
+    def sign(self, private: bytes, message: bytes) -> bytes:
+        if self.suite_id == 1:
+            key = ec.derive_private_key(int.from_bytes(private, "big"), ec.SECP256R1())
+            # RFC 6979 deterministic nonces (cryptography >= 44 on OpenSSL 3.2+).
+            der = key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+            r, s = decode_dss_signature(der)
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        _, full = sodium.crypto_sign_seed_keypair(private)
+        return sodium.crypto_sign(message, full)[:64]
+
+    def aead_encrypt(self, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        if self.suite_id == 1:
+            return AESGCM(key).encrypt(nonce, plaintext, aad)
+        return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, key)
+
+    def aead_decrypt(self, key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        if self.suite_id == 1:
+            return AESGCM(key).decrypt(nonce, ciphertext, aad)
+        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, key)
+
+    @property
+    def nonce_len(self) -> int:
+        return 12 if self.suite_id == 1 else 24
+
+    def dh(self, private: bytes, public: bytes) -> bytes:
+        if self.suite_id == 1:
+            key = ec.derive_private_key(int.from_bytes(private, "big"), ec.SECP256R1())
+            peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public)
+            return key.exchange(ec.ECDH(), peer)
+        return sodium.crypto_scalarmult(private, public)
+
+    def dh_public(self, private: bytes) -> bytes:
+        if self.suite_id == 1:
+            return p256_public(int.from_bytes(private, "big"))
+        return sodium.crypto_scalarmult_base(private)
+
+
+def p256_public(d: int) -> bytes:
+    pub = ec.derive_private_key(d, ec.SECP256R1()).public_key().public_numbers()
+    return b"\x04" + pub.x.to_bytes(32, "big") + pub.y.to_bytes(32, "big")
+
+
+SUITES = {
+    "P256-SHA256-AES256GCM": RSuite(1, "P256-SHA256-AES256GCM", "sha256"),
+    "X25519-SHA512-XCHACHA20POLY1305": RSuite(2, "X25519-SHA512-XCHACHA20POLY1305", "sha512"),
+}
+
+
+def mailbox_id(suite: RSuite, access_public: bytes) -> bytes:
+    label = b"triple-ratchet mailbox id"
+    return hashlib.sha256(bytes([len(label)]) + label + struct.pack(">H", suite.suite_id)
+                          + access_public).digest()
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    doc = json.loads((VECTORS / name).read_text())
+    assert doc["format"] == "triple-ratchet-vectors" and doc["version"] == 1
+    cases: list[dict[str, Any]] = doc["cases"]
+    return cases
+
+
+def cases_of(name: str, operation: str, *, valid: bool = True) -> list[dict[str, Any]]:
+    return [c for c in load(name)
+            if c["inputs"].get("operation") == operation and (("outputs" in c) == valid)]
+
+
+def ids(cases: list[dict[str, Any]]) -> list[str]:
+    return [f"{c['suite']}: {c['description']}" for c in cases]
+
+
+def h(x: str) -> bytes:
+    return bytes.fromhex(x)
+
+
+def params(name: str, operation: str, *, valid: bool = True) -> Any:
+    cs = cases_of(name, operation, valid=valid)
+    assert cs, f"no {operation} cases in {name}"
+    return pytest.mark.parametrize("case", cs, ids=ids(cs))
+
+
+# --- 1. suites.json ------------------------------------------------------------------------
+
+
+@params("suites.json", "expand_label")
+def test_suites_expand_label(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    assert set(o) == {"info", "output"}
+    label, ctx, length = h(i["label"]), h(i["context"]), i["length"]
+    assert s.label_info(label, ctx, length).hex() == o["info"]
+    assert s.expand_label(h(i["secret"]), label, ctx, length).hex() == o["output"]
+
+
+@params("suites.json", "expand_label", valid=False)
+def test_suites_expand_label_refused(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    assert case["error"]["type"] == "UsageError"
+    with pytest.raises(SpecUsageError):
+        s.expand_label(h(i["secret"]), h(i["label"]), h(i["context"]), i["length"])
+
+
+@params("suites.json", "derive_secret")
+def test_suites_derive_secret(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    assert set(o) == {"prk", "output"}
+    assert s.extract(h(i["salt"]), h(i["ikm"])).hex() == o["prk"]
+    out = s.derive_secret(h(i["salt"]), h(i["ikm"]), h(i["label"]), h(i["context"]), i["length"])
+    assert out.hex() == o["output"]
+
+
+@params("suites.json", "derive_secret", valid=False)
+def test_suites_derive_secret_refused(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    with pytest.raises(SpecUsageError):
+        s.derive_secret(h(i["salt"]), h(i["ikm"]), h(i["label"]), h(i["context"]), i["length"])
+
+
+@params("suites.json", "signing_from_seed")
+def test_suites_signing_from_seed(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    private, public = s.signing_from_seed(h(i["seed"]))
+    assert private.hex() == o["private_key"]
+    assert public.hex() == o["public_key"]
+    assert s.sign(private, h(i["message"])).hex() == o["signature"]
+
+
+@params("suites.json", "signing_from_seed", valid=False)
+def test_suites_signing_from_seed_refused(case: dict[str, Any]) -> None:
+    with pytest.raises(SpecUsageError):
+        SUITES[case["suite"]].signing_from_seed(h(case["inputs"]["seed"]))
+
+
+@params("suites.json", "mailbox_id")
+def test_suites_mailbox_id(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    assert mailbox_id(s, h(i["access_public_key"])).hex() == o["mailbox_id"]
+
+
+@params("suites.json", "aead")
+def test_suites_aead(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    ct = s.aead_encrypt(h(i["key"]), h(i["nonce"]), h(i["plaintext"]), h(i["aad"]))
+    assert ct.hex() == o["ciphertext"]
+
+
+@params("suites.json", "dh")
+def test_suites_dh(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    assert s.dh_public(h(i["private_key"])).hex() == o["public_key"]
+    assert s.dh(h(i["private_key"]), h(i["peer_public_key"])).hex() == o["shared_secret"]
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/08: key schedule
+# ---------------------------------------------------------------------------------------------
+
+
+def u32(x: int) -> bytes:
+    return struct.pack(">I", x)
+
+
+def derive_epoch(s: RSuite, init_secret: bytes, transcript_hash: bytes,
+                 payloads: list[bytes]) -> dict[str, Any]:
+    if len(init_secret) != s.nh or len(transcript_hash) != 64 or any(
+            len(p) != 32 for p in payloads):
+        raise SpecUsageError("lengths")
+    if not 1 <= len(payloads) <= 256:
+        raise OverflowError("n")  # the spec's LimitExceeded
+    es = s.extract(transcript_hash, init_secret + b"".join(payloads))
+    priv, pub = s.signing_from_seed(s.expand_label(es, b"ks group mailbox access seed", b"", 32))
+    return {
+        "epoch_secret": es.hex(),
+        "chain_roots": [s.expand_label(es, b"ks chain root", u32(k), s.nh).hex()
+                        for k in range(len(payloads))],
+        "sender_data_secret": s.expand_label(es, b"ks sender data secret", b"", s.nh).hex(),
+        "group_mailbox": {"access_private": priv.hex(), "access_public": pub.hex(),
+                          "mailbox_id": mailbox_id(s, pub).hex()},
+        "epoch_id": s.expand_label(es, b"ks epoch id", b"", 32).hex(),
+        "init_secret_next": s.expand_label(es, b"ks init secret", b"", s.nh).hex(),
+    }
+
+
+def joiner_confirmation(s: RSuite, init_secret: bytes, roster: list[bytes],
+                        session_id: bytes) -> bytes:
+    ctx = u32(len(roster)) + b"".join(u32(len(r)) + r for r in roster)
+    ctx += bytes([len(session_id)]) + session_id
+    return s.expand_label(init_secret, b"ks joiner confirmation", ctx, s.nh)
+
+
+def attempt_values(s: RSuite, attempt_secret: bytes) -> dict[str, Any]:
+    if len(attempt_secret) != s.nh:
+        raise SpecUsageError("attempt secret")
+    priv, pub = s.signing_from_seed(
+        s.expand_label(attempt_secret, b"ks attempt mailbox access seed", b"", 32))
+    return {"attempt_mailbox": {"access_private": priv.hex(), "access_public": pub.hex(),
+                                "mailbox_id": mailbox_id(s, pub).hex()},
+            "traffic_key": s.expand_label(attempt_secret, b"ks attempt traffic key", b"",
+                                          32).hex()}
+
+
+@params("key-schedule.json", "epoch")
+def test_key_schedule_epoch(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    assert i["roster_size"] == len(i["payloads"])
+    got = derive_epoch(s, h(i["init_secret"]), h(i["transcript_hash"]),
+                       [h(p) for p in i["payloads"]])
+    assert got == case["outputs"]
+
+
+@params("key-schedule.json", "epoch", valid=False)
+def test_key_schedule_epoch_refused(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    expected = {"UsageError": SpecUsageError, "LimitExceeded": OverflowError}
+    with pytest.raises(expected[case["error"]["type"]]):
+        derive_epoch(s, h(i["init_secret"]), h(i["transcript_hash"]),
+                     [h(p) for p in i["payloads"]])
+
+
+@params("key-schedule.json", "joiner_confirmation")
+def test_key_schedule_joiner_confirmation(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    got = joiner_confirmation(s, h(i["init_secret"]), [h(r) for r in i["previous_roster"]],
+                              h(i["session_id"]))
+    assert got.hex() == case["outputs"]["confirmation"]
+
+
+@params("key-schedule.json", "attempt")
+def test_key_schedule_attempt(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    assert attempt_values(s, h(i["attempt_secret"])) == case["outputs"]
+
+
+@params("key-schedule.json", "attempt", valid=False)
+def test_key_schedule_attempt_refused(case: dict[str, Any]) -> None:
+    with pytest.raises(SpecUsageError):
+        attempt_values(SUITES[case["suite"]], h(case["inputs"]["attempt_secret"]))
