@@ -323,3 +323,66 @@ def test_key_schedule_attempt(case: dict[str, Any]) -> None:
 def test_key_schedule_attempt_refused(case: dict[str, Any]) -> None:
     with pytest.raises(SpecUsageError):
         attempt_values(SUITES[case["suite"]], h(case["inputs"]["attempt_secret"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/05: Double Ratchet KDFs and the message layout
+# ---------------------------------------------------------------------------------------------
+
+
+def dr_initial_keys(s: RSuite, sk: bytes, ad: bytes) -> tuple[bytes, bytes, bytes]:
+    out = s.derive_secret(b"", sk, b"double ratchet init", ad, s.nh + 64)
+    return out[:s.nh], out[s.nh:s.nh + 32], out[s.nh + 32:]
+
+
+def dr_kdf_rk(s: RSuite, rk: bytes, dh_out: bytes) -> tuple[bytes, bytes, bytes]:
+    out = s.derive_secret(rk, dh_out, b"double ratchet root", b"", 2 * s.nh + 32)
+    return out[:s.nh], out[s.nh:2 * s.nh], out[2 * s.nh:]
+
+
+def dr_kdf_ck(s: RSuite, ck: bytes) -> tuple[bytes, bytes]:
+    return (s.hmac(ck, b"double ratchet chain next key"),
+            s.hmac(ck, b"double ratchet chain message key")[:32])
+
+
+def dr_npk(s: RSuite) -> int:
+    return 65 if s.suite_id == 1 else 32
+
+
+def dr_open(s: RSuite, blob: bytes, ad: bytes, header_key: bytes,
+            message_key: bytes) -> tuple[bytes, bytes]:
+    """Open one Double Ratchet message with known keys (05 §5.4): (header, plaintext)."""
+    nn, hlen = s.nonce_len, dr_npk(s) + 8 + 16
+    assert blob[0] == 0x01
+    nonce, enc_header, body = blob[1:1 + nn], blob[1 + nn:1 + nn + hlen], blob[1 + nn + hlen:]
+    header = s.aead_decrypt(header_key, nonce, enc_header, b"\x01" + ad)
+    plaintext = s.aead_decrypt(message_key, nonce, body, ad + blob[:1 + nn + hlen])
+    return header, plaintext
+
+
+@params("double-ratchet.json", "kdf")
+def test_double_ratchet_kdfs(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    rk0, hka, nhkb = dr_initial_keys(s, h(i["shared_secret"]), h(i["associated_data"]))
+    rk, ck, nhk = dr_kdf_rk(s, h(i["root_key"]), h(i["dh_out"]))
+    ck2, mk = dr_kdf_ck(s, h(i["chain_key"]))
+    got = {"initial_root_key": rk0, "initial_hka": hka, "initial_nhkb": nhkb,
+           "kdf_rk_root_key": rk, "kdf_rk_chain_key": ck, "kdf_rk_next_header_key": nhk,
+           "kdf_ck_chain_key": ck2, "kdf_ck_message_key": mk}
+    assert {k: v.hex() for k, v in got.items()} == case["outputs"]
+
+
+@params("double-ratchet.json", "session")
+def test_double_ratchet_open_scripted_messages_by_hand(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    ad = h(i["associated_data"])
+    sent = [step for step in i["script"] if step[0] == "send"]
+    assert len(sent) == len(o["messages"])
+    for step, m in zip(sent, o["messages"], strict=True):
+        header, plaintext = dr_open(s, h(m["blob"]), ad, h(m["header_key"]), h(m["message_key"]))
+        assert header.hex() == m["header"]
+        assert plaintext.hex() == step[2]
+        assert len(h(m["blob"])) == len(plaintext) + (118 if s.suite_id == 1 else 97)
+    # Alice's first header key is HKa of InitialKeys (05 §5.3, initiator: HKs = HKa).
+    _, hka, _ = dr_initial_keys(s, h(i["shared_secret"]), ad)
+    assert o["messages"][0]["header_key"] == hka.hex()
