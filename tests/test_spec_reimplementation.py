@@ -386,3 +386,134 @@ def test_double_ratchet_open_scripted_messages_by_hand(case: dict[str, Any]) -> 
     # Alice's first header key is HKa of InitialKeys (05 §5.3, initiator: HKs = HKa).
     _, hka, _ = dr_initial_keys(s, h(i["shared_secret"]), ad)
     assert o["messages"][0]["header_key"] == hka.hex()
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/01: canonical CBOR (encoder only, the subset the derivations below need)
+# ---------------------------------------------------------------------------------------------
+
+
+def _head(major: int, v: int) -> bytes:
+    if v < 24:
+        return bytes([major << 5 | v])
+    for ai, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if v < 1 << (8 * size):
+            return bytes([major << 5 | ai]) + v.to_bytes(size, "big")
+    raise ValueError("argument too large")
+
+
+def cbor(value: Any) -> bytes:
+    if value is None:
+        return b"\xf6"
+    if isinstance(value, bool):
+        return b"\xf5" if value else b"\xf4"
+    if isinstance(value, int):
+        return _head(0, value) if value >= 0 else _head(1, -1 - value)
+    if isinstance(value, bytes):
+        return _head(2, len(value)) + value
+    if isinstance(value, str):
+        raw = value.encode()
+        return _head(3, len(raw)) + raw
+    if isinstance(value, list):
+        return _head(4, len(value)) + b"".join(cbor(v) for v in value)
+    if isinstance(value, dict):
+        items = sorted((cbor(k), cbor(v)) for k, v in value.items())
+        return _head(5, len(items)) + b"".join(k + v for k, v in items)
+    raise TypeError(type(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/03 (identity encoding) and spec/04: handshake derivations
+# ---------------------------------------------------------------------------------------------
+
+
+def signing_public(s: RSuite, private: bytes) -> bytes:
+    if s.suite_id == 1:
+        return p256_public(int.from_bytes(private, "big"))
+    pk, _ = sodium.crypto_sign_seed_keypair(private)
+    return pk
+
+
+def identity_sign(s: RSuite, private: bytes, label: bytes, content: bytes) -> bytes:
+    prefix = b"triple-ratchet v1 identity signature"
+    return s.sign(private, prefix + struct.pack(">HB", s.suite_id, len(label)) + label + content)
+
+
+def identity_encoding(s: RSuite, sig_private: bytes, dh_private: bytes) -> bytes:
+    sig_pub, dh_pub = signing_public(s, sig_private), s.dh_public(dh_private)
+    signature = identity_sign(s, sig_private, b"identity: dh identity key", cbor([sig_pub, dh_pub]))
+    return cbor([1, s.suite_id, sig_pub, dh_pub, signature])
+
+
+def bundle_encoding(s: RSuite, r: dict[str, Any]) -> bytes:
+    sig_priv = h(r["signing_private"])
+    ident = identity_encoding(s, sig_priv, h(r["dh_private"]))
+    sig_pub, dh_pub = signing_public(s, sig_priv), s.dh_public(h(r["dh_private"]))
+    spk_id, spk_pub = r["signed_prekey_id"], s.dh_public(h(r["signed_prekey_private"]))
+    spk_sig = identity_sign(s, sig_priv, b"identity: signed prekey",
+                            cbor([sig_pub, spk_id, spk_pub]))
+    opk_id = r["one_time_prekey_id"]
+    opk_pub = None if opk_id is None else s.dh_public(h(r["one_time_prekey_private"]))
+    # identity = CBOR [1, suite, sig, dh, dh_sig]: its fields 2..4 are the bundle's fields 2..4
+    dh_key_sig = ident[-64:]
+    fields = [1, s.suite_id, sig_pub, dh_pub, dh_key_sig, spk_id, spk_pub, spk_sig, opk_id, opk_pub]
+    return cbor([*fields, identity_sign(s, sig_priv, b"identity: prekey bundle", cbor(fields))])
+
+
+def handshake_initiator(s: RSuite, i: dict[str, Any]) -> dict[str, Any]:
+    a, b = i["initiator"], i["responder"]
+    ik_sig_a, ik_dh_a = signing_public(s, h(a["signing_private"])), s.dh_public(h(a["dh_private"]))
+    ik_sig_b, ik_dh_b = signing_public(s, h(b["signing_private"])), s.dh_public(h(b["dh_private"]))
+    spk_id, spk = b["signed_prekey_id"], s.dh_public(h(b["signed_prekey_private"]))
+    opk_id = b["one_time_prekey_id"]
+    opk = None if opk_id is None else s.dh_public(h(b["one_time_prekey_private"]))
+    ek_priv = h(i["ephemeral_private"])
+    ek = s.dh_public(ek_priv)
+    dhs = [s.dh(h(a["dh_private"]), spk), s.dh(ek_priv, ik_dh_b), s.dh(ek_priv, spk)]
+    if opk is not None:
+        dhs.append(s.dh(ek_priv, opk))
+    transcript = cbor([ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b, spk_id, spk, opk_id, opk, ek])
+    sk = s.derive_secret(b"", b"".join(dhs), b"handshake: shared secret", transcript, 32)
+    seal_context = cbor([ik_sig_b, ik_dh_b, spk_id, spk, ek])
+    key_nonce = s.derive_secret(b"", dhs[2], b"handshake: sealed identity", seal_context,
+                                32 + s.nonce_len)
+    identity_a = identity_encoding(s, h(a["signing_private"]), h(a["dh_private"]))
+    seal_aad = cbor([0x10, s.suite_id, ek, spk_id, opk_id])
+    sealed = s.aead_encrypt(key_nonce[:32], key_nonce[32:], identity_a, seal_aad)
+    header = cbor([0x10, s.suite_id, ek, spk_id, opk_id, sealed])
+    ad = cbor([s.suite_id, ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b,
+               hashlib.new(s.hash_name, header).digest()])
+    tag_label = b"handshake: replay tag"
+    tag = hashlib.new(s.hash_name, bytes([len(tag_label)]) + tag_label + ek + sealed).digest()[:16]
+    initial = cbor([0x10, s.suite_id, ek, spk_id, opk_id, sealed, h(i["ratchet_message"])])
+    return {"initiator_identity": identity_a.hex(), "bundle": bundle_encoding(s, b).hex(),
+            "ephemeral_public": ek.hex(), "dh_outputs": [d.hex() for d in dhs],
+            "shared_secret": sk.hex(), "associated_data": ad.hex(),
+            "sealed_identity": sealed.hex(), "replay_tag": tag.hex(),
+            "initial_message": initial.hex()}
+
+
+@params("handshake.json", "handshake")
+def test_handshake_initiator_side(case: dict[str, Any]) -> None:
+    s = SUITES[case["suite"]]
+    got, want = handshake_initiator(s, case["inputs"]), case["outputs"]
+    assert set(got) == set(want)
+    for name in got:
+        assert got[name] == want[name], name
+
+
+@params("handshake.json", "handshake")
+def test_handshake_responder_opens_sealed_identity(case: dict[str, Any]) -> None:
+    """B's side by hand: DH3 from SPK_B's secret and EK_A, then open the seal (04 step 5)."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    b = i["responder"]
+    ek = h(o["ephemeral_public"])
+    dh3 = s.dh(h(b["signed_prekey_private"]), ek)
+    spk_id, spk = b["signed_prekey_id"], s.dh_public(h(b["signed_prekey_private"]))
+    ik_sig_b, ik_dh_b = signing_public(s, h(b["signing_private"])), s.dh_public(h(b["dh_private"]))
+    kn = s.derive_secret(b"", dh3, b"handshake: sealed identity",
+                         cbor([ik_sig_b, ik_dh_b, spk_id, spk, ek]), 32 + s.nonce_len)
+    aad = cbor([0x10, s.suite_id, ek, spk_id, b["one_time_prekey_id"]])
+    opened = s.aead_decrypt(kn[:32], kn[32:], h(o["sealed_identity"]), aad)
+    assert opened.hex() == o["initiator_identity"]
+    assert len(h(o["sealed_identity"])) == (219 if s.suite_id == 1 else 153)
