@@ -517,3 +517,195 @@ def test_handshake_responder_opens_sealed_identity(case: dict[str, Any]) -> None
     opened = s.aead_decrypt(kn[:32], kn[32:], h(o["sealed_identity"]), aad)
     assert opened.hex() == o["initiator_identity"]
     assert len(h(o["sealed_identity"])) == (219 if s.suite_id == 1 else 153)
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/09: group messages
+# ---------------------------------------------------------------------------------------------
+
+GROUP_SIG = b"triple-ratchet v1 group content signature"
+GROUP_DIGEST = b"triple-ratchet v1 group message digest"
+GROUP_AAD = b"triple-ratchet v1 group message aad"
+
+
+def group_chain_step(s: RSuite, ck: bytes) -> tuple[bytes, bytes, bytes]:
+    """(key_g, nonce_base_g, ck_{g+1}) from ck_g (09 §9.3)."""
+    return (s.expand_label(ck, b"group message key", b"", 32),
+            s.expand_label(ck, b"group message nonce", b"", s.nonce_len),
+            s.expand_label(ck, b"group chain next", b"", s.nh))
+
+
+def group_sender_data_key_nonce(s: RSuite, sds: bytes, ciphertext: bytes) -> tuple[bytes, bytes]:
+    sample = ciphertext[:s.nh]
+    return (s.expand_label(sds, b"group sender data key", sample, 32),
+            s.expand_label(sds, b"group sender data nonce", sample, s.nonce_len))
+
+
+def pad(x: bytes) -> bytes:
+    size = 256
+    while size < len(x) + 1:
+        size *= 2
+    return x + b"\x80" + b"\x00" * (size - len(x) - 1)
+
+
+def group_tbs(s: RSuite, group_id: bytes, epoch: int, sender: int, generation: int,
+              content_type: int, last_seen: bytes, body: bytes) -> bytes:
+    return cbor([GROUP_SIG, 1, s.suite_id, group_id, epoch, sender, generation, content_type,
+                 last_seen, body])
+
+
+@dataclass(frozen=True)
+class GroupEpoch:
+    suite: RSuite
+    group_id: bytes
+    epoch: int
+    chain_roots: list[bytes]
+    sender_data_secret: bytes
+    mailbox_id: bytes
+    signing: list[tuple[bytes, bytes]]  # (private, public) per member
+
+
+def group_epoch_from(s: RSuite, i: dict[str, Any]) -> GroupEpoch:
+    ks = derive_epoch(s, h(i["init_secret"]), h(i["transcript_hash"]),
+                      [h(p) for p in i["payloads"]])
+    return GroupEpoch(s, h(i["group_id"]), i["epoch"], [h(c) for c in ks["chain_roots"]],
+                      h(ks["sender_data_secret"]), h(ks["group_mailbox"]["mailbox_id"]),
+                      [s.signing_from_seed(h(seed)) for seed in i["signing_seeds"]])
+
+
+def group_seal(ep: GroupEpoch, sender: int, generation: int, ck: bytes, body: bytes,
+               last_seen: bytes, reuse_guard: bytes) -> tuple[bytes, bytes]:
+    """One application message (09 §9.4-9.5, 9.7): (blob, digest)."""
+    s = ep.suite
+    tbs = group_tbs(s, ep.group_id, ep.epoch, sender, generation, 1, last_seen, body)
+    signature = s.sign(ep.signing[sender][0], tbs)
+    key, nonce_base, _ = group_chain_step(s, ck)
+    nonce = bytes(a ^ b for a, b in zip(nonce_base[:8], reuse_guard, strict=True)) + nonce_base[8:]
+    aad = GROUP_AAD + ep.mailbox_id
+    ciphertext = s.aead_encrypt(key, nonce, pad(cbor([1, last_seen, body, signature])), aad)
+    sd_key, sd_nonce = group_sender_data_key_nonce(s, ep.sender_data_secret, ciphertext)
+    esd = s.aead_encrypt(sd_key, sd_nonce, struct.pack(">II", sender, generation) + reuse_guard,
+                         aad)
+    blob = cbor([0x20, 1, ep.mailbox_id, esd, ciphertext])
+    return blob, hashlib.new(s.hash_name, GROUP_DIGEST + tbs).digest()
+
+
+def _cbor_item(data: bytes, pos: int) -> tuple[Any, int]:
+    """Minimal decoder for the shapes of a group message (arrays, uints, byte strings)."""
+    major, ai = data[pos] >> 5, data[pos] & 31
+    pos += 1
+    if ai < 24:
+        v = ai
+    else:
+        size = {24: 1, 25: 2, 26: 4, 27: 8}[ai]
+        v, pos = int.from_bytes(data[pos:pos + size], "big"), pos + size
+    if major == 0:
+        return v, pos
+    if major == 2:
+        return data[pos:pos + v], pos + v
+    if major == 4:
+        items = []
+        for _ in range(v):
+            item, pos = _cbor_item(data, pos)
+            items.append(item)
+        return items, pos
+    raise ValueError(f"unexpected CBOR major type {major}")
+
+
+def cbor_decode(data: bytes) -> Any:
+    value, end = _cbor_item(data, 0)
+    assert end == len(data)
+    return value
+
+
+class GroupOpenError(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def group_open(ep: GroupEpoch, blob: bytes) -> tuple[int, int, bytes, bytes]:
+    """Open as a receiver holding every chain root: (sender, generation, last_seen, body)."""
+    from cryptography.exceptions import InvalidSignature as _BadSig
+    from cryptography.exceptions import InvalidTag
+    from nacl.exceptions import BadSignatureError, CryptoError
+
+    s = ep.suite
+    msg_type, version, mbox, esd, ciphertext = cbor_decode(blob)
+    assert (msg_type, version, mbox) == (0x20, 1, ep.mailbox_id)
+    aad = GROUP_AAD + ep.mailbox_id
+    sd_key, sd_nonce = group_sender_data_key_nonce(s, ep.sender_data_secret, ciphertext)
+    try:
+        sender_data = s.aead_decrypt(sd_key, sd_nonce, esd, aad)
+    except (InvalidTag, CryptoError) as exc:
+        raise GroupOpenError("AuthenticationError") from exc
+    sender, generation = struct.unpack(">II", sender_data[:8])
+    reuse_guard = sender_data[8:]
+    ck = ep.chain_roots[sender]
+    for _ in range(generation):
+        ck = group_chain_step(s, ck)[2]
+    key, nonce_base, _ = group_chain_step(s, ck)
+    nonce = bytes(a ^ b for a, b in zip(nonce_base[:8], reuse_guard, strict=True)) + nonce_base[8:]
+    try:
+        padded = s.aead_decrypt(key, nonce, ciphertext, aad)
+    except (InvalidTag, CryptoError) as exc:
+        raise GroupOpenError("AuthenticationError") from exc
+    unpadded = padded.rstrip(b"\x00")
+    assert unpadded.endswith(b"\x80")
+    content_type, last_seen, body, signature = cbor_decode(unpadded[:-1])
+    tbs = group_tbs(s, ep.group_id, ep.epoch, sender, generation, content_type, last_seen, body)
+    public = ep.signing[sender][1]
+    try:
+        if s.suite_id == 1:
+            from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+            key_obj = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public)
+            der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
+                                       int.from_bytes(signature[32:], "big"))
+            key_obj.verify(der, tbs, ec.ECDSA(hashes.SHA256()))
+        else:
+            sodium.crypto_sign_open(signature + tbs, public)
+    except (_BadSig, BadSignatureError) as exc:
+        raise GroupOpenError("InvalidSignature") from exc
+    return sender, generation, last_seen, body
+
+
+@params("group.json", "sender-chain")
+def test_group_sender_chain(case: dict[str, Any]) -> None:
+    s = SUITES[case["suite"]]
+    ck = h(case["inputs"]["chain_root"])
+    steps = []
+    for g in range(len(case["outputs"]["steps"])):
+        key, nonce_base, nxt = group_chain_step(s, ck)
+        steps.append({"generation": g, "message_key": key.hex(), "nonce_base": nonce_base.hex(),
+                      "next_chain_key": nxt.hex()})
+        ck = nxt
+    assert steps == case["outputs"]["steps"]
+
+
+@params("group.json", "messages")
+def test_group_messages_reseal_and_open(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    ep = group_epoch_from(s, i)
+    chains = list(ep.chain_roots)
+    generations = [0] * len(chains)
+    last_seen = b""
+    want = case["outputs"]["messages"]
+    assert len(want) == len(i["messages"])
+    for m, w in zip(i["messages"], want, strict=True):
+        k = m["sender"]
+        blob, digest = group_seal(ep, k, generations[k], chains[k], h(m["body"]), last_seen,
+                                  h(m["reuse_guard"]))
+        assert blob.hex() == w["blob"]
+        assert digest.hex() == w["digest"]
+        assert group_open(ep, blob) == (k, generations[k], last_seen, h(m["body"]))
+        chains[k] = group_chain_step(s, chains[k])[2]
+        generations[k] += 1
+        last_seen = digest
+
+
+@params("group.json", "open", valid=False)
+def test_group_open_refused(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    with pytest.raises(GroupOpenError) as info:
+        group_open(group_epoch_from(s, i), h(i["blob"]))
+    assert info.value.kind == case["error"]["type"]
