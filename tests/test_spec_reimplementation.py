@@ -709,3 +709,108 @@ def test_group_open_refused(case: dict[str, Any]) -> None:
     with pytest.raises(GroupOpenError) as info:
         group_open(group_epoch_from(s, i), h(i["blob"]))
     assert info.value.kind == case["error"]["type"]
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/07 §7.6 (with §6.1's encodings): DLEQ proofs over edwards25519
+# ---------------------------------------------------------------------------------------------
+
+ED_L = 2**252 + 27742317777372353535851937790883648493
+ED_B = sodium.crypto_scalarmult_ed25519_base_noclamp((1).to_bytes(32, "little"))
+ED_IDENTITY = b"\x01" + b"\x00" * 31
+DLEQ_NONCE = b"triple-ratchet v1 dkg dleq nonce"
+DLEQ_CHALLENGE = b"triple-ratchet v1 dkg dleq challenge"
+
+
+class DleqError(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def hash_to_scalar(x: bytes) -> int:
+    return int.from_bytes(hashlib.sha512(x).digest(), "little") % ED_L
+
+
+def ed_point(p: bytes) -> bytes:
+    if len(p) != 32 or p == ED_IDENTITY or not sodium.crypto_core_ed25519_is_valid_point(p):
+        raise DleqError("InvalidKey")
+    return p
+
+
+def ed_mul(k: int, p: bytes) -> bytes:
+    """k·P without clamping; 0·P and results equal to the identity give the identity encoding."""
+    k %= ED_L
+    if k == 0:
+        return ED_IDENTITY
+    if p == ED_B:
+        return sodium.crypto_scalarmult_ed25519_base_noclamp(k.to_bytes(32, "little"))
+    return sodium.crypto_scalarmult_ed25519_noclamp(k.to_bytes(32, "little"), p)
+
+
+def dleq_statement(public: bytes, bases: list[bytes], values: list[bytes]) -> bytes:
+    return struct.pack("<I", len(bases)) + ED_B + public + b"".join(
+        g + v for g, v in zip(bases, values, strict=True))
+
+
+def dleq_prove(d: int, bases: list[bytes], msg: bytes,
+               rand32: bytes) -> tuple[bytes, list[bytes], bytes]:
+    public = ed_mul(d, ED_B)
+    values = [ed_mul(d, g) for g in bases]
+    st = dleq_statement(public, bases, values)
+    m = struct.pack("<Q", len(msg)) + msg
+    k = hash_to_scalar(DLEQ_NONCE + d.to_bytes(32, "little") + rand32 + st + m)
+    assert k != 0
+    rs = [ed_mul(k, ED_B)] + [ed_mul(k, g) for g in bases]
+    c = hash_to_scalar(DLEQ_CHALLENGE + st + b"".join(rs) + m)
+    z = (k + c * d) % ED_L
+    return public, values, c.to_bytes(32, "little") + z.to_bytes(32, "little")
+
+
+def dleq_verify(public: bytes, bases: list[bytes], values: list[bytes], msg: bytes,
+                proof: bytes) -> None:
+    public, bases, values = ed_point(public), [ed_point(g) for g in bases], [
+        ed_point(v) for v in values]
+    if len(proof) != 64:
+        raise DleqError("DecodeError")
+    c, z = int.from_bytes(proof[:32], "little"), int.from_bytes(proof[32:], "little")
+    if c >= ED_L or z >= ED_L:
+        raise DleqError("DecodeError")
+
+    def lin(g: bytes, v: bytes) -> bytes:  # z·G − c·V
+        zg, cv = ed_mul(z, g), ed_mul(c, v)
+        return sodium.crypto_core_ed25519_sub(zg, cv)
+
+    rs = [lin(ED_B, public)] + [lin(g, v) for g, v in zip(bases, values, strict=True)]
+    st = dleq_statement(public, bases, values)
+    m = struct.pack("<Q", len(msg)) + msg
+    if hash_to_scalar(DLEQ_CHALLENGE + st + b"".join(rs) + m) != c:
+        raise DleqError("AuthenticationError")
+
+
+@params("dkg-dleq.json", "prove")
+def test_dleq_prove(case: dict[str, Any]) -> None:
+    i, o = case["inputs"], case["outputs"]
+    public, values, proof = dleq_prove(int.from_bytes(h(i["secret"]), "little"),
+                                       [h(g) for g in i["bases"]], h(i["message"]),
+                                       h(i["randomness"]))
+    assert public.hex() == o["public"]
+    assert [v.hex() for v in values] == o["values"]
+    assert proof.hex() == o["proof"]
+    dleq_verify(public, [h(g) for g in i["bases"]], values, h(i["message"]), proof)
+
+
+@params("dkg-dleq.json", "verify")
+def test_dleq_verify_accepts(case: dict[str, Any]) -> None:
+    i = case["inputs"]
+    dleq_verify(h(i["public"]), [h(g) for g in i["bases"]], [h(v) for v in i["values"]],
+                h(i["message"]), h(i["proof"]))
+
+
+@params("dkg-dleq.json", "verify", valid=False)
+def test_dleq_verify_refuses(case: dict[str, Any]) -> None:
+    i = case["inputs"]
+    with pytest.raises(DleqError) as info:
+        dleq_verify(h(i["public"]), [h(g) for g in i["bases"]], [h(v) for v in i["values"]],
+                    h(i["message"]), h(i["proof"]))
+    assert info.value.kind == case["error"]["type"]
