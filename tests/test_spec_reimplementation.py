@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -592,6 +593,8 @@ def group_seal(ep: GroupEpoch, sender: int, generation: int, ck: bytes, body: by
 
 def _cbor_item(data: bytes, pos: int) -> tuple[Any, int]:
     """Minimal decoder for the shapes of a group message (arrays, uints, byte strings)."""
+    if data[pos] == 0xF6:
+        return None, pos + 1
     major, ai = data[pos] >> 5, data[pos] & 31
     pos += 1
     if ai < 24:
@@ -814,3 +817,271 @@ def test_dleq_verify_refuses(case: dict[str, Any]) -> None:
         dleq_verify(h(i["public"]), [h(g) for g in i["bases"]], [h(v) for v in i["values"]],
                     h(i["message"]), h(i["proof"]))
     assert info.value.kind == case["error"]["type"]
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/14 deterministic randomness, spec/05 whole sessions and saved states
+# ---------------------------------------------------------------------------------------------
+
+
+class DetRandom:
+    """spec/14: block_k = SHA-256("triple-ratchet test rng" ‖ seed ‖ uint64_be(k)), streamed."""
+
+    def __init__(self, seed: bytes) -> None:
+        self.seed, self.k, self.buf = seed, 0, b""
+
+    def __call__(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self.buf += hashlib.sha256(b"triple-ratchet test rng" + self.seed
+                                       + struct.pack(">Q", self.k)).digest()
+            self.k += 1
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+def generate_dh(s: RSuite, rng: Callable[[int], bytes]) -> bytes:
+    """spec/02: P-256 by rejection sampling of 32-byte draws; X25519 one 32-byte draw."""
+    while True:
+        d = rng(32)
+        if s.suite_id == 2 or 1 <= int.from_bytes(d, "big") <= P256_N - 1:
+            return d
+
+
+class DRError(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def _aead_open(s: RSuite, key: bytes, nonce: bytes, ct: bytes, aad: bytes) -> bytes | None:
+    from cryptography.exceptions import InvalidTag
+    from nacl.exceptions import CryptoError
+    try:
+        return s.aead_decrypt(key, nonce, ct, aad)
+    except (InvalidTag, CryptoError):
+        return None
+
+
+@dataclass
+class DR:
+    """The header-encrypted Double Ratchet of spec/05, state as in §5.3/§5.8."""
+
+    s: RSuite
+    limits: list[int]
+    ad: bytes
+    dhs: bytes
+    dhr: bytes | None
+    rk: bytes
+    cks: bytes | None
+    ckr: bytes | None
+    hks: bytes | None
+    hkr: bytes | None
+    nhks: bytes
+    nhkr: bytes
+    ns: int
+    nr: int
+    pn: int
+    skipped: list[tuple[bytes, list[tuple[int, bytes]]]]
+
+    @classmethod
+    def initiate(cls, s: RSuite, sk: bytes, spk_b: bytes, ad: bytes,
+                 rng: Callable[[int], bytes]) -> DR:
+        rk0, hka, nhkb = dr_initial_keys(s, sk, ad)
+        dhs = generate_dh(s, rng)
+        rk, cks, nhks = dr_kdf_rk(s, rk0, s.dh(dhs, spk_b))
+        return cls(s, [1000, 2000, 5, 1 << 20], ad, dhs, spk_b, rk, cks, None, hka, None, nhks,
+                   nhkb, 0, 0, 0, [])
+
+    @classmethod
+    def respond(cls, s: RSuite, sk: bytes, spk_b_private: bytes, ad: bytes) -> DR:
+        rk0, hka, nhkb = dr_initial_keys(s, sk, ad)
+        return cls(s, [1000, 2000, 5, 1 << 20], ad, spk_b_private, None, rk0, None, None, None,
+                   None, nhkb, hka, 0, 0, 0, [])
+
+    def to_bytes(self) -> bytes:
+        return cbor([1, self.s.suite_id, self.limits, self.ad, self.dhs, self.dhr, self.rk,
+                     self.cks, self.ckr, self.hks, self.hkr, self.nhks, self.nhkr, self.ns,
+                     self.nr, self.pn,
+                     [[hk, [[n, mk] for n, mk in keys]] for hk, keys in self.skipped]])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DR:
+        f = cbor_decode(data)
+        assert len(f) == 17 and f[0] == 1
+        s = next(x for x in SUITES.values() if x.suite_id == f[1])
+        return cls(s, f[2], *f[3:16], [(hk, [(n, mk) for n, mk in keys]) for hk, keys in f[16]])
+
+    def encrypt(self, plaintext: bytes, rng: Callable[[int], bytes]) -> tuple[bytes, bytes, bytes]:
+        """(message, header, message key)."""
+        s = self.s
+        assert self.cks is not None and self.hks is not None
+        cks, mk = dr_kdf_ck(s, self.cks)
+        nonce = rng(s.nonce_len)
+        header = s.dh_public(self.dhs) + struct.pack(">II", self.pn, self.ns)
+        prefix = b"\x01" + nonce + s.aead_encrypt(self.hks, nonce, header, b"\x01" + self.ad)
+        message = prefix + s.aead_encrypt(mk, nonce, plaintext, self.ad + prefix)
+        self.cks, self.ns = cks, self.ns + 1
+        return message, header, mk
+
+    def _derive(self, ck: bytes, start: int, stop: int) -> tuple[bytes, list[tuple[int, bytes]]]:
+        keys = []
+        for n in range(start, stop):
+            ck, mk = dr_kdf_ck(self.s, ck)
+            keys.append((n, mk))
+        return ck, keys
+
+    def decrypt(self, message: bytes, rng: Callable[[int], bytes]) -> bytes:
+        s = self.s
+        max_skip, max_keys, max_chains, max_size = self.limits
+        npk = dr_npk(s)
+        fixed = 1 + s.nonce_len + npk + 8 + 2 * 16
+        if len(message) > max_size:
+            raise DRError("LimitExceeded")
+        if len(message) < fixed:
+            raise DRError("DecodeError")
+        if message[0] != 0x01:
+            raise DRError("UnsupportedError")
+        nonce = message[1:1 + s.nonce_len]
+        split = fixed - 16
+        enc_header, body = message[1 + s.nonce_len:split], message[split:]
+        body_aad = self.ad + message[:split]
+
+        def open_header(hk: bytes | None) -> tuple[bytes, int, int] | None:
+            if hk is None:
+                return None
+            header = _aead_open(s, hk, nonce, enc_header, b"\x01" + self.ad)
+            if header is None:
+                return None
+            pn, n = struct.unpack(">II", header[npk:])
+            return header[:npk], pn, n
+
+        def open_body(mk: bytes) -> bytes:
+            pt = _aead_open(s, mk, nonce, body, body_aad)
+            if pt is None:
+                raise DRError("AuthenticationError")
+            return pt
+
+        def use_skipped(hk: bytes, n: int) -> bytes:
+            for chain_hk, keys in self.skipped:
+                if chain_hk == hk:
+                    for idx, (kn, mk) in enumerate(keys):
+                        if kn == n:
+                            pt = open_body(mk)
+                            del keys[idx]
+                            self.skipped = [c for c in self.skipped if c[1]]
+                            return pt
+            raise DRError("ReplayError")
+
+        def store(hk: bytes, keys: list[tuple[int, bytes]]) -> None:
+            if keys:
+                for chain_hk, old in self.skipped:
+                    if chain_hk == hk:
+                        old.extend(keys)
+                        break
+                else:
+                    self.skipped.append((hk, keys))
+            while len(self.skipped) > max_chains:
+                self.skipped.pop(0)
+            while sum(len(k) for _, k in self.skipped) > max_keys:
+                self.skipped[0][1].pop(0)
+                if not self.skipped[0][1]:
+                    self.skipped.pop(0)
+
+        opened = open_header(self.hkr)
+        if opened is not None:
+            assert self.hkr is not None and self.ckr is not None
+            dh, _, n = opened
+            if dh != self.dhr:
+                raise DRError("ProtocolError")
+            if n < self.nr:
+                return use_skipped(self.hkr, n)
+            if n - self.nr > max_skip:
+                raise DRError("LimitExceeded")
+            ck, keys = self._derive(self.ckr, self.nr, n)
+            ck, mk = dr_kdf_ck(s, ck)
+            pt = open_body(mk)
+            store(self.hkr, keys)
+            self.ckr, self.nr = ck, n + 1
+            return pt
+        for chain_hk, _ in reversed(self.skipped):
+            if chain_hk != self.hkr and open_header(chain_hk) is not None:
+                return use_skipped(chain_hk, open_header(chain_hk)[2])  # type: ignore[index]
+        opened = open_header(self.nhkr)
+        if opened is None:
+            raise DRError("AuthenticationError")
+        dh, pn, n = opened
+        if dh == self.dhr:
+            raise DRError("ProtocolError")
+        if self.ckr is not None:
+            if pn < self.nr:
+                raise DRError("ProtocolError")
+            if pn - self.nr > max_skip:
+                raise DRError("LimitExceeded")
+        if n > max_skip:
+            raise DRError("LimitExceeded")
+        old_keys: list[tuple[int, bytes]] = []
+        if self.ckr is not None:
+            _, old_keys = self._derive(self.ckr, self.nr, pn)
+        hkr_new = self.nhkr
+        rk, ckr, nhkr = dr_kdf_rk(s, self.rk, s.dh(self.dhs, dh))
+        dhs = generate_dh(s, rng)
+        rk2, cks, nhks = dr_kdf_rk(s, rk, s.dh(dhs, dh))
+        ck, new_keys = self._derive(ckr, 0, n)
+        ck, mk = dr_kdf_ck(s, ck)
+        pt = open_body(mk)
+        if self.hkr is not None:
+            store(self.hkr, old_keys)
+        store(hkr_new, new_keys)
+        self.pn, self.ns, self.hks, self.hkr, self.dhr = self.ns, 0, self.nhks, hkr_new, dh
+        self.rk, self.ckr, self.nhkr, self.dhs, self.cks, self.nhks = rk2, ck, nhkr, dhs, cks, nhks
+        self.nr = n + 1
+        return pt
+
+
+@params("double-ratchet.json", "session")
+def test_double_ratchet_whole_session_from_seeds(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    sk, ad = h(i["shared_secret"]), h(i["associated_data"])
+    spk_private = h(i["responder_ratchet_private"])
+    rngs = {"alice": DetRandom(h(i["initiator_rng_seed"])),
+            "bob": DetRandom(h(i["responder_rng_seed"]))}
+    parties = {"alice": DR.initiate(s, sk, s.dh_public(spk_private), ad, rngs["alice"]),
+               "bob": DR.respond(s, sk, spk_private, ad)}
+    sent: list[tuple[str, bytes]] = []
+    messages, received = [], []
+    for step in i["script"]:
+        if step[0] == "send":
+            who = step[1]
+            hk = parties[who].hks
+            blob, header, mk = parties[who].encrypt(h(step[2]), rngs[who])
+            assert hk is not None
+            sent.append((who, blob))
+            messages.append({"blob": blob.hex(), "header_key": hk.hex(), "header": header.hex(),
+                             "message_key": mk.hex()})
+        else:
+            who, blob = sent[int(step[1])]  # the vector writes the index as a decimal string
+            other = "bob" if who == "alice" else "alice"
+            received.append(parties[other].decrypt(blob, rngs[other]).hex())
+    assert messages == o["messages"]
+    assert received == o["received"]
+    assert parties["alice"].to_bytes().hex() == o["initiator_state"]
+    assert parties["bob"].to_bytes().hex() == o["responder_state"]
+
+
+@params("double-ratchet.json", "decrypt")
+def test_double_ratchet_decrypt_from_saved_state(case: dict[str, Any]) -> None:
+    i, o = case["inputs"], case["outputs"]
+    state = DR.from_bytes(h(i["state"]))
+    assert state.to_bytes().hex() == i["state"]
+    assert state.decrypt(h(i["message"]), DetRandom(h(i["rng_seed"]))).hex() == o["plaintext"]
+    assert state.to_bytes().hex() == o["state"]
+
+
+@params("double-ratchet.json", "decrypt", valid=False)
+def test_double_ratchet_decrypt_refused(case: dict[str, Any]) -> None:
+    i = case["inputs"]
+    state = DR.from_bytes(h(i["state"]))
+    with pytest.raises(DRError) as info:
+        state.decrypt(h(i["message"]), DetRandom(h(i["rng_seed"])))
+    assert info.value.kind == case["error"]["type"]
+    assert state.to_bytes().hex() == i["state"]
