@@ -1085,3 +1085,56 @@ def test_double_ratchet_decrypt_refused(case: dict[str, Any]) -> None:
         state.decrypt(h(i["message"]), DetRandom(h(i["rng_seed"])))
     assert info.value.kind == case["error"]["type"]
     assert state.to_bytes().hex() == i["state"]
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/03: bundles, caller signatures, safety numbers
+# ---------------------------------------------------------------------------------------------
+
+
+@params("identity.json", "bundle")
+def test_identity_bundle(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    bundle = bundle_encoding(s, i)
+    fields = cbor_decode(bundle)
+    got = {"identity": identity_encoding(s, h(i["signing_private"]), h(i["dh_private"])),
+           "dh_key_signature": fields[4], "signed_prekey_public": fields[6],
+           "signed_prekey_signature": fields[7], "one_time_prekey_public": fields[9],
+           "bundle_signature": fields[10], "bundle": bundle}
+    assert {k: None if v is None else v.hex() for k, v in got.items()} == o
+
+
+@params("identity.json", "caller_signature")
+def test_identity_caller_signature(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    label = {"proposal": b"identity: group proposal",
+             "announcement": b"identity: key announcement"}[i["label"]]
+    sig = identity_sign(s, h(i["signing_private"]), label, h(i["content"]))
+    assert sig.hex() == case["outputs"]["signature"]
+
+
+def fingerprint(s: RSuite, identity: bytes) -> bytes:
+    _, _, sig_pub, dh_pub, _ = cbor_decode(identity)
+    keys = sig_pub + dh_pub
+    label = b"identity: safety number fingerprint"
+    d = hashlib.new(s.hash_name, bytes([len(label)]) + label + struct.pack(">H", s.suite_id)
+                    + keys).digest()
+    for _ in range(5199):
+        d = hashlib.new(s.hash_name, d + keys).digest()
+    return d[:32]
+
+
+@params("identity.json", "safety_number")
+def test_identity_safety_number(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    fa, fb = fingerprint(s, h(i["identity_a"])), fingerprint(s, h(i["identity_b"]))
+
+    def digits(fp: bytes) -> str:
+        return "".join(f"{int.from_bytes(fp[5 * j:5 * j + 5], 'big') % 100000:05d}"
+                       for j in range(6))
+
+    got = {"fingerprint_a": fa.hex(), "fingerprint_b": fb.hex(),
+           "digits": "".join(sorted([digits(fa), digits(fb)])),
+           "fingerprint": (b"\x01" + struct.pack(">H", s.suite_id) + min(fa, fb)
+                           + max(fa, fb)).hex()}
+    assert got == o
