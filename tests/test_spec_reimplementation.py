@@ -1138,3 +1138,146 @@ def test_identity_safety_number(case: dict[str, Any]) -> None:
            "fingerprint": (b"\x01" + struct.pack(">H", s.suite_id) + min(fa, fb)
                            + max(fa, fb)).hex()}
     assert got == o
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/02: the validating decoders, verification and AEAD errors
+# ---------------------------------------------------------------------------------------------
+
+P256_P = 2**256 - 2**224 + 2**192 + 2**96 - 1
+# SEC 2's b of secp256r1 (spec/02 names the curve and its equation, not b itself)
+P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+X25519_P = 2**255 - 19
+X25519_SMALL_ORDER = {
+    (0).to_bytes(32, "little"), (1).to_bytes(32, "little"), (X25519_P - 1).to_bytes(32, "little"),
+    h("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    h("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+}
+
+
+class SuiteError(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def dh_public_from_bytes(s: RSuite, pk: bytes) -> bytes:
+    if s.suite_id == 1:
+        if len(pk) != 65 or pk[0] != 0x04:
+            raise SuiteError("InvalidKey")
+        x, y = int.from_bytes(pk[1:33], "big"), int.from_bytes(pk[33:], "big")
+        if x >= P256_P or y >= P256_P or (y * y - (x**3 - 3 * x + P256_B)) % P256_P:
+            raise SuiteError("InvalidKey")
+        return pk
+    if len(pk) != 32 or pk[31] & 0x80 or int.from_bytes(pk, "little") >= X25519_P \
+            or pk in X25519_SMALL_ORDER:
+        raise SuiteError("InvalidKey")
+    return pk
+
+
+def dh_private_check(s: RSuite, sk: bytes) -> bytes:
+    if len(sk) != 32 or (s.suite_id == 1 and not 1 <= int.from_bytes(sk, "big") < P256_N):
+        raise SuiteError("InvalidKey")
+    return sk
+
+
+def verifying_from_bytes(s: RSuite, pk: bytes) -> bytes:
+    if s.suite_id == 1:
+        return dh_public_from_bytes(s, pk)  # the same SEC 1 rules (spec/02 "Public keys")
+    if len(pk) != 32 or not sodium.crypto_core_ed25519_is_valid_point(pk):
+        raise SuiteError("InvalidKey")
+    return pk
+
+
+def verify_signature(s: RSuite, pk: bytes, message: bytes, signature: bytes) -> None:
+    from cryptography.exceptions import InvalidSignature as _BadSig
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    from nacl.exceptions import BadSignatureError
+
+    verifying_from_bytes(s, pk)
+    if len(signature) != 64:
+        raise SuiteError("InvalidSignature")
+    if s.suite_id == 1:
+        r, sv = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        if not (1 <= r < P256_N and 1 <= sv < P256_N):
+            raise SuiteError("InvalidSignature")
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pk)
+        try:
+            key.verify(encode_dss_signature(r, sv), message, ec.ECDSA(hashes.SHA256()))
+        except _BadSig as exc:
+            raise SuiteError("InvalidSignature") from exc
+        return
+    try:
+        sodium.crypto_sign_open(signature + message, pk)
+    except BadSignatureError as exc:
+        raise SuiteError("InvalidSignature") from exc
+
+
+def aead_decrypt_checked(s: RSuite, key: bytes, nonce: bytes, ct: bytes, aad: bytes) -> bytes:
+    if len(key) != 32 or len(nonce) != s.nonce_len:
+        raise SuiteError("UsageError")
+    pt = None if len(ct) < 16 else _aead_open(s, key, nonce, ct, aad)
+    if pt is None:
+        raise SuiteError("AuthenticationError")
+    return pt
+
+
+@params("suites.json", "verify")
+def test_suites_verify(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    assert case["outputs"] == {"verified": True}
+    verify_signature(s, h(i["public_key"]), h(i["message"]), h(i["signature"]))
+
+
+@params("suites.json", "verify", valid=False)
+def test_suites_verify_refused(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    with pytest.raises(SuiteError) as info:
+        verify_signature(s, h(i["public_key"]), h(i["message"]), h(i["signature"]))
+    assert info.value.kind == case["error"]["type"]
+
+
+@params("suites.json", "dh", valid=False)
+def test_suites_dh_refused(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    with pytest.raises(SuiteError) as info:
+        dh_public_from_bytes(s, h(i["peer_public_key"]))
+        dh_private_check(s, h(i["private_key"]))
+    assert info.value.kind == case["error"]["type"]
+
+
+@params("suites.json", "dh_public_key", valid=False)
+def test_suites_dh_public_key_refused(case: dict[str, Any]) -> None:
+    with pytest.raises(SuiteError) as info:
+        dh_public_from_bytes(SUITES[case["suite"]], h(case["inputs"]["public_key"]))
+    assert info.value.kind == case["error"]["type"]
+
+
+@params("suites.json", "aead_decrypt")
+def test_suites_aead_decrypt(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    pt = aead_decrypt_checked(s, h(i["key"]), h(i["nonce"]), h(i["ciphertext"]), h(i["aad"]))
+    assert pt.hex() == case["outputs"]["plaintext"]
+
+
+@params("suites.json", "aead_decrypt", valid=False)
+def test_suites_aead_decrypt_refused(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    with pytest.raises(SuiteError) as info:
+        aead_decrypt_checked(s, h(i["key"]), h(i["nonce"]), h(i["ciphertext"]), h(i["aad"]))
+    assert info.value.kind == case["error"]["type"]
+
+
+def test_suites_valid_dh_keys_pass_the_validating_decoder() -> None:
+    """Every DH key the valid vectors use (twist points included) passes our decoder."""
+    checked = 0
+    for case in cases_of("suites.json", "dh"):
+        s, i = SUITES[case["suite"]], case["inputs"]
+        dh_public_from_bytes(s, h(i["peer_public_key"]))
+        dh_private_check(s, h(i["private_key"]))
+        if i.get("peer_private_key"):
+            assert s.dh_public(h(i["peer_private_key"])).hex() == i["peer_public_key"]
+            assert s.dh(h(i["peer_private_key"]), s.dh_public(h(i["private_key"]))).hex() == \
+                case["outputs"]["shared_secret"]
+        checked += 1
+    assert checked >= 9
