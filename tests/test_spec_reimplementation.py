@@ -1281,3 +1281,115 @@ def test_suites_valid_dh_keys_pass_the_validating_decoder() -> None:
                 case["outputs"]["shared_secret"]
         checked += 1
     assert checked >= 9
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/04: the responder's side (accept), its replay rules, and the initiator's bundle check
+# ---------------------------------------------------------------------------------------------
+
+
+class HandshakeError(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass
+class Responder:
+    suite: RSuite
+    keys: dict[str, Any]
+    opk_held: bool
+    replay_cache: set[bytes]
+
+    def accept(self, data: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+        """04 "Responder processing" steps 1-6 and the commit: (SK, AD, identity_A, ratchet)."""
+        s, b = self.suite, self.keys
+        msg_type, suite_id, ek, spk_id, opk_id, sealed, ratchet = cbor_decode(data)
+        assert msg_type == 0x10
+        if suite_id != s.suite_id:
+            raise HandshakeError("ProtocolError")
+        if spk_id != b["signed_prekey_id"]:
+            raise HandshakeError("ProtocolError")
+        if opk_id is not None:
+            if opk_id != b["one_time_prekey_id"]:
+                raise HandshakeError("ProtocolError")
+            if not self.opk_held:
+                raise HandshakeError("ReplayError")
+        label = b"handshake: replay tag"
+        tag = hashlib.new(s.hash_name, bytes([len(label)]) + label + ek + sealed).digest()[:16]
+        if opk_id is None and tag in self.replay_cache:
+            raise HandshakeError("ReplayError")
+        dh_public_from_bytes(s, ek)
+        spk_priv = h(b["signed_prekey_private"])
+        spk = s.dh_public(spk_priv)
+        ik_sig_b = signing_public(s, h(b["signing_private"]))
+        ik_dh_b = s.dh_public(h(b["dh_private"]))
+        dh3 = s.dh(spk_priv, ek)
+        kn = s.derive_secret(b"", dh3, b"handshake: sealed identity",
+                             cbor([ik_sig_b, ik_dh_b, spk_id, spk, ek]), 32 + s.nonce_len)
+        identity = _aead_open(s, kn[:32], kn[32:], sealed,
+                              cbor([0x10, s.suite_id, ek, spk_id, opk_id]))
+        if identity is None:
+            raise HandshakeError("AuthenticationError")
+        _, _, ik_sig_a, ik_dh_a, dh_sig = cbor_decode(identity)
+        prefix = b"triple-ratchet v1 identity signature"
+        label_dh = b"identity: dh identity key"
+        verify_signature(s, ik_sig_a, prefix + struct.pack(">HB", s.suite_id, len(label_dh))
+                         + label_dh + cbor([ik_sig_a, ik_dh_a]), dh_sig)
+        dhs = [s.dh(spk_priv, ik_dh_a), s.dh(h(b["dh_private"]), ek), dh3]
+        opk = None
+        if opk_id is not None:
+            opk = s.dh_public(h(b["one_time_prekey_private"]))
+            dhs.append(s.dh(h(b["one_time_prekey_private"]), ek))
+        transcript = cbor([ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b, spk_id, spk, opk_id, opk, ek])
+        sk = s.derive_secret(b"", b"".join(dhs), b"handshake: shared secret", transcript, 32)
+        header = cbor([0x10, s.suite_id, ek, spk_id, opk_id, sealed])
+        ad = cbor([s.suite_id, ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b,
+                   hashlib.new(s.hash_name, header).digest()])
+        # commit (the ratchet's first decrypt is skipped here: its bytes are opaque in the vector)
+        if opk_id is not None:
+            self.opk_held = False
+        else:
+            self.replay_cache.add(tag)
+        return sk, ad, identity, ratchet
+
+
+def responder_for(s: RSuite, keys: dict[str, Any]) -> Responder:
+    return Responder(s, keys, keys["one_time_prekey_id"] is not None, set())
+
+
+@params("handshake.json", "handshake")
+def test_handshake_responder_accepts(case: dict[str, Any]) -> None:
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    sk, ad, identity, ratchet = responder_for(s, i["responder"]).accept(h(o["initial_message"]))
+    assert (sk.hex(), ad.hex(), identity.hex(), ratchet.hex()) == (
+        o["shared_secret"], o["associated_data"], o["initiator_identity"], i["ratchet_message"])
+
+
+@params("handshake.json", "accept", valid=False)
+def test_handshake_accept_refused(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    responder = responder_for(s, i["responder"])
+    for _ in range(i["deliveries"] - 1):
+        responder.accept(h(i["initial_message"]))
+    with pytest.raises((HandshakeError, SuiteError)) as info:
+        responder.accept(h(i["initial_message"]))
+    assert info.value.kind == case["error"]["type"]
+
+
+@params("handshake.json", "initiate", valid=False)
+def test_handshake_initiate_refuses_bad_bundle(case: dict[str, Any]) -> None:
+    """03's bundle checks, signatures in the order dh key, signed prekey, bundle."""
+    s, i = SUITES[case["suite"]], case["inputs"]
+    f = cbor_decode(h(i["bundle"]))
+    prefix = b"triple-ratchet v1 identity signature"
+
+    def check(label: bytes, content: bytes, sig: bytes) -> None:
+        verify_signature(s, f[2], prefix + struct.pack(">HB", s.suite_id, len(label)) + label
+                         + content, sig)
+
+    with pytest.raises(SuiteError) as info:
+        check(b"identity: dh identity key", cbor([f[2], f[3]]), f[4])
+        check(b"identity: signed prekey", cbor([f[2], f[5], f[6]]), f[7])
+        check(b"identity: prekey bundle", cbor(f[:10]), f[10])
+    assert info.value.kind == case["error"]["type"]
