@@ -1393,3 +1393,67 @@ def test_handshake_initiate_refuses_bad_bundle(case: dict[str, Any]) -> None:
         check(b"identity: signed prekey", cbor([f[2], f[5], f[6]]), f[7])
         check(b"identity: prekey bundle", cbor(f[:10]), f[10])
     assert info.value.kind == case["error"]["type"]
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/06 §6.3 context, spec/07 §7.3-7.5: DKG-key signatures, SignedRound1, the extension
+# ---------------------------------------------------------------------------------------------
+
+
+def cocktail_context(session_id: bytes, static_keys: list[bytes]) -> bytes:
+    return hashlib.sha512(b"COCKTAIL-DKG-CONTEXT" + struct.pack(">Q", len(session_id)) + session_id
+                          + struct.pack(">Q", 26) + b"COCKTAIL(Ed25519, SHA-512)"
+                          + struct.pack("<I", len(static_keys)) + b"".join(static_keys)).digest()
+
+
+def dkg_sign(d: int, label: bytes, context: bytes, body: bytes, rand32: bytes) -> bytes:
+    m = label + struct.pack("<Q", len(context)) + context + body
+    k = hash_to_scalar(b"triple-ratchet v1 dkg signature nonce" + d.to_bytes(32, "little")
+                       + rand32 + m)
+    assert k != 0
+    r = ed_mul(k, ED_B)
+    c = hash_to_scalar(b"triple-ratchet v1 dkg signature challenge" + r + ed_mul(d, ED_B) + m)
+    return r + ((k + c * d) % ED_L).to_bytes(32, "little")
+
+
+def payload_hash(p: bytes) -> bytes:
+    return hashlib.sha512(struct.pack("<Q", 32) + p).digest()
+
+
+def dkg_additions_cases(operation: str) -> Any:
+    cs = [c for c in load("dkg-additions.json")
+          if c["inputs"]["operation"] == operation and "outputs" in c]
+    assert cs
+    return pytest.mark.parametrize("case", cs, ids=[c["description"] for c in cs])
+
+
+@dkg_additions_cases("sign_round1")
+def test_dkg_sign_round1(case: dict[str, Any]) -> None:
+    i = case["inputs"]
+    keys = [h(k) for k in i["static_keys"]]
+    context = cocktail_context(h(i["session_id"]), keys)
+    d = int.from_bytes(h(i["static_secret"]), "little")
+    sender = keys.index(ed_mul(d, ED_B)) + 1
+    ph, msg1 = payload_hash(h(i["payload"])), h(i["round1"])
+    body = struct.pack("<I", sender) + ph + struct.pack("<Q", len(msg1)) + msg1
+    assert len(i["randomness"]) == 1
+    sig = dkg_sign(d, b"triple-ratchet v1 dkg signed round 1", context, body,
+                   h(i["randomness"][0]))
+    assert cbor([0x36, sender, ph, msg1, sig]).hex() == case["outputs"]["signed_round1"]
+
+
+@dkg_additions_cases("extension")
+def test_dkg_extension(case: dict[str, Any]) -> None:
+    i, o = case["inputs"], case["outputs"]
+    hashes_ = [payload_hash(h(p)) for p in i["payloads"]]
+    anns = [h(a) for a in i["announcements"]]
+    n = len(anns)
+    ann_hash = hashlib.sha512(b"triple-ratchet v1 dkg announcements" + struct.pack("<I", n)
+                              + b"".join(struct.pack("<Q", len(a)) + a for a in anns)).digest()
+    conf = h(i["confirmation"])
+    ext = hashlib.sha512(b"triple-ratchet v1 dkg extension" + struct.pack("<I", n)
+                         + b"".join(hashes_) + ann_hash + struct.pack("<Q", len(conf))
+                         + conf).digest()
+    got = {"payload_hashes": [x.hex() for x in hashes_], "announcements_hash": ann_hash.hex(),
+           "extension": ext.hex()}
+    assert got == o
