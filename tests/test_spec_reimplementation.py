@@ -1490,3 +1490,28 @@ def test_this_file_does_not_use_the_library() -> None:
     imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     assert imported, "found no imports at all: the check itself is broken"
     assert not [m for m in imported if m.split(".")[0] == package]
+
+
+def hub_verify_proof(i: dict[str, Any]) -> None:
+    """§10.4's checks in order: suite known, MailboxId matches, key valid, signature verifies."""
+    suite = next((x for x in SUITES.values() if x.suite_id == i["suite_id"]), None)
+    if suite is None:
+        raise SuiteError("UnsupportedError")
+    public, mbox = h(i["public_key"]), h(i["mailbox_id"])
+    if mailbox_id(suite, public) != mbox:
+        raise SuiteError("InvalidSignature")
+    label = b"triple-ratchet hub challenge v1"
+    verify_signature(suite, public, bytes([len(label)]) + label + h(i["nonce"]) + mbox,
+                     h(i["signature"]))
+
+
+@params("hub.json", "verify_proof")
+def test_hub_verify_proof(case: dict[str, Any]) -> None:
+    hub_verify_proof(case["inputs"])
+
+
+@params("hub.json", "verify_proof", valid=False)
+def test_hub_verify_proof_refused(case: dict[str, Any]) -> None:
+    with pytest.raises(SuiteError) as info:
+        hub_verify_proof(case["inputs"])
+    assert info.value.kind == case["error"]["type"]
