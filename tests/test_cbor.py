@@ -752,3 +752,27 @@ def test_vector_file_tampering_is_caught() -> None:
     cases[invalid]["inputs"]["cbor"] = "a201000200"
     failed = {i for i, r in enumerate(verify_document(doc)) if r.status == "failed"}
     assert failed == {0, valid, invalid}
+
+
+# --- The hot-path forms agree with the general encoder and decoder -----------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.integers(min_value=0, max_value=2**64 - 1), st.binary(max_size=300)),
+                max_size=23))
+def test_decode_flat_returns_what_decode_returns(items: list[int | bytes]) -> None:
+    data = cbor.encode_flat(items)
+    assert data == cbor.encode(items)
+    assert cbor.decode_flat(data, len(items)) == cbor.decode(data)
+    assert cbor.decode_flat(data, len(items) + 1) is None
+    assert cbor.decode_flat(data + b"\x00", len(items)) is None
+    if data[1:]:
+        assert cbor.decode_flat(data[:-1], len(items)) is None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.binary(max_size=64), st.integers(min_value=0, max_value=23))
+def test_decode_flat_never_accepts_what_decode_refuses(data: bytes, length: int) -> None:
+    fast = cbor.decode_flat(data, length)
+    if fast is not None:
+        assert cbor.decode(data) == fast

@@ -435,6 +435,70 @@ def decode(
 # Strict field readers: each names the field (`what`) when it rejects a value.
 
 
+# --- Hot-path forms of the same encoding ----------------------------------------------------
+# Message paths encode and parse flat arrays of unsigned ints and byte strings on every message.
+# These two functions do that without the general dispatch; each returns exactly what
+# `encode`/`decode` would, and `decode_flat` answers None (never a different value) for anything
+# it does not handle, so the caller falls back to `decode`, which names the fault.
+
+
+def bstr_head(length: int) -> bytes:
+    """The canonical head of a byte string of `length` bytes."""
+    return _SHORT_BSTR_HEAD[length] if length < 256 else _head(2, length)
+
+
+def encode_flat(items: Sequence[int | bytes]) -> bytes:
+    """`encode(list(items))` for a flat array of byte strings and unsigned integers."""
+    out = [_head(4, len(items))]
+    append = out.append
+    for item in items:
+        if type(item) is bytes:
+            length = len(item)
+            append(_SHORT_BSTR_HEAD[length] if length < 256 else _head(2, length))
+            append(item)
+        elif type(item) is int and 0 <= item < 24:
+            append(_ONE_BYTE[item])
+        elif type(item) is int and 0 <= item <= _UINT64_MAX:
+            append(_head(0, item))
+        else:
+            return encode(list(items))
+    return b"".join(out)
+
+
+def decode_flat(data: bytes, length: int) -> list[int | bytes] | None:
+    """The items of a canonical array of exactly `length` (< 24) unsigned ints and byte strings
+    with nothing after it, or None for anything else. The caller bounds `len(data)` first."""
+    if type(data) is not bytes or not data or data[0] != 0x80 | length or length >= 24:
+        return None
+    out: list[int | bytes] = []
+    pos, end_of_data = 1, len(data)
+    for _ in range(length):
+        if pos >= end_of_data:
+            return None
+        initial = data[pos]
+        major, ai = initial >> 5, initial & 0x1F
+        if major not in (0, 2) or ai > 27:
+            return None
+        if ai < 24:
+            arg, pos = ai, pos + 1
+        else:
+            start = pos + 1
+            pos = start + (1 << (ai - 24))
+            if pos > end_of_data:
+                return None
+            arg = int.from_bytes(data[start:pos], "big")
+            if arg < _MIN_ARG[ai]:
+                return None  # not the shortest head
+        if major == 0:
+            out.append(arg)
+        else:
+            if pos + arg > end_of_data:
+                return None
+            out.append(data[pos:pos + arg])
+            pos += arg
+    return out if pos == end_of_data else None
+
+
 def as_list(v: CborValue, what: str, length: int | None = None) -> list[CborValue]:
     if not isinstance(v, list):
         raise DecodeError(f"{what}: expected an array, got {_type_name(v)}")
@@ -520,7 +584,10 @@ __all__ = [
     "as_list",
     "as_map",
     "as_str",
+    "bstr_head",
     "decode",
+    "decode_flat",
     "encode",
+    "encode_flat",
     "encode_key",
 ]

@@ -75,10 +75,10 @@ class Content:
             if (type(self.suite_id) is int and type(self.group_id) is bytes
                     and type(self.epoch) is int):
                 # The first five elements are the same for a whole epoch: encoded once.
-                tbs = (_ARRAY_HEAD[10] + _tbs_prefix(self.suite_id, self.group_id, self.epoch)
-                       + encode_flat(tail)[1:])
+                tbs = (_TBS_HEAD + _tbs_prefix(self.suite_id, self.group_id, self.epoch)
+                       + cbor.encode_flat(tail)[1:])
             else:
-                tbs = encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, VERSION, self.suite_id,
+                tbs = cbor.encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, VERSION, self.suite_id,
                                    self.group_id, self.epoch, *tail))
             self.__dict__["_tbs"] = tbs
         return tbs
@@ -125,9 +125,9 @@ class GroupMessage:
         mailbox, sender_data, ciphertext = self.mailbox_id, self.sender_data, self.ciphertext
         if (type(mailbox) is bytes and len(mailbox) == MAILBOX_ID_LEN
                 and type(sender_data) is bytes and type(ciphertext) is bytes):
-            return b"".join((_MESSAGE_PREFIX, mailbox, _bstr_head(len(sender_data)), sender_data,
-                             _bstr_head(len(ciphertext)), ciphertext))
-        return encode_flat((WIRE_GROUP_MESSAGE, VERSION, mailbox, sender_data, ciphertext))
+            return b"".join((_MESSAGE_PREFIX, mailbox, cbor.bstr_head(len(sender_data)),
+                             sender_data, cbor.bstr_head(len(ciphertext)), ciphertext))
+        return cbor.encode_flat((WIRE_GROUP_MESSAGE, VERSION, mailbox, sender_data, ciphertext))
 
     @classmethod
     def from_bytes(cls, suite: Suite, blob: bytes) -> GroupMessage:
@@ -156,94 +156,34 @@ class GroupMessage:
 
     @classmethod
     def _parse_canonical(cls, suite: Suite, blob: bytes) -> GroupMessage | None:
-        """The common case without the general decoder: slice the fields out of the one
-        canonical layout, accepting them only if every head is the shortest one, nothing
-        follows and every check of the strict path passes (so both paths accept the same
-        blobs with the same result); None sends the blob to the strict path."""
-        if type(blob) is not bytes or blob[:_PREFIX_LEN] != _MESSAGE_PREFIX:
+        """The common case through `cbor.decode_flat`: every check of the strict path, so both
+        paths accept the same blobs with the same result; None sends the blob to the strict
+        path, which names what is wrong."""
+        items = cbor.decode_flat(blob, 5)
+        if items is None:
             return None
-        pos = _PREFIX_LEN + MAILBOX_ID_LEN
-        mailbox = blob[_PREFIX_LEN:pos]
-        sd_len = SENDER_DATA_LEN + suite.aead_tag_len
-        sd_head = _bstr_head(sd_len)
-        if blob[pos:pos + len(sd_head)] != sd_head:
-            return None
-        pos += len(sd_head)
-        sender_data = blob[pos:pos + sd_len]
-        pos += sd_len
-        # The ciphertext is at least 256 bytes: a 2- or 4-byte length follows its head.
-        width = _LENGTH_WIDTH.get(blob[pos]) if pos < len(blob) else None
-        if width is None:
-            return None
-        ciphertext = blob[pos + 1 + width:]
-        # Its head must be the shortest one for its true length (and so for the rest).
-        if (len(ciphertext) - suite.aead_tag_len not in PAD_BUCKETS
-                or blob[pos:pos + 1 + width] != _bstr_head(len(ciphertext))
-                or len(mailbox) != MAILBOX_ID_LEN or len(sender_data) != sd_len):
+        kind, version, mailbox, sender_data, ciphertext = items
+        if (kind != WIRE_GROUP_MESSAGE or version != VERSION
+                or type(mailbox) is not bytes or len(mailbox) != MAILBOX_ID_LEN
+                or type(sender_data) is not bytes
+                or len(sender_data) != SENDER_DATA_LEN + suite.aead_tag_len
+                or type(ciphertext) is not bytes
+                or len(ciphertext) - suite.aead_tag_len not in PAD_BUCKETS):
             return None
         return cls(mailbox, sender_data, ciphertext)
-
-
-# --- canonical encoding of flat arrays (hot path) ----------------------------------------------
-
-_UINT64_MAX = 2**64 - 1
-
-
-def _head(major: int, arg: int) -> bytes:
-    """The shortest head of major type `major` with argument `arg` (RFC 8949 §4.2.1)."""
-    mt = major << 5
-    if arg < 24:
-        return bytes((mt | arg,))
-    if arg < 0x100:
-        return bytes((mt | 24, arg))
-    if arg < 0x10000:
-        return bytes((mt | 25,)) + arg.to_bytes(2, "big")
-    if arg < 0x100000000:
-        return bytes((mt | 26,)) + arg.to_bytes(4, "big")
-    return bytes((mt | 27,)) + arg.to_bytes(8, "big")
-
-
-_SMALL_UINT = tuple(_head(0, i) for i in range(256))
-_ARRAY_HEAD = tuple(_head(4, n) for n in range(24))
-_SHORT_BSTR_HEAD = tuple(_head(2, n) for n in range(256))
-
-
-def _bstr_head(length: int) -> bytes:
-    return _SHORT_BSTR_HEAD[length] if length < 256 else _head(2, length)
-
-
-def encode_flat(items: tuple[int | bytes, ...]) -> bytes:
-    """`cbor.encode(list(items))` for a flat array of byte strings and unsigned integers, the
-    shape of every message-path structure, without the general encoder's dispatch. Any other
-    element type goes to `cbor.encode` itself, so the result is always the canonical one."""
-    out = [_ARRAY_HEAD[len(items)] if len(items) < 24 else _head(4, len(items))]
-    append = out.append
-    for item in items:
-        if type(item) is bytes:
-            length = len(item)
-            append(_SHORT_BSTR_HEAD[length] if length < 256 else _head(2, length))
-            append(item)
-        elif type(item) is int and 0 <= item < 256:
-            append(_SMALL_UINT[item])
-        elif type(item) is int and 0 <= item <= _UINT64_MAX:
-            append(_head(0, item))
-        else:
-            return cbor.encode(list(items))
-    return b"".join(out)
 
 
 @functools.lru_cache(maxsize=256)
 def _tbs_prefix(suite_id: int, group_id: bytes, epoch: int) -> bytes:
     """The signed content's first five elements, without the array head."""
-    return encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, VERSION, suite_id, group_id, epoch))[1:]
+    return cbor.encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, VERSION, suite_id, group_id, epoch))[1:]
 
 
 # [WIRE_GROUP_MESSAGE, VERSION, mailbox id (32 bytes), ...
-_MESSAGE_PREFIX = (_head(4, 5) + _SMALL_UINT[WIRE_GROUP_MESSAGE] + _SMALL_UINT[VERSION]
-                   + _bstr_head(MAILBOX_ID_LEN))
-_PREFIX_LEN = len(_MESSAGE_PREFIX)
-# Width of the length that follows a byte-string head of additional information 25 or 26.
-_LENGTH_WIDTH = {0x59: 2, 0x5A: 4}
+_MESSAGE_PREFIX = (b"\x85"  # CBOR array of 5
+                   + cbor.encode_flat((WIRE_GROUP_MESSAGE, VERSION))[1:]
+                   + cbor.bstr_head(MAILBOX_ID_LEN))
+_TBS_HEAD = b"\x8a"  # the signed content is a CBOR array of 10
 
 
 def pad(data: bytes) -> bytes:
@@ -316,7 +256,7 @@ def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageK
     if keys.generation != content.generation:
         raise UsageError("message keys belong to another generation")
     signature = signing_key.sign(content.to_be_signed())
-    plaintext = pad(encode_flat((content.content_type, content.last_seen, content.body,
+    plaintext = pad(cbor.encode_flat((content.content_type, content.last_seen, content.body,
                                  signature)))
     aad = _aad(mailbox_id)
     ciphertext = suite.aead_encrypt(keys.key, keys.nonce(reuse_guard), plaintext, aad)
@@ -351,7 +291,7 @@ def open_content(suite: Suite, message: GroupMessage, sender_data: SenderData, k
     plaintext = suite.aead_decrypt(keys.key, keys.nonce(sender_data.reuse_guard),
                                    message.ciphertext, _aad(message.mailbox_id))
     inner = unpad(plaintext)
-    items = _parse_inner(inner)
+    items: list[cbor.CborValue] | list[int | bytes] | None = cbor.decode_flat(inner, 4)
     if items is None:  # not the canonical layout: the strict decoder says what is wrong
         items = cbor.as_list(cbor.decode(inner, max_size=len(plaintext), max_items=8,
                                          max_depth=2), "group content", length=4)
@@ -367,42 +307,6 @@ def open_content(suite: Suite, message: GroupMessage, sender_data: SenderData, k
                       sender_data.generation, content_type, last_seen, body)
     verifying_key.verify(signature, content.to_be_signed())
     return content
-
-
-def _read_bstr(data: bytes, pos: int) -> tuple[bytes, int] | None:
-    """The byte string whose head starts at `pos`, if that head is the shortest one for its
-    length (canonical); else None."""
-    if pos >= len(data):
-        return None
-    initial = data[pos]
-    if 0x40 <= initial < 0x58:
-        start, length = pos + 1, initial - 0x40
-    elif 0x58 <= initial <= 0x5A:
-        start = pos + 1 + (1 << (initial - 0x58))
-        length = int.from_bytes(data[pos + 1:start], "big")
-        if data[pos:start] != _bstr_head(length):
-            return None
-    else:
-        return None
-    end = start + length
-    return (data[start:end], end) if end <= len(data) else None
-
-
-def _parse_inner(data: bytes) -> list[cbor.CborValue] | None:
-    """[content type, last seen, body, signature] sliced out of its canonical encoding (every
-    head checked shortest, nothing after the last item), or None: the strict decoder runs."""
-    if type(data) is not bytes or len(data) < 2 or data[0] != 0x84 or data[1] >= 24:
-        return None
-    last_seen = _read_bstr(data, 2)
-    if last_seen is None:
-        return None
-    body = _read_bstr(data, last_seen[1])
-    if body is None:
-        return None
-    signature = _read_bstr(data, body[1])
-    if signature is None or signature[1] != len(data):
-        return None
-    return [data[1], last_seen[0], body[0], signature[0]]
 
 
 def same_bytes(a: bytes, b: bytes) -> bool:
