@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from triple_ratchet.errors import LimitExceeded, ProtocolError
 from triple_ratchet.hub.frames import Entry, Kind
 from triple_ratchet.hub.store import (
+    CREATE_QUOTA_REASON,
     AppendResult,
     MailboxInfo,
     ReadResult,
@@ -68,15 +69,17 @@ local function trim(meta, stream, now, maxcount, maxage)
 end
 """
 
-# KEYS: meta. ARGV: kind, pinned. -> 1 created/exists, -1 kind conflict
+# KEYS: meta. ARGV: kind, pinned, may_create. -> 1 created, 0 exists, -1 kind conflict,
+# -2 absent and the caller may not create
 _CREATE = """
 local kind = redis.call('HGET', KEYS[1], 'kind')
 if not kind then
+  if ARGV[3] ~= '1' then return -2 end
   redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'pinned', ARGV[2], 'head', 0, 'trimmed', 0)
   return 1
 end
 if kind ~= ARGV[1] then return -1 end
-return 1
+return 0
 """
 
 # KEYS: meta, stream. ARGV: now, maxcount, maxage. -> 1, or 0 not found
@@ -236,12 +239,16 @@ class RedisStore(Store):
         r = self.retention
         return [now_ms, r.group_max_count, r.group_max_age_ms]
 
-    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int) -> None:
+    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int, *,
+                     may_create: bool = True) -> bool:
         check_create(kind, pinned)
-        result = await self._scripts["create"](
-            keys=[self._key(mailbox, "m")], args=[int(kind), int(pinned)])
-        if int(result) == -1:
+        result = int(await self._scripts["create"](
+            keys=[self._key(mailbox, "m")], args=[int(kind), int(pinned), int(may_create)]))
+        if result == -1:
             raise ProtocolError("mailbox exists with another kind")
+        if result == -2:
+            raise LimitExceeded(CREATE_QUOTA_REASON)
+        return result == 1
 
     async def info(self, mailbox: bytes) -> MailboxInfo | None:
         m = await self._redis.hmget(self._key(mailbox, "m"), "kind", "pinned", "head", "trimmed")

@@ -79,6 +79,25 @@ MAX_AUTHORIZED = 1024
 MAX_AUTH_FAILURES = 3
 # Bounded per-process caches (the per-mailbox rate buckets and the mailbox kind cache).
 MAX_TRACKED = 100_000
+# New mailboxes one connection may create in a burst, then one more per CREATE_REFILL_SECONDS.
+# A member's group connection follows its epoch mailbox, a few grace mailboxes and one attempt
+# mailbox at a time; an epoch change adds at most two (the attempt's and the next epoch's), each
+# created by whichever member opens it first, and aborted attempts come at most one per member
+# per epoch. So a member creates a handful per change, far below the burst, and the refill keeps
+# a connection that lives for months working while bounding what one connection can create.
+# Opening (re-creating) an existing mailbox costs nothing, so reconnects are free.
+MAX_CREATES_PER_CONNECTION = 64
+CREATE_REFILL_SECONDS = 60.0
+# Pinned (DKG attempt) mailboxes this connection created and that are still pinned. A group runs
+# one attempt at a time; 4 leaves room for an unpin still in flight and a few groups on one
+# connection, and bounds what a connection can leave behind untrimmed.
+MAX_PINNED_PER_CONNECTION = 4
+# Authenticated writes (group mailboxes, and an owner writing its own inbox) per connection.
+# Generous: a person sends a few messages a second at most, a DKG step puts a few blobs, and the
+# demo and tests put a few hundred back to back; a connection that keeps writing faster than
+# this is a flood, and the cap bounds what it can push into the store.
+AUTH_WRITE_RATE = 100.0
+AUTH_WRITE_BURST = 1000.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,12 @@ class HubConfig:
     live_queue_bytes: int = 4 * 1024 * 1024
     # Responses pending past this stop the connection's request reading (backpressure).
     outbox_high_water: int = 8 * 1024 * 1024
+    # Per-connection quotas on authenticated work (spec 10.8): creating new mailboxes, keeping
+    # pinned ones alive, and writing with a proof.
+    creates: RateLimit = RateLimit(rate=1.0 / CREATE_REFILL_SECONDS,
+                                   burst=float(MAX_CREATES_PER_CONNECTION))
+    max_pinned: int = MAX_PINNED_PER_CONNECTION
+    authenticated_writes: RateLimit = RateLimit(rate=AUTH_WRITE_RATE, burst=AUTH_WRITE_BURST)
 
 
 class TokenBucket:
@@ -117,6 +142,11 @@ class TokenBucket:
             return False
         self._tokens -= 1.0
         return True
+
+    def peek(self, now: float) -> bool:
+        """Whether `take(now)` would succeed; takes nothing."""
+        elapsed = max(0.0, now - self._stamp)
+        return min(self._limit.burst, self._tokens + elapsed * self._limit.rate) >= 1.0
 
     def full(self, now: float) -> bool:
         return self._tokens + (now - self._stamp) * self._limit.rate >= self._limit.burst
@@ -270,7 +300,11 @@ class _Connection:
         self.authorized: set[bytes] = set()
         self.subs: dict[bytes, _Subscription] = {}
         self.auth_failures = 0
-        self.bucket = TokenBucket(hub.config.per_connection, hub.clock())
+        now = hub.clock()
+        self.bucket = TokenBucket(hub.config.per_connection, now)
+        self.creates = TokenBucket(hub.config.creates, now)
+        self.writes = TokenBucket(hub.config.authenticated_writes, now)
+        self.pinned: set[bytes] = set()  # pinned mailboxes this connection created
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._write_loop())
@@ -366,11 +400,12 @@ class _Connection:
                 self.out.put(encode(Ok(req)))
             case Create(req, mailbox, kind, pinned):
                 self._require(mailbox)
-                await store.create(mailbox, kind, pinned, hub.now_ms())
+                await self._create(mailbox, kind, pinned)
                 self.out.put(encode(Ok(req)))
             case Unpin(req, mailbox):
                 self._require(mailbox)
                 await store.unpin(mailbox, hub.now_ms())
+                self.pinned.discard(mailbox)
                 self.out.put(encode(Ok(req)))
             case Put(req, mailbox, msg_id, blob):
                 if mailbox not in self.authorized:
@@ -384,6 +419,8 @@ class _Connection:
                         raise AuthenticationError("not authenticated for this mailbox")
                     if not hub.take_token(mailbox):
                         raise LimitExceeded("rate limited")
+                elif not self.writes.take(hub.clock()):
+                    raise LimitExceeded("write rate limited")
                 result = await store.append(mailbox, msg_id, blob, hub.now_ms())
                 self.out.put(encode(PutOk(req, result.cursor, result.duplicate)))
             case Fetch(req, mailbox, after, limit):
@@ -424,6 +461,36 @@ class _Connection:
                 self.out.put(encode(Bundle(req, taken.bundle, taken.prekey, taken.remaining)))
             case _:
                 raise UsageError("unhandled frame")
+
+    async def _create(self, mailbox: bytes, kind: Kind, pinned: bool) -> None:
+        """CREATE within the connection's quotas. Whether the mailbox is new is decided by the
+        store in the same atomic step as the creation (`may_create`), so opening an existing
+        mailbox always works and costs nothing, and an exhausted quota refuses only new ones."""
+        now = self.hub.clock()
+        room_for_pin = not pinned or await self._pinned_room()
+        may_create = room_for_pin and self.creates.peek(now)
+        try:
+            created = await self.hub.store.create(mailbox, kind, pinned, self.hub.now_ms(),
+                                                  may_create=may_create)
+        except LimitExceeded:
+            if not room_for_pin:
+                raise LimitExceeded("too many pinned mailboxes on one connection") from None
+            raise
+        if created:
+            self.creates.take(now)
+            if pinned:
+                self.pinned.add(mailbox)
+
+    async def _pinned_room(self) -> bool:
+        """Whether this connection may create one more pinned mailbox. Another member may have
+        unpinned one of ours, so at the cap the store is asked before refusing."""
+        if len(self.pinned) < self.hub.config.max_pinned:
+            return True
+        for mailbox in list(self.pinned):
+            info = await self.hub.store.info(mailbox)
+            if info is None or not info.pinned:
+                self.pinned.discard(mailbox)
+        return len(self.pinned) < self.hub.config.max_pinned
 
     def _start(self, sub: _Subscription) -> None:
         self.subs[sub.mailbox] = sub

@@ -13,6 +13,7 @@ from pathlib import Path
 from triple_ratchet.errors import LimitExceeded, ProtocolError, UsageError
 from triple_ratchet.hub.frames import Entry, Kind
 from triple_ratchet.hub.store import (
+    CREATE_QUOTA_REASON,
     AppendResult,
     MailboxInfo,
     ReadResult,
@@ -99,15 +100,20 @@ class SqliteStore(Store):
     def _transaction(self) -> _Tx:
         return _Tx(self._db)
 
-    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int) -> None:
+    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int, *,
+                     may_create: bool = True) -> bool:
         check_create(kind, pinned)
         with self._transaction():
             row = self._db.execute("SELECT kind FROM mailboxes WHERE id = ?", (mailbox,)).fetchone()
             if row is None:
+                if not may_create:
+                    raise LimitExceeded(CREATE_QUOTA_REASON)
                 self._db.execute("INSERT INTO mailboxes VALUES (?, ?, ?, 0, 0)",
                                  (mailbox, int(kind), int(pinned)))
-            elif int(row[0]) != kind:
+                return True
+            if int(row[0]) != kind:
                 raise ProtocolError("mailbox exists with another kind")
+            return False
 
     async def info(self, mailbox: bytes) -> MailboxInfo | None:
         try:

@@ -72,6 +72,10 @@ class TakenBundle:
         return f"TakenBundle(prekey={self.prekey is not None}, remaining={self.remaining})"
 
 
+# The refusal when a connection out of creation quota names a mailbox that does not exist.
+CREATE_QUOTA_REASON = "mailbox creation quota reached on this connection"
+
+
 def check_create(kind: Kind, pinned: bool) -> None:
     if pinned and kind != Kind.GROUP:
         raise ProtocolError("only group mailboxes can be pinned")
@@ -120,9 +124,13 @@ class Store(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
-    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int) -> None:
+    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int, *,
+                     may_create: bool = True) -> bool:
         """Create the mailbox if absent; an existing one must have the same kind (its pin flag
-        is left as it is: the flag is set at creation and can only be cleared)."""
+        is left as it is: the flag is set at creation and can only be cleared). Returns whether
+        it was created. With `may_create` false an absent mailbox is refused (`LimitExceeded`)
+        in the same atomic step, so a connection out of creation quota can still open existing
+        mailboxes and no race lets it create one."""
 
     @abstractmethod
     async def info(self, mailbox: bytes) -> MailboxInfo | None: ...
@@ -200,13 +208,18 @@ class MemoryStore(Store):
         ):
             box.trimmed = box.entries.popleft()[0]
 
-    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int) -> None:
+    async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int, *,
+                     may_create: bool = True) -> bool:
         check_create(kind, pinned)
         box = self._mailboxes.get(mailbox)
         if box is None:
+            if not may_create:
+                raise LimitExceeded(CREATE_QUOTA_REASON)
             self._mailboxes[mailbox] = _Mailbox(kind, pinned)
-        elif box.kind != kind:
+            return True
+        if box.kind != kind:
             raise ProtocolError("mailbox exists with another kind")
+        return False
 
     async def info(self, mailbox: bytes) -> MailboxInfo | None:
         box = self._mailboxes.get(mailbox)
