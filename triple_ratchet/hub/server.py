@@ -538,6 +538,10 @@ class _Connection:
         self.out.put(encode(Resync(sub.mailbox, sub.cursor)))
 
 
+# How long shutdown waits for connections, then for the store, before exiting anyway.
+SHUTDOWN_GRACE_SECONDS = 3.0
+
+
 def open_store(store_url: str) -> Store:
     """`memory:`, `sqlite:PATH` or `redis://host:port/db` (also `rediss://`, `unix://`)."""
     if store_url == "memory:":
@@ -564,16 +568,21 @@ async def serve_hub(host: str, port: int, store: Store, *, config: HubConfig | N
     hub = Hub(store, config)
     stop = stop or asyncio.Event()
     try:
-        async with serve(hub.handle, host, port, compression=None, max_size=MAX_CLIENT_FRAME,
-                         max_queue=16) as server:
+        server = await serve(hub.handle, host, port, compression=None,
+                             max_size=MAX_CLIENT_FRAME, max_queue=16)
+        try:
             bound = server.sockets[0].getsockname()[1] if server.sockets else port
             if ready is not None:
                 ready(int(bound))
             await stop.wait()
+        finally:
             server.close()
-            await server.wait_closed()
+            # A handler stuck on a dead store link must not keep the process from exiting.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), SHUTDOWN_GRACE_SECONDS)
     finally:
-        await store.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(store.close(), SHUTDOWN_GRACE_SECONDS)
 
 
 def run_hub(host: str, port: int, store_url: str) -> None:
