@@ -17,7 +17,8 @@ from triple_ratchet.dkg.ed25519 import Point, Scalar
 from triple_ratchet.dkg.signature import DKG_SIGNATURE_SIZE, dkg_sign, dkg_verify
 from triple_ratchet.errors import DecodeError, LimitExceeded
 from triple_ratchet.group.epoch import MAX_GROUP_SIZE
-from triple_ratchet.group.message import MAILBOX_ID_LEN, PAD_BUCKETS, pad, unpad
+from triple_ratchet.group.message import PAD_BUCKETS, pad, unpad
+from triple_ratchet.mailbox import MAILBOX_ID_LEN
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import Suite
 

@@ -17,7 +17,6 @@ from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError, ProtocolError, UsageError
 from triple_ratchet.group.key_schedule import EpochSecrets
 from triple_ratchet.group.message import (
-    MAILBOX_ID_LEN,
     MAX_BODY,
     MAX_GROUP_ID_LEN,
     sender_data_mac,
@@ -29,6 +28,7 @@ from triple_ratchet.group.sender_chain import (
     ReceivingChain,
     SendingChain,
 )
+from triple_ratchet.mailbox import MAILBOX_ID_LEN
 from triple_ratchet.suites import SigningKey, Suite, VerifyingKey, suite_by_id
 
 # Recent message digests kept to tell a receiver whether a message's predecessor is known.

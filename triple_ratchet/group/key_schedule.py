@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from triple_ratchet.dkg.attempt import PAYLOAD_LEN
 from triple_ratchet.dkg.cocktail import MAX_PARTICIPANTS
 from triple_ratchet.errors import LimitExceeded, UsageError
 from triple_ratchet.mailbox import mailbox_id
@@ -34,8 +35,7 @@ LABEL_KS_ATTEMPT_MAILBOX_SEED = b"ks attempt mailbox access seed"
 LABEL_KS_ATTEMPT_TRAFFIC_KEY = b"ks attempt traffic key"
 
 # --- Sizes -------------------------------------------------------------------------------------
-PAYLOAD_LEN = 32
-"""Each member's round-1 application payload: 32 fresh random bytes (brief step 4)."""
+# PAYLOAD_LEN (each member's 32-byte round-1 payload) is the DKG layer's, imported above.
 TRANSCRIPT_HASH_LEN = 64
 """SHA-512 of the COCKTAIL(Ed25519, SHA-512) transcript."""
 MAILBOX_SEED_LEN = 32

@@ -23,6 +23,7 @@ from triple_ratchet.group.sender_chain import (
     MessageKeys,
     hash_of,
 )
+from triple_ratchet.mailbox import MAILBOX_ID_LEN
 from triple_ratchet.suites import SigningKey, Suite, VerifyingKey
 
 LABEL_GROUP_CONTENT_SIGNATURE = b"triple-ratchet v1 group content signature"
@@ -33,7 +34,6 @@ LABEL_GROUP_SENDER_DATA_NONCE = b"group sender data nonce"
 
 WIRE_GROUP_MESSAGE = 0x20
 VERSION = 1
-MAILBOX_ID_LEN = 32
 
 # Content types (the whole registry; anything else is refused).
 CONTENT_APPLICATION = 1
