@@ -251,7 +251,12 @@ class Device:
                 self.tally.blobs_put += 1
                 self.tally.bytes_put += len(send.blob)
             elif isinstance(send, WelcomeOut):
-                await self._send_welcome(send)
+                try:
+                    await self._send_welcome(send)
+                except RemoteError:
+                    # A bad directory entry (or a lying hub) must not kill this member's loop;
+                    # the joiner then times out and the demo says which phase failed.
+                    self.tally.rejected += 1
         self.changed.set()
 
     async def _follow_mailboxes(self) -> None:
