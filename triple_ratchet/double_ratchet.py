@@ -344,8 +344,11 @@ class DoubleRatchet:
         try:
             header = aead_decrypt(self._nhkr, nonce, enc_header, self._header_aad)
         except AuthenticationError:
-            raise AuthenticationError("no header key of this session opens the header") from None
-        return self._decrypt_new_chain(header, message, nonce)
+            pass
+        else:
+            return self._decrypt_new_chain(header, message, nonce)
+        # Raised outside the handler: no exception rides along as __context__.
+        raise AuthenticationError("no header key of this session opens the header")
 
     def _open_body(self, mk: bytes, nonce: bytes, message: bytes) -> bytes:
         end = self._header_end
@@ -510,10 +513,14 @@ class DoubleRatchet:
             raise UnsupportedError(f"unknown Double Ratchet state version {version}")
         suite = suite_by_id(cbor.as_int(fields[1], "suite id", maximum=0xFFFF))
         raw_limits = cbor.as_list(fields[2], "limits", 4)
+        values = [cbor.as_int(v, "limit", maximum=_MAX_COUNTER) for v in raw_limits]
+        reason = ""
         try:
-            limits = Limits(*(cbor.as_int(v, "limit", maximum=_MAX_COUNTER) for v in raw_limits))
+            limits = Limits(*values)
         except UsageError as exc:
-            raise DecodeError(f"limits: {exc}") from None
+            reason = str(exc)
+        if reason:  # raised outside the handler: no __context__
+            raise DecodeError(f"limits: {reason}")
         ad = cbor.as_bytes(fields[3], "associated data", max_length=MAX_ASSOCIATED_DATA)
         self = cls._blank(suite, ad, limits, rng)
         h = suite.hash_len

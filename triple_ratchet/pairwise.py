@@ -43,6 +43,8 @@ def message_type(blob: bytes) -> int:
     """The wire type of an inbox blob without decoding it: `MSG_TYPE_INITIAL` (start a session
     with `PairwiseSession.respond`) or `MSG_TYPE_PAIRWISE` (for an existing session).
     `UnsupportedError` for another type number, `DecodeError` for anything else."""
+    if not isinstance(blob, bytes):
+        raise UsageError("blob must be bytes")
     # An initial message is a 7-element CBOR array, a session message a 2-element one; both
     # start with their type as a one-byte integer (canonical CBOR makes these bytes fixed).
     if len(blob) < 2 or blob[0] >> 5 != 4:

@@ -1,0 +1,218 @@
+"""Issue 9 hardening of the pairwise layer, its decoders and `vectors verify` (items 8-20).
+
+Each test here failed on the code before its fix: what an outside attack found, kept as a
+property so it stays found.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from triple_ratchet import cbor, storage
+from triple_ratchet.cli import main
+from triple_ratchet.dkg.cocktail import CIPHERSUITE_ID
+from triple_ratchet.errors import TripleRatchetError, UsageError
+from triple_ratchet.identity import Account
+from triple_ratchet.pairwise import message_type
+from triple_ratchet.random import DeterministicRandom
+from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.testvectors import FORMAT, FORMAT_VERSION, verify_document, verify_paths
+
+SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+
+
+# --- Item 11: no exception carries input bytes --------------------------------------------------
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [e.__cause__, e.__context__]
+
+
+def _carried_bytes(exc: BaseException) -> Iterator[bytes]:
+    """Every bytes-like value an exception chain holds: args, attributes (`.object`...)."""
+    for e in _chain(exc):
+        values: list[object] = list(e.args)
+        values += list(getattr(e, "__dict__", {}).values())
+        for name in ("object", "start", "end", "reason"):
+            values.append(getattr(e, name, None))
+        for v in values:
+            if isinstance(v, bytes | bytearray | memoryview):
+                yield bytes(v)
+            elif isinstance(v, str):
+                yield v.encode("utf-8", "surrogateescape")
+
+
+def _secrets(value: object) -> Iterator[bytes]:
+    """The 32-byte strings of a saved account: exactly its private keys."""
+    if isinstance(value, bytes) and len(value) == 32:
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _secrets(item)
+
+
+@SUITES
+def test_a_corrupted_account_error_carries_no_key_bytes(suite: Suite) -> None:
+    account = Account.generate(suite, DeterministicRandom(b"item 11 " + suite.name.encode()))
+    account.generate_one_time_prekeys(2, DeterministicRandom(b"opks"))
+    saved = account.to_bytes()
+    keys = list(_secrets(cbor.decode(saved)))  # identity and prekey private keys
+    assert len(keys) == 5
+    windows = {k[i:i + 16] for k in keys for i in range(0, len(k) - 15, 8)}
+    utf8_branch = 0
+    for pos in range(len(saved)):
+        # 0x58/0x40.. (byte string heads) -> 0x78/0x60.. (text string heads): the key becomes
+        # "text", and the UTF-8 decoder's error would hold it; also plain bit flips.
+        for delta in (0x20, 0x01):
+            corrupted = saved[:pos] + bytes([saved[pos] ^ delta]) + saved[pos + 1:]
+            try:
+                Account.from_bytes(corrupted)
+            except TripleRatchetError as exc:
+                if "UTF-8" in str(exc):
+                    utf8_branch += 1
+                carried = list(_carried_bytes(exc))
+                assert not any(w in c for w in windows for c in carried), (pos, delta, exc)
+    assert utf8_branch > 0  # the branch the outside review went through was exercised
+
+
+# --- Item 13: only the library's own errors ------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["\x87\x10", 0x8710, None, bytearray(b"\x82\x11"), [0x82, 0x11]],
+                         ids=repr)
+def test_message_type_of_a_non_bytes_argument_is_a_usage_error(bad: object) -> None:
+    with pytest.raises(UsageError):
+        message_type(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["k" * 32, None, 32, bytearray(32)], ids=repr)
+def test_storage_refuses_non_bytes_with_a_usage_error(bad: object) -> None:
+    key = storage.generate_storage_key(DeterministicRandom(b"storage"))
+    sealed = storage.seal_state(key, b"state", DeterministicRandom(b"nonce"))
+    with pytest.raises(UsageError):
+        storage.seal_state(bad, b"state")  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        storage.seal_state(key, bad)  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        storage.open_state(bad, sealed)  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        storage.open_state(key, bad)  # type: ignore[arg-type]
+
+
+def test_a_failed_open_state_has_no_context() -> None:
+    key = storage.generate_storage_key(DeterministicRandom(b"storage"))
+    sealed = storage.seal_state(key, b"state", DeterministicRandom(b"nonce"))
+    with pytest.raises(TripleRatchetError) as info:
+        storage.open_state(key, sealed[:-1] + bytes([sealed[-1] ^ 1]))
+    assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+# --- Items 13 and 14: `vectors verify` is never fooled, hung or crashed by its input ------------
+
+
+def _ours(kind: str, cases: object) -> dict[str, object]:
+    return {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind, "cases": cases}
+
+
+def _cocktail(**vector: object) -> dict[str, object]:
+    return {"ciphersuite": CIPHERSUITE_ID.decode(), "seed": "00", "vectors": [vector]}
+
+
+def _chacha(iv_len: int, result: str, flags: object = ("InvalidNonceSize",)) -> dict[str, object]:
+    test = {"tcId": 1, "comment": "", "key": "00" * 32, "iv": "00" * iv_len, "aad": "",
+            "msg": "", "ct": "", "tag": "", "result": result,
+            "flags": list(flags) if isinstance(flags, tuple) else flags}
+    return {"algorithm": "CHACHA20-POLY1305", "schema": "aead_test_schema_v1.json",
+            "numberOfTests": 1, "testGroups": [{"ivSize": 8 * iv_len, "keySize": 256,
+                                                "tagSize": 128, "type": "AeadTest",
+                                                "tests": [test]}]}
+
+
+HOSTILE: dict[str, str] = {
+    "case-not-object": json.dumps(_ours("cbor", [1])),
+    "cases-a-string": json.dumps(_ours("cbor", "abcdef")),
+    "error-not-object": json.dumps(_ours("handshake", [{"inputs": {}, "error": 5}])),
+    "description-a-list": json.dumps(_ours("cbor", [{"description": [1], "inputs": None}])),
+    "deep-nesting": "[" * 3000 + "]" * 3000,
+    "deep-in-a-case": json.dumps(_ours("cbor", [{"inputs": "x"}]))[:-2] + ", " + "[" * 3000
+    + "]" * 3000 + "]}",
+    "flags-null": json.dumps(_chacha(12, "valid", None)),
+    "cocktail-seed-a-list": json.dumps({**_cocktail(n=2, t=2), "seed": [1]}),
+    "cocktail-vector-not-object": json.dumps({**_cocktail(), "vectors": [5]}),
+    "cocktail-n-2^32": json.dumps(_cocktail(n=2**32, t=2, extension="")),
+    "cocktail-n-10^8": json.dumps(_cocktail(n=10**8, t=2, extension="")),
+    "cocktail-n-a-string": json.dumps(_cocktail(n="3", t=2, extension="")),
+    "cocktail-vectors-null": json.dumps({**_cocktail(), "vectors": None}),
+}
+
+
+def test_a_malformed_vector_of_another_cocktail_suite_is_only_skipped() -> None:
+    doc = {"ciphersuite": "COCKTAIL(P-256, SHA-256)", "vectors": [[1], {"n": [2]}]}
+    assert [r.status for r in verify_document(doc)] == ["skipped", "skipped"]
+
+
+def test_hostile_files_fail_and_the_command_reaches_the_next_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = []
+    for name, text in HOSTILE.items():
+        (tmp_path / f"{name}.json").write_text(text)
+        paths.append(tmp_path / f"{name}.json")
+    good = Path(__file__).resolve().parents[1] / "vectors" / "cbor.json"
+    lines: list[str] = []
+    passed, failed, _skipped = verify_paths([*paths, good], out=lines.append)
+    per_file = [line for line in lines if not line.startswith(" ")]
+    assert len(per_file) == len(paths) + 1
+    for line, name in zip(per_file, HOSTILE, strict=False):
+        assert name in line and " 0 failed" not in line, line
+    assert per_file[-1].startswith(str(good)) and ", 0 failed," in per_file[-1]
+    assert passed > 0 and failed >= len(HOSTILE)
+    # The command itself: no traceback, and it ends with its totals line.
+    for path in paths:
+        assert main(["vectors", "verify", str(path)]) == 1
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        assert last.endswith(" skipped") and " failed, " in last and "0 failed" not in last
+
+
+@pytest.mark.parametrize("iv_len", [0, 8, 11, 13, 16, 32])
+def test_a_flipped_chacha_nonce_size_verdict_fails_never_skips(iv_len: int) -> None:
+    # The real file marks these "invalid"; one that calls them valid must fail, not skip.
+    [result] = verify_document(_chacha(iv_len, "valid"))
+    assert result.status == "failed"
+    [result] = verify_document(_chacha(iv_len, "invalid"))
+    assert result.status == "passed"
+    [result] = verify_document(_chacha(iv_len, "valid", ("Pseudorandom",)))
+    assert result.status == "failed"
+
+
+def test_a_flipped_empty_gcm_nonce_verdict_fails() -> None:
+    doc = _chacha(0, "valid", ("ZeroLengthIv",))
+    doc["algorithm"] = "AES-GCM"
+    doc["testGroups"][0]["tests"][0]["tag"] = "00" * 16  # type: ignore[index]
+    [result] = verify_document(doc)
+    assert result.status == "failed"
+    doc["testGroups"][0]["tests"][0]["result"] = "invalid"  # type: ignore[index]
+    [result] = verify_document(doc)
+    assert result.status == "passed"
+
+
+def test_gcm_skips_do_not_depend_on_the_verdict() -> None:
+    doc = _chacha(8, "valid", ("SmallIv",))
+    doc["algorithm"] = "AES-GCM"
+    doc["testGroups"][0]["tests"][0]["tag"] = "00" * 16  # type: ignore[index]
+    statuses = set()
+    for verdict in ("valid", "invalid", "acceptable"):
+        doc["testGroups"][0]["tests"][0]["result"] = verdict  # type: ignore[index]
+        statuses |= {r.status for r in verify_document(doc)}
+    assert statuses == {"skipped"}
