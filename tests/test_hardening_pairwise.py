@@ -15,9 +15,17 @@ import pytest
 from triple_ratchet import cbor, storage
 from triple_ratchet.cli import main
 from triple_ratchet.dkg.cocktail import CIPHERSUITE_ID
-from triple_ratchet.errors import TripleRatchetError, UsageError
-from triple_ratchet.identity import Account
-from triple_ratchet.pairwise import message_type
+from triple_ratchet.errors import (
+    DecodeError,
+    LimitExceeded,
+    ProtocolError,
+    ReplayError,
+    StateError,
+    TripleRatchetError,
+    UsageError,
+)
+from triple_ratchet.identity import Account, IdentityKeyPair
+from triple_ratchet.pairwise import PairwiseSession, message_type
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, Suite
 from triple_ratchet.testvectors import FORMAT, FORMAT_VERSION, verify_document, verify_paths
@@ -216,3 +224,93 @@ def test_gcm_skips_do_not_depend_on_the_verdict() -> None:
         doc["testGroups"][0]["tests"][0]["result"] = verdict  # type: ignore[index]
         statuses |= {r.status for r in verify_document(doc)}
     assert statuses == {"skipped"}
+
+
+# --- Item 8: the initial message carries the chain's first message, nothing else ----------------
+
+
+def _start(suite: Suite, with_opk: bool, seed: bytes
+           ) -> tuple[PairwiseSession, bytes, Account, IdentityKeyPair]:
+    rng = DeterministicRandom(seed + suite.name.encode())
+    alice = IdentityKeyPair.generate(suite, rng)
+    bob = Account.generate(suite, rng)
+    bundle = bob.new_bundles(1, rng)[0] if with_opk else bob.bundle()
+    session, first = PairwiseSession.initiate(alice, bundle, rng, plaintext=b"welcome")
+    return session, first, bob, alice
+
+
+@SUITES
+@pytest.mark.parametrize("with_opk", [True, False], ids=["opk", "no-opk"])
+def test_a_later_message_swapped_into_the_initial_message_is_refused(
+        suite: Suite, with_opk: bool) -> None:
+    alice, first, bob, _ = _start(suite, with_opk, b"item 8 ")
+    later = [alice.encrypt(b"later %d" % i) for i in range(3)]
+    fields = list(cbor.as_list(cbor.decode(first), "initial message"))
+    account_before = bob.to_bytes()
+    for blob in later:
+        # Anyone on the path: keep the handshake header, put a later ratchet message inside.
+        swapped = cbor.encode([*fields[:6], cbor.as_list(cbor.decode(blob), "msg")[1]])
+        with pytest.raises(ProtocolError):
+            PairwiseSession.respond(bob, swapped)
+        assert bob.to_bytes() == account_before  # no prekey consumed, no replay tag recorded
+    # The genuine first message still starts the session, and its plaintext is not lost.
+    session, plaintext, peer = PairwiseSession.respond(bob, first)
+    assert plaintext == b"welcome" and peer == alice.own_identity
+    assert [session.decrypt(m) for m in later] == [b"later 0", b"later 1", b"later 2"]
+    with pytest.raises(ReplayError):
+        PairwiseSession.respond(bob, first)
+
+
+@SUITES
+def test_decrypt_initial_is_only_for_the_responders_first_message(suite: Suite) -> None:
+    alice, first, bob, _ = _start(suite, True, b"item 8 state ")
+    session, _, _ = PairwiseSession.respond(bob, first)
+    with pytest.raises(StateError):
+        session._ratchet.decrypt_initial(alice._ratchet.encrypt(b"x"))
+
+
+# --- Item 9: a long loss does not end the session -------------------------------------------------
+
+
+@SUITES
+def test_the_session_recovers_from_a_long_loss_once_the_peer_ratchets(suite: Suite) -> None:
+    alice, first, bob_account, _ = _start(suite, True, b"item 9 ")
+    bob, _, _ = PairwiseSession.respond(bob_account, first)
+    assert alice.decrypt(bob.encrypt(b"r1")) == b"r1"  # alice ratchets
+    assert bob.decrypt(alice.encrypt(b"x")) == b"x"     # bob ratchets
+    limits = bob._ratchet.limits
+    lost = [alice.encrypt(b"lost %d" % i) for i in range(limits.max_skip + 500)]
+    # The over-limit message of the same chain is refused, and only it.
+    before = bob.to_bytes()
+    with pytest.raises(LimitExceeded):
+        bob.decrypt(lost[-1])
+    assert bob.to_bytes() == before
+    # Bob answers; alice ratchets, and her next chain says PN = 1 + max_skip + 500.
+    assert alice.decrypt(bob.encrypt(b"ping")) == b"ping"
+    assert bob.decrypt(alice.encrypt(b"after the loss")) == b"after the loss"
+    # Bounded work and state: at most max_skip keys of the old chain were derived and kept.
+    assert bob._ratchet.skipped_key_count == limits.max_skip
+    assert bob.decrypt(lost[0]) == b"lost 0"
+    with pytest.raises(ReplayError):
+        bob.decrypt(lost[limits.max_skip])
+    for i in range(3):
+        assert alice.decrypt(bob.encrypt(b"b%d" % i)) == b"b%d" % i
+        assert bob.decrypt(alice.encrypt(b"a%d" % i)) == b"a%d" % i
+
+
+# --- Item 16: a saved session's identities are the ones its ratchet is bound to -------------------
+
+
+@SUITES
+def test_a_saved_session_with_a_swapped_identity_is_refused(suite: Suite) -> None:
+    alice, first, bob_account, _ = _start(suite, True, b"item 16 ")
+    bob, _, _ = PairwiseSession.respond(bob_account, first)
+    carol = IdentityKeyPair.generate(suite, DeterministicRandom(b"carol")).public
+    for session in (alice, bob):
+        saved = cbor.as_list(cbor.decode(session.to_bytes()), "session")
+        assert PairwiseSession.from_bytes(session.to_bytes()).peer_identity == session.peer_identity
+        for index in (1, 2):  # own, peer
+            changed = list(saved)
+            changed[index] = carol.to_bytes()
+            with pytest.raises(DecodeError):
+                PairwiseSession.from_bytes(cbor.encode(changed))

@@ -259,6 +259,11 @@ class DoubleRatchet:
         return self._limits
 
     @property
+    def associated_data(self) -> bytes:
+        """The AD every message of this session is bound to (from the handshake)."""
+        return self._ad
+
+    @property
     def can_send(self) -> bool:
         """False only for a responder that has not yet decrypted a message."""
         return self._cks is not None
@@ -312,6 +317,22 @@ class DoubleRatchet:
         the message key for its number is gone: consumed, or evicted by the limits),
         `ProtocolError`, `InvalidKey` (authentic header breaking the protocol).
         """
+        return self._decrypt(message, initial=False)
+
+    def decrypt_initial(self, message: bytes) -> bytes:
+        """The responder's first decrypt in a session a handshake started: `message` must be the
+        initiator's very first (PN = 0, N = 0), else `ProtocolError` and the state is unchanged.
+
+        The initial message's handshake header is not bound to which ratchet message rides
+        with it, so without this check anyone could put a later message of the chain in its
+        place: the responder would accept it, and the genuine first message (a welcome) would
+        then be refused as a replay of the handshake and lost (spec 04, "Responder").
+        """
+        if self._dhr is not None or self._cks is not None:
+            raise StateError("decrypt_initial is only a responder's first decrypt")
+        return self._decrypt(message, initial=True)
+
+    def _decrypt(self, message: bytes, initial: bool) -> bytes:
         if not isinstance(message, bytes):
             raise UsageError("message must be bytes")
         size = len(message)
@@ -346,7 +367,7 @@ class DoubleRatchet:
         except AuthenticationError:
             pass
         else:
-            return self._decrypt_new_chain(header, message, nonce)
+            return self._decrypt_new_chain(header, message, nonce, initial)
         # Raised outside the handler: no exception rides along as __context__.
         raise AuthenticationError("no header key of this session opens the header")
 
@@ -399,26 +420,32 @@ class DoubleRatchet:
         self._skipped_count -= 1
         return plaintext
 
-    def _decrypt_new_chain(self, header: bytes, message: bytes, nonce: bytes) -> bytes:
+    def _decrypt_new_chain(self, header: bytes, message: bytes, nonce: bytes,
+                           initial: bool = False) -> bytes:
         suite = self._suite
         limits = self._limits
         split = suite.dh_public_len
         dh_bytes = header[:split]
         pn, n = _COUNTERS.unpack(header[split:])
+        if initial and (pn or n):
+            raise ProtocolError("the initial message must carry the chain's first message "
+                                "(PN = 0, N = 0)")
         if dh_bytes == self._dhr:
             raise ProtocolError("a new chain must come with a new ratchet key")
         old_ckr = self._ckr
-        if old_ckr is not None:
-            if pn < self._nr:
-                raise ProtocolError("PN is below the number of messages already received")
-            if pn - self._nr > limits.max_skip:
-                raise LimitExceeded("previous chain would skip more than Limits.max_skip keys")
+        if old_ckr is not None and pn < self._nr:
+            raise ProtocolError("PN is below the number of messages already received")
         if n > limits.max_skip:
             raise LimitExceeded("message would skip more than Limits.max_skip keys")
         their_key = suite.dh_public_from_bytes(dh_bytes)
         staged: list[tuple[bytes, list[tuple[int, bytes]]]] = []
         if old_ckr is not None and self._hkr is not None:
-            old_skipped, _ = self._skip(old_ckr, self._nr, pn)
+            # At most max_skip keys of the old chain (bounded work). A longer loss is not a
+            # reason to refuse the new chain: that would end the session for good, since the
+            # peer's PN stays the same until we answer it. Keys beyond are given up: those
+            # messages then fail as replays (spec 05, "Skipped message keys").
+            old_skipped, _ = self._skip(old_ckr, self._nr,
+                                        min(pn, self._nr + limits.max_skip))
             if old_skipped:
                 staged.append((self._hkr, old_skipped))
         # DHRatchetHE, on locals.

@@ -56,6 +56,22 @@ def message_type(blob: bytes) -> int:
     raise DecodeError("not a pairwise initial or session message")
 
 
+def _bound_to(ad: bytes, own: Identity, peer: Identity) -> bool:
+    """Whether the handshake's AD (spec 04: [suite, IK_sig_A, IK_dh_A, IK_sig_B, IK_dh_B,
+    Hash(header)]) names exactly these two identities, in either role."""
+    try:
+        fields = cbor.as_list(cbor.decode(ad, max_items=8), "associated data", 6)
+    except DecodeError:
+        return False
+    keys = [fields[i] for i in range(1, 5)]
+
+    def pair(identity: Identity) -> list[object]:
+        return [identity.signing_key.to_bytes(), identity.dh_key.to_bytes()]
+
+    return fields[0] == own.suite.suite_id and keys in (pair(own) + pair(peer),
+                                                        pair(peer) + pair(own))
+
+
 class PairwiseSession:
     """A one-to-one session with a known peer identity. Mutable: save `to_bytes()` after every
     call that returns a blob, before sending it."""
@@ -98,7 +114,9 @@ class PairwiseSession:
         ratchet = DoubleRatchet.respond(pending.suite, pending.shared_secret,
                                         pending.own_ratchet_key, pending.associated_data,
                                         limits, rng)
-        plaintext = ratchet.decrypt(pending.ratchet_message)
+        # Only the initiator's first ratchet message (N = 0, PN = 0) may ride in the initial
+        # message: a later one swapped in would make the genuine first one undeliverable.
+        plaintext = ratchet.decrypt_initial(pending.ratchet_message)
         pending.commit()
         return cls(own_account.public_identity, pending.peer, ratchet), plaintext, pending.peer
 
@@ -157,6 +175,9 @@ class PairwiseSession:
         ratchet = DoubleRatchet.from_bytes(cbor.as_bytes(f[3], "ratchet state"), rng)
         if ratchet.suite.suite_id != own.suite.suite_id:
             raise DecodeError("pairwise session: ratchet state is for another suite")
+        if not _bound_to(ratchet.associated_data, own, peer):
+            raise DecodeError("pairwise session: the stored identities are not the ones the "
+                              "ratchet's associated data binds")
         return cls(own, peer, ratchet)
 
     def __repr__(self) -> str:
