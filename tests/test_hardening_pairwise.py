@@ -15,6 +15,7 @@ import pytest
 from triple_ratchet import cbor, storage
 from triple_ratchet.cli import main
 from triple_ratchet.dkg.cocktail import CIPHERSUITE_ID
+from triple_ratchet.double_ratchet import DoubleRatchet
 from triple_ratchet.errors import (
     DecodeError,
     LimitExceeded,
@@ -24,10 +25,19 @@ from triple_ratchet.errors import (
     TripleRatchetError,
     UsageError,
 )
-from triple_ratchet.identity import Account, IdentityKeyPair
+from triple_ratchet.handshake import InitialMessage
+from triple_ratchet.identity import (
+    LABEL_IDENTITY_DH_KEY,
+    P256_ORDER,
+    Account,
+    Identity,
+    IdentityKeyPair,
+    PrekeyBundle,
+    signature_input,
+)
 from triple_ratchet.pairwise import PairwiseSession, message_type
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import ALL_SUITES, P256_SHA256_AES256GCM, Suite
 from triple_ratchet.testvectors import FORMAT, FORMAT_VERSION, verify_document, verify_paths
 
 SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
@@ -314,3 +324,94 @@ def test_a_saved_session_with_a_swapped_identity_is_refused(suite: Suite) -> Non
             changed[index] = carol.to_bytes()
             with pytest.raises(DecodeError):
                 PairwiseSession.from_bytes(cbor.encode(changed))
+
+
+# --- Item 10: one encoding per identity ----------------------------------------------------------
+
+
+def _twin(signature: bytes) -> bytes:
+    return signature[:32] + (P256_ORDER - int.from_bytes(signature[32:], "big")).to_bytes(32, "big")
+
+
+def test_a_p256_identity_has_no_second_valid_encoding() -> None:
+    suite = P256_SHA256_AES256GCM
+    rng = DeterministicRandom(b"item 10")
+    for _ in range(16):  # RFC 6979 gives a high s about half the time
+        kp = IdentityKeyPair.generate(suite, rng)
+        me = kp.public
+        sig = me.dh_key_signature
+        assert int.from_bytes(sig[32:], "big") <= P256_ORDER // 2  # we sign low-s
+        twin = _twin(sig)
+        # The twin is a valid ECDSA signature over the same input ...
+        content = cbor.encode([me.signing_key.to_bytes(), me.dh_key.to_bytes()])
+        me.signing_key.verify(twin, signature_input(suite, LABEL_IDENTITY_DH_KEY, content))
+        # ... but not an identity, however it arrives.
+        fields = list(cbor.as_list(cbor.decode(me.to_bytes()), "identity"))
+        with pytest.raises(DecodeError):
+            Identity.from_bytes(cbor.encode([*fields[:4], twin]))
+        with pytest.raises(DecodeError):
+            Identity(suite, me.signing_key, me.dh_key, twin)
+        # A key pair restored with the high-s form (saved before the rule) is normalized.
+        restored = IdentityKeyPair(suite, kp._signing_key, kp._dh_key, twin)
+        assert restored.public.to_bytes() == me.to_bytes()
+
+
+def test_identity_equality_is_by_keys_not_by_signature() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    suite = P256_SHA256_AES256GCM
+    kp = IdentityKeyPair.generate(suite, DeterministicRandom(b"item 10 eq"))
+    me = kp.public
+    # A second, randomized (non-RFC 6979) signature by the owner: a valid, different encoding.
+    content = cbor.encode([me.signing_key.to_bytes(), me.dh_key.to_bytes()])
+    private = ec.derive_private_key(int.from_bytes(kp._signing_key.to_bytes(), "big"),
+                                    ec.SECP256R1())
+    r, s = decode_dss_signature(private.sign(
+        signature_input(suite, LABEL_IDENTITY_DH_KEY, content), ec.ECDSA(hashes.SHA256())))
+    s = min(s, P256_ORDER - s)
+    second = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    other = Identity(suite, me.signing_key, me.dh_key, second)
+    assert other.to_bytes() != me.to_bytes()
+    assert other == me and hash(other) == hash(me) and len({me, other}) == 1
+
+
+def test_group_create_cannot_be_given_the_twin() -> None:
+    # Every way an identity reaches GroupSession.create (an Identity or a fetched bundle) goes
+    # through the check, so a twin cannot become a second member.
+    suite = P256_SHA256_AES256GCM
+    rng = DeterministicRandom(b"item 10 group")
+    bob = Account.generate(suite, rng)
+    bundle = bob.new_bundles(1, rng)[0]
+    fields = list(cbor.as_list(cbor.decode(bundle.to_bytes()), "bundle"))
+    fields[4] = _twin(bytes(fields[4]))  # type: ignore[arg-type]
+    with pytest.raises(DecodeError):
+        PrekeyBundle.from_bytes(cbor.encode(fields), suite)
+
+
+# --- Item 20: the handshake vectors carry a real first message and the account's counters --------
+
+
+def test_handshake_vectors_carry_a_real_first_ratchet_message() -> None:
+    doc = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "handshake.json")
+                     .read_text())
+    handshakes = [c for c in doc["cases"] if c["inputs"]["operation"] == "handshake"]
+    assert len(handshakes) == 2 * len(ALL_SUITES)
+    for case in handshakes:
+        suite = next(s for s in ALL_SUITES if s.name == case["suite"])
+        inputs, outputs = case["inputs"], case["outputs"]
+        responder = inputs["responder"]
+        assert type(responder["next_signed_prekey_id"]) is int
+        assert type(responder["next_one_time_prekey_id"]) is int
+        message = InitialMessage.from_bytes(bytes.fromhex(outputs["initial_message"]))
+        assert message.ratchet_message.hex() == outputs["ratchet_message"]
+        # Opened from the published values alone, as spec 05 says the responder does.
+        ratchet = DoubleRatchet.respond(
+            suite, bytes.fromhex(outputs["shared_secret"]),
+            suite.dh_private_from_bytes(bytes.fromhex(responder["signed_prekey_private"])),
+            bytes.fromhex(outputs["associated_data"]))
+        assert ratchet.decrypt_initial(message.ratchet_message).hex() == inputs["plaintext"]
+    swaps = [c for c in doc["cases"] if c["inputs"]["operation"] == "accept"
+             and c["error"]["type"] == "ProtocolError" and "later ratchet" in c["description"]]
+    assert len(swaps) == 2 * len(ALL_SUITES)
