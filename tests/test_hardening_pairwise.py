@@ -415,3 +415,24 @@ def test_handshake_vectors_carry_a_real_first_ratchet_message() -> None:
     swaps = [c for c in doc["cases"] if c["inputs"]["operation"] == "accept"
              and c["error"]["type"] == "ProtocolError" and "later ratchet" in c["description"]]
     assert len(swaps) == 2 * len(ALL_SUITES)
+
+
+@SUITES
+def test_corrupted_saved_sessions_carry_no_key_bytes(suite: Suite) -> None:
+    alice, first, bob_account, _ = _start(suite, True, b"item 11 sessions ")
+    bob, _, _ = PairwiseSession.respond(bob_account, first)
+    bob.decrypt(alice.encrypt(b"x"))
+    saved = bob.to_bytes()
+    ratchet = cbor.as_list(cbor.decode(bob._ratchet.to_bytes()), "state")
+    keys = [k for k in ratchet if isinstance(k, bytes) and len(k) >= 32][1:]  # after the AD
+    windows = {k[i:i + 16] for k in keys for i in range(0, len(k) - 15, 8)}
+    assert windows
+    for blob, load in ((saved, PairwiseSession.from_bytes),
+                       (bob._ratchet.to_bytes(), DoubleRatchet.from_bytes)):
+        for pos in range(len(blob)):
+            for delta in (0x20, 0x01):
+                try:
+                    load(blob[:pos] + bytes([blob[pos] ^ delta]) + blob[pos + 1:])
+                except TripleRatchetError as exc:
+                    carried = list(_carried_bytes(exc))
+                    assert not any(w in c for w in windows for c in carried), (pos, exc)

@@ -118,8 +118,10 @@ def _chacha20poly1305_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: 
     try:
         out: bytes = sodium.crypto_aead_chacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, key)
     except nacl.exceptions.CryptoError:
-        raise AuthenticationError("ChaCha20-Poly1305 tag does not verify") from None
-    return out
+        pass
+    else:
+        return out
+    raise AuthenticationError("ChaCha20-Poly1305 tag does not verify")  # no __context__
 
 
 def _chacha20poly1305_check(key: bytes, nonce: bytes) -> None:
