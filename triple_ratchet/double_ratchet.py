@@ -70,7 +70,9 @@ class Limits:
 
     - `max_skip` (1000): the most message keys one incoming message may make us skip in one chain
       (Signal's suggested order of magnitude). It bounds the work a single message can cause
-      to about 2 x 1000 HMACs per chain, and still tolerates long bursts of lost messages.
+      to about 2 x 1000 HMACs per chain, and still tolerates long bursts of lost messages. A new
+      chain that leaves more than this behind in the old one is still accepted: only `max_skip`
+      of the old chain's keys are derived and kept (refusing it would end the session).
     - `max_skipped_keys` (2000): the most skipped message keys kept in total. Beyond it the oldest
       are evicted (their messages then fail with `ReplayError`), so memory and state size stay
       bounded (~100 KB) whatever the peer does.
