@@ -1024,16 +1024,14 @@ class DR:
         dh, pn, n = opened
         if dh == self.dhr:
             raise DRError("ProtocolError")
-        if self.ckr is not None:
-            if pn < self.nr:
-                raise DRError("ProtocolError")
-            if pn - self.nr > max_skip:
-                raise DRError("LimitExceeded")
+        if self.ckr is not None and pn < self.nr:
+            raise DRError("ProtocolError")
         if n > max_skip:
             raise DRError("LimitExceeded")
         old_keys: list[tuple[int, bytes]] = []
         if self.ckr is not None:
-            _, old_keys = self._derive(self.ckr, self.nr, pn)
+            # 5.7: a longer gap in the old chain is accepted; only max_skip keys are kept.
+            _, old_keys = self._derive(self.ckr, self.nr, min(pn, self.nr + max_skip))
         hkr_new = self.nhkr
         rk, ckr, nhkr = dr_kdf_rk(s, self.rk, s.dh(self.dhs, dh))
         dhs = generate_dh(s, rng)
