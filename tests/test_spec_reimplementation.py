@@ -440,9 +440,18 @@ def identity_sign(s: RSuite, private: bytes, label: bytes, content: bytes) -> by
     return s.sign(private, prefix + struct.pack(">HB", s.suite_id, len(label)) + label + content)
 
 
+def low_s(s: RSuite, signature: bytes) -> bytes:
+    """03 "One encoding per identity": suite 1's DH-key signature has s <= (n - 1) / 2."""
+    value = int.from_bytes(signature[32:], "big")
+    if s.suite_id != 1 or value <= P256_N // 2:
+        return signature
+    return signature[:32] + (P256_N - value).to_bytes(32, "big")
+
+
 def identity_encoding(s: RSuite, sig_private: bytes, dh_private: bytes) -> bytes:
     sig_pub, dh_pub = signing_public(s, sig_private), s.dh_public(dh_private)
-    signature = identity_sign(s, sig_private, b"identity: dh identity key", cbor([sig_pub, dh_pub]))
+    signature = low_s(s, identity_sign(s, sig_private, b"identity: dh identity key",
+                                       cbor([sig_pub, dh_pub])))
     return cbor([1, s.suite_id, sig_pub, dh_pub, signature])
 
 
@@ -461,7 +470,9 @@ def bundle_encoding(s: RSuite, r: dict[str, Any]) -> bytes:
     return cbor([*fields, identity_sign(s, sig_priv, b"identity: prekey bundle", cbor(fields))])
 
 
-def handshake_initiator(s: RSuite, i: dict[str, Any]) -> dict[str, Any]:
+def handshake_initiator(s: RSuite, i: dict[str, Any], ratchet_message: bytes) -> dict[str, Any]:
+    """04's initiator side; the first ratchet message is framed as given (the responder below
+    checks it is message 0 of the first chain and opens it, 05)."""
     a, b = i["initiator"], i["responder"]
     ik_sig_a, ik_dh_a = signing_public(s, h(a["signing_private"])), s.dh_public(h(a["dh_private"]))
     ik_sig_b, ik_dh_b = signing_public(s, h(b["signing_private"])), s.dh_public(h(b["dh_private"]))
@@ -486,18 +497,19 @@ def handshake_initiator(s: RSuite, i: dict[str, Any]) -> dict[str, Any]:
                hashlib.new(s.hash_name, header).digest()])
     tag_label = b"handshake: replay tag"
     tag = hashlib.new(s.hash_name, bytes([len(tag_label)]) + tag_label + ek + sealed).digest()[:16]
-    initial = cbor([0x10, s.suite_id, ek, spk_id, opk_id, sealed, h(i["ratchet_message"])])
+    initial = cbor([0x10, s.suite_id, ek, spk_id, opk_id, sealed, ratchet_message])
     return {"initiator_identity": identity_a.hex(), "bundle": bundle_encoding(s, b).hex(),
             "ephemeral_public": ek.hex(), "dh_outputs": [d.hex() for d in dhs],
             "shared_secret": sk.hex(), "associated_data": ad.hex(),
             "sealed_identity": sealed.hex(), "replay_tag": tag.hex(),
-            "initial_message": initial.hex()}
+            "ratchet_message": ratchet_message.hex(), "initial_message": initial.hex()}
 
 
 @params("handshake.json", "handshake")
 def test_handshake_initiator_side(case: dict[str, Any]) -> None:
     s = SUITES[case["suite"]]
-    got, want = handshake_initiator(s, case["inputs"]), case["outputs"]
+    want = case["outputs"]
+    got = handshake_initiator(s, case["inputs"], h(want["ratchet_message"]))
     assert set(got) == set(want)
     for name in got:
         assert got[name] == want[name], name
@@ -1012,16 +1024,14 @@ class DR:
         dh, pn, n = opened
         if dh == self.dhr:
             raise DRError("ProtocolError")
-        if self.ckr is not None:
-            if pn < self.nr:
-                raise DRError("ProtocolError")
-            if pn - self.nr > max_skip:
-                raise DRError("LimitExceeded")
+        if self.ckr is not None and pn < self.nr:
+            raise DRError("ProtocolError")
         if n > max_skip:
             raise DRError("LimitExceeded")
         old_keys: list[tuple[int, bytes]] = []
         if self.ckr is not None:
-            _, old_keys = self._derive(self.ckr, self.nr, pn)
+            # 5.7: a longer gap in the old chain is accepted; only max_skip keys are kept.
+            _, old_keys = self._derive(self.ckr, self.nr, min(pn, self.nr + max_skip))
         hkr_new = self.nhkr
         rk, ckr, nhkr = dr_kdf_rk(s, self.rk, s.dh(self.dhs, dh))
         dhs = generate_dh(s, rng)
@@ -1346,12 +1356,32 @@ class Responder:
         header = cbor([0x10, s.suite_id, ek, spk_id, opk_id, sealed])
         ad = cbor([s.suite_id, ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b,
                    hashlib.new(s.hash_name, header).digest()])
-        # commit (the ratchet's first decrypt is skipped here: its bytes are opaque in the vector)
+        # The first ratchet message must decrypt, and be message 0 of A's first chain (05
+        # §5.6a), before the commit.
+        plaintext = dr_first_decrypt(s, sk, ad, spk_priv, ratchet)
         if opk_id is not None:
             self.opk_held = False
         else:
             self.replay_cache.add(tag)
-        return sk, ad, identity, ratchet
+        return sk, ad, identity, plaintext
+
+
+def dr_first_decrypt(s: RSuite, sk: bytes, ad: bytes, spk_priv: bytes, blob: bytes) -> bytes:
+    """05: B (RatchetInitBobHE, DHs = SPK_B) opens A's first message: the header under HKa with
+    PN = 0 and N = 0, then one DH step and the chain's first message key."""
+    rk, hka, _ = dr_initial_keys(s, sk, ad)
+    nn, npk = s.nonce_len, dr_npk(s)
+    header = _aead_open(s, hka, blob[1:1 + nn], blob[1 + nn:1 + nn + npk + 8 + 16],
+                        b"\x01" + ad)
+    if blob[:1] != b"\x01" or header is None:
+        raise HandshakeError("AuthenticationError")
+    pn, n = struct.unpack(">II", header[npk:])
+    if pn or n:
+        raise HandshakeError("ProtocolError")
+    _, ckr, _ = dr_kdf_rk(s, rk, s.dh(spk_priv, dh_public_from_bytes(s, header[:npk])))
+    _, mk = dr_kdf_ck(s, ckr)
+    _, plaintext = dr_open(s, blob, ad, hka, mk)
+    return plaintext
 
 
 def responder_for(s: RSuite, keys: dict[str, Any]) -> Responder:
@@ -1361,9 +1391,9 @@ def responder_for(s: RSuite, keys: dict[str, Any]) -> Responder:
 @params("handshake.json", "handshake")
 def test_handshake_responder_accepts(case: dict[str, Any]) -> None:
     s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
-    sk, ad, identity, ratchet = responder_for(s, i["responder"]).accept(h(o["initial_message"]))
-    assert (sk.hex(), ad.hex(), identity.hex(), ratchet.hex()) == (
-        o["shared_secret"], o["associated_data"], o["initiator_identity"], i["ratchet_message"])
+    sk, ad, identity, first = responder_for(s, i["responder"]).accept(h(o["initial_message"]))
+    assert (sk.hex(), ad.hex(), identity.hex(), first.hex()) == (
+        o["shared_secret"], o["associated_data"], o["initiator_identity"], i["plaintext"])
 
 
 @params("handshake.json", "accept", valid=False)

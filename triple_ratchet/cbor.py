@@ -147,11 +147,17 @@ def _encode_int(value: int, out: list[bytes]) -> None:
         out.append(_head(1, -1 - value))
 
 
-def _encode_str(value: str, out: list[bytes]) -> None:
+def _utf8(value: str) -> bytes:
     try:
-        raw = str.encode(value, "utf-8")
+        return str.encode(value, "utf-8")
     except UnicodeEncodeError:
-        raise UsageError("cbor.encode: text contains a lone surrogate (not UTF-8)") from None
+        pass
+    # Outside the handler, so the UnicodeEncodeError (which holds the text) is not __context__.
+    raise UsageError("cbor.encode: text contains a lone surrogate (not UTF-8)")
+
+
+def _encode_str(value: str, out: list[bytes]) -> None:
+    raw = _utf8(value)
     out.append(_head(3, len(raw)))
     out.append(raw)
 
@@ -202,10 +208,7 @@ def encode_key(key: object) -> bytes:
     Equal to `encode(key)`; map entries are sorted by it.
     """
     if type(key) is str:
-        try:
-            raw = key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UsageError("cbor.encode: text contains a lone surrogate (not UTF-8)") from None
+        raw = _utf8(key)
         length = len(raw)
         return (_ONE_BYTE[0x60 | length] if length < 24 else _head(3, length)) + raw
     if type(key) is int and 0 <= key < 24:
@@ -319,9 +322,10 @@ class _Decoder:
             try:
                 return data[pos:end].decode("utf-8"), end
             except UnicodeDecodeError as exc:
-                raise DecodeError(
-                    f"invalid UTF-8 in text string at offset {start} (byte {pos + exc.start})"
-                ) from None
+                bad = pos + exc.start
+            # Raised outside the handler: the UnicodeDecodeError holds the input bytes (maybe a
+            # saved state's keys) and must not ride along as __context__.
+            raise DecodeError(f"invalid UTF-8 in text string at offset {start} (byte {bad})")
 
         depth += 1
         if depth > self.max_depth:

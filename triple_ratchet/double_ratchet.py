@@ -70,7 +70,9 @@ class Limits:
 
     - `max_skip` (1000): the most message keys one incoming message may make us skip in one chain
       (Signal's suggested order of magnitude). It bounds the work a single message can cause
-      to about 2 x 1000 HMACs per chain, and still tolerates long bursts of lost messages.
+      to about 2 x 1000 HMACs per chain, and still tolerates long bursts of lost messages. A new
+      chain that leaves more than this behind in the old one is still accepted: only `max_skip`
+      of the old chain's keys are derived and kept (refusing it would end the session).
     - `max_skipped_keys` (2000): the most skipped message keys kept in total. Beyond it the oldest
       are evicted (their messages then fail with `ReplayError`), so memory and state size stay
       bounded (~100 KB) whatever the peer does.
@@ -259,6 +261,11 @@ class DoubleRatchet:
         return self._limits
 
     @property
+    def associated_data(self) -> bytes:
+        """The AD every message of this session is bound to (from the handshake)."""
+        return self._ad
+
+    @property
     def can_send(self) -> bool:
         """False only for a responder that has not yet decrypted a message."""
         return self._cks is not None
@@ -312,6 +319,22 @@ class DoubleRatchet:
         the message key for its number is gone: consumed, or evicted by the limits),
         `ProtocolError`, `InvalidKey` (authentic header breaking the protocol).
         """
+        return self._decrypt(message, initial=False)
+
+    def decrypt_initial(self, message: bytes) -> bytes:
+        """The responder's first decrypt in a session a handshake started: `message` must be the
+        initiator's very first (PN = 0, N = 0), else `ProtocolError` and the state is unchanged.
+
+        The initial message's handshake header is not bound to which ratchet message rides
+        with it, so without this check anyone could put a later message of the chain in its
+        place: the responder would accept it, and the genuine first message (a welcome) would
+        then be refused as a replay of the handshake and lost (spec 04, "Responder").
+        """
+        if self._dhr is not None or self._cks is not None:
+            raise StateError("decrypt_initial is only a responder's first decrypt")
+        return self._decrypt(message, initial=True)
+
+    def _decrypt(self, message: bytes, initial: bool) -> bytes:
         if not isinstance(message, bytes):
             raise UsageError("message must be bytes")
         size = len(message)
@@ -344,8 +367,11 @@ class DoubleRatchet:
         try:
             header = aead_decrypt(self._nhkr, nonce, enc_header, self._header_aad)
         except AuthenticationError:
-            raise AuthenticationError("no header key of this session opens the header") from None
-        return self._decrypt_new_chain(header, message, nonce)
+            pass
+        else:
+            return self._decrypt_new_chain(header, message, nonce, initial)
+        # Raised outside the handler: no exception rides along as __context__.
+        raise AuthenticationError("no header key of this session opens the header")
 
     def _open_body(self, mk: bytes, nonce: bytes, message: bytes) -> bytes:
         end = self._header_end
@@ -396,26 +422,32 @@ class DoubleRatchet:
         self._skipped_count -= 1
         return plaintext
 
-    def _decrypt_new_chain(self, header: bytes, message: bytes, nonce: bytes) -> bytes:
+    def _decrypt_new_chain(self, header: bytes, message: bytes, nonce: bytes,
+                           initial: bool = False) -> bytes:
         suite = self._suite
         limits = self._limits
         split = suite.dh_public_len
         dh_bytes = header[:split]
         pn, n = _COUNTERS.unpack(header[split:])
+        if initial and (pn or n):
+            raise ProtocolError("the initial message must carry the chain's first message "
+                                "(PN = 0, N = 0)")
         if dh_bytes == self._dhr:
             raise ProtocolError("a new chain must come with a new ratchet key")
         old_ckr = self._ckr
-        if old_ckr is not None:
-            if pn < self._nr:
-                raise ProtocolError("PN is below the number of messages already received")
-            if pn - self._nr > limits.max_skip:
-                raise LimitExceeded("previous chain would skip more than Limits.max_skip keys")
+        if old_ckr is not None and pn < self._nr:
+            raise ProtocolError("PN is below the number of messages already received")
         if n > limits.max_skip:
             raise LimitExceeded("message would skip more than Limits.max_skip keys")
         their_key = suite.dh_public_from_bytes(dh_bytes)
         staged: list[tuple[bytes, list[tuple[int, bytes]]]] = []
         if old_ckr is not None and self._hkr is not None:
-            old_skipped, _ = self._skip(old_ckr, self._nr, pn)
+            # At most max_skip keys of the old chain (bounded work). A longer loss is not a
+            # reason to refuse the new chain: that would end the session for good, since the
+            # peer's PN stays the same until we answer it. Keys beyond are given up: those
+            # messages then fail as replays (spec 05, "Skipped message keys").
+            old_skipped, _ = self._skip(old_ckr, self._nr,
+                                        min(pn, self._nr + limits.max_skip))
             if old_skipped:
                 staged.append((self._hkr, old_skipped))
         # DHRatchetHE, on locals.
@@ -510,10 +542,14 @@ class DoubleRatchet:
             raise UnsupportedError(f"unknown Double Ratchet state version {version}")
         suite = suite_by_id(cbor.as_int(fields[1], "suite id", maximum=0xFFFF))
         raw_limits = cbor.as_list(fields[2], "limits", 4)
+        values = [cbor.as_int(v, "limit", maximum=_MAX_COUNTER) for v in raw_limits]
+        reason = ""
         try:
-            limits = Limits(*(cbor.as_int(v, "limit", maximum=_MAX_COUNTER) for v in raw_limits))
+            limits = Limits(*values)
         except UsageError as exc:
-            raise DecodeError(f"limits: {exc}") from None
+            reason = str(exc)
+        if reason:  # raised outside the handler: no __context__
+            raise DecodeError(f"limits: {reason}")
         ad = cbor.as_bytes(fields[3], "associated data", max_length=MAX_ASSOCIATED_DATA)
         self = cls._blank(suite, ad, limits, rng)
         h = suite.hash_len

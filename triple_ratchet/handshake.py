@@ -296,10 +296,12 @@ def accept(account: Account, data: bytes) -> AcceptedHandshake:
     key, nonce = _seal_key(suite, dh3, me, message.signed_prekey_id, spk_public,
                            message.ephemeral_key)
     try:
-        sealed_plain = suite.aead_decrypt(key, nonce, message.sealed_identity,
-                                          message.seal_aad())
+        sealed_plain: bytes | None = suite.aead_decrypt(key, nonce, message.sealed_identity,
+                                                        message.seal_aad())
     except AuthenticationError:
-        raise AuthenticationError("sealed identity does not open") from None
+        sealed_plain = None
+    if sealed_plain is None:  # raised outside the handler: no __context__
+        raise AuthenticationError("sealed identity does not open")
     peer = Identity.from_bytes(sealed_plain, suite)
     if peer == me:
         raise ProtocolError("initial message claims the responder's own identity")

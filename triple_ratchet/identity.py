@@ -25,6 +25,7 @@ from triple_ratchet.errors import (
 )
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import (
+    P256_SHA256_AES256GCM,
     DhPrivateKey,
     DhPublicKey,
     SigningKey,
@@ -78,6 +79,25 @@ SAFETY_NUMBER_VERSION = 1
 SAFETY_DIGITS_PER_IDENTITY = 30
 
 
+# Order of the P-256 group. ECDSA's (r, s) and (r, n - s) both verify; an identity's DH-key
+# signature must have s <= n / 2 ("low s"), so each identity has exactly one encoding.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _is_ecdsa(suite: Suite) -> bool:
+    return suite.suite_id == P256_SHA256_AES256GCM.suite_id
+
+
+def _low_s(suite: Suite, signature: bytes) -> bytes:
+    """The low-s form of an ECDSA signature (other suites: unchanged)."""
+    if not _is_ecdsa(suite) or len(signature) != 64:
+        return signature
+    s = int.from_bytes(signature[32:], "big")
+    if s <= P256_ORDER // 2:
+        return signature
+    return signature[:32] + (P256_ORDER - s).to_bytes(32, "big")
+
+
 def signature_input(suite: Suite, label: bytes, content: bytes) -> bytes:
     """What an identity key signs: prefix ‖ uint16(suite) ‖ len8(label) ‖ label ‖ content."""
     if not label or len(label) > 255:
@@ -112,7 +132,10 @@ def _suite_of(value: cbor.CborValue, what: str, expected: Suite | None) -> Suite
 class Identity:
     """A party's public identity: signing key and the DH identity key it signed.
 
-    Valid by construction: the DH key's signature is verified in `__post_init__`.
+    Valid by construction: the DH key's signature is verified in `__post_init__`. The encoding
+    is unique: an ECDSA signature must be in low-s form (`DecodeError` otherwise), since its
+    high-s twin would verify too. Equality and hashing compare the suite and the two public keys
+    only, so even two valid signatures (which only the owner could make) are one identity.
     """
 
     suite: Suite
@@ -121,6 +144,9 @@ class Identity:
     dh_key_signature: bytes
 
     def __post_init__(self) -> None:
+        if _low_s(self.suite, self.dh_key_signature) != self.dh_key_signature:
+            raise DecodeError("identity: the DH key signature is not in low-s form (an ECDSA "
+                              "signature has a second encoding; only the low-s one is valid)")
         self.signing_key.verify(
             self.dh_key_signature,
             signature_input(self.suite, LABEL_IDENTITY_DH_KEY, self._dh_key_content()),
@@ -178,12 +204,17 @@ class Identity:
             digest = self.suite.hash(digest + keys)
         return digest[:FINGERPRINT_LEN]
 
+    @cached_property
+    def _keys(self) -> bytes:
+        """What identifies the identity: suite and both public keys, not the signature."""
+        return (self.suite.suite_id.to_bytes(2, "big") + self.signing_key.to_bytes()
+                + self.dh_key.to_bytes())
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Identity) and hmac.compare_digest(
-            self.to_bytes(), other.to_bytes())
+        return isinstance(other, Identity) and hmac.compare_digest(self._keys, other._keys)
 
     def __hash__(self) -> int:
-        return hash(self.to_bytes())
+        return hash(self._keys)
 
     def __repr__(self) -> str:
         return f"Identity({self.suite.name}, {self.signing_key.to_bytes().hex()[:16]}…)"
@@ -246,6 +277,9 @@ class IdentityKeyPair:
                                    dh_key.public_key().to_bytes()])
             dh_key_signature = signing_key.sign(
                 signature_input(suite, LABEL_IDENTITY_DH_KEY, content))
+        # Our own signature in its one valid form (also for a key pair saved before low-s was
+        # required: its public encoding becomes the canonical one, with the same keys).
+        dh_key_signature = _low_s(suite, dh_key_signature)
         # Identity() verifies the signature, so a corrupt saved state cannot load.
         self._public = Identity(suite, signing_key.public_key(), dh_key.public_key(),
                                 dh_key_signature)

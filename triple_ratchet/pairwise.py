@@ -43,6 +43,8 @@ def message_type(blob: bytes) -> int:
     """The wire type of an inbox blob without decoding it: `MSG_TYPE_INITIAL` (start a session
     with `PairwiseSession.respond`) or `MSG_TYPE_PAIRWISE` (for an existing session).
     `UnsupportedError` for another type number, `DecodeError` for anything else."""
+    if not isinstance(blob, bytes):
+        raise UsageError("blob must be bytes")
     # An initial message is a 7-element CBOR array, a session message a 2-element one; both
     # start with their type as a one-byte integer (canonical CBOR makes these bytes fixed).
     if len(blob) < 2 or blob[0] >> 5 != 4:
@@ -52,6 +54,22 @@ def message_type(blob: bytes) -> int:
     if blob[1] >> 5 == 0 and blob[1] not in (MSG_TYPE_INITIAL, MSG_TYPE_PAIRWISE):
         raise UnsupportedError("unknown message type")
     raise DecodeError("not a pairwise initial or session message")
+
+
+def _bound_to(ad: bytes, own: Identity, peer: Identity) -> bool:
+    """Whether the handshake's AD (spec 04: [suite, IK_sig_A, IK_dh_A, IK_sig_B, IK_dh_B,
+    Hash(header)]) names exactly these two identities, in either role."""
+    try:
+        fields = cbor.as_list(cbor.decode(ad, max_items=8), "associated data", 6)
+    except DecodeError:
+        return False
+    keys = [fields[i] for i in range(1, 5)]
+
+    def pair(identity: Identity) -> list[object]:
+        return [identity.signing_key.to_bytes(), identity.dh_key.to_bytes()]
+
+    return fields[0] == own.suite.suite_id and keys in (pair(own) + pair(peer),
+                                                        pair(peer) + pair(own))
 
 
 class PairwiseSession:
@@ -96,7 +114,9 @@ class PairwiseSession:
         ratchet = DoubleRatchet.respond(pending.suite, pending.shared_secret,
                                         pending.own_ratchet_key, pending.associated_data,
                                         limits, rng)
-        plaintext = ratchet.decrypt(pending.ratchet_message)
+        # Only the initiator's first ratchet message (N = 0, PN = 0) may ride in the initial
+        # message: a later one swapped in would make the genuine first one undeliverable.
+        plaintext = ratchet.decrypt_initial(pending.ratchet_message)
         pending.commit()
         return cls(own_account.public_identity, pending.peer, ratchet), plaintext, pending.peer
 
@@ -155,6 +175,9 @@ class PairwiseSession:
         ratchet = DoubleRatchet.from_bytes(cbor.as_bytes(f[3], "ratchet state"), rng)
         if ratchet.suite.suite_id != own.suite.suite_id:
             raise DecodeError("pairwise session: ratchet state is for another suite")
+        if not _bound_to(ratchet.associated_data, own, peer):
+            raise DecodeError("pairwise session: the stored identities are not the ones the "
+                              "ratchet's associated data binds")
         return cls(own, peer, ratchet)
 
     def __repr__(self) -> str:

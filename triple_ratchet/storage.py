@@ -22,12 +22,20 @@ _VERSION = b"\x01"
 _OVERHEAD = len(_VERSION) + _NONCE_LEN + 16
 
 
+def _check_bytes(value: object, what: str) -> None:
+    # bytes only: PyNaCl would raise TypeError for anything else, outside our error contract.
+    if not isinstance(value, bytes):
+        raise UsageError(f"{what} must be bytes")
+
+
 def generate_storage_key(rng: RandomSource = system_random) -> bytes:
     return rng(STORAGE_KEY_LEN)
 
 
 def seal_state(storage_key: bytes, state: bytes, rng: RandomSource = system_random) -> bytes:
     """`version ‖ nonce ‖ XChaCha20-Poly1305(key, nonce, state, aad = label ‖ version)`."""
+    _check_bytes(storage_key, "storage key")
+    _check_bytes(state, "state")
     if len(storage_key) != STORAGE_KEY_LEN:
         raise UsageError("storage key must be 32 bytes")
     nonce = rng(_NONCE_LEN)
@@ -38,6 +46,8 @@ def seal_state(storage_key: bytes, state: bytes, rng: RandomSource = system_rand
 
 def open_state(storage_key: bytes, blob: bytes) -> bytes:
     """The state bytes, or `AuthenticationError` if the blob was changed in any way."""
+    _check_bytes(storage_key, "storage key")
+    _check_bytes(blob, "sealed state")
     if len(storage_key) != STORAGE_KEY_LEN:
         raise UsageError("storage key must be 32 bytes")
     if len(blob) < _OVERHEAD:
@@ -49,9 +59,11 @@ def open_state(storage_key: bytes, blob: bytes) -> bytes:
         state: bytes = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
             sealed, LABEL_SEALED_STATE + _VERSION, nonce, storage_key)
     except nacl.exceptions.CryptoError:
-        raise AuthenticationError("sealed state was modified or the storage key is wrong"
-                                  ) from None
-    return state
+        pass
+    else:
+        return state
+    # Raised outside the handler so that no library exception rides along as __context__.
+    raise AuthenticationError("sealed state was modified or the storage key is wrong")
 
 
 __all__ = ["LABEL_SEALED_STATE", "STORAGE_KEY_LEN", "generate_storage_key", "open_state",

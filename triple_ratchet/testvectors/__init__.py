@@ -140,6 +140,10 @@ def verify_paths(paths: list[Path], out: Callable[[str], None] = print) -> tuple
         except (OSError, ValueError, UnrecognisedFile) as exc:
             out(f"  ERROR {path}: cannot interpret file: {exc}")
             counts[1] += 1
+        except Exception as exc:  # a hostile file fails; the next file still runs
+            # (RecursionError from deep nesting, a verifier tripping over a malformed shape.)
+            out(f"  ERROR {path}: verifier crashed: {type(exc).__name__}: {str(exc)[:200]}")
+            counts[1] += 1
         out(f"{path}: {counts[0]} passed, {counts[1]} failed, {counts[2]} skipped")
         for reason, n in sorted(skip_reasons.items()):
             out(f"  skipped {n}: {reason or 'no reason given'}")
@@ -168,9 +172,20 @@ def run_cases(
     """
     from triple_ratchet import errors
 
-    for index, case in enumerate(doc.get("cases", [])):
-        name = f"#{index} {case.get('description', '')}".strip()
+    cases = doc.get("cases", [])
+    if not isinstance(cases, list):
+        yield CaseResult("cases", "failed", "malformed file: \"cases\" is not a list")
+        return
+    for index, case in enumerate(cases):
+        if not isinstance(case, dict):
+            yield CaseResult(f"#{index}", "failed", "malformed case: not an object")
+            continue
+        name = f"#{index} {_text(case.get('description', ''))}".strip()
         expected = case.get("error")
+        if expected is not None and not (
+                isinstance(expected, dict) and isinstance(expected.get("type"), str)):
+            yield CaseResult(name, "failed", "malformed case: \"error\" is not {\"type\": str}")
+            continue
         try:
             check(case)
         except AssertionError as exc:
@@ -207,6 +222,11 @@ def case(description: str, suite_name: str | None, inputs: dict[str, Any],
     else:
         doc["error"] = {"type": error}
     return doc
+
+
+def _text(value: object) -> str:
+    """A file-supplied label for a report line: shown, never trusted, and kept short."""
+    return (value if isinstance(value, str) else repr(value))[:200]
 
 
 def _is_subclass_named(cls: type, name: object) -> bool:

@@ -28,6 +28,7 @@ from typing import Any
 
 from triple_ratchet.dkg.cocktail import (
     CIPHERSUITE_ID,
+    MAX_PARTICIPANTS,
     Polynomial,
     SessionParams,
     VssCommitment,
@@ -101,9 +102,53 @@ def _run(name: str, body: Callable[[_Case], None]) -> CaseResult:
     case = _Case()
     try:
         body(case)
-    except (TripleRatchetError, KeyError, ValueError, TypeError, IndexError) as exc:
-        return CaseResult(name, "failed", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a malformed file fails the case, never crashes the command
+        return CaseResult(name, "failed", f"{type(exc).__name__}: {str(exc)[:200]}")
     return case.result(name)
+
+
+def _check_shape(v: object) -> tuple[int, int]:
+    """(n, t) of one vector, after checking every count the verifier loops over against
+    MAX_PARTICIPANTS and n: a hostile file must not make it allocate or loop without bound."""
+    if not isinstance(v, dict):
+        raise ValueError("vector is not an object")
+    n, t = v.get("n"), v.get("t")
+    if type(n) is not int or type(t) is not int:
+        raise ValueError("n and t must be integers")
+    if not 1 <= t <= n <= MAX_PARTICIPANTS:
+        raise ValueError(f"need 1 <= t <= n <= {MAX_PARTICIPANTS}, got t = {t}, n = {n}")
+
+    def sized(value: object, what: str, length: int) -> list[Any]:
+        if not isinstance(value, list) or len(value) != length:
+            raise ValueError(f"{what} must be a list of {length}")
+        return value
+
+    def obj(value: object, what: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValueError(f"{what} must be an object")
+        return value
+
+    config = obj(v.get("config"), "config")
+    sized(config.get("static_public_keys"), "config.static_public_keys", n)
+    sized(config.get("static_secret_keys"), "config.static_secret_keys", n)
+    if "payloads" in v:
+        sized(v["payloads"], "payloads", n)
+    for r1 in sized(v.get("round1"), "round1", n):
+        r1 = obj(r1, "round1 entry")
+        sized(r1.get("vss_commitment"), "round1 vss_commitment", t)
+        sized(r1.get("encrypted_shares"), "round1 encrypted_shares", n)
+        obj(r1.get("pop_intermediate"), "round1 pop_intermediate")
+    for r2 in sized(v.get("round2"), "round2", n):
+        obj(r2, "round2 entry")
+    for sig in sized(obj(v.get("round3"), "round3").get("signatures"), "round3 signatures", n):
+        obj(sig, "round3 signature")
+    if "recovery" in v:
+        rec = obj(v["recovery"], "recovery")
+        i = rec.get("participant_id")
+        if type(i) is not int or not 1 <= i <= n:
+            raise ValueError("recovery participant_id must be an integer in 1..n")
+        sized(rec.get("ciphertexts"), "recovery ciphertexts", n)
+    return n, t
 
 
 def _hex(b: bytes) -> str:
@@ -111,7 +156,7 @@ def _hex(b: bytes) -> str:
 
 
 def _verify_vector(seed: bytes, v: dict[str, Any], label: str) -> Iterator[CaseResult]:
-    n, t = int(v["n"]), int(v["t"])
+    n, t = _check_shape(v)
     extension = bytes.fromhex(v["extension"])
     payloads = [bytes.fromhex(p) for p in v["payloads"]] if "payloads" in v else None
     secrets = [static_secret(seed, t, n, i) for i in range(1, n + 1)]
@@ -272,25 +317,41 @@ def _verify_vector(seed: bytes, v: dict[str, Any], label: str) -> Iterator[CaseR
         yield _run(f"{label} recovery", recovery)
 
 
+def _label(index: int, v: object) -> str:
+    if not isinstance(v, dict):
+        return f"#{index}"
+    label = f"#{index} {str(v.get('t'))[:12]}-of-{str(v.get('n'))[:12]}"
+    return label + " payload" if "payloads" in v else label
+
+
+def _vectors(doc: dict[str, Any]) -> list[Any]:
+    vectors = doc.get("vectors")
+    if not isinstance(vectors, list):
+        raise ValueError("\"vectors\" is not a list")
+    return vectors
+
+
 def verify_cocktail(doc: dict[str, Any]) -> Iterator[CaseResult]:
-    seed = bytes.fromhex(doc["seed"])
-    for index, v in enumerate(doc["vectors"]):
-        label = f"#{index} {v.get('t')}-of-{v.get('n')}"
-        if "payloads" in v:
-            label += " payload"
+    seed_hex = doc.get("seed")
+    if not isinstance(seed_hex, str):
+        raise ValueError("\"seed\" is not a hex string")
+    seed = bytes.fromhex(seed_hex)
+    for index, v in enumerate(_vectors(doc)):
+        label = _label(index, v)
         try:
             yield from _verify_vector(seed, v, label)
-        except (TripleRatchetError, KeyError, ValueError, TypeError) as exc:
-            yield CaseResult(label, "failed", f"{type(exc).__name__}: {exc}")
+        except (TripleRatchetError, KeyError, ValueError, TypeError, AttributeError,
+                IndexError, RecursionError) as exc:
+            yield CaseResult(label, "failed", f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def skip_other_suite(doc: dict[str, Any]) -> Iterator[CaseResult]:
     reason = (
-        f"ciphersuite {doc.get('ciphersuite')!r} not supported: "
+        f"ciphersuite {str(doc.get('ciphersuite'))[:60]!r} not supported: "
         f"our DKG is fixed to {CIPHERSUITE_NAME}"
     )
-    for index, v in enumerate(doc.get("vectors", [])):
-        yield CaseResult(f"#{index} {v.get('t')}-of-{v.get('n')}", "skipped", reason)
+    for index, v in enumerate(_vectors(doc)):
+        yield CaseResult(_label(index, v), "skipped", reason)
 
 
 def detect(doc: dict[str, Any]) -> Verifier | None:

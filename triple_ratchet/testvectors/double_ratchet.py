@@ -237,6 +237,21 @@ def _suite_cases(suite: Suite) -> list[dict[str, Any]]:
     decrypt_case("N = 3 in a new chain with max_skip = 2", far[2], limited_state,
                  error="LimitExceeded")
     decrypt_case("N = 2 in a new chain with max_skip = 2", far[1], limited_state)
+
+    # A loss longer than max_skip before the peer's next chain (spec 05 5.7): Bob opened `fresh`
+    # (N = 0), `far` (N = 1..3) never arrive, Bob answers, and Alice's next chain says PN = 4.
+    # The chain is accepted; only max_skip = 2 keys of the old chain (N = 1, 2) are kept.
+    bob = DoubleRatchet.from_bytes(bytes.fromhex(limited_state),
+                                   rng=DeterministicRandom(b"bob after the loss"))
+    bob.decrypt(fresh)
+    alice.decrypt(bob.encrypt(b"reply"))
+    after_loss = bob.to_bytes().hex()
+    decrypt_case("new chain with PN - Nr = 3 > max_skip = 2: accepted, 2 old keys kept",
+                 alice.encrypt(b"after the loss"), after_loss)
+    accepted = cases[-1]["outputs"]["state"]
+    decrypt_case("N = 2 of the chain before the loss, a kept key", far[1], accepted)
+    decrypt_case("N = 3 of the chain before the loss, beyond the kept keys", far[2], accepted,
+                 error="ReplayError")
     return cases
 
 

@@ -1,13 +1,21 @@
 """Vectors for the X3DH-style handshake (vectors/handshake.json, kind "handshake").
 
 Each case names an `operation` (spec/04-handshake.md, "Test vectors"):
-- "handshake": from the initiator's and responder's private keys, the ephemeral key and an opaque
-  first ratchet message: the bundle, DH1..DH4, the shared secret, the associated data, the sealed
-  identity, the replay tag and the full initial message. The verifier recomputes the initiator
-  side, then accepts the message as the responder and checks it derives the same values.
-- "accept": deliver `initial_message` `deliveries` times to the responder (committing each
-  success); negative cases name the error of the last delivery (replay, other suite, tampering).
+- "handshake": from the initiator's and responder's private keys, the ephemeral key, and the seed
+  and plaintext of the initiator's first Double Ratchet message: the bundle, DH1..DH4, the shared
+  secret, the associated data, the sealed identity, the replay tag, the ratchet message (a real
+  one, spec 05) and the full initial message. The verifier recomputes the initiator side, then
+  runs the whole responder side: accept, the responder's ratchet, `decrypt_initial` of the ratchet
+  message (it must give the plaintext), and only then the commit.
+- "accept": deliver `initial_message` `deliveries` times to the responder, each delivery the
+  whole responder side (accept, decrypt the first ratchet message, commit); negative cases name
+  the error of the last delivery (replay, other suite, tampering, a later ratchet message in the
+  initial message).
 - "initiate": start a handshake from a bundle encoding; negative cases (bad prekey signature).
+
+The responder's account holds exactly the vector's prekeys; `next_signed_prekey_id` and
+`next_one_time_prekey_id` are its id counters (spec 03, "Account"), given so that an outside
+implementation can rebuild the same account.
 """
 
 from __future__ import annotations
@@ -16,13 +24,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from triple_ratchet import cbor
+from triple_ratchet.double_ratchet import DoubleRatchet
 from triple_ratchet.handshake import (
+    Initiation,
     accept,
     initiate_with_ephemeral,
     replay_tag,
 )
 from triple_ratchet.identity import (
     ACCOUNT_STATE_VERSION,
+    MAX_PREKEY_ID,
     Account,
     PrekeyBundle,
 )
@@ -57,14 +68,37 @@ def _responder(suite: Suite, inputs: dict[str, Any]) -> tuple[Account, PrekeyBun
         ACCOUNT_STATE_VERSION, suite.suite_id,
         [bytes.fromhex(inputs["signing_private"]), bytes.fromhex(inputs["dh_private"]),
          kp.public.dh_key_signature],
-        bundle.signed_prekey.prekey_id + 1,
+        _id(inputs["next_signed_prekey_id"]),
         [[bundle.signed_prekey.prekey_id, bytes.fromhex(inputs["signed_prekey_private"]),
           bundle.signed_prekey.signature, False, []]],
-        0 if opk is None else opk.prekey_id + 1,
+        _id(inputs["next_one_time_prekey_id"]),
         [] if opk is None else [[opk.prekey_id,
                                  bytes.fromhex(inputs["one_time_prekey_private"])]],
     ])
     return Account.from_bytes(state), bundle
+
+
+def _id(value: object) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_PREKEY_ID + 1:
+        raise AssertionError(f"not a prekey id counter: {str(value)[:40]}")
+    return value
+
+
+def _respond(account: Account, data: bytes) -> bytes:
+    """The whole responder side (spec 04): accept, the ratchet's first decrypt, then commit."""
+    pending = accept(account, data)
+    ratchet = DoubleRatchet.respond(pending.suite, pending.shared_secret,
+                                    pending.own_ratchet_key, pending.associated_data)
+    plaintext = ratchet.decrypt_initial(pending.ratchet_message)
+    pending.commit()
+    return plaintext
+
+
+def _first_ratchet_message(suite: Suite, start: Initiation, inputs: dict[str, Any]) -> bytes:
+    ratchet = DoubleRatchet.initiate(
+        suite, start.shared_secret, start.responder_ratchet_key, start.associated_data,
+        rng=DeterministicRandom(bytes.fromhex(inputs["ratchet_rng_seed"])))
+    return ratchet.encrypt(bytes.fromhex(inputs["plaintext"]))
 
 
 def _initiator_outputs(suite: Suite, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +106,8 @@ def _initiator_outputs(suite: Suite, inputs: dict[str, Any]) -> dict[str, Any]:
     _, bundle = _responder(suite, inputs["responder"])
     ek = suite.dh_private_from_bytes(bytes.fromhex(inputs["ephemeral_private"]))
     start = initiate_with_ephemeral(alice, bundle, ek)
-    message = start.initial_message(bytes.fromhex(inputs["ratchet_message"]))
+    ratchet_message = _first_ratchet_message(suite, start, inputs)
+    message = start.initial_message(ratchet_message)
     spk = bundle.signed_prekey.public_key
     dh = [alice.dh_private_key.exchange(spk), ek.exchange(bundle.identity.dh_key),
           ek.exchange(spk)]
@@ -88,6 +123,7 @@ def _initiator_outputs(suite: Suite, inputs: dict[str, Any]) -> dict[str, Any]:
         "sealed_identity": start.header.sealed_identity.hex(),
         "replay_tag": replay_tag(suite, start.header.ephemeral_key,
                                  start.header.sealed_identity).hex(),
+        "ratchet_message": ratchet_message.hex(),
         "initial_message": message.hex(),
     }
 
@@ -108,12 +144,17 @@ def _check(case: dict[str, Any]) -> None:
                      got["associated_data"])
         expect_equal("responder sees initiator", accepted.peer.to_bytes().hex(),
                      got["initiator_identity"])
-        expect_equal("ratchet message", accepted.ratchet_message.hex(), inputs["ratchet_message"])
+        expect_equal("ratchet message", accepted.ratchet_message.hex(), got["ratchet_message"])
+        expect_equal("first plaintext", _respond(account, bytes.fromhex(got["initial_message"]))
+                     .hex(), inputs["plaintext"])
     elif op == "accept":
         account, _ = _responder(suite, inputs["responder"])
         data = bytes.fromhex(inputs["initial_message"])
-        for _ in range(inputs["deliveries"]):
-            accept(account, data).commit()
+        deliveries = inputs["deliveries"]
+        if deliveries not in (1, 2):
+            raise AssertionError("deliveries must be 1 or 2")
+        for _ in range(deliveries):
+            _respond(account, data)
     elif op == "initiate":
         alice = keypair(suite, inputs["initiator"])
         bundle = PrekeyBundle.from_bytes(bytes.fromhex(inputs["bundle"]), suite)
@@ -135,10 +176,14 @@ def generate() -> dict[str, dict[str, Any]]:
                                     ("handshake without a one-time prekey", None)):
             responder = bundle_inputs(suite, rng, 3, opk_id)
             del responder["operation"]
-            inputs = {"operation": "handshake", "initiator": identity_keys(suite, rng),
-                      "responder": responder,
-                      "ephemeral_private": suite.generate_dh(rng).to_bytes().hex(),
-                      "ratchet_message": rng(40).hex()}
+            responder["next_signed_prekey_id"] = 4
+            responder["next_one_time_prekey_id"] = 0 if opk_id is None else opk_id + 1
+            inputs: dict[str, Any] = {
+                "operation": "handshake", "initiator": identity_keys(suite, rng),
+                "responder": responder,
+                "ephemeral_private": suite.generate_dh(rng).to_bytes().hex(),
+                "ratchet_rng_seed": rng(16).hex(),
+                "plaintext": b"the first message (a welcome travels here)".hex()}
             outputs = _initiator_outputs(suite, inputs)
             cases.append({"description": description, "suite": suite.name, "inputs": inputs,
                           "outputs": outputs})
@@ -149,6 +194,25 @@ def generate() -> dict[str, dict[str, Any]]:
                           "inputs": {"operation": "accept", "responder": responder,
                                      "initial_message": message, "deliveries": 2},
                           "error": {"type": "ReplayError"}})
+            # The header of this initial message around the initiator's second ratchet message
+            # (N = 1): refused before the commit (spec 04, 05 5.6a).
+            alice = keypair(suite, inputs["initiator"])
+            _, bundle = _responder(suite, responder)
+            start = initiate_with_ephemeral(
+                alice, bundle,
+                suite.dh_private_from_bytes(bytes.fromhex(inputs["ephemeral_private"])))
+            ratchet = DoubleRatchet.initiate(
+                suite, start.shared_secret, start.responder_ratchet_key, start.associated_data,
+                rng=DeterministicRandom(bytes.fromhex(inputs["ratchet_rng_seed"])))
+            ratchet.encrypt(bytes.fromhex(inputs["plaintext"]))
+            cases.append({"description": f"a later ratchet message in the initial message "
+                                         f"({kind})",
+                          "suite": suite.name,
+                          "inputs": {"operation": "accept", "responder": responder,
+                                     "initial_message": start.initial_message(
+                                         ratchet.encrypt(b"second")).hex(),
+                                     "deliveries": 1},
+                          "error": {"type": "ProtocolError"}})
             if opk_id is None:
                 continue
             raw = bytes.fromhex(message)

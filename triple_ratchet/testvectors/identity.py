@@ -22,6 +22,7 @@ from triple_ratchet.identity import (
     LABEL_IDENTITY_BUNDLE,
     LABEL_IDENTITY_PROPOSAL,
     LABEL_IDENTITY_SIGNED_PREKEY,
+    P256_ORDER,
     Identity,
     IdentityKeyPair,
     OneTimePrekey,
@@ -29,7 +30,12 @@ from triple_ratchet.identity import (
     safety_number,
 )
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, X25519_SHA512_XCHACHA20, Suite
+from triple_ratchet.suites import (
+    ALL_SUITES,
+    P256_SHA256_AES256GCM,
+    X25519_SHA512_XCHACHA20,
+    Suite,
+)
 from triple_ratchet.testvectors import (
     CaseResult,
     document,
@@ -202,6 +208,13 @@ def generate() -> dict[str, dict[str, Any]]:
                 what = "off-curve signed prekey"
             cases.append(_negative(suite, what + " (bundle re-signed)",
                                    _resigned(kp, _replace(data, 6, bad_key)), "InvalidKey"))
+            if suite is P256_SHA256_AES256GCM:
+                # ECDSA's (r, n - s) verifies too; only the low-s form is an identity (spec 03).
+                sig = kp.public.dh_key_signature
+                twin = sig[:32] + (P256_ORDER - int.from_bytes(sig[32:], "big")).to_bytes(32, "big")
+                cases.append(_negative(suite, "identity with the high-s twin of its DH key "
+                                              "signature (bundle re-signed)",
+                                       _resigned(kp, _replace(data, 4, twin)), "DecodeError"))
             cases.append(_negative(suite, "bundle of another suite than expected", data,
                                    "ProtocolError", other))
             cases.append(_negative(suite, "unknown suite id",
