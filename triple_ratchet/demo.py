@@ -186,7 +186,10 @@ class Device:
             if self.session.status == "ended":
                 continue
             try:
-                events, sends = self.session.receive(event.blob, time.time())
+                now = time.time()
+                # hub time: wired when the hub delivers entry times
+                events, sends = self.session.receive(event.blob, now,
+                                                     entry_time=int(now * 1000))
             except RemoteError:
                 self.tally.rejected += 1  # e.g. a blob for a mailbox we no longer follow
                 continue

@@ -66,6 +66,7 @@ from triple_ratchet.group.message import (
 )
 from triple_ratchet.group.ordering import Delivery, Held, OrderResult, SenderOrder
 from triple_ratchet.group.proposal import (
+    MAX_IDENTITY_LEN,
     MAX_PROPOSAL_LEN,
     REASON_CHANGE,
     REASON_REFRESH,
@@ -113,9 +114,17 @@ Policy = Callable[[Proposal], bool]
 
 def to_ms(now: float) -> int:
     """Caller time (seconds) to the millisecond integers kept in state (exact round trip)."""
-    if not isinstance(now, int | float) or now < 0:
+    if not isinstance(now, int | float) or isinstance(now, bool) or not 0 <= now < 2**53:
         raise UsageError("time must be a non-negative number of seconds")
     return int(now * 1000)
+
+
+def hub_ms(entry_time: int) -> int:
+    """A hub acceptance time as given: integer Unix milliseconds."""
+    if not isinstance(entry_time, int) or isinstance(entry_time, bool) or not (
+            0 <= entry_time < 2**63):
+        raise UsageError("entry_time must be the hub's integer Unix milliseconds")
+    return entry_time
 
 
 # --- one epoch's message path (pure) --------------------------------------------------------
@@ -233,6 +242,13 @@ def _deliveries_seen(state: EpochState, result: OrderResult) -> EpochState:
 # --- the session's whole state ----------------------------------------------------------------
 
 
+def _bounded(value: cbor.CborValue, what: str, bound: int) -> list[cbor.CborValue]:
+    items = cbor.as_list(value, what)
+    if len(items) > bound:
+        raise DecodeError(f"{what}: more than {bound} entries")
+    return items
+
+
 @dataclass(frozen=True)
 class Grace:
     """A previous epoch kept for its late messages until `until_ms`."""
@@ -261,6 +277,9 @@ class _State:
     refresh_messages: int = DEFAULT_REFRESH_MESSAGES
     refresh_ms: int = DEFAULT_REFRESH_MS
     restored: bool = False
+    # Current members named by a valid timeout abort in this epoch: the only members a
+    # proposal labelled "unresponsive" may remove.
+    unresponsive: tuple[bytes, ...] = ()
 
     def to_cbor(self) -> list[cbor.CborEncodable]:
         return [
@@ -270,12 +289,12 @@ class _State:
             list(self.queue), list(self.proposers), list(self.aborters),
             None if self.own_proposal is None else list(self.own_proposal),
             list(self.held), self.epoch_started_ms, self.messages_in_epoch,
-            self.refresh_messages, self.refresh_ms, self.restored,
+            self.refresh_messages, self.refresh_ms, self.restored, list(self.unresponsive),
         ]
 
     @classmethod
     def from_cbor(cls, value: cbor.CborValue) -> _State:
-        f = cbor.as_list(value, "group session state", length=15)
+        f = cbor.as_list(value, "group session state", length=16)
         status = cbor.as_str(f[1], "status", max_length=16)
         if status not in (ACTIVE, JOINING, ENDED):
             raise DecodeError("unknown session status")
@@ -312,7 +331,9 @@ class _State:
             blist(f[7], "aborters", MAX_GROUP_SIZE), own,
             blist(f[9], "held", MAX_HELD_OUTGOING), cbor.as_int(f[10], "epoch start"),
             cbor.as_int(f[11], "messages"), cbor.as_int(f[12], "refresh messages"),
-            cbor.as_int(f[13], "refresh ms"), cbor.as_bool(f[14], "restored"))
+            cbor.as_int(f[13], "refresh ms"), cbor.as_bool(f[14], "restored"),
+            tuple(cbor.as_bytes(x, "unresponsive", max_length=MAX_IDENTITY_LEN)
+                  for x in _bounded(f[15], "unresponsive", MAX_GROUP_SIZE)))
 
 
 @dataclass
@@ -496,12 +517,19 @@ class GroupSession:
         self._s = self._propose(self._s, added, list(remove), reason, now_ms, out)
         return out.sends
 
-    def receive(self, blob: bytes, now: float) -> tuple[list[Event], list[Send]]:
-        """Process one blob read from one of `mailboxes()`, in that mailbox's hub order."""
+    def receive(self, blob: bytes, now: float, *, entry_time: int
+                ) -> tuple[list[Event], list[Send]]:
+        """Process one blob read from one of `mailboxes()`, in that mailbox's hub order.
+
+        `now` is the local clock (seconds), for what is judged locally (gaps, grace, refresh);
+        `entry_time` is the hub's acceptance time of this entry (integer Unix milliseconds, as
+        the hub delivers it, the same for every reader): an epoch change's phase timeouts are
+        judged on it, so every member judges an abort the same way."""
         self._check_usable()
         if not isinstance(blob, bytes):
             raise UsageError("blob must be bytes")
         now_ms = to_ms(now)
+        entry_ms = hub_ms(entry_time)
         s = self._s
         out = _Out()
         # A well-formed group message (the common case) is parsed once: `peek_mailbox` decodes
@@ -512,7 +540,7 @@ class GroupSession:
         if attempt_box is not None:
             if s.attempt is None or attempt_box != s.attempt.mailbox()[0]:
                 raise ProtocolError("blob for an attempt mailbox we do not follow")
-            s = self._on_attempt_blob(s, blob, now_ms, out)
+            s = self._on_attempt_blob(s, blob, entry_ms, now_ms, out)
         else:
             s = self._on_group_blob(s, blob, now_ms, out, message)
         # Attempt timeouts only in `tick`: a member catching up on a backlog must not abort an
@@ -615,8 +643,24 @@ class GroupSession:
         s = replace(s, proposers=(*s.proposers, who))
         if s.attempt is not None:
             return replace(s, queue=(*s.queue, signed.to_bytes()))
+        return self._begin_in_epoch(s, signed, now_ms, out)
+
+    def _begin_in_epoch(self, s: _State, signed: SignedProposal, now_ms: int,
+                        out: _Out) -> _State:
+        """Start `signed` as the attempt of our epoch, if its reason is justified now.
+
+        An "unresponsive" label is checked here, when the proposal's turn comes, never when it
+        is read: the timeout that justifies it may be read after the proposal (another mailbox),
+        and every member must reach the same verdict."""
         e = s.epoch
-        assert e is not None
+        if e is None:
+            raise StateError("no epoch to change")
+        p = signed.proposal
+        if p.reason == REASON_UNRESPONSIVE and (
+                p.added or not p.removed or any(m not in s.unresponsive for m in p.removed)):
+            out.events.append(Ignored("removal labelled unresponsive that no timeout justifies",
+                                      p.proposer))
+            return s
         return self._begin(s, signed, self.roster_of(e), e.init_secret, now_ms, out)
 
     def _check_proposal(self, e: EpochState, p: Proposal) -> None:
@@ -643,8 +687,8 @@ class GroupSession:
         if s.restored and s.epoch is not None and self._identity.public.to_bytes() in p.new_roster:
             # A restored state cannot know whether its newer self already announced here.
             out.events.append(RejoinNeeded(p.epoch))
-        step = epoch_change.start(signed, previous, init_secret, self._identity, now_ms,
-                                  self._rng, sent_count=sent, last_sent=last)
+        step = epoch_change.start(signed, previous, init_secret, self._identity, self._rng,
+                                  sent_count=sent, last_sent=last)
         attempt = step.attempt
         if s.restored and s.epoch is not None:
             attempt = replace(attempt, silent=True)
@@ -657,12 +701,13 @@ class GroupSession:
             out.sends.extend(WelcomeOut(a, welcome) for a in p.added)
         return replace(s, attempt=attempt)
 
-    def _on_attempt_blob(self, s: _State, blob: bytes, now_ms: int, out: _Out) -> _State:
+    def _on_attempt_blob(self, s: _State, blob: bytes, entry_ms: int, now_ms: int,
+                         out: _Out) -> _State:
         attempt = s.attempt
         assert attempt is not None
         mailbox, key = attempt.mailbox()
         kind, payload = open_item(attempt.suite, key, mailbox, blob)
-        step = epoch_change.receive_item(attempt, kind, payload, self._identity, now_ms,
+        step = epoch_change.receive_item(attempt, kind, payload, self._identity, entry_ms,
                                          self._rng)
         return self._apply(s, step, now_ms, out)
 
@@ -686,6 +731,9 @@ class GroupSession:
             # Only an old member's timeout can get old members removed (a joiner given a wrong
             # welcome sees everyone fail and must not get them removed).
             if step.aborted.reason == ABORT_TIMEOUT and by in self.roster_of(s.epoch):
+                members = self.roster_of(s.epoch)
+                s = replace(s, unresponsive=(*s.unresponsive, *(
+                    m for m in named if m in members and m not in s.unresponsive)))
                 s = self._propose_removal(s, named, now_ms, out)
             return self._next_from_queue(s, now_ms, out)
         out.events.extend(step.events)
@@ -712,7 +760,8 @@ class GroupSession:
                                                 REASON_NAMES[p.reason]))
         del old_roster
         s = replace(s, status=ACTIVE, epoch=new, grace=grace, attempt=None, queue=(),
-                    proposers=(), aborters=(), own_proposal=None, epoch_started_ms=now_ms,
+                    proposers=(), aborters=(), unresponsive=(), own_proposal=None,
+                    epoch_started_ms=now_ms,
                     messages_in_epoch=0, restored=False)
         return self._flush(s, out)
 
@@ -734,7 +783,7 @@ class GroupSession:
                 out.events.append(Ignored(f"queued proposal refused: {exc}",
                                           signed.proposal.proposer))
                 continue
-            s = self._begin(s, signed, self.roster_of(e), e.init_secret, now_ms, out)
+            s = self._begin_in_epoch(s, signed, now_ms, out)
         return s
 
     def _propose_removal(self, s: _State, named: tuple[bytes, ...], now_ms: int,
