@@ -326,7 +326,7 @@ def test_no_secret_or_hidden_public_value_in_any_blob(suite: Suite, recorder: Re
     net.run()
     net.send("d", net.members["d"].encrypt(_body("d"), net.now))
     net.run()
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     net.send("d", net.members["d"].propose(net.now))  # refresh
     net.run()
@@ -597,7 +597,7 @@ def test_grace_period_accepts_old_messages_only_from_the_new_roster() -> None:
     net = create(3)
     backup = net.members["c"].to_bytes()
     old_box = net.members["a"].mailbox_id
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     a = net.members["a"]
     assert a.epoch == 2 and old_box in a.mailboxes()  # still in grace
@@ -780,8 +780,7 @@ def test_member_being_removed_cannot_abort_its_removal() -> None:
     from triple_ratchet.group.attempt_mailbox import ABORT_TIMEOUT, KIND_ABORT, Abort
 
     net = create(3)
-    c_id = net.identities["c"].public.to_bytes()
-    net.send("a", net.members["a"].propose(net.now, remove=[c_id]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     for name in "abc":
         net.read(name, net.members[name].mailbox_id)
     attempt = net.members["c"]._s.attempt

@@ -100,7 +100,7 @@ def test_add_member_joiner_reads_only_the_new_epoch() -> None:
 def test_removed_member_is_locked_out() -> None:
     net = create(3)
     before = net.members["c"].to_bytes()
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     assert net.members["c"].status == "ended"
     (removed,) = of(net, "c", RemovedFromGroup)
@@ -296,12 +296,12 @@ def test_a_forged_round3_cannot_abort_or_fake_a_certificate() -> None:
     from triple_ratchet.group.epoch_change import _send
 
     net = create(3)
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     assert net.members["a"].epoch == 2
     # Again, but c (being removed) forges round-3 items before the real ones.
     net = create(3)
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     for name in "abc":
         net.read(name, net.members[name].mailbox_id)
     attempt = net.members["c"]._s.attempt
@@ -355,7 +355,7 @@ def test_policy_callback_refuses_removals() -> None:
     no_removals = lambda p: not p.removed  # noqa: E731
     for name in "abc":
         net.members[name]._policy = no_removals
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     assert {net.members[x].epoch for x in "abc"} == {1}
     for name in "bc":
@@ -455,3 +455,24 @@ def test_forged_echo_of_our_proposal_does_not_start_the_attempt() -> None:
         assert [e.proposer for e in started] == [b_id]
     assert {net.members[x].epoch for x in "abc"} == {2}
     assert len({net.members[x].public_epoch_id for x in "abc"}) == 1
+
+
+def test_propose_takes_identities_for_add_and_remove() -> None:
+    """add= and remove= both take `Identity` values (add= also a joiner's bundle); raw bytes,
+    which remove= took before, are refused with a UsageError and change nothing."""
+    net = create(3)
+    a = net.members["a"]
+    c_public = net.identities["c"].public
+    before = a.to_bytes()
+    for bad in ({"remove": [c_public.to_bytes()]}, {"add": [c_public.to_bytes()]},
+                {"remove": ["c"]}):
+        with pytest.raises(UsageError, match="takes"):
+            a.propose(net.now, **bad)  # type: ignore[arg-type]
+        assert a.to_bytes() == before
+    other_suite = next(s for s in ALL_SUITES if s != DEFAULT_SUITE)
+    (foreign,) = make_identities(1, other_suite, seed=b"foreign")
+    with pytest.raises(UsageError, match="suite"):
+        a.propose(net.now, remove=[foreign.public])
+    net.send("a", a.propose(net.now, remove=[c_public]))
+    net.run()
+    assert net.members["a"].roster == tuple(net.identities[x].public.to_bytes() for x in "ab")

@@ -135,7 +135,7 @@ class GroupMachine(RuleBasedStateMachine):
         ident = self.net.identities[other].public
         with contextlib.suppress(StateError, UsageError):
             if ident.to_bytes() in session.roster:
-                self.net.send(name, session.propose(self.net.now, remove=[ident.to_bytes()]))
+                self.net.send(name, session.propose(self.net.now, remove=[ident]))
             else:
                 self.net.send(name, session.propose(self.net.now, add=[ident]))
 

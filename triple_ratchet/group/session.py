@@ -119,6 +119,18 @@ def to_ms(now: float) -> int:
     return int(now * 1000)
 
 
+def _identity_of(member: object, what: str, suite: Suite) -> Identity:
+    """The `Identity` a caller passed (a bundle stands for its identity where `what` allows)."""
+    if isinstance(member, PrekeyBundle) and what == "add":
+        member = member.identity
+    if not isinstance(member, Identity):
+        kinds = "Identity or PrekeyBundle" if what == "add" else "Identity"
+        raise UsageError(f"{what}= takes {kinds} values, not {type(member).__name__}")
+    if member.suite.suite_id != suite.suite_id:
+        raise UsageError("every member must use the group's suite")
+    return member
+
+
 def hub_ms(entry_time: int) -> int:
     """A hub acceptance time as given: integer Unix milliseconds."""
     if not isinstance(entry_time, int) or isinstance(entry_time, bool) or not (
@@ -507,14 +519,19 @@ class GroupSession:
         return out.sends
 
     def propose(self, now: float, *, add: Sequence[Identity | PrekeyBundle] = (),
-                remove: Sequence[bytes] = ()) -> list[Send]:
-        """Propose adding and/or removing members (nothing given: a refresh)."""
+                remove: Sequence[Identity] = ()) -> list[Send]:
+        """Propose adding and/or removing members (nothing given: a refresh).
+
+        Both take `Identity` values. `add` also accepts a joiner's `PrekeyBundle`, since the app
+        usually holds one: the welcome (a `WelcomeOut`) travels over a pairwise session the app
+        starts from it; only the bundle's identity enters the proposal."""
         self._check_usable()
         now_ms = to_ms(now)
-        added = [(m.identity if isinstance(m, PrekeyBundle) else m).to_bytes() for m in add]
-        reason = REASON_CHANGE if added or remove else REASON_REFRESH
+        added = [_identity_of(m, "add", self.suite).to_bytes() for m in add]
+        removed = [_identity_of(m, "remove", self.suite).to_bytes() for m in remove]
+        reason = REASON_CHANGE if added or removed else REASON_REFRESH
         out = _Out()
-        self._s = self._propose(self._s, added, list(remove), reason, now_ms, out)
+        self._s = self._propose(self._s, added, removed, reason, now_ms, out)
         return out.sends
 
     def receive(self, blob: bytes, now: float, *, entry_time: int
