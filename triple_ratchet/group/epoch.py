@@ -35,6 +35,15 @@ from triple_ratchet.suites import SigningKey, Suite, VerifyingKey, suite_by_id
 MAX_KNOWN_DIGESTS = 1024
 # Largest roster this library accepts (the DKG's cost grows with n^2; spec: Limits).
 MAX_GROUP_SIZE = 64
+# CBOR items of one saved epoch state at most: the fixed fields, the roster, every receiving
+# chain with a full skipped-key window, every sender's full held window, the known digests.
+# A decode is charged against it before anything is built, so a hostile saved state is refused
+# at the first array header that overdraws it instead of after building millions of items.
+MAX_EPOCH_STATE_ITEMS = (
+    32 + MAX_GROUP_SIZE * 3
+    + MAX_GROUP_SIZE * (5 + MAX_SKIPPED * 4)
+    + MAX_GROUP_SIZE * (3 + MAX_HELD * 8)
+    + MAX_KNOWN_DIGESTS + 1)
 
 
 _T = TypeVar("_T")
@@ -216,10 +225,11 @@ class EpochState:
             init_secret=secrets.init_secret_next, signing_key=signing_key)
 
     def own_signing_key(self) -> SigningKey:
-        if self.signer is None:
-            object.__setattr__(self, "signer", self.suite.signing_from_bytes(self.signing_key))
-        assert self.signer is not None
-        return self.signer
+        signer = self.signer
+        if signer is None:
+            signer = self.suite.signing_from_bytes(self.signing_key)
+            object.__setattr__(self, "signer", signer)
+        return signer
 
     def sender_data_hmac(self) -> KeyedHmac:
         cached = self.sd_mac
@@ -272,6 +282,15 @@ class EpochState:
                 f"n={len(self.roster)}, own_index={self.own_index}, <secrets>)")
 
     # --- serialization ------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, max_size: int) -> EpochState:
+        """A saved epoch state, decoded within its own item budget (see MAX_EPOCH_STATE_ITEMS)."""
+        return cls.from_cbor(cbor.decode(data, max_size=max_size,
+                                         max_items=MAX_EPOCH_STATE_ITEMS, max_depth=5))
 
     def to_cbor(self) -> list[cbor.CborEncodable]:
         return [

@@ -82,6 +82,9 @@ LABEL_GROUP_ATTEMPT_PAYLOAD = b"group attempt payload"
 LABEL_GROUP_ATTEMPT_SIGNING = b"group attempt epoch signing key"
 
 SEED_LEN = 32
+# CBOR items of one saved attempt at most: 16 fields, the previous roster, three slot arrays and
+# the payloads (each one item per participant).
+MAX_ATTEMPT_ITEMS = 32 + 5 * MAX_GROUP_SIZE
 # Bound on one stored attempt item (the largest is a signed round-1 message, or a transcript).
 MAX_ITEM_LEN = MAX_ATTEMPT_BLOB_LEN
 # Milliseconds of hub time a phase may wait for its messages before a participant aborts naming
@@ -235,6 +238,15 @@ class Attempt:
 
     # --- serialization -----------------------------------------------------------------------
 
+    def to_bytes(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, max_size: int) -> Attempt:
+        """A saved attempt, decoded within its own item budget (refused before it is built)."""
+        return cls.from_cbor(cbor.decode(data, max_size=max_size,
+                                         max_items=MAX_ATTEMPT_ITEMS, max_depth=2))
+
     def to_cbor(self) -> list[cbor.CborEncodable]:
         return [self.proposal.to_bytes(), list(self.previous_roster), self.init_secret,
                 self.own_index, self.seed, self.phase.value, self.phase_started_ms,
@@ -322,7 +334,8 @@ def start(proposal: SignedProposal, previous_roster: tuple[bytes, ...], init_sec
 
 
 def _announce(attempt: Attempt, identity: IdentityKeyPair, rng: RandomSource) -> Outgoing:
-    assert attempt.own_index is not None
+    if attempt.own_index is None:
+        raise StateError("not a participant of this attempt")
     a = Announcement(attempt.session_id, attempt.own_index, identity.public.to_bytes(),
                      Point.base_mul(attempt.dkg_secret()).to_bytes(),
                      attempt.epoch_signing_key().public_key().to_bytes(),
@@ -551,7 +564,8 @@ def _deal_round3(attempt: Attempt, params: SessionParams, rng: RandomSource) -> 
     signature = participant.sign_transcript(_extension(attempt, rounds))
     attempt = replace(attempt, payloads=tuple(payloads),
                       transcript=participant.transcript.to_bytes())
-    assert attempt.own_index is not None
+    if attempt.own_index is None:
+        raise StateError("not a participant of this attempt")
     r3 = Round3(attempt.own_index, signature)
     return Step(attempt, outgoing=(_send(attempt, KIND_ROUND3, r3.to_bytes(), rng),))
 
@@ -601,7 +615,8 @@ def _activate(attempt: Attempt) -> Activation:
     roster = []
     for i, identity in enumerate(p.new_roster, start=1):
         roster.append(Member(identity, attempt.announcement_of(i).signing_key))
-    assert attempt.own_index is not None
+    if attempt.own_index is None:
+        raise StateError("not a participant of this attempt")
     state = EpochState.from_secrets(secrets, group_id=p.group_id, epoch=p.epoch + 1,
                                     roster=roster, own_index=attempt.own_index - 1,
                                     signing_key=attempt.epoch_signing_key())

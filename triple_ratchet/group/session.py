@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from triple_ratchet import cbor
 from triple_ratchet.errors import (
     DecodeError,
+    LimitExceeded,
     ProtocolError,
     RemoteError,
     StateError,
@@ -57,6 +58,7 @@ from triple_ratchet.group.message import (
     CONTENT_APPLICATION,
     CONTENT_PROPOSAL,
     MAX_BLOB_LEN,
+    MAX_BODY,
     MAX_GROUP_ID_LEN,
     Content,
     GroupMessage,
@@ -85,9 +87,6 @@ STATE_FORMAT = "triple-ratchet group session"
 STATE_VERSION = 1
 # Bound on a serialized session (roster, chains, held messages); checked before decoding.
 MAX_STATE_LEN = 16 * 1024 * 1024
-# A 64-member epoch with full skipped-key and held-message windows, plus grace epochs, holds a
-# few hundred thousand CBOR items; every item takes at least one byte of the bounded input.
-MAX_STATE_ITEMS = 4 * 1024 * 1024
 # After activation, epoch e's keys are kept this long for its late messages (then deleted).
 GRACE_MS = 300_000
 # A member proposes a refresh after this many messages or this long in one epoch (0: never).
@@ -98,6 +97,11 @@ MAX_HELD_OUTGOING = 256
 GROUP_ID_LEN = 16
 # Previous epochs readable at once (each change starts a grace period; changes can follow fast).
 MAX_GRACE_EPOCHS = 8
+# CBOR items of the session level of a saved state (epoch states and the attempt are byte
+# strings there, each decoded later within its own budget): the fields, the grace epochs with
+# their limits, the per-epoch lists of identities and proposals, the held plaintexts.
+MAX_STATE_ITEMS = (
+    64 + MAX_GRACE_EPOCHS * (4 + MAX_GROUP_SIZE) + 4 * MAX_GROUP_SIZE + MAX_HELD_OUTGOING)
 
 REASON_NAMES = {REASON_CHANGE: "change", REASON_REFRESH: "refresh",
                 REASON_UNRESPONSIVE: "removed: unresponsive"}
@@ -137,6 +141,36 @@ def hub_ms(entry_time: int) -> int:
             0 <= entry_time < 2**63):
         raise UsageError("entry_time must be the hub's integer Unix milliseconds")
     return entry_time
+
+
+def _decode_state(data: bytes, identity: IdentityKeyPair) -> _State:
+    """Decode a saved session and check it holds together (see `GroupSession.from_bytes`)."""
+    items = cbor.as_list(cbor.decode(data, max_size=MAX_STATE_LEN, max_items=MAX_STATE_ITEMS,
+                                     max_depth=5), "group session", length=3)
+    if cbor.as_str(items[0], "format", max_length=64) != STATE_FORMAT:
+        raise DecodeError("not a serialized group session")
+    if cbor.as_int(items[1], "state version") != STATE_VERSION:
+        raise DecodeError("unsupported group session state version")
+    state = _State.from_cbor(items[2])
+    me = identity.public.to_bytes()
+    if state.epoch is not None:
+        # Our roster entry must be an identity; a valid one other than ours means the caller
+        # passed another identity (a usage error, raised by the constructor).
+        ours = state.epoch.roster[state.epoch.own_index].identity_key
+        try:
+            Identity.from_bytes(ours, suite_by_id(state.suite_id))
+        except RemoteError:
+            ours = b""
+        if not ours:
+            raise DecodeError("our roster entry is not a valid identity")
+    if state.attempt is not None and (state.epoch is not None or me in
+                                      state.attempt.proposal.proposal.new_roster):
+        roster = state.attempt.proposal.proposal.new_roster
+        expected = roster.index(me) + 1 if me in roster else None
+        mine = state.epoch is None or state.epoch.roster[state.epoch.own_index].identity_key == me
+        if mine and state.attempt.own_index != expected:
+            raise DecodeError("the attempt's own index is not our slot in its roster")
+    return state
 
 
 # --- one epoch's message path (pure) --------------------------------------------------------
@@ -294,10 +328,12 @@ class _State:
     unresponsive: tuple[bytes, ...] = ()
 
     def to_cbor(self) -> list[cbor.CborEncodable]:
+        # The epoch states and the attempt travel as byte strings, each decoded later within its
+        # own item budget: no single decode can be made to build millions of items.
         return [
-            self.suite_id, self.status, None if self.epoch is None else self.epoch.to_cbor(),
-            [[g.state.to_cbor(), list(g.limits), g.until_ms] for g in self.grace],
-            None if self.attempt is None else self.attempt.to_cbor(),
+            self.suite_id, self.status, None if self.epoch is None else self.epoch.to_bytes(),
+            [[g.state.to_bytes(), list(g.limits), g.until_ms] for g in self.grace],
+            None if self.attempt is None else self.attempt.to_bytes(),
             list(self.queue), list(self.proposers), list(self.aborters),
             None if self.own_proposal is None else list(self.own_proposal),
             list(self.held), self.epoch_started_ms, self.messages_in_epoch,
@@ -307,45 +343,62 @@ class _State:
     @classmethod
     def from_cbor(cls, value: cbor.CborValue) -> _State:
         f = cbor.as_list(value, "group session state", length=16)
+        suite_id = cbor.as_int(f[0], "suite id", maximum=0xFFFF)
         status = cbor.as_str(f[1], "status", max_length=16)
         if status not in (ACTIVE, JOINING, ENDED):
             raise DecodeError("unknown session status")
+
+        def epoch_state(v: cbor.CborValue, what: str) -> EpochState:
+            e = EpochState.from_bytes(cbor.as_bytes(v, what, max_length=MAX_STATE_LEN),
+                                      max_size=MAX_STATE_LEN)
+            if e.suite_id != suite_id:
+                raise DecodeError(f"{what} of another suite than the session")
+            return e
+
         grace = []
-        grace_items = cbor.as_list(f[3], "grace epochs")
-        if len(grace_items) > MAX_GRACE_EPOCHS:
-            raise DecodeError("too many grace epochs")
-        for g in grace_items:
+        for g in _bounded(f[3], "grace epochs", MAX_GRACE_EPOCHS):
             gi = cbor.as_list(g, "grace epoch", length=3)
-            gs = EpochState.from_cbor(gi[0])
-            limits = tuple(None if x is None else cbor.as_int(x, "limit")
-                           for x in cbor.as_list(gi[1], "limits"))
+            limit_items = _bounded(gi[1], "limits", MAX_GROUP_SIZE)
+            gs = epoch_state(gi[0], "grace epoch")
+            limits = tuple(None if x is None else cbor.as_int(x, "limit") for x in limit_items)
             if len(limits) != len(gs.roster):
                 raise DecodeError("one grace limit per member expected")
             grace.append(Grace(gs, limits, cbor.as_int(gi[2], "grace end")))
 
-        def blist(v: cbor.CborValue, what: str, bound: int) -> tuple[bytes, ...]:
-            items = cbor.as_list(v, what)
-            if len(items) > bound:
-                raise DecodeError(f"{what}: too many entries")
-            return tuple(cbor.as_bytes(x, what, max_length=MAX_PROPOSAL_LEN + 512)
-                         for x in items)
+        def blist(v: cbor.CborValue, what: str, bound: int, max_length: int
+                  ) -> tuple[bytes, ...]:
+            return tuple(cbor.as_bytes(x, what, max_length=max_length)
+                         for x in _bounded(v, what, bound))
 
         own = None
         if f[8] is not None:
             oi = cbor.as_list(f[8], "own proposal", length=2)
             own = (cbor.as_bytes(oi[0], "own proposal blob", max_length=MAX_BLOB_LEN),
                    cbor.as_bytes(oi[1], "own proposal", max_length=MAX_PROPOSAL_LEN + 512))
+        epoch = None if f[2] is None else epoch_state(f[2], "epoch")
+        attempt = None
+        if f[4] is not None:
+            attempt = Attempt.from_bytes(
+                cbor.as_bytes(f[4], "attempt", max_length=MAX_STATE_LEN), max_size=MAX_STATE_LEN)
+            if attempt.suite.suite_id != suite_id:
+                raise DecodeError("attempt of another suite than the session")
+        # The status must agree with what is held: every later call relies on it.
+        if status == ACTIVE and epoch is None:
+            raise DecodeError("an active session without an epoch")
+        if status == JOINING and (epoch is not None or attempt is None):
+            raise DecodeError("a joining session holds its first attempt and no epoch")
+        if own is not None and epoch is None:
+            raise DecodeError("an own proposal without an epoch")
         return cls(
-            cbor.as_int(f[0], "suite id", maximum=0xFFFF), status,
-            None if f[2] is None else EpochState.from_cbor(f[2]), tuple(grace),
-            None if f[4] is None else Attempt.from_cbor(f[4]),
-            blist(f[5], "queue", MAX_GROUP_SIZE), blist(f[6], "proposers", MAX_GROUP_SIZE),
-            blist(f[7], "aborters", MAX_GROUP_SIZE), own,
-            blist(f[9], "held", MAX_HELD_OUTGOING), cbor.as_int(f[10], "epoch start"),
+            suite_id, status, epoch, tuple(grace), attempt,
+            blist(f[5], "queue", MAX_GROUP_SIZE, MAX_PROPOSAL_LEN + 512),
+            blist(f[6], "proposers", MAX_GROUP_SIZE, MAX_IDENTITY_LEN),
+            blist(f[7], "aborters", MAX_GROUP_SIZE, MAX_IDENTITY_LEN), own,
+            blist(f[9], "held", MAX_HELD_OUTGOING, MAX_BODY),
+            cbor.as_int(f[10], "epoch start"),
             cbor.as_int(f[11], "messages"), cbor.as_int(f[12], "refresh messages"),
             cbor.as_int(f[13], "refresh ms"), cbor.as_bool(f[14], "restored"),
-            tuple(cbor.as_bytes(x, "unresponsive", max_length=MAX_IDENTITY_LEN)
-                  for x in _bounded(f[15], "unresponsive", MAX_GROUP_SIZE)))
+            blist(f[15], "unresponsive", MAX_GROUP_SIZE, MAX_IDENTITY_LEN))
 
 
 @dataclass
@@ -588,7 +641,8 @@ class GroupSession:
                 return self._on_own_echo(evolve(s, epoch=state), blob, now_ms, out)
             if content.content_type == CONTENT_PROPOSAL:
                 s = self._on_proposal(evolve(s, epoch=state), content, now_ms, out)
-                assert s.epoch is not None
+                if s.epoch is None:
+                    raise StateError("no epoch for this step")
                 events, state = order_in_epoch(s.epoch, content, now_ms)
                 out.events.extend(events)
                 return evolve(s, epoch=state)
@@ -631,7 +685,8 @@ class GroupSession:
         return s
 
     def _on_proposal(self, s: _State, content: Content, now_ms: int, out: _Out) -> _State:
-        assert s.epoch is not None
+        if s.epoch is None:
+            raise StateError("no epoch for this step")
         sender_identity = s.epoch.roster[content.sender].identity_key
         try:
             signed = SignedProposal.from_bytes(content.body)
@@ -646,7 +701,8 @@ class GroupSession:
 
     def _consider(self, s: _State, signed: SignedProposal, now_ms: int, out: _Out) -> _State:
         """A proposal read from the group mailbox, in order: start it, queue it or ignore it."""
-        assert s.epoch is not None
+        if s.epoch is None:
+            raise StateError("no epoch for this step")
         p = signed.proposal
         who = p.proposer
         try:
@@ -721,7 +777,8 @@ class GroupSession:
     def _on_attempt_blob(self, s: _State, blob: bytes, entry_ms: int, now_ms: int,
                          out: _Out) -> _State:
         attempt = s.attempt
-        assert attempt is not None
+        if attempt is None:
+            raise StateError("no attempt for this blob")
         mailbox, key = attempt.mailbox()
         kind, payload = open_item(attempt.suite, key, mailbox, blob)
         step = epoch_change.receive_item(attempt, kind, payload, self._identity, entry_ms,
@@ -744,7 +801,8 @@ class GroupSession:
                 # Our first epoch never came: only a new welcome can bring us in.
                 return replace(s, status=ENDED, held=())
             s = self._flush(s, out)
-            assert s.epoch is not None
+            if s.epoch is None:
+                raise StateError("no epoch for this step")
             # Only an old member's timeout can get old members removed (a joiner given a wrong
             # welcome sees everyone fail and must not get them removed).
             if step.aborted.reason == ABORT_TIMEOUT and by in self.roster_of(s.epoch):
@@ -790,7 +848,8 @@ class GroupSession:
 
     def _next_from_queue(self, s: _State, now_ms: int, out: _Out) -> _State:
         e = s.epoch
-        assert e is not None
+        if e is None:
+            raise StateError("no epoch for this step")
         while s.queue and s.attempt is None:
             signed = SignedProposal.from_bytes(s.queue[0])
             s = replace(s, queue=s.queue[1:])
@@ -810,7 +869,8 @@ class GroupSession:
         the same choice from what the mailboxes showed. Joiners of the failed attempt are
         dropped (a new proposal with a new welcome can add them)."""
         e = s.epoch
-        assert e is not None
+        if e is None:
+            raise StateError("no epoch for this step")
         old = self.roster_of(e)
         remove = [m for m in named if m in old]
         candidates = [m for m in old if m not in s.proposers and m not in named]
@@ -835,7 +895,8 @@ class GroupSession:
         return replace(s, epoch=state, own_proposal=(blob, signed.to_bytes()))
 
     def _send_application(self, s: _State, plaintext: bytes, out: _Out) -> _State:
-        assert s.epoch is not None
+        if s.epoch is None:
+            raise StateError("no epoch for this step")
         blob, state = encrypt_in_epoch(s.epoch, CONTENT_APPLICATION, plaintext, self._rng)
         out.sends.append(Outgoing(state.mailbox_id, blob))
         return evolve(s, epoch=state, messages_in_epoch=s.messages_in_epoch + 1)
@@ -878,13 +939,22 @@ class GroupSession:
         """Load a saved session. Pass `restored_from_backup=True` when `data` may be older than
         what this member already sent (a backup): the session then sends nothing for epoch
         changes it cannot account for and reports `RejoinNeeded`."""
-        items = cbor.as_list(cbor.decode(data, max_size=MAX_STATE_LEN, max_items=MAX_STATE_ITEMS),
-                             "group session", length=3)
-        if cbor.as_str(items[0], "format", max_length=64) != STATE_FORMAT:
-            raise DecodeError("not a serialized group session")
-        if cbor.as_int(items[1], "state version") != STATE_VERSION:
-            raise DecodeError("unsupported group session state version")
-        state = _State.from_cbor(items[2])
+        if not isinstance(data, bytes):
+            raise UsageError("a saved group session is bytes")
+        if len(data) > MAX_STATE_LEN:
+            raise LimitExceeded(f"saved group session larger than {MAX_STATE_LEN} bytes")
+        failure = ""
+        try:
+            state = _decode_state(data, identity)
+        except DecodeError:
+            raise
+        except RemoteError as exc:
+            # Corrupted saved state is a decode error whatever check caught it (a proposal's
+            # signature, a bound). Raised outside the handler, so no inner error (and none of
+            # the input it may hold) stays attached as its context.
+            failure = f"{type(exc).__name__}: {exc}"
+        if failure:
+            raise DecodeError(f"corrupted group session state ({failure})")
         if restored_from_backup:
             state = replace(state, restored=True)
         return cls(identity, state, rng=rng, policy=policy)
