@@ -354,7 +354,7 @@ def test_policy_callback_refuses_removals() -> None:
     net = create(3)
     no_removals = lambda p: not p.removed  # noqa: E731
     for name in "abc":
-        net.members[name]._policy = no_removals
+        net.members[name]._driver._policy = no_removals
     net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     assert {net.members[x].epoch for x in "abc"} == {1}

@@ -228,7 +228,7 @@ def test_attempt_mailbox_is_derived_once_and_follows_its_proposal() -> None:
 
 def _generic_order(state: EpochState, content: Any, now_ms: int) -> Any:
     """order_in_epoch without its in-order shortcut (the general path, as it was)."""
-    from triple_ratchet.group import session
+    from triple_ratchet.group import message_path
     from triple_ratchet.group.message import CONTENT_APPLICATION
     from triple_ratchet.group.ordering import Held
 
@@ -238,8 +238,8 @@ def _generic_order(state: EpochState, content: Any, now_ms: int) -> Any:
                 content.digest(suite),
                 not content.last_seen or state.knows(content.last_seen), now_ms, body)
     result, order = state.order[content.sender].accept(held, now_ms)
-    state = session._deliveries_seen(state.with_order(content.sender, order), result)
-    return session._events_for(state, content.sender, result), state
+    state = message_path._deliveries_seen(state.with_order(content.sender, order), result)
+    return message_path._events_for(state, content.sender, result), state
 
 
 @pytest.mark.parametrize("seed", range(4))
