@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from triple_ratchet.errors import (
+    LimitExceeded,
     ProtocolError,
     RemoteError,
     StateError,
@@ -128,7 +129,9 @@ class AttemptDriver:
         who = p.proposer
         try:
             self._check_proposal(s.epoch, p)
-        except ProtocolError as exc:
+        except (ProtocolError, LimitExceeded) as exc:
+            # Ignored, never raised: the message's generation is consumed like any other's
+            # (raising would leave it unconsumed and report a false gap later).
             out.events.append(Ignored(f"proposal refused: {exc}", who))
             return s
         if who in s.proposers:
@@ -251,7 +254,7 @@ class AttemptDriver:
             s = replace(s, queue=s.queue[1:])
             try:
                 self._check_proposal(e, signed.proposal)
-            except ProtocolError as exc:
+            except (ProtocolError, LimitExceeded) as exc:
                 out.events.append(Ignored(f"queued proposal refused: {exc}",
                                           signed.proposal.proposer))
                 continue

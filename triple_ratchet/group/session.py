@@ -46,6 +46,7 @@ from triple_ratchet.group.key_schedule import initial_init_secret
 from triple_ratchet.group.message import (
     CONTENT_PROPOSAL,
     MAX_BLOB_LEN,
+    MAX_BODY,
     MAX_GROUP_ID_LEN,
     GroupMessage,
     open_sender_data,
@@ -71,6 +72,7 @@ from triple_ratchet.group.session_state import (
     GROUP_ID_LEN,
     JOINING,
     MAX_GRACE_EPOCHS,
+    MAX_HELD_BYTES,
     MAX_HELD_OUTGOING,
     MAX_STATE_ITEMS,
     MAX_STATE_LEN,
@@ -254,12 +256,19 @@ class GroupSession:
         self._check_usable()
         if not isinstance(plaintext, bytes):
             raise UsageError("plaintext must be bytes")
+        if len(plaintext) > MAX_BODY:
+            # Checked here, not when a held plaintext is sent: one that could never be sealed
+            # would fail every later call that flushes it.
+            raise UsageError(f"plaintext larger than {MAX_BODY} bytes")
         now_ms = to_ms(now)
         s = self._s
         out = Out()
         if s.status == JOINING or (s.attempt is not None and s.attempt.is_participant):
             if len(s.held) >= MAX_HELD_OUTGOING:
                 raise StateError("too many messages held during the epoch change")
+            if sum(map(len, s.held)) + len(plaintext) > MAX_HELD_BYTES:
+                raise StateError(f"more than {MAX_HELD_BYTES} bytes held during the epoch "
+                                 "change")
             self._s = replace(s, held=(*s.held, plaintext))
             return []
         s = send_application(s, plaintext, self._rng, out)

@@ -51,8 +51,10 @@ GRACE_MS = 300_000
 # A member proposes a refresh after this many messages or this long in one epoch (0: never).
 DEFAULT_REFRESH_MESSAGES = 10_000
 DEFAULT_REFRESH_MS = 7 * 24 * 3600 * 1000
-# Plaintexts a member may hold while an epoch change runs.
+# Plaintexts a member may hold while an epoch change runs, and their bytes together (so a
+# saved state with a full hold stays far below MAX_STATE_LEN).
 MAX_HELD_OUTGOING = 256
+MAX_HELD_BYTES = 4 * 1024 * 1024
 GROUP_ID_LEN = 16
 # Previous epochs readable at once (each change starts a grace period; changes can follow fast).
 MAX_GRACE_EPOCHS = 8
@@ -221,12 +223,15 @@ class SessionState:
             raise DecodeError("a joining session holds its first attempt and no epoch")
         if own is not None and epoch is None:
             raise DecodeError("an own proposal without an epoch")
+        held = blist(f[9], "held", MAX_HELD_OUTGOING, MAX_BODY)
+        if sum(map(len, held)) > MAX_HELD_BYTES:
+            raise DecodeError("held plaintexts over their byte bound")
         return cls(
             suite_id, status, epoch, tuple(grace), attempt,
             blist(f[5], "queue", MAX_GROUP_SIZE, MAX_PROPOSAL_LEN + 512),
             blist(f[6], "proposers", MAX_GROUP_SIZE, MAX_IDENTITY_LEN),
             blist(f[7], "aborters", MAX_GROUP_SIZE, MAX_IDENTITY_LEN), own,
-            blist(f[9], "held", MAX_HELD_OUTGOING, MAX_BODY),
+            held,
             cbor.as_int(f[10], "epoch start"),
             cbor.as_int(f[11], "messages"), cbor.as_int(f[12], "refresh messages"),
             cbor.as_int(f[13], "refresh ms"), cbor.as_bool(f[14], "restored"),
