@@ -444,6 +444,7 @@ __all__ = [
     "GRACE_MS",
     "JOINING",
     "MAX_GRACE_EPOCHS",
+    "MAX_HELD_BYTES",
     "MAX_HELD_OUTGOING",
     "MAX_STATE_ITEMS",
     "MAX_STATE_LEN",
