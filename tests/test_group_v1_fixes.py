@@ -72,3 +72,25 @@ def test_a_proposal_with_an_empty_roster_is_ignored_and_leaves_no_gap() -> None:
         assert not of(net, name, GapDetected)
         assert texts(net, name) == [b"after"]
         assert net.members[name].attempt_phase is None and net.members[name].epoch == 1
+
+
+def test_a_corrupted_echo_of_our_own_message_is_reported() -> None:
+    """Issue 8: the hub's echo of our own message was dropped unread, so a corrupted echo went
+    unnoticed. It is now checked against the hash of what we sent (the last MAX_ECHO_CHECK
+    messages): a differing echo raises AuthenticationError and changes nothing."""
+    from test_group_support import T0, T0_MS, make_group
+
+    from triple_ratchet.errors import AuthenticationError
+
+    (a, b, _), _ = make_group(3)
+    (out,) = a.encrypt(b"mine", T0)
+    blob = out.blob
+    bad = blob[:-1] + bytes([blob[-1] ^ 1])  # the AEAD tag's last byte; sender data still opens
+    before = a.to_bytes()
+    with pytest.raises(AuthenticationError, match="echo"):
+        a.receive(bad, T0, entry_time=T0_MS)
+    assert a.to_bytes() == before
+    assert a.receive(blob, T0, entry_time=T0_MS) == ([], [])  # the genuine echo
+    assert [e.body for e in b.receive(blob, T0, entry_time=T0_MS)[0]
+            if hasattr(e, "body")] == [b"mine"]
+    GroupSession.from_bytes(a.to_bytes(), a._identity)  # the hashes are saved and load

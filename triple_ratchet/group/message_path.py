@@ -7,11 +7,14 @@ session's current epoch.
 
 from __future__ import annotations
 
+import hmac
+
 from triple_ratchet.errors import (
+    AuthenticationError,
     ProtocolError,
     StateError,
 )
-from triple_ratchet.group.epoch import EpochState, evolve
+from triple_ratchet.group.epoch import MAX_ECHO_CHECK, EpochState, evolve
 from triple_ratchet.group.events import (
     Event,
     GapDetected,
@@ -44,8 +47,9 @@ def encrypt_in_epoch(state: EpochState, content_type: int, body: bytes,
                 state.sender_data_secret, state.mailbox_id,
                 sender_data_hmac=state.sender_data_hmac())
     digest = content.digest(suite)
+    sent = (*state.sent_blobs[len(state.sent_blobs) + 1 - MAX_ECHO_CHECK:], suite.hash(blob))
     return blob, evolve(state, sending=chain, last_sent=digest, last_seen=digest,
-                        known_digests=state.known_digests.add(digest))
+                        known_digests=state.known_digests.add(digest), sent_blobs=sent)
 
 
 def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | None = None
@@ -62,7 +66,12 @@ def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | Non
         raise ProtocolError("sender index is not in the roster")
     if sender_data.sender == state.own_index:
         if sender_data.generation < state.sending.generation:
-            return None, sender_data.generation, state  # the hub echoes our messages back
+            # The hub echoes our messages back: checked against what we sent, when recent.
+            age = state.sending.generation - sender_data.generation
+            if age <= len(state.sent_blobs) and not hmac.compare_digest(
+                    suite.hash(message.to_bytes()), state.sent_blobs[-age]):
+                raise AuthenticationError("echo of our own message differs from what we sent")
+            return None, sender_data.generation, state
         raise ProtocolError("message claims our own index for a generation we never sent")
     if max_count is not None and sender_data.generation >= max_count:
         raise ProtocolError("old-epoch message past the sender's announced generation")
