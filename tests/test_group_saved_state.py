@@ -135,3 +135,12 @@ def test_another_identity_with_an_intact_state_is_a_usage_error() -> None:
 def test_a_saved_state_round_trips_exactly() -> None:
     data, identity = _mid_change_state()
     assert GroupSession.from_bytes(data, identity).to_bytes() == data
+
+
+def test_a_saved_state_is_bytes_like_and_anything_else_is_a_usage_error() -> None:
+    data, identity = _mid_change_state()
+    assert GroupSession.from_bytes(bytearray(data), identity).to_bytes() == data
+    assert GroupSession.from_bytes(memoryview(data), identity).to_bytes() == data  # type: ignore[arg-type]
+    for bad in (None, "state", 3, [data]):
+        with pytest.raises(UsageError, match="bytes"):
+            GroupSession.from_bytes(bad, identity)  # type: ignore[arg-type]

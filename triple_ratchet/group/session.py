@@ -409,10 +409,12 @@ class GroupSession:
         """Load a saved session. Pass `restored_from_backup=True` when `data` may be older than
         what this member already sent (a backup): the session then sends nothing for epoch
         changes it cannot account for and reports `RejoinNeeded`."""
-        if not isinstance(data, bytes):
+        if not isinstance(data, bytes | bytearray | memoryview):
             raise UsageError("a saved group session is bytes")
-        if len(data) > MAX_STATE_LEN:
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        if size > MAX_STATE_LEN:
             raise LimitExceeded(f"saved group session larger than {MAX_STATE_LEN} bytes")
+        data = bytes(data)
         failure = ""
         try:
             state = decode_state(data, identity)
