@@ -94,3 +94,29 @@ def test_a_corrupted_echo_of_our_own_message_is_reported() -> None:
     assert [e.body for e in b.receive(blob, T0, entry_time=T0_MS)[0]
             if hasattr(e, "body")] == [b"mine"]
     GroupSession.from_bytes(a.to_bytes(), a._identity)  # the hashes are saved and load
+
+
+def test_an_honest_proposal_during_an_attempt_is_not_reported_as_a_fork() -> None:
+    """Issue 8: a participant that proposes while an attempt runs sends an epoch-e message past
+    the count it announced; once the attempt activates, readers reported that member as
+    'still in previous epoch'. A proposal is the one epoch-e message an honest participant sends
+    after announcing (its application messages are held): it is Ignored, never a fork."""
+    from triple_ratchet.group.events import ForkDetected
+
+    net = create(3)
+    net.send("b", net.members["b"].propose(net.now))
+    for name in "abc":
+        net.read(name, net.members[name].mailbox_id)
+    box = net.members["a"].mailboxes()[-1]
+    for name in "abc":
+        net.read(name, box)  # every announcement read: c has announced its count
+    c = net.members["c"]
+    late = c.propose(net.now)  # reaches the hub (or the readers) after the change completes
+    net.run()
+    assert {net.members[x].epoch for x in "abc"} == {2}
+    net.send("c", late)
+    net.run()
+    c_id = net.identities["c"].public.to_bytes()
+    for name in "ab":
+        assert not of(net, name, ForkDetected)
+        assert any(isinstance(ev, Ignored) and ev.member == c_id for ev in net.events[name])

@@ -362,7 +362,15 @@ class GroupSession:
                 if limit is None and sd.sender != g.state.own_index:
                     raise ProtocolError("old-epoch message from a member not in the new roster")
                 content, _, state = open_in_epoch(g.state, message)
-                if content is not None and limit is not None and content.generation >= limit:
+                if content is not None and content.content_type == CONTENT_PROPOSAL:
+                    # Checked before the announced count: a proposal is the one epoch-e message
+                    # an honest participant sends after announcing (its application messages
+                    # are held), so past the count it is late, not a sign of a fork.
+                    out.events.append(Ignored("proposal for an epoch already changed",
+                                              g.state.roster[content.sender].identity_key))
+                    events, state = order_in_epoch(state, content, now_ms)
+                    out.events.extend(events)
+                elif content is not None and limit is not None and content.generation >= limit:
                     # Authentic, but sent after its author announced for the new epoch: that
                     # member is on another branch (or a restored state) — its traffic no
                     # longer reaches our epoch. Reported, never delivered.
@@ -370,11 +378,6 @@ class GroupSession:
                     out.events.append(ForkDetected(
                         "member still in previous epoch", member,
                         f"epoch {g.state.epoch} message past the announced generation"))
-                elif content is not None and content.content_type == CONTENT_PROPOSAL:
-                    out.events.append(Ignored("proposal for an epoch already changed",
-                                              g.state.roster[content.sender].identity_key))
-                    events, state = order_in_epoch(state, content, now_ms)
-                    out.events.extend(events)
                 elif content is not None:
                     events, state = order_in_epoch(state, content, now_ms)
                     out.events.extend(events)
