@@ -120,3 +120,26 @@ def test_an_honest_proposal_during_an_attempt_is_not_reported_as_a_fork() -> Non
     for name in "ab":
         assert not of(net, name, ForkDetected)
         assert any(isinstance(ev, Ignored) and ev.member == c_id for ev in net.events[name])
+
+
+def test_a_second_round1_read_in_round3_is_equivocation() -> None:
+    """Issue 8: a round-1 equivocation read once every slot was full (the last dealer's) was
+    refused as 'outside round 1' before the slots were compared, so it went unseen. It is now
+    compared with the filled slot: reported, and the readers abort naming the dealer."""
+    from test_group_equivocation import _second_round1, world
+
+    from triple_ratchet.group.attempt_mailbox import KIND_ROUND1
+    from triple_ratchet.group.events import AttemptAborted, ForkDetected
+
+    w = world("round3")
+    _, second = _second_round1(w)
+    w.post(second, kind=KIND_ROUND1, by="b")
+    w.net.run()  # read (and the aborts sent) before any round-3 item; strict: no refusal
+    w.finish()
+    b_id = w.identity("b")
+    for name in "abc":
+        assert any(f.kind == "equivocation" and f.member == b_id
+                   for f in of(w.net, name, ForkDetected))
+        (aborted,) = of(w.net, name, AttemptAborted)
+        assert aborted.reason == "equivocation" and aborted.named == (b_id,)
+        assert w.net.members[name].epoch == 1

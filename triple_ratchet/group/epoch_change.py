@@ -483,8 +483,10 @@ def _on_announcement(attempt: Attempt, payload: bytes, identity: IdentityKeyPair
 
 
 def _on_round1(attempt: Attempt, payload: bytes, entry_ms: int, rng: RandomSource) -> Step:
-    if attempt.phase is not Phase.ROUND1:
+    if attempt.phase is Phase.ANNOUNCING:
         raise ProtocolError("round-1 message outside round 1")
+    # In ROUND3 too, a round-1 item is compared with its filled slot first: a second one from
+    # the last dealer (read once every slot is full) is equivocation, not a late item.
     signed = SignedRound1.from_bytes(payload)
     params = attempt.params()
     _check_index(attempt, signed.sender)
@@ -508,6 +510,8 @@ def _on_round1(attempt: Attempt, payload: bytes, entry_ms: int, rng: RandomSourc
             return Step(attempt, events=(event,))  # we cannot abort (not a participant, silent)
         return _mark_abort_sent(Step(attempt, events=(event,), outgoing=_abort(
             attempt, ABORT_EQUIVOCATION, (signed.sender,), evidence, rng)))
+    if attempt.phase is not Phase.ROUND1:
+        raise ProtocolError("round-1 message outside round 1")
     try:
         signed.parse(params)
     except DkgError:
