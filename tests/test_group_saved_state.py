@@ -144,3 +144,18 @@ def test_a_saved_state_is_bytes_like_and_anything_else_is_a_usage_error() -> Non
     for bad in (None, "state", 3, [data]):
         with pytest.raises(UsageError, match="bytes"):
             GroupSession.from_bytes(bad, identity)  # type: ignore[arg-type]
+
+
+def test_a_joining_state_given_another_identity_is_a_usage_error() -> None:
+    """Before its first epoch a session has no roster entry to compare: its slot in the running
+    attempt's signed roster is what must be ours (it loaded with any identity before)."""
+    from test_group_support import make_identities
+
+    me, other, third = make_identities(3, seed=b"joining")
+    session, _ = GroupSession.create(me, [other.public, third.public], 1_700_000_000.0,
+                                     rng=DeterministicRandom(b"creator"))
+    assert session.status == JOINING
+    data = session.to_bytes()
+    assert GroupSession.from_bytes(data, me).to_bytes() == data
+    with pytest.raises(UsageError, match="slot"):
+        GroupSession.from_bytes(data, other)

@@ -121,6 +121,11 @@ class GroupSession:
         if state.epoch is not None and (state.epoch.roster[state.epoch.own_index].identity_key
                                         != identity.public.to_bytes()):
             raise UsageError("identity does not match our roster entry")
+        attempt = state.attempt
+        if attempt is not None and attempt.own_index is not None and (
+                attempt.proposal.proposal.new_roster[attempt.own_index - 1]
+                != identity.public.to_bytes()):
+            raise UsageError("identity does not match our slot in the running epoch change")
         self._identity = identity
         self._s = state
         self._rng = rng

@@ -104,7 +104,8 @@ def decode_state(data: bytes, identity: IdentityKeyPair) -> SessionState:
     me = identity.public.to_bytes()
     if state.epoch is not None:
         # Our roster entry must be an identity; a valid one other than ours means the caller
-        # passed another identity (a usage error, raised by the constructor).
+        # passed another identity (a usage error, raised by the constructor). The decode error
+        # is raised outside the handler, so nothing of the input rides on its context.
         ours = state.epoch.roster[state.epoch.own_index].identity_key
         try:
             Identity.from_bytes(ours, suite_by_id(state.suite_id))
@@ -112,13 +113,12 @@ def decode_state(data: bytes, identity: IdentityKeyPair) -> SessionState:
             ours = b""
         if not ours:
             raise DecodeError("our roster entry is not a valid identity")
-    if state.attempt is not None and (state.epoch is not None or me in
-                                      state.attempt.proposal.proposal.new_roster):
-        roster = state.attempt.proposal.proposal.new_roster
-        expected = roster.index(me) + 1 if me in roster else None
-        mine = state.epoch is None or state.epoch.roster[state.epoch.own_index].identity_key == me
-        if mine and state.attempt.own_index != expected:
-            raise DecodeError("the attempt's own index is not our slot in its roster")
+    # In the attempt's (signed) roster, our slot is known exactly. (Not in it, yet with an own
+    # index: another identity was passed, which the constructor refuses.)
+    roster = () if state.attempt is None else state.attempt.proposal.proposal.new_roster
+    if state.attempt is not None and me in roster and (
+            state.attempt.own_index != roster.index(me) + 1):
+        raise DecodeError("the attempt's own index is not our slot in its roster")
     return state
 
 
