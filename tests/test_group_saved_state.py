@@ -148,14 +148,17 @@ def test_a_saved_state_is_bytes_like_and_anything_else_is_a_usage_error() -> Non
 
 def test_a_joining_state_given_another_identity_is_a_usage_error() -> None:
     """Before its first epoch a session has no roster entry to compare: its slot in the running
-    attempt's signed roster is what must be ours (it loaded with any identity before)."""
+    attempt's signed roster is what must be ours (it loaded with any identity before). Another
+    member's identity cannot be told from a damaged own index there: a DecodeError."""
     from test_group_support import make_identities
 
-    me, other, third = make_identities(3, seed=b"joining")
+    me, other, third, outsider = make_identities(4, seed=b"joining")
     session, _ = GroupSession.create(me, [other.public, third.public], 1_700_000_000.0,
                                      rng=DeterministicRandom(b"creator"))
     assert session.status == JOINING
     data = session.to_bytes()
     assert GroupSession.from_bytes(data, me).to_bytes() == data
     with pytest.raises(UsageError, match="slot"):
+        GroupSession.from_bytes(data, outsider)
+    with pytest.raises(DecodeError, match="slot"):
         GroupSession.from_bytes(data, other)
