@@ -38,6 +38,7 @@ from triple_ratchet.suites import ALL_SUITES, Suite
 
 GROUP_ID = b"G" * 16
 NOW = 1_700_000_000.0
+NOW_MS = int(NOW * 1000)  # the hub's acceptance time of every entry (one instant)
 
 
 # --- Ours ---------------------------------------------------------------------------------
@@ -72,7 +73,7 @@ def ours_steady(suite: Suite, size: int, n: int = 3) -> Batch:
         for _ in range(n):
             (out,) = encrypt(plaintext, NOW)
             assert isinstance(out, Outgoing)
-            events, _ = receive(out.blob, NOW)
+            events, _ = receive(out.blob, NOW, entry_time=NOW_MS)
             if not events:
                 raise AssertionError("message not delivered")
     return batch
@@ -179,7 +180,7 @@ class _Relay:
                         blob = log[self.cursors.get((k, box), 0)]
                         self.cursors[(k, box)] = self.cursors.get((k, box), 0) + 1
                         moved = True
-                        _, sends = session.receive(blob, NOW)
+                        _, sends = session.receive(blob, NOW, entry_time=NOW_MS)
                         self.send(k, sends)
 
     def refresh(self) -> None:

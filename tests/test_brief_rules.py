@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_group_epoch_change import create, of, texts
-from test_group_support import T0, Net, make_group, make_identities
+from test_group_support import T0, T0_MS, Net, make_group, make_identities
 from test_hub_frames import CLIENT_FRAMES, HUB_FRAMES
 
 from triple_ratchet import cbor
@@ -34,7 +34,7 @@ from triple_ratchet.errors import (
 )
 from triple_ratchet.group import key_schedule as ks
 from triple_ratchet.group.attempt_mailbox import open_item
-from triple_ratchet.group.epoch_change import Attempt, _send, _Stream
+from triple_ratchet.group.epoch_change import PHASE_TIMEOUT_MS, Attempt, _send, _Stream
 from triple_ratchet.group.events import (
     AttemptAborted,
     EpochChanged,
@@ -326,7 +326,7 @@ def test_no_secret_or_hidden_public_value_in_any_blob(suite: Suite, recorder: Re
     net.run()
     net.send("d", net.members["d"].encrypt(_body("d"), net.now))
     net.run()
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     net.send("d", net.members["d"].propose(net.now))  # refresh
     net.run()
@@ -468,7 +468,7 @@ def test_concurrent_senders_in_one_epoch_do_not_fork() -> None:
         for sender, blob in hub:
             if sender == reader:
                 continue
-            events, _ = sessions[reader].receive(blob, T0)
+            events, _ = sessions[reader].receive(blob, T0, entry_time=T0_MS)
             got += [(e.sender_index, e.generation, e.body) for e in events
                     if isinstance(e, MessageReceived)]
         expected = [(s, k, b"%d-%d" % (s, k)) for k in range(3) for s in range(3) if s != reader]
@@ -477,7 +477,7 @@ def test_concurrent_senders_in_one_epoch_do_not_fork() -> None:
     (reply,) = sessions[3].encrypt(b"reply", T0)
     assert isinstance(reply, Outgoing)
     for reader in range(3):
-        events, _ = sessions[reader].receive(reply.blob, T0)
+        events, _ = sessions[reader].receive(reply.blob, T0, entry_time=T0_MS)
         (msg,) = [e for e in events if isinstance(e, MessageReceived)]
         assert msg.body == b"reply" and msg.predecessor_known
 
@@ -553,10 +553,11 @@ def test_content_signature_covers_every_field(suite: Suite) -> None:
     before = b.to_bytes()
     for tbs in variants:
         with pytest.raises(InvalidSignature):
-            b.receive(_seal_signed_over(a, sent, tbs), T0)
+            b.receive(_seal_signed_over(a, sent, tbs), T0, entry_time=T0_MS)
         assert b.to_bytes() == before
     # The same construction with the right signature input is accepted (the test can pass).
-    events, _ = b.receive(_seal_signed_over(a, sent, _to_be_signed(sent)), T0)
+    events, _ = b.receive(_seal_signed_over(a, sent, _to_be_signed(sent)), T0,
+                          entry_time=T0_MS)
     assert [m.body for m in events if isinstance(m, MessageReceived)] == [b"hello"]
 
 
@@ -576,12 +577,14 @@ def test_malleated_ecdsa_signature_is_the_same_message() -> None:
     original = _seal_signed_over(a, sent, b"", signature)
     malleated = _seal_signed_over(a, sent, b"", other)
     assert original != malleated
-    (first,) = [m for m in b.receive(original, T0)[0] if isinstance(m, MessageReceived)]
+    (first,) = [m for m in b.receive(original, T0, entry_time=T0_MS)[0]
+                if isinstance(m, MessageReceived)]
     before = b.to_bytes()
     with pytest.raises(ReplayError):
-        b.receive(malleated, T0)
+        b.receive(malleated, T0, entry_time=T0_MS)
     assert b.to_bytes() == before
-    (at_c,) = [m for m in c.receive(malleated, T0)[0] if isinstance(m, MessageReceived)]
+    (at_c,) = [m for m in c.receive(malleated, T0, entry_time=T0_MS)[0]
+               if isinstance(m, MessageReceived)]
     assert at_c.digest == first.digest and at_c.body == b"malleable"
 
 
@@ -594,7 +597,7 @@ def test_grace_period_accepts_old_messages_only_from_the_new_roster() -> None:
     net = create(3)
     backup = net.members["c"].to_bytes()
     old_box = net.members["a"].mailbox_id
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     a = net.members["a"]
     assert a.epoch == 2 and old_box in a.mailboxes()  # still in grace
@@ -604,7 +607,7 @@ def test_grace_period_accepts_old_messages_only_from_the_new_roster() -> None:
     assert isinstance(out, Outgoing) and out.mailbox_id == old_box
     before = a.to_bytes()
     with pytest.raises(ProtocolError, match="not in the new roster"):
-        a.receive(out.blob, net.now)
+        a.receive(out.blob, net.now, entry_time=net.now_ms)
     assert a.to_bytes() == before
 
 
@@ -690,7 +693,7 @@ def test_proposal_roster_and_threshold_are_checked_and_bound_into_the_session_id
                                    DeterministicRandom(b"bad roster"))
     a._s = replace(a._s, epoch=state)
     for name in "bc":
-        events, sends = net.members[name].receive(blob, net.now)
+        events, sends = net.members[name].receive(blob, net.now, entry_time=net.now_ms)
         assert any(isinstance(x, Ignored) and "proposal refused" in x.reason for x in events)
         assert sends == [] and net.members[name].attempt_phase is None
 
@@ -760,6 +763,7 @@ def test_second_abort_from_one_member_in_one_epoch_is_ignored_and_reported() -> 
     assert second is not None and second.session_id != first.session_id
     assert all(net.members[x]._s.attempt is not None for x in "abc")
     again = Abort.sign(second.dkg_secret(), second.session_id, 1, ABORT_TIMEOUT, (2,), b"", rng)
+    net.hub.now_ms += PHASE_TIMEOUT_MS  # a timeout abort, posted once the phase timed out
     out = _send(second, KIND_ABORT, again.to_bytes(), rng)
     net.hub.append(out.mailbox_id, out.blob)
     net.run()
@@ -776,8 +780,7 @@ def test_member_being_removed_cannot_abort_its_removal() -> None:
     from triple_ratchet.group.attempt_mailbox import ABORT_TIMEOUT, KIND_ABORT, Abort
 
     net = create(3)
-    c_id = net.identities["c"].public.to_bytes()
-    net.send("a", net.members["a"].propose(net.now, remove=[c_id]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     for name in "abc":
         net.read(name, net.members[name].mailbox_id)
     attempt = net.members["c"]._s.attempt
@@ -849,7 +852,7 @@ def test_share_failing_its_commitment_is_blamed_in_a_group() -> None:
     for name in "ab":
         net.read(name, box)
     for blob in net.hub.unread("c", box):  # c reads; its genuine round 1 is never sent
-        c.receive(blob, net.now)
+        c.receive(blob, net.now, entry_time=net.now_ms)
     attempt = c._s.attempt
     assert attempt is not None and attempt.phase.value == "round1"
     params = attempt.params()
@@ -899,7 +902,7 @@ def _group_target(name: str, state: bytes, ident: IdentityKeyPair,
     def feed(data: bytes) -> None:
         session = GroupSession.from_bytes(state, ident, rng=DeterministicRandom(b"fuzz"))
         try:
-            session.receive(data, T0 + 1)
+            session.receive(data, T0 + 1, entry_time=T0_MS + 1_000)
         except RemoteError:
             assert session.to_bytes() == state
             return
@@ -919,7 +922,7 @@ def _insider_target(name: str, state: bytes, ident: IdentityKeyPair, valid: list
             return False  # not something even a malicious member could build
         session = GroupSession.from_bytes(state, ident, rng=DeterministicRandom(b"fuzz"))
         try:
-            session.receive(blob, T0 + 1)
+            session.receive(blob, T0 + 1, entry_time=T0_MS + 1_000)
         except RemoteError:
             assert session.to_bytes() == state
             return False

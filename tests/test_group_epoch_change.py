@@ -94,13 +94,13 @@ def test_add_member_joiner_reads_only_the_new_epoch() -> None:
     net.run()
     assert texts(net, "a")[-1] == b"hello from d"
     with pytest.raises(ProtocolError):
-        net.members["d"].receive(old_blob, net.now)  # epoch 1 was never d's
+        net.members["d"].receive(old_blob, net.now, entry_time=net.now_ms)  # epoch 1 was never d's
 
 
 def test_removed_member_is_locked_out() -> None:
     net = create(3)
     before = net.members["c"].to_bytes()
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     assert net.members["c"].status == "ended"
     (removed,) = of(net, "c", RemovedFromGroup)
@@ -113,7 +113,7 @@ def test_removed_member_is_locked_out() -> None:
     assert isinstance(blob, Outgoing)
     stale = GroupSession.from_bytes(before, net.identities["c"])
     with pytest.raises(ProtocolError):
-        stale.receive(blob.blob, net.now)
+        stale.receive(blob.blob, net.now, entry_time=net.now_ms)
 
 
 def test_post_compromise_security_refresh_heals() -> None:
@@ -132,7 +132,7 @@ def test_post_compromise_security_refresh_heals() -> None:
         if thief.status == "ended":
             break
         try:
-            events, _ = thief.receive(blob, net.now)
+            events, _ = thief.receive(blob, net.now, entry_time=net.now_ms)
             got += events
         except RemoteError:
             pass
@@ -182,13 +182,13 @@ def test_old_epoch_message_beyond_announced_generation_is_reported_not_delivered
     old_b = GroupSession.from_bytes(old_state, net.identities["b"])
     (blob,) = old_b.encrypt(b"too late", net.now)
     assert isinstance(blob, Outgoing)
-    events, _ = c.receive(blob.blob, net.now)
+    events, _ = c.receive(blob.blob, net.now, entry_time=net.now_ms)
     assert not [e for e in events if isinstance(e, MessageReceived)]
     (fork,) = [e for e in events if isinstance(e, ForkDetected)]
     assert fork.kind == "member still in previous epoch"
     assert fork.member == net.identities["b"].public.to_bytes()
     with pytest.raises(ReplayError):
-        c.receive(blob.blob, net.now)
+        c.receive(blob.blob, net.now, entry_time=net.now_ms)
 
 
 def test_replayed_proposal_and_announcement_are_refused() -> None:
@@ -201,7 +201,7 @@ def test_replayed_proposal_and_announcement_are_refused() -> None:
     (proposal_blob,) = [s.blob for s in sends if isinstance(s, Outgoing)]
     net.read("b", a.mailbox_id)
     with pytest.raises(ReplayError):
-        net.members["b"].receive(proposal_blob, net.now)
+        net.members["b"].receive(proposal_blob, net.now, entry_time=net.now_ms)
     attempt_box = net.members["b"].mailboxes()[-1]
     first_announcement = net.hub.logs[attempt_box][0]
     net.hub.append(attempt_box, first_announcement)  # the hub replays it
@@ -215,7 +215,7 @@ def test_replayed_proposal_and_announcement_are_refused() -> None:
     assert a._s.epoch is not None
     blob, _ = encrypt_in_epoch(a._s.epoch, CONTENT_PROPOSAL, signed_old,
                                DeterministicRandom(b"r"))
-    events, _ = b.receive(blob, net.now)
+    events, _ = b.receive(blob, net.now, entry_time=net.now_ms)
     assert any(isinstance(e, Ignored) and "another epoch" in e.reason for e in events)
     assert b.attempt_phase is None
 
@@ -296,12 +296,12 @@ def test_a_forged_round3_cannot_abort_or_fake_a_certificate() -> None:
     from triple_ratchet.group.epoch_change import _send
 
     net = create(3)
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     assert net.members["a"].epoch == 2
     # Again, but c (being removed) forges round-3 items before the real ones.
     net = create(3)
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     for name in "abc":
         net.read(name, net.members[name].mailbox_id)
     attempt = net.members["c"]._s.attempt
@@ -354,8 +354,8 @@ def test_policy_callback_refuses_removals() -> None:
     net = create(3)
     no_removals = lambda p: not p.removed  # noqa: E731
     for name in "abc":
-        net.members[name]._policy = no_removals
-    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public.to_bytes()]))
+        net.members[name]._driver._policy = no_removals
+    net.send("a", net.members["a"].propose(net.now, remove=[net.identities["c"].public]))
     net.run()
     assert {net.members[x].epoch for x in "abc"} == {1}
     for name in "bc":
@@ -405,7 +405,7 @@ def test_bad_share_is_blamed_with_evidence_anyone_can_judge() -> None:
         net.read(name, box)
     # c reads the announcements itself; its genuine round 1 is not delivered...
     for blob in net.hub.unread("c", box):
-        c.receive(blob, net.now)
+        c.receive(blob, net.now, entry_time=net.now_ms)
     attempt = c._s.attempt
     assert attempt is not None and attempt.phase.value == "round1"
     params = attempt.params()
@@ -455,3 +455,24 @@ def test_forged_echo_of_our_proposal_does_not_start_the_attempt() -> None:
         assert [e.proposer for e in started] == [b_id]
     assert {net.members[x].epoch for x in "abc"} == {2}
     assert len({net.members[x].public_epoch_id for x in "abc"}) == 1
+
+
+def test_propose_takes_identities_for_add_and_remove() -> None:
+    """add= and remove= both take `Identity` values (add= also a joiner's bundle); raw bytes,
+    which remove= took before, are refused with a UsageError and change nothing."""
+    net = create(3)
+    a = net.members["a"]
+    c_public = net.identities["c"].public
+    before = a.to_bytes()
+    for bad in ({"remove": [c_public.to_bytes()]}, {"add": [c_public.to_bytes()]},
+                {"remove": ["c"]}):
+        with pytest.raises(UsageError, match="takes"):
+            a.propose(net.now, **bad)  # type: ignore[arg-type]
+        assert a.to_bytes() == before
+    other_suite = next(s for s in ALL_SUITES if s != DEFAULT_SUITE)
+    (foreign,) = make_identities(1, other_suite, seed=b"foreign")
+    with pytest.raises(UsageError, match="suite"):
+        a.propose(net.now, remove=[foreign.public])
+    net.send("a", a.propose(net.now, remove=[c_public]))
+    net.run()
+    assert net.members["a"].roster == tuple(net.identities[x].public.to_bytes() for x in "ab")

@@ -43,6 +43,7 @@ from triple_ratchet.group.attempt_mailbox import (
 from triple_ratchet.group.epoch_change import (
     EVIDENCE_INVALID,
     EVIDENCE_MISSING,
+    PHASE_TIMEOUT_MS,
     Attempt,
     _send,
 )
@@ -73,7 +74,7 @@ def _read_holding(net: Net, name: str, box: bytes) -> list[Send]:
     """`name` reads `box`; what it sends is returned instead of reaching the hub."""
     held: list[Send] = []
     for blob in net.hub.unread(name, box):
-        events, sends = net.members[name].receive(blob, net.now)
+        events, sends = net.members[name].receive(blob, net.now, entry_time=net.now_ms)
         net.events[name] += events
         held += sends
     return held
@@ -453,13 +454,13 @@ def test_malformed_abort_raises_and_leaves_the_state_unchanged(phase: str, what:
     session = w.net.members["a"]
     before = session.to_bytes()
     with pytest.raises(RemoteError) as info:
-        session.receive(blob, w.net.now)
+        session.receive(blob, w.net.now, entry_time=w.net.now_ms)
     assert isinstance(info.value, DecodeError | InvalidSignature | ProtocolError)
     assert session.to_bytes() == before
     # Nothing was used up: c's one abort of the epoch still counts, and names b.
     w.post(w.abort(genuine(w)))
     (blob,) = w.net.hub.unread("a", w.box)
-    events, _ = session.receive(blob, w.net.now)
+    events, _ = session.receive(blob, w.net.now, entry_time=w.net.now_ms)
     (event,) = [e for e in events if isinstance(e, AttemptAborted)]
     assert event.named == (w.identity("b"),)
 
@@ -471,7 +472,7 @@ def test_abort_from_a_participant_that_never_announced_changes_nothing() -> None
     session = w.net.members["a"]
     before = session.to_bytes()
     with pytest.raises(ProtocolError, match="never announced"):
-        session.receive(blob, w.net.now)
+        session.receive(blob, w.net.now, entry_time=w.net.now_ms)
     assert session.to_bytes() == before
 
 
@@ -489,6 +490,7 @@ def test_timeout_names_only_members_still_missing_when_it_is_read() -> None:
     w = world("round1")
     held, w.held = w.held, []
     w.net.send("a", held[:1])  # a's round-1 message is read before the abort
+    w.net.hub.now_ms += PHASE_TIMEOUT_MS  # the abort is posted once the phase timed out
     w.post(w.abort(b"", reason=ABORT_TIMEOUT, named=(A, B, B, C)))
     w.net.run()
     for name in "abc":
@@ -508,6 +510,7 @@ def test_timeout_naming_exactly_the_missing_members_is_taken_as_is() -> None:
     from triple_ratchet.group.attempt_mailbox import ABORT_TIMEOUT
 
     w = world("announcing")  # b never announced
+    w.net.hub.now_ms += PHASE_TIMEOUT_MS
     w.post(w.abort(b"", reason=ABORT_TIMEOUT, named=(B,)))
     w.net.run()
     for name in "abc":

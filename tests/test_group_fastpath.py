@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_group_support import T0, make_group
+from test_group_support import T0, T0_MS, make_group
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import RemoteError
@@ -173,15 +173,15 @@ def test_failed_receive_after_steady_traffic_changes_nothing_and_traffic_continu
     for i in range(5):
         (out,) = a.encrypt(b"m%d" % i, T0)
         assert isinstance(out, Outgoing)
-        b.receive(out.blob, T0)
+        b.receive(out.blob, T0, entry_time=T0_MS)
     (out,) = a.encrypt(b"next", T0)
     assert isinstance(out, Outgoing)
     before = b.to_bytes()
     tampered = out.blob[:-1] + bytes([out.blob[-1] ^ 1])
     with pytest.raises(RemoteError):
-        b.receive(tampered, T0)
+        b.receive(tampered, T0, entry_time=T0_MS)
     assert b.to_bytes() == before
-    events, _ = b.receive(out.blob, T0)
+    events, _ = b.receive(out.blob, T0, entry_time=T0_MS)
     assert [e.body for e in events if isinstance(e, MessageReceived)] == [b"next"]
     assert unpad(b"ab\x80\x00") == b"ab"
 
@@ -228,7 +228,7 @@ def test_attempt_mailbox_is_derived_once_and_follows_its_proposal() -> None:
 
 def _generic_order(state: EpochState, content: Any, now_ms: int) -> Any:
     """order_in_epoch without its in-order shortcut (the general path, as it was)."""
-    from triple_ratchet.group import session
+    from triple_ratchet.group import message_path
     from triple_ratchet.group.message import CONTENT_APPLICATION
     from triple_ratchet.group.ordering import Held
 
@@ -238,8 +238,8 @@ def _generic_order(state: EpochState, content: Any, now_ms: int) -> Any:
                 content.digest(suite),
                 not content.last_seen or state.knows(content.last_seen), now_ms, body)
     result, order = state.order[content.sender].accept(held, now_ms)
-    state = session._deliveries_seen(state.with_order(content.sender, order), result)
-    return session._events_for(state, content.sender, result), state
+    state = message_path._deliveries_seen(state.with_order(content.sender, order), result)
+    return message_path._events_for(state, content.sender, result), state
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -268,7 +268,7 @@ def test_in_order_shortcut_matches_the_general_ordering(seed: int,
         (_, receiver, _), _ = make_group(3)
         events: list[Any] = []
         for k, blob in enumerate(blobs):
-            got, _ = receiver.receive(blob, T0 + k)
+            got, _ = receiver.receive(blob, T0 + k, entry_time=T0_MS + k * 1000)
             events += got
         got, _ = receiver.tick(T0 + 10_000)
         runs.append((events + got, receiver.to_bytes()))
@@ -304,5 +304,5 @@ def test_malformed_group_blob_still_meets_the_attempt_peek_first() -> None:
     # strict peek at attempt blobs refuses it before the group path is tried, as before.
     blob = cbor.encode([0x20, [[1]], b"", b"", b""])
     with pytest.raises(LimitExceeded):
-        b.receive(blob, T0)
+        b.receive(blob, T0, entry_time=T0_MS)
     assert b.to_bytes() == before

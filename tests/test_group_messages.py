@@ -36,6 +36,7 @@ from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE
 
 T0 = 1_700_000_000.0
+T0_MS = int(T0 * 1000)  # the hub's acceptance time of the entries these tests read
 
 
 def blob_of(session: GroupSession, text: bytes) -> bytes:
@@ -54,7 +55,7 @@ def test_every_member_decrypts_one_ciphertext(suite: object) -> None:
     a, b, c = sessions
     blob = blob_of(a, b"hello group")
     for member in (b, c):
-        events, out = member.receive(blob, T0)
+        events, out = member.receive(blob, T0, entry_time=T0_MS)
         (msg,) = received(events)
         assert out == []
         assert msg.body == b"hello group"
@@ -66,8 +67,8 @@ def test_every_member_decrypts_one_ciphertext(suite: object) -> None:
 def test_own_echo_is_ignored_but_own_index_forgery_is_not() -> None:
     (a, b), _ = make_group(2)
     blob = blob_of(a, b"x")
-    assert a.receive(blob, T0) == ([], [])
-    assert received(b.receive(blob, T0)[0])[0].body == b"x"
+    assert a.receive(blob, T0, entry_time=T0_MS) == ([], [])
+    assert received(b.receive(blob, T0, entry_time=T0_MS)[0])[0].body == b"x"
 
 
 def _forge(forger: GroupSession, victim_index: int, generation: int, body: bytes,
@@ -106,43 +107,44 @@ def test_member_cannot_forge_or_burn_another_members_generation(garbage: bool) -
     forged = _forge(c, victim_index=0, generation=0, body=b"I am A", garbage=garbage)
     before = b.to_bytes()
     with pytest.raises(InvalidSignature if not garbage else AuthenticationError):
-        b.receive(forged, T0)
+        b.receive(forged, T0, entry_time=T0_MS)
     assert b.to_bytes() == before  # nothing consumed
     genuine = blob_of(a, b"really A")
-    (msg,) = received(b.receive(genuine, T0)[0])
+    (msg,) = received(b.receive(genuine, T0, entry_time=T0_MS)[0])
     assert msg.body == b"really A" and msg.generation == 0
 
 
 def test_duplicate_is_rejected_and_state_unchanged() -> None:
     (a, b), _ = make_group(2)
     blob = blob_of(a, b"once")
-    b.receive(blob, T0)
+    b.receive(blob, T0, entry_time=T0_MS)
     before = b.to_bytes()
     with pytest.raises(ReplayError):
-        b.receive(blob, T0)
+        b.receive(blob, T0, entry_time=T0_MS)
     assert b.to_bytes() == before
 
 
 def test_out_of_order_is_delivered_in_order_with_gap_report() -> None:
     (a, b), _ = make_group(2)
     blobs = [blob_of(a, bytes([i])) for i in range(4)]
-    events, _ = b.receive(blobs[2], T0)
+    events, _ = b.receive(blobs[2], T0, entry_time=T0_MS)
     assert [type(e) for e in events] == [GapDetected]
     assert (events[0].first, events[0].last) == (0, 1)  # type: ignore[attr-defined]
-    assert received(b.receive(blobs[3], T0)[0]) == []
-    assert [m.body for m in received(b.receive(blobs[0], T0)[0])] == [b"\x00"]
-    assert [m.body for m in received(b.receive(blobs[1], T0)[0])] == [b"\x01", b"\x02", b"\x03"]
+    assert received(b.receive(blobs[3], T0, entry_time=T0_MS)[0]) == []
+    assert [m.body for m in received(b.receive(blobs[0], T0, entry_time=T0_MS)[0])] == [b"\x00"]
+    got = received(b.receive(blobs[1], T0, entry_time=T0_MS)[0])
+    assert [m.body for m in got] == [b"\x01", b"\x02", b"\x03"]
 
 
 def test_gap_is_given_up_after_timeout_and_late_message_still_delivered() -> None:
     (a, b), _ = make_group(2)
     blobs = [blob_of(a, bytes([i])) for i in range(3)]
-    b.receive(blobs[2], T0)
+    b.receive(blobs[2], T0, entry_time=T0_MS)
     events, _ = b.tick(T0 + GAP_TIMEOUT_MS / 1000)
     lost = [e for e in events if isinstance(e, MessagesLost)]
     assert [(e.first, e.last) for e in lost] == [(0, 1)]
     assert [m.body for m in received(events)] == [b"\x02"]
-    (late,) = received(b.receive(blobs[0], T0 + 200)[0])
+    (late,) = received(b.receive(blobs[0], T0 + 200, entry_time=T0_MS + 200_000)[0])
     assert late.late and late.body == b"\x00"
 
 
@@ -151,7 +153,7 @@ def test_too_many_held_messages_release_the_gap() -> None:
     blobs = [blob_of(a, b"m") for _ in range(MAX_HELD + 3)]
     events = []
     for blob in blobs[1:]:
-        events += b.receive(blob, T0)[0]
+        events += b.receive(blob, T0, entry_time=T0_MS)[0]
     assert any(isinstance(e, MessagesLost) for e in events)
     assert len(received(events)) == MAX_HELD + 2
 
@@ -159,12 +161,12 @@ def test_too_many_held_messages_release_the_gap() -> None:
 def test_causal_data_links_to_the_last_message_seen() -> None:
     (a, b, c), _ = make_group(3)
     m1 = blob_of(a, b"question")
-    (q,) = received(b.receive(m1, T0)[0])
+    (q,) = received(b.receive(m1, T0, entry_time=T0_MS)[0])
     m2 = blob_of(b, b"answer")
-    (ans_at_a,) = received(a.receive(m2, T0)[0])
+    (ans_at_a,) = received(a.receive(m2, T0, entry_time=T0_MS)[0])
     assert ans_at_a.last_seen == q.digest and ans_at_a.predecessor_known
     # c has not seen the question: the answer is delivered anyway, flagged.
-    (ans_at_c,) = received(c.receive(m2, T0)[0])
+    (ans_at_c,) = received(c.receive(m2, T0, entry_time=T0_MS)[0])
     assert not ans_at_c.predecessor_known and ans_at_c.body == b"answer"
 
 
@@ -183,30 +185,30 @@ def test_reuse_guard_changes_nonce_when_an_old_state_is_restored() -> None:
     keys, _ = SendingChain(_root_of(b, 0)).step(DEFAULT_SUITE)
     assert keys.nonce(sd1.reuse_guard) != keys.nonce(sd2.reuse_guard)
     # Both still decrypt (the receiver takes the guard from the sender data).
-    assert received(b.receive(first.to_bytes(), T0)[0])[0].body == b"one"
+    assert received(b.receive(first.to_bytes(), T0, entry_time=T0_MS)[0])[0].body == b"one"
 
 
 def test_forward_secrecy_mid_epoch() -> None:
     (a, b), identities = make_group(2)
     root = _root_of(b, 0)
     blob = blob_of(a, b"secret")
-    b.receive(blob, T0)
+    b.receive(blob, T0, entry_time=T0_MS)
     captured = b.to_bytes()
     keys, _ = ReceivingChain(root).keys_for(DEFAULT_SUITE, 0)
     assert keys.key not in captured and root not in captured
     thief = GroupSession.from_bytes(captured, identities[1])
     with pytest.raises(ReplayError):
-        thief.receive(blob, T0)
+        thief.receive(blob, T0, entry_time=T0_MS)
 
 
 def test_skipped_keys_are_deleted_once_used() -> None:
     (a, b), _ = make_group(2)
     blobs = [blob_of(a, b"m") for _ in range(3)]
-    b.receive(blobs[2], T0)
-    b.receive(blobs[0], T0)
+    b.receive(blobs[2], T0, entry_time=T0_MS)
+    b.receive(blobs[0], T0, entry_time=T0_MS)
     chain = b._s.epoch.receiving[0]
     assert chain is not None and [g for g, _, _ in chain.skipped] == [1]
-    b.receive(blobs[1], T0)
+    b.receive(blobs[1], T0, entry_time=T0_MS)
     chain = b._s.epoch.receiving[0]
     assert chain is not None and chain.skipped == ()
 
@@ -214,7 +216,7 @@ def test_skipped_keys_are_deleted_once_used() -> None:
 def _reject(session: GroupSession, blob: bytes, error: type[Exception]) -> None:
     before = session.to_bytes()
     with pytest.raises(error):
-        session.receive(blob, T0)
+        session.receive(blob, T0, entry_time=T0_MS)
     assert session.to_bytes() == before
 
 
@@ -255,7 +257,7 @@ def test_truncated_tampered_and_oversized_blobs_are_rejected() -> None:
     _reject(b, replace(msg, ciphertext=msg.ciphertext + b"\x00").to_bytes(), DecodeError)
     _reject(b, cbor.encode([0x20, 1, msg.mailbox_id]), DecodeError)
     # The genuine blob still decrypts after all that.
-    assert received(b.receive(blob, T0)[0])[0].body == b"payload"
+    assert received(b.receive(blob, T0, entry_time=T0_MS)[0])[0].body == b"payload"
 
 
 def test_generation_too_far_ahead_is_rejected() -> None:
@@ -284,19 +286,19 @@ def test_blobs_are_padded_to_buckets() -> None:
         a.encrypt(b"x" * (MAX_BODY + 1), T0)
     largest = blob_of(a, b"y" * MAX_BODY)
     assert len(largest) <= MAX_BLOB_LEN
-    events = b.receive(largest, T0)[0]
+    events = b.receive(largest, T0, entry_time=T0_MS)[0]
     assert isinstance(events[0], GapDetected)  # generations 0..4 went elsewhere
 
 
 def test_state_round_trips_exactly_and_keeps_working() -> None:
     (a, b), identities = make_group(2)
     blobs = [blob_of(a, bytes([i])) for i in range(3)]
-    b.receive(blobs[2], T0)
+    b.receive(blobs[2], T0, entry_time=T0_MS)
     data = b.to_bytes()
     restored = GroupSession.from_bytes(data, identities[1])
     assert restored.to_bytes() == data
-    got = [m.body for m in received(restored.receive(blobs[0], T0)[0])]
-    got += [m.body for m in received(restored.receive(blobs[1], T0)[0])]
+    got = [m.body for m in received(restored.receive(blobs[0], T0, entry_time=T0_MS)[0])]
+    got += [m.body for m in received(restored.receive(blobs[1], T0, entry_time=T0_MS)[0])]
     assert got == [b"\x00", b"\x01", b"\x02"]
 
 
@@ -325,12 +327,13 @@ def test_no_secret_in_repr() -> None:
 def test_two_gaps_expire_on_the_timer_of_their_own_notice() -> None:
     (a, b), _ = make_group(2)
     blobs = [blob_of(a, bytes([i])) for i in range(5)]
-    b.receive(blobs[1], T0)  # gap 0 noticed at T0
-    b.receive(blobs[3], T0 + 100)  # gap 2 noticed at T0 + 100
+    b.receive(blobs[1], T0, entry_time=T0_MS)  # gap 0 noticed at T0
+    b.receive(blobs[3], T0 + 100, entry_time=T0_MS + 100_000)  # gap 2 noticed at T0 + 100
     events, _ = b.tick(T0 + GAP_TIMEOUT_MS / 1000)
     assert [(e.first, e.last) for e in events if isinstance(e, MessagesLost)] == [(0, 0)]
     assert [m.body for m in received(events)] == [b"\x01"]
     events, _ = b.tick(T0 + 100 + GAP_TIMEOUT_MS / 1000)
     assert [(e.first, e.last) for e in events if isinstance(e, MessagesLost)] == [(2, 2)]
     assert [m.body for m in received(events)] == [b"\x03"]
-    assert [m.body for m in received(b.receive(blobs[4], T0 + 200)[0])] == [b"\x04"]
+    got = received(b.receive(blobs[4], T0 + 200, entry_time=T0_MS + 200_000)[0])
+    assert [m.body for m in got] == [b"\x04"]

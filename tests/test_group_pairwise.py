@@ -12,6 +12,7 @@ from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import DEFAULT_SUITE
 
 T0 = 1_700_000_000.0
+T0_MS = int(T0 * 1000)  # the hub's acceptance time of the entries these tests read
 
 
 def test_create_from_bundles_with_welcomes_over_pairwise_sessions() -> None:
@@ -48,7 +49,7 @@ def test_create_from_bundles_with_welcomes_over_pairwise_sessions() -> None:
             for box in s.mailboxes():
                 for blob in hub.unread(str(i), box):
                     moved = True
-                    _, out = s.receive(blob, T0)
+                    _, out = s.receive(blob, T0, entry_time=T0_MS)
                     route(out, i)
         if not moved:
             break
@@ -56,5 +57,5 @@ def test_create_from_bundles_with_welcomes_over_pairwise_sessions() -> None:
     assert len({s.public_epoch_id for s in sessions.values()}) == 1
     (msg,) = sessions[2].encrypt(b"over the group", T0)
     assert isinstance(msg, Outgoing)
-    events, _ = sessions[1].receive(msg.blob, T0)
+    events, _ = sessions[1].receive(msg.blob, T0, entry_time=T0_MS)
     assert [e.body for e in events if isinstance(e, MessageReceived)] == [b"over the group"]

@@ -65,7 +65,7 @@ def test_malformed_attempt_blobs_are_rejected_and_change_nothing() -> None:
     bad.append(bytes(flipped))
     for x in bad:
         with pytest.raises(RemoteError):
-            b.receive(x, net.now)  # type: ignore[attr-defined]
+            b.receive(x, net.now, entry_time=net.now_ms)  # type: ignore[attr-defined]
         assert b.to_bytes() == before
 
 
@@ -131,7 +131,7 @@ def test_corrupted_saved_state_is_a_typed_error(data: st.DataObject) -> None:
 def test_random_blobs_are_remote_errors(blob: bytes) -> None:
     session = GroupSession.from_bytes(_STATE, _IDENTITY)  # type: ignore[arg-type]
     with pytest.raises(RemoteError):
-        session.receive(blob, 1_700_000_000.0)
+        session.receive(blob, 1_700_000_000.0, entry_time=1_700_000_000_000)
     assert session.to_bytes() == _STATE
 
 

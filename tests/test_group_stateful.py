@@ -58,7 +58,7 @@ class GroupMachine(RuleBasedStateMachine):
         if session is None or box not in session.mailboxes():
             return
         try:
-            events, sends = session.receive(blob, self.net.now)
+            events, sends = session.receive(blob, self.net.now, entry_time=self.net.now_ms)
         except RemoteError:
             return
         self.read[name].append(blob)
@@ -112,7 +112,7 @@ class GroupMachine(RuleBasedStateMachine):
         blob = data.draw(st.sampled_from(self.read[name]))
         before = session.to_bytes()
         try:
-            events, _ = session.receive(blob, self.net.now)
+            events, _ = session.receive(blob, self.net.now, entry_time=self.net.now_ms)
             assert not [e for e in events if isinstance(e, MessageReceived)]
         except (RemoteError, StateError) as exc:
             assert isinstance(exc, RemoteError)
@@ -135,7 +135,7 @@ class GroupMachine(RuleBasedStateMachine):
         ident = self.net.identities[other].public
         with contextlib.suppress(StateError, UsageError):
             if ident.to_bytes() in session.roster:
-                self.net.send(name, session.propose(self.net.now, remove=[ident.to_bytes()]))
+                self.net.send(name, session.propose(self.net.now, remove=[ident]))
             else:
                 self.net.send(name, session.propose(self.net.now, add=[ident]))
 

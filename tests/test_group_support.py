@@ -23,6 +23,7 @@ from triple_ratchet.suites import DEFAULT_SUITE, Suite
 
 GROUP_ID = b"G" * 16
 T0 = 1_700_000_000.0
+T0_MS = int(T0 * 1000)  # the hub's acceptance time of entries read at T0
 
 
 def make_identities(n: int, suite: Suite = DEFAULT_SUITE, seed: bytes = b"ids"
@@ -55,19 +56,33 @@ def make_group(n: int, suite: Suite = DEFAULT_SUITE, seed: bytes = b"group",
 
 @dataclass
 class Hub:
-    """One append-only log per mailbox; every reader has its own cursor in each."""
+    """One append-only log per mailbox; every reader has its own cursor in each.
+
+    Each entry gets the hub's acceptance time (Unix ms, never decreasing within a mailbox):
+    `now_ms` when it is appended, which `Net` keeps at its clock."""
 
     logs: dict[bytes, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    times: dict[bytes, list[int]] = field(default_factory=lambda: defaultdict(list))
     cursors: dict[tuple[str, bytes], int] = field(default_factory=lambda: defaultdict(int))
+    now_ms: int = int(T0 * 1000)
 
-    def append(self, mailbox: bytes, blob: bytes) -> None:
+    def append(self, mailbox: bytes, blob: bytes, at_ms: int | None = None) -> None:
+        times = self.times[mailbox]
+        t = self.now_ms if at_ms is None else at_ms
         self.logs[mailbox].append(blob)
+        times.append(max(t, times[-1]) if times else t)
+
+    def entry_time(self, mailbox: bytes, index: int) -> int:
+        return self.times[mailbox][index]
 
     def unread(self, reader: str, mailbox: bytes) -> list[bytes]:
+        return [blob for blob, _ in self.unread_timed(reader, mailbox)]
+
+    def unread_timed(self, reader: str, mailbox: bytes) -> list[tuple[bytes, int]]:
         log = self.logs[mailbox]
         start = self.cursors[(reader, mailbox)]
         self.cursors[(reader, mailbox)] = len(log)
-        return log[start:]
+        return list(zip(log[start:], self.times[mailbox][start:], strict=True))
 
 
 @dataclass
@@ -83,10 +98,14 @@ class Net:
     pending_welcomes: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
     strict: bool = True
 
+    @property
+    def now_ms(self) -> int:
+        return int(self.now * 1000)
+
     def send(self, sender: str, sends: list[Send]) -> None:
         for s in sends:
             if isinstance(s, Outgoing):
-                self.hub.append(s.mailbox_id, s.blob)
+                self.hub.append(s.mailbox_id, s.blob, self.now_ms)
             elif isinstance(s, WelcomeOut):
                 me = self.identities[sender].public.to_bytes()
                 self.pending_welcomes.append((s.recipient, s.welcome, me))
@@ -113,11 +132,12 @@ class Net:
             for box in session.mailboxes():
                 while (session.status != "ended" and box in session.mailboxes()
                        and self.hub.cursors[(name, box)] < len(self.hub.logs[box])):
-                    blob = self.hub.logs[box][self.hub.cursors[(name, box)]]
+                    at = self.hub.cursors[(name, box)]
+                    blob, entry_time = self.hub.logs[box][at], self.hub.entry_time(box, at)
                     self.hub.cursors[(name, box)] += 1
                     moved = True
                     try:
-                        events, sends = session.receive(blob, self.now)
+                        events, sends = session.receive(blob, self.now, entry_time=entry_time)
                     except RemoteError as exc:
                         if self.strict:
                             raise
@@ -130,9 +150,9 @@ class Net:
     def read(self, name: str, mailbox: bytes) -> None:
         """Let one member read one mailbox's unread blobs."""
         session = self.members[name]
-        for blob in self.hub.unread(name, mailbox):
+        for blob, entry_time in self.hub.unread_timed(name, mailbox):
             try:
-                events, sends = session.receive(blob, self.now)
+                events, sends = session.receive(blob, self.now, entry_time=entry_time)
             except RemoteError as exc:
                 if self.strict:
                     raise
@@ -157,6 +177,7 @@ class Net:
 
     def tick(self, seconds: float) -> None:
         self.now += seconds
+        self.hub.now_ms = self.now_ms
         for name, session in self.members.items():
             if session.status == "ended":
                 continue

@@ -45,7 +45,7 @@ from triple_ratchet.handshake import MSG_TYPE_INITIAL
 from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import Delivery, HubConnection, MailboxClient, send_to_inbox
 from triple_ratchet.hub.frames import Kind
-from triple_ratchet.identity import Account, PrekeyBundle
+from triple_ratchet.identity import Account, Identity, PrekeyBundle
 from triple_ratchet.pairwise import PairwiseSession, message_type
 from triple_ratchet.random import system_random
 from triple_ratchet.suites import ALL_SUITES, Suite
@@ -186,7 +186,10 @@ class Device:
             if self.session.status == "ended":
                 continue
             try:
-                events, sends = self.session.receive(event.blob, time.time())
+                now = time.time()
+                # hub time: wired when the hub delivers entry times
+                events, sends = self.session.receive(event.blob, now,
+                                                     entry_time=int(now * 1000))
             except RemoteError:
                 self.tally.rejected += 1  # e.g. a blob for a mailbox we no longer follow
                 continue
@@ -207,7 +210,7 @@ class Device:
         await self._after_step([], self.session.encrypt(plaintext, time.time()))
 
     async def propose(self, *, add: list[PrekeyBundle] | None = None,
-                      remove: list[bytes] | None = None) -> None:
+                      remove: list[Identity] | None = None) -> None:
         if self.session is None:
             raise UsageError(f"{self.name} is not in a group")
         sends = self.session.propose(time.time(), add=add or [], remove=remove or [])
@@ -418,7 +421,7 @@ async def _run(members: int, messages: int, url: str, suite: Suite, state_dir: P
 
         leaver = devices[1]
         print(f"removing {leaver.name}...", file=sys.stderr)
-        await creator.propose(remove=[leaver.public])
+        await creator.propose(remove=[leaver.identity.public])
         stay = [d for d in group if d is not leaver]
         t = await _until(group, lambda: leaver.removed and all(d.epoch >= 3 for d in stay),
                          "epoch 3 (remove)")

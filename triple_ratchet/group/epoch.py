@@ -33,8 +33,20 @@ from triple_ratchet.suites import SigningKey, Suite, VerifyingKey, suite_by_id
 
 # Recent message digests kept to tell a receiver whether a message's predecessor is known.
 MAX_KNOWN_DIGESTS = 1024
+# Hashes of our last sent blobs, kept to check the hub's echoes of them (older echoes cannot
+# be checked: we keep no key that could open our own messages).
+MAX_ECHO_CHECK = 256
 # Largest roster this library accepts (the DKG's cost grows with n^2; spec: Limits).
 MAX_GROUP_SIZE = 64
+# CBOR items of one saved epoch state at most: the fixed fields, the roster, every receiving
+# chain with a full skipped-key window, every sender's full held window, the known digests.
+# A decode is charged against it before anything is built, so a hostile saved state is refused
+# at the first array header that overdraws it instead of after building millions of items.
+MAX_EPOCH_STATE_ITEMS = (
+    32 + MAX_GROUP_SIZE * 3
+    + MAX_GROUP_SIZE * (5 + MAX_SKIPPED * 4)
+    + MAX_GROUP_SIZE * (3 + MAX_HELD * 8)
+    + MAX_KNOWN_DIGESTS + MAX_ECHO_CHECK + 2)
 
 
 _T = TypeVar("_T")
@@ -162,6 +174,8 @@ class EpochState:
     last_seen: bytes = b""  # digest of the last message this member sent or delivered
     known_digests: KnownDigests = field(default_factory=KnownDigests, repr=False)
     last_sent: bytes = b""  # digest of the last message we sent (announced at an epoch change)
+    # Hash of each of our last sent blobs, oldest first, the last for generation sending - 1.
+    sent_blobs: tuple[bytes, ...] = field(default=(), repr=False)
     # Parsed form of `signing_key`, filled on first use (parsing a P-256 key costs ~70 µs).
     signer: SigningKey | None = field(default=None, compare=False, repr=False)
     # Parsed roster signing keys by encoding, filled on first use (decoding validates the point:
@@ -216,10 +230,11 @@ class EpochState:
             init_secret=secrets.init_secret_next, signing_key=signing_key)
 
     def own_signing_key(self) -> SigningKey:
-        if self.signer is None:
-            object.__setattr__(self, "signer", self.suite.signing_from_bytes(self.signing_key))
-        assert self.signer is not None
-        return self.signer
+        signer = self.signer
+        if signer is None:
+            signer = self.suite.signing_from_bytes(self.signing_key)
+            object.__setattr__(self, "signer", signer)
+        return signer
 
     def sender_data_hmac(self) -> KeyedHmac:
         cached = self.sd_mac
@@ -273,6 +288,15 @@ class EpochState:
 
     # --- serialization ------------------------------------------------------------------
 
+    def to_bytes(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, max_size: int) -> EpochState:
+        """A saved epoch state, decoded within its own item budget (see MAX_EPOCH_STATE_ITEMS)."""
+        return cls.from_cbor(cbor.decode(data, max_size=max_size,
+                                         max_items=MAX_EPOCH_STATE_ITEMS, max_depth=5))
+
     def to_cbor(self) -> list[cbor.CborEncodable]:
         return [
             self.suite_id, self.group_id, self.epoch,
@@ -286,12 +310,12 @@ class EpochState:
             [[o.next_deliver, [[h.generation, h.content_type, h.last_seen, h.digest,
                                 h.predecessor_known, h.received_ms, h.body] for h in o.held]]
              for o in self.order],
-            self.last_sent,
+            self.last_sent, list(self.sent_blobs),
         ]
 
     @classmethod
     def from_cbor(cls, value: cbor.CborValue) -> EpochState:
-        items = cbor.as_list(value, "epoch state", length=17)
+        items = cbor.as_list(value, "epoch state", length=18)
         suite = suite_by_id(cbor.as_int(items[0], "suite id"))
         h = suite.hash_len
         roster_items = cbor.as_list(items[3], "roster")
@@ -331,6 +355,9 @@ class EpochState:
         if len(known) > MAX_KNOWN_DIGESTS:
             raise DecodeError("too many known digests")
         last_seen = cbor.as_bytes(items[13], "last seen", max_length=h)
+        sent_blobs = cbor.as_list(items[17], "sent blob hashes")
+        if len(sent_blobs) > MAX_ECHO_CHECK:
+            raise DecodeError("too many sent blob hashes")
         return cls(
             suite.suite_id,
             cbor.as_bytes(items[1], "group id", max_length=MAX_GROUP_ID_LEN),
@@ -345,6 +372,7 @@ class EpochState:
                          cbor.as_int(sending[1], "generation")),
             tuple(chains), orders, last_seen, KnownDigests(known),
             cbor.as_bytes(items[16], "last sent", max_length=h),
+            tuple(cbor.as_bytes(x, "sent blob hash", length=h) for x in sent_blobs),
         )
 
 

@@ -64,7 +64,7 @@ from triple_ratchet.group.attempt_mailbox import (
     seal_item,
 )
 from triple_ratchet.group.epoch import MAX_GROUP_SIZE, EpochState, Member
-from triple_ratchet.group.events import Event, ForkDetected, Outgoing
+from triple_ratchet.group.events import Event, ForkDetected, Ignored, Outgoing
 from triple_ratchet.group.key_schedule import (
     AttemptSecrets,
     EpochSecrets,
@@ -82,10 +82,13 @@ LABEL_GROUP_ATTEMPT_PAYLOAD = b"group attempt payload"
 LABEL_GROUP_ATTEMPT_SIGNING = b"group attempt epoch signing key"
 
 SEED_LEN = 32
+# CBOR items of one saved attempt at most: 16 fields, the previous roster, three slot arrays and
+# the payloads (each one item per participant).
+MAX_ATTEMPT_ITEMS = 32 + 5 * MAX_GROUP_SIZE
 # Bound on one stored attempt item (the largest is a signed round-1 message, or a transcript).
 MAX_ITEM_LEN = MAX_ATTEMPT_BLOB_LEN
-# Milliseconds a phase may wait for its messages before a participant aborts naming the missing
-# members: every member must be online for an epoch change, but not for ever.
+# Milliseconds of hub time a phase may wait for its messages before a participant aborts naming
+# the missing members: every member must be online for an epoch change, but not for ever.
 PHASE_TIMEOUT_MS = 60_000
 
 
@@ -108,11 +111,13 @@ TRANSITIONS: dict[tuple[Phase, str], Phase] = {
 }
 
 
-def _move(attempt: Attempt, what: str, now_ms: int) -> Attempt:
+def _move(attempt: Attempt, what: str, entry_ms: int) -> Attempt:
+    """`entry_ms`: the hub's acceptance time of the item that completes the phase, the same for
+    every reader; the next phase's timeout runs from it."""
     nxt = TRANSITIONS.get((attempt.phase, what))
     if nxt is None:
         raise StateError(f"no transition from {attempt.phase.value} on {what!r}")
-    return replace(attempt, phase=nxt, phase_started_ms=now_ms)
+    return replace(attempt, phase=nxt, phase_started_ms=entry_ms)
 
 
 @functools.lru_cache(maxsize=64)
@@ -233,6 +238,15 @@ class Attempt:
 
     # --- serialization -----------------------------------------------------------------------
 
+    def to_bytes(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, max_size: int) -> Attempt:
+        """A saved attempt, decoded within its own item budget (refused before it is built)."""
+        return cls.from_cbor(cbor.decode(data, max_size=max_size,
+                                         max_items=MAX_ATTEMPT_ITEMS, max_depth=2))
+
     def to_cbor(self) -> list[cbor.CborEncodable]:
         return [self.proposal.to_bytes(), list(self.previous_roster), self.init_secret,
                 self.own_index, self.seed, self.phase.value, self.phase_started_ms,
@@ -301,15 +315,18 @@ class Step:
 
 
 def start(proposal: SignedProposal, previous_roster: tuple[bytes, ...], init_secret: bytes,
-          identity: IdentityKeyPair, now_ms: int, rng: RandomSource, *,
+          identity: IdentityKeyPair, rng: RandomSource, *,
           sent_count: int = 0, last_sent: bytes = b"") -> Step:
-    """Begin the attempt of `proposal` and, if we are in its new roster, announce our keys."""
+    """Begin the attempt of `proposal` and, if we are in its new roster, announce our keys.
+
+    The announcing phase's clock starts at the hub time of the first announcement read (every
+    reader, joiners included, sees that entry; nobody can abort before it)."""
     p = proposal.proposal
     me = identity.public.to_bytes()
     n = len(p.new_roster)
     own = p.new_roster.index(me) + 1 if me in p.new_roster else None
     attempt = Attempt(proposal, previous_roster, init_secret, own,
-                      rng(SEED_LEN) if own is not None else b"", Phase.ANNOUNCING, now_ms,
+                      rng(SEED_LEN) if own is not None else b"", Phase.ANNOUNCING, 0,
                       sent_count, last_sent, (None,) * n, (None,) * n, (None,) * n)
     if own is None:
         return Step(attempt)
@@ -317,7 +334,8 @@ def start(proposal: SignedProposal, previous_roster: tuple[bytes, ...], init_sec
 
 
 def _announce(attempt: Attempt, identity: IdentityKeyPair, rng: RandomSource) -> Outgoing:
-    assert attempt.own_index is not None
+    if attempt.own_index is None:
+        raise StateError("not a participant of this attempt")
     a = Announcement(attempt.session_id, attempt.own_index, identity.public.to_bytes(),
                      Point.base_mul(attempt.dkg_secret()).to_bytes(),
                      attempt.epoch_signing_key().public_key().to_bytes(),
@@ -341,17 +359,18 @@ def _check_index(attempt: Attempt, index: int) -> None:
 
 
 def receive_item(attempt: Attempt, kind: int, payload: bytes, identity: IdentityKeyPair,
-                 now_ms: int, rng: RandomSource) -> Step:
-    """Process one item read from the attempt's DKG mailbox (in the hub's order)."""
+                 entry_ms: int, rng: RandomSource) -> Step:
+    """Process one item read from the attempt's DKG mailbox (in the hub's order); `entry_ms` is
+    the hub's acceptance time of that item (Unix ms, the same for every reader)."""
     if attempt.phase in (Phase.ACTIVATED, Phase.ABORTED):
         raise StateError("the attempt is over")
     if kind == KIND_ANNOUNCEMENT:
-        return _on_announcement(attempt, payload, identity, now_ms, rng)
+        return _on_announcement(attempt, payload, identity, entry_ms, rng)
     if kind == KIND_ROUND1:
-        return _on_round1(attempt, payload, now_ms, rng)
+        return _on_round1(attempt, payload, entry_ms, rng)
     if kind == KIND_ROUND3:
-        return _on_round3(attempt, payload, identity, now_ms, rng)
-    return _on_abort(attempt, payload, now_ms)
+        return _on_round3(attempt, payload, identity, entry_ms, rng)
+    return _on_abort(attempt, payload, entry_ms)
 
 
 def _announcement_equivocation(attempt: Attempt, index: int, first: bytes, second: bytes,
@@ -423,7 +442,7 @@ def _mark_abort_sent(step: Step) -> Step:
     return step
 
 
-def _on_announcement(attempt: Attempt, payload: bytes, identity: IdentityKeyPair, now_ms: int,
+def _on_announcement(attempt: Attempt, payload: bytes, identity: IdentityKeyPair, entry_ms: int,
                      rng: RandomSource) -> Step:
     signed = announcements.check_for_attempt(attempt.suite, attempt.session_id,
                                              attempt.proposal.proposal.new_roster, payload)
@@ -445,10 +464,13 @@ def _on_announcement(attempt: Attempt, payload: bytes, identity: IdentityKeyPair
         attempt = replace(attempt, silent=True)
         events = (ForkDetected("announcement not ours", a.identity,
                                "our identity announced a DKG key we do not hold"),)
+    if all(x is None for x in attempt.announcements):
+        # The first announcement starts the announcing phase's clock (see `start`).
+        attempt = replace(attempt, phase_started_ms=entry_ms)
     attempt = replace(attempt, announcements=_with_slot(attempt.announcements, a.index, payload))
     if attempt.missing():
         return Step(attempt, events=events)
-    attempt = _move(attempt, "announcements complete", now_ms)
+    attempt = _move(attempt, "announcements complete", entry_ms)
     if not attempt.is_participant or attempt.silent:
         return Step(attempt, events=events)
     # Everyone's keys are known: deal our shares.
@@ -460,9 +482,11 @@ def _on_announcement(attempt: Attempt, payload: bytes, identity: IdentityKeyPair
     return Step(attempt, outgoing=(_send(attempt, KIND_ROUND1, signed1.to_bytes(), rng),))
 
 
-def _on_round1(attempt: Attempt, payload: bytes, now_ms: int, rng: RandomSource) -> Step:
-    if attempt.phase is not Phase.ROUND1:
+def _on_round1(attempt: Attempt, payload: bytes, entry_ms: int, rng: RandomSource) -> Step:
+    if attempt.phase is Phase.ANNOUNCING:
         raise ProtocolError("round-1 message outside round 1")
+    # In ROUND3 too, a round-1 item is compared with its filled slot first: a second one from
+    # the last dealer (read once every slot is full) is equivocation, not a late item.
     signed = SignedRound1.from_bytes(payload)
     params = attempt.params()
     _check_index(attempt, signed.sender)
@@ -486,6 +510,8 @@ def _on_round1(attempt: Attempt, payload: bytes, now_ms: int, rng: RandomSource)
             return Step(attempt, events=(event,))  # we cannot abort (not a participant, silent)
         return _mark_abort_sent(Step(attempt, events=(event,), outgoing=_abort(
             attempt, ABORT_EQUIVOCATION, (signed.sender,), evidence, rng)))
+    if attempt.phase is not Phase.ROUND1:
+        raise ProtocolError("round-1 message outside round 1")
     try:
         signed.parse(params)
     except DkgError:
@@ -494,7 +520,7 @@ def _on_round1(attempt: Attempt, payload: bytes, now_ms: int, rng: RandomSource)
     attempt = replace(attempt, round1=_with_slot(attempt.round1, signed.sender, payload))
     if attempt.missing():
         return Step(attempt)
-    attempt = _move(attempt, "round 1 complete", now_ms)
+    attempt = _move(attempt, "round 1 complete", entry_ms)
     if not attempt.is_participant or attempt.silent:
         # Not dealing: still rebuild the (public) transcript, so that round-3 signatures are
         # verified before we conclude we were removed or left out.
@@ -542,12 +568,13 @@ def _deal_round3(attempt: Attempt, params: SessionParams, rng: RandomSource) -> 
     signature = participant.sign_transcript(_extension(attempt, rounds))
     attempt = replace(attempt, payloads=tuple(payloads),
                       transcript=participant.transcript.to_bytes())
-    assert attempt.own_index is not None
+    if attempt.own_index is None:
+        raise StateError("not a participant of this attempt")
     r3 = Round3(attempt.own_index, signature)
     return Step(attempt, outgoing=(_send(attempt, KIND_ROUND3, r3.to_bytes(), rng),))
 
 
-def _on_round3(attempt: Attempt, payload: bytes, identity: IdentityKeyPair, now_ms: int,
+def _on_round3(attempt: Attempt, payload: bytes, identity: IdentityKeyPair, entry_ms: int,
                rng: RandomSource) -> Step:
     if attempt.phase is not Phase.ROUND3:
         raise ProtocolError("round-3 message outside round 3")
@@ -576,7 +603,7 @@ def _on_round3(attempt: Attempt, payload: bytes, identity: IdentityKeyPair, now_
     attempt = replace(attempt, round3=_with_slot(attempt.round3, r3.sender, payload))
     if attempt.missing():
         return Step(attempt)
-    attempt = _move(attempt, "certificate complete", now_ms)
+    attempt = _move(attempt, "certificate complete", entry_ms)
     if not attempt.is_participant:
         return Step(attempt, removed=True)
     if not attempt.payloads:
@@ -592,7 +619,8 @@ def _activate(attempt: Attempt) -> Activation:
     roster = []
     for i, identity in enumerate(p.new_roster, start=1):
         roster.append(Member(identity, attempt.announcement_of(i).signing_key))
-    assert attempt.own_index is not None
+    if attempt.own_index is None:
+        raise StateError("not a participant of this attempt")
     state = EpochState.from_secrets(secrets, group_id=p.group_id, epoch=p.epoch + 1,
                                     roster=roster, own_index=attempt.own_index - 1,
                                     signing_key=attempt.epoch_signing_key())
@@ -603,7 +631,7 @@ def _activate(attempt: Attempt) -> Activation:
     return Activation(state, limits)
 
 
-def _on_abort(attempt: Attempt, payload: bytes, now_ms: int) -> Step:
+def _on_abort(attempt: Attempt, payload: bytes, entry_ms: int) -> Step:
     abort = Abort.from_bytes(payload)
     _check_index(attempt, abort.sender)
     if attempt.announcements[abort.sender - 1] is None:
@@ -611,11 +639,20 @@ def _on_abort(attempt: Attempt, payload: bytes, now_ms: int) -> Step:
     abort.verify(attempt.announcement_of(abort.sender).dkg_point(), attempt.session_id)
     if any(not 1 <= i <= attempt.n for i in abort.named):
         raise ProtocolError("abort names a member outside the new roster")
+    if abort.reason == ABORT_TIMEOUT and entry_ms < attempt.phase_started_ms + PHASE_TIMEOUT_MS:
+        # Judged on the hub's times, the same for every reader: a timeout posted before the
+        # phase's timeout passed ends nothing, names no one and spends no abort. Our own such
+        # abort (our clock ahead of the hub's) leaves us free to time out again later.
+        by = attempt.proposal.proposal.new_roster[abort.sender - 1]
+        if abort.sender == attempt.own_index:
+            attempt = replace(attempt, abort_sent=False)
+        return Step(attempt, events=(Ignored(PREMATURE_TIMEOUT, by),))
     named, detail = _verdict(attempt, abort)
-    return Step(_move(attempt, "abort read", now_ms), aborted=abort, named=named,
+    return Step(_move(attempt, "abort read", entry_ms), aborted=abort, named=named,
                 detail=detail)
 
 
+PREMATURE_TIMEOUT = "timeout abort posted before the phase's timeout passed"
 EVIDENCE_MISSING = "evidence missing: names no one"
 EVIDENCE_INVALID = "evidence invalid: names no one"
 TIMEOUT_REFUTED = "timeout names only members still missing when it was read"
@@ -656,7 +693,11 @@ def _verdict(attempt: Attempt, abort: Abort) -> tuple[tuple[int, ...], str]:
 
 
 def expire(attempt: Attempt, now_ms: int, rng: RandomSource) -> Step:
-    """A participant whose phase waited too long aborts, naming who did not answer."""
+    """A participant whose phase waited too long aborts, naming who did not answer.
+
+    `now_ms` is the local clock, compared with the phase's start in hub time: readers judge the
+    abort on its own hub time, so one sent early (a local clock ahead of the hub's) is ignored
+    and `abort_sent` is cleared when we read it back."""
     if (attempt.phase in (Phase.ACTIVATED, Phase.ABORTED) or attempt.abort_sent
             or now_ms - attempt.phase_started_ms < PHASE_TIMEOUT_MS or not attempt.missing()):
         return Step(attempt)

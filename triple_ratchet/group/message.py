@@ -215,7 +215,8 @@ def _sender_data_infos(suite: Suite) -> tuple[bytes, bytes]:
     ciphertext sample) is always `hash_len` bytes and comes last, so info = prefix ‖ sample.
     Both outputs fit in one hash block, so `expand_label` is HMAC(secret, info ‖ 0x01)[:n]."""
     h = suite.hash_len
-    assert suite.aead_key_len <= h and suite.aead_nonce_len <= h
+    if suite.aead_key_len > h or suite.aead_nonce_len > h:
+        raise UsageError("suite's AEAD key or nonce is longer than its hash")
     return (suite.label_info(LABEL_GROUP_SENDER_DATA_KEY, bytes(h), suite.aead_key_len)[:-h],
             suite.label_info(LABEL_GROUP_SENDER_DATA_NONCE, bytes(h), suite.aead_nonce_len)[:-h])
 
