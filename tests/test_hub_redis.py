@@ -58,8 +58,10 @@ def test_put_through_one_hub_reaches_subscriber_on_the_other(redis_server: Redis
                 seen_b = await _drain(on_b, 100)
                 # Both readers see one order, whichever hub they use, and each writer's own
                 # messages in the order it sent them.
-                assert [(d.cursor, d.blob) for d in seen_a] == [(d.cursor, d.blob)
-                                                                 for d in seen_b]
+                assert [(d.cursor, d.blob, d.t) for d in seen_a] == [(d.cursor, d.blob, d.t)
+                                                                       for d in seen_b]
+                # One acceptance time per entry for every reader, never decreasing.
+                assert [d.t for d in seen_a] == sorted(d.t for d in seen_a)
                 assert [d.cursor for d in seen_a] == list(range(1, 101))
                 for tag in (b"a", b"b"):
                     mine = [d.blob for d in seen_a if d.blob.startswith(tag)]
