@@ -298,16 +298,29 @@ def _outcome(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
         return (type(exc).__name__, str(exc))
 
 
-def machine_for(make: Callable[[], Store]) -> type[RuleBasedStateMachine]:
+def machine_for(make: Callable[[], Callable[[], Store]]) -> type[RuleBasedStateMachine]:
+    """`make()` gives a fresh place for a store's data and returns how to open a store on it
+    (again and again: reopening must keep the data and the incarnation)."""
+
     class StoreMatchesModel(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.loop = asyncio.new_event_loop()
             self.model = MemoryStore(SMALL)
-            self.real = make()
+            self.open = make()
+            self.real = self.open()
             self.loop.run_until_complete(self.real.start())
+            self.incarnation = self.real.incarnation
             self.now = 1_000_000
             self.skewed = 1 << 64  # message ids no other rule uses
+
+        @rule()
+        def reopen(self) -> None:
+            """A hub restarts on the same store: same data, same history."""
+            self.loop.run_until_complete(self.real.close())
+            self.real = self.open()
+            self.loop.run_until_complete(self.real.start())
+            assert self.real.incarnation == self.incarnation
 
         def both(self, op: Callable[[Store], Any]) -> Any:
             expected = _outcome(self.loop, op(self.model))
@@ -412,15 +425,21 @@ def machine_for(make: Callable[[], Store]) -> type[RuleBasedStateMachine]:
 
 def test_sqlite_store_matches_model(tmp_path: Path) -> None:
     counter = itertools.count()
-    machine = machine_for(lambda: SqliteStore(tmp_path / f"s{next(counter)}.db", SMALL))
-    run_machine(machine, 60)
+
+    def place() -> Callable[[], Store]:
+        path = tmp_path / f"s{next(counter)}.db"
+        return lambda: SqliteStore(path, SMALL)
+
+    run_machine(machine_for(place), 60)
 
 
 @pytest.mark.redis
 def test_redis_store_matches_model(redis_server: RedisServer) -> None:
-    machine = machine_for(
-        lambda: RedisStore(redis_server.url, SMALL, prefix=f"m{next(_prefixes)}:"))
-    run_machine(machine, 40)
+    def place() -> Callable[[], Store]:
+        prefix = f"m{next(_prefixes)}:"
+        return lambda: RedisStore(redis_server.url, SMALL, prefix=prefix)
+
+    run_machine(machine_for(place), 40)
 
 
 def run_machine(machine: type[RuleBasedStateMachine], examples: int) -> None:
