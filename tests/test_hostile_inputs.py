@@ -791,16 +791,19 @@ def _frames() -> tuple[list[hf.ClientFrame], list[hf.HubFrame], bytes, AccessPro
     challenge = rng(32)
     proof = key.prove(challenge)
     mbx = key.mailbox_id
+    inc = rng(16)
     client: list[hf.ClientFrame] = [
         hf.Hello(), hf.Auth(7, proof), hf.Create(1, mbx, hf.Kind.GROUP, True), hf.Unpin(2, mbx),
-        hf.Put(3, mbx, bytes(16), b"blob"), hf.Fetch(4, mbx, 5, 10), hf.Subscribe(5, mbx, 0),
-        hf.Unsubscribe(6, mbx), hf.Ack(7, mbx, 9),
+        hf.Put(3, mbx, bytes(16), b"blob"), hf.Fetch(4, mbx, inc, 5, 10),
+        hf.Subscribe(5, mbx, inc, 0), hf.Unsubscribe(6, mbx), hf.Ack(7, mbx, inc, 9),
         hf.Publish(8, mbx, mbx, b"bundle", (b"pk1", b"pk2")), hf.TakeBundle(9, mbx),
+        hf.PublishJoinKeys(10, mbx, mbx, b"last", (b"jk1",)), hf.TakeJoinKey(11, mbx),
     ]
     hub: list[hf.HubFrame] = [
-        hf.Challenge(1, challenge, 1000), hf.Ok(1), hf.PutOk(1, 2, True),
-        hf.Batch(1, mbx, 9, True, False, (hf.Entry(3, b"a"), hf.Entry(9, b"bb"))),
-        hf.Push(mbx, 9, False, (hf.Entry(9, b"x"),)), hf.Resync(mbx, 3),
+        hf.Challenge(2, challenge, 1000, inc), hf.Ok(1), hf.PutOk(1, 2, 7, True),
+        hf.Batch(1, mbx, inc, 9, 10, True, False, (hf.Entry(3, 4, b"a"), hf.Entry(9, 4, b"bb"))),
+        hf.Push(mbx, inc, 9, 10, False, (hf.Entry(9, 5, b"x"),)), hf.Resync(mbx, 3),
+        hf.JoinKey(1, True, b"jk", 0),
         hf.Bundle(1, b"bundle", b"pk", 4), hf.Bundle(1, b"bundle", None, 0),
         hf.Error(1, hf.ErrorCode.LIMIT, "slow down"),
     ]
@@ -838,22 +841,23 @@ def test_hub_frame_boundaries() -> None:
         hf.decode_client_frame(put + bytes(hf.MAX_BLOB_SIZE + 1))
     with pytest.raises(DecodeError):
         hf.decode_client_frame(put)  # empty blob
-    fetch = hf.encode(hf.Fetch(1, mbx, 2**64 - 1, 1))
-    assert hf.decode_client_frame(fetch) == hf.Fetch(1, mbx, 2**64 - 1, 1)
+    fetch = hf.encode(hf.Fetch(1, mbx, bytes(16), 2**64 - 1, 1))
+    assert hf.decode_client_frame(fetch) == hf.Fetch(1, mbx, bytes(16), 2**64 - 1, 1)
     for limit in (0, hf.MAX_BATCH_ENTRIES + 1, 0xFFFF):
         with pytest.raises(DecodeError):
             hf.decode_client_frame(fetch[:-2] + limit.to_bytes(2, "big"))
-    entry = (5).to_bytes(8, "big") + (1).to_bytes(4, "big") + b"e"
-    batch = bytes([hf.T.BATCH]) + bytes(4) + mbx + (5).to_bytes(8, "big") + b"\x00"
+    entry = (5).to_bytes(8, "big") + (7).to_bytes(8, "big") + (1).to_bytes(4, "big") + b"e"
+    batch = (bytes([hf.T.BATCH]) + bytes(4) + mbx + bytes(16) + (5).to_bytes(8, "big")
+             + bytes(8) + b"\x00")
     for count, body, error in (
             (hf.MAX_BATCH_ENTRIES + 1, b"", LimitExceeded),  # count over the limit
             (2, entry + entry, DecodeError),  # duplicate cursor
-            (1, entry[:8] + (2**32 - 1).to_bytes(4, "big"), LimitExceeded),  # length 2^32-1
+            (1, entry[:16] + (2**32 - 1).to_bytes(4, "big"), LimitExceeded),  # length 2^32-1
             (1, entry + b"!", DecodeError)):  # trailing byte
         with pytest.raises(error):
             hf.decode_hub_frame(batch + count.to_bytes(2, "big") + body)
     with pytest.raises(DecodeError):  # next cursor differs from the last entry's
-        hf.decode_hub_frame(batch[:-9] + (6).to_bytes(8, "big") + b"\x00"
+        hf.decode_hub_frame(batch[:-17] + (6).to_bytes(8, "big") + bytes(8) + b"\x00"
                             + (1).to_bytes(2, "big") + entry)
     publish = bytes([hf.T.PUBLISH]) + bytes(4) + mbx + mbx
     for bundle_len in (0, hf.MAX_BUNDLE_SIZE + 1, 2**32 - 1):

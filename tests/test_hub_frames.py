@@ -32,6 +32,7 @@ from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, X25519_SHA512_XCHAC
 
 MBX = bytes(range(32))
 MBX2 = bytes(range(1, 33))
+INC = bytes(range(100, 116))
 
 
 def _proof() -> AccessProof:
@@ -40,34 +41,42 @@ def _proof() -> AccessProof:
 
 
 CLIENT_FRAMES: list[f.ClientFrame] = [
-    f.Hello(1),
+    f.Hello(2),
     f.Auth(7, _proof()),
     f.Create(1, MBX, f.Kind.GROUP, True),
     f.Create(2, MBX, f.Kind.INBOX, False),
     f.Unpin(3, MBX),
     f.Put(4, MBX, b"m" * 16, b"blob"),
     f.Put(5, MBX, b"m" * 16, b"x" * f.MAX_BLOB_SIZE),
-    f.Fetch(6, MBX, 2**64 - 1, 256),
-    f.Subscribe(7, MBX, 0),
+    f.Create(13, MBX, f.Kind.CONTROL, False),
+    f.Fetch(6, MBX, INC, 2**64 - 1, 256),
+    f.Subscribe(7, MBX, INC, 0),
     f.Unsubscribe(8, MBX),
-    f.Ack(9, MBX, 12),
+    f.Ack(9, MBX, INC, 12),
     f.Publish(10, MBX, MBX2, b"bundle", (b"a", b"b" * f.MAX_PREKEY_SIZE)),
     f.Publish(11, MBX, MBX2, b"bundle", ()),
     f.TakeBundle(12, MBX),
+    f.PublishJoinKeys(14, MBX, MBX2, b"last", (b"j1", b"j" * f.MAX_JOIN_KEY_SIZE)),
+    f.PublishJoinKeys(15, MBX, MBX2, None, (b"j1",)),
+    f.PublishJoinKeys(16, MBX, MBX2, b"last", ()),
+    f.TakeJoinKey(17, MBX),
 ]
 
 HUB_FRAMES: list[f.HubFrame] = [
-    f.Challenge(1, b"n" * 32, f.MAX_BLOB_SIZE),
+    f.Challenge(2, b"n" * 32, f.MAX_BLOB_SIZE, INC),
     f.Ok(0xFFFFFFFF),
-    f.PutOk(3, 99, True),
-    f.Batch(4, MBX, 5, True, True, (f.Entry(4, b"a"), f.Entry(5, b"bb"))),
-    f.Batch(4, MBX, 9, False, False, ()),
-    f.Push(MBX, 7, False, (f.Entry(7, b"z"),)),
-    f.Push(MBX, 7, True, ()),
+    f.PutOk(3, 99, 1_700_000_000_123, True),
+    f.Batch(4, MBX, INC, 5, 2**64 - 1, True, True,
+            (f.Entry(4, 10, b"a"), f.Entry(5, 10, b"bb"))),
+    f.Batch(4, MBX, INC, 9, 0, False, False, ()),
+    f.Push(MBX, INC, 7, 12, False, (f.Entry(7, 11, b"z"),)),
+    f.Push(MBX, INC, 7, 12, True, ()),
     f.Resync(MBX, 42),
     f.Bundle(5, b"bundle", b"prekey", 3),
     f.Bundle(5, b"bundle", None, 0),
     f.Error(0, f.ErrorCode.LIMIT, "rate limited"),
+    f.JoinKey(6, False, b"join key", 41),
+    f.JoinKey(6, True, b"j" * f.MAX_JOIN_KEY_SIZE, 0),
 ]
 
 
@@ -123,30 +132,42 @@ def test_strict_field_values() -> None:
     with pytest.raises(DecodeError, match="unknown hub frame"):
         f.decode_hub_frame(b"\x01\x01")
     create = bytearray(f.encode(f.Create(1, MBX, f.Kind.GROUP, False)))
-    create[-2] = 3
+    create[-2] = 4
     with pytest.raises(DecodeError, match="kind"):
         f.decode_client_frame(bytes(create))
     create[-2], create[-1] = 1, 2
     with pytest.raises(DecodeError, match="0 or 1"):
         f.decode_client_frame(bytes(create))
-    fetch = bytearray(f.encode(f.Fetch(1, MBX, 0, 1)))
+    fetch = bytearray(f.encode(f.Fetch(1, MBX, INC, 0, 1)))
     fetch[-2:] = struct.pack(">H", 0)
     with pytest.raises(DecodeError, match="limit"):
         f.decode_client_frame(bytes(fetch))
     fetch[-2:] = struct.pack(">H", f.MAX_BATCH_ENTRIES + 1)
     with pytest.raises(DecodeError, match="limit"):
         f.decode_client_frame(bytes(fetch))
-    batch = bytearray(f.encode(f.Batch(1, MBX, 0, False, False, ())))
-    batch[1 + 4 + 32 + 8] = 4
+    batch = bytearray(f.encode(f.Batch(1, MBX, INC, 0, 0, False, False, ())))
+    batch[1 + 4 + 32 + 16 + 8 + 8] = 4
     with pytest.raises(DecodeError, match="flags"):
         f.decode_hub_frame(bytes(batch))
-    # Entries must increase and the next cursor must be the last entry's.
-    bad = f.encode(f.Batch(1, MBX, 5, False, False, (f.Entry(5, b"a"), f.Entry(5, b"b"))))
+    # Entries must increase, their times must not decrease, and the next cursor must be the
+    # last entry's.
+    bad = f.encode(f.Batch(1, MBX, INC, 5, 0, False, False,
+                           (f.Entry(5, 1, b"a"), f.Entry(5, 1, b"b"))))
     with pytest.raises(DecodeError, match="increase"):
         f.decode_hub_frame(bad)
-    bad = f.encode(f.Push(MBX, 9, False, (f.Entry(5, b"a"),)))
+    bad = f.encode(f.Batch(1, MBX, INC, 6, 0, False, False,
+                           (f.Entry(5, 2, b"a"), f.Entry(6, 1, b"b"))))
+    with pytest.raises(DecodeError, match="times must not decrease"):
+        f.decode_hub_frame(bad)
+    bad = f.encode(f.Push(MBX, INC, 9, 0, False, (f.Entry(5, 0, b"a"),)))
     with pytest.raises(DecodeError, match="next cursor"):
         f.decode_hub_frame(bad)
+    with pytest.raises(DecodeError, match="must carry a key"):
+        f.decode_client_frame(f.encode(f.PublishJoinKeys(1, MBX, MBX2, None, ())))
+    with pytest.raises(DecodeError, match="empty"):
+        f.decode_client_frame(f.encode(f.PublishJoinKeys(1, MBX, MBX2, b"", ())))
+    with pytest.raises(DecodeError, match="empty"):
+        f.decode_hub_frame(f.encode(f.JoinKey(1, False, b"", 0)))
     err = f.encode(f.Error(1, f.ErrorCode.REFUSED, "x"))
     with pytest.raises(DecodeError, match="error code"):
         f.decode_hub_frame(err[:5] + b"\x63" + err[6:])
@@ -170,13 +191,39 @@ def test_limits() -> None:
     with pytest.raises(LimitExceeded):
         too_long = b"p" * (f.MAX_PREKEY_SIZE + 1)
         f.decode_client_frame(f.encode(f.Publish(1, MBX, MBX2, b"b", (too_long,))))
+    many = f.PublishJoinKeys(1, MBX, MBX2, None, (b"j",) * (f.MAX_JOIN_KEYS_PER_PUBLISH + 1))
+    with pytest.raises(LimitExceeded):
+        f.decode_client_frame(f.encode(many))
+    with pytest.raises(LimitExceeded):
+        f.decode_client_frame(f.encode(f.PublishJoinKeys(
+            1, MBX, MBX2, b"j" * (f.MAX_JOIN_KEY_SIZE + 1), ())))
     # A batch claiming more entries than allowed is refused before any entry is read.
-    header = b"\x84" + bytes(4) + MBX + bytes(8) + b"\x00"
+    header = b"\x84" + bytes(4) + MBX + INC + bytes(8) + bytes(8) + b"\x00"
     with pytest.raises(LimitExceeded):
         f.decode_hub_frame(header + struct.pack(">H", f.MAX_BATCH_ENTRIES + 1))
     # An entry length beyond the blob limit is refused without reading it.
     with pytest.raises(LimitExceeded):
-        f.decode_hub_frame(header + struct.pack(">HQI", 1, 1, f.MAX_BLOB_SIZE + 1))
+        f.decode_hub_frame(header + struct.pack(">HQQI", 1, 1, 0, f.MAX_BLOB_SIZE + 1))
+
+
+def test_the_largest_batch_fits_the_hub_frame_limit() -> None:
+    """MAX_HUB_FRAME bounds every answer the hub can send: a full batch of the largest blobs
+    and of the most entries (the client's WebSocket layer refuses anything larger)."""
+    per = f.MAX_BATCH_BYTES // f.MAX_BATCH_ENTRIES
+    full = f.Batch(1, MBX, INC, f.MAX_BATCH_ENTRIES, 2**64 - 1, True, True,
+                   tuple(f.Entry(i + 1, i, b"x" * per) for i in range(f.MAX_BATCH_ENTRIES)))
+    assert len(f.encode(full)) <= f.MAX_HUB_FRAME
+    assert f.decode_hub_frame(f.encode(full)) == full
+    big = f.Batch(1, MBX, INC, 1, 0, False, True, (f.Entry(1, 0, b"x" * f.MAX_BLOB_SIZE),))
+    assert len(f.encode(big)) <= f.MAX_HUB_FRAME
+
+
+def test_a_thousand_member_commit_fits_one_blob() -> None:
+    """ASYNC-EPOCHS R13: a commit sealed to 1,000 members (117 bytes each) plus generous
+    framing is one hub blob; the hub sees only its size."""
+    commit = bytes(1000 * 117 + 4096)
+    assert f.decode_client_frame(f.encode(f.Put(1, MBX, bytes(16), commit))) == f.Put(
+        1, MBX, bytes(16), commit)
 
 
 @settings(max_examples=300, deadline=None)

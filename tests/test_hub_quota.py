@@ -163,7 +163,7 @@ def test_mailbox_client_reports_the_creation_limit_and_keeps_working() -> None:
                 await client.follow(shared)
                 cursor = await client.put(first.mailbox_id, b"one")
                 event = await client.next_event(5)
-                assert event == Delivery(first.mailbox_id, cursor, b"one")
+                assert event == Delivery(first.mailbox_id, cursor, b"one", 10**9, 10**9)
                 await peer.put(shared.mailbox_id, b"two")
                 event = await client.next_event(5)
                 assert isinstance(event, Delivery) and event.blob == b"two"

@@ -132,7 +132,7 @@ def test_bad_input_is_refused_and_disturbs_nothing_else(sqlite_hub: HubProcess) 
         await ws.send("put please")
         assert await _closed_with(ws) == 1003
         ws = await connect(url, compression=None)
-        await ws.send(f.encode(f.Fetch(1, group.mailbox_id, 0, 1)))  # no hello
+        await ws.send(f.encode(f.Fetch(1, group.mailbox_id, bytes(16), 0, 1)))  # no hello
         err = await _answer(ws)
         assert isinstance(err, f.Error) and err.code == f.ErrorCode.MALFORMED
         await _closed_with(ws)
@@ -235,7 +235,7 @@ def test_slow_subscriber_gets_resync_not_silent_loss(sqlite_hub: HubProcess) -> 
         ws, nonce = await _raw(sqlite_hub.url)
         await ws.send(f.encode(f.Auth(1, group.prove(nonce))))
         assert isinstance(await _answer(ws), f.Ok)
-        await ws.send(f.encode(f.Subscribe(2, group.mailbox_id, 0)))
+        await ws.send(f.encode(f.Subscribe(2, group.mailbox_id, bytes(16), 0)))
         assert isinstance(await _answer(ws), f.Ok)
         for i in range(n):  # the subscriber reads nothing meanwhile
             await writer.put(group.mailbox_id, i.to_bytes(4, "big") + blob, os.urandom(16))
@@ -253,7 +253,8 @@ def test_slow_subscriber_gets_resync_not_silent_loss(sqlite_hub: HubProcess) -> 
         # Fetching from the resync cursor returns exactly the rest.
         after, req = resync.cursor, 10
         while True:
-            await ws.send(f.encode(f.Fetch(req, group.mailbox_id, after, 256)))
+            await ws.send(f.encode(f.Fetch(req, group.mailbox_id, writer.challenge.incarnation,
+                                           after, 256)))
             batch = await _answer(ws)
             assert isinstance(batch, f.Batch)
             cursors += [e.cursor for e in batch.entries]

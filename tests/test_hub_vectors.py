@@ -21,7 +21,7 @@ def _doc() -> dict[str, Any]:
 def test_registered_and_every_case_passes() -> None:
     assert our_verifiers()["hub"] is hub.verify
     results = list(verify_document(_doc()))
-    assert len(results) == 44
+    assert len(results) == 52
     assert [(r.case, r.reason) for r in results if r.status != "passed"] == []
 
 
@@ -39,7 +39,7 @@ def test_cases_cover_both_suites_every_frame_type_and_the_errors() -> None:
         assert (suite.name, "access") in ops and (suite.name, "verify_proof") in ops
     types = {c["outputs"]["frame"]["type"] for c in doc["cases"]
              if "outputs" in c and "frame" in c["outputs"]}
-    assert len(types) == 19  # every client and hub frame
+    assert len(types) == 22  # every client and hub frame
     errors = {c["error"]["type"] for c in doc["cases"] if "error" in c}
     assert errors == {"DecodeError", "LimitExceeded", "InvalidSignature", "UnsupportedError"}
 

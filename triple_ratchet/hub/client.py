@@ -4,7 +4,11 @@
 keys to follow, then `put` blobs and read `Delivery` events. It reconnects by itself, opens
 every mailbox again, resumes each from the last cursor it delivered, retries puts with the same
 message id (so the hub appends each once), answers RESYNC by fetching, and reports trimmed
-stretches as `Gap` events. Deliveries per mailbox are in hub order, each exactly once.
+stretches as `Gap` events. Deliveries per mailbox are in hub order, each exactly once, each with
+its hub acceptance time `t` and the hub's time `hub_time` when it was sent. A cursor belongs to
+one store history (`incarnation`): persist both (`cursor()`, `incarnation()`) and give both to
+`follow()`; a cursor of a history the store lost gives a `Gap` with `history_changed`, then the
+new history from its start.
 
 Use one `MailboxClient` for a member's inbox and another for its group mailboxes, so the hub
 cannot link them by connection (spec/10-hub.md, "What the hub sees"). A member, in short::
@@ -20,7 +24,7 @@ cannot link them by connection (spec/10-hub.md, "What the hub sees"). A member, 
             await group_conn.put(out.mailbox_id, out.blob)
         else:                                       # a welcome to someone's inbox
             await send_to_inbox(url, out.mailbox_id, out.blob)
-    event = await group_conn.next_event()           # Delivery(mailbox, cursor, blob) or Gap
+    event = await group_conn.next_event()           # Delivery(mailbox, cursor, blob, t, ...)
     await inbox_conn.ack(inbox_key.mailbox_id, cursor)  # once the inbox message is processed
 """
 
@@ -59,21 +63,23 @@ from triple_ratchet.hub.frames import (
     Challenge,
     ClientFrame,
     Create,
-    Entry,
     Error,
     ErrorCode,
     Fetch,
     Hello,
     HubFrame,
+    JoinKey,
     Kind,
     Ok,
     Publish,
+    PublishJoinKeys,
     Push,
     Put,
     PutOk,
     Resync,
     Subscribe,
     TakeBundle,
+    TakeJoinKey,
     Unpin,
     Unsubscribe,
     decode_hub_frame,
@@ -241,23 +247,34 @@ class HubConnection:
             raise ProtocolError("unexpected answer from hub")
         return frame
 
-    async def fetch(self, mailbox: bytes, after: int, limit: int = MAX_BATCH_ENTRIES) -> Batch:
-        frame = await self._call(lambda req: Fetch(req, mailbox, after, limit))
+    def _history(self, incarnation: bytes | None) -> bytes:
+        """The store history a cursor is of: given, or the one the hub named at hello."""
+        return self.challenge.incarnation if incarnation is None else incarnation
+
+    async def fetch(self, mailbox: bytes, after: int, limit: int = MAX_BATCH_ENTRIES, *,
+                    incarnation: bytes | None = None) -> Batch:
+        """Entries after `after`, a cursor of the store history `incarnation` (default: the
+        one this connection's challenge named)."""
+        inc = self._history(incarnation)
+        frame = await self._call(lambda req: Fetch(req, mailbox, inc, after, limit))
         if not isinstance(frame, Batch) or frame.mailbox != mailbox:
             raise ProtocolError("unexpected answer from hub")
         return frame
 
     async def subscribe(self, mailbox: bytes, after: int,
-                        on_live: Callable[[], None] | None = None) -> None:
+                        on_live: Callable[[], None] | None = None, *,
+                        incarnation: bytes | None = None) -> None:
         """`on_live` runs in the reading task when the hub accepts, before any push of the new
         subscription is read."""
-        await self._ok(lambda req: Subscribe(req, mailbox, after), on_live)
+        inc = self._history(incarnation)
+        await self._ok(lambda req: Subscribe(req, mailbox, inc, after), on_live)
 
     async def unsubscribe(self, mailbox: bytes) -> None:
         await self._ok(lambda req: Unsubscribe(req, mailbox))
 
-    async def ack(self, mailbox: bytes, cursor: int) -> None:
-        await self._ok(lambda req: Ack(req, mailbox, cursor))
+    async def ack(self, mailbox: bytes, cursor: int, *, incarnation: bytes | None = None) -> None:
+        inc = self._history(incarnation)
+        await self._ok(lambda req: Ack(req, mailbox, inc, cursor))
 
     async def publish(self, directory: bytes, owner: bytes, bundle: bytes,
                       prekeys: tuple[bytes, ...] = ()) -> None:
@@ -266,6 +283,18 @@ class HubConnection:
     async def take_bundle(self, directory: bytes) -> Bundle:
         frame = await self._call(lambda req: TakeBundle(req, directory))
         if not isinstance(frame, Bundle):
+            raise ProtocolError("unexpected answer from hub")
+        return frame
+
+    async def publish_join_keys(self, directory: bytes, owner: bytes,
+                                last_resort: bytes | None = None,
+                                join_keys: tuple[bytes, ...] = ()) -> None:
+        await self._ok(lambda req: PublishJoinKeys(req, directory, owner, last_resort,
+                                                   join_keys))
+
+    async def take_join_key(self, directory: bytes) -> JoinKey:
+        frame = await self._call(lambda req: TakeJoinKey(req, directory))
+        if not isinstance(frame, JoinKey):
             raise ProtocolError("unexpected answer from hub")
         return frame
 
@@ -298,20 +327,29 @@ async def send_to_inbox(url: str, mailbox: bytes, blob: bytes, *, msg_id: bytes 
 
 @dataclass(frozen=True, repr=False)
 class Delivery:
+    """An entry: its cursor, its hub acceptance time `t` (Unix ms; the same for every reader,
+    never decreasing within the mailbox) and the hub's clock `hub_time` when it was sent (so a
+    backlog can be told from a live entry)."""
+
     mailbox: bytes
     cursor: int
     blob: bytes
+    t: int
+    hub_time: int
 
     def __repr__(self) -> str:
-        return f"Delivery(cursor={self.cursor}, {len(self.blob)} bytes)"
+        return f"Delivery(cursor={self.cursor}, t={self.t}, {len(self.blob)} bytes)"
 
 
 @dataclass(frozen=True)
 class Gap:
-    """Entries after `after` were trimmed before this client read them (retention)."""
+    """Entries after `after` were trimmed before this client read them (retention), or, with
+    `history_changed`, the store lost data: `after` was a cursor of a lost history, and the
+    next deliveries start the new one from its beginning."""
 
     mailbox: bytes
     after: int
+    history_changed: bool = False
 
 
 Event = Delivery | Gap
@@ -328,6 +366,7 @@ class _Follow:
     kind: Kind
     pinned: bool
     cursor: int
+    incarnation: bytes | None  # the store history of `cursor` (None: none yet, cursor 0)
     state: _State = _State.CATCHING_UP
     worker: asyncio.Task[None] | None = None
     again: bool = False
@@ -454,18 +493,21 @@ class MailboxClient:
         await self._retrying(lambda conn: conn.authenticate(key))
 
     async def follow(self, key: AccessKey, kind: Kind = Kind.GROUP, *, pinned: bool = False,
-                     after: int = START) -> None:
+                     after: int = START, incarnation: bytes | None = None) -> None:
         """Create the mailbox if needed (kind and pin apply only at creation), then deliver
-        every entry after `after`, now and after every reconnect."""
+        every entry after `after` — a cursor of the store history `incarnation`, both as
+        `cursor()` and `incarnation()` gave them — now and after every reconnect."""
         mailbox = key.mailbox_id
         if mailbox in self._follows:
             raise UsageError("already following this mailbox")
-        if any(f.kind != kind for f in self._follows.values()):
-            # One connection for the inbox, another for group mailboxes: otherwise the hub
-            # could link a member's inbox to its groups by connection (spec 10.1).
+        if after != START and incarnation is None:
+            raise UsageError("a cursor needs the store incarnation it belongs to")
+        if any((f.kind == Kind.INBOX) != (kind == Kind.INBOX) for f in self._follows.values()):
+            # One connection for the inbox, another for group and control mailboxes: otherwise
+            # the hub could link a member's inbox to its groups by connection (spec 10.1).
             raise UsageError("use one MailboxClient for an inbox and another for groups")
         self._keys[mailbox] = key
-        follow = self._follows[mailbox] = _Follow(key, kind, pinned, after)
+        follow = self._follows[mailbox] = _Follow(key, kind, pinned, after, incarnation)
 
         async def op(conn: HubConnection) -> None:
             await conn.authenticate(key)
@@ -490,20 +532,22 @@ class MailboxClient:
         def live() -> None:
             follow.state = _State.LIVE
 
-        await conn.subscribe(mailbox, follow.cursor, live)
+        await conn.subscribe(mailbox, follow.cursor, live, incarnation=follow.incarnation)
 
     async def sync(self, keys: Mapping[bytes, AccessKey],
-                   pinned: Collection[bytes] = ()) -> None:
+                   pinned: Collection[bytes] = (), control: Collection[bytes] = ()) -> None:
         """Follow exactly these group mailboxes (id -> access key): open the new ones (those in
-        `pinned` created pinned, for DKG attempts) and stop following the others. Made for
-        `GroupSession.mailboxes()` / `mailbox_access_key()` after every step."""
+        `pinned` created pinned, for DKG attempts; those in `control` as control mailboxes) and
+        stop following the others. Made for `GroupSession.mailboxes()` /
+        `mailbox_access_key()` after every step."""
         for mailbox in [m for m in self._follows if m not in keys]:
             await self.unfollow(mailbox)
         for mailbox, key in keys.items():
             if key.mailbox_id != mailbox:
                 raise UsageError("access key does not open that mailbox")
             if mailbox not in self._follows:
-                await self.follow(key, Kind.GROUP, pinned=mailbox in pinned)
+                kind = Kind.CONTROL if mailbox in control else Kind.GROUP
+                await self.follow(key, kind, pinned=mailbox in pinned)
 
     async def unfollow(self, mailbox: bytes) -> None:
         follow = self._follows.pop(mailbox, None)
@@ -516,25 +560,38 @@ class MailboxClient:
                 await conn.unsubscribe(mailbox)
 
     def cursor(self, mailbox: bytes) -> int:
-        """The last cursor delivered for a followed mailbox (persist it to resume later)."""
+        """The last cursor delivered for a followed mailbox (persist it, with `incarnation()`,
+        to resume later)."""
         return self._follows[mailbox].cursor
+
+    def incarnation(self, mailbox: bytes) -> bytes | None:
+        """The store history `cursor(mailbox)` belongs to (None before any delivery)."""
+        return self._follows[mailbox].incarnation
 
     async def put(self, mailbox: bytes, blob: bytes, msg_id: bytes | None = None) -> int:
         """Append `blob`; retried across reconnects with one message id. Returns its cursor."""
+        return (await self.put_entry(mailbox, blob, msg_id)).cursor
+
+    async def put_entry(self, mailbox: bytes, blob: bytes, msg_id: bytes | None = None) -> PutOk:
+        """As `put`, returning the hub's answer: cursor, acceptance time `t`, duplicate."""
         mid = msg_id if msg_id is not None else self._rng(MSG_ID_LEN)
-        result = await self._retrying(lambda conn: conn.put(mailbox, blob, mid))
-        return result.cursor
+        return await self._retrying(lambda conn: conn.put(mailbox, blob, mid))
 
     async def ack(self, mailbox: bytes, cursor: int) -> None:
-        """Inbox: delete every entry up to `cursor` at the hub."""
-        await self._retrying(lambda conn: conn.ack(mailbox, cursor))
+        """Inbox: delete every entry up to `cursor` (of the history the mailbox is followed in)
+        at the hub."""
+        follow = self._follows.get(mailbox)
+        inc = follow.incarnation if follow is not None else None
+        await self._retrying(lambda conn: conn.ack(mailbox, cursor, incarnation=inc))
 
     async def unpin(self, mailbox: bytes) -> None:
         """DKG mailbox: the attempt ended; let normal group retention apply."""
         await self._retrying(lambda conn: conn.unpin(mailbox))
 
-    async def fetch(self, mailbox: bytes, after: int, limit: int = MAX_BATCH_ENTRIES) -> Batch:
-        return await self._retrying(lambda conn: conn.fetch(mailbox, after, limit))
+    async def fetch(self, mailbox: bytes, after: int, limit: int = MAX_BATCH_ENTRIES, *,
+                    incarnation: bytes | None = None) -> Batch:
+        return await self._retrying(
+            lambda conn: conn.fetch(mailbox, after, limit, incarnation=incarnation))
 
     async def publish_bundle(self, directory: bytes, owner: AccessKey, bundle: bytes,
                              prekeys: tuple[bytes, ...] = ()) -> None:
@@ -550,6 +607,24 @@ class MailboxClient:
 
     async def take_bundle(self, directory: bytes) -> Bundle:
         return await self._retrying(lambda conn: conn.take_bundle(directory))
+
+    async def publish_join_keys(self, directory: bytes, owner: AccessKey,
+                                last_resort: bytes | None = None,
+                                join_keys: tuple[bytes, ...] = ()) -> None:
+        """Publish group join keys (opaque to the hub): replace the last-resort one if given,
+        add one-time ones, each handed out once. Same owner rule as `publish_bundle`."""
+        self._keys[owner.mailbox_id] = owner
+
+        async def op(conn: HubConnection) -> None:
+            await conn.authenticate(owner)
+            await conn.publish_join_keys(directory, owner.mailbox_id, last_resort, join_keys)
+
+        await self._retrying(op)
+
+    async def take_join_key(self, directory: bytes) -> JoinKey:
+        """One one-time join key (removed at the hub), or the last-resort one when none is
+        left (`last_resort` set)."""
+        return await self._retrying(lambda conn: conn.take_join_key(directory))
 
     # --- events ---
     async def next_event(self, timeout: float | None = None) -> Event:
@@ -576,18 +651,23 @@ class MailboxClient:
             # mailbox and fetch at the application's pace instead.
             self._start_resync(frame.mailbox, follow)
             return
-        self._accept(frame.mailbox, follow, frame.entries, frame.fell_behind, frame.next_cursor,
-                     self._events.put_nowait)
+        self._accept(frame.mailbox, follow, frame, self._events.put_nowait)
 
-    def _accept(self, mailbox: bytes, follow: _Follow, entries: tuple[Entry, ...],
-                fell_behind: bool, next_cursor: int, emit: Callable[[Event], None]) -> None:
-        if fell_behind:
+    def _accept(self, mailbox: bytes, follow: _Follow, frame: Batch | Push,
+                emit: Callable[[Event], None]) -> None:
+        if follow.incarnation is not None and frame.incarnation != follow.incarnation:
+            # The store lost data: our cursor names nothing in this history, which the hub
+            # sends from its start.
+            emit(Gap(mailbox, follow.cursor, history_changed=True))
+            follow.cursor = START
+        elif frame.fell_behind:
             emit(Gap(mailbox, follow.cursor))
-        for entry in entries:
+        follow.incarnation = frame.incarnation
+        for entry in frame.entries:
             if entry.cursor > follow.cursor:
-                emit(Delivery(mailbox, entry.cursor, entry.blob))
+                emit(Delivery(mailbox, entry.cursor, entry.blob, entry.t, frame.hub_time))
                 follow.cursor = entry.cursor
-        follow.cursor = max(follow.cursor, next_cursor)
+        follow.cursor = max(follow.cursor, frame.next_cursor)
 
     def _start_resync(self, mailbox: bytes, follow: _Follow) -> None:
         follow.state = _State.CATCHING_UP
@@ -612,10 +692,10 @@ class MailboxClient:
                 conn = await self._wait_connected(loop.time() + self.retry_timeout)
                 await conn.unsubscribe(mailbox)
                 while True:
-                    batch = await conn.fetch(mailbox, follow.cursor)
+                    batch = await conn.fetch(mailbox, follow.cursor,
+                                             incarnation=follow.incarnation)
                     pending: list[Event] = []
-                    self._accept(mailbox, follow, batch.entries, batch.fell_behind,
-                                 batch.next_cursor, pending.append)
+                    self._accept(mailbox, follow, batch, pending.append)
                     for event in pending:
                         await self._events.put(event)
                     if not batch.more:

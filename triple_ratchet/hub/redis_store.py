@@ -6,9 +6,19 @@ are `<cursor>-0`, so the hub's cursor is the stream id and trimming is `XTRIM MI
 the approximate `~` form). After each append the script publishes the mailbox id on one pub/sub
 channel; every hub process listens and wakes its own subscribers.
 
-Keys (all share the mailbox's hash tag so a cluster keeps them on one shard):
-`<prefix>{<hex id>}:m` hash kind/pinned/head/trimmed, `:s` the stream, `:d:<hex msg id>` a dedup
-record "cursor:time", and for the prekey directory `:b` hash owner/bundle and `:p` list of prekeys.
+Keys (all of one mailbox share its hash tag): `<prefix>{<hex id>}:m` hash
+kind/pinned/head/trimmed/t (t: the last acceptance time), `:s` the stream (fields `t`, `b`),
+`:d:<hex msg id>` a dedup record "cursor:time"; for a directory entry `:b` hash
+owner/expires/bundle/last_resort, `:p` list of prekeys, `:j` list of one-time join keys, and per
+owner `:o` a sorted set of its entries by expiry. `<prefix>incarnation` is a hash id/run_id:
+the store history. Every script checks it first and fails when it is gone or another (the data
+was lost), so no operation runs against a history the hub does not know. Being a global key it
+ties a deployment to one Redis server (no Redis Cluster).
+
+Persistence (spec 10.7): a Redis restart keeps the history only when Redis runs with
+`appendonly yes` and `appendfsync always` (so no acknowledged write can be lost); otherwise a
+restart (seen as a new `run_id`) starts a new incarnation, because an RDB snapshot or a lost
+AOF tail would re-issue cursors that readers already hold.
 """
 
 from __future__ import annotations
@@ -18,30 +28,65 @@ import contextlib
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from triple_ratchet.errors import LimitExceeded, ProtocolError
-from triple_ratchet.hub.frames import Entry, Kind
+from triple_ratchet.hub.frames import INCARNATION_LEN, Entry, Kind
 from triple_ratchet.hub.store import (
     CREATE_QUOTA_REASON,
+    NO_DIRECTORY_REASON,
+    NO_JOIN_KEY_REASON,
+    OTHER_OWNER_REASON,
+    OWNER_CAP_REASON,
     AppendResult,
     MailboxInfo,
     ReadResult,
     Retention,
     Store,
     TakenBundle,
+    TakenJoinKey,
     check_create,
     select_entries,
 )
+from triple_ratchet.random import RandomSource, system_random
 
-# Shared Lua: group retention (count then age, as one prefix), for the mailbox in KEYS[1..2].
+# Prepended to every script: the last key is the incarnation hash and the last argument the
+# incarnation the hub believes in; both are removed before the script proper reads KEYS/ARGV.
+_CHECK_INCARNATION = """
+local incarnation_key = table.remove(KEYS)
+local expected = table.remove(ARGV)
+if redis.call('HGET', incarnation_key, 'id') ~= expected then
+  return redis.error_reply('TRH_INCARNATION store history changed')
+end
+"""
+_INCARNATION_ERROR = "TRH_INCARNATION"
+
+# KEYS: incarnation hash. ARGV: candidate id, run_id, durable. -> the current id. A new history
+# begins when there is none, or when Redis restarted (new run_id) without durable persistence.
+_ESTABLISH = """
+local m = redis.call('HMGET', KEYS[1], 'id', 'run_id')
+if m[1] and (m[2] == ARGV[2] or ARGV[3] == '1') then
+  redis.call('HSET', KEYS[1], 'run_id', ARGV[2])
+  return m[1]
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'run_id', ARGV[2])
+return ARGV[1]
+"""
+
+# Shared Lua: group retention (count then age, as one prefix; maxcount < 0: age only) and
+# control retention (age only), for the mailbox in KEYS[1..2].
 _TRIM = """
-local function trim(meta, stream, now, maxcount, maxage)
+local function trim(meta, stream, now, maxcount, maxage, controlage)
   local m = redis.call('HMGET', meta, 'kind', 'pinned', 'head', 'trimmed')
   local trimmed = tonumber(m[4])
-  if m[1] ~= '1' or m[2] == '1' then return trimmed end
+  if m[1] == '2' or m[2] == '1' then return trimmed end
+  if m[1] == '3' then
+    maxcount = -1
+    maxage = controlage
+  end
   local head = tonumber(m[3])
   local new = trimmed
-  if head - new > maxcount then new = head - maxcount end
+  if maxcount >= 0 and head - new > maxcount then new = head - maxcount end
   local cutoff = now - maxage
   local done = false
   local batch = 1  -- usually only the oldest entry needs a look; grow while entries expire
@@ -75,61 +120,75 @@ _CREATE = """
 local kind = redis.call('HGET', KEYS[1], 'kind')
 if not kind then
   if ARGV[3] ~= '1' then return -2 end
-  redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'pinned', ARGV[2], 'head', 0, 'trimmed', 0)
+  redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'pinned', ARGV[2], 'head', 0, 'trimmed', 0,
+             't', 0)
   return 1
 end
 if kind ~= ARGV[1] then return -1 end
 return 0
 """
 
-# KEYS: meta, stream. ARGV: now, maxcount, maxage. -> 1, or 0 not found
+# KEYS: meta, stream. ARGV: now, maxcount, maxage, controlage. -> 1, or 0 not found
 _UNPIN = _TRIM + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'pinned', '0')
-trim(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+trim(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+     tonumber(ARGV[4]))
 return 1
 """
 
-# KEYS: meta, stream, dedup. ARGV: blob, now, maxcount, maxage, pinned_max, inbox_max,
-# dedup_ttl, channel, mailbox id. -> {1, cursor} new, {2, cursor} duplicate, {0} not found,
-# {-1} pinned full, {-2} inbox full
+# KEYS: meta, stream, dedup. ARGV: blob, now, maxcount, maxage, controlage, pinned_max,
+# inbox_max, control_max, dedup_ttl, channel, mailbox id. -> {1, cursor, t} new,
+# {2, cursor, t} duplicate, {0} not found, {-1} pinned full, {-2} inbox full, {-3} control full.
+# The entry's time is max(now, the mailbox's last time): never decreasing, whatever the clocks
+# of the hubs sharing this store.
 _APPEND = _TRIM + """
-local m = redis.call('HMGET', KEYS[1], 'kind', 'pinned')
+local m = redis.call('HMGET', KEYS[1], 'kind', 'pinned', 't')
 if not m[1] then return {0} end
 local now = tonumber(ARGV[2])
 local d = redis.call('GET', KEYS[3])
 if d then
   local seq, t = string.match(d, '^(%d+):(%d+)$')
-  if tonumber(t) > now - tonumber(ARGV[7]) then return {2, tonumber(seq)} end
+  if tonumber(t) > now - tonumber(ARGV[9]) then return {2, tonumber(seq), tonumber(t)} end
 end
-local trimmed = trim(KEYS[1], KEYS[2], now, tonumber(ARGV[3]), tonumber(ARGV[4]))
+local maxcount, maxage, controlage = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local trimmed = trim(KEYS[1], KEYS[2], now, maxcount, maxage, controlage)
 local head = tonumber(redis.call('HGET', KEYS[1], 'head'))
-if m[2] == '1' and head - trimmed >= tonumber(ARGV[5]) then return {-1} end
-if m[1] == '2' and head - trimmed >= tonumber(ARGV[6]) then return {-2} end
+if m[2] == '1' and head - trimmed >= tonumber(ARGV[6]) then return {-1} end
+if m[1] == '2' and head - trimmed >= tonumber(ARGV[7]) then return {-2} end
+if m[1] == '3' and head - trimmed >= tonumber(ARGV[8]) then return {-3} end
+local t = now
+local last = tonumber(m[3] or '0')
+if last > t then t = last end
 head = head + 1
-redis.call('XADD', KEYS[2], head .. '-0', 't', ARGV[2], 'b', ARGV[1])
-redis.call('HSET', KEYS[1], 'head', head)
-redis.call('SET', KEYS[3], head .. ':' .. ARGV[2], 'PX', ARGV[7])
-trim(KEYS[1], KEYS[2], now, tonumber(ARGV[3]), tonumber(ARGV[4]))
-redis.call('PUBLISH', ARGV[8], ARGV[9])
-return {1, head}
+redis.call('XADD', KEYS[2], head .. '-0', 't', t, 'b', ARGV[1])
+redis.call('HSET', KEYS[1], 'head', head, 't', t)
+redis.call('SET', KEYS[3], head .. ':' .. t, 'PX', ARGV[9])
+trim(KEYS[1], KEYS[2], now, maxcount, maxage, controlage)
+redis.call('PUBLISH', ARGV[10], ARGV[11])
+return {1, head, t}
 """
 
-# KEYS: meta, stream. ARGV: after, count, now, maxcount, maxage.
-# -> {1, trimmed, id, blob, id, blob...}, {0} not found, {-1} cursor never issued
+# KEYS: meta, stream. ARGV: after, count, now, maxcount, maxage, controlage.
+# -> {1, trimmed, id, t, blob, id, t, blob...}, {0} not found, {-1} cursor never issued
 _READ = _TRIM + """
 local head = redis.call('HGET', KEYS[1], 'head')
 if not head then return {0} end
 local after = tonumber(ARGV[1])
 if after > tonumber(head) then return {-1} end
-local trimmed = trim(KEYS[1], KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+local trimmed = trim(KEYS[1], KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
+                     tonumber(ARGV[6]))
 local out = {1, trimmed}
 local es = redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', tonumber(ARGV[2]))
 for _, e in ipairs(es) do
   local f = e[2]
   local b = nil
-  for i = 1, #f, 2 do if f[i] == 'b' then b = f[i + 1] end end
+  local t = nil
+  for i = 1, #f, 2 do
+    if f[i] == 'b' then b = f[i + 1] elseif f[i] == 't' then t = f[i + 1] end
+  end
   out[#out + 1] = tonumber(string.match(e[1], '^(%d+)-'))
+  out[#out + 1] = tonumber(t)
   out[#out + 1] = b
 end
 return out
@@ -149,40 +208,90 @@ end
 return 1
 """
 
-# KEYS: directory hash, prekey list. ARGV: owner, bundle, max_prekeys, prekeys...
-# -> 1, -1 other owner, -2 too many
-_PUBLISH = """
-local owner = redis.call('HGET', KEYS[1], 'owner')
+# Shared Lua for directory entries in KEYS[1..3] (hash, prekeys, join keys): the owner of the
+# live entry, or nil (an expired one is deleted: expiry is judged on the hub's clock).
+_DIRECTORY = """
+local function live_owner(now)
+  local m = redis.call('HMGET', KEYS[1], 'owner', 'expires')
+  if not m[1] then return nil end
+  if tonumber(m[2]) <= now then
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+    return nil
+  end
+  return m[1]
+end
+"""
+
+# KEYS: directory hash, prekey list, join key list, owner's set. ARGV: owner, now, ttl,
+# owner cap, max keys, list ('p' or 'j'), value (bundle or last resort), has value, keys...
+# -> 1, -1 other owner, -2 too many keys, -3 owner cap
+_PUBLISH = _DIRECTORY + """
+local now = tonumber(ARGV[2])
+local owner = live_owner(now)
 if owner and owner ~= ARGV[1] then return -1 end
-if redis.call('LLEN', KEYS[2]) + #ARGV - 3 > tonumber(ARGV[3]) then return -2 end
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'bundle', ARGV[2])
-for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+if not owner then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[4]) then return -3 end
+end
+local list = KEYS[3]
+local field = 'last_resort'
+if ARGV[6] == 'p' then
+  list = KEYS[2]
+  field = 'bundle'
+end
+if redis.call('LLEN', list) + #ARGV - 8 > tonumber(ARGV[5]) then return -2 end
+local expires = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'expires', expires)
+if ARGV[8] == '1' then redis.call('HSET', KEYS[1], field, ARGV[7]) end
+for i = 9, #ARGV do redis.call('RPUSH', list, ARGV[i]) end
+redis.call('ZADD', KEYS[4], expires, KEYS[1])
+-- Redis itself forgets the keys a day after the hub would: a backstop, whatever the clocks.
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[3]) + 86400000) end
 return 1
 """
 
-# KEYS: directory hash, prekey list. -> {bundle, prekey or false, remaining} or {} if absent
-_TAKE = """
+# KEYS: directory hash, prekey list, join key list. ARGV: now.
+# -> {bundle, prekey or false, remaining} or {} if absent
+_TAKE = _DIRECTORY + """
+if not live_owner(tonumber(ARGV[1])) then return {} end
 local bundle = redis.call('HGET', KEYS[1], 'bundle')
 if not bundle then return {} end
 local pk = redis.call('LPOP', KEYS[2])
 return {bundle, pk, redis.call('LLEN', KEYS[2])}
 """
 
+# KEYS: directory hash, prekey list, join key list. ARGV: now.
+# -> {1, key, remaining} one-time, {2, key} last resort, {0} no entry, {-1} no join key
+_TAKE_JOIN = _DIRECTORY + """
+if not live_owner(tonumber(ARGV[1])) then return {0} end
+local key = redis.call('LPOP', KEYS[3])
+if key then return {1, key, redis.call('LLEN', KEYS[3])} end
+local last = redis.call('HGET', KEYS[1], 'last_resort')
+if not last then return {-1} end
+return {2, last}
+"""
+
 
 class RedisStore(Store):
     def __init__(self, url: str, retention: Retention | None = None, *,
-                 prefix: str = "trh:") -> None:
+                 prefix: str = "trh:", rng: RandomSource = system_random) -> None:
         super().__init__(retention or Retention())
         self._redis: Any = aioredis.Redis.from_url(url)
         self._prefix = prefix
         self._channel = f"{prefix}notify".encode()
         self._scripts = {
-            name: self._redis.register_script(src)
+            name: self._redis.register_script(_CHECK_INCARNATION + src)
             for name, src in (("create", _CREATE), ("unpin", _UNPIN), ("append", _APPEND),
                               ("read", _READ), ("ack", _ACK), ("publish", _PUBLISH),
-                              ("take", _TAKE))
+                              ("take", _TAKE), ("take_join", _TAKE_JOIN))
         }
         self._listener_task: asyncio.Task[None] | None = None
+        self._rng = rng
+        self._incarnation_key = f"{prefix}incarnation"
+        self._establish_script = self._redis.register_script(_ESTABLISH)
+        # Cleared while the pub/sub link is down: Redis may be restarting, and no operation
+        # may run before the incarnation was checked again.
+        self._checked = asyncio.Event()
 
     def _key(self, ident: bytes, suffix: str) -> str:
         return f"{self._prefix}{{{ident.hex()}}}:{suffix}"
@@ -190,8 +299,50 @@ class RedisStore(Store):
     def _mbx(self, mailbox: bytes) -> list[str]:
         return [self._key(mailbox, "m"), self._key(mailbox, "s")]
 
+    async def _durable(self) -> bool:
+        """Whether Redis runs so that no acknowledged write can be lost (AOF, fsync always).
+        When CONFIG is not allowed (managed Redis), the answer is no: a restart then starts a
+        new history, which costs readers a re-read, never a silent skip."""
+        try:
+            aof = await self._redis.config_get("appendonly")
+            fsync = await self._redis.config_get("appendfsync")
+        except Exception:
+            return False
+        return bool(aof.get("appendonly") == "yes" and fsync.get("appendfsync") == "always")
+
+    async def _establish(self) -> None:
+        """Learn (or begin) the store history: atomic across hubs sharing the store."""
+        info = await self._redis.info("server")
+        run_id = str(info.get("run_id", ""))
+        durable = await self._durable()
+        current = await self._establish_script(
+            keys=[self._incarnation_key],
+            args=[self._rng(INCARNATION_LEN), run_id, int(durable)])
+        self.incarnation = bytes(current)
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a script in the store history this hub knows; when the history changed (the
+        data was lost), learn the new one and fail this call (the client retries)."""
+        if not self._checked.is_set():
+            raise ConnectionError("store link is being re-checked")
+        try:
+            return await self._scripts[name](keys=[*keys, self._incarnation_key],
+                                             args=[*args, self.incarnation])
+        except ResponseError as exc:
+            if _INCARNATION_ERROR not in str(exc):
+                raise
+        await self._establish()
+        self._notify_all()
+        raise ConnectionError("the store lost data: a new store history began")
+
+    def _notify_all(self) -> None:
+        for listener in self._listeners:
+            listener(None)
+
     async def start(self) -> None:
         await self._redis.ping()
+        await self._establish()
+        self._checked.set()
         ready = asyncio.Event()
         self._listener_task = asyncio.create_task(self._listen(ready))
         await ready.wait()
@@ -207,6 +358,9 @@ class RedisStore(Store):
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
+                if not self._checked.is_set():  # the link was lost: Redis may have restarted
+                    await self._establish()
+                    self._checked.set()
                 for listener in self._listeners:
                     listener(None)
                 ready.set()
@@ -222,6 +376,7 @@ class RedisStore(Store):
                     await pubsub.aclose()
                 raise
             except Exception:  # the Redis link dropped: retry, then wake everyone
+                self._checked.clear()
                 ready.set()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -237,13 +392,14 @@ class RedisStore(Store):
 
     def _trim_args(self, now_ms: int) -> list[int]:
         r = self.retention
-        return [now_ms, r.group_max_count, r.group_max_age_ms]
+        max_count = -1 if r.group_max_count is None else r.group_max_count
+        return [now_ms, max_count, r.group_max_age_ms, r.control_max_age_ms]
 
     async def create(self, mailbox: bytes, kind: Kind, pinned: bool, now_ms: int, *,
                      may_create: bool = True) -> bool:
         check_create(kind, pinned)
-        result = int(await self._scripts["create"](
-            keys=[self._key(mailbox, "m")], args=[int(kind), int(pinned), int(may_create)]))
+        result = int(await self._run(
+            "create", [self._key(mailbox, "m")], [int(kind), int(pinned), int(may_create)]))
         if result == -1:
             raise ProtocolError("mailbox exists with another kind")
         if result == -2:
@@ -257,18 +413,18 @@ class RedisStore(Store):
         return MailboxInfo(Kind(int(m[0])), m[1] == b"1", int(m[2]), int(m[3]))
 
     async def unpin(self, mailbox: bytes, now_ms: int) -> None:
-        result = await self._scripts["unpin"](keys=self._mbx(mailbox),
-                                              args=self._trim_args(now_ms))
+        result = await self._run("unpin", self._mbx(mailbox), self._trim_args(now_ms))
         if int(result) == 0:
             raise ProtocolError("no such mailbox")
 
     async def append(self, mailbox: bytes, msg_id: bytes, blob: bytes,
                      now_ms: int) -> AppendResult:
         r = self.retention
-        result = await self._scripts["append"](
-            keys=[*self._mbx(mailbox), self._key(mailbox, "d:" + msg_id.hex())],
-            args=[blob, now_ms, r.group_max_count, r.group_max_age_ms, r.pinned_max_count,
-                  r.inbox_max_count, r.dedup_ttl_ms, self._channel, mailbox],
+        now, max_count, max_age, control_age = self._trim_args(now_ms)
+        result = await self._run(
+            "append", [*self._mbx(mailbox), self._key(mailbox, "d:" + msg_id.hex())],
+            [blob, now, max_count, max_age, control_age, r.pinned_max_count, r.inbox_max_count,
+             r.control_max_count, r.dedup_ttl_ms, self._channel, mailbox],
         )
         code = int(result[0])
         if code == 0:
@@ -277,17 +433,16 @@ class RedisStore(Store):
             raise LimitExceeded("pinned mailbox is full")
         if code == -2:
             raise LimitExceeded("inbox is full")
+        if code == -3:
+            raise LimitExceeded("control mailbox is full")
         # No local notification: the script's PUBLISH reaches this process too, and a second
         # wake would only cost every local subscriber another read.
-        return AppendResult(int(result[1]), code == 2)
+        return AppendResult(int(result[1]), int(result[2]), code == 2)
 
     async def read(self, mailbox: bytes, after: int, limit: int, max_bytes: int,
                    now_ms: int) -> ReadResult:
-        r = self.retention
-        result = await self._scripts["read"](
-            keys=self._mbx(mailbox),
-            args=[after, limit + 1, now_ms, r.group_max_count, r.group_max_age_ms],
-        )
+        result = await self._run(
+            "read", self._mbx(mailbox), [after, limit + 1, *self._trim_args(now_ms)])
         code = int(result[0])
         if code == 0:
             raise ProtocolError("no such mailbox")
@@ -295,11 +450,12 @@ class RedisStore(Store):
             raise ProtocolError("cursor was never issued")
         trimmed = int(result[1])
         flat = result[2:]
-        retained = [Entry(int(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
+        retained = [Entry(int(flat[i]), int(flat[i + 1]), bytes(flat[i + 2]))
+                    for i in range(0, len(flat), 3)]
         return select_entries(retained, after, trimmed, limit, max_bytes)
 
     async def ack(self, mailbox: bytes, cursor: int) -> None:
-        result = int(await self._scripts["ack"](keys=self._mbx(mailbox), args=[cursor]))
+        result = int(await self._run("ack", self._mbx(mailbox), [cursor]))
         if result == 0:
             raise ProtocolError("no such mailbox")
         if result == -1:
@@ -307,24 +463,52 @@ class RedisStore(Store):
         if result == -2:
             raise ProtocolError("cursor was never issued")
 
-    async def publish(self, directory: bytes, owner: bytes, bundle: bytes,
-                      prekeys: tuple[bytes, ...]) -> None:
-        result = int(await self._scripts["publish"](
-            keys=[self._key(directory, "b"), self._key(directory, "p")],
-            args=[owner, bundle, self.retention.max_prekeys, *prekeys],
+    def _directory(self, directory: bytes) -> list[str]:
+        return [self._key(directory, "b"), self._key(directory, "p"), self._key(directory, "j")]
+
+    async def _publish(self, directory: bytes, owner: bytes, now_ms: int, which: str,
+                       value: bytes | None, keys: tuple[bytes, ...], max_keys: int) -> None:
+        r = self.retention
+        result = int(await self._run(
+            "publish", [*self._directory(directory), self._key(owner, "o")],
+            [owner, now_ms, r.directory_ttl_ms, r.max_directories_per_owner, max_keys, which,
+             value or b"", int(value is not None), *keys],
         ))
         if result == -1:
-            raise ProtocolError("directory entry belongs to another access key")
+            raise ProtocolError(OTHER_OWNER_REASON)
+        if result == -3:
+            raise LimitExceeded(OWNER_CAP_REASON)
         if result == -2:
-            raise LimitExceeded("too many one-time prekeys")
+            raise LimitExceeded("too many one-time prekeys" if which == "p"
+                                else "too many one-time join keys")
 
-    async def take_bundle(self, directory: bytes) -> TakenBundle:
-        result = await self._scripts["take"](
-            keys=[self._key(directory, "b"), self._key(directory, "p")], args=[])
+    async def publish(self, directory: bytes, owner: bytes, bundle: bytes,
+                      prekeys: tuple[bytes, ...], now_ms: int) -> None:
+        await self._publish(directory, owner, now_ms, "p", bundle, prekeys,
+                            self.retention.max_prekeys)
+
+    async def take_bundle(self, directory: bytes, now_ms: int) -> TakenBundle:
+        result = await self._run("take", self._directory(directory), [now_ms])
         if not result:
-            raise ProtocolError("no such directory entry")
+            raise ProtocolError(NO_DIRECTORY_REASON)
         prekey = bytes(result[1]) if result[1] is not None else None
         return TakenBundle(bytes(result[0]), prekey, int(result[2]))
+
+    async def publish_join_keys(self, directory: bytes, owner: bytes, last_resort: bytes | None,
+                                join_keys: tuple[bytes, ...], now_ms: int) -> None:
+        await self._publish(directory, owner, now_ms, "j", last_resort, join_keys,
+                            self.retention.max_join_keys)
+
+    async def take_join_key(self, directory: bytes, now_ms: int) -> TakenJoinKey:
+        result = await self._run("take_join", self._directory(directory), [now_ms])
+        code = int(result[0])
+        if code == 0:
+            raise ProtocolError(NO_DIRECTORY_REASON)
+        if code == -1:
+            raise ProtocolError(NO_JOIN_KEY_REASON)
+        if code == 1:
+            return TakenJoinKey(bytes(result[1]), False, int(result[2]))
+        return TakenJoinKey(bytes(result[1]), True, 0)
 
 
 __all__ = ["RedisStore"]

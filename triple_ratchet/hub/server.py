@@ -51,15 +51,18 @@ from triple_ratchet.hub.frames import (
     ErrorCode,
     Fetch,
     Hello,
+    JoinKey,
     Kind,
     Ok,
     Publish,
+    PublishJoinKeys,
     Push,
     Put,
     PutOk,
     Resync,
     Subscribe,
     TakeBundle,
+    TakeJoinKey,
     Unpin,
     Unsubscribe,
     decode_client_frame,
@@ -98,6 +101,11 @@ MAX_PINNED_PER_CONNECTION = 4
 # this is a flood, and the cap bounds what it can push into the store.
 AUTH_WRITE_RATE = 100.0
 AUTH_WRITE_BURST = 1000.0
+# Directory publishes (prekeys and join keys) per connection: a client publishes when it starts
+# and when it refills its keys, a few times a day; one connection flooding the directory stored
+# 187 MB in 5 s before (issue 9).
+PUBLISH_RATE = 0.1
+PUBLISH_BURST = 20.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,7 @@ class HubConfig:
                                    burst=float(MAX_CREATES_PER_CONNECTION))
     max_pinned: int = MAX_PINNED_PER_CONNECTION
     authenticated_writes: RateLimit = RateLimit(rate=AUTH_WRITE_RATE, burst=AUTH_WRITE_BURST)
+    publishes: RateLimit = RateLimit(rate=PUBLISH_RATE, burst=PUBLISH_BURST)
 
 
 class TokenBucket:
@@ -213,6 +222,8 @@ class _Outbox:
 class _Subscription:
     mailbox: bytes
     cursor: int
+    incarnation: bytes  # the store history `cursor` belongs to
+    lost: bool = False  # the reader's cursor was of a lost history: report fell_behind first
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -304,6 +315,7 @@ class _Connection:
         self.bucket = TokenBucket(hub.config.per_connection, now)
         self.creates = TokenBucket(hub.config.creates, now)
         self.writes = TokenBucket(hub.config.authenticated_writes, now)
+        self.publishes = TokenBucket(hub.config.publishes, now)
         self.pinned: set[bytes] = set()  # pinned mailboxes this connection created
 
     async def run(self) -> None:
@@ -345,7 +357,8 @@ class _Connection:
         if hello.version != PROTOCOL_VERSION:
             raise _Fatal(ErrorCode.UNSUPPORTED, "unsupported protocol version")
         self.challenge = self.hub.rng(CHALLENGE_LEN)
-        self.out.put(encode(Challenge(PROTOCOL_VERSION, self.challenge, MAX_BLOB_SIZE)))
+        self.out.put(encode(Challenge(PROTOCOL_VERSION, self.challenge, MAX_BLOB_SIZE,
+                                      self.hub.store.incarnation)))
         high_water = self.hub.config.outbox_high_water
         async for message in self.ws:
             frame = self._decode(message)
@@ -422,14 +435,23 @@ class _Connection:
                 elif not self.writes.take(hub.clock()):
                     raise LimitExceeded("write rate limited")
                 result = await store.append(mailbox, msg_id, blob, hub.now_ms())
-                self.out.put(encode(PutOk(req, result.cursor, result.duplicate)))
-            case Fetch(req, mailbox, after, limit):
+                self.out.put(encode(PutOk(req, result.cursor, result.t, result.duplicate)))
+            case Fetch(req, mailbox, incarnation, after, limit):
                 self._require(mailbox)
-                res = await store.read(mailbox, after, limit, MAX_BATCH_BYTES, hub.now_ms())
-                self.out.put(encode(Batch(req, mailbox, res.next_cursor, res.fell_behind,
-                                          res.more, res.entries)))
-            case Subscribe(req, mailbox, after):
+                # A cursor of a lost store history names nothing here: read from the start of
+                # this history and report the gap (never skip silently). The store checks the
+                # history it reads in is `current` (taken with no await in between).
+                current = store.incarnation
+                lost = after != 0 and incarnation != current
+                res = await store.read(mailbox, 0 if lost else after, limit, MAX_BATCH_BYTES,
+                                       hub.now_ms())
+                self.out.put(encode(Batch(req, mailbox, current, res.next_cursor, hub.now_ms(),
+                                          res.fell_behind or lost, res.more, res.entries)))
+            case Subscribe(req, mailbox, incarnation, after):
                 self._require(mailbox)
+                current = store.incarnation
+                lost = after != 0 and incarnation != current
+                after = 0 if lost else after
                 info = await store.info(mailbox)
                 if info is None:
                     raise ProtocolError("no such mailbox")
@@ -441,26 +463,44 @@ class _Connection:
                 elif len(self.subs) >= MAX_SUBSCRIPTIONS:
                     raise LimitExceeded("too many subscriptions on one connection")
                 self.out.put(encode(Ok(req)))
-                self._start(_Subscription(mailbox, after))
+                self._start(_Subscription(mailbox, after, current, lost))
             case Unsubscribe(req, mailbox):
                 sub = self.subs.get(mailbox)
                 if sub is not None:
                     self._drop(sub)
                 self.out.put(encode(Ok(req)))
-            case Ack(req, mailbox, cursor):
+            case Ack(req, mailbox, incarnation, cursor):
                 self._require(mailbox)
+                if cursor != 0 and incarnation != store.incarnation:
+                    raise ProtocolError("cursor is of another store history")
                 await store.ack(mailbox, cursor)
                 self.out.put(encode(Ok(req)))
             case Publish(req, directory, owner, bundle, prekeys):
                 self._require(owner)
-                await store.publish(directory, owner, bundle, prekeys)
+                self._publish_token()
+                await store.publish(directory, owner, bundle, prekeys, hub.now_ms())
                 self.out.put(encode(Ok(req)))
             case TakeBundle(req, directory):
                 self._rate(directory)
-                taken = await store.take_bundle(directory)
+                taken = await store.take_bundle(directory, hub.now_ms())
                 self.out.put(encode(Bundle(req, taken.bundle, taken.prekey, taken.remaining)))
+            case PublishJoinKeys(req, directory, owner, last_resort, join_keys):
+                self._require(owner)
+                self._publish_token()
+                await store.publish_join_keys(directory, owner, last_resort, join_keys,
+                                              hub.now_ms())
+                self.out.put(encode(Ok(req)))
+            case TakeJoinKey(req, directory):
+                self._rate(directory)
+                join = await store.take_join_key(directory, hub.now_ms())
+                self.out.put(encode(JoinKey(req, join.last_resort, join.join_key,
+                                            join.remaining)))
             case _:
                 raise UsageError("unhandled frame")
+
+    def _publish_token(self) -> None:
+        if not self.publishes.take(self.hub.clock()):
+            raise LimitExceeded("directory publishes rate limited")
 
     async def _create(self, mailbox: bytes, kind: Kind, pinned: bool) -> None:
         """CREATE within the connection's quotas. Whether the mailbox is new is decided by the
@@ -512,6 +552,9 @@ class _Connection:
             sub.wake.clear()
             more = True
             while more:
+                current = self.hub.store.incarnation
+                if current != sub.incarnation:  # the store lost data under this subscription
+                    sub.cursor, sub.incarnation, sub.lost = 0, current, True
                 try:
                     res = await self.hub.store.read(sub.mailbox, sub.cursor, MAX_BATCH_ENTRIES,
                                                     MAX_BATCH_BYTES, self.hub.now_ms())
@@ -520,9 +563,10 @@ class _Connection:
                     # (and sees the failure there) instead of stalling silently.
                     self._overflow(sub)
                     return
-                if not res.entries and not res.fell_behind:
+                if not res.entries and not res.fell_behind and not sub.lost:
                     break
-                frame = encode(Push(sub.mailbox, res.next_cursor, res.fell_behind, res.entries))
+                frame = encode(Push(sub.mailbox, current, res.next_cursor, self.hub.now_ms(),
+                                    res.fell_behind or sub.lost, res.entries))
                 if self.out.push_entries and (
                     self.out.push_entries + len(res.entries) > config.live_queue_entries
                     or self.out.push_bytes + len(frame) > config.live_queue_bytes
@@ -530,7 +574,7 @@ class _Connection:
                     self._overflow(sub)
                     return
                 self.out.put(frame, max(1, len(res.entries)))
-                sub.cursor = res.next_cursor
+                sub.cursor, sub.lost = res.next_cursor, False
                 more = res.more
 
     def _overflow(self, sub: _Subscription) -> None:

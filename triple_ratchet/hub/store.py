@@ -5,6 +5,12 @@ test: a mailbox has a kind, a pin flag, a head (the last cursor issued, 0 before
 point (every cursor at or below it is gone). Cursors are per-mailbox sequence numbers 1, 2, 3...
 Entries between trim point and head are exactly the retained ones. Time is passed in, in integer
 milliseconds, so every backend decides retention from the same numbers.
+
+Every entry gets its acceptance time `t = max(now, t of the mailbox's previous entry)` in the
+same atomic step that gives it its cursor, so `t` never decreases within a mailbox, also when
+hubs with different clocks share a store. A store has an `incarnation`: 16 bytes created with
+its data and replaced whenever the data may have been lost, so a cursor of a lost history is
+recognised (spec 10.2).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from triple_ratchet.errors import LimitExceeded, ProtocolError
-from triple_ratchet.hub.frames import Entry, Kind
+from triple_ratchet.hub.frames import INCARNATION_LEN, Entry, Kind
+from triple_ratchet.random import RandomSource, system_random
 
 # Called with a mailbox id after a new entry, or with None: "re-read everything you follow".
 Listener = Callable[[bytes | None], None]
@@ -27,8 +34,15 @@ class Retention:
 
     # A group mailbox keeps its newest `group_max_count` entries younger than `group_max_age_ms`:
     # enough for a member offline for a week, bounded so an abandoned mailbox costs little.
-    group_max_count: int = 10_000
+    # None keeps group mailboxes by age only (what version 2 of the epoch change needs).
+    group_max_count: int | None = 10_000
     group_max_age_ms: int = 7 * 24 * 3600 * 1000
+    # A control mailbox (one per epoch change) is kept by age only, never by count: a member
+    # catching up must find every entry of the change (ASYNC-EPOCHS R12, RETENTION = 30 days).
+    control_max_age_ms: int = 30 * 24 * 3600 * 1000
+    # ... and refuses writes past this many retained entries: 1,000 members within their
+    # per-epoch budget of 64 entries stay below it; it bounds an abandoned or flooded one.
+    control_max_count: int = 100_000
     # A pinned (live DKG attempt) mailbox is never trimmed; it refuses writes past this count.
     pinned_max_count: int = 100_000
     # An inbox is emptied by its owner's acks; past this many unacknowledged entries it refuses.
@@ -36,8 +50,14 @@ class Retention:
     # A client message id stays deduplicated this long, even after its entry was trimmed, so
     # a retry after a reconnect never appends twice.
     dedup_ttl_ms: int = 24 * 3600 * 1000
-    # Stored one-time prekeys per directory entry.
+    # Stored one-time prekeys, and one-time group join keys, per directory entry.
     max_prekeys: int = 1000
+    max_join_keys: int = 1000
+    # Live directory entries one owner (access key) may hold: an account has one per suite.
+    max_directories_per_owner: int = 4
+    # A directory entry not published to for this long is gone (its id free again): bounds
+    # what abandoned entries cost; clients republish on start and when refilling keys.
+    directory_ttl_ms: int = 30 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,7 @@ class MailboxInfo:
 @dataclass(frozen=True)
 class AppendResult:
     cursor: int
+    t: int  # the entry's acceptance time (the original entry's for a duplicate)
     duplicate: bool
 
 
@@ -72,8 +93,23 @@ class TakenBundle:
         return f"TakenBundle(prekey={self.prekey is not None}, remaining={self.remaining})"
 
 
+@dataclass(frozen=True, repr=False)
+class TakenJoinKey:
+    join_key: bytes
+    last_resort: bool
+    remaining: int
+
+    def __repr__(self) -> str:
+        return f"TakenJoinKey(last_resort={self.last_resort}, remaining={self.remaining})"
+
+
 # The refusal when a connection out of creation quota names a mailbox that does not exist.
 CREATE_QUOTA_REASON = "mailbox creation quota reached on this connection"
+# Directory refusals, the same words from every store.
+OTHER_OWNER_REASON = "directory entry belongs to another access key"
+OWNER_CAP_REASON = "too many directory entries for one access key"
+NO_DIRECTORY_REASON = "no such directory entry"
+NO_JOIN_KEY_REASON = "no join key published"
 
 
 def check_create(kind: Kind, pinned: bool) -> None:
@@ -103,10 +139,13 @@ class Store(ABC):
     issued, wrong owner) or `LimitExceeded` (full); nothing else is expected."""
 
     retention: Retention
+    # The store history (spec 10.2): valid after `start()`; cursors belong to one incarnation.
+    incarnation: bytes
 
     def __init__(self, retention: Retention) -> None:
         self.retention = retention
         self._listeners: list[Listener] = []
+        self.incarnation = bytes(INCARNATION_LEN)
 
     def add_listener(self, listener: Listener) -> None:
         """`listener(mailbox_id)` runs after every new entry, from any hub sharing the store;
@@ -141,7 +180,8 @@ class Store(ABC):
 
     @abstractmethod
     async def append(self, mailbox: bytes, msg_id: bytes, blob: bytes,
-                     now_ms: int) -> AppendResult: ...
+                     now_ms: int) -> AppendResult:
+        """Append with `t = max(now_ms, t of the mailbox's last entry)`, atomically."""
 
     @abstractmethod
     async def read(self, mailbox: bytes, after: int, limit: int, max_bytes: int,
@@ -153,13 +193,26 @@ class Store(ABC):
 
     @abstractmethod
     async def publish(self, directory: bytes, owner: bytes, bundle: bytes,
-                      prekeys: tuple[bytes, ...]) -> None:
+                      prekeys: tuple[bytes, ...], now_ms: int) -> None:
         """Set the bundle and add one-time prekeys. The first publisher's access mailbox id
-        becomes the entry's owner; later publishes must come from it."""
+        becomes the entry's owner; later publishes must come from it. Every publish keeps the
+        entry alive for `directory_ttl_ms`; an owner holds at most `max_directories_per_owner`
+        live entries."""
 
     @abstractmethod
-    async def take_bundle(self, directory: bytes) -> TakenBundle:
+    async def take_bundle(self, directory: bytes, now_ms: int) -> TakenBundle:
         """The bundle and one one-time prekey, which is removed (handed out at most once)."""
+
+    @abstractmethod
+    async def publish_join_keys(self, directory: bytes, owner: bytes, last_resort: bytes | None,
+                                join_keys: tuple[bytes, ...], now_ms: int) -> None:
+        """Replace the last-resort group join key (if given) and add one-time join keys, under
+        the same ownership, cap and expiry as `publish`."""
+
+    @abstractmethod
+    async def take_join_key(self, directory: bytes, now_ms: int) -> TakenJoinKey:
+        """The oldest one-time join key, removed (handed out at most once), else the
+        last-resort one (not removed)."""
 
 
 @dataclass
@@ -168,6 +221,7 @@ class _Mailbox:
     pinned: bool
     head: int = 0
     trimmed: int = 0
+    last_t: int = 0  # acceptance time of the last entry ever appended
     entries: collections.deque[tuple[int, int, bytes]] = field(
         default_factory=collections.deque)  # (cursor, time ms, blob)
 
@@ -175,15 +229,20 @@ class _Mailbox:
 @dataclass
 class _Directory:
     owner: bytes
-    bundle: bytes
+    expires: int
+    bundle: bytes | None = None
+    last_resort: bytes | None = None
     prekeys: collections.deque[bytes] = field(default_factory=collections.deque)
+    join_keys: collections.deque[bytes] = field(default_factory=collections.deque)
 
 
 class MemoryStore(Store):
     """Everything in dicts: for tests, and the model the other stores are checked against."""
 
-    def __init__(self, retention: Retention | None = None) -> None:
+    def __init__(self, retention: Retention | None = None, *,
+                 rng: RandomSource = system_random) -> None:
         super().__init__(retention or Retention())
+        self.incarnation = rng(INCARNATION_LEN)  # memory is lost with the process
         self._mailboxes: dict[bytes, _Mailbox] = {}
         self._dedup: dict[tuple[bytes, bytes], tuple[int, int]] = {}
         self._dedup_order: collections.deque[tuple[int, bytes, bytes]] = collections.deque()
@@ -199,12 +258,15 @@ class MemoryStore(Store):
         return box
 
     def _trim(self, box: _Mailbox, now_ms: int) -> None:
-        if box.kind != Kind.GROUP or box.pinned:
+        if box.kind == Kind.INBOX or box.pinned:
             return
         ret = self.retention
+        control = box.kind == Kind.CONTROL
+        max_count = None if control else ret.group_max_count
+        max_age = ret.control_max_age_ms if control else ret.group_max_age_ms
         while box.entries and (
-            len(box.entries) > ret.group_max_count
-            or box.entries[0][1] <= now_ms - ret.group_max_age_ms
+            (max_count is not None and len(box.entries) > max_count)
+            or box.entries[0][1] <= now_ms - max_age
         ):
             box.trimmed = box.entries.popleft()[0]
 
@@ -245,21 +307,26 @@ class MemoryStore(Store):
         box = self._get(mailbox)
         self._expire_dedup(now_ms)
         seen = self._dedup.get((mailbox, msg_id))
-        if seen is not None:
-            return AppendResult(seen[0], True)
+        # Times are per-mailbox monotone only, so the expiry queue may hold an expired record
+        # behind a younger one: check the record's own age too.
+        if seen is not None and seen[1] > now_ms - self.retention.dedup_ttl_ms:
+            return AppendResult(seen[0], seen[1], True)
         self._trim(box, now_ms)
         ret = self.retention
         if box.pinned and len(box.entries) >= ret.pinned_max_count:
             raise LimitExceeded("pinned mailbox is full")
         if box.kind == Kind.INBOX and len(box.entries) >= ret.inbox_max_count:
             raise LimitExceeded("inbox is full")
+        if box.kind == Kind.CONTROL and len(box.entries) >= ret.control_max_count:
+            raise LimitExceeded("control mailbox is full")
         box.head += 1
-        box.entries.append((box.head, now_ms, blob))
-        self._dedup[(mailbox, msg_id)] = (box.head, now_ms)
-        self._dedup_order.append((now_ms, mailbox, msg_id))
+        box.last_t = t = max(now_ms, box.last_t)
+        box.entries.append((box.head, t, blob))
+        self._dedup[(mailbox, msg_id)] = (box.head, t)
+        self._dedup_order.append((t, mailbox, msg_id))
         self._trim(box, now_ms)
         self._notify(mailbox)
-        return AppendResult(box.head, False)
+        return AppendResult(box.head, t, False)
 
     async def read(self, mailbox: bytes, after: int, limit: int, max_bytes: int,
                    now_ms: int) -> ReadResult:
@@ -268,9 +335,9 @@ class MemoryStore(Store):
             raise ProtocolError("cursor was never issued")
         self._trim(box, now_ms)
         retained = []
-        for cursor, _, blob in box.entries:
+        for cursor, t, blob in box.entries:
             if cursor > after:
-                retained.append(Entry(cursor, blob))
+                retained.append(Entry(cursor, t, blob))
                 if len(retained) > limit:
                     break
         return select_entries(retained, after, box.trimmed, limit, max_bytes)
@@ -285,25 +352,69 @@ class MemoryStore(Store):
             box.entries.popleft()
         box.trimmed = max(box.trimmed, cursor)
 
-    async def publish(self, directory: bytes, owner: bytes, bundle: bytes,
-                      prekeys: tuple[bytes, ...]) -> None:
+    def _live(self, directory: bytes, now_ms: int) -> _Directory | None:
         entry = self._directories.get(directory)
-        if entry is not None and entry.owner != owner:
-            raise ProtocolError("directory entry belongs to another access key")
+        if entry is not None and entry.expires <= now_ms:
+            del self._directories[directory]
+            return None
+        return entry
+
+    def _claim(self, directory: bytes, owner: bytes, now_ms: int) -> _Directory | None:
+        """The live entry `owner` may publish to (None: a new one it may create)."""
+        for d in [d for d, e in self._directories.items() if e.expires <= now_ms]:
+            del self._directories[d]  # expired entries cost nothing from here on
+        entry = self._directories.get(directory)
+        if entry is not None:
+            if entry.owner != owner:
+                raise ProtocolError(OTHER_OWNER_REASON)
+            return entry
+        owned = sum(1 for e in self._directories.values() if e.owner == owner)
+        if owned >= self.retention.max_directories_per_owner:
+            raise LimitExceeded(OWNER_CAP_REASON)
+        return None
+
+    async def publish(self, directory: bytes, owner: bytes, bundle: bytes,
+                      prekeys: tuple[bytes, ...], now_ms: int) -> None:
+        entry = self._claim(directory, owner, now_ms)
         stored = len(entry.prekeys) if entry is not None else 0
         if stored + len(prekeys) > self.retention.max_prekeys:
             raise LimitExceeded("too many one-time prekeys")
         if entry is None:
-            entry = self._directories[directory] = _Directory(owner, bundle)
+            entry = self._directories[directory] = _Directory(owner, 0)
+        entry.expires = now_ms + self.retention.directory_ttl_ms
         entry.bundle = bundle
         entry.prekeys.extend(prekeys)
 
-    async def take_bundle(self, directory: bytes) -> TakenBundle:
-        entry = self._directories.get(directory)
-        if entry is None:
-            raise ProtocolError("no such directory entry")
+    async def take_bundle(self, directory: bytes, now_ms: int) -> TakenBundle:
+        entry = self._live(directory, now_ms)
+        if entry is None or entry.bundle is None:
+            raise ProtocolError(NO_DIRECTORY_REASON)
         prekey = entry.prekeys.popleft() if entry.prekeys else None
         return TakenBundle(entry.bundle, prekey, len(entry.prekeys))
+
+    async def publish_join_keys(self, directory: bytes, owner: bytes, last_resort: bytes | None,
+                                join_keys: tuple[bytes, ...], now_ms: int) -> None:
+        entry = self._claim(directory, owner, now_ms)
+        stored = len(entry.join_keys) if entry is not None else 0
+        if stored + len(join_keys) > self.retention.max_join_keys:
+            raise LimitExceeded("too many one-time join keys")
+        if entry is None:
+            entry = self._directories[directory] = _Directory(owner, 0)
+        entry.expires = now_ms + self.retention.directory_ttl_ms
+        if last_resort is not None:
+            entry.last_resort = last_resort
+        entry.join_keys.extend(join_keys)
+
+    async def take_join_key(self, directory: bytes, now_ms: int) -> TakenJoinKey:
+        entry = self._live(directory, now_ms)
+        if entry is None:
+            raise ProtocolError(NO_DIRECTORY_REASON)
+        if entry.join_keys:
+            key = entry.join_keys.popleft()
+            return TakenJoinKey(key, False, len(entry.join_keys))
+        if entry.last_resort is None:
+            raise ProtocolError(NO_JOIN_KEY_REASON)
+        return TakenJoinKey(entry.last_resort, True, 0)
 
 
 __all__ = [
@@ -314,4 +425,5 @@ __all__ = [
     "Retention",
     "Store",
     "TakenBundle",
+    "TakenJoinKey",
 ]

@@ -132,32 +132,42 @@ def _outputs(case: dict[str, Any]) -> dict[str, Any]:
 def _frame_cases(rng: DeterministicRandom) -> list[dict[str, Any]]:
     mbx, other = rng(32), rng(32)
     key = AccessKey.from_seed(DEFAULT_SUITE, rng(32))
+    inc = rng(f.INCARNATION_LEN)
+    t = 1_767_225_600_000  # hub times are Unix milliseconds
     client: list[tuple[str, f.ClientFrame]] = [
-        ("HELLO", f.Hello(1)),
+        ("HELLO", f.Hello(f.PROTOCOL_VERSION)),
         ("AUTH", f.Auth(1, key.prove(rng(32)))),
         ("CREATE pinned group", f.Create(2, mbx, f.Kind.GROUP, True)),
         ("CREATE inbox", f.Create(3, mbx, f.Kind.INBOX, False)),
+        ("CREATE control", f.Create(3, mbx, f.Kind.CONTROL, False)),
         ("UNPIN", f.Unpin(4, mbx)),
         ("PUT", f.Put(5, mbx, rng(16), b"opaque blob")),
-        ("FETCH", f.Fetch(6, mbx, 41, 256)),
-        ("SUBSCRIBE", f.Subscribe(7, mbx, 0)),
+        ("FETCH", f.Fetch(6, mbx, inc, 41, 256)),
+        ("SUBSCRIBE", f.Subscribe(7, mbx, inc, 0)),
         ("UNSUBSCRIBE", f.Unsubscribe(8, mbx)),
-        ("ACK", f.Ack(9, mbx, 12)),
+        ("ACK", f.Ack(9, mbx, inc, 12)),
         ("PUBLISH", f.Publish(10, mbx, other, b"signed bundle", (b"otk-1", b"otk-2"))),
         ("TAKE_BUNDLE", f.TakeBundle(11, mbx)),
+        ("PUBLISH_JOIN_KEYS", f.PublishJoinKeys(12, mbx, other, b"last-resort join key",
+                                                (b"join-1", b"join-2"))),
+        ("PUBLISH_JOIN_KEYS one-time only", f.PublishJoinKeys(13, mbx, other, None,
+                                                              (b"join-3",))),
+        ("TAKE_JOIN_KEY", f.TakeJoinKey(14, mbx)),
     ]
     hub: list[tuple[str, f.HubFrame]] = [
-        ("CHALLENGE", f.Challenge(1, rng(32), f.MAX_BLOB_SIZE)),
+        ("CHALLENGE", f.Challenge(f.PROTOCOL_VERSION, rng(32), f.MAX_BLOB_SIZE, inc)),
         ("OK", f.Ok(2)),
-        ("PUT_OK duplicate", f.PutOk(5, 17, True)),
-        ("BATCH fell behind, more", f.Batch(6, mbx, 43, True, True,
-                                            (f.Entry(42, b"a"), f.Entry(43, b"bc")))),
-        ("BATCH empty", f.Batch(6, mbx, 43, False, False, ())),
-        ("PUSH", f.Push(mbx, 44, False, (f.Entry(44, b"live"),))),
+        ("PUT_OK duplicate", f.PutOk(5, 17, t, True)),
+        ("BATCH fell behind, more", f.Batch(6, mbx, inc, 43, t + 9, True, True,
+                                            (f.Entry(42, t, b"a"), f.Entry(43, t, b"bc")))),
+        ("BATCH empty", f.Batch(6, mbx, inc, 43, t + 9, False, False, ())),
+        ("PUSH", f.Push(mbx, inc, 44, t + 12, False, (f.Entry(44, t + 11, b"live"),))),
         ("RESYNC", f.Resync(mbx, 44)),
         ("BUNDLE with prekey", f.Bundle(11, b"signed bundle", b"otk-1", 1)),
         ("BUNDLE without prekey", f.Bundle(11, b"signed bundle", None, 0)),
         ("ERROR", f.Error(9, f.ErrorCode.REFUSED, "cursor was never issued")),
+        ("JOIN_KEY one-time", f.JoinKey(14, False, b"join-1", 2)),
+        ("JOIN_KEY last resort", f.JoinKey(14, True, b"last-resort join key", 0)),
     ]
     cases = [_case(f"client {name}", None, {"operation": "client_frame",
                                             "frame": f.encode(fr).hex()}) for name, fr in client]
@@ -168,25 +178,34 @@ def _frame_cases(rng: DeterministicRandom) -> list[dict[str, Any]]:
         ("empty frame", b"", "DecodeError"),
         ("unknown type", b"\x7f" + put[1:], "DecodeError"),
         ("PUT with empty blob", put[:-1], "DecodeError"),
-        ("trailing byte", f.encode(f.Ack(9, mbx, 1)) + b"\x00", "DecodeError"),
+        ("trailing byte", f.encode(f.Ack(9, mbx, inc, 1)) + b"\x00", "DecodeError"),
         ("pinned flag 2", f.encode(f.Create(2, mbx, f.Kind.GROUP, False))[:-1] + b"\x02",
          "DecodeError"),
-        ("kind 3", f.encode(f.Create(2, mbx, f.Kind.GROUP, False))[:-2] + b"\x03\x00",
+        ("kind 4", f.encode(f.Create(2, mbx, f.Kind.GROUP, False))[:-2] + b"\x04\x00",
          "DecodeError"),
-        ("fetch limit 0", f.encode(f.Fetch(6, mbx, 0, 1))[:-2] + b"\x00\x00", "DecodeError"),
+        ("join key publish without a key", f.encode(f.PublishJoinKeys(15, mbx, other, None, ())),
+         "DecodeError"),
+        ("fetch limit 0", f.encode(f.Fetch(6, mbx, inc, 0, 1))[:-2] + b"\x00\x00", "DecodeError"),
         ("blob over MAX_BLOB_SIZE", put[:-1] + bytes(f.MAX_BLOB_SIZE + 1), "LimitExceeded"),
     ]
     cases += [_case(f"client rejects {name}", None,
                     {"operation": "client_frame", "frame": raw.hex()}, err)
               for name, raw, err in bad_client]
-    batch = f.encode(f.Batch(6, mbx, 43, False, False, (f.Entry(42, b"a"), f.Entry(43, b"b"))))
+    batch = f.encode(f.Batch(6, mbx, inc, 43, t, False, False,
+                             (f.Entry(42, t, b"a"), f.Entry(43, t, b"b"))))
+    flags = 1 + 4 + 32 + f.INCARNATION_LEN + 8 + 8
     bad_hub = [
-        ("unknown flag bit", batch[:45] + b"\x04" + batch[46:], "DecodeError"),
-        ("cursors not increasing", f.encode(f.Batch(6, mbx, 42, False, False,
-                                                    (f.Entry(42, b"a"), f.Entry(42, b"b")))),
+        ("unknown flag bit", batch[:flags] + b"\x04" + batch[flags + 1:], "DecodeError"),
+        ("cursors not increasing", f.encode(f.Batch(6, mbx, inc, 42, t, False, False,
+                                                    (f.Entry(42, t, b"a"),
+                                                     f.Entry(42, t, b"b")))),
          "DecodeError"),
-        ("next cursor not the last entry", f.encode(f.Push(mbx, 50, False,
-                                                           (f.Entry(44, b"x"),))),
+        ("entry times decreasing", f.encode(f.Batch(6, mbx, inc, 43, t, False, False,
+                                                    (f.Entry(42, t, b"a"),
+                                                     f.Entry(43, t - 1, b"b")))),
+         "DecodeError"),
+        ("next cursor not the last entry", f.encode(f.Push(mbx, inc, 50, t, False,
+                                                           (f.Entry(44, t, b"x"),))),
          "DecodeError"),
         ("unknown error code", f.encode(f.Error(1, f.ErrorCode.REFUSED, ""))[:5] + b"\x63",
          "DecodeError"),
