@@ -187,9 +187,7 @@ class Device:
                 continue
             try:
                 now = time.time()
-                # hub time: wired when the hub delivers entry times
-                events, sends = self.session.receive(event.blob, now,
-                                                     entry_time=int(now * 1000))
+                events, sends = self.session.receive(event.blob, now, entry_time=event.t)
             except RemoteError:
                 self.tally.rejected += 1  # e.g. a blob for a mailbox we no longer follow
                 continue
