@@ -115,7 +115,7 @@ class ControlEntry:
         """Decode strictly (no signature check: the caller knows the author's keys)."""
         if not isinstance(data, bytes | bytearray):
             raise UsageError("expected bytes")
-        f = cbor.as_list(cbor.decode(data, max_size=MAX_ENTRY_LEN, max_items=9, max_depth=1),
+        f = cbor.as_list(cbor.decode(data, max_size=MAX_ENTRY_LEN, max_items=10, max_depth=1),
                          "control entry", 8)
         entry_type = cbor.as_int(f[0], "control entry type")
         if entry_type not in TYPES:

@@ -113,7 +113,7 @@ def _key_fields(suite: Suite, receive: cbor.CborValue, signing: cbor.CborValue
 def _decode_list(data: bytes, what: str, length: int, max_size: int) -> list[cbor.CborValue]:
     if not isinstance(data, bytes | bytearray):
         raise UsageError(f"{what}: expected bytes")
-    return cbor.as_list(cbor.decode(data, max_size=max_size, max_items=length + 1, max_depth=1),
+    return cbor.as_list(cbor.decode(data, max_size=max_size, max_items=length + 2, max_depth=1),
                         what, length)
 
 

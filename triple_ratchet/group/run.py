@@ -111,7 +111,7 @@ class RunAnnouncement:
         """Decode strictly, validate the DKG point, verify the announcer's identity signature."""
         if not isinstance(data, bytes | bytearray):
             raise UsageError("expected bytes")
-        f = cbor.as_list(cbor.decode(data, max_size=MAX_ANNOUNCEMENT_LEN, max_items=9,
+        f = cbor.as_list(cbor.decode(data, max_size=MAX_ANNOUNCEMENT_LEN, max_items=10,
                                      max_depth=1), "announcement", 8)
         group_id = cbor.as_bytes(f[0], "group id", max_length=MAX_GROUP_ID_LEN)
         if not group_id:
@@ -180,7 +180,7 @@ class Round3Item:
     def from_bytes(cls, suite: Suite, data: bytes) -> Round3Item:
         if not isinstance(data, bytes | bytearray):
             raise UsageError("expected bytes")
-        f = cbor.as_list(cbor.decode(data, max_size=512, max_items=ROUND3_FIELDS + 1,
+        f = cbor.as_list(cbor.decode(data, max_size=512, max_items=ROUND3_FIELDS + 2,
                                      max_depth=1), "round-3 item", ROUND3_FIELDS)
         return cls(cbor.as_bytes(f[0], "CertEq signature", length=SIGNATURE_SIZE),
                    cbor.as_bytes(f[1], "bundle root", length=suite.hash_len),
