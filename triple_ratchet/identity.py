@@ -43,23 +43,18 @@ LABEL_IDENTITY_BUNDLE = b"identity: prekey bundle"
 # Reserved for the group layer: the only labels callers may sign with (`IdentityKeyPair.sign`).
 LABEL_IDENTITY_PROPOSAL = b"identity: group proposal"
 LABEL_IDENTITY_ANNOUNCEMENT = b"identity: key announcement"
-# Version 2 of the epoch change (spec 11, version 2). Its proposals and announcements have their
-# own labels: v1's two labels sign other layouts, and both versions live side by side until the
-# switch, so one label would sign two kinds of content.
+# Version 2 of the epoch change (spec 11.v2.3-4): member key records and group join keys. Its
+# proposal and announcement entries reuse the two labels above: their contents begin with the
+# entry types 0x41 / 0x42, version 1's with 0x30 / 0x31, so neither decodes as the other.
 LABEL_IDENTITY_MEMBER_KEYS = b"identity: group member keys"
 LABEL_IDENTITY_JOIN_KEY = b"identity: group join key"
-LABEL_IDENTITY_PROPOSAL_V2 = b"identity: v2 group proposal"
-LABEL_IDENTITY_ANNOUNCEMENT_V2 = b"identity: v2 key announcement"
-LABEL_IDENTITY_CONTROL_ENTRY = b"identity: group control entry"
 LABEL_IDENTITY_FINGERPRINT = b"identity: safety number fingerprint"
 
 # Labels the identity signs only through this module's own methods.
 _INTERNAL_LABELS = frozenset({LABEL_IDENTITY_DH_KEY, LABEL_IDENTITY_SIGNED_PREKEY,
                               LABEL_IDENTITY_BUNDLE})
-CALLER_SIGNATURE_LABELS = frozenset({
-    LABEL_IDENTITY_PROPOSAL, LABEL_IDENTITY_ANNOUNCEMENT, LABEL_IDENTITY_MEMBER_KEYS,
-    LABEL_IDENTITY_JOIN_KEY, LABEL_IDENTITY_PROPOSAL_V2, LABEL_IDENTITY_ANNOUNCEMENT_V2,
-    LABEL_IDENTITY_CONTROL_ENTRY})
+CALLER_SIGNATURE_LABELS = frozenset({LABEL_IDENTITY_PROPOSAL, LABEL_IDENTITY_ANNOUNCEMENT,
+                                     LABEL_IDENTITY_MEMBER_KEYS, LABEL_IDENTITY_JOIN_KEY})
 
 # --- Encodings and limits ----------------------------------------------------------------
 

@@ -225,25 +225,31 @@ def derive_attempt(suite: Suite, attempt_secret: bytes) -> AttemptSecrets:
 
 # === Version 2 (spec 08, "Version 2"; not yet used by GroupSession) ============================
 #
-#     run_session_id   = H(LABEL_KS_RUN ‖ CBOR[suite, group id, e, epoch_id(e), r,
-#                                              applied-proposals hash, [announcement contents]])
+#     run_session_id   = H("triple-ratchet v2 run" ‖ CBOR[suite_id, group_id, e, epoch_id(e), r,
+#                          applied_proposals_hash, [announcement entry bytes, committee order]])
 #     commit_secret    = HKDF-Extract(salt = run_session_id, ikm = payload_1 ‖ … ‖ payload_k)
 #     member_base      = HKDF-Extract(salt = init_secret(e), ikm = commit_secret)
-#     group_context    = H(LABEL_KS_GROUP_CONTEXT ‖ CBOR[suite, group id, e+1, epoch_id(e),
-#                          roster hash, applied-proposals hash, bundle_root, transcript hash])
-#     epoch_secret     = ExpandLabel(member_base, "epoch", group_context, Nh)
-#     confirmation_tag = HMAC(ExpandLabel(epoch_secret, "confirm", "", Nh), group_context)
+#     group_context    = H("triple-ratchet v2 group context" ‖ CBOR[suite_id, group_id, e+1,
+#                          epoch_id(e), new_roster_hash, applied_proposals_hash, bundle_root,
+#                          transcript_hash])
+#     epoch_secret     = ExpandLabel(member_base, "ks v2 epoch secret", group_context, Nh)
+#     confirmation_tag = MAC(ExpandLabel(epoch_secret, "ks v2 confirmation key", "", Nh),
+#                            group_context)
 #
-# The hash inputs are CBOR arrays rather than bare concatenations so that the variable-length
-# fields (group id, epoch id, the announcement list) frame themselves. The per-epoch values that
-# version 1 also has keep version 1's labels: they are expanded from a different secret.
+# The hash inputs are CBOR arrays, so the variable-length fields frame themselves. Every value of
+# the new epoch has a label of its own, distinct from version 1's.
 
 LABEL_KS_RUN = b"triple-ratchet v2 run"
 LABEL_KS_GROUP_CONTEXT = b"triple-ratchet v2 group context"
-LABEL_KS_EPOCH = b"epoch"
-LABEL_KS_CONFIRM = b"confirm"
-LABEL_KS_CONTROL_MAILBOX_SEED = b"ks control mailbox access seed"
-LABEL_KS_CONTROL_TRAFFIC_KEY = b"ks control traffic key"
+LABEL_KS2_EPOCH_SECRET = b"ks v2 epoch secret"
+LABEL_KS2_CONFIRMATION_KEY = b"ks v2 confirmation key"
+LABEL_KS2_CHAIN_ROOT = b"ks v2 chain root"
+LABEL_KS2_SENDER_DATA = b"ks v2 sender data secret"
+LABEL_KS2_GROUP_MAILBOX_SEED = b"ks v2 group mailbox access seed"
+LABEL_KS2_CONTROL_MAILBOX_SEED = b"ks v2 control mailbox access seed"
+LABEL_KS2_CONTROL_TRAFFIC_KEY = b"ks v2 control traffic key"
+LABEL_KS2_EPOCH_ID = b"ks v2 epoch id"
+LABEL_KS2_INIT_SECRET = b"ks v2 init secret"
 
 MAX_GROUP_SIZE_V2 = 1000
 """Roster bound of version 2 (independent of the committee size)."""
@@ -252,8 +258,8 @@ MAX_COMMITTEE = 8
 MAX_RUN = 2**32 - 1
 MAX_EPOCH = 2**64 - 2
 """e + 1 must still be an unsigned 64-bit integer."""
-MAX_ANNOUNCEMENT_CONTENT_LEN = 1024
-"""Bound on one announcement content in the run session id (the largest is ~400 bytes)."""
+MAX_ANNOUNCEMENT_ENTRY_LEN = 16384
+"""Bound on one announcement entry in the run session id (a control entry's bound)."""
 
 
 def _check_hash(suite: Suite, value: object, what: str) -> bytes:
@@ -286,16 +292,16 @@ def run_session_id(suite: Suite, group_id: bytes, epoch: int, epoch_id: bytes, r
                    applied_proposals_hash: bytes, announcements: Sequence[bytes]) -> bytes:
     """The name of run r of epoch e's attempt: binds the committee's announcements, in order.
 
-    `announcements` are the signed contents (never the signatures, which ECDSA lets anyone
-    re-randomise) of the committee's announcements in control-mailbox order: 1..k of them.
+    `announcements` are the `entry` bytes (never the signatures, which ECDSA lets anyone
+    re-randomise) of the committee's announcements in committee order: 1..k of them.
     """
     _check_uint(epoch, "epoch", 0, MAX_EPOCH)
     if not 1 <= len(announcements) <= MAX_COMMITTEE:
         raise LimitExceeded(f"a committee has 1..{MAX_COMMITTEE} members")
     for a in announcements:
         if not isinstance(a, bytes | bytearray) or not 1 <= len(a) <= (
-                MAX_ANNOUNCEMENT_CONTENT_LEN):
-            raise UsageError(f"an announcement content must be 1..{MAX_ANNOUNCEMENT_CONTENT_LEN}"
+                MAX_ANNOUNCEMENT_ENTRY_LEN):
+            raise UsageError(f"an announcement entry must be 1..{MAX_ANNOUNCEMENT_ENTRY_LEN}"
                              " bytes")
     fields = cbor.encode([
         suite.suite_id, _check_group_id(group_id), epoch, _check_epoch_id(epoch, epoch_id),
@@ -352,16 +358,17 @@ def group_context(suite: Suite, group_id: bytes, next_epoch: int, epoch_id: byte
 
 
 def expand_epoch_secret(suite: Suite, member_base: bytes, context: bytes) -> bytes:
-    """epoch_secret = ExpandLabel(member_base, "epoch", group_context, Nh). Only
+    """epoch_secret = ExpandLabel(member_base, "ks v2 epoch secret", group_context, Nh). Only
     `derive_epoch_v2` and the vectors call this; never store the result."""
-    return suite.expand_label(_check_hash(suite, member_base, "member_base"), LABEL_KS_EPOCH,
+    return suite.expand_label(_check_hash(suite, member_base, "member_base"),
+                              LABEL_KS2_EPOCH_SECRET,
                               _check_hash(suite, context, "group context"), suite.hash_len)
 
 
 def confirmation_tag(suite: Suite, epoch_secret: bytes, context: bytes) -> bytes:
-    """MAC(ExpandLabel(epoch_secret, "confirm", "", Nh), group_context): HMAC, Nh bytes."""
-    key = suite.expand_label(_check_hash(suite, epoch_secret, "epoch secret"), LABEL_KS_CONFIRM,
-                             b"", suite.hash_len)
+    """MAC(ExpandLabel(epoch_secret, "ks v2 confirmation key", "", Nh), group_context)."""
+    key = suite.expand_label(_check_hash(suite, epoch_secret, "epoch secret"),
+                             LABEL_KS2_CONFIRMATION_KEY, b"", suite.hash_len)
     return suite.hmac(key, _check_hash(suite, context, "group context"))
 
 
@@ -416,21 +423,22 @@ def derive_epoch_v2(suite: Suite, member_base: bytes, context: bytes,
         raise LimitExceeded(f"roster size must be 1..{MAX_GROUP_SIZE_V2}")
     secret = expand_epoch_secret(suite, member_base, context)
     h = suite.hash_len
-    roots = tuple(suite.expand_label(secret, LABEL_KS_CHAIN_ROOT, _u32(i), h)
+    roots = tuple(suite.expand_label(secret, LABEL_KS2_CHAIN_ROOT, _u32(i), h)
                   for i in range(roster_size))
     out = EpochSecretsV2(
         suite=suite,
         chain_roots=roots,
-        sender_data_secret=suite.expand_label(secret, LABEL_KS_SENDER_DATA, b"", h),
+        sender_data_secret=suite.expand_label(secret, LABEL_KS2_SENDER_DATA, b"", h),
         mailbox=MailboxKeys.from_seed(
-            suite, suite.expand_label(secret, LABEL_KS_MAILBOX_SEED, b"", MAILBOX_SEED_LEN)),
-        control_mailbox=MailboxKeys.from_seed(
-            suite, suite.expand_label(secret, LABEL_KS_CONTROL_MAILBOX_SEED, b"",
+            suite, suite.expand_label(secret, LABEL_KS2_GROUP_MAILBOX_SEED, b"",
                                       MAILBOX_SEED_LEN)),
-        control_traffic_key=suite.expand_label(secret, LABEL_KS_CONTROL_TRAFFIC_KEY, b"",
+        control_mailbox=MailboxKeys.from_seed(
+            suite, suite.expand_label(secret, LABEL_KS2_CONTROL_MAILBOX_SEED, b"",
+                                      MAILBOX_SEED_LEN)),
+        control_traffic_key=suite.expand_label(secret, LABEL_KS2_CONTROL_TRAFFIC_KEY, b"",
                                                suite.aead_key_len),
-        epoch_id=suite.expand_label(secret, LABEL_KS_EPOCH_ID, b"", EPOCH_ID_LEN),
-        init_secret_next=suite.expand_label(secret, LABEL_KS_INIT_SECRET, b"", h),
+        epoch_id=suite.expand_label(secret, LABEL_KS2_EPOCH_ID, b"", EPOCH_ID_LEN),
+        init_secret_next=suite.expand_label(secret, LABEL_KS2_INIT_SECRET, b"", h),
         confirmation_tag=confirmation_tag(suite, secret, context),
     )
     # `secret` goes out of scope here; Python cannot wipe it (spec 13, honest limits).
@@ -440,13 +448,18 @@ def derive_epoch_v2(suite: Suite, member_base: bytes, context: bytes,
 
 __all__ = [
     "EPOCH_ID_LEN",
+    "LABEL_KS2_CHAIN_ROOT",
+    "LABEL_KS2_CONFIRMATION_KEY",
+    "LABEL_KS2_CONTROL_MAILBOX_SEED",
+    "LABEL_KS2_CONTROL_TRAFFIC_KEY",
+    "LABEL_KS2_EPOCH_ID",
+    "LABEL_KS2_EPOCH_SECRET",
+    "LABEL_KS2_GROUP_MAILBOX_SEED",
+    "LABEL_KS2_INIT_SECRET",
+    "LABEL_KS2_SENDER_DATA",
     "LABEL_KS_ATTEMPT_MAILBOX_SEED",
     "LABEL_KS_ATTEMPT_TRAFFIC_KEY",
     "LABEL_KS_CHAIN_ROOT",
-    "LABEL_KS_CONFIRM",
-    "LABEL_KS_CONTROL_MAILBOX_SEED",
-    "LABEL_KS_CONTROL_TRAFFIC_KEY",
-    "LABEL_KS_EPOCH",
     "LABEL_KS_EPOCH_ID",
     "LABEL_KS_GROUP_CONTEXT",
     "LABEL_KS_INIT_SECRET",
