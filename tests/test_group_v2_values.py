@@ -5,8 +5,11 @@ Round trips, strict decoding, signatures that cannot be forged or moved, the sup
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +87,7 @@ from triple_ratchet.identity import (
 )
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.testvectors import epoch_v2, verify_document
 
 GROUP = b"group v2 values"
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -844,3 +848,62 @@ def test_key_schedule_v2_creation_and_bounds(suite: Suite) -> None:
         _schedule(suite, init=bytes(suite.hash_len - 1))
     _, big = _schedule(suite, n=1000)
     assert len(set(big.chain_roots)) == 1000
+
+
+def test_run_extension_binds_every_input(suite: Suite) -> None:
+    rng = DeterministicRandom(b"extension " + suite.name.encode())
+    h = suite.hash_len
+    args: dict[str, object] = dict(payload_hashes=[rng(64), rng(64)],
+                                   announcements=[rng(300), rng(300)], roster_hash=rng(h),
+                                   applied_proposals_hash=rng(h), bundle_root=rng(h),
+                                   epoch_id=rng(32))
+    base = ks.run_extension(suite, **args)  # type: ignore[arg-type]
+    assert len(base) == 64
+    for name, value in args.items():
+        if isinstance(value, list):
+            changed: object = list(reversed(value))
+        else:
+            assert isinstance(value, bytes)
+            changed = bytes(len(value)) if value else b"\x00" * 32
+        assert ks.run_extension(suite, **{**args, name: changed}) != base, name  # type: ignore[arg-type]
+    assert ks.run_extension(suite, **{**args, "epoch_id": b""}) != base  # type: ignore[arg-type]
+    with pytest.raises(LimitExceeded):
+        ks.run_extension(suite, **{**args, "payload_hashes": [rng(64)]})  # type: ignore[arg-type]
+
+
+# --- Vectors ------------------------------------------------------------------------------------
+
+
+def test_vector_files_match_the_generator() -> None:
+    vectors = Path(__file__).resolve().parents[1] / "vectors"
+    for name, doc in epoch_v2.generate().items():
+        path = vectors / name
+        assert path.exists(), f"vectors/{name} not generated"
+        assert json.loads(path.read_text()) == doc, name
+
+
+def test_vectors_pass_and_detect_alterations() -> None:
+    for doc in epoch_v2.generate().values():
+        results = list(verify_document(doc))
+        assert results and all(r.status == "passed" for r in results), [
+            r for r in results if r.status != "passed"]
+        # Flip one output byte of each valid case: that case, and only it, fails.
+        for index, c in enumerate(doc["cases"]):
+            if "outputs" not in c or not c["outputs"]:
+                continue
+            altered = copy.deepcopy(doc)
+            key = next(k for k, v in c["outputs"].items() if isinstance(v, str) and v)
+            value = altered["cases"][index]["outputs"][key]
+            altered["cases"][index]["outputs"][key] = ("1" if value[0] == "0" else "0") + value[1:]
+            statuses = [r.status for r in verify_document(altered)]
+            assert statuses[index] == "failed", (c["description"], key)
+            assert statuses.count("failed") == 1
+        # A negative case whose input is made valid no longer passes.
+        for index, c in enumerate(doc["cases"]):
+            if c["inputs"]["operation"] == "parse" and c["inputs"]["what"] == "record":
+                altered = copy.deepcopy(doc)
+                good = next(x for x in doc["cases"] if x["inputs"]["operation"] == "record"
+                            and x["suite"] == c["suite"])
+                altered["cases"][index]["inputs"]["data"] = good["outputs"]["signed_record"]
+                assert list(verify_document(altered))[index].status == "failed"
+                break

@@ -116,12 +116,15 @@ class ControlEntry:
         """The `SignedEntry`."""
         return cbor.encode([self.entry_bytes(), self.signature])
 
-    def verify(self, author_identity: Identity, author_signing_key: VerifyingKey | None) -> None:
+    def verify(self, author_identity: Identity | None,
+               author_signing_key: VerifyingKey | None) -> None:
         """Check the signature with the key its type calls for: the author's identity, or the
-        signing key of the author's roster entry (None if it has none: `ProtocolError`)."""
+        signing key of the author's roster entry (the one needed missing: `ProtocolError`)."""
         content = self.entry_bytes()
         label = IDENTITY_LABELS.get(self.entry_type)
         if label is not None:
+            if author_identity is None:
+                raise ProtocolError("entry must be signed by an identity the author lacks")
             author_identity.verify(label, content, self.signature)
         elif author_signing_key is None:
             raise ProtocolError("entry must be signed by a member key the author does not have")

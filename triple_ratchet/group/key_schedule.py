@@ -15,12 +15,13 @@ numbers the same members 1..n: COCKTAIL participant index = roster position + 1.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
-from triple_ratchet.dkg.attempt import PAYLOAD_LEN
+from triple_ratchet.dkg.attempt import PAYLOAD_HASH_LEN, PAYLOAD_LEN, announcements_hash
 from triple_ratchet.dkg.cocktail import MAX_PARTICIPANTS
 from triple_ratchet.errors import AuthenticationError, LimitExceeded, UsageError
 from triple_ratchet.mailbox import mailbox_id
@@ -241,6 +242,7 @@ def derive_attempt(suite: Suite, attempt_secret: bytes) -> AttemptSecrets:
 
 LABEL_KS_RUN = b"triple-ratchet v2 run"
 LABEL_KS_GROUP_CONTEXT = b"triple-ratchet v2 group context"
+LABEL_KS_DKG_EXTENSION = b"triple-ratchet v2 dkg extension"
 LABEL_KS2_EPOCH_SECRET = b"ks v2 epoch secret"
 LABEL_KS2_CONFIRMATION_KEY = b"ks v2 confirmation key"
 LABEL_KS2_CHAIN_ROOT = b"ks v2 chain root"
@@ -310,6 +312,37 @@ def run_session_id(suite: Suite, group_id: bytes, epoch: int, epoch_id: bytes, r
         [bytes(a) for a in announcements],
     ])
     return suite.hash(LABEL_KS_RUN + fields)
+
+
+def run_extension(suite: Suite, payload_hashes: Sequence[bytes], announcements: Sequence[bytes],
+                  roster_hash: bytes, applied_proposals_hash: bytes, bundle_root: bytes,
+                  epoch_id: bytes) -> bytes:
+    """The run's COCKTAIL transcript extension (64 bytes), spec 08 §8.v2.4:
+
+        SHA-512("triple-ratchet v2 dkg extension" ‖ u32le(k) ‖ payload_hash_1 ‖ … ‖ payload_hash_k
+                ‖ announcements_hash(A_1 … A_k) ‖ u64le(len(x)) ‖ x for x in (new_roster_hash,
+                applied_proposals_hash, bundle_root, epoch_id(e)))
+
+    `announcements` are the committee's announcement entry bytes, committee order; section 7.5's
+    `announcements_hash` (unchanged) hashes them. CertEq over the transcript then certifies all
+    of it."""
+    if not 1 <= len(payload_hashes) <= MAX_COMMITTEE or len(announcements) != len(
+            payload_hashes):
+        raise LimitExceeded(f"a committee has 1..{MAX_COMMITTEE} members, one hash each")
+    if any(not isinstance(h, bytes | bytearray) or len(h) != PAYLOAD_HASH_LEN
+           for h in payload_hashes):
+        raise UsageError(f"payload hashes are {PAYLOAD_HASH_LEN} bytes")
+    if len(epoch_id) not in (0, EPOCH_ID_LEN):
+        raise UsageError("epoch_id(e) is empty or 32 bytes")
+    h = hashlib.sha512(LABEL_KS_DKG_EXTENSION + len(payload_hashes).to_bytes(4, "little"))
+    for payload_hash in payload_hashes:
+        h.update(payload_hash)
+    h.update(announcements_hash(announcements))
+    for value in (_check_hash(suite, roster_hash, "roster hash"),
+                  _check_hash(suite, applied_proposals_hash, "applied-proposals hash"),
+                  _check_hash(suite, bundle_root, "bundle root"), bytes(epoch_id)):
+        h.update(len(value).to_bytes(8, "little") + value)
+    return h.digest()
 
 
 def extract_commit_secret(suite: Suite, session_id: bytes, payloads: Sequence[bytes]) -> bytes:
@@ -460,6 +493,7 @@ __all__ = [
     "LABEL_KS_ATTEMPT_MAILBOX_SEED",
     "LABEL_KS_ATTEMPT_TRAFFIC_KEY",
     "LABEL_KS_CHAIN_ROOT",
+    "LABEL_KS_DKG_EXTENSION",
     "LABEL_KS_EPOCH_ID",
     "LABEL_KS_GROUP_CONTEXT",
     "LABEL_KS_INIT_SECRET",
@@ -488,5 +522,6 @@ __all__ = [
     "initial_init_secret",
     "joiner_confirmation",
     "roster_context",
+    "run_extension",
     "run_session_id",
 ]
