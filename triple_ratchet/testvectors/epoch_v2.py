@@ -6,16 +6,19 @@ Two files:
   inputs and payloads to every value of the new epoch, intermediates included) and `extension`
   (the run's COCKTAIL extension); negative cases for malformed inputs.
 - `vectors/epoch-change-v2.json`, kind `epoch-change-v2`: one operation per value — `record`,
-  `join_key`, `proposal`, `announcement`, `round1`, `round3`, `tick`, `commit`, `reveal`,
-  `evidence`, `conviction` (each a signed entry and its control blob), `rejoin_request`,
-  `repaired_sealing`, `roster_hash`, `applied_proposals_hash`, `judge_record` (the supersede rules),
-  and `parse` (negative cases: bytes that a strict reader must refuse with the named error).
+  `join_key`, `control_entry`, `proposal`, `announcement`, `round1`, `round3`, `tick`,
+  `commit_entry` (the bundle as opaque pairs; the sealing itself is `group/sealing.py`'s),
+  `reveal`, `evidence`, `conviction` (each a signed entry and its control blob),
+  `rejoin_request`, `repaired_sealing`, `roster_hash`, `applied_proposals_hash`, `judge_record`
+  (the supersede rules), and `parse` (negative cases: bytes that a strict reader must refuse with
+  the named error). Control blobs take the control mailbox's `traffic_key` and `mailbox_id`
+  directly (the key schedule file derives them from an epoch).
 
-Private inputs: identity keys as `{"signing_private", "dh_private"}` (section 2 encodings), record
-and join-key key pairs as a 32-byte `record_seed` (section 11.v2.3, local derivation), DKG secrets
-as 32-byte little-endian scalars, and every random byte drawn (control-blob `nonce`, DKG-signature
-`dkg_signature_randomness`) as hex. Identity and member signatures are deterministic (RFC 6979,
-Ed25519).
+Private inputs: identity keys as `identity_private` = `{"signing", "dh"}` (section 2
+encodings), record and join-key key pairs as a 32-byte `record_seed` (section 11.v2.3, local
+derivation), DKG secrets as 32-byte little-endian scalars, and every random byte drawn
+(control-blob `nonce`, DKG-signature `dkg_signature_randomness`) as hex. Identity and member
+signatures are deterministic (RFC 6979, Ed25519).
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ PURPOSES = {"rotate": PURPOSE_ROTATE, "resume": PURPOSE_RESUME}
 KINDS = {"add": KIND_ADD, "remove": KIND_REMOVE, "refresh": KIND_REFRESH,
          "resume": KIND_RESUME}
 MEMBER_SIGNED = {"round1": TYPE_ROUND1, "round3": TYPE_ROUND3, "tick": TYPE_TICK,
-                 "commit": TYPE_COMMIT, "reveal": TYPE_REVEAL, "evidence": TYPE_EVIDENCE,
+                 "commit_entry": TYPE_COMMIT, "reveal": TYPE_REVEAL, "evidence": TYPE_EVIDENCE,
                  "conviction": TYPE_CONVICTION}
 
 
@@ -121,13 +124,13 @@ class _Fixed:
 
 
 def _identity(suite: Suite, keys: dict[str, str]) -> IdentityKeyPair:
-    return IdentityKeyPair(suite, suite.signing_from_bytes(_h(keys["signing_private"])),
-                           suite.dh_private_from_bytes(_h(keys["dh_private"])))
+    return IdentityKeyPair(suite, suite.signing_from_bytes(_h(keys["signing"])),
+                           suite.dh_private_from_bytes(_h(keys["dh"])))
 
 
 def _identity_inputs(suite: Suite, rng: DeterministicRandom) -> dict[str, str]:
-    return {"signing_private": suite.generate_signing(rng).to_bytes().hex(),
-            "dh_private": suite.generate_dh(rng).to_bytes().hex()}
+    return {"signing": suite.generate_signing(rng).to_bytes().hex(),
+            "dh": suite.generate_dh(rng).to_bytes().hex()}
 
 
 def _scalar(value: str) -> Scalar:
@@ -240,7 +243,7 @@ def _entry_outputs(entry: ControlEntry, i: dict[str, Any]) -> dict[str, Any]:
 
 def _identity_entry(suite: Suite, i: dict[str, Any], entry_type: int,
                     body: bytes) -> ControlEntry:
-    return sign_identity_entry(_identity(suite, i["identity"]), entry_type,
+    return sign_identity_entry(_identity(suite, i["identity_private"]), entry_type,
                                group_id=_h(i["group_id"]), epoch=i["epoch"],
                                author=i["author_index"], body=body)
 
@@ -258,21 +261,22 @@ def _check_entry_reads_back(suite: Suite, i: dict[str, Any], out: dict[str, Any]
                             _h(out["control_blob"]), group_id=_h(i["group_id"]),
                             epoch=i["epoch"], roster_size=i["author_index"] + 1)
         expect_equal("entry read back", opened.to_bytes(), entry.to_bytes())
-    signer = (_identity(suite, i["identity"]).public if "identity" in i else None)
+    signer = (_identity(suite, i["identity_private"]).public if "identity_private" in i
+              else None)
     member = (suite.verifying_from_bytes(RecordKeys.from_seed(suite, _h(i["record_seed"]))
                                          .signing_public) if "record_seed" in i else None)
     entry.verify(signer, member)
 
 
 def _record(suite: Suite, i: dict[str, Any]) -> MemberKeyRecord:
-    return MemberKeyRecord.sign(_identity(suite, i["identity"]),
+    return MemberKeyRecord.sign(_identity(suite, i["identity_private"]),
                                 RecordKeys.from_seed(suite, _h(i["record_seed"])),
                                 group_id=_h(i["group_id"]), counter=i["counter"],
                                 purpose=PURPOSES[i["purpose"]], anchor=_h(i["anchor"]))
 
 
 def _join_key(suite: Suite, i: dict[str, Any]) -> JoinKey:
-    return JoinKey.sign(_identity(suite, i["identity"]),
+    return JoinKey.sign(_identity(suite, i["identity_private"]),
                         RecordKeys.from_seed(suite, _h(i["record_seed"])), expiry=i["expiry"],
                         inbox_id=_h(i["inbox_id"]))
 
@@ -298,7 +302,7 @@ def _op_join_key(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
 
 
 def _op_proposal(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
-    author = _identity(suite, i["identity"])
+    author = _identity(suite, i["identity_private"])
     kind = KINDS[i["kind"]]
     raw = _h(i["change"])
     change: JoinKey | bytes | MemberKeyRecord | None = None
@@ -319,7 +323,7 @@ def _op_proposal(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
 
 
 def _op_announcement(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
-    author = _identity(suite, i["identity"])
+    author = _identity(suite, i["identity_private"])
     dkg_key = Point.base_mul(_scalar(i["dkg_secret"]))
     a = RunAnnouncement.make(suite, group_id=_h(i["group_id"]), epoch=i["epoch"], run=i["run"],
                              identity=author.public.to_bytes(), dkg_key=dkg_key,
@@ -353,7 +357,7 @@ def _member_body(suite: Suite, op: str, i: dict[str, Any]) -> tuple[bytes, dict[
         return item.to_bytes(), extra
     if op == "tick":
         return b"", extra
-    if op == "commit":
+    if op == "commit_entry":
         commit = Commit.make(suite, i["run"], [(_h(e), _h(c)) for e, c in i["bundle"]])
         expect_equal("decoded commit", Commit.from_bytes(suite, commit.to_bytes()), commit)
         return commit.to_bytes(), extra
@@ -378,12 +382,23 @@ def _op_member_entry(op: str) -> Callable[[Suite, dict[str, Any]], dict[str, Any
     return run
 
 
+def _op_control_entry(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
+    """Any entry type with a given body: signed by the identity for 0x40-0x42, else by the
+    record key of `record_seed`."""
+    body = _h(i["body"])
+    entry = (_identity_entry(suite, i, i["type"], body) if i["signer"] == "identity"
+             else _member_entry(suite, i, i["type"], body))
+    out = _entry_outputs(entry, i)
+    _check_entry_reads_back(suite, i, out, entry)
+    return out
+
+
 def _op_rejoin_request(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     record = _record(suite, {**i, "purpose": "resume"})
     request = RejoinRequest.make(record, _h(i["inbox_id"]))
     expect_equal("decoded rejoin request", RejoinRequest.from_bytes(
         suite, request.to_bytes(), group_id=_h(i["group_id"]),
-        peer=_identity(suite, i["identity"]).public), request)
+        peer=_identity(suite, i["identity_private"]).public), request)
     return {"signed_record": record.to_bytes().hex(), "rejoin_request": request.to_bytes().hex()}
 
 
@@ -442,6 +457,7 @@ def _op_parse(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
 
 _OPERATIONS: dict[str, Callable[[Suite, dict[str, Any]], dict[str, Any]]] = {
     "record": _op_record, "join_key": _op_join_key, "proposal": _op_proposal,
+    "control_entry": _op_control_entry,
     "announcement": _op_announcement, "rejoin_request": _op_rejoin_request,
     "repaired_sealing": _op_repaired_sealing, "roster_hash": _op_roster_hash,
     "applied_proposals_hash": _op_applied_proposals_hash, "judge_record": _op_judge_record,
@@ -496,17 +512,17 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
 
     alice_seed, bob_join_seed, bob_seed = rng(32).hex(), rng(32).hex(), rng(32).hex()
     join_key = add("group join key of Bob", {
-        "operation": "join_key", "identity": bob, "record_seed": bob_join_seed,
+        "operation": "join_key", "identity_private": bob, "record_seed": bob_join_seed,
         "expiry": 1_800_000_000_000, "inbox_id": rng(32).hex()})
     creator = add("the creator's first record (counter 1, anchor all zero), as a record entry", {
-        "operation": "record", "identity": alice, "record_seed": alice_seed, "counter": 1,
+        "operation": "record", "identity_private": alice, "record_seed": alice_seed, "counter": 1,
         "purpose": "rotate", "anchor": creator_anchor(suite).hex(), **place(1, 0)})
     bob_record = add("Bob's first rotation, anchored to his join key", {
-        "operation": "record", "identity": bob, "record_seed": bob_seed, "counter": 1,
+        "operation": "record", "identity_private": bob, "record_seed": bob_seed, "counter": 1,
         "purpose": "rotate", "anchor": join_key["anchor"], **place(1, 1)})
     resume_seed = rng(32).hex()
     rejoin = add("Bob's rejoin request (resume record, counter 2, his current anchor)", {
-        "operation": "rejoin_request", "identity": bob, "record_seed": resume_seed,
+        "operation": "rejoin_request", "identity_private": bob, "record_seed": resume_seed,
         "group_id": group, "counter": 2, "anchor": join_key["anchor"],
         "inbox_id": rng(32).hex()})
     epoch_id = rng(32).hex()
@@ -517,9 +533,9 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
         ("refresh", "", "refresh proposal"),
         ("resume", rejoin["signed_record"], "resume proposal carrying Bob's resume record"),
     ):
-        inputs = {"operation": "proposal", "identity": alice, "kind": kind, "change": change,
-                  "epoch_id": epoch_id if kind != "add" else "", **place(0 if kind == "add"
-                                                                         else 4, 0)}
+        epoch = 0 if kind == "add" else 4  # the add is a creation's (epoch 0, empty epoch id)
+        inputs = {"operation": "proposal", "identity_private": alice, "kind": kind,
+                  "change": change, "epoch_id": epoch_id if epoch else "", **place(epoch, 0)}
         out = add(description, inputs)
         proposals.append(out)
     applied = [p["signed_entry"] for p in proposals[1:]]
@@ -536,8 +552,9 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
             {"identity": bob_id.hex(), "keys": join_key["signed_join_key"],
              "posted_at": 1_733_300_000_000, "anchor": join_key["anchor"]}]})
     add("announcement of run 1", {
-        "operation": "announcement", "identity": alice, "run": 1, "dkg_secret": rng(32)[:31].hex()
-        + "00", "applied_proposals_hash": applied_hash["applied_proposals_hash"],
+        "operation": "announcement", "identity_private": alice, "run": 1,
+        "dkg_secret": rng(32)[:31].hex() + "00",
+        "applied_proposals_hash": applied_hash["applied_proposals_hash"],
         "new_roster_hash": roster["roster_hash"], **place(4, 0)})
     add("round-1 item (the SignedRound1 is section 7's, opaque here)", {
         "operation": "round1", "record_seed": alice_seed, "run": 1,
@@ -549,9 +566,15 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
         "confirmation_tag": rng(h).hex(), "dkg_signature_randomness": rng(32).hex(),
         **place(4, 0)})
     add("TICK", {"operation": "tick", "record_seed": alice_seed, **place(4, 0)})
+    add("control entry of type 0x41 with an arbitrary body, identity-signed", {
+        "operation": "control_entry", "signer": "identity", "identity_private": alice,
+        "type": TYPE_PROPOSAL, "body": rng(33).hex(), **place(9, 0)})
+    add("control entry of type 0x48 with an arbitrary body, signed by the record key", {
+        "operation": "control_entry", "signer": "member", "record_seed": bob_seed,
+        "type": TYPE_EVIDENCE, "body": rng(300).hex(), **place(9, 1)})
     enc, ct = sealing_sizes(suite)
     add("commit with a bundle of two sealings (opaque pairs here)", {
-        "operation": "commit", "record_seed": alice_seed, "run": 1,
+        "operation": "commit_entry", "record_seed": alice_seed, "run": 1,
         "bundle": [[rng(enc).hex(), rng(ct).hex()] for _ in range(2)], **place(4, 0)})
     add("REVEAL of a committee of two", {
         "operation": "reveal", "record_seed": alice_seed, "run": 1,
@@ -568,7 +591,7 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
 
     # The supersede rules (11.v2.16).
     def rec(seed: str, counter: int, anchor: str, purpose: str = "rotate") -> str:
-        return _record(suite, {"identity": alice, "record_seed": seed, "group_id": group,
+        return _record(suite, {"identity_private": alice, "record_seed": seed, "group_id": group,
                                "counter": counter, "purpose": purpose,
                                "anchor": anchor}).to_bytes().hex()
 
