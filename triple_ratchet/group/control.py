@@ -153,7 +153,7 @@ class ControlEntry:
         if entry_type not in TYPES:
             raise DecodeError("unknown control entry type")
         if cbor.as_int(f[1], "control entry version") != VERSION:
-            raise DecodeError("not a version-2 control entry")
+            raise UnsupportedError("control entry of another protocol version")
         if cbor.as_int(f[2], "control entry suite", maximum=0xFFFF) != suite.suite_id:
             raise ProtocolError("control entry of another suite than the group's")
         if not hmac.compare_digest(cbor.as_bytes(f[3], "group id", max_length=MAX_GROUP_ID_LEN),

@@ -649,7 +649,7 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
             [cbor.encode([TYPE_TICK, 2, suite.suite_id, _h(group), 4, 0, bytes(16500)]),
              bytes(suite.signature_len)]), "LimitExceeded"),
         ("an entry of version 1", "signed_entry",
-         _edit_body(_h(proposals[2]["signed_entry"]), 1, 1), "DecodeError"),
+         _edit_body(_h(proposals[2]["signed_entry"]), 1, 1), "UnsupportedError"),
         ("roster whose entry's anchor is not its keys'", "roster", cbor.encode(
             [[alice_id, signed_record, 0, _h(join_key["anchor"])]]), "ProtocolError"),
         ("commit with a short enc", "commit", cbor.encode([1, [[bytes(enc - 1), bytes(ct)]]]),
