@@ -12,6 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg.cocktail import make_context, schnorr_sign
@@ -907,3 +909,40 @@ def test_vectors_pass_and_detect_alterations() -> None:
                 altered["cases"][index]["inputs"]["data"] = good["outputs"]["signed_record"]
                 assert list(verify_document(altered))[index].status == "failed"
                 break
+
+
+# --- Hostile bytes: every decoder answers a typed error, never anything else ----------------------
+
+_FUZZ_SUITE = ALL_SUITES[0]
+_FUZZ = World(_FUZZ_SUITE)
+_FUZZ_ENTRY = sign_identity_entry(_FUZZ.alice, TYPE_RECORD, group_id=GROUP, epoch=3, author=0,
+                                  body=_FUZZ.alice_record.to_bytes())
+_FUZZ_SAMPLES: list[tuple[bytes, Callable[[bytes], object]]] = [
+    (_FUZZ.alice_record.to_bytes(), lambda d: MemberKeyRecord.from_bytes(_FUZZ_SUITE, d)),
+    (_FUZZ.join_key.to_bytes(), lambda d: JoinKey.from_bytes(_FUZZ_SUITE, d)),
+    (_FUZZ.roster.to_bytes(), lambda d: Roster.from_bytes(_FUZZ_SUITE, d, group_id=GROUP)),
+    (_FUZZ_ENTRY.to_bytes(),
+     lambda d: ControlEntry.from_bytes(_FUZZ_SUITE, d, group_id=GROUP, epoch=3)),
+    (ChangeProposal.make(_FUZZ_SUITE, KIND_ADD, group_id=GROUP, epoch=0, epoch_id=b"",
+                         author=_FUZZ.alice.public.to_bytes(), change=_FUZZ.join_key).to_bytes(),
+     lambda d: ChangeProposal.from_bytes(_FUZZ_SUITE, d)),
+    (Commit.make(_FUZZ_SUITE, 1, [(bytes([4]) + bytes(64), bytes(48))]).to_bytes(),
+     lambda d: Commit.from_bytes(_FUZZ_SUITE, d)),
+    (Reveal.make(1, [bytes(32)]).to_bytes(), Reveal.from_bytes),
+    (Evidence.make(1, 1, b"e").to_bytes(), Evidence.from_bytes),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_decoders_refuse_mutations_with_typed_errors(data: st.DataObject) -> None:
+    sample, decode = data.draw(st.sampled_from(_FUZZ_SAMPLES))
+    mutated = bytearray(sample)
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(mutated)))
+    try:
+        decode(bytes(mutated[:cut]) + data.draw(st.binary(max_size=4)))
+    except RemoteError as exc:  # anything else (a crash, an AssertionError) fails the test
+        assert str(exc), "a refusal says what was wrong"
