@@ -946,3 +946,48 @@ def test_decoders_refuse_mutations_with_typed_errors(data: st.DataObject) -> Non
         decode(bytes(mutated[:cut]) + data.draw(st.binary(max_size=4)))
     except RemoteError as exc:  # anything else (a crash, an AssertionError) fails the test
         assert str(exc), "a refusal says what was wrong"
+
+
+def test_every_body_refuses_an_extra_field_and_a_wrong_type(w: World) -> None:
+    enc, ct = sealing_sizes(w.suite)
+    d = Scalar(99)
+    sid = w.rng(w.suite.hash_len)
+    context = make_context(sid, [Point.base_mul(d)])
+    resume = MemberKeyRecord.sign(w.bob, w.keys(), group_id=GROUP, counter=9,
+                                  purpose=PURPOSE_RESUME, anchor=w.join_key.anchor())
+    announcement = RunAnnouncement.make(
+        w.suite, group_id=GROUP, epoch=4, run=1, identity=w.alice.public.to_bytes(),
+        dkg_key=Point.base_mul(d), applied_proposals_hash=w.rng(w.suite.hash_len),
+        roster_hash=w.roster.hash())
+    round3 = Round3Item.sign(w.suite, d, run=1, context=context, run_session_id=sid,
+                             certeq_signature=schnorr_sign(d, b"t"),
+                             bundle_root=w.rng(w.suite.hash_len),
+                             confirmation_tag=w.rng(w.suite.hash_len), rng=w.rng)
+    decoders: list[tuple[bytes, Callable[[bytes], object]]] = [
+        (_proposal_entries(w)[2].body, lambda b: ChangeProposal.from_bytes(w.suite, b)),
+        (announcement.to_bytes(), lambda b: RunAnnouncement.from_bytes(w.suite, b)),
+        (Round1Item(1, b"x").to_bytes(), Round1Item.from_bytes),
+        (round3.to_bytes(), lambda b: Round3Item.from_bytes(w.suite, b)),
+        (Commit.make(w.suite, 1, [(w.rng(enc), w.rng(ct))]).to_bytes(),
+         lambda b: Commit.from_bytes(w.suite, b)),
+        (Reveal.make(1, [w.rng(32)]).to_bytes(), Reveal.from_bytes),
+        (Evidence.make(1, 3, b"blame").to_bytes(), Evidence.from_bytes),
+        (Conviction(1, 1, 0, w.rng(enc), w.rng(ct)).to_bytes(),
+         lambda b: Conviction.from_bytes(w.suite, b)),
+        (RejoinRequest.make(resume, w.inbox).to_bytes(),
+         lambda b: RejoinRequest.from_bytes(w.suite, b, group_id=GROUP, peer=w.bob.public)),
+        (RepairedSealing(w.suite, GROUP, 1, 1, w.rng(enc), w.rng(ct)).to_bytes(),
+         lambda b: RepairedSealing.from_bytes(w.suite, b)),
+    ]
+    for data, decode in decoders:
+        decode(data)  # the original decodes
+        with pytest.raises(DecodeError):
+            decode(_edit_outer(data, lambda f: f.append(0)))
+        with pytest.raises(DecodeError):
+            decode(_edit_outer(data, lambda f: f.__delitem__(-1)))
+        fields = cbor.decode(data)
+        assert isinstance(fields, list)
+        for index, value in enumerate(fields):
+            wrong: cbor.CborValue = "text" if not isinstance(value, str) else 0
+            with pytest.raises(RemoteError):
+                decode(_edit_outer(data, _set(index, wrong)))
