@@ -308,6 +308,11 @@ def test_supersede_rules(w: World) -> None:
     assert _judge(w, _next(w, 3), seen=(second,)) is RecordVerdict.SUPERSEDES
     with pytest.raises(ReplayError):  # older than one seen
         _judge(w, _next(w, 3), seen=(second, _next(w, 4)))
+    alice = w.roster.entries[0]
+    with pytest.raises(ReplayError):  # `seen` may be any iterable, read more than once
+        judge_record(second, author_identity=alice.identity, current=alice.keys,
+                     anchor=alice.anchor, seen=(r for r in (second,)),
+                     taken_keys=w.roster.taken_keys(), group_id=GROUP)
 
 
 def test_duplicate_is_judged_on_body_not_signature_bytes(w: World) -> None:

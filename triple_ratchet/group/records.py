@@ -490,7 +490,11 @@ def judge_record(new: MemberKeyRecord, *, author_identity: bytes,
     changes its entry), the wrong purpose (a rotation record is never a resume), another
     membership's anchor; `ReplayError` for a counter not above the entry's and every seen one
     (the same body again, or an older record); `ProtocolError` for a key already in the roster
-    (a planted receive key). Same counter with another body: `EQUIVOCATION`."""
+    (a planted receive key). Same counter with another body: `EQUIVOCATION`.
+
+    `author_identity` is whose record it must be: the entry's author for a record entry, the
+    resumed member for a resume record (whoever posts the resume proposal)."""
+    seen = tuple(seen)
     if not hmac.compare_digest(new.group_id, group_id):
         raise ProtocolError("member key record for another group")
     if not hmac.compare_digest(new.identity, author_identity):
@@ -506,9 +510,9 @@ def judge_record(new: MemberKeyRecord, *, author_identity: bytes,
             return RecordVerdict.EQUIVOCATION
     if new.counter <= max((current.counter, *(old.counter for old in seen))):
         raise ReplayError("member key record not newer than its owner's latest")
-    for key in (new.receive_key, new.signing_key):
-        if any(hmac.compare_digest(key, taken) for taken in taken_keys):
-            raise ProtocolError("key already in the roster")
+    # Public keys: plain membership (a set in practice) is fine, nothing secret is compared.
+    if new.receive_key in taken_keys or new.signing_key in taken_keys:
+        raise ProtocolError("key already in the roster")
     return RecordVerdict.SUPERSEDES
 
 
