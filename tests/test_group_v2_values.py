@@ -572,6 +572,8 @@ def test_proposal_strict_decoding(w: World) -> None:
         (refresh, 5, b"x", DecodeError),  # a refresh carries nothing
         (refresh, 3, b"", DecodeError),  # epoch id empty after epoch 0
         (refresh, 5, [], DecodeError),  # change of the wrong type
+        (refresh, 4, b"", DecodeError),  # no author
+        (refresh, 4, bytes(513), DecodeError),  # an identity is at most 512 bytes
         (remove, 5, b"", DecodeError),  # nobody to remove
         (add, 5, w.alice_record.to_bytes(), DecodeError),  # a record is not a join key
         (add, 5, bytes(1025), LimitExceeded),
@@ -640,6 +642,8 @@ def test_announcement_round_trip_and_strictness(w: World) -> None:
                                                         _set(4, b"\x01" + bytes(31))))
     with pytest.raises(DecodeError):  # run 0
         RunAnnouncement.from_bytes(w.suite, _edit_outer(a.to_bytes(), _set(2, 0)))
+    with pytest.raises(DecodeError):  # no identity
+        RunAnnouncement.from_bytes(w.suite, _edit_outer(a.to_bytes(), _set(3, b"")))
     with pytest.raises(DecodeError):  # a hash of the other suite's length
         RunAnnouncement.from_bytes(w.suite, _edit_outer(a.to_bytes(), _set(6, bytes(48))))
 

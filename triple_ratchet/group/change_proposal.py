@@ -36,6 +36,7 @@ from triple_ratchet.group.records import (
     PURPOSE_RESUME,
     JoinKey,
     MemberKeyRecord,
+    identity_field,
 )
 from triple_ratchet.identity import Identity
 from triple_ratchet.suites import Suite
@@ -131,7 +132,7 @@ class ChangeProposal:
         epoch_id = cbor.as_bytes(f[3], "epoch id", max_length=EPOCH_ID_LEN)
         if len(epoch_id) != (0 if epoch == 0 else EPOCH_ID_LEN):
             raise DecodeError("epoch id: empty for epoch 0, 32 bytes after")
-        author = cbor.as_bytes(f[4], "proposal author", max_length=MAX_IDENTITY_LEN)
+        author = identity_field(f[4], "proposal author")
         raw = cbor.as_bytes(f[5], "proposal change")
         change: Change
         if kind == KIND_ADD:

@@ -133,6 +133,14 @@ def _validate_keys(suite: Suite, receive_key: bytes, signing_key: bytes) -> None
     suite.verifying_from_bytes(signing_key)
 
 
+def identity_field(value: cbor.CborValue, what: str) -> bytes:
+    """An identity encoding on the wire: 1..512 bytes (`DecodeError`); section 3 decodes it."""
+    identity = cbor.as_bytes(value, what, max_length=MAX_IDENTITY_LEN)
+    if not identity:
+        raise DecodeError(f"{what}: empty identity")
+    return identity
+
+
 def _open_signed(data: bytes, what: str, max_len: int, suite: Suite, wire: int,
                  fields: int) -> tuple[bytes, list[cbor.CborValue], bytes, bytes]:
     """The common outer steps: size, the 3-element wrapper, the body's type, version and suite,
@@ -237,7 +245,7 @@ class MemberKeyRecord:
         group_id = cbor.as_bytes(f[3], "group id", max_length=MAX_GROUP_ID_LEN)
         if not group_id:
             raise DecodeError("member key record: empty group id")
-        identity = cbor.as_bytes(f[4], "record identity", max_length=MAX_IDENTITY_LEN)
+        identity = identity_field(f[4], "record identity")
         counter = cbor.as_int(f[5], "record counter", minimum=1, maximum=MAX_RECORD_COUNTER)
         purpose = cbor.as_int(f[6], "record purpose")
         if purpose not in PURPOSES:
@@ -333,7 +341,7 @@ class JoinKey:
         signatures. Expiry is the rules' business, never decoding's."""
         _, f, identity_sig, possession_sig = _open_signed(
             data, "join key", MAX_JOIN_KEY_LEN, suite, WIRE_JOIN_KEY, 8)
-        identity = cbor.as_bytes(f[3], "join key identity", max_length=MAX_IDENTITY_LEN)
+        identity = identity_field(f[3], "join key identity")
         receive, signing = _key_fields(suite, f[4], f[5])
         expiry = cbor.as_int(f[6], "join key expiry", maximum=MAX_EXPIRY)
         inbox_id = cbor.as_bytes(f[7], "inbox id", length=MAILBOX_ID_LEN)
@@ -550,6 +558,7 @@ __all__ = [
     "anchor_of",
     "creator_anchor",
     "decode_keys",
+    "identity_field",
     "judge_record",
     "member_sign",
     "member_signature_input",

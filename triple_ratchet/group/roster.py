@@ -31,6 +31,7 @@ from triple_ratchet.group.records import (
     MemberKeyRecord,
     anchor_of,
     decode_keys,
+    identity_field,
 )
 from triple_ratchet.suites import Suite
 
@@ -133,7 +134,7 @@ class Roster:
         entries = []
         for item in items:
             f = cbor.as_list(item, "roster entry", 4)
-            identity = cbor.as_bytes(f[0], "member identity", max_length=MAX_IDENTITY_LEN)
+            identity = identity_field(f[0], "member identity")
             raw = cbor.as_bytes(f[1], "member keys", max_length=MAX_KEYS_LEN)
             posted_at = cbor.as_int(f[2], "posted_at", maximum=MAX_POSTED_AT)
             anchor = cbor.as_bytes(f[3], "anchor", length=suite.hash_len)

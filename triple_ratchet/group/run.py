@@ -48,7 +48,7 @@ from triple_ratchet.group.key_schedule import (
     MAX_RUN,
     PAYLOAD_LEN,
 )
-from triple_ratchet.group.records import MAX_GROUP_ID_LEN, MAX_IDENTITY_LEN
+from triple_ratchet.group.records import MAX_GROUP_ID_LEN, identity_field
 from triple_ratchet.identity import Identity
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import Suite
@@ -139,7 +139,7 @@ class RunAnnouncement:
         if not group_id:
             raise DecodeError("announcement: empty group id")
         a = cls(group_id, cbor.as_int(f[1], "epoch", maximum=MAX_EPOCH), _run_field(f[2]),
-                cbor.as_bytes(f[3], "announcer identity", max_length=MAX_IDENTITY_LEN),
+                identity_field(f[3], "announcer identity"),
                 cbor.as_bytes(f[4], "DKG key", length=POINT_SIZE),
                 cbor.as_bytes(f[5], "applied-proposals hash", length=suite.hash_len),
                 cbor.as_bytes(f[6], "new roster hash", length=suite.hash_len))
