@@ -74,6 +74,10 @@ USES: dict[str, tuple[str, str]] = {
                               "03"),
     "LABEL_IDENTITY_PROPOSAL": ("identity signature: a group proposal (section 11.2)", "03"),
     "LABEL_IDENTITY_ANNOUNCEMENT": ("identity signature: a key announcement (section 11.5)", "03"),
+    "LABEL_IDENTITY_MEMBER_KEYS": ("identity signature: a member key record's `record` bytes "
+                                   "(section 11.v2.3), and record entries", "03"),
+    "LABEL_IDENTITY_JOIN_KEY": ("identity signature: a group join key's `join_key` bytes "
+                                "(section 11.v2.4)", "03"),
     "LABEL_IDENTITY_FINGERPRINT": ("hash prefix: first iteration of a safety-number fingerprint",
                                    "03"),
     # 04 handshake
@@ -116,6 +120,24 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_KS_ATTEMPT_MAILBOX_SEED": ("`ExpandLabel`: seed of the attempt mailbox access key",
                                       "08"),
     "LABEL_KS_ATTEMPT_TRAFFIC_KEY": ("`ExpandLabel`: key encrypting all attempt traffic", "08"),
+    # 08 key schedule, version 2
+    "LABEL_KS_RUN": ("hash prefix: `run_session_id` (version 2)", "08"),
+    "LABEL_KS_GROUP_CONTEXT": ("hash prefix: `group_context` (version 2)", "08"),
+    "LABEL_KS_DKG_EXTENSION": ("SHA-512 prefix: a run's COCKTAIL extension (version 2)", "08"),
+    "LABEL_KS2_EPOCH_SECRET": ("`ExpandLabel` (context `group_context`): `epoch_secret` from "
+                               "`member_base`", "08"),
+    "LABEL_KS2_CONFIRMATION_KEY": ("`ExpandLabel`: key of the confirmation tag", "08"),
+    "LABEL_KS2_CHAIN_ROOT": ("`ExpandLabel` (context `u32be(m)`): member m's sending-chain root "
+                             "(version 2)", "08"),
+    "LABEL_KS2_SENDER_DATA": ("`ExpandLabel`: sender-data secret (version 2)", "08"),
+    "LABEL_KS2_GROUP_MAILBOX_SEED": ("`ExpandLabel`: seed of the group mailbox access key "
+                                     "(version 2)", "08"),
+    "LABEL_KS2_CONTROL_MAILBOX_SEED": ("`ExpandLabel`: seed of the control mailbox access key",
+                                       "08"),
+    "LABEL_KS2_CONTROL_TRAFFIC_KEY": ("`ExpandLabel`: key of every control blob of an epoch",
+                                      "08"),
+    "LABEL_KS2_EPOCH_ID": ("`ExpandLabel`: public epoch id (version 2)", "08"),
+    "LABEL_KS2_INIT_SECRET": ("`ExpandLabel`: `init_secret(e+1)` (version 2)", "08"),
     # 09 group messages
     "LABEL_GROUP_CHAIN_NEXT": ("`ExpandLabel`: next sender-chain key", "09"),
     "LABEL_GROUP_MESSAGE_KEY": ("`ExpandLabel`: group message key", "09"),
@@ -143,6 +165,24 @@ USES: dict[str, tuple[str, str]] = {
                                    "11"),
     "group.epoch_change:round 1 signature": ("purpose of the attempt stream: round-1 wrapper "
                                              "signature nonce", "11"),
+    # 11 epoch change, version 2
+    "LABEL_MEMBER_SIGNATURE": ("prefix of every member-key signature input (then `u16(suite_id)`, "
+                               "`len8(label)`, label, content)", "11"),
+    "LABEL_MEMBER_POSSESSION": ("member signature label: proof of possession of a record's or "
+                                "join key's signing key", "11"),
+    "LABEL_MEMBER_CONTROL_ENTRY": ("member signature label: control entries signed by the "
+                                   "author's record key", "11"),
+    "LABEL_RECORD_ANCHOR": ("hash prefix: anchor of a membership (join key or resume record "
+                            "body)", "11"),
+    "LABEL_RECORD_RECEIVE_KEY": ("`ExpandLabel` (context `u32be(j)`), local: stream generating a "
+                                 "record's receive key from its record seed", "11"),
+    "LABEL_RECORD_SIGNING_SEED": ("`ExpandLabel`, local: signing-key seed of a record from its "
+                                  "record seed", "11"),
+    "LABEL_CONTROL_AAD": ("AEAD associated-data prefix of control blobs (then the control "
+                          "mailbox id)", "11"),
+    "LABEL_APPLIED_PROPOSALS": ("hash prefix: applied-proposals hash", "11"),
+    "LABEL_ROSTER_HASH": ("hash prefix: roster hash (version 2)", "11"),
+    "LABEL_ROUND3_SIGNATURE": ("DKG-key signature label: a round-3 item's own signature", "11"),
     # 10 hub
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "

@@ -44,12 +44,18 @@ LABEL_IDENTITY_BUNDLE = b"identity: prekey bundle"
 # Reserved for the group layer: the only labels callers may sign with (`IdentityKeyPair.sign`).
 LABEL_IDENTITY_PROPOSAL = b"identity: group proposal"
 LABEL_IDENTITY_ANNOUNCEMENT = b"identity: key announcement"
+# Version 2 of the epoch change (spec 11.v2.3-4): member key records and group join keys. Its
+# proposal and announcement entries reuse the two labels above: their contents begin with the
+# entry types 0x41 / 0x42, version 1's with 0x30 / 0x31, so neither decodes as the other.
+LABEL_IDENTITY_MEMBER_KEYS = b"identity: group member keys"
+LABEL_IDENTITY_JOIN_KEY = b"identity: group join key"
 LABEL_IDENTITY_FINGERPRINT = b"identity: safety number fingerprint"
 
 # Labels the identity signs only through this module's own methods.
 _INTERNAL_LABELS = frozenset({LABEL_IDENTITY_DH_KEY, LABEL_IDENTITY_SIGNED_PREKEY,
                               LABEL_IDENTITY_BUNDLE})
-CALLER_SIGNATURE_LABELS = frozenset({LABEL_IDENTITY_PROPOSAL, LABEL_IDENTITY_ANNOUNCEMENT})
+CALLER_SIGNATURE_LABELS = frozenset({LABEL_IDENTITY_PROPOSAL, LABEL_IDENTITY_ANNOUNCEMENT,
+                                     LABEL_IDENTITY_MEMBER_KEYS, LABEL_IDENTITY_JOIN_KEY})
 
 # --- Encodings and limits ----------------------------------------------------------------
 
@@ -156,8 +162,8 @@ class Identity:
         return cbor.encode([self.signing_key.to_bytes(), self.dh_key.to_bytes()])
 
     def verify(self, label: bytes, content: bytes, signature: bytes) -> None:
-        """Check a signature this identity made over `content` with a caller label
-        (proposal or announcement). Raises `InvalidSignature`."""
+        """Check a signature this identity made over `content` with a caller label (one of
+        `CALLER_SIGNATURE_LABELS`: the group layer's). Raises `InvalidSignature`."""
         if label not in CALLER_SIGNATURE_LABELS:
             raise UsageError("not a label callers may verify identity signatures with")
         self.signing_key.verify(signature, signature_input(self.suite, label, content))
@@ -298,10 +304,10 @@ class IdentityKeyPair:
         return self._dh_key
 
     def sign(self, label: bytes, content: bytes) -> bytes:
-        """Sign `content` under a caller label (`LABEL_IDENTITY_PROPOSAL` or
-        `LABEL_IDENTITY_ANNOUNCEMENT`); other labels belong to this module."""
+        """Sign `content` under a caller label (one of `CALLER_SIGNATURE_LABELS`: the group
+        layer's); other labels belong to this module."""
         if label not in CALLER_SIGNATURE_LABELS:
-            raise UsageError("identity keys sign only proposals and announcements for callers")
+            raise UsageError("identity keys sign only the group layer's labels for callers")
         return self._signing_key.sign(signature_input(self.suite, label, content))
 
     def sign_prekey(self, prekey_id: int, public_key: DhPublicKey) -> SignedPrekey:

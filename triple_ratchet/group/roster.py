@@ -1,0 +1,149 @@
+"""The roster of version 2 (spec 11.v2.8).
+
+    roster entry = CBOR[identity, keys (bytes), posted_at (uint, Unix ms), anchor (Nh bytes)]
+    roster       = [roster entry, …]                      (1..MAX_GROUP_SIZE entries)
+    roster_hash  = H("triple-ratchet v2 roster hash"
+                     ‖ CBOR[[identity, keys_body, posted_at, anchor], …])
+
+`keys` is the member's current `SignedRecord` or `SignedJoinKey`; `keys_body` its signed body
+(signatures are not hashed: ECDSA lets anyone re-randomise them, and readers must agree on the
+hash). `posted_at` is the hub time of the entry that first carried those keys (0 for the entries
+of a created group). No identity, receive key or signing key appears twice. The anchor must be the
+one its keys imply: a join key's own anchor, a rotation record's `anchor` field, a resume record's
+own anchor (the membership it begins).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from triple_ratchet import cbor
+from triple_ratchet.errors import LimitExceeded, ProtocolError, UsageError
+from triple_ratchet.group.key_schedule import MAX_GROUP_SIZE_V2
+from triple_ratchet.group.records import (
+    MAX_EXPIRY,
+    MAX_IDENTITY_LEN,
+    MAX_JOIN_KEY_LEN,
+    MAX_RECORD_LEN,
+    PURPOSE_RESUME,
+    JoinKey,
+    MemberKeyRecord,
+    anchor_of,
+    decode_keys,
+    identity_field,
+)
+from triple_ratchet.suites import Suite
+
+LABEL_ROSTER_HASH = b"triple-ratchet v2 roster hash"
+
+MAX_POSTED_AT = MAX_EXPIRY
+MAX_KEYS_LEN = max(MAX_RECORD_LEN, MAX_JOIN_KEY_LEN)
+MAX_ROSTER_LEN = 8 + MAX_GROUP_SIZE_V2 * (MAX_IDENTITY_LEN + MAX_KEYS_LEN + 96)
+
+
+def implied_anchor(keys: MemberKeyRecord | JoinKey) -> bytes:
+    """The anchor a roster entry holding `keys` must carry."""
+    if isinstance(keys, JoinKey):
+        return keys.anchor()
+    if keys.purpose == PURPOSE_RESUME:
+        return anchor_of(keys.suite, keys.body())
+    return keys.anchor
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    identity: bytes
+    keys: MemberKeyRecord | JoinKey
+    posted_at: int  # hub time (Unix ms) of the entry that first carried `keys`
+    anchor: bytes  # of the join key or resume record that began this membership
+
+    @classmethod
+    def of(cls, keys: MemberKeyRecord | JoinKey, posted_at: int) -> RosterEntry:
+        return cls(keys.identity, keys, posted_at, implied_anchor(keys))
+
+    @property
+    def receive_key(self) -> bytes:
+        return self.keys.receive_key
+
+    @property
+    def signing_key(self) -> bytes:
+        return self.keys.signing_key
+
+    @property
+    def counter(self) -> int:
+        return self.keys.counter
+
+
+@dataclass(frozen=True)
+class Roster:
+    suite: Suite
+    entries: tuple[RosterEntry, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.entries) <= MAX_GROUP_SIZE_V2:
+            raise LimitExceeded(f"a roster has 1..{MAX_GROUP_SIZE_V2} members")
+        for e in self.entries:
+            if e.keys.suite.suite_id != self.suite.suite_id:
+                raise ProtocolError("a roster entry's keys are of another suite")
+            if not hmac.compare_digest(e.identity, e.keys.identity):
+                raise ProtocolError("a roster entry's keys belong to another identity")
+            if type(e.posted_at) is not int or not 0 <= e.posted_at <= MAX_POSTED_AT:
+                raise ProtocolError("posted_at out of range")
+            if not hmac.compare_digest(e.anchor, implied_anchor(e.keys)):
+                raise ProtocolError("a roster entry's anchor is not the one its keys imply")
+        if len({e.identity for e in self.entries}) != len(self.entries):
+            raise ProtocolError("a member is twice in the roster")
+        keys = [k for e in self.entries for k in (e.receive_key, e.signing_key)]
+        if len(set(keys)) != len(keys):
+            raise ProtocolError("a key appears twice in the roster")
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def index_of(self, identity: bytes) -> int | None:
+        for i, e in enumerate(self.entries):
+            if hmac.compare_digest(e.identity, identity):
+                return i
+        return None
+
+    def taken_keys(self) -> frozenset[bytes]:
+        """Every receive and signing key of the roster (a new record may use none of them)."""
+        return frozenset(k for e in self.entries for k in (e.receive_key, e.signing_key))
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode([[e.identity, e.keys.to_bytes(), e.posted_at, e.anchor]
+                            for e in self.entries])
+
+    def hash(self) -> bytes:
+        return self.suite.hash(LABEL_ROSTER_HASH + cbor.encode(
+            [[e.identity, e.keys.body(), e.posted_at, e.anchor] for e in self.entries]))
+
+    @classmethod
+    def from_bytes(cls, suite: Suite, data: bytes, *, group_id: bytes) -> Roster:
+        """Decode strictly and verify every entry's keys (records must be of `group_id`)."""
+        if not isinstance(data, bytes | bytearray):
+            raise UsageError("expected bytes")
+        if len(data) > MAX_ROSTER_LEN:
+            raise LimitExceeded("roster larger than its bound")
+        items = cbor.as_list(cbor.decode(data, max_size=MAX_ROSTER_LEN,
+                                         max_items=1 + 5 * MAX_GROUP_SIZE_V2, max_depth=2),
+                             "roster")
+        if not 1 <= len(items) <= MAX_GROUP_SIZE_V2:
+            raise LimitExceeded(f"a roster has 1..{MAX_GROUP_SIZE_V2} members")
+        entries = []
+        for item in items:
+            f = cbor.as_list(item, "roster entry", 4)
+            identity = identity_field(f[0], "member identity")
+            raw = cbor.as_bytes(f[1], "member keys", max_length=MAX_KEYS_LEN)
+            posted_at = cbor.as_int(f[2], "posted_at", maximum=MAX_POSTED_AT)
+            anchor = cbor.as_bytes(f[3], "anchor", length=suite.hash_len)
+            keys = decode_keys(suite, raw)
+            if isinstance(keys, MemberKeyRecord) and not hmac.compare_digest(
+                    keys.group_id, group_id):
+                raise ProtocolError("a roster record of another group")
+            entries.append(RosterEntry(identity, keys, posted_at, anchor))
+        return cls(suite, tuple(entries))
+
+
+__all__ = ["LABEL_ROSTER_HASH", "Roster", "RosterEntry", "implied_anchor"]
