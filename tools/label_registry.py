@@ -50,7 +50,8 @@ EXTRA_CONSTANTS = {"PROTOCOL_LABEL", "CIPHERSUITE_ID"}
 # Prefix relations that are safe, and why (spec 00, "Label registry"): PROTOCOL_LABEL starts only
 # HKDF info strings; the two stream purposes are len32-framed contexts of one ExpandLabel.
 PROTOCOL_PREFIX = "triple-ratchet v1"
-ALLOWED_PREFIXES = {("round 1", "round 1 signature")}
+# "seal" / "seal ephemeral" are both ExpandLabel labels, whose info frames the label by its length.
+ALLOWED_PREFIXES = {("round 1", "round 1 signature"), ("seal", "seal ephemeral")}
 
 # key (constant name, or "module:literal" for inline strings) -> (what it is used for, section)
 USES: dict[str, tuple[str, str]] = {
@@ -59,6 +60,8 @@ USES: dict[str, tuple[str, str]] = {
                        "02"),
     "LABEL_SUITES_SIGNING_SEED": ("`ExpandLabel` (empty context): signing key from a 32-byte seed "
                                   "(`signing_from_seed`), both suites", "02"),
+    "LABEL_HPKE_VERSION": ("RFC 9180 prefix of every HPKE `LabeledExtract`/`LabeledExpand` input "
+                           "(then the RFC's suite id and its own labels)", "02"),
     # 01 sealed saved states
     "LABEL_SEALED_STATE": ("AEAD associated-data prefix (then the version byte) of a sealed saved "
                            "state, under the storage key", "01"),
@@ -143,6 +146,11 @@ USES: dict[str, tuple[str, str]] = {
                                    "11"),
     "group.epoch_change:round 1 signature": ("purpose of the attempt stream: round-1 wrapper "
                                              "signature nonce", "11"),
+    "LABEL_SEAL": ("`ExpandLabel` (context `run_session_id`): `seal_secret` from `commit_secret` "
+                   "(v2, R2)", "11"),
+    "LABEL_SEAL_EPHEMERAL": ("`ExpandLabel` (context `CBOR[identity, pk, info, plaintext]`): a "
+                             "sealing's HPKE `ikmE` (v2, R2)", "11"),
+    "LABEL_SEAL_INFO": ("first element of a sealing's HPKE `info` (v2, R2)", "11"),
     # 10 hub
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "

@@ -11,6 +11,7 @@ from triple_ratchet.testvectors import (
     double_ratchet,  # noqa: F401
     group,  # noqa: F401
     handshake,  # noqa: F401
+    hpke,  # noqa: F401
     hub,  # noqa: F401
     identity,  # noqa: F401
     key_schedule,  # noqa: F401
