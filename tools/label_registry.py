@@ -50,8 +50,7 @@ EXTRA_CONSTANTS = {"PROTOCOL_LABEL", "CIPHERSUITE_ID"}
 # Prefix relations that are safe, and why (spec 00, "Label registry"): PROTOCOL_LABEL starts only
 # HKDF info strings; the two stream purposes are len32-framed contexts of one ExpandLabel.
 PROTOCOL_PREFIX = "triple-ratchet v1"
-# "seal" / "seal ephemeral" are both ExpandLabel labels, whose info frames the label by its length.
-ALLOWED_PREFIXES = {("round 1", "round 1 signature"), ("seal", "seal ephemeral")}
+ALLOWED_PREFIXES = {("round 1", "round 1 signature")}
 
 # key (constant name, or "module:literal" for inline strings) -> (what it is used for, section)
 USES: dict[str, tuple[str, str]] = {
@@ -146,11 +145,12 @@ USES: dict[str, tuple[str, str]] = {
                                    "11"),
     "group.epoch_change:round 1 signature": ("purpose of the attempt stream: round-1 wrapper "
                                              "signature nonce", "11"),
-    "LABEL_SEAL": ("`ExpandLabel` (context `run_session_id`): `seal_secret` from `commit_secret` "
-                   "(v2, R2)", "11"),
-    "LABEL_SEAL_EPHEMERAL": ("`ExpandLabel` (context `CBOR[identity, pk, info, plaintext]`): a "
-                             "sealing's HPKE `ikmE` (v2, R2)", "11"),
-    "LABEL_SEAL_INFO": ("first element of a sealing's HPKE `info` (v2, R2)", "11"),
+    "LABEL_KS2_SEAL_SECRET": ("`ExpandLabel` (context `run_session_id`): `seal_secret` from "
+                              "`commit_secret` (version 2, R2)", "08"),
+    "LABEL_KS2_SEAL_EPHEMERAL": ("`ExpandLabel` (context `CBOR[identity_i, pk_i, info_i, "
+                                 "plaintext_i]`, 32 bytes): a sealing's HPKE `ikmE` (version 2, "
+                                 "R2)", "08"),
+    "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (version 2, R2)", "11"),
     # 10 hub
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "

@@ -2,19 +2,20 @@
 
 For recipient i of a commit (RFC 9180 HPKE base mode, single shot, `hpke_for_suite`)::
 
-    seal_secret = ExpandLabel(commit_secret, "seal", run_session_id, Nh)
+    seal_secret = ExpandLabel(commit_secret, "ks v2 seal secret", run_session_id, Nh)
     info_i      = CBOR["triple-ratchet v2 seal", suite, group id, e+1, run_session_id,
-                       identity_i, roster hash]
-    ikmE_i      = ExpandLabel(seal_secret, "seal ephemeral",
-                              CBOR[identity_i, pk_i, info_i, plaintext_i], Nikm)
+                       identity_i, new roster hash]
+    ikmE_i      = ExpandLabel(seal_secret, "ks v2 seal ephemeral",
+                              CBOR[identity_i, pk_i, info_i, plaintext_i], 32)
     (enc_i, ct_i) = HPKE.Seal(pk_i, info_i, aad = "", plaintext_i, ephemeral DeriveKeyPair(ikmE_i))
 
 so every committee member computes the same bundle, and a wrong sealing can be recomputed and
 convicted (R9). Nothing of epoch e enters: a removed member holding all of e opens nothing.
 
 The bundle is committed to by a Merkle root over leaves `H(0x00 ‖ CBOR[i, identity_i, enc_i,
-ct_i])` in bundle (roster) order, nodes `H(0x01 ‖ left ‖ right)`, a level's odd last node
-promoted unchanged, and `H(0x02)` for an empty bundle; `H` is the protocol suite's hash.
+ct_i])` (i the recipient's index in the new roster) in bundle (roster) order, nodes
+`H(0x01 ‖ left ‖ right)`, a level's odd last node promoted unchanged, and `H(0x02)` for an empty
+bundle; `H` is the protocol suite's hash. Spec: 11-epoch-change.md, 11.v2.12; labels in 08 v2.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import AuthenticationError, DecodeError, LimitExceeded, UsageError
@@ -30,10 +32,10 @@ from triple_ratchet.group.proposal import MAX_IDENTITY_LEN
 from triple_ratchet.suites import Suite
 from triple_ratchet.suites.hpke import HpkeSuite, hpke_for_suite
 
-# --- Labels (spec 11 v2, R2). expand_label binds the protocol label and suite id. -------------
-LABEL_SEAL = b"seal"
-LABEL_SEAL_EPHEMERAL = b"seal ephemeral"
-LABEL_SEAL_INFO = b"triple-ratchet v2 seal"
+# --- Labels (spec 08 v2 and 11.v2.12). expand_label binds the protocol label and suite id. -----
+LABEL_KS2_SEAL_SECRET = b"ks v2 seal secret"
+LABEL_KS2_SEAL_EPHEMERAL = b"ks v2 seal ephemeral"
+LABEL_V2_SEAL_INFO = b"triple-ratchet v2 seal"
 
 # Domain bytes of the bundle's Merkle tree (leaf, inner node, empty tree).
 MERKLE_LEAF = b"\x00"
@@ -78,7 +80,7 @@ class SealingContext:
     def info(self, identity: bytes) -> bytes:
         """`info_i` of the recipient `identity`."""
         _check_bytes(identity, "identity", 1, MAX_IDENTITY_LEN)
-        return cbor.encode_flat((LABEL_SEAL_INFO, self.suite.suite_id, self.group_id,
+        return cbor.encode_flat((LABEL_V2_SEAL_INFO, self.suite.suite_id, self.group_id,
                                  self.epoch, self.run_session_id, identity, self.roster_hash))
 
 
@@ -94,12 +96,14 @@ class Sealing:
 class Recipient:
     """Who a sealing goes to, with what: `plaintext` is `member_base` or `commit_secret`."""
 
+    roster_index: int  # its index in the new roster (epoch e+1), bound into its Merkle leaf
     identity: bytes
     public_key: bytes  # the receive key of the record the commit applies (Decisions 8)
     plaintext: bytes
 
     def __repr__(self) -> str:
-        return f"Recipient(identity={self.identity.hex()[:16]}…, <plaintext redacted>)"
+        return (f"Recipient(roster_index={self.roster_index}, "
+                f"identity={self.identity.hex()[:16]}…, <plaintext redacted>)")
 
 
 @dataclass(frozen=True)
@@ -111,11 +115,11 @@ class Bundle:
 
 
 def seal_secret(suite: Suite, commit_secret: bytes, run_session_id: bytes) -> bytes:
-    """`ExpandLabel(commit_secret, "seal", run_session_id, Nh)`."""
+    """`ExpandLabel(commit_secret, "ks v2 seal secret", run_session_id, Nh)`."""
     nh = suite.hash_len
     _check_bytes(commit_secret, "commit_secret", nh, nh)
     _check_bytes(run_session_id, "run_session_id", nh, nh)
-    return suite.expand_label(commit_secret, LABEL_SEAL, run_session_id, nh)
+    return suite.expand_label(commit_secret, LABEL_KS2_SEAL_SECRET, run_session_id, nh)
 
 
 def ephemeral_ikm(context: SealingContext, secret: bytes, recipient: Recipient) -> bytes:
@@ -125,7 +129,7 @@ def ephemeral_ikm(context: SealingContext, secret: bytes, recipient: Recipient) 
     _check_bytes(recipient.plaintext, "sealed plaintext", suite.hash_len, suite.hash_len)
     info = context.info(recipient.identity)
     bound = cbor.encode_flat((recipient.identity, recipient.public_key, info, recipient.plaintext))
-    return suite.expand_label(secret, LABEL_SEAL_EPHEMERAL, bound, context.hpke.kem.n_ikm)
+    return suite.expand_label(secret, LABEL_KS2_SEAL_EPHEMERAL, bound, context.hpke.kem.n_ikm)
 
 
 def seal_to(context: SealingContext, secret: bytes, recipient: Recipient) -> Sealing:
@@ -142,10 +146,14 @@ def seal_bundle(context: SealingContext, commit_secret: bytes,
     """Every sealing of a commit, in the given (roster) order, and the bundle root."""
     if len(recipients) > MAX_SEALINGS:
         raise LimitExceeded(f"a bundle seals to at most {MAX_SEALINGS} members")
+    indices = [r.roster_index for r in recipients]
+    if any(type(i) is not int or not 0 <= i < MAX_SEALINGS for i in indices):
+        raise UsageError(f"a roster index must be an integer in 0..{MAX_SEALINGS - 1}")
+    if any(b <= a for a, b in pairwise(indices)):
+        raise UsageError("recipients must be in roster order (increasing roster indices)")
     secret = seal_secret(context.suite, commit_secret, context.run_session_id)
     sealings = tuple(seal_to(context, secret, r) for r in recipients)
-    identities = [r.identity for r in recipients]
-    return Bundle(sealings, merkle_root(context.suite, leaves(context.suite, identities, sealings)))
+    return Bundle(sealings, merkle_root(context.suite, leaves(context.suite, recipients, sealings)))
 
 
 def open_sealing(context: SealingContext, identity: bytes, private_key: bytes,
@@ -163,18 +171,21 @@ def open_sealing(context: SealingContext, identity: bytes, private_key: bytes,
 # --- Merkle tree ---------------------------------------------------------------------------------
 
 
-def leaf_hash(suite: Suite, index: int, identity: bytes, sealing: Sealing) -> bytes:
-    """`H(0x00 ‖ CBOR[i, identity_i, enc_i, ct_i])`, `i` the 0-based position in the bundle."""
-    if type(index) is not int or not 0 <= index < MAX_SEALINGS:
-        raise UsageError(f"a bundle index must be 0..{MAX_SEALINGS - 1}")
-    return suite.hash(MERKLE_LEAF + cbor.encode_flat((index, identity, sealing.enc, sealing.ct)))
+def leaf_hash(suite: Suite, roster_index: int, identity: bytes, sealing: Sealing) -> bytes:
+    """`H(0x00 ‖ CBOR[i, identity_i, enc_i, ct_i])`, `i` the recipient's new-roster index."""
+    if type(roster_index) is not int or not 0 <= roster_index < MAX_SEALINGS:
+        raise UsageError(f"a roster index must be 0..{MAX_SEALINGS - 1}")
+    return suite.hash(
+        MERKLE_LEAF + cbor.encode_flat((roster_index, identity, sealing.enc, sealing.ct)))
 
 
-def leaves(suite: Suite, identities: Sequence[bytes], sealings: Sequence[Sealing]) -> list[bytes]:
-    if len(identities) != len(sealings):
-        raise UsageError("one identity per sealing")
-    return [leaf_hash(suite, i, ident, s)
-            for i, (ident, s) in enumerate(zip(identities, sealings, strict=True))]
+def leaves(suite: Suite, recipients: Sequence[Recipient],
+           sealings: Sequence[Sealing]) -> list[bytes]:
+    """The bundle's leaves, in bundle order (leaf p is recipient p's)."""
+    if len(recipients) != len(sealings):
+        raise UsageError("one recipient per sealing")
+    return [leaf_hash(suite, r.roster_index, r.identity, s)
+            for r, s in zip(recipients, sealings, strict=True)]
 
 
 def _parent(suite: Suite, left: bytes, right: bytes) -> bytes:
@@ -195,7 +206,8 @@ def merkle_root(suite: Suite, leaf_hashes: Sequence[bytes]) -> bytes:
 
 
 def merkle_path(suite: Suite, leaf_hashes: Sequence[bytes], index: int) -> tuple[bytes, ...]:
-    """The sibling hashes from leaf `index` up to the root (a promoted node has none)."""
+    """The sibling hashes from leaf position `index` up to the root (none at a level where the
+    node is promoted)."""
     if type(index) is not int or not 0 <= index < len(leaf_hashes):
         raise UsageError("Merkle path index outside the bundle")
     path: list[bytes] = []
@@ -213,11 +225,11 @@ def merkle_path(suite: Suite, leaf_hashes: Sequence[bytes], index: int) -> tuple
 
 def verify_merkle_path(suite: Suite, root: bytes, size: int, index: int, leaf: bytes,
                        path: Sequence[bytes]) -> None:
-    """Check that `leaf` is at `index` of a bundle of `size` sealings under `root`.
+    """Check that `leaf` is at position `index` of a bundle of `size` sealings under `root`.
 
-    The shape of the path follows from (`index`, `size`) alone, so a path of the wrong length,
-    or with an element of the wrong length, is a `DecodeError`; a path that does not lead to
-    `root` is an `AuthenticationError`.
+    Malformed input (a size or index out of range, a hash of the wrong length) is a
+    `DecodeError`; a path that does not lead to `root`, including one with too few or too many
+    hashes for (`index`, `size`), is an `AuthenticationError` (spec 11.v2.12).
     """
     nh = suite.hash_len
     if type(size) is not int or not 1 <= size <= MAX_SEALINGS:
@@ -230,22 +242,22 @@ def verify_merkle_path(suite: Suite, root: bytes, size: int, index: int, leaf: b
     while width > 1:
         if pos % 2 or pos + 1 < width:  # a sibling exists at this level
             if used == len(path):
-                raise DecodeError("Merkle path too short for its index and bundle size")
+                raise AuthenticationError("Merkle path too short for its position and bundle size")
             sibling = path[used]
             used += 1
             node = _parent(suite, sibling, node) if pos % 2 else _parent(suite, node, sibling)
         pos, width = pos // 2, (width + 1) // 2
     if used != len(path):
-        raise DecodeError("Merkle path too long for its index and bundle size")
+        raise AuthenticationError("Merkle path too long for its position and bundle size")
     if not hmac.compare_digest(node, root):
         raise AuthenticationError("Merkle path does not lead to the bundle root")
 
 
 __all__ = [
     "AAD",
-    "LABEL_SEAL",
-    "LABEL_SEAL_EPHEMERAL",
-    "LABEL_SEAL_INFO",
+    "LABEL_KS2_SEAL_EPHEMERAL",
+    "LABEL_KS2_SEAL_SECRET",
+    "LABEL_V2_SEAL_INFO",
     "MAX_SEALINGS",
     "Bundle",
     "Recipient",

@@ -158,7 +158,8 @@ class Kem(ABC):
 
 
 class DhKem(Kem):
-    """DHKEM(Group, HKDF-SHA256), RFC 9180 section 4.1, over a protocol suite's DH group."""
+    """DHKEM(Group, HKDF-SHA256), RFC 9180 section 4.1, over a protocol suite's DH group (whose
+    decoders validate every public key and whose exchange refuses an all-zero X25519 result)."""
 
     def __init__(self, kem_id: int, name: str, group: Suite, n_secret: int) -> None:
         self.kem_id = kem_id
@@ -170,26 +171,16 @@ class DhKem(Kem):
         self.n_enc = self.n_pk = group.dh_public_len
         self.n_sk = self.n_ikm = group.dh_private_len
 
-    def _scalar(self, dkp_prk: bytes) -> bytes:
-        # P-256 (RFC 9180 section 7.1.3): rejection sampling with bitmask 0xff, i.e. no mask.
-        for counter in range(256):
-            candidate = self._kdf.labeled_expand(
-                self._suite_id, dkp_prk, _CANDIDATE, bytes((counter,)), self.n_sk
-            )
-            if 0 < int.from_bytes(candidate, "big") < _P256_ORDER:
-                return candidate
-        raise InvalidKey("DeriveKeyPair found no valid P-256 scalar in 256 candidates")
+    @abstractmethod
+    def _private_from_prk(self, dkp_prk: bytes) -> bytes:
+        """DeriveKeyPair's group-specific step (RFC 9180 section 7.1.3)."""
 
     def _derive(self, ikm: bytes) -> DhPrivateKey:
         ikm = key_bytes(ikm, "DeriveKeyPair ikm")
         if len(ikm) < self.n_sk:
             raise UsageError(f"DeriveKeyPair ikm must be at least {self.n_sk} bytes")
         dkp_prk = self._kdf.labeled_extract(self._suite_id, b"", _DKP_PRK, ikm)
-        if self._group.suite_id == P256_SHA256_AES256GCM.suite_id:
-            sk = self._scalar(dkp_prk)
-        else:  # X25519: any 32 bytes are a private key (clamped when used)
-            sk = self._kdf.labeled_expand(self._suite_id, dkp_prk, _SK, b"", self.n_sk)
-        return self._group.dh_private_from_bytes(sk)
+        return self._group.dh_private_from_bytes(self._private_from_prk(dkp_prk))
 
     def derive_key_pair(self, ikm: bytes) -> KemKeyPair:
         key = self._derive(ikm)
@@ -222,8 +213,27 @@ class DhKem(Kem):
         return self._extract_and_expand(dh, pk_e.to_bytes() + sk_r.public_key().to_bytes())
 
 
-DHKEM_P256 = DhKem(0x0010, "DHKEM(P-256, HKDF-SHA256)", P256_SHA256_AES256GCM, 32)
-DHKEM_X25519 = DhKem(0x0020, "DHKEM(X25519, HKDF-SHA256)", X25519_SHA512_XCHACHA20, 32)
+class _DhKemP256(DhKem):
+    def _private_from_prk(self, dkp_prk: bytes) -> bytes:
+        # Rejection sampling with bitmask 0xff, i.e. no bit cleared: uniform in [1, n-1].
+        for counter in range(256):
+            candidate = self._kdf.labeled_expand(
+                self._suite_id, dkp_prk, _CANDIDATE, bytes((counter,)), self.n_sk
+            )
+            if 0 < int.from_bytes(candidate, "big") < _P256_ORDER:
+                return candidate
+        raise InvalidKey("DeriveKeyPair found no valid P-256 scalar in 256 candidates")
+
+
+class _DhKemX25519(DhKem):
+    def _private_from_prk(self, dkp_prk: bytes) -> bytes:
+        # Any 32 bytes are an X25519 private key (clamped when used).
+        return self._kdf.labeled_expand(self._suite_id, dkp_prk, _SK, b"", self.n_sk)
+
+
+DHKEM_P256: Kem = _DhKemP256(0x0010, "DHKEM(P-256, HKDF-SHA256)", P256_SHA256_AES256GCM, 32)
+DHKEM_X25519: Kem = _DhKemX25519(0x0020, "DHKEM(X25519, HKDF-SHA256)", X25519_SHA512_XCHACHA20,
+                                 32)
 
 
 # --- AEAD ----------------------------------------------------------------------------------------
@@ -231,16 +241,19 @@ DHKEM_X25519 = DhKem(0x0020, "DHKEM(X25519, HKDF-SHA256)", X25519_SHA512_XCHACHA
 
 @dataclass(frozen=True)
 class Aead:
+    """An RFC 9180 AEAD (12-byte nonce, 16-byte tag) from `cryptography`."""
+
     aead_id: int
     name: str
     n_k: int
+    cipher: type[AESGCM] | type[ChaCha20Poly1305] = field(repr=False)
     n_n: int = 12
     n_t: int = 16
 
     def _cipher(self, key: bytes) -> AESGCM | ChaCha20Poly1305:
         if len(key) != self.n_k:
             raise UsageError(f"{self.name} takes a {self.n_k}-byte key")
-        return ChaCha20Poly1305(key) if self.aead_id == 0x0003 else AESGCM(key)
+        return self.cipher(key)
 
     def seal(self, key: bytes, nonce: bytes, aad: bytes, pt: bytes) -> bytes:
         return self._cipher(key).encrypt(nonce, pt, aad)
@@ -254,9 +267,9 @@ class Aead:
             raise AuthenticationError(f"HPKE {self.name} tag does not verify") from None
 
 
-AES_128_GCM = Aead(0x0001, "AES-128-GCM", 16)
-AES_256_GCM = Aead(0x0002, "AES-256-GCM", 32)
-CHACHA20_POLY1305 = Aead(0x0003, "ChaCha20-Poly1305", 32)
+AES_128_GCM = Aead(0x0001, "AES-128-GCM", 16, AESGCM)
+AES_256_GCM = Aead(0x0002, "AES-256-GCM", 32, AESGCM)
+CHACHA20_POLY1305 = Aead(0x0003, "ChaCha20-Poly1305", 32, ChaCha20Poly1305)
 
 
 # --- Context -------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ Our files (spec: Test vectors) are JSON objects::
      ]}
 
 Byte strings are lowercase hex. Each kind has one verifier module registered in `VERIFIERS`;
-third-party formats (Wycheproof, COCKTAIL-DKG) are recognised by their own top-level keys.
+third-party formats (Wycheproof, COCKTAIL-DKG, RFC 9180 HPKE) are recognised by their own top-level
+keys (RFC 9180's file is a bare list of cases).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ sequence order (its `nonce`, `ct` from sealing `pt` with `aad`, and `pt` from op
 every export. Any difference fails the case. Other cases are skipped with the parameter that
 excludes them (mode, KEM, KDF, AEAD): the file has no verdicts, and none is consulted.
 
-**Ours** (kind "sealing", spec 02 "HPKE" and 11 v2 R2): operation "hpke" (single-shot seal and
+**Ours** (kind "sealing", spec 02 "HPKE" and 11.v2.12): operation "hpke" (single-shot seal and
 open through a protocol suite's HPKE suite, fixed `ikm_e`) and "bundle" (R2 sealings of a small
 roster, their Merkle leaves, root and paths, each opened by its recipient), with negative cases.
 """
@@ -170,13 +170,12 @@ def _bundle_outputs(suite: Suite, inputs: dict[str, Any]) -> dict[str, Any]:
     commit_secret = bytes.fromhex(inputs["commit_secret"])
     members = inputs["recipients"]
     pairs = [hpke.kem.derive_key_pair(bytes.fromhex(m["ikm_r"])) for m in members]
-    recipients = [sl.Recipient(bytes.fromhex(m["identity"]), p.public_key,
-                               bytes.fromhex(m["plaintext"])) for m, p in zip(members, pairs,
-                                                                            strict=True)]
+    recipients = [sl.Recipient(m["roster_index"], bytes.fromhex(m["identity"]), p.public_key,
+                               bytes.fromhex(m["plaintext"]))
+                  for m, p in zip(members, pairs, strict=True)]
     secret = sl.seal_secret(suite, commit_secret, context.run_session_id)
     bundle = sl.seal_bundle(context, commit_secret, recipients)
-    identities = [r.identity for r in recipients]
-    leaf_hashes = sl.leaves(suite, identities, bundle.sealings)
+    leaf_hashes = sl.leaves(suite, recipients, bundle.sealings)
     paths = [sl.merkle_path(suite, leaf_hashes, i) for i in range(len(leaf_hashes))]
     for i, (r, pair, s) in enumerate(zip(recipients, pairs, bundle.sealings, strict=True)):
         expect_equal(f"recipient {i} opens", sl.open_sealing(context, r.identity,
@@ -282,11 +281,13 @@ def generate() -> dict[str, dict[str, Any]]:
                 "run_session_id": rng(suite.hash_len).hex(),
                 "roster_hash": rng(suite.hash_len).hex(),
                 "commit_secret": commit_secret.hex(),
-                # the last recipient of a bundle is a joiner: it is sealed member_base
+                # roster indices skip the committee (0 and 2 here); the last recipient is a
+                # joiner, sealed member_base
                 "recipients": [
-                    {"identity": rng(33).hex(), "ikm_r": rng(n_ikm).hex(),
-                     "plaintext": (member_base if i == size - 1 else commit_secret).hex()}
-                    for i in range(size)
+                    {"roster_index": index, "identity": rng(33).hex(),
+                     "ikm_r": rng(n_ikm).hex(),
+                     "plaintext": (member_base if p == size - 1 else commit_secret).hex()}
+                    for p, index in enumerate((1, 3, 4)[:size])
                 ],
             }
             outputs = _bundle_outputs(suite, bundle_inputs)
@@ -303,8 +304,9 @@ def generate() -> dict[str, dict[str, Any]]:
                     ("path", {"path": [_flip(last["path"][0])]}, "AuthenticationError"),
                     ("root", {"bundle_root": _flip(outputs["bundle_root"])},
                      "AuthenticationError"),
-                    ("index", {"index": 1}, "DecodeError"),
-                    ("size", {"size": 4}, "DecodeError"),
+                    ("position", {"index": 1}, "AuthenticationError"),
+                    ("size", {"size": 4}, "AuthenticationError"),
+                    ("position outside the bundle", {"index": 3}, "DecodeError"),
                 ):
                     cases.append(case(f"Merkle path with altered {what}", suite.name,
                                       {**good, **changed}, error=error))
