@@ -10,7 +10,9 @@ For recipient i of a commit (RFC 9180 HPKE base mode, single shot, `hpke_for_sui
     (enc_i, ct_i) = HPKE.Seal(pk_i, info_i, aad = "", plaintext_i, ephemeral DeriveKeyPair(ikmE_i))
 
 so every committee member computes the same bundle, and a wrong sealing can be recomputed and
-convicted (R9). Nothing of epoch e enters: a removed member holding all of e opens nothing.
+convicted (R9). Every sealing hangs on the new `commit_secret` (`member_base` mixes it with
+`init_secret(e)`) and on the recipient's private key: a removed member holding all of epoch e
+opens nothing.
 
 The bundle is committed to by a Merkle root over leaves `H(0x00 ‖ CBOR[i, identity_i, enc_i,
 ct_i])` (i the recipient's index in the new roster) in bundle (roster) order, nodes
@@ -123,7 +125,7 @@ def seal_secret(suite: Suite, commit_secret: bytes, run_session_id: bytes) -> by
 
 
 def ephemeral_ikm(context: SealingContext, secret: bytes, recipient: Recipient) -> bytes:
-    """`ikmE_i`: every input of the sealing changes it, so no ephemeral is ever reused."""
+    """`ikmE_i`: a change to any one input of the sealing changes it (and so the ephemeral)."""
     suite = context.suite
     _check_bytes(secret, "seal_secret", suite.hash_len, suite.hash_len)
     _check_bytes(recipient.plaintext, "sealed plaintext", suite.hash_len, suite.hash_len)
