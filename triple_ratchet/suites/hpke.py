@@ -147,7 +147,9 @@ class Kem(ABC):
 
     @abstractmethod
     def encap(self, public_key: bytes, ikm_e: bytes) -> tuple[bytes, bytes]:
-        """`(shared_secret, enc)` to `public_key`, the ephemeral from `derive_key_pair(ikm_e)`."""
+        """`(shared_secret, enc)` to `public_key`, deterministic in `ikm_e` (`n_ikm` bytes, the
+        encapsulation's randomness: for a DHKEM the ephemeral is `DeriveKeyPair(ikm_e)`, for a
+        hybrid KEM its derandomised encapsulation seed)."""
 
     @abstractmethod
     def decap(self, enc: bytes, private_key: bytes) -> bytes:
