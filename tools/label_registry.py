@@ -59,6 +59,8 @@ USES: dict[str, tuple[str, str]] = {
                        "02"),
     "LABEL_SUITES_SIGNING_SEED": ("`ExpandLabel` (empty context): signing key from a 32-byte seed "
                                   "(`signing_from_seed`), both suites", "02"),
+    "LABEL_HPKE_VERSION": ("RFC 9180 prefix of every HPKE `LabeledExtract`/`LabeledExpand` input "
+                           "(then the RFC's suite id and its own labels)", "02"),
     # 01 sealed saved states
     "LABEL_SEALED_STATE": ("AEAD associated-data prefix (then the version byte) of a sealed saved "
                            "state, under the storage key", "01"),
@@ -183,6 +185,12 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_APPLIED_PROPOSALS": ("hash prefix: applied-proposals hash", "11"),
     "LABEL_ROSTER_HASH": ("hash prefix: roster hash (version 2)", "11"),
     "LABEL_ROUND3_SIGNATURE": ("DKG-key signature label: a round-3 item's own signature", "11"),
+    "LABEL_KS2_SEAL_SECRET": ("`ExpandLabel` (context `run_session_id`): `seal_secret` from "
+                              "`commit_secret` (version 2, R2)", "08"),
+    "LABEL_KS2_SEAL_EPHEMERAL": ("`ExpandLabel` (context `CBOR[identity_i, pk_i, info_i, "
+                                 "plaintext_i]`, 32 bytes): a sealing's HPKE `ikmE` (version 2, "
+                                 "R2)", "08"),
+    "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (version 2, R2)", "11"),
     # 10 hub
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "

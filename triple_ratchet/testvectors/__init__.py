@@ -11,7 +11,8 @@ Our files (spec: Test vectors) are JSON objects::
      ]}
 
 Byte strings are lowercase hex. Each kind has one verifier module registered in `VERIFIERS`;
-third-party formats (Wycheproof, COCKTAIL-DKG) are recognised by their own top-level keys.
+third-party formats (Wycheproof, COCKTAIL-DKG, RFC 9180 HPKE) are recognised by their own top-level
+keys (RFC 9180's file is a bare list of cases).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class UnrecognisedFile(Exception):
     """The file is not in any format `vectors verify` understands."""
 
 
-Verifier = Callable[[dict[str, Any]], Iterator[CaseResult]]
+Verifier = Callable[[Any], Iterator[CaseResult]]
 
 # kind -> verifier for our own files. Filled by `_registry()` lazily so that importing this
 # package does not import every layer.
@@ -81,27 +82,29 @@ def our_verifiers() -> dict[str, Verifier]:
     return table
 
 
-def third_party_verifier(doc: dict[str, Any]) -> Verifier | None:
+def third_party_verifier(doc: Any) -> Verifier | None:
     from triple_ratchet.testvectors import _registry  # noqa: F401
 
-    for detect in _DETECTORS:
-        v = detect(doc)
-        if v is not None:
-            return v
+    for detect, top_level in _DETECTORS:
+        if isinstance(doc, top_level):
+            v = detect(doc)
+            if v is not None:
+                return v
     return None
 
 
-_DETECTORS: list[Callable[[dict[str, Any]], Verifier | None]] = []
+_DETECTORS: list[tuple[Callable[[Any], Verifier | None], type]] = []
 
 
-def register_detector(detect: Callable[[dict[str, Any]], Verifier | None]) -> None:
-    _DETECTORS.append(detect)
+def register_detector(detect: Callable[[Any], Verifier | None], top_level: type = dict) -> None:
+    """`detect` sees only documents whose top level is a `top_level` (RFC 9180's is a list)."""
+    _DETECTORS.append((detect, top_level))
 
 
 def verify_document(doc: Any) -> Iterator[CaseResult]:
-    if not isinstance(doc, dict):
-        raise UnrecognisedFile("top level is not a JSON object")
-    if doc.get("format") == FORMAT:
+    if not isinstance(doc, dict | list):
+        raise UnrecognisedFile("top level is neither a JSON object nor a list")
+    if isinstance(doc, dict) and doc.get("format") == FORMAT:
         if doc.get("version") != FORMAT_VERSION:
             raise UnrecognisedFile(f"unsupported vector format version {doc.get('version')!r}")
         kind = doc.get("kind")
@@ -111,7 +114,9 @@ def verify_document(doc: Any) -> Iterator[CaseResult]:
         return table[kind](doc)
     verifier = third_party_verifier(doc)
     if verifier is None:
-        raise UnrecognisedFile("not a triple-ratchet, Wycheproof or COCKTAIL-DKG vector file")
+        raise UnrecognisedFile(
+            "not a triple-ratchet, Wycheproof, COCKTAIL-DKG or RFC 9180 HPKE vector file"
+        )
     return verifier(doc)
 
 

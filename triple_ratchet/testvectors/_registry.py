@@ -12,6 +12,7 @@ from triple_ratchet.testvectors import (
     epoch_v2,  # noqa: F401
     group,  # noqa: F401
     handshake,  # noqa: F401
+    hpke,  # noqa: F401
     hub,  # noqa: F401
     identity,  # noqa: F401
     key_schedule,  # noqa: F401
