@@ -672,6 +672,8 @@ class _Connection:
     async def _push_failed(self, exc: Exception) -> None:
         """The store failed under a subscription: tell the client (ERROR INTERNAL about the
         connection, then close) so it reconnects and resubscribes from its own cursor."""
+        if self.ended == "store unavailable":
+            return  # another subscription's pump already said so
         self.hub.store_failed("a push read", exc)
         self.ended = "store unavailable"
         self.out.put(encode(Error(0, ErrorCode.INTERNAL, "store unavailable")))
@@ -875,6 +877,11 @@ class _Connection:
                 try:
                     res = await self.hub.store.read(sub.mailbox, sub.cursor, MAX_BATCH_ENTRIES,
                                                     MAX_BATCH_BYTES, self.hub.now_ms())
+                except RemoteError:
+                    # The store refused (the mailbox or the cursor is gone): the client's
+                    # fetch after RESYNC gets the refusal itself.
+                    self._overflow(sub)
+                    return
                 except Exception as exc:
                     # The store failed under us: the client is told (not a silent resync).
                     await self._push_failed(exc)
