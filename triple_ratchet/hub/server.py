@@ -317,7 +317,7 @@ class _Throttle:
         return self._held.pop(key, 0)
 
 
-_STORE_LINK_ERRORS = ("ConnectionError", "TimeoutError", "BusyLoadingError")
+_STORE_LINK_ERRORS = ("ConnectionError", "TimeoutError", "BusyLoadingError", "MaxConnectionsError")
 
 
 def describe_failure(exc: BaseException) -> str:
