@@ -517,7 +517,8 @@ class MailboxClient:
         try:
             await self._retrying(op)
         except BaseException:
-            del self._follows[mailbox]
+            if self._follows.get(mailbox) is follow:  # (a background refusal may have won)
+                del self._follows[mailbox]
             raise
 
     async def _open(self, conn: HubConnection, mailbox: bytes, follow: _Follow) -> None:
