@@ -639,7 +639,8 @@ class _Connection:
         if limit is None:
             return await self.ws.recv()
         try:
-            return await asyncio.wait_for(self.ws.recv(), limit)
+            async with asyncio.timeout(limit):  # no task per frame, unlike wait_for
+                return await self.ws.recv()
         except TimeoutError:
             self.hub.stats.closed_idle += 1
             raise _Close(1000, "idle", "idle") from None
