@@ -74,7 +74,7 @@ from triple_ratchet.random import RandomSource, system_random
 _log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT = 10.0
-# Connection lifecycle (spec 10.8, 12). A connection whose answers do not drain within
+# Connection lifecycle (spec 10.12, 12). A connection whose answers do not drain within
 # DRAIN_TIMEOUT is closed: a client that stops reading may not pin the hub's memory.
 DRAIN_TIMEOUT = 30.0
 # Idle connections (no frame received): without an accepted proof after IDLE_UNAUTHENTICATED,
@@ -91,8 +91,8 @@ MAX_CONNECTIONS_PER_ADDRESS = 256
 DESCRIPTOR_RESERVE = 64
 # Frames and close reasons after the hub decided to close, then the socket is aborted.
 CLOSE_GRACE_SECONDS = 2.0
-# Metering of requests that cost the hub work (spec 10.8): a signature check per new proof
-# (re-proving a mailbox the connection already opened is answered without one), a store read
+# Metering of requests that cost the hub work (spec 10.12): a signature check per new proof
+# (re-sending a proof the connection already had accepted is answered without one), a read
 # per FETCH or SUBSCRIBE. Bursts fit a member's reconnect (every key proved again, every
 # mailbox subscribed) and a resync of a full group mailbox (10 000 entries = 40 fetches).
 PROOF_RATE = 10.0
@@ -146,7 +146,7 @@ class HubConfig:
     live_queue_bytes: int = 4 * 1024 * 1024
     # Responses pending past this stop the connection's request reading (backpressure).
     outbox_high_water: int = 8 * 1024 * 1024
-    # Connection lifecycle and per-address limits (spec 10.8); see the constants above.
+    # Connection lifecycle, limits and metering (spec 10.12); see the constants above.
     drain_timeout: float = DRAIN_TIMEOUT
     idle_unauthenticated: float = IDLE_UNAUTHENTICATED
     idle_unsubscribed: float = IDLE_UNSUBSCRIBED
