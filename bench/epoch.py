@@ -83,8 +83,10 @@ from triple_ratchet.group.run_secrets import (
     decode_announcement_entry,
     recipients_of,
     round1_transcript,
+    verify_commit,
     verify_round3,
 )
+from triple_ratchet.group.sealing import Sealing, open_sealing
 from triple_ratchet.identity import Identity, IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, Suite
@@ -242,6 +244,7 @@ def phases(c: Change) -> dict[str, Callable[[], object]]:
         return local_round2(RunSeed.from_bytes(suite, seed_bytes), inputs, c.round1)
 
     def round3() -> object:
+        inputs._transcripts.clear()  # no transcript memo from earlier phases or calls
         item, _ = make_round3(RunSeed.from_bytes(suite, seed_bytes), inputs, c.round1,
                               c.payloads, c.init_secret)
         return c.member_entry(0, TYPE_ROUND3, item.to_bytes()), read_round3(c, inputs, c.round1)
@@ -334,6 +337,51 @@ def cpu_rounds(contenders: dict[str, Batch], rounds: int, reps: int) -> dict[str
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def reader_phases(c: Change) -> dict[str, Callable[[], object]]:
+    """The reader's parts, each from precomputed earlier values (the breakdown table)."""
+    assert c.inputs is not None and c.outcome is not None
+    inputs, suite = c.inputs, c.suite
+    blobs = (c.proposal_blob, *c.announcement_blobs, *c.round1_blobs, *c.round3_blobs,
+             c.commit_blob)
+    commit_body = c.open(c.commit_blob).body
+    commit = Commit.from_bytes(suite, commit_body)
+    items = read_round3(c, inputs, c.round1)
+    index = c.k
+    key = c.keys[index].receive_key.to_bytes()
+    announcements = inputs.announcements
+
+    def entries() -> object:
+        return [c.open(b) for b in blobs]
+
+    def run_inputs() -> object:
+        return c.fresh_inputs(announcements).roster_hash
+
+    def round1() -> object:
+        return [check_round1(inputs, j, Round1Item.from_bytes(c.open(b).body))
+                for j, b in enumerate(c.round1_blobs, start=1)]
+
+    def round3() -> object:
+        inputs._transcripts.clear()  # T is built here; round-1 parses were paid in `round 1`
+        return read_round3(c, inputs, c.round1)
+
+    def commit_root() -> object:
+        decoded = Commit.from_bytes(suite, commit_body)
+        verify_commit(inputs, decoded, items[0].bundle_root)
+        return decoded
+
+    def open_own() -> object:
+        position = inputs.bundle_position(index)
+        return open_sealing(inputs.sealing_context(), c.publics[index].to_bytes(), key,
+                            Sealing(*commit.bundle[position]))
+
+    def derive() -> object:
+        return c.outcome.secrets(suite) if c.outcome else None
+
+    return {"r entries": entries, "r inputs": run_inputs, "r round 1": round1,
+            "r round 3": round3, "r commit": commit_root, "r open": open_own,
+            "r epoch": derive}
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:9.2f}"
 
@@ -343,10 +391,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="n = 8, 64 only; 1 rep per round")
     parser.add_argument("--sizes", default="8,64,256,1000")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the reader's parts (second table)")
     args = parser.parse_args(argv)
     sizes = [8, 64] if args.quick else [int(x) for x in args.sizes.split(",")]
     reps = 1 if args.quick else 3
     failures: list[str] = []
+    breakdown: list[str] = []
     print(f"epoch-change benchmark (version 2, an add, k = {K}): {args.rounds} interleaved "
           "rounds, medians of CPU time (ms)")
     for suite in ALL_SUITES:
@@ -361,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
                 contenders[name] = _batch(step)
             contenders["total"] = _batch(partial(committee_total, c))
             contenders["reader"] = _batch(partial(reader, c))
+            if args.breakdown:
+                for name, step in reader_phases(c).items():
+                    contenders[name] = _batch(step)
             med = cpu_rounds(contenders, args.rounds, reps)
             start = time.process_time()
             ids = {reader(c) for _ in range(CATCH_UP)}
@@ -373,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_ms(med['round 2'])}{_ms(med['round 3'])}{_ms(med['commit'])}"
                   f"{_ms(med['total'])}{_ms(med['reader'])}{c.commit_entry_len:>10}"
                   f"{download:>11}{_ms(catch_up):>12}")
+            if args.breakdown:
+                breakdown.append(f"{suite.name[:6]:<7}{n:>5}" + "".join(
+                    _ms(med[name]) for name in reader_phases(c)))
             if c.commit_entry_len > MAX_COMMIT_ENTRY_LEN:
                 failures.append(f"{suite.name} n={n}: commit entry {c.commit_entry_len} B > "
                                 f"{MAX_COMMIT_ENTRY_LEN}")
@@ -385,6 +442,15 @@ def main(argv: list[str] | None = None) -> int:
                                     f"> {TARGET_READER_MS} ms")
     print("member = one committee member's total (measured in sequence, not the column sum); "
           f"catch-up = {CATCH_UP} reader passes back to back (CPU ms)")
+    if breakdown:
+        print("reader breakdown (ms): entries = open, decrypt and verify the 3k + 2 control "
+              "blobs; inputs = run inputs (new roster hash); round 1 / round 3 = reading and "
+              "checking the items; commit = decode + Merkle root; open = own sealing; epoch = "
+              "derive_epoch_v2 (n chain roots)")
+        print(f"{'suite':<7}{'n':>5}{'entries':>9}{'inputs':>9}{'round 1':>9}{'round 3':>9}"
+              f"{'commit':>9}{'open':>9}{'epoch':>9}")
+        for line in breakdown:
+            print(line)
     for failure in failures:
         print(f"TARGET MISSED: {failure}")
     return 1 if failures else 0
