@@ -191,6 +191,11 @@ USES: dict[str, tuple[str, str]] = {
                                  "plaintext_i]`, 32 bytes): a sealing's HPKE `ikmE` (version 2, "
                                  "R2)", "08"),
     "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (version 2, R2)", "11"),
+    "LABEL_KS2_NOTICE_KEY": ("`ExpandLabel` (context `identity_i`): a recipient's notice key "
+                             "from `member_base` (Decision 3)", "08"),
+    "LABEL_NOTICE_AAD": ("AEAD associated-data prefix (then the notice header) of a notice's "
+                         "sealed body", "11"),
+    "LABEL_NOTICE_ID": ("hash prefix: id of a notice's chunks", "11"),
     # 10 hub
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "
