@@ -233,8 +233,10 @@ class NoticeBody:
 
         def entries(v: cbor.CborValue, what: str, low: int, high: int) -> tuple[bytes, ...]:
             items = cbor.as_list(v, what)
-            if not low <= len(items) <= high:
-                raise LimitExceeded(f"notice: {low}..{high} {what}")
+            if len(items) > high:
+                raise LimitExceeded(f"notice: more than {high} {what}")
+            if len(items) < low:
+                raise DecodeError(f"notice: fewer than {low} {what}")
             return tuple(cbor.as_bytes(x, what) for x in items)
 
         announcements = entries(f[3], "announcements", 1, MAX_COMMITTEE)
@@ -724,8 +726,9 @@ def _check_run(suite: Suite, header: NoticeHeader, body: NoticeBody,
 
 @dataclass(frozen=True)
 class CreatorStart:
-    """The creator's own start in epoch 1: its record, the roster, epoch 1's values, and what
-    it needs to repeat a notice (`change`, `member_base`: any member may re-send one)."""
+    """The creator's own start in epoch 1: its record, the roster, epoch 1's values, what it
+    needs to repeat a notice (`change`, `member_base`: any member may re-send one) and to
+    answer a rejoin request about epoch 0's commit (`commit_secret`, `group_context`)."""
 
     suite: Suite
     group_id: bytes
@@ -734,6 +737,8 @@ class CreatorStart:
     secrets: EpochSecretsV2 = field(repr=False)
     change: DecidedChange = field(repr=False)
     member_base: bytes = field(repr=False)
+    commit_secret: bytes = field(repr=False)
+    group_context: bytes = field(repr=False)
     commit: ControlEntry = field(repr=False)  # epoch 0's commit (exists only for the record)
 
     epoch = 1
@@ -822,7 +827,8 @@ def create_group(identity: IdentityKeyPair, keys: RecordKeys, *, group_id: bytes
         suite, group_id, 0, b"", run, rsid, (announcement.to_bytes(),), (round1.to_bytes(),),
         (round3.to_bytes(),), tuple(p.to_bytes() for p in proposals), (), None, roster,
         bundle.sealings, tuple(r.roster_index for r in recipients))
-    start = CreatorStart(suite, group_id, record, roster, secrets, change, member_base, commit)
+    start = CreatorStart(suite, group_id, record, roster, secrets, change, member_base,
+                         commit_secret, context, commit)
     return start, build_notices(change, member_base, rng=rng)
 
 
