@@ -23,17 +23,12 @@ and repaired sealings (11.v2.25).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
-from triple_ratchet.dkg.attempt import PAYLOAD_LEN, SignedRound1, check_payloads, sign_round1
-from triple_ratchet.dkg.cocktail import SessionParams, make_context
-from triple_ratchet.dkg.cocktail_messages import Transcript
-from triple_ratchet.dkg.cocktail_participant import Participant, check_public_entry
-from triple_ratchet.dkg.ed25519 import Point, Scalar
+from triple_ratchet.dkg.attempt import SignedRound1
 from triple_ratchet.errors import (
     AuthenticationError,
     DecodeError,
@@ -50,6 +45,14 @@ from triple_ratchet.group.change_proposal import (
     MAX_APPLIED,
     ChangeProposal,
     applied_proposals_hash,
+)
+from triple_ratchet.group.committee import (
+    RunSeed,
+    local_round2,
+    make_announcement,
+    make_commit,
+    make_round1,
+    make_round3,
 )
 from triple_ratchet.group.control import (
     TYPE_ANNOUNCEMENT,
@@ -70,11 +73,8 @@ from triple_ratchet.group.key_schedule import (
     MAX_RUN,
     EpochSecretsV2,
     derive_epoch_v2,
-    extract_commit_secret,
     extract_member_base,
-    group_context,
     initial_init_secret,
-    run_extension,
     run_session_id,
 )
 from triple_ratchet.group.records import (
@@ -91,13 +91,20 @@ from triple_ratchet.group.records import (
 )
 from triple_ratchet.group.roster import MAX_ROSTER_LEN, Roster, RosterEntry
 from triple_ratchet.group.run import (
-    Commit,
     Conviction,
     RepairedSealing,
     Round1Item,
     Round3Item,
     RunAnnouncement,
     sealing_sizes,
+)
+from triple_ratchet.group.run_secrets import (
+    RunInputs,
+    check_round1,
+    outcome_from_opened,
+    recipients_of,
+    round1_transcript,
+    verify_round3,
 )
 from triple_ratchet.group.sealing import (
     Recipient,
@@ -106,7 +113,6 @@ from triple_ratchet.group.sealing import (
     leaf_hash,
     merkle_path,
     open_sealing,
-    seal_bundle,
     seal_secret,
     seal_to,
     verify_merkle_path,
@@ -606,15 +612,13 @@ def open_notice(suite: Suite, data: bytes, *, identity: bytes,
         entry = ControlEntry.from_bytes(suite, raw, group_id=header.group_id, epoch=body.epoch)
         if entry.entry_type not in (TYPE_PROPOSAL, TYPE_RECORD):
             raise ProtocolError("a carried entry is a proposal or a record")
-    bundle_root, tag, transcript_hash = _check_run(suite, header, body, announcements,
-                                                   applied_hash)
+    inputs, round1, bundle_root, tag = _check_run(header, body, announcements, applied_hash)
     # 5. our Merkle path and the confirmation tag
     leaf = leaf_hash(suite, own_index, identity, header.sealing)
     verify_merkle_path(suite, bundle_root, header.count, header.position, leaf, header.path)
-    context = group_context(suite, header.group_id, header.epoch, body.epoch_id,
-                            header.roster_hash, applied_hash, bundle_root, transcript_hash)
-    secrets = derive_epoch_v2(suite, member_base, context, len(roster))
-    secrets.check_confirmation_tag(tag)
+    outcome = outcome_from_opened(inputs, round1, bundle_root, member_base,
+                                  opened_is_member_base=True, init_secret=None, agreed_tag=tag)
+    secrets = outcome.secrets(suite)
     return JoinStart(suite, header.group_id, header.epoch, body.epoch_id, body.run, rsid,
                      secrets, roster, body.t0, body.carried, own_index, own_entry, added_by,
                      resumed, opened.receive_public)
@@ -670,56 +674,42 @@ def _check_announcements(roster: Roster, body: NoticeBody, header: NoticeHeader,
 
 
 
-def _check_run(suite: Suite, header: NoticeHeader, body: NoticeBody,
+def _check_run(header: NoticeHeader, body: NoticeBody,
                announcements: Sequence[tuple[ControlEntry, RunAnnouncement]],
-               applied_hash: bytes) -> tuple[bytes, bytes, bytes]:
+               applied_hash: bytes) -> tuple[RunInputs, tuple[SignedRound1, ...], bytes, bytes]:
     """The run's public DKG data (11.v2.28 step 4): one round-1 and one round-3 item per
     committee member, in committee order; every round-1 item's DKG signature and COCKTAIL's
     public checks; every round-3 item's two signatures over the transcript T rebuilt with the
     extension; one agreed (bundle_root, tag). Record-key signatures of the entries are not
-    checked (the recipient lacks epoch e's roster). Returns (bundle_root, tag, SHA-512(T))."""
+    checked (the recipient lacks epoch e's roster). Returns the run's inputs (without the
+    recipients, which a joiner cannot know: dormancy is epoch e's), its checked round-1 items,
+    and the agreed (bundle_root, tag)."""
+    suite = header.suite
     k = len(announcements)
     if len(body.round1) != k or len(body.round3) != k:
         raise ProtocolError("the certificate has one round-1 and one round-3 item per member")
-    points = tuple(a.dkg_point() for _, a in announcements)
-    params = SessionParams(1, points, make_context(header.run_session_id, points))
-    signed: list[SignedRound1] = []
-    for j, raw in enumerate(body.round1, start=1):
-        item = Round1Item.from_bytes(_decode_entry(suite, raw, header.group_id, body.epoch,
-                                                   TYPE_ROUND1, "a round-1 item").body)
-        if item.run != body.run:
-            raise ProtocolError("a round-1 item of another run")
-        s1 = SignedRound1.from_bytes(item.signed_round1)
-        if s1.sender != j:
-            raise ProtocolError("a round-1 item out of committee order")
-        message = s1.verify(params)
-        if len(message.ciphertexts) != k:
-            raise ProtocolError("a round-1 item with the wrong number of ciphertexts")
-        check_public_entry(params, j, message.for_recipient(1))
-        signed.append(s1)
-    round3 = []
-    for raw in body.round3:
-        item3 = Round3Item.from_bytes(suite, _decode_entry(
+    try:
+        inputs = RunInputs(suite, header.group_id, body.epoch, body.epoch_id, body.run,
+                           applied_hash, body.roster,
+                           tuple(e.entry_bytes() for e, _ in announcements),
+                           tuple(a.dkg_point() for _, a in announcements), recipients=())
+    except UsageError as exc:  # the announcements were checked above; never a crash
+        raise ProtocolError(f"the certificate's announcements do not fix a run: {exc}") from None
+    round1 = tuple(
+        check_round1(inputs, j, Round1Item.from_bytes(_decode_entry(
+            suite, raw, header.group_id, body.epoch, TYPE_ROUND1, "a round-1 item").body))
+        for j, raw in enumerate(body.round1, start=1))
+    round3 = tuple(
+        Round3Item.from_bytes(suite, _decode_entry(
             suite, raw, header.group_id, body.epoch, TYPE_ROUND3, "a round-3 item").body)
-        if item3.run != body.run:
-            raise ProtocolError("a round-3 item of another run")
-        round3.append(item3)
-    if any(not other.agrees_with(round3[0]) for other in round3):
+        for raw in body.round3)
+    if any(not item.agrees_with(round3[0]) for item in round3):
         raise ProtocolError("the round-3 items disagree")
     bundle_root, tag = round3[0].bundle_root, round3[0].confirmation_tag
-    extension = run_extension(suite, [s.payload_hash for s in signed],
-                              [e.entry_bytes() for e, _ in announcements], header.roster_hash,
-                              applied_hash, bundle_root, body.epoch_id)
-    # The round-1 messages are verified and parsed above; `for_recipient(1)` is their public
-    # part (commitment, PoP, ephemeral), the same for every recipient.
-    entries = [SignedRound1.parse(s, params).for_recipient(1) for s in signed]
-    transcript = Transcript.build(params, entries, extension).to_bytes()
-    for point, signed3 in zip(points, round3, strict=True):
-        signed3.verify(point, context=params.context, run_session_id=header.run_session_id,
-                    transcript=transcript)
-    return bundle_root, tag, hashlib.sha512(transcript).digest()
-
-
+    transcript = round1_transcript(inputs, round1, bundle_root)
+    for j, item in enumerate(round3, start=1):
+        verify_round3(inputs, round1, j, item, transcript=transcript)
+    return inputs, round1, bundle_root, tag
 
 # --- Creation (11.v2.27, Decision 6) ----------------------------------------------------------
 
@@ -783,52 +773,42 @@ def create_group(identity: IdentityKeyPair, keys: RecordKeys, *, group_id: bytes
     applied_hash = applied_proposals_hash(suite, proposals)
     roster_hash = roster.hash()
     run = 1
-    # The creator's run is made and finished in one call, so its randomness needs no run seed.
-    d = Scalar.random_nonzero(rng)
-    dkg_key = Point.base_mul(d)
+    # The creator alone is run 1's committee (k = 1); every member it adds is sealed member_base.
+    seed = RunSeed.generate(suite, rng)
     announcement = sign_identity_entry(
         identity, TYPE_ANNOUNCEMENT, group_id=group_id, epoch=0, author=0,
-        body=RunAnnouncement.make(suite, group_id=group_id, epoch=0, run=run,
-                                  identity=identity.public.to_bytes(), dkg_key=dkg_key,
-                                  applied_proposals_hash=applied_hash,
-                                  roster_hash=roster_hash).to_bytes())
-    rsid = run_session_id(suite, group_id, 0, b"", run, applied_hash,
-                          [announcement.entry_bytes()])
-    params = SessionParams(1, (dkg_key,), make_context(rsid, (dkg_key,)))
-    payload = rng(PAYLOAD_LEN)
-    participant = Participant(params, d, payload=payload, rng=rng)
-    message = participant.round1()
-    signed = sign_round1(params, d, message, payload, rng)
-    round1 = sign_member_entry(suite, keys.signing_key, TYPE_ROUND1, group_id=group_id,
-                               epoch=0, author=0,
-                               body=Round1Item(run, signed.to_bytes()).to_bytes())
-    check_payloads([signed], participant.receive_round1([message]).payloads)
-    commit_secret = extract_commit_secret(suite, rsid, [payload])
-    member_base = extract_member_base(suite, initial_init_secret(suite), commit_secret)
-    sealing = SealingContext(suite, group_id, 1, rsid, roster_hash)
-    recipients = [Recipient(i, e.identity, e.receive_key, member_base)
-                  for i, e in enumerate(roster.entries) if i > 0]
-    bundle = seal_bundle(sealing, commit_secret, recipients)
-    extension = run_extension(suite, [signed.payload_hash], [announcement.entry_bytes()],
-                              roster_hash, applied_hash, bundle.root, b"")
-    certeq = participant.sign_transcript(extension)
-    context = group_context(suite, group_id, 1, b"", roster_hash, applied_hash, bundle.root,
-                            participant.transcript.hash())
-    secrets = derive_epoch_v2(suite, member_base, context, len(roster))
-    round3 = sign_member_entry(
-        suite, keys.signing_key, TYPE_ROUND3, group_id=group_id, epoch=0, author=0,
-        body=Round3Item.sign(suite, d, run=run, context=params.context, run_session_id=rsid,
-                             certeq_signature=certeq, bundle_root=bundle.root,
-                             confirmation_tag=secrets.confirmation_tag, rng=rng).to_bytes())
-    commit = sign_member_entry(
-        suite, keys.signing_key, TYPE_COMMIT, group_id=group_id, epoch=0, author=0,
-        body=Commit.make(suite, run, [(s.enc, s.ct) for s in bundle.sealings]).to_bytes())
+        body=make_announcement(seed, group_id=group_id, epoch=0, run=run,
+                               identity=record.identity, applied_hash=applied_hash,
+                               roster_hash=roster_hash).to_bytes())
+    joiners = frozenset(jk.identity for jk in join_keys)
+    inputs = RunInputs(suite, group_id, 0, b"", run, applied_hash, roster,
+                       (announcement.entry_bytes(),), (seed.dkg_key(),),
+                       recipients_of(roster, [record.identity]), joiners)
+    round1_item = make_round1(seed, inputs)
+    round1 = (check_round1(inputs, 1, round1_item),)
+    local = local_round2(seed, inputs, round1)
+    if local.payloads is None:  # our own share to ourselves: cannot fail
+        raise UsageError("the creator's own round 2 failed")
+    round3_item, outcome = make_round3(seed, inputs, round1, local.payloads,
+                                       initial_init_secret(suite))
+    if outcome.bundle is None or outcome.commit_secret is None:
+        raise UsageError("a committee member holds the bundle and commit_secret")
+
+    def entry(entry_type: int, body: bytes) -> ControlEntry:
+        return sign_member_entry(suite, keys.signing_key, entry_type, group_id=group_id,
+                                 epoch=0, author=0, body=body)
+
+    round1_entry = entry(TYPE_ROUND1, round1_item.to_bytes())
+    round3_entry = entry(TYPE_ROUND3, round3_item.to_bytes())
+    commit = entry(TYPE_COMMIT, make_commit(inputs, outcome).to_bytes())
+    member_base = outcome.member_base
     change = DecidedChange(
-        suite, group_id, 0, b"", run, rsid, (announcement.to_bytes(),), (round1.to_bytes(),),
-        (round3.to_bytes(),), tuple(p.to_bytes() for p in proposals), (), None, roster,
-        bundle.sealings, tuple(r.roster_index for r in recipients))
-    start = CreatorStart(suite, group_id, record, roster, secrets, change, member_base,
-                         commit_secret, context, commit)
+        suite, group_id, 0, b"", run, inputs.session_id(), (announcement.to_bytes(),),
+        (round1_entry.to_bytes(),), (round3_entry.to_bytes(),),
+        tuple(p.to_bytes() for p in proposals), (), None, roster, outcome.bundle.sealings,
+        inputs.recipients)
+    start = CreatorStart(suite, group_id, record, roster, outcome.secrets(suite), change,
+                         member_base, outcome.commit_secret, outcome.group_context, commit)
     return start, build_notices(change, member_base, rng=rng)
 
 
