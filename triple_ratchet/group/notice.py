@@ -91,6 +91,7 @@ from triple_ratchet.group.records import (
 )
 from triple_ratchet.group.roster import MAX_ROSTER_LEN, Roster, RosterEntry
 from triple_ratchet.group.run import (
+    Commit,
     Conviction,
     RepairedSealing,
     Round1Item,
@@ -251,6 +252,8 @@ class NoticeBody:
         applied = entries(f[6], "applied proposals", 0, MAX_APPLIED)
         carried = entries(f[7], "carried entries", 0, MAX_CARRIED)
         t0 = None if f[8] is None else cbor.as_int(f[8], "T0")
+        if (t0 is None) != (epoch == 0):
+            raise DecodeError("T0(e+1) is null exactly for a created group (e = 0)")
         if not isinstance(f[9], list):
             raise DecodeError("notice: the roster is an array")
         roster = Roster.from_bytes(suite, cbor.encode(f[9]), group_id=group_id)
@@ -381,7 +384,8 @@ class NoticeAssembler:
 
         `DecodeError` (a malformed chunk; another count for a known id; another data for a
         chunk already held), `AuthenticationError` (the joined chunks are not the notice the
-        id names: that notice is dropped, another copy may follow). A duplicate changes
+        id names: the caller drops it with `drop(chunk's notice_id)` and waits for another
+        copy, which has another id since every copy has a fresh nonce). A duplicate changes
         nothing."""
         chunk = NoticeChunk.from_bytes(self.suite, data)
         others = tuple(p for p in self.pending
@@ -730,6 +734,7 @@ class CreatorStart:
     commit_secret: bytes = field(repr=False)
     group_context: bytes = field(repr=False)
     commit: ControlEntry = field(repr=False)  # epoch 0's commit (exists only for the record)
+    inputs: RunInputs = field(repr=False)  # run 1 of epoch 0, to answer rejoin requests
 
     epoch = 1
 
@@ -808,7 +813,8 @@ def create_group(identity: IdentityKeyPair, keys: RecordKeys, *, group_id: bytes
         tuple(p.to_bytes() for p in proposals), (), None, roster, outcome.bundle.sealings,
         inputs.recipients)
     start = CreatorStart(suite, group_id, record, roster, outcome.secrets(suite), change,
-                         member_base, outcome.commit_secret, outcome.group_context, commit)
+                         member_base, outcome.commit_secret, outcome.group_context, commit,
+                         inputs)
     return start, build_notices(change, member_base, rng=rng)
 
 
@@ -893,6 +899,27 @@ def answer_rejoin(request: RejoinRequest, *, decided: SealingContext, decided_ru
                    correct.ct))
 
 
+def answer_rejoin_for_run(request: RejoinRequest, inputs: RunInputs, commit: Commit, *,
+                          commit_secret: bytes, member_base: bytes, author: bytes,
+                          current_epoch: int, current_epoch_id: bytes) -> Repair | ResumeInstead:
+    """`answer_rejoin` for the deciding run whose `inputs`, secrets (a committee member's, or
+    a recipient's sealed `commit_secret`, and `member_base`; see `RunOutcome`) and certified
+    `commit` we hold. A requester that was no recipient of that commit is a `ProtocolError`
+    (nothing to repair: a dormant member resumes, 11.v2.31)."""
+    index = inputs.roster.index_of(request.record.identity)
+    if index is None or index not in inputs.recipients:
+        raise ProtocolError("the requester was no recipient of that commit")
+    position = inputs.recipients.index(index)
+    if len(commit.bundle) != len(inputs.recipients) or commit.run != inputs.run:
+        raise UsageError("the commit is not the deciding commit of these inputs")
+    targets = inputs.seal_targets(commit_secret, member_base)
+    enc, ct = commit.bundle[position]
+    return answer_rejoin(request, decided=inputs.sealing_context(), decided_run=inputs.run,
+                         commit_secret=commit_secret, recipient=targets[position],
+                         certified=Sealing(enc, ct), author=author,
+                         current_epoch=current_epoch, current_epoch_id=current_epoch_id)
+
+
 def accept_repaired_sealing(repaired: RepairedSealing, *, decided: SealingContext,
                             decided_run: int, identity: bytes, private_key: bytes,
                             init_secret: bytes | None, group_context: bytes, roster_size: int,
@@ -936,6 +963,7 @@ __all__ = [
     "ResumeInstead",
     "accept_repaired_sealing",
     "answer_rejoin",
+    "answer_rejoin_for_run",
     "build_notice",
     "build_notices",
     "check_rejoin_request",
