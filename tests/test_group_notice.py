@@ -79,7 +79,13 @@ from triple_ratchet.group.records import (
 from triple_ratchet.group.roster import Roster, RosterEntry
 from triple_ratchet.group.run import Commit, Round1Item, Round3Item
 from triple_ratchet.group.run_secrets import RunInputs, check_round1, recipients_of
-from triple_ratchet.group.sealing import Recipient, Sealing, SealingContext
+from triple_ratchet.group.sealing import (
+    Recipient,
+    Sealing,
+    SealingContext,
+    leaf_hash,
+    merkle_path,
+)
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, Suite
@@ -710,3 +716,16 @@ def test_answer_rejoin_for_run_refuses_a_requester_that_was_no_recipient(w: Worl
                               member_base=w.start.member_base,
                               author=w.members[0].id, current_epoch=1,
                               current_epoch_id=w.start.epoch_id)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_every_notice_path_is_the_bundles_merkle_path(suite: Suite, n: int) -> None:
+    world = World(suite, n=n)
+    change = world.start.change
+    leaves = [leaf_hash(suite, i, change.roster.entries[i].identity, s)
+              for i, s in zip(change.recipient_indices, change.bundle, strict=True)]
+    for p, m in enumerate(world.members):
+        header = change.header_for(m.id)
+        assert header.position == p and header.count == n
+        assert header.path == merkle_path(suite, leaves, p)
+    assert world.open(n - 1).own_index == n

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg.attempt import SignedRound1
@@ -108,11 +109,11 @@ from triple_ratchet.group.run_secrets import (
     verify_round3,
 )
 from triple_ratchet.group.sealing import (
+    MERKLE_NODE,
     Recipient,
     Sealing,
     SealingContext,
     leaf_hash,
-    merkle_path,
     open_sealing,
     seal_secret,
     seal_to,
@@ -293,14 +294,16 @@ def _aad(header: bytes) -> bytes:
     return LABEL_NOTICE_AAD + header
 
 
-def seal_notice(header: NoticeHeader, body: NoticeBody, member_base: bytes, identity: bytes,
-                rng: RandomSource = system_random) -> bytes:
+def seal_notice(header: NoticeHeader, body: NoticeBody | bytes, member_base: bytes,
+                identity: bytes, rng: RandomSource = system_random) -> bytes:
     """The encoded `Notice` for the recipient `identity` (fresh nonce: several members may send
-    the same notice under the one key)."""
+    the same notice under the one key). `body` may be given encoded (the same for every
+    recipient of a commit)."""
     suite = header.suite
     raw_header = header.to_bytes()
     nonce = rng(suite.aead_nonce_len)
-    sealed = suite.aead_encrypt(notice_key(suite, member_base, identity), nonce, body.to_bytes(),
+    plain = body if isinstance(body, bytes) else body.to_bytes()
+    sealed = suite.aead_encrypt(notice_key(suite, member_base, identity), nonce, plain,
                                 _aad(raw_header))
     data = Notice(raw_header, nonce, sealed).to_bytes()
     if len(data) > MAX_NOTICE_LEN:
@@ -461,16 +464,46 @@ class DecidedChange:
         return NoticeBody(self.epoch, self.epoch_id, self.run, self.announcements, self.round1,
                           self.round3, self.applied, self.carried, self.t0, self.roster)
 
+    # Computed once per commit, not once per notice (a 1,000-member roster is ~1.5 MB).
+    @cached_property
+    def body_bytes(self) -> bytes:
+        return self.body().to_bytes()
+
+    @cached_property
+    def _roster_hash(self) -> bytes:
+        return self.roster.hash()
+
+    @cached_property
+    def _tree(self) -> tuple[tuple[bytes, ...], ...]:
+        """The bundle's Merkle tree, level by level from the leaves (11.v2.12), so every
+        recipient's path is read off it instead of rebuilding the tree per notice."""
+        level = tuple(leaf_hash(self.suite, i, self.roster.entries[i].identity, s)
+                      for i, s in zip(self.recipient_indices, self.bundle, strict=True))
+        levels = [level]
+        while len(level) > 1:
+            level = tuple(
+                self.suite.hash(MERKLE_NODE + level[j] + level[j + 1])
+                for j in range(0, len(level) - 1, 2)) + ((level[-1],) if len(level) % 2 else ())
+            levels.append(level)
+        return tuple(levels)
+
+    def _path(self, position: int) -> tuple[bytes, ...]:
+        path = []
+        for level in self._tree[:-1]:
+            sibling = position ^ 1
+            if sibling < len(level):  # else the node is promoted: nothing consumed
+                path.append(level[sibling])
+            position //= 2
+        return tuple(path)
+
     def header_for(self, identity: bytes) -> NoticeHeader:
         index = self.roster.index_of(identity)
         if index is None or index not in self.recipient_indices:
             raise UsageError("a notice goes only to a recipient of the commit")
         position = self.recipient_indices.index(index)
-        leaf_hashes = [leaf_hash(self.suite, i, self.roster.entries[i].identity, s)
-                       for i, s in zip(self.recipient_indices, self.bundle, strict=True)]
         return NoticeHeader(self.suite, self.group_id, self.epoch + 1, self.run_session_id,
-                            self.roster.hash(), position, len(self.bundle),
-                            self.bundle[position], merkle_path(self.suite, leaf_hashes, position))
+                            self._roster_hash, position, len(self.bundle),
+                            self.bundle[position], self._path(position))
 
     def newcomers(self) -> tuple[tuple[bytes, int, JoinKey | MemberKeyRecord], ...]:
         """(identity, kind, keys) of every joiner and resumed member the applied proposals
@@ -497,7 +530,8 @@ class OutgoingNotice:
 def build_notice(change: DecidedChange, member_base: bytes, identity: bytes,
                  rng: RandomSource = system_random) -> bytes:
     """The encoded `Notice` for recipient `identity` (any member holding `member_base`)."""
-    return seal_notice(change.header_for(identity), change.body(), member_base, identity, rng)
+    return seal_notice(change.header_for(identity), change.body_bytes, member_base, identity,
+                       rng)
 
 
 def build_notices(change: DecidedChange, member_base: bytes, *,
@@ -637,7 +671,10 @@ def _check_applied(roster: Roster, applied: Sequence[ControlEntry], own: RosterE
         proposal = ChangeProposal.from_bytes(entry.suite, entry.body)
         author = Identity.from_bytes(proposal.author, entry.suite)
         entry.verify(author, None)
-        ChangeProposal.from_entry(entry, author)
+        # `ChangeProposal.from_entry`'s checks, without decoding (and verifying) it twice.
+        if not hmac.compare_digest(proposal.group_id, entry.group_id) or (
+                proposal.epoch != entry.epoch):
+            raise ProtocolError("proposal for another group or epoch than its entry")
         if not hmac.compare_digest(proposal.epoch_id, body.epoch_id):
             raise ProtocolError("an applied proposal of another epoch id")
         change = proposal.change
