@@ -9,6 +9,7 @@ convicted, a right one leads to a resume proposal."""
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 
@@ -51,6 +52,7 @@ from triple_ratchet.group.notice import (
     CreatorStart,
     DecidedChange,
     JoinStart,
+    Notice,
     NoticeAssembler,
     NoticeChunk,
     NoticeHeader,
@@ -729,3 +731,33 @@ def test_every_notice_path_is_the_bundles_merkle_path(suite: Suite, n: int) -> N
         assert header.position == p and header.count == n
         assert header.path == merkle_path(suite, leaves, p)
     assert world.open(n - 1).own_index == n
+
+
+def test_any_change_to_a_notices_body_or_header_by_an_insider_is_a_typed_error(w: World) -> None:
+    """An insider holding member_base can seal anything: every altered body or header must
+    still be refused with a `RemoteError`, never a crash (and nothing is kept). The record-key
+    signatures of the round items are the one part a recipient cannot check (it lacks epoch
+    e's roster, 11.v2.28 step 4), so they are left alone."""
+    m = w.members[0]
+    change = w.start.change
+    body, header = change.body_bytes, change.header_for(m.id).to_bytes()
+    unchecked = set()
+    for raw in change.round1 + change.round3:
+        end = body.index(raw) + len(raw)
+        unchecked.update(range(end - w.suite.signature_len, end))
+    mutable = [i for i in range(len(body)) if i not in unchecked]
+    good = Notice.from_bytes(w.notice_of(0))
+    r = random.Random(7)
+    for _ in range(120):
+        b = bytearray(body)
+        for at in r.sample(mutable, r.choice((1, 2, 5))):
+            b[at] ^= 1 + r.randrange(255)
+        with pytest.raises(RemoteError):
+            w.open(0, seal_notice(change.header_for(m.id), bytes(b), w.start.member_base, m.id,
+                                  w.rng))
+    for _ in range(120):
+        h = bytearray(header)
+        h[r.randrange(len(h))] ^= 1 + r.randrange(255)
+        with pytest.raises(RemoteError):
+            w.open(0, Notice(bytes(h), good.nonce, good.sealed_body).to_bytes())
+    assert w.open(0).epoch == 1
