@@ -741,7 +741,7 @@ def test_any_change_to_a_notices_body_or_header_by_an_insider_is_a_typed_error(w
     m = w.members[0]
     change = w.start.change
     body, header = change.body_bytes, change.header_for(m.id).to_bytes()
-    unchecked = set()
+    unchecked: set[int] = set()
     for raw in change.round1 + change.round3:
         end = body.index(raw) + len(raw)
         unchecked.update(range(end - w.suite.signature_len, end))
