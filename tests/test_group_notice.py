@@ -404,6 +404,10 @@ def test_reassembly_keeps_at_most_max_pending_notices(w: World) -> None:
     a3, _ = assembler.receive(firsts[0][1])
     a3, done = a3.receive(firsts[0][2])
     assert done is None
+    # A notice complete in one chunk is returned at once and evicts nothing.
+    (single,) = chunk_notice(w.suite, b"one chunk")
+    a4, done = assembler.receive(single)
+    assert done == b"one chunk" and a4.pending == assembler.pending
 
 
 def test_inconsistent_duplicate_and_garbage_chunks(w: World) -> None:

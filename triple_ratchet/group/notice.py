@@ -397,9 +397,6 @@ class NoticeAssembler:
                       if hmac.compare_digest(p.notice_id, chunk.notice_id)), None)
         if known is None:
             entry = _Pending(chunk.notice_id, chunk.count, ((chunk.index, chunk.data),))
-            # The oldest incomplete notices make room (bounded memory, 11.v2.13).
-            others = others[len(others) - (MAX_PENDING_NOTICES - 1):] if (
-                len(others) >= MAX_PENDING_NOTICES) else others
         else:
             if known.count != chunk.count:
                 raise DecodeError("notice chunk with another count for the same notice id")
@@ -412,7 +409,9 @@ class NoticeAssembler:
             entry = _Pending(known.notice_id, known.count, tuple(sorted(held.items())))
         if len(entry.chunks) < entry.count:
             if known is None:
-                return NoticeAssembler(self.suite, (*others, entry)), None
+                # The oldest incomplete notices make room (bounded memory, 11.v2.13).
+                kept = others[max(0, len(others) - (MAX_PENDING_NOTICES - 1)):]
+                return NoticeAssembler(self.suite, (*kept, entry)), None
             pending = tuple(entry if p is known else p for p in self.pending)
             return NoticeAssembler(self.suite, pending), None
         notice = b"".join(d for _, d in entry.chunks)
@@ -427,7 +426,6 @@ class NoticeAssembler:
 
     def held_bytes(self) -> int:
         return sum(len(d) for p in self.pending for _, d in p.chunks)
-
 
 
 # --- Building notices (11.v2.28) --------------------------------------------------------------
