@@ -688,6 +688,11 @@ def test_a_resumed_member_gets_a_notice_and_joins_the_epoch_of_the_others(w: Wor
     (notice,) = build_notices(r.change, r.outcome.member_base,
                               resumed_inboxes={r.bob.id: r.inbox}, rng=w.rng)
     assert notice.identity == r.bob.id and notice.inbox_id == r.inbox
+    # Had a later proposal of the attempt removed Bob again, he would be no recipient: no notice.
+    gone = dataclasses.replace(r.change, bundle=r.change.bundle[1:],
+                               recipient_indices=r.change.recipient_indices[1:])
+    assert build_notices(gone, r.outcome.member_base, resumed_inboxes={r.bob.id: r.inbox},
+                         rng=w.rng) == ()
     data = b"".join(NoticeChunk.from_bytes(w.suite, c).data for c in notice.chunks)
     with pytest.raises(AuthenticationError):  # sealed to the resume record's key only
         open_notice(w.suite, data, identity=r.bob.id, keys=[r.bob.join_keys])

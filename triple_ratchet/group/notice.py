@@ -542,7 +542,9 @@ def build_notices(change: DecidedChange, member_base: bytes, *,
     out = []
     for identity, _, keys in change.newcomers():
         inbox = keys.inbox_id if isinstance(keys, JoinKey) else resumed_inboxes.get(identity)
-        if inbox is None:
+        index = change.roster.index_of(identity)
+        # A later proposal of the attempt may have removed it again: then it is no recipient.
+        if inbox is None or index is None or index not in change.recipient_indices:
             continue
         notice = build_notice(change, member_base, identity, rng)
         out.append(OutgoingNotice(identity, inbox, chunk_notice(change.suite, notice)))
