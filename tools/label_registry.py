@@ -191,6 +191,10 @@ USES: dict[str, tuple[str, str]] = {
                                  "plaintext_i]`, 32 bytes): a sealing's HPKE `ikmE` (version 2, "
                                  "R2)", "08"),
     "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (version 2, R2)", "11"),
+    "LABEL_KS2_RUN_STREAM": ("`ExpandLabel` (context = purpose ‖ `u32be(j)`), local: a run's "
+                             "randomness from its run seed (version 2, R6, R14)", "08"),
+    "LABEL_KS2_RUN_PAYLOAD": ("`ExpandLabel`, local: a run's round-1 payload from its run seed "
+                              "(version 2)", "08"),
     # 10 hub
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "
