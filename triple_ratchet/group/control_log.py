@@ -68,7 +68,6 @@ from triple_ratchet.group.events import (
 )
 from triple_ratchet.group.key_schedule import (
     EPOCH_ID_LEN,
-    MAX_COMMITTEE,
     MAX_EPOCH,
     MAX_GROUP_SIZE_V2,
     MAX_RUN,
@@ -465,8 +464,7 @@ class ControlLog:
                     entry.verify(author, None)
                     if any(p.identity == proposal.author for p in s.pending):
                         continue
-                    s = replace(s, pending=s.pending + (Posted(entry, t, None,
-                                                               proposal.author),))
+                    s = replace(s, pending=(*s.pending, Posted(entry, t, None, proposal.author)))
                 elif entry.entry_type == TYPE_RECORD:
                     record = MemberKeyRecord.from_bytes(v.suite, entry.body)
                     entry.verify(record.owner(), None)
@@ -624,7 +622,7 @@ class ControlLog:
                            MisbehaviourReported(owner.identity, "record equivocation"))
         # Our own records' keys are checked against e's roster and earlier records; the keys a
         # record shares with its owner's current entry are refused by judge_record too.
-        return replace(s, records=s.records + (posted,))
+        return replace(s, records=(*s.records, posted))
 
     # -- proposals (11.v2.17) --
 
@@ -663,7 +661,7 @@ class ControlLog:
         if content in s.seen_proposals:
             raise _ignored("duplicate", author.identity)
         posted = Posted(ce, t, entry.cursor, author.identity)
-        s = replace(s, pending=s.pending + (posted,),
+        s = replace(s, pending=(*s.pending, posted),
                     seen_proposals=s.seen_proposals | {content})
         if s.attempt is None:
             s = self._fix_attempt(s, entry.cursor, t, (posted,), events)
@@ -835,8 +833,8 @@ class ControlLog:
         if len(run.announcements) >= 2 * COMMITTEE_SIZE:
             raise _ignored("announcement beyond 2k", identity)
         eligible = ce.author not in s.excluded
-        run = replace(run, announcements=run.announcements + (
-            Announced(ce.author, identity, ce, a.dkg_key, eligible),))
+        run = replace(run, announcements=(
+            *run.announcements, Announced(ce.author, identity, ce, a.dkg_key, eligible)))
         if run.phase == WAITING:
             run = replace(run, phase=ANNOUNCE, start=entry.t, deadline=entry.t + CLOSE_WINDOW,
                           ticks=frozenset())
@@ -1098,6 +1096,8 @@ class ControlLog:
             v.init_secret, v.traffic_key, v.mailbox_id, sorted(v.dormant_before),
             [] if v.group_start is None else [v.group_start],
             [[e.cursor, e.t, bytes(e.blob)] for e in self._s.kept],
+            # Where reading resumes: entries after the last kept one changed nothing.
+            self._s.last_cursor + 1, self._s.last_t,
         ])
 
     @classmethod
@@ -1111,7 +1111,7 @@ class ControlLog:
             raise LimitExceeded("saved control log too large")
         f = cbor.as_list(cbor.decode(bytes(data), max_size=max_size,
                                      max_items=16 + 4 * max_entries + MAX_GROUP_SIZE * 4,
-                                     max_depth=3), "saved control log", 15)
+                                     max_depth=3), "saved control log", 17)
         if cbor.as_str(f[0], "saved control log", max_length=64) != _LOG_WIRE:
             raise DecodeError("not a saved control log")
         if cbor.as_int(f[1], "saved control log version") != _LOG_VERSION:
@@ -1151,7 +1151,11 @@ class ControlLog:
             if entry.cursor <= log._s.last_cursor or entry.t < log._s.last_t:
                 raise DecodeError("saved control log: entries out of order")
             log, _ = log.judge(entry)
-        return log
+        next_cursor = cbor.as_int(f[15], "next cursor")
+        last_t = cbor.as_int(f[16], "last hub time")
+        if next_cursor - 1 < log._s.last_cursor or last_t < log._s.last_t:
+            raise DecodeError("saved control log: reading position before its entries")
+        return replace(log, _s=replace(log._s, last_cursor=next_cursor - 1, last_t=last_t))
 
 
 __all__ = [
