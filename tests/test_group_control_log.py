@@ -775,3 +775,57 @@ def test_entries_out_of_hub_order_are_ignored() -> None:
     log2, events = log.judge(Entry(w.cursor + 1, S - 1, b"x"))
     assert log2 == log and reasons(events) == ["hub time went backwards"]
     assert DAY > 0
+
+
+def test_evidence_against_a_member_off_the_committee_excludes_it_and_ends_no_run() -> None:
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    assert log.run.phase == ROUND1
+    # C equivocates too late to be on the committee: both announcements are ignored ...
+    first, second = w.announcement(log, C), w.announcement(log, C, variant=1)
+    log, events = post(w, log, R + CLOSE_WINDOW + 1, first)
+    assert reasons(events) == ["announcement after the ANNOUNCE phase"]
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, second)
+    # ... but the evidence is authentic: C is excluded, run 1 goes on.
+    log, events = post(w, log, R + CLOSE_WINDOW + 3,
+                       w.evidence(A, w.announcement_evidence(1, first, second)))
+    assert excluded(events) == [(C.id, "equivocation")]
+    assert log.run.run == 1 and log.run.phase == ROUND1 and log.committee() == (A.id, B.id)
+
+
+def test_false_blame_excludes_the_accuser() -> None:
+    from triple_ratchet.dkg.abort import Blame
+    from triple_ratchet.group.committee import blame_evidence_bytes
+    from triple_ratchet.group.run import EVIDENCE_BLAME
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    r1 = w.round1(log, A)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 1, r1)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, w.round1(log, B))
+    # B blames A's honest share without ECDH evidence: a false accusation.
+    blame = Blame(1, Round1Item.from_bytes(r1.body).signed_round1, None)
+    body = Evidence.make(1, EVIDENCE_BLAME, blame_evidence_bytes(blame)).to_bytes()
+    outsider, events = post(w, log, R + CLOSE_WINDOW + 3, w.evidence(w["C"], body))
+    assert outsider.run == log.run and not excluded(events)  # only the committee may blame
+    log, events = post(w, log, R + CLOSE_WINDOW + 3, w.evidence(B, body))
+    assert excluded(events) == [(B.id, "false accusation")] and log.run.run == 2
+
+
+def test_deadline_tells_when_a_tick_is_useful() -> None:
+    w = World(3)
+    log = w.start()
+    assert log.deadline() is None  # no attempt
+    log = with_add(w, log)
+    assert log.deadline() is None  # waiting without a deadline
+    log, _ = post(w, log, R, w.announcement(log, w["A"]))
+    assert log.deadline() == R + CLOSE_WINDOW
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(w["B"]))
+    assert log.run.phase == ROUND1 and log.deadline() == R + CLOSE_WINDOW + PHASE_TIMEOUT

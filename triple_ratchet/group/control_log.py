@@ -229,6 +229,13 @@ class Posted:
     t: int
     cursor: int | None
     identity: bytes  # the author's (proposal) or owner's (record) identity
+    record: MemberKeyRecord | None = field(default=None, compare=False, repr=False)
+
+    def keys(self) -> MemberKeyRecord:
+        """The record of a record entry (decoded once, when it was judged valid)."""
+        if self.record is None:
+            raise UsageError("not a record entry")
+        return self.record
 
     def signed(self) -> bytes:
         return self.entry.to_bytes()
@@ -471,7 +478,7 @@ class ControlLog:
                     index = v.roster.index_of(record.identity)
                     if index is None:
                         continue
-                    s = self._accept_record(s, Posted(entry, t, None, record.identity),
+                    s = self._accept_record(s, Posted(entry, t, None, record.identity, record),
                                             record, index)
             except (TripleRatchetError, _Refused):
                 continue
@@ -485,7 +492,10 @@ class ControlLog:
         if s.first_t is None:
             s = replace(s, first_t=entry.t)
             if s.pending and s.attempt is None:  # carried proposals: S(e) = mailbox start
-                s = self._fix_attempt(s, None, entry.t, s.pending, events)
+                try:
+                    s = self._fix_attempt(s, None, entry.t, s.pending, events)
+                except TripleRatchetError as exc:  # cannot happen for judged entries
+                    events.append(Ignored(f"attempt not formed: {exc}"))
         run = s.run
         if run.deadline is None or entry.t < run.deadline:
             return s
@@ -591,7 +601,7 @@ class ControlLog:
                 events: list[Event]) -> _State:
         v = self.view
         record = MemberKeyRecord.from_bytes(v.suite, ce.body)
-        posted = Posted(ce, entry.t, entry.cursor, record.identity)
+        posted = Posted(ce, entry.t, entry.cursor, record.identity, record)
         try:
             return self._accept_record(s, posted, record, ce.author)
         except _Refused as refused:
@@ -602,13 +612,11 @@ class ControlLog:
                        author: int) -> _State:
         v = self.view
         owner = v.roster.entries[author]
-        seen = [MemberKeyRecord.from_bytes(v.suite, r.entry.body) for r in s.records
-                if r.identity == owner.identity]
+        seen = [r.keys() for r in s.records if r.identity == owner.identity]
         taken = set(v.roster.taken_keys())
         for r in s.records:
             if r.identity != owner.identity:
-                rec = MemberKeyRecord.from_bytes(v.suite, r.entry.body)
-                taken |= {rec.receive_key, rec.signing_key}
+                taken |= {r.keys().receive_key, r.keys().signing_key}
         try:
             verdict = judge_record(record, author_identity=owner.identity, current=owner.keys,
                                    anchor=owner.anchor, seen=seen, taken_keys=taken,
@@ -637,12 +645,12 @@ class ControlLog:
             raise _ignored("author has a pending proposal", author.identity)
         t = entry.t
         if proposal.kind == KIND_ADD:
-            assert isinstance(proposal.change, JoinKey)  # from_bytes made it one
-            if not proposal.change.usable_at(t):
+            if not isinstance(proposal.change, JoinKey) or not proposal.change.usable_at(t):
                 raise _ignored("join key expired", author.identity)
         elif proposal.kind == KIND_RESUME:
             record = proposal.change
-            assert isinstance(record, MemberKeyRecord)
+            if not isinstance(record, MemberKeyRecord):
+                raise DecodeError("a resume carries a record")
             subject = v.roster.index_of(record.identity)
             if subject is None:
                 raise _ignored("resume of a non-member", author.identity)
@@ -700,8 +708,9 @@ class ControlLog:
                 reason = "refused by the group policy"
             elif p.kind == KIND_ADD:
                 jk = p.change
-                assert isinstance(jk, JoinKey)
-                if index(jk.identity) is not None:
+                if not isinstance(jk, JoinKey):
+                    reason = "malformed"
+                elif index(jk.identity) is not None:
                     reason = "already a member"
                 elif len(entries) >= MAX_GROUP_SIZE:
                     reason = "group full"
@@ -714,9 +723,8 @@ class ControlLog:
                     added.append(jk.identity)
             elif p.kind == KIND_REMOVE:
                 subject = p.change
-                assert isinstance(subject, bytes)
-                i = index(subject)
-                if i is None:
+                i = index(subject) if isinstance(subject, bytes) else None
+                if i is None or not isinstance(subject, bytes):
                     reason = "not a member"
                 elif len(entries) == 1:
                     reason = "would leave the group empty"
@@ -725,9 +733,8 @@ class ControlLog:
                     removed.append(subject)
             elif p.kind == KIND_RESUME:
                 rec = p.change
-                assert isinstance(rec, MemberKeyRecord)
-                i = index(rec.identity)
-                if i is None:
+                i = index(rec.identity) if isinstance(rec, MemberKeyRecord) else None
+                if i is None or not isinstance(rec, MemberKeyRecord):
                     reason = "not a member"
                 elif not hmac.compare_digest(rec.anchor, entries[i].anchor):
                     reason = "record of another membership"
@@ -756,7 +763,7 @@ class ControlLog:
             if not mine:
                 continue
             last = mine[-1]  # valid records of one owner have increasing counters
-            rec = MemberKeyRecord.from_bytes(suite, last.entry.body)
+            rec = last.keys()
             latest_t[e.identity] = last.t
             if rec.counter <= e.counter or not hmac.compare_digest(rec.anchor, e.anchor) or (
                     keys_in(rec, skip=i)):
@@ -807,10 +814,8 @@ class ControlLog:
         attempt = s.attempt
         if attempt is None:
             raise _ignored("announcement without an attempt", author.identity)
-        if v.epoch != 1:
-            assert v.t0 is not None
-            if entry.t < v.t0 + EPOCH_MIN_AGE:
-                raise _ignored("announcement too early", author.identity)
+        if v.epoch != 1 and (v.t0 is None or entry.t < v.t0 + EPOCH_MIN_AGE):
+            raise _ignored("announcement too early", author.identity)
         run = s.run
         if a.run != run.run:
             raise _ignored("announcement for another run", author.identity)
@@ -967,7 +972,8 @@ class ControlLog:
             raise _ignored("commit from outside the committee", identity)
         inputs = self._require_inputs(s)
         first = run.round3[0]
-        assert first is not None  # COMMIT starts only with every round-3 item present
+        if first is None:  # COMMIT starts only with every round-3 item present
+            raise _ignored("commit without round-3 items", identity)
         verify_commit(inputs, commit, first[2].bundle_root)
         return replace(s, decided=Decided(entry.cursor, entry.t, ce, commit))
 
@@ -988,7 +994,7 @@ class ControlLog:
         try:
             outcome = outcome_from_reveal(inputs, self._round1_list(s), reveal,
                                           self.view.init_secret)
-        except (ProtocolError, UsageError):
+        except ProtocolError:
             # A payload that is not its signed one, or not k of them: the REVEAL is false.
             return self._next_run(self._exclude(s, [ce.author], EXCLUDED_REVEALED, events))
         positions = disagreeing(outcome, [r[2] if r is not None else None for r in run.round3])
@@ -1011,9 +1017,10 @@ class ControlLog:
         elif ev.kind == EVIDENCE_ROUND1_EQUIVOCATION:
             convicted, reason = self._round1_equivocation(s, ev.evidence), (
                 EXCLUDED_EQUIVOCATION)
-        else:
-            assert ev.kind == EVIDENCE_BLAME
+        elif ev.kind == EVIDENCE_BLAME:
             convicted, reason = self._blame(s, ce.author, ev.evidence)
+        else:
+            raise DecodeError("unknown evidence kind")
         if convicted in s.excluded:
             # An excluded member that keeps equivocating cannot end run after run.
             raise _ignored("evidence against an excluded member", identity)
