@@ -829,3 +829,75 @@ def test_deadline_tells_when_a_tick_is_useful() -> None:
     assert log.deadline() == R + CLOSE_WINDOW
     log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(w["B"]))
     assert log.run.phase == ROUND1 and log.deadline() == R + CLOSE_WINDOW + PHASE_TIMEOUT
+
+
+def _bogus_round3(w: World, log: ControlLog, m: object) -> object:
+    from triple_ratchet.dkg.cocktail import schnorr_sign
+    from triple_ratchet.group.control import TYPE_ROUND3
+    from triple_ratchet.group.run import Round3Item
+    from triple_ratchet.group.run_secrets import round1_transcript
+    inputs = log.run_inputs()
+    assert inputs is not None
+    round1 = [r[2] for r in log.run.round1 if r is not None]
+    bogus = w.suite.hash(b"bogus root")
+    d = w.seed(m, inputs.run).dkg_secret()  # type: ignore[arg-type]
+    item = Round3Item.sign(w.suite, d, run=inputs.run, context=inputs.params().context,
+                           run_session_id=inputs.session_id(),
+                           certeq_signature=schnorr_sign(d, round1_transcript(inputs, round1,
+                                                                               bogus)),
+                           bundle_root=bogus, confirmation_tag=bogus, rng=w.rng)
+    return w.member_entry(m, TYPE_ROUND3, item.to_bytes())  # type: ignore[arg-type]
+
+
+def test_round3_disagreement_at_the_deadline_excludes_the_whole_committee() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    for m in (A, B):
+        log, _ = post(w, log, R + CLOSE_WINDOW + 1, w.round1(log, m))
+    ce, _, _ = w.round3(log, A)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, ce)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 3, _bogus_round3(w, log, B))
+    assert log.run.phase == ROUND3
+    log, events = post(w, log, R + CLOSE_WINDOW + 2 + PHASE_TIMEOUT, w.tick(w["C"]))
+    assert sorted(excluded(events)) == sorted([(A.id, "round 3 disagreement"),
+                                              (B.id, "round 3 disagreement")])
+
+
+def test_copied_dkg_key_and_announcements_for_another_view_are_ignored() -> None:
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    log = with_add(w)
+    log, events = post(w, log, R, w.announcement(log, A, roster_hash=w.suite.hash(b"other")))
+    assert reasons(events) == ["announcement for another view"] and log.run.phase == WAITING
+    # B copies A's DKG key before A announces: A is just not on this run's committee.
+    w.seeds[("B", 1)] = w.seed(A, 1)
+    copied = w.announcement(log, B)
+    log, _ = post(w, log, R + 1, copied)
+    log, events = post(w, log, R + 2, w.announcement(log, A))
+    assert reasons(events) == ["copied DKG key"]
+    log, _ = post(w, log, R + 3, w.announcement(log, C))
+    log, _ = post(w, log, R + CLOSE_WINDOW + 1, w.tick(A))
+    assert log.committee() == (B.id, C.id) and A.id not in log.excluded
+    # The copier holds no secret for the key: no valid round 1, excluded when ROUND1 ends.
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, w.round1(log, C))
+    log, events = post(w, log, R + CLOSE_WINDOW + 1 + PHASE_TIMEOUT, w.tick(A))
+    assert excluded(events) == [(B.id, "missing round 1")]
+
+
+def test_a_void_proposal_copied_again_is_a_duplicate() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+
+    def no_removals(roster: object, proposal: object, place: int) -> bool:
+        return getattr(proposal, "kind", None) != KIND_REMOVE
+
+    log = ControlLog.start(w.view, no_removals)
+    ce = w.remove(A, B)
+    log, _ = post(w, log, S, ce)
+    assert log.pending == ()
+    log, events = post(w, log, S + 1, ce)
+    assert reasons(events) == ["duplicate"] and log.pending == ()
