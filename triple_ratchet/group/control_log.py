@@ -288,6 +288,9 @@ class RunState:
     round1: tuple[tuple[int, ControlEntry, SignedRound1] | None, ...] = ()
     round3: tuple[tuple[int, ControlEntry, Round3Item] | None, ...] = ()
     ticks: frozenset[int] = frozenset()
+    # The run's public inputs, built once when the committee is fixed (a function of the
+    # fields above, so not compared).
+    inputs: RunInputs | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -544,9 +547,13 @@ class ControlLog:
 
     def _start_round1(self, s: _State, committee: tuple[int, ...], t: int) -> _State:
         k = len(committee)
-        return replace(s, run=replace(s.run, phase=ROUND1, start=t, deadline=t + PHASE_TIMEOUT,
-                                      committee=committee, round1=(None,) * k,
-                                      round3=(None,) * k, ticks=frozenset()))
+        s = replace(s, run=replace(s.run, phase=ROUND1, start=t, deadline=t + PHASE_TIMEOUT,
+                                   committee=committee, round1=(None,) * k,
+                                   round3=(None,) * k, ticks=frozenset()))
+        try:
+            return replace(s, run=replace(s.run, inputs=self._build_inputs(s)))
+        except TripleRatchetError:  # judged entries always fit; built again (and refused) later
+            return s
 
     # -- reading (11.v2.5) --
 
@@ -793,6 +800,8 @@ class ControlLog:
 
     def _policy_allows(self, entries: list[RosterEntry], p: ChangeProposal,
                        place: int) -> bool:
+        if self.policy is accept_all:  # skip building a roster per proposal
+            return True
         try:
             return bool(self.policy(Roster(self.view.suite, tuple(entries)), p, place))
         except TripleRatchetError:
@@ -852,6 +861,11 @@ class ControlLog:
     # -- the run's inputs --
 
     def _inputs(self, s: _State) -> RunInputs | None:
+        if s.run.inputs is not None:
+            return s.run.inputs
+        return self._build_inputs(s)
+
+    def _build_inputs(self, s: _State) -> RunInputs | None:
         run, attempt = s.run, s.attempt
         if attempt is None or not run.committee:
             return None
