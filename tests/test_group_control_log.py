@@ -724,7 +724,7 @@ def test_one_by_one_in_one_go_two_readers_and_saved_states_agree() -> None:
     assert again == one and reasons(events) == ["entry already judged"]
 
 
-@settings(max_examples=25)
+@settings(max_examples=40)
 @given(st.data())
 def test_random_interleavings_are_deterministic_and_never_raise(data: st.DataObject) -> None:
     w, entries = SCENARIO
@@ -901,3 +901,19 @@ def test_a_void_proposal_copied_again_is_a_duplicate() -> None:
     assert log.pending == ()
     log, events = post(w, log, S + 1, ce)
     assert reasons(events) == ["duplicate"] and log.pending == ()
+
+
+def test_a_saved_log_keeps_only_the_place_of_time_markers() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    size = len(log.to_bytes())
+    ended, _ = post(w, log, R + CLOSE_WINDOW, b"\xff" * 10_000)  # unreadable, ends ANNOUNCE
+    assert ended.run.phase == ROUND1
+    assert len(ended.to_bytes()) < size + 32
+    nothing, _ = post(w, ended, R + CLOSE_WINDOW + 1, b"\xff" * 10_000)  # changes nothing
+    assert nothing._s.kept == ended._s.kept
+    restored = ControlLog.from_bytes(nothing.to_bytes())
+    assert restored._s == nothing._s and restored.cursor == nothing.cursor

@@ -435,17 +435,21 @@ class ControlLog:
             return self, [Ignored("after the deciding commit")]
         events: list[Event] = []
         timed = self._time_marker(s, entry, events)
+        # What a saved log keeps of the entry: all of it when it was read, only its place and
+        # time when it merely marked time (an empty blob is unreadable too).
+        kept: tuple[Entry, ...] = (Entry(entry.cursor, entry.t, bytes(entry.blob)),)
         try:
             judged = self._read_and_judge(timed, entry, events)
-            kept = True
         except _Refused as refused:
-            judged, kept = timed, timed is not s
+            judged = timed
+            kept = (Entry(entry.cursor, entry.t, b""),) if timed is not s else ()
             events.extend(refused.events)
         except TripleRatchetError as exc:
-            judged, kept = timed, timed is not s
+            judged = timed
+            kept = (Entry(entry.cursor, entry.t, b""),) if timed is not s else ()
             events.append(Ignored(f"{type(exc).__name__}: {exc}"))
         judged = replace(judged, last_cursor=entry.cursor, last_t=entry.t,
-                         kept=judged.kept + ((entry,) if kept else ()))
+                         kept=judged.kept + kept)
         return replace(self, _s=judged), events
 
     def judge_all(self, entries: Sequence[Entry]) -> tuple[ControlLog, list[Event]]:
@@ -1127,7 +1131,8 @@ class ControlLog:
         if not isinstance(data, bytes | bytearray):
             raise UsageError("expected bytes")
         max_entries = 5 * CONTROL_ENTRY_BUDGET * MAX_GROUP_SIZE
-        max_size = 2**31
+        # Readable entries are bounded by the members' budgets; time markers are kept empty.
+        max_size = CONTROL_BYTE_BUDGET * MAX_GROUP_SIZE + 2**26
         if len(data) > max_size:
             raise LimitExceeded("saved control log too large")
         f = cbor.as_list(cbor.decode(bytes(data), max_size=max_size,
