@@ -90,6 +90,22 @@ def test_add_with_one_member_offline_decides_with_a_committee_of_two() -> None:
     assert next(inputs.roster.entries[i].identity for i in inputs.recipients) == C.id
     assert len(inputs.member_base_to) == 1 and C.id not in inputs.member_base_to
     assert log.deadline() is None
+    announcements, round1, round3 = log.certificate()
+    assert len(announcements) == len(round1) == len(round3) == 2
+    agreed = log.agreed()
+    items = log.round1_items()
+    assert agreed is not None and items is not None and [r.sender for r in items] == [1, 2]
+    # What a recipient does with it: C opens its sealing (commit_secret) and checks the tag.
+    from triple_ratchet.group.committee import open_commit
+    decided = log.decided
+    assert decided is not None
+    c_index = inputs.roster.index_of(C.id)
+    assert c_index is not None
+    outcome = open_commit(inputs, items, decided.commit, bundle_root=agreed[0],
+                          confirmation_tag=agreed[1], roster_index=c_index,
+                          receive_private_key=C.keys.receive_key.to_bytes(),
+                          init_secret=w.view.init_secret)
+    assert outcome.confirmation_tag == agreed[1]
 
 
 def test_all_suites_decide() -> None:

@@ -417,6 +417,30 @@ class ControlLog:
         """The current run's public inputs once its committee is fixed."""
         return self._inputs(self._s)
 
+    def round1_items(self) -> tuple[SignedRound1, ...] | None:
+        """The current run's checked round-1 data in committee order, once all are in."""
+        items = self._s.run.round1
+        if not items or any(r is None for r in items):
+            return None
+        return tuple(r[2] for r in items if r is not None)
+
+    def agreed(self) -> tuple[bytes, bytes] | None:
+        """(bundle_root, confirmation_tag) every round-3 item of the run carries, in COMMIT."""
+        run = self._s.run
+        first = run.round3[0] if run.round3 else None
+        if run.phase != COMMIT or first is None:
+            return None
+        return first[2].bundle_root, first[2].confirmation_tag
+
+    def certificate(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]]:
+        """The certificate of the current run (11.v2.23), `SignedEntry` bytes in committee
+        order: the committee's announcements, their round-1 items, their round-3 items."""
+        run = self._s.run
+        by_author = {a.author: a for a in run.announcements}
+        return (tuple(by_author[i].entry.to_bytes() for i in run.committee),
+                tuple(r[1].to_bytes() for r in run.round1 if r is not None),
+                tuple(r[1].to_bytes() for r in run.round3 if r is not None))
+
     # -- judging --
 
     def judge(self, entry: Entry) -> tuple[ControlLog, list[Event]]:
