@@ -933,3 +933,14 @@ def test_a_saved_log_keeps_only_the_place_of_time_markers() -> None:
     assert nothing._s.kept == ended._s.kept
     restored = ControlLog.from_bytes(nothing.to_bytes())
     assert restored._s == nothing._s and restored.cursor == nothing.cursor
+
+
+def test_a_newer_record_reusing_an_earlier_records_key_is_refused() -> None:
+    w = World(3)
+    B = w["B"]
+    keys = w.new_member("k").keys
+    log, _ = post(w, w.start(), S, w.rotation(B, counter=2, keys=keys)[1])
+    log, events = post(w, log, S + 1, w.rotation(B, counter=3, keys=keys)[1])
+    assert reasons(events) == ["key already in the roster"] and len(log.records) == 1
+    log, events = log.judge(Entry(2**64, S + 2, b""))
+    assert reasons(events) == ["malformed entry"]

@@ -449,7 +449,8 @@ class ControlLog:
             raise UsageError("expected an Entry")
         s = self._s
         if type(entry.cursor) is not int or type(entry.t) is not int or not isinstance(
-                entry.blob, bytes | bytearray) or not 0 <= entry.t <= MAX_HUB_TIME:
+                entry.blob, bytes | bytearray) or not 0 <= entry.t <= MAX_HUB_TIME or not (
+                0 <= entry.cursor <= MAX_CURSOR):
             return self, [Ignored("malformed entry")]
         if entry.cursor <= s.last_cursor:
             return self, [Ignored("entry already judged")]
@@ -649,9 +650,8 @@ class ControlLog:
         owner = v.roster.entries[author]
         seen = [r.keys() for r in s.records if r.identity == owner.identity]
         taken = set(v.roster.taken_keys())
-        for r in s.records:
-            if r.identity != owner.identity:
-                taken |= {r.keys().receive_key, r.keys().signing_key}
+        for r in s.records:  # the owner's own earlier records too: keys are never reused
+            taken |= {r.keys().receive_key, r.keys().signing_key}
         try:
             verdict = judge_record(record, author_identity=owner.identity, current=owner.keys,
                                    anchor=owner.anchor, seen=seen, taken_keys=taken,
