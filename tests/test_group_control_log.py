@@ -368,8 +368,10 @@ def test_freeze_by_two_insiders_ends_with_the_change_decided() -> None:
     assert log.attempt.roster.index_of(M2.id) is None
     assert log.attempt.roster.index_of(M1.id) is not None
     # In e+1 the carried removal by M2 is void: its author is gone.
-    view = replace(w.view, epoch=6, roster=log.attempt.roster, t0=log.decided.t,
-                   carried=log.carried_out())
+    view = log.next_view(epoch_id=w.rng(32), init_secret=w.rng(w.suite.hash_len),
+                         traffic_key=w.rng(w.suite.aead_key_len), mailbox_id=w.rng(32))
+    assert (view.epoch, view.t0, view.roster) == (6, log.decided.t, log.attempt.roster)
+    assert view.carried == log.carried_out() and len(view.carried) == 1
     nxt = ControlLog.start(view)
     _, events = nxt.judge(Entry(1, log.decided.t + 1, b"x"))
     assert any(isinstance(e, ProposalVoid) and e.reason == "author removed" for e in events)
@@ -944,3 +946,15 @@ def test_a_newer_record_reusing_an_earlier_records_key_is_refused() -> None:
     assert reasons(events) == ["key already in the roster"] and len(log.records) == 1
     log, events = log.judge(Entry(2**64, S + 2, b""))
     assert reasons(events) == ["malformed entry"]
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(st.integers(0, 2**40), st.binary(max_size=300)), max_size=12))
+def test_arbitrary_blobs_never_raise(items: list[tuple[int, bytes]]) -> None:
+    w, entries = SCENARIO
+    log, _ = w.start().judge_all(entries[:6])
+    t = entries[5].t
+    for n, (dt, blob) in enumerate(items):
+        log, events = log.judge(Entry(10_000 + n, t + dt, blob))
+        assert events
+        t += dt

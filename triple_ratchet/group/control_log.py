@@ -413,6 +413,21 @@ class ControlLog:
         items.sort(key=lambda p: p.cursor if p.cursor is not None else -1)
         return tuple(p.signed() for p in items)
 
+    def next_view(self, *, epoch_id: bytes, init_secret: bytes, traffic_key: bytes,
+                  mailbox_id: bytes) -> EpochView:
+        """The view of epoch e+1 once C(e) is known, from epoch e+1's derived values: the new
+        roster, T0(e+1) = t(C(e)), the carried set, the members dormant at S(e)."""
+        decided, attempt = self._s.decided, self._s.attempt
+        if decided is None or attempt is None:
+            raise UsageError("epoch e is not decided yet")
+        v = self.view
+        start = v.group_start if v.group_start is not None else (
+            self._s.first_t if v.epoch == 1 else None)
+        kept = frozenset(e.identity for e in attempt.roster.entries) & attempt.dormant
+        return EpochView(v.suite, v.group_id, v.epoch + 1, epoch_id, attempt.roster,
+                         decided.t, self.carried_out(), init_secret, traffic_key, mailbox_id,
+                         kept, start)
+
     def run_inputs(self) -> RunInputs | None:
         """The current run's public inputs once its committee is fixed."""
         return self._inputs(self._s)
