@@ -21,11 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from triple_ratchet import cbor
-from triple_ratchet.dkg.abort import REASON_FALSE_ACCUSATION, Blame, EcdhEvidence, judge_blame
-from triple_ratchet.dkg.attempt import MAX_SIGNED_ROUND1_SIZE, SignedRound1
-from triple_ratchet.dkg.cocktail import MAX_PARTICIPANTS
-from triple_ratchet.dkg.dleq import PROOF_SIZE
-from triple_ratchet.dkg.ed25519 import POINT_SIZE, Point
+from triple_ratchet.dkg.abort import REASON_FALSE_ACCUSATION
+from triple_ratchet.dkg.attempt import SignedRound1
+from triple_ratchet.dkg.ed25519 import Point
 from triple_ratchet.errors import (
     DecodeError,
     LimitExceeded,
@@ -98,6 +96,7 @@ from triple_ratchet.group.run_secrets import (
     RunInputs,
     check_round1,
     disagreeing,
+    judge_blame_evidence,
     outcome_from_reveal,
     recipients_of,
     verify_commit,
@@ -1075,7 +1074,7 @@ class ControlLog:
             convicted, reason = self._round1_equivocation(s, ev.evidence), (
                 EXCLUDED_EQUIVOCATION)
         elif ev.kind == EVIDENCE_BLAME:
-            convicted, reason = self._blame(s, ce.author, ev.evidence)
+            convicted, reason = self._blame(s, ce.author, ev)
         else:
             raise DecodeError("unknown evidence kind")
         if convicted in s.excluded:
@@ -1122,21 +1121,11 @@ class ControlLog:
             raise ProtocolError("evidence: the same round-1 content twice")
         return s.run.committee[first.sender - 1]
 
-    def _blame(self, s: _State, author: int, raw: bytes) -> tuple[int, str]:
+    def _blame(self, s: _State, author: int, ev: Evidence) -> tuple[int, str]:
         position = self._position(s, author)
         if position is None or s.run.phase not in (ROUND1, ROUND3, COMMIT):
             raise ProtocolError("blame from outside the committee")
-        params = self._require_inputs(s).params()
-        f = cbor.as_list(cbor.decode(raw, max_size=8192, max_items=8, max_depth=2), "blame", 3)
-        culprit = cbor.as_int(f[0], "culprit", minimum=1, maximum=MAX_PARTICIPANTS)
-        dealer = cbor.as_bytes(f[1], "dealer round-1", max_length=MAX_SIGNED_ROUND1_SIZE)
-        ecdh = None
-        if f[2] is not None:
-            e = cbor.as_list(f[2], "ECDH evidence", 3)
-            ecdh = EcdhEvidence(cbor.as_bytes(e[0], "ephemeral ECDH", length=POINT_SIZE),
-                                cbor.as_bytes(e[1], "static ECDH", length=POINT_SIZE),
-                                cbor.as_bytes(e[2], "DLEQ proof", length=PROOF_SIZE))
-        verdict = judge_blame(params, position + 1, Blame(culprit, dealer, ecdh))
+        verdict = judge_blame_evidence(self._require_inputs(s), position + 1, ev)
         if verdict.culprit is None or not 1 <= verdict.culprit <= len(s.run.committee):
             raise ProtocolError("blame: no verdict")
         reason = (EXCLUDED_FALSE_ACCUSATION if verdict.fault == REASON_FALSE_ACCUSATION
