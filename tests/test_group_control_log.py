@@ -958,3 +958,15 @@ def test_arbitrary_blobs_never_raise(items: list[tuple[int, bytes]]) -> None:
         log, events = log.judge(Entry(10_000 + n, t + dt, blob))
         assert events
         t += dt
+
+
+def test_a_resent_announcement_is_no_equivocation() -> None:
+    w = World(3)
+    A = w["A"]
+    log = with_add(w)
+    ce = w.announcement(log, A)
+    log, _ = post(w, log, R, ce)
+    log, events = post(w, log, R + 1, ce)
+    assert reasons(events) == ["copied DKG key"]
+    assert not any(isinstance(e, MisbehaviourReported) for e in events)
+    assert len(log.run.announcements) == 1

@@ -878,14 +878,13 @@ class ControlLog:
         if not (hmac.compare_digest(a.applied_proposals_hash, attempt.applied_hash)
                 and hmac.compare_digest(a.roster_hash, attempt.roster_hash)):
             raise _ignored("announcement for another view", identity)
-        for prior in run.announcements:
-            if prior.author == ce.author:
-                if prior.entry.same_as(ce):
-                    raise _ignored("duplicate announcement", identity)
-                raise _Refused(Ignored("announcement equivocation", identity),
-                               MisbehaviourReported(identity, "announcement equivocation"))
+        # Spec order: a repeated key (a copy, or the author's own entry again) before
+        # equivocation, which needs another key.
         if any(prior.dkg_key == a.dkg_key for prior in run.announcements):
             raise _ignored("copied DKG key", identity)
+        if any(prior.author == ce.author for prior in run.announcements):
+            raise _Refused(Ignored("announcement equivocation", identity),
+                           MisbehaviourReported(identity, "announcement equivocation"))
         if len(run.announcements) >= 2 * COMMITTEE_SIZE:
             raise _ignored("announcement beyond 2k", identity)
         eligible = ce.author not in s.excluded
