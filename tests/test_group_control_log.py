@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from v2_support import DAY, GROUP, T0, World, feed
 
@@ -20,6 +20,7 @@ from triple_ratchet.group.control import (
     TYPE_PROPOSAL,
     TYPE_RECORD,
     TYPE_ROUND1,
+    ControlEntry,
     sign_identity_entry,
 )
 from triple_ratchet.group.control_log import (
@@ -970,3 +971,91 @@ def test_a_resent_announcement_is_no_equivocation() -> None:
     assert reasons(events) == ["copied DKG key"]
     assert not any(isinstance(e, MisbehaviourReported) for e in events)
     assert len(log.run.announcements) == 1
+
+
+HOSTILE = st.lists(st.sampled_from(["none", "tick", "announce", "equivocate", "garbage",
+                                    "remove", "old evidence"]), min_size=40, max_size=40)
+
+
+@settings(max_examples=15)
+@given(HOSTILE, st.lists(st.integers(0, 4_000), min_size=40, max_size=40))
+@example(["announce"] * 40, [0] * 40)  # first announcer of every run, never answers
+@example(["equivocate"] * 40, [0] * 40)
+@example(["remove"] + ["tick"] * 39, [0] * 40)
+def test_an_insider_cannot_freeze_the_change(hostile: list[str], delays: list[int]) -> None:
+    """Honest A and B follow the rules (announce when eligible, answer every phase, tick at
+    deadlines, post evidence of equivocation); insider M does anything between their steps and
+    never sends a round item. The change is decided within a bounded number of steps."""
+    w = World(4, seed=b"insider")
+    A, B, M = w["A"], w["B"], w["D"]
+    log = w.start()
+    t = R
+    old_evidence: list[ControlEntry] = []
+    announced: dict[tuple[str, int], ControlEntry] = {}
+    variant = 10
+
+    def put(ce: object) -> list[object]:
+        nonlocal log
+        log, events = post(w, log, t, ce)
+        return events
+
+    for action, delay in zip(hostile, delays, strict=True):
+        if log.decided is not None:
+            break
+        t += delay
+        # The insider's move.
+        if action == "tick":
+            put(w.tick(M))
+        elif action == "garbage":
+            put(b"\x00garbage")
+        elif action == "remove" and log.attempt is None:
+            put(w.remove(M, A))
+        elif action in ("announce", "equivocate") and log.attempt is not None:
+            for _ in range(1 if action == "announce" else 2):
+                variant += 1
+                ce = w.announcement(log, M, variant=variant)
+                events = put(ce)
+                first = announced.setdefault((M.name, log.run.run), ce)
+                if MisbehaviourReported(M.id, "announcement equivocation") in events:
+                    ev = w.evidence(A, w.announcement_evidence(log.run.run, first, ce))
+                    old_evidence.append(ev)
+                    put(ev)
+        elif action == "old evidence" and old_evidence:
+            put(old_evidence[0])
+        if log.decided is not None:
+            break
+        # The honest members' move.
+        run = log.run
+        honest = [m for m in (A, B) if log.eligible(m.id)]
+        committee = [w._by_index(i) for i in run.committee]
+        if log.attempt is None:
+            _, jk = w.join_key("X")
+            put(w.add(A, jk))
+        elif run.phase in (WAITING, ANNOUNCE):
+            mine = {a.author for a in run.announcements}
+            for m in honest:
+                if w.index(m) not in mine:
+                    put(w.announcement(log, m))
+            if log.run.phase == ANNOUNCE and log.deadline() is not None:
+                t = max(t, log.deadline() or t)
+                put(w.tick(A))
+        elif run.phase == ROUND1:
+            for j, m in enumerate(committee):
+                if m in (A, B) and log.run.round1[j] is None:
+                    put(w.round1(log, m))
+            if log.run.phase == ROUND1:
+                t = max(t, log.deadline() or t)
+                put(w.tick(B))
+        elif run.phase == ROUND3:
+            for j, m in enumerate(committee):
+                if m in (A, B) and log.run.round3[j] is None:
+                    put(w.round3(log, m)[0])
+            if log.run.phase == ROUND3:
+                t = max(t, log.deadline() or t)
+                put(w.tick(A))
+        elif run.phase == COMMIT:
+            poster = next(m for m in committee if m in (A, B))
+            _, _, outcome = w.round3(log, poster)
+            put(w.commit(log, poster, outcome))
+    assert log.decided is not None
+    assert M.id not in log.committee()
