@@ -785,7 +785,9 @@ def test_epoch_view_checks_its_inputs() -> None:
     with pytest.raises(UsageError):
         EpochView(w.suite, GROUP, 1, w.view.epoch_id, w.view.roster, None, (b"x",),
                   w.view.init_secret, w.view.traffic_key, w.view.mailbox_id)
-    assert "init_secret" not in repr(w.view) or w.view.init_secret.hex() not in repr(w.view)
+    for secret in (w.view.init_secret, w.view.traffic_key):  # secrets never in a repr
+        assert repr(secret) not in repr(w.view) and secret.hex() not in repr(w.view)
+        assert repr(secret) not in repr(w.start())
 
 
 def test_entries_out_of_hub_order_are_ignored() -> None:
