@@ -150,3 +150,79 @@ class RejoinNeeded(Event):
     """A restored state cannot tell what it already sent in an epoch change; ask to be re-added."""
 
     epoch: int
+
+
+# --- Version 2 of the epoch change (spec 11.v2.33) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberExcluded(Event):
+    """`member` (an identity) is off run `run`'s committee and every later one until the epoch
+    changes or an ANNOUNCE ends with no eligible announcer. Exclusion is never removal."""
+
+    member: bytes
+    run: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProposalVoid(Event):
+    """A proposal of the attempt was skipped at its place of application (spec 11.v2.17);
+    its author may propose again. `subject` is the joiner's, removed or resumed identity."""
+
+    author: bytes
+    kind: int
+    subject: bytes | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class MisbehaviourReported(Event):
+    """An authentic entry proves `member` broke a rule (`what`): equivocation, a leak, a
+    budget overrun, a false conviction."""
+
+    member: bytes
+    what: str
+
+
+@dataclass(frozen=True)
+class SealingConvicted(Event):
+    """Every member of `committee` certified a bundle whose sealing for `recipient` was wrong."""
+
+    epoch: int
+    run: int
+    recipient: bytes
+    committee: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class UpdateNotApplied(Event):
+    """Our record `counter` posted before the snapshot was not applied; it is re-posted."""
+
+    counter: int
+
+
+@dataclass(frozen=True)
+class MemberDormant(Event):
+    """`member` is dormant at this epoch's snapshot: neither sealed to nor eligible."""
+
+    member: bytes
+
+
+@dataclass(frozen=True)
+class MembershipUnconfirmed(Event):
+    """Our membership rests on the committee's word until someone outside it writes."""
+
+
+@dataclass(frozen=True)
+class MembershipConfirmed(Event):
+    """A member outside the committee wrote in the group (or the epoch id was compared)."""
+
+
+@dataclass(frozen=True)
+class HubClockSkew(Event):
+    """The hub's time of an entry differs from our clock by more than SKEW_MAX."""
+
+    mailbox: bytes
+    hub_time: int
+    local_time: int
