@@ -1061,3 +1061,28 @@ def test_an_insider_cannot_freeze_the_change(hostile: list[str], delays: list[in
             put(w.commit(log, poster, outcome))
     assert log.decided is not None
     assert M.id not in log.committee()
+
+
+def test_a_posted_at_of_zero_reads_as_t0_of_the_epoch_for_every_reader() -> None:
+    """Initial roster entries of a created group carry `posted_at = 0`. Members that joined
+    later never learn T0(1), so every reader reads 0 as T0(e), which all of them hold; a rule
+    that used T0(1) where known would make old and new members judge dormancy (and so the
+    recipients of the commit) differently and split the group."""
+    w = World(3, posted_at=0)
+    A = w["A"]
+    log = w.start()
+    _, jk = w.join_key("D")
+    log, events = post(w, log, S, w.add(A, jk))
+    assert not [e for e in events if isinstance(e, MemberDormant)]  # T0(e) is recent
+    saved = ControlLog.from_bytes(log.to_bytes())
+    assert saved.to_bytes() == log.to_bytes()
+    # The same roster in an epoch that began more than RETENTION before its snapshot: the
+    # initial members that never posted a record are dormant, for every reader alike.
+    w = World(3, posted_at=0)
+    A = w["A"]
+    log = w.start()
+    _, ce = w.rotation(A)
+    log, _ = post(w, log, T0 + RETENTION, ce)
+    log, events = post(w, log, T0 + RETENTION + 10, w.refresh(A))
+    assert sorted(e.member for e in events if isinstance(e, MemberDormant)) == sorted(
+        [w["B"].id, w["C"].id])
