@@ -28,7 +28,7 @@ WORK = FUZZ / "work"
 FINDINGS = FUZZ / "findings"
 
 
-def _child(name: str, seconds: int, runs: int) -> None:
+def _child(name: str, seconds: int, runs: int, work_root: Path) -> None:
     """Inside the fuzzing process: instrument the library, then hand over to libFuzzer."""
     import contextlib
     import importlib
@@ -65,7 +65,7 @@ def _child(name: str, seconds: int, runs: int) -> None:
                 print(f"known finding in {name}: {sig}", file=sys.stderr, flush=True)
             seen[sig] = seen.get(sig, 0) + 1
 
-    work = WORK / name
+    work = work_root / name
     found = FINDINGS / name
     work.mkdir(parents=True, exist_ok=True)
     found.mkdir(parents=True, exist_ok=True)
@@ -77,9 +77,9 @@ def _child(name: str, seconds: int, runs: int) -> None:
     atheris.Fuzz()
 
 
-def _run_one(name: str, seconds: int, runs: int) -> tuple[str, int, str]:
-    WORK.mkdir(parents=True, exist_ok=True)
-    log = WORK / f"{name}.log"
+def _run_one(name: str, seconds: int, runs: int, work_root: Path) -> tuple[str, int, str]:
+    work_root.mkdir(parents=True, exist_ok=True)
+    log = work_root / f"{name}.log"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     started = time.monotonic()
@@ -87,7 +87,7 @@ def _run_one(name: str, seconds: int, runs: int) -> tuple[str, int, str]:
         try:
             rc = subprocess.run(
                 [sys.executable, str(Path(__file__).resolve()), "--child", name,
-                 "--seconds", str(seconds), "--runs", str(runs)],
+                 "--seconds", str(seconds), "--runs", str(runs), "--work", str(work_root)],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
                 timeout=seconds + 120).returncode
         except subprocess.TimeoutExpired:
@@ -117,11 +117,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop each target after this many inputs instead of a time")
     parser.add_argument("--target", action="append", help="one target (repeatable); default all")
     parser.add_argument("--jobs", type=int, default=1, help="targets fuzzed at once")
+    parser.add_argument("--work", type=Path, default=WORK,
+                        help="where the growing corpora and logs go (default fuzz/work)")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child(args.child, args.seconds, args.runs)
+        _child(args.child, args.seconds, args.runs, args.work)
         return 0
     from fuzz.targets import TARGETS
     if args.list:
@@ -139,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown target(s) {', '.join(unknown)}; see --list")
     failed = 0
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for _, rc, summary in pool.map(lambda n: _run_one(n, args.seconds, args.runs), names):
+        results = pool.map(lambda n: _run_one(n, args.seconds, args.runs, args.work), names)
+        for _, rc, summary in results:
             print(summary, flush=True)
             failed += rc != 0
     print(f"{len(names)} targets, {failed} with a new finding")

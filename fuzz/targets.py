@@ -167,11 +167,13 @@ def _pairwise_state_seeds() -> list[bytes]:
 
 @target("pairwise_state", _pairwise_state_seeds, max_len=16384)
 def pairwise_state(data: bytes) -> None:
-    """`PairwiseSession.from_bytes` (a saved session)."""
+    """`PairwiseSession.from_bytes` (a saved session), then `encrypt` when it can send."""
     from triple_ratchet.pairwise import PairwiseSession
     from triple_ratchet.random import DeterministicRandom
     session = PairwiseSession.from_bytes(data, DeterministicRandom(b"fuzz"))
     _require(session.to_bytes() == data, "pairwise session re-encodes differently")
+    if session.can_send:  # a session that loads must work (or refuse with our errors)
+        session.encrypt(b"after loading")
 
 
 @target("handshake_respond", lambda: [fx.pairwise().first])
@@ -219,11 +221,16 @@ def _group_identity() -> Any:
 @target("group_state", lambda: [fx.group().active_state, fx.group().joining_state],
         max_len=65536)
 def group_state(data: bytes) -> None:
-    """`GroupSession.from_bytes` (a saved group session)."""
+    """`GroupSession.from_bytes` (a saved group session), then `tick` and, when it says it is
+    active, `encrypt`: a state that loads must work or refuse with our errors."""
     from triple_ratchet.group.session import GroupSession
     from triple_ratchet.random import DeterministicRandom
     session = GroupSession.from_bytes(data, _group_identity(), rng=DeterministicRandom(b"fuzz"))
     _require(session.to_bytes() == data, "group session re-encodes differently")
+    # A state that loads must also be usable: sending and the clock refuse only with our errors.
+    session.tick(fx.NOW + 1)
+    if session.status == "active":
+        session.encrypt(b"after loading", fx.NOW + 2)
 
 
 def _group_receive(state: bytes, valid: tuple[bytes, ...], data: bytes) -> None:
