@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import gzip
 import json
 import signal
 import traceback
@@ -131,12 +132,40 @@ def identity(data: bytes) -> None:
     from triple_ratchet.identity import Identity, IdentityKeyPair
 
     def public(blob: bytes) -> None:
-        _require(Identity.from_bytes(blob).to_bytes() == blob, "identity re-encodes differently")
+        identity = Identity.from_bytes(blob)
+        _require(identity.to_bytes() == blob, "identity re-encodes differently")
+        twin = _ecdsa_twin(blob)
+        if twin is not None:
+            # ECDSA's (r, n - s) verifies too: such a twin must be refused or be the same
+            # identity (equal, same hash), never a second member with the same keys.
+            try:
+                other = Identity.from_bytes(twin)
+            except TripleRatchetError:
+                return
+            _require(other == identity and hash(other) == hash(identity),
+                     "an identity's (r, n - s) twin loads as a different identity")
 
     def keypair(blob: bytes) -> None:
         _require(IdentityKeyPair.from_bytes(blob).to_bytes() == blob,
                  "identity key pair re-encodes differently")
     _select(data, [public, keypair])
+
+
+_P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _ecdsa_twin(blob: bytes) -> bytes | None:
+    """The suite-1 identity encoding with its DH-key signature's s replaced by n - s."""
+    fields = cbor.decode(blob)
+    if not isinstance(fields, list) or len(fields) != 5 or fields[1] != 1:
+        return None
+    signature = fields[4]
+    if not isinstance(signature, bytes) or len(signature) != 64:
+        return None
+    s = int.from_bytes(signature[32:], "big")
+    if not 0 < s < _P256_N:
+        return None
+    return cbor.encode([*fields[:4], signature[:32] + (_P256_N - s).to_bytes(32, "big")])
 
 
 def _bundle_seeds() -> list[bytes]:
@@ -167,11 +196,24 @@ def _pairwise_state_seeds() -> list[bytes]:
 
 @target("pairwise_state", _pairwise_state_seeds, max_len=16384)
 def pairwise_state(data: bytes) -> None:
-    """`PairwiseSession.from_bytes` (a saved session), then `encrypt` when it can send."""
+    """`PairwiseSession.from_bytes` (a saved session), then `encrypt` when it can send; a state
+    that decrypts the peer's messages must name the peer and us."""
     from triple_ratchet.pairwise import PairwiseSession
     from triple_ratchet.random import DeterministicRandom
     session = PairwiseSession.from_bytes(data, DeterministicRandom(b"fuzz"))
     _require(session.to_bytes() == data, "pairwise session re-encodes differently")
+    # A state that decrypts the fixture peer's traffic must name that peer and us (the stored
+    # identities are what the application shows and trusts).
+    p = fx.pairwise()
+    copy = PairwiseSession.from_bytes(data, DeterministicRandom(b"fuzz"))
+    try:
+        copy.decrypt(p.messages[0])
+    except TripleRatchetError:
+        pass
+    else:
+        _require(copy.peer_identity.to_bytes() == p.identities[0]
+                 and copy.own_identity.to_bytes() == p.identities[1],
+                 "a saved session naming other identities decrypts the peer's messages")
     if session.can_send:  # a session that loads must work (or refuse with our errors)
         session.encrypt(b"after loading")
 
@@ -617,6 +659,12 @@ def signature(exc: BaseException, target: str = "") -> str:
     where = (frames[0] if outermost else frames[-1]) if frames else "?"
     what = str(exc) if isinstance(exc, Finding | Hang) else type(exc).__name__
     return f"{what} @ {where}"
+
+
+def corpus_input(path: Path) -> bytes:
+    """A kept corpus file's input: `*.gz` files hold a reproducer too big to commit as is."""
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
 
 
 def clear_caches() -> None:

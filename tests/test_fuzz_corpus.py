@@ -25,6 +25,7 @@ from fuzz.targets import (  # noqa: E402
     TARGETS,
     check,
     clear_caches,
+    corpus_input,
     is_known,
     known_findings,
     signature,
@@ -50,7 +51,7 @@ def _cases() -> list[object]:
 
 @pytest.mark.parametrize(("name", "path"), _cases())
 def test_corpus_file_meets_the_contract(name: str, path: Path) -> None:
-    data = path.read_bytes()
+    data = corpus_input(path)
     started = time.perf_counter()
     try:
         check(name, data)
@@ -75,7 +76,7 @@ def test_known_findings_reproduce_with_their_signature() -> None:
     for key, entry in known_findings().items():
         name = key.split("/")[0]
         try:
-            check(name, (CORPUS / key).read_bytes())
+            check(name, corpus_input(CORPUS / key))
         except BaseException as exc:
             assert is_known(signature(exc, name), [entry["signature"]]), key
 
