@@ -25,6 +25,8 @@ from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE
 REPO = Path(__file__).resolve().parents[1]
 VECTORS = REPO / "vectors"
 NOW = 1_700_000_000.0
+# The hub's acceptance time of every entry the fixtures deliver (integer Unix ms, spec 10.5).
+ENTRY_TIME = int(NOW * 1000)
 STORAGE_KEY = bytes(range(32))
 
 
@@ -143,7 +145,7 @@ class _Net:
                     blob = log[self.cursors.get((name, box), 0)]
                     self.cursors[(name, box)] = self.cursors.get((name, box), 0) + 1
                     moved = True
-                    _, sends = session.receive(blob, NOW)
+                    _, sends = session.receive(blob, NOW, entry_time=ENTRY_TIME)
                     self.send(name, sends)
         return moved
 

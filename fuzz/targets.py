@@ -280,7 +280,7 @@ def _group_receive(state: bytes, valid: tuple[bytes, ...], data: bytes) -> None:
     from triple_ratchet.random import DeterministicRandom
     session = GroupSession.from_bytes(state, _group_identity(), rng=DeterministicRandom(b"fuzz"))
     try:
-        session.receive(data, fx.NOW + 1)
+        session.receive(data, fx.NOW + 1, entry_time=fx.ENTRY_TIME + 1000)
     except TripleRatchetError:
         _require(session.to_bytes() == state, "a refused blob changed the group session")
         raise
@@ -493,9 +493,9 @@ def open_state(data: bytes) -> None:
 
 
 class VectorFileRefused(TripleRatchetError):
-    """Stands for the refusals `vectors verify` (`verify_paths`) reports as one failed file and
-    goes on: `OSError`, `ValueError` (JSON that does not parse, hex that is not hex) and
-    `UnrecognisedFile`."""
+    """Stands for a file `vectors verify` (`verify_paths`) reports as one failed file and goes
+    on: one it cannot read or interpret (`OSError`, `ValueError`, `UnrecognisedFile`) or one
+    whose verifier crashed (any other `Exception`: deep nesting, a malformed shape)."""
 
 
 @functools.cache
@@ -566,37 +566,35 @@ def vectors(data: bytes) -> None:
     """`vectors verify` on one file (first byte even: the rest is the file's bytes; odd: the next
     byte picks a small valid file and the rest says which node to replace with what, so type
     confusion deep inside a file is reached at once). Every verdict is a CaseResult; the file as
-    a whole may only be refused the way `verify_paths` reports it."""
-    from triple_ratchet.testvectors import CaseResult, UnrecognisedFile, verify_document
+    a whole may only be refused the way `verify_paths` reports it, in bounded time and memory."""
+    from triple_ratchet.testvectors import CaseResult, verify_document
     if not data:
         return
     if data[0] % 2 == 0:
-        try:
-            doc = json.loads(data[1:])
-        except ValueError:
-            doc = None  # raised below, outside this block: the file's bytes stay off the chain
-        if doc is None:
-            raise VectorFileRefused("not JSON")
+        raw: bytes | None = data[1:]
+        doc: Any = None
     else:
         bases = _vector_bases()
         base = bases[data[1] % len(bases)] if len(data) > 1 else bases[0]
-        doc = _mutate_json(json.loads(base), data[2:])
-    # What `verify_paths` does per file: these refusals become one failed file; anything else
-    # (a library error included) escapes it and ends the whole command with a traceback.
-    refused = escaped = False
+        raw, doc = None, _mutate_json(json.loads(base), data[2:])
+    # What `verify_paths` does per file (testvectors/__init__.py): reading and verifying are in
+    # one `try`; what it catches (every `Exception`) becomes one failed file and the command goes
+    # on. Only what it cannot catch is a finding here: a hang, memory, a `BaseException`, a
+    # verdict that is not a case result.
+    refused = False
     try:
+        if raw is not None:
+            doc = json.loads(raw)
         for result in verify_document(doc):
             _require(isinstance(result, CaseResult)
                      and result.status in ("passed", "failed", "skipped"),
                      "a verifier yielded something that is not a case result")
-    except (OSError, ValueError, UnrecognisedFile):
+    except Finding:
+        raise
+    except Exception:
         refused = True
-    except TripleRatchetError:
-        escaped = True
-    if escaped:
-        raise Finding("a library error escaped vectors verify")
-    if refused:
-        raise VectorFileRefused("cannot interpret the file")
+    if refused:  # raised outside the handler: the file's bytes stay off the chain
+        raise VectorFileRefused("cannot interpret the file, or its verifier crashed")
 
 
 # --- The contract ------------------------------------------------------------------------------
