@@ -482,6 +482,223 @@ def dkg_aborts(data: bytes) -> None:
     _select(data, [dkg_abort, mailbox_abort, round3, announcement])
 
 
+# --- Version 2 values (spec 11 v2, 08 v2) and HPKE sealing ---------------------------------------
+
+
+@dataclass(frozen=True)
+class _V2Context:
+    """One control mailbox of the epoch-change-v2 vectors: what a reader of its blobs knows."""
+    suite: Any
+    group_id: bytes
+    epoch: int
+    traffic_key: bytes
+    mailbox_id: bytes
+
+
+@functools.cache
+def _v2() -> tuple[tuple[_V2Context, ...], tuple[tuple[int, bytes], ...],
+                   tuple[tuple[int, bytes], ...], tuple[tuple[int, str, bytes], ...]]:
+    """From vectors/epoch-change-v2.json: the control mailboxes, every control blob and signed
+    entry (with its mailbox's index), and every other value by kind (with its suite's index)."""
+    from triple_ratchet.group.control import ControlEntry
+    from triple_ratchet.suites import ALL_SUITES, suite_by_name
+    contexts: list[_V2Context] = []
+    blobs: list[tuple[int, bytes]] = []
+    entries: list[tuple[int, bytes]] = []
+    values: list[tuple[int, str, bytes]] = []
+    for case in fx.vector_file("epoch-change-v2.json")["cases"]:
+        i, out = case["inputs"], case.get("outputs") or {}
+        suite = suite_by_name(case["suite"])
+        s = [x.suite_id for x in ALL_SUITES].index(suite.suite_id)
+        if "control_blob" in out:
+            ctx = _V2Context(suite, bytes.fromhex(i["group_id"]), i["epoch"],
+                             bytes.fromhex(i["traffic_key"]), bytes.fromhex(i["mailbox_id"]))
+            if ctx not in contexts:
+                contexts.append(ctx)
+            blobs.append((contexts.index(ctx), bytes.fromhex(out["control_blob"])))
+            entries.append((contexts.index(ctx), bytes.fromhex(out["signed_entry"])))
+            entry = ControlEntry.from_bytes(suite, bytes.fromhex(out["signed_entry"]),
+                                            group_id=ctx.group_id, epoch=ctx.epoch)
+            values.append((s, f"type {entry.entry_type:#x}", entry.body))
+        for key in ("signed_join_key", "signed_record", "roster", "repaired_sealing"):
+            if key in out:
+                values.append((s, key, bytes.fromhex(out[key])))
+    return tuple(contexts), tuple(blobs), tuple(entries), tuple(values)
+
+
+def _v2_decoders() -> list[tuple[str, Callable[[Any, bytes, bytes], object]]]:
+    """(what, decode(suite, group_id, data) -> value with to_bytes or None)."""
+    from triple_ratchet.group import run as r
+    from triple_ratchet.group.change_proposal import ChangeProposal
+    from triple_ratchet.group.records import JoinKey, MemberKeyRecord, decode_keys
+    from triple_ratchet.group.roster import Roster
+    return [
+        ("type 0x40", lambda s, g, d: MemberKeyRecord.from_bytes(s, d)),
+        ("type 0x41", lambda s, g, d: ChangeProposal.from_bytes(s, d)),
+        ("type 0x42", lambda s, g, d: r.RunAnnouncement.from_bytes(s, d)),
+        ("type 0x43", lambda s, g, d: r.Round1Item.from_bytes(d)),
+        ("type 0x44", lambda s, g, d: r.Round3Item.from_bytes(s, d)),
+        ("type 0x45", lambda s, g, d: r.check_tick_body(d)),
+        ("type 0x46", lambda s, g, d: r.Commit.from_bytes(s, d)),
+        ("type 0x47", lambda s, g, d: r.Reveal.from_bytes(d)),
+        ("type 0x48", lambda s, g, d: r.Evidence.from_bytes(d)),
+        ("type 0x49", lambda s, g, d: r.Conviction.from_bytes(s, d)),
+        ("signed_join_key", lambda s, g, d: JoinKey.from_bytes(s, d)),
+        ("signed_record", lambda s, g, d: decode_keys(s, d)),
+        ("roster", lambda s, g, d: Roster.from_bytes(s, d, group_id=g)),
+        ("repaired_sealing", lambda s, g, d: r.RepairedSealing.from_bytes(s, d)),
+    ]
+
+
+def _v2_value_seeds() -> list[bytes]:
+    from triple_ratchet.suites import ALL_SUITES
+    names = [name for name, _ in _v2_decoders()]
+    _, _, entries, values = _v2()
+    out = [bytes([(names.index(what) * len(ALL_SUITES) + s)]) + v for s, what, v in values]
+    # Selectors past the value decoders: ControlEntry.from_bytes in mailbox context c.
+    first = len(names) * len(ALL_SUITES)
+    return out + [bytes([first + c]) + e for c, e in entries]
+
+
+@target("v2_values", _v2_value_seeds, max_len=16384)
+def v2_values(data: bytes) -> None:
+    """Version 2 values (first byte: decoder and suite): every control entry body by type
+    (record, proposal, announcement, round 1, round 3, tick, commit, reveal, evidence,
+    conviction), a signed join key, a roster entry's keys, a roster, a repaired sealing, and a
+    signed control entry of one of the vectors' mailboxes. Accepted values re-encode."""
+    from triple_ratchet.group.control import ControlEntry
+    from triple_ratchet.suites import ALL_SUITES
+    if not data:
+        return
+    decoders = _v2_decoders()
+    contexts = _v2()[0]
+    pick, blob = data[0] % (len(decoders) * len(ALL_SUITES) + len(contexts)), data[1:]
+    if pick >= len(decoders) * len(ALL_SUITES):
+        ctx = contexts[pick - len(decoders) * len(ALL_SUITES)]
+        entry = ControlEntry.from_bytes(ctx.suite, blob, group_id=ctx.group_id, epoch=ctx.epoch)
+        _require(entry.to_bytes() == blob, "control entry re-encodes differently")
+        return
+    what, decode = decoders[pick // len(ALL_SUITES)]
+    suite = ALL_SUITES[pick % len(ALL_SUITES)]
+    group_id = next((c.group_id for c in contexts if c.suite.suite_id == suite.suite_id), b"g")
+    value = decode(suite, group_id, blob)
+    if value is not None:
+        _require(value.to_bytes() == blob, f"{what} re-encodes differently")  # type: ignore[attr-defined]
+
+
+def _control_blob_seeds() -> list[bytes]:
+    return [bytes([c]) + b for c, b in _v2()[1]]
+
+
+@target("control_blob", _control_blob_seeds, max_len=16384)
+def control_blob(data: bytes) -> None:
+    """`control.open_entry` (first byte: which of the vectors' control mailboxes, roster of 2):
+    only a blob the vectors hold opens (the traffic key is the mailbox's)."""
+    from triple_ratchet.group.control import open_entry
+    if not data:
+        return
+    contexts, blobs, _, _ = _v2()
+    c, blob = data[0] % len(contexts), data[1:]
+    ctx = contexts[c]
+    open_entry(ctx.suite, ctx.traffic_key, ctx.mailbox_id, blob, group_id=ctx.group_id,
+               epoch=ctx.epoch, roster_size=2)
+    _require((c, blob) in blobs, "a control blob nobody sealed opened")
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    suite: Any
+    private_key: bytes
+    info: bytes
+    aad: bytes
+    enc: bytes
+    ct: bytes
+    context: Any  # SealingContext of a bundle, or None for a plain HPKE case
+    identity: bytes
+    root: bytes
+    size: int
+    index: int
+    leaf: bytes
+    path: tuple[bytes, ...]
+
+
+@functools.cache
+def _sealed() -> tuple[_Sealed, ...]:
+    """From vectors/sealing.json: per suite, the first valid single-shot HPKE case, and every
+    recipient of the largest bundle (with its sealing's Merkle path)."""
+    from triple_ratchet.group.sealing import SealingContext
+    from triple_ratchet.suites import suite_by_name
+    from triple_ratchet.suites.hpke import hpke_for_suite
+    out: list[_Sealed] = []
+    h = bytes.fromhex
+    seen_hpke: set[str] = set()
+    bundles: dict[str, Any] = {}
+    for case in fx.vector_file("sealing.json")["cases"]:
+        i, o = case["inputs"], case.get("outputs")
+        if o is None or "public_key" in i:
+            continue
+        suite = suite_by_name(case["suite"])
+        kem = hpke_for_suite(suite).kem
+        if i["operation"] == "hpke" and case["suite"] not in seen_hpke:
+            seen_hpke.add(case["suite"])
+            out.append(_Sealed(suite, kem.derive_key_pair(h(i["ikm_r"])).private_key, h(i["info"]),
+                               h(i["aad"]), h(o["enc"]), h(o["ct"]), None, b"", b"", 0, 0, b"",
+                               ()))
+        elif i["operation"] == "bundle" and len(i["recipients"]) > len(
+                bundles.get(case["suite"], ({}, {}))[0].get("recipients", [])):
+            bundles[case["suite"]] = (i, o)
+    for name, (i, o) in sorted(bundles.items()):
+        suite = suite_by_name(name)
+        kem = hpke_for_suite(suite).kem
+        context = SealingContext(suite, h(i["group_id"]), i["epoch"], h(i["run_session_id"]),
+                                 h(i["roster_hash"]))
+        for p, (r, s) in enumerate(zip(i["recipients"], o["sealings"], strict=True)):
+            out.append(_Sealed(suite, kem.derive_key_pair(h(r["ikm_r"])).private_key, b"", b"",
+                               h(s["enc"]), h(s["ct"]), context, h(r["identity"]),
+                               h(o["bundle_root"]), len(i["recipients"]), p, h(s["leaf"]),
+                               tuple(h(x) for x in s["path"])))
+    return tuple(out)
+
+
+def _sealing_seeds() -> list[bytes]:
+    seeds: list[bytes] = []
+    for k, c in enumerate(_sealed()):
+        seeds.append(bytes([2 * k, len(c.enc)]) + c.enc + c.ct)
+        if c.context is not None:
+            seeds.append(bytes([2 * k + 1, c.index]) + c.leaf + b"".join(c.path))
+    return seeds
+
+
+@target("sealing_open", _sealing_seeds)
+def sealing_open(data: bytes) -> None:
+    """The HPKE open path (first byte: case, and even/odd): even — single-shot `HpkeSuite.open`
+    of the vectors' HPKE case, or `sealing.open_sealing` of a bundle recipient, on `enc ‖ ct`
+    (second byte: the length of `enc`); only the vectors' own sealing opens. Odd — that
+    recipient's `verify_merkle_path` on `index ‖ leaf ‖ path`: only the genuine path verifies."""
+    from triple_ratchet.group.sealing import Sealing, open_sealing, verify_merkle_path
+    from triple_ratchet.suites.hpke import hpke_for_suite
+    if len(data) < 2:
+        return
+    cases = _sealed()
+    c = cases[(data[0] // 2) % len(cases)]
+    if data[0] % 2 == 0:
+        enc, ct = data[2:2 + data[1]], data[2 + data[1]:]
+        if c.context is None:
+            hpke_for_suite(c.suite).open(c.private_key, enc, c.info, c.aad, ct)
+        else:
+            open_sealing(c.context, c.identity, c.private_key, Sealing(enc, ct))
+        _require((enc, ct) == (c.enc, c.ct), "a sealing nobody made opened")
+        return
+    if c.context is None:
+        return
+    nh = c.suite.hash_len
+    rest = data[2:]
+    leaf, path = rest[:nh], tuple(rest[k:k + nh] for k in range(nh, len(rest), nh))
+    verify_merkle_path(c.suite, c.root, c.size, data[1], leaf, path)
+    _require((data[1], leaf, path) == (c.index, c.leaf, c.path),
+             "a Merkle path that is not the bundle's verified")
+
+
 # --- Storage and vectors ----------------------------------------------------------------------
 
 
@@ -667,7 +884,8 @@ def corpus_input(path: Path) -> bytes:
 
 def clear_caches() -> None:
     """Forget every built fixture (to check that building them again gives the same bytes)."""
-    for cached in (fx.pairwise, fx.group, _dkg, _vector_bases, _group_identity):
+    for cached in (fx.pairwise, fx.group, _dkg, _vector_bases, _group_identity, _v2,
+                   _sealed):
         cached.cache_clear()
 
 
