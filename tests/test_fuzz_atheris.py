@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Seconds per target; 20 targets, two at a time, each ~3 s of start-up (instrumenting the
-# library) on top: about a minute in all on two cores.
+# Seconds per target; 20 targets, two at a time, each with ~3 s of start-up (instrumenting the
+# library) and fixture building on top: 95 s in all, measured on a busy shared 2-core machine.
 SECONDS = int(os.environ.get("TRIPLE_RATCHET_FUZZ_SECONDS", "3"))
 
 try:
