@@ -1797,7 +1797,8 @@ def test_v2_bundle_sealings_and_merkle_tree(case: dict[str, Any]) -> None:
     hp = HPKE[s.suite_id]
     rsid = h(i["run_session_id"])
     seal_secret = s.expand_label(h(i["commit_secret"]), b"ks v2 seal secret", rsid, s.nh)
-    sealings, leaves_ = [], []
+    sealings: list[dict[str, Any]] = []
+    leaves_: list[bytes] = []
     for r in i["recipients"]:
         sk, pk = hp.derive_key_pair(h(r["ikm_r"]))
         identity, plaintext = h(r["identity"]), h(r["plaintext"])
@@ -1964,3 +1965,88 @@ def test_v2_whole_run_keys_sealings_and_tree(case: dict[str, Any]) -> None:
            "epoch_secret": values.pop("epoch_secret")}
     assert got == {k: o[k] for k in got}
     assert values == o["new_epoch"]
+
+
+@params("epoch-run-v2.json", "creation")
+def test_v2_creation_notices_from_spec(case: dict[str, Any]) -> None:
+    """11.v2.13 and 11.v2.28: each initial member opens its sealing with its join key (HPKE),
+    gets member_base, re-derives epoch 1 and rebuilds its notice byte for byte: notice key,
+    header (position, count, sealing, Merkle path), AEAD body, notice id and chunks."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    hp = HPKE[s.suite_id]
+    group_id, rsid, roster_hash = h(i["group_id"]), h(o["run_session_id"]), h(o["roster_hash"])
+    roster = cbor_decode(h(o["roster"]))
+    identities = [entry[0] for entry in roster]
+    pairs = [(h(x["enc"]), h(x["ct"])) for x in o["sealings"]]
+    # creation: every initial member is a recipient, roster indices 1.., sealed member_base
+    leaves_ = [merkle_leaf(s, p + 1, identities[p + 1], enc, ct)
+               for p, (enc, ct) in enumerate(pairs)]
+    root = merkle_root_of(s, leaves_)
+    for p, (member, notice_out) in enumerate(zip(i["initial_members"], o["notices"],
+                                                 strict=True)):
+        identity = identities[p + 1]
+        assert identity.hex() == notice_out["identity"]
+        receive, receive_pub, _, _ = record_keys(s, h(member["record_seed"]))
+        info = seal_info(s, group_id, 1, rsid, identity, roster_hash)
+        member_base = hp.open(receive, receive_pub, pairs[p][0], info, b"", pairs[p][1])
+        assert member_base.hex() == o["member_base"]
+        context = h(o["group_context"])
+        assert ks2_epoch(s, member_base, context, len(roster))["epoch_id"] == \
+            o["new_epoch"]["epoch_id"]
+        key = s.expand_label(member_base, b"ks v2 notice key", identity, 32)
+        path = merkle_path_of(s, leaves_, p)
+        merkle_verify(s, root, len(leaves_), p, leaves_[p], path)
+        header = cbor([s.suite_id, group_id, 1, rsid, roster_hash, p, len(pairs), pairs[p][0],
+                       pairs[p][1], path])
+        nonce = h(notice_out["nonce"])
+        sealed = s.aead_encrypt(key, nonce, h(notice_out["body"]),
+                                b"triple-ratchet v2 notice aad" + header)
+        notice = cbor([0x52, 2, header, nonce, sealed])
+        nid = rhash(s, b"triple-ratchet v2 notice id" + notice)
+        size = 65536
+        pieces = [notice[j:j + size] for j in range(0, len(notice), size)]
+        chunks = [cbor([0x53, 2, nid, j, len(pieces), x]).hex() for j, x in enumerate(pieces)]
+        assert (key.hex(), header.hex(), notice.hex(), nid.hex(), chunks) == (
+            notice_out["notice_key"], notice_out["header"], notice_out["notice"],
+            notice_out["notice_id"], notice_out["chunks"])
+        # the body's run (11.v2.13): e = 0, empty epoch id, r = 1, T0 null for a creation
+        body = cbor_decode(h(notice_out["body"]))
+        assert body[:3] == [0, b"", 1] and body[8] is None and cbor(body[9]) == cbor(roster)
+
+
+@params("epoch-run-v2.json", "rejoin")
+def test_v2_rejoin_repair_and_conviction_from_spec(case: dict[str, Any]) -> None:
+    """11.v2.14 and 11.v2.25: the creator recomputes member 1's sealing from commit_secret and
+    public data; the repaired sealing and the conviction entry (in epoch 1's control mailbox)
+    follow byte for byte."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    creation = next(c for c in load("epoch-run-v2.json") if c["suite"] == case["suite"]
+                    and c["inputs"]["operation"] == "creation")["outputs"]
+    hp = HPKE[s.suite_id]
+    group_id, rsid = h(i["group_id"]), h(creation["run_session_id"])
+    roster = cbor_decode(h(creation["roster"]))
+    identity = roster[1][0]
+    _, receive_pub, _, _ = record_keys(s, h(i["initial_members"][0]["record_seed"]))
+    info = seal_info(s, group_id, 1, rsid, identity, h(creation["roster_hash"]))
+    seal_secret = s.expand_label(h(creation["commit_secret"]), b"ks v2 seal secret", rsid, s.nh)
+    member_base = h(creation["member_base"])
+    ikm_e = seal_ikm_e(s, seal_secret, identity, receive_pub, info, member_base)
+    enc, ct = hp.seal(receive_pub, info, b"", member_base, ikm_e)
+    assert cbor([0x55, 2, s.suite_id, group_id, 0, 1, enc, ct]).hex() == o["repaired_sealing"]
+    entry = cbor([0x49, 2, s.suite_id, group_id, 1, 0, cbor([0, 1, 1, enc, ct])])
+    _, _, signing, _ = record_keys(s, h(i["creator"]["record_seed"]))
+    signed = cbor([entry, member_sign(s, signing, b"member: control entry", entry)])
+    assert signed.hex() == o["conviction_entry"]
+    epoch1 = creation["new_epoch"]
+    blob = control_blob(s, h(epoch1["control_traffic_key"]),
+                        h(epoch1["control_mailbox"]["mailbox_id"]), h(i["conviction_nonce"]),
+                        signed)
+    assert blob.hex() == o["conviction_blob"]
+    # the rejoin request wraps a resume record (purpose 2, counter 1, the join key's anchor)
+    request = cbor_decode(h(o["rejoin_request"]))
+    assert request[:4] == [0x54, 2, s.suite_id, group_id]
+    assert request[4] == h(o["signed_resume_record"])
+    assert request[5] == h(i["initial_members"][0]["inbox_id"])
+    record = cbor_decode(cbor_decode(request[4])[0])
+    assert record[:7] == [0x50, 2, s.suite_id, group_id, identity, 1, 2]
+    assert record[9] == roster[1][3]
