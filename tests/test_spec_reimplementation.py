@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from nacl import bindings as sodium
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
@@ -1547,3 +1547,508 @@ def test_hub_verify_proof_refused(case: dict[str, Any]) -> None:
     with pytest.raises(SuiteError) as info:
         hub_verify_proof(case["inputs"])
     assert info.value.kind == case["error"]["type"]
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/08 "Version 2": the v2 key schedule (§8.v2.2-8.v2.4)
+# ---------------------------------------------------------------------------------------------
+
+
+def rhash(s: RSuite, data: bytes) -> bytes:
+    return hashlib.new(s.hash_name, data).digest()
+
+
+def ks2_run_session_id(s: RSuite, group_id: bytes, e: int, epoch_id: bytes, r: int,
+                       applied: bytes, announcement_entries: list[bytes]) -> bytes:
+    return rhash(s, b"triple-ratchet v2 run" + cbor(
+        [s.suite_id, group_id, e, epoch_id, r, applied, announcement_entries]))
+
+
+def ks2_group_context(s: RSuite, group_id: bytes, e: int, epoch_id: bytes, roster_hash: bytes,
+                      applied: bytes, bundle_root: bytes, transcript_hash: bytes) -> bytes:
+    return rhash(s, b"triple-ratchet v2 group context" + cbor(
+        [s.suite_id, group_id, e + 1, epoch_id, roster_hash, applied, bundle_root,
+         transcript_hash]))
+
+
+def ks2_mailbox(s: RSuite, es: bytes, label: bytes) -> dict[str, str]:
+    private, public = s.signing_from_seed(s.expand_label(es, label, b"", 32))
+    return {"access_private": private.hex(), "access_public": public.hex(),
+            "mailbox_id": mailbox_id(s, public).hex()}
+
+
+def ks2_epoch(s: RSuite, member_base: bytes, group_context: bytes, n: int) -> dict[str, Any]:
+    """§8.v2.2's epoch secret and tag, §8.v2.3's values (Nk = 32 in both suites)."""
+    es = s.expand_label(member_base, b"ks v2 epoch secret", group_context, s.nh)
+    tag = s.hmac(s.expand_label(es, b"ks v2 confirmation key", b"", s.nh), group_context)
+    return {
+        "epoch_secret": es.hex(), "confirmation_tag": tag.hex(),
+        "chain_roots": [s.expand_label(es, b"ks v2 chain root", u32(m), s.nh).hex()
+                        for m in range(n)],
+        "sender_data_secret": s.expand_label(es, b"ks v2 sender data secret", b"", s.nh).hex(),
+        "group_mailbox": ks2_mailbox(s, es, b"ks v2 group mailbox access seed"),
+        "control_mailbox": ks2_mailbox(s, es, b"ks v2 control mailbox access seed"),
+        "control_traffic_key": s.expand_label(es, b"ks v2 control traffic key", b"", 32).hex(),
+        "epoch_id": s.expand_label(es, b"ks v2 epoch id", b"", 32).hex(),
+        "init_secret_next": s.expand_label(es, b"ks v2 init secret", b"", s.nh).hex(),
+    }
+
+
+@params("key-schedule-v2.json", "run")
+def test_v2_key_schedule_run(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    sid = ks2_run_session_id(s, h(i["group_id"]), i["epoch"], h(i["epoch_id"]), i["run"],
+                             h(i["applied_proposals_hash"]),
+                             [h(a) for a in i["announcement_entries"]])
+    commit_secret = s.extract(sid, b"".join(h(p) for p in i["payloads"]))
+    member_base = s.extract(h(i["init_secret"]), commit_secret)
+    context = ks2_group_context(s, h(i["group_id"]), i["epoch"], h(i["epoch_id"]),
+                                h(i["new_roster_hash"]), h(i["applied_proposals_hash"]),
+                                h(i["bundle_root"]), h(i["transcript_hash"]))
+    got = {"run_session_id": sid.hex(), "commit_secret": commit_secret.hex(),
+           "member_base": member_base.hex(), "group_context": context.hex(),
+           **ks2_epoch(s, member_base, context, i["roster_size"])}
+    assert got == case["outputs"]
+
+
+@params("key-schedule-v2.json", "extension")
+def test_v2_key_schedule_extension(case: dict[str, Any]) -> None:
+    i = case["inputs"]
+    anns = [h(a) for a in i["announcement_entries"]]
+    ann_hash = hashlib.sha512(b"triple-ratchet v1 dkg announcements" + struct.pack("<I", len(anns))
+                              + b"".join(struct.pack("<Q", len(a)) + a for a in anns)).digest()
+    tail = b"".join(struct.pack("<Q", len(x)) + x for x in (
+        h(i["new_roster_hash"]), h(i["applied_proposals_hash"]), h(i["bundle_root"]),
+        h(i["epoch_id"])))
+    ext = hashlib.sha512(b"triple-ratchet v2 dkg extension" + struct.pack("<I", len(anns))
+                         + b"".join(h(p) for p in i["payload_hashes"]) + ann_hash
+                         + tail).digest()
+    assert {"extension": ext.hex()} == case["outputs"]
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/02 "HPKE" (RFC 9180 base mode, single shot) and spec/11.v2.12: R2's sealings, Merkle tree
+# ---------------------------------------------------------------------------------------------
+
+P256_P = 2**256 - 2**224 + 2**192 + 2**96 - 1
+
+
+@dataclass(frozen=True)
+class RHpke:
+    kem_id: int
+    aead_id: int
+    n_enc: int
+
+    @property
+    def kem_suite(self) -> bytes:
+        return b"KEM" + struct.pack(">H", self.kem_id)
+
+    @property
+    def hpke_suite(self) -> bytes:
+        return b"HPKE" + struct.pack(">HHH", self.kem_id, 1, self.aead_id)
+
+    @staticmethod
+    def _extract(salt: bytes, ikm: bytes) -> bytes:  # HKDF-SHA256 for both suites
+        return hmac.new(salt or bytes(32), ikm, "sha256").digest()
+
+    def labeled_extract(self, sid: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+        return self._extract(salt, b"HPKE-v1" + sid + label + ikm)
+
+    def labeled_expand(self, sid: bytes, prk: bytes, label: bytes, info: bytes, n: int) -> bytes:
+        full = struct.pack(">H", n) + b"HPKE-v1" + sid + label + info
+        out, block, j = b"", b"", 1
+        while len(out) < n:
+            block = hmac.new(prk, block + full + bytes([j]), "sha256").digest()
+            out, j = out + block, j + 1
+        return out[:n]
+
+    def derive_key_pair(self, ikm: bytes) -> tuple[bytes, bytes]:
+        sid = self.kem_suite
+        prk = self.labeled_extract(sid, b"", b"dkp_prk", ikm)
+        if self.kem_id == 0x0020:
+            sk = self.labeled_expand(sid, prk, b"sk", b"", 32)
+            return sk, sodium.crypto_scalarmult_base(sk)
+        for counter in range(256):
+            candidate = bytearray(self.labeled_expand(sid, prk, b"candidate", bytes([counter]),
+                                                      32))
+            candidate[0] &= 0xFF
+            d = int.from_bytes(candidate, "big")
+            if 0 < d < P256_N:
+                return bytes(candidate), p256_public(d)
+        raise SpecUsageError("DeriveKeyPair found no key")
+
+    def dh(self, sk: bytes, pk: bytes) -> bytes:
+        if self.kem_id == 0x0020:
+            return sodium.crypto_scalarmult(sk, pk)
+        key = ec.derive_private_key(int.from_bytes(sk, "big"), ec.SECP256R1())
+        return key.exchange(ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(
+            ec.SECP256R1(), pk))
+
+    def _context(self, shared: bytes, info: bytes) -> tuple[bytes, bytes]:
+        sid = self.hpke_suite
+        ks_context = (b"\x00" + self.labeled_extract(sid, b"", b"psk_id_hash", b"")
+                      + self.labeled_extract(sid, b"", b"info_hash", info))
+        secret = self.labeled_extract(sid, shared, b"secret", b"")
+        return (self.labeled_expand(sid, secret, b"key", ks_context, 32),
+                self.labeled_expand(sid, secret, b"base_nonce", ks_context, 12))
+
+    def _shared(self, dh: bytes, enc: bytes, pk_r: bytes) -> bytes:
+        prk = self.labeled_extract(self.kem_suite, b"", b"eae_prk", dh)
+        return self.labeled_expand(self.kem_suite, prk, b"shared_secret", enc + pk_r, 32)
+
+    def _aead(self, key: bytes) -> Any:
+        return AESGCM(key) if self.aead_id == 0x0002 else ChaCha20Poly1305(key)
+
+    def seal(self, pk_r: bytes, info: bytes, aad: bytes, pt: bytes,
+             ikm_e: bytes) -> tuple[bytes, bytes]:
+        sk_e, enc = self.derive_key_pair(ikm_e)
+        key, nonce = self._context(self._shared(self.dh(sk_e, pk_r), enc, pk_r), info)
+        return enc, self._aead(key).encrypt(nonce, pt, aad)
+
+    def open(self, sk_r: bytes, pk_r: bytes, enc: bytes, info: bytes, aad: bytes,
+             ct: bytes) -> bytes:
+        key, nonce = self._context(self._shared(self.dh(sk_r, enc), enc, pk_r), info)
+        out: bytes = self._aead(key).decrypt(nonce, ct, aad)
+        return out
+
+
+HPKE = {1: RHpke(0x0010, 0x0002, 65), 2: RHpke(0x0020, 0x0003, 32)}
+
+
+@params("sealing.json", "hpke")
+def test_v2_hpke_seal(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    hp = HPKE[s.suite_id]
+    sk, pk = hp.derive_key_pair(h(i["ikm_r"]))
+    target = h(i["public_key"]) if "public_key" in i else pk
+    enc, ct = hp.seal(target, h(i["info"]), h(i["aad"]), h(i["plaintext"]), h(i["ikm_e"]))
+    assert {"private_key": sk.hex(), "public_key": pk.hex(), "enc": enc.hex(),
+            "ct": ct.hex()} == case["outputs"]
+    assert hp.open(sk, pk, enc, h(i["info"]), h(i["aad"]), ct) == h(i["plaintext"])
+
+
+def seal_info(s: RSuite, group_id: bytes, epoch_next: int, rsid: bytes, identity: bytes,
+              roster_hash: bytes) -> bytes:
+    return cbor([b"triple-ratchet v2 seal", s.suite_id, group_id, epoch_next, rsid, identity,
+                 roster_hash])
+
+
+def seal_ikm_e(s: RSuite, seal_secret: bytes, identity: bytes, pk: bytes, info: bytes,
+               plaintext: bytes) -> bytes:
+    return s.expand_label(seal_secret, b"ks v2 seal ephemeral",
+                          cbor([identity, pk, info, plaintext]), 32)
+
+
+def merkle_leaf(s: RSuite, index: int, identity: bytes, enc: bytes, ct: bytes) -> bytes:
+    return rhash(s, b"\x00" + cbor([index, identity, enc, ct]))
+
+
+def merkle_levels(s: RSuite, leaves_: list[bytes]) -> list[list[bytes]]:
+    levels = [list(leaves_)]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        nxt = [rhash(s, b"\x01" + level[j] + level[j + 1]) for j in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        levels.append(nxt)
+    return levels
+
+
+def merkle_root_of(s: RSuite, leaves_: list[bytes]) -> bytes:
+    return rhash(s, b"\x02") if not leaves_ else merkle_levels(s, leaves_)[-1][0]
+
+
+def merkle_path_of(s: RSuite, leaves_: list[bytes], p: int) -> list[bytes]:
+    path = []
+    for level in merkle_levels(s, leaves_)[:-1]:
+        if p ^ 1 < len(level):
+            path.append(level[p ^ 1])
+        p //= 2
+    return path
+
+
+class MerkleError(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def merkle_verify(s: RSuite, root: bytes, n: int, p: int, leaf: bytes, path: list[bytes]) -> None:
+    """11.v2.12's verification loop, as written."""
+    if not 1 <= n <= 1000 or not 0 <= p < n or any(len(x) != s.nh for x in
+                                                      (root, leaf, *path)):
+        raise MerkleError("DecodeError")
+    node, j = leaf, 0
+    while n > 1:
+        if p % 2 == 0 and p == n - 1:
+            pass
+        elif j >= len(path):
+            raise MerkleError("AuthenticationError")
+        elif p % 2 == 0:
+            node, j = rhash(s, b"\x01" + node + path[j]), j + 1
+        else:
+            node, j = rhash(s, b"\x01" + path[j] + node), j + 1
+        p, n = p // 2, (n + 1) // 2
+    if j != len(path) or node != root:
+        raise MerkleError("AuthenticationError")
+
+
+@params("sealing.json", "bundle")
+def test_v2_bundle_sealings_and_merkle_tree(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    hp = HPKE[s.suite_id]
+    rsid = h(i["run_session_id"])
+    seal_secret = s.expand_label(h(i["commit_secret"]), b"ks v2 seal secret", rsid, s.nh)
+    sealings: list[dict[str, Any]] = []
+    leaves_: list[bytes] = []
+    for r in i["recipients"]:
+        sk, pk = hp.derive_key_pair(h(r["ikm_r"]))
+        identity, plaintext = h(r["identity"]), h(r["plaintext"])
+        info = seal_info(s, h(i["group_id"]), i["epoch"], rsid, identity, h(i["roster_hash"]))
+        ikm_e = seal_ikm_e(s, seal_secret, identity, pk, info, plaintext)
+        enc, ct = hp.seal(pk, info, b"", plaintext, ikm_e)
+        assert hp.open(sk, pk, enc, info, b"", ct) == plaintext
+        leaves_.append(merkle_leaf(s, r["roster_index"], identity, enc, ct))
+        sealings.append({"public_key": pk.hex(), "info": info.hex(), "ikm_e": ikm_e.hex(),
+                         "enc": enc.hex(), "ct": ct.hex(), "leaf": leaves_[-1].hex()})
+    root = merkle_root_of(s, leaves_)
+    for p, sealing in enumerate(sealings):
+        path = merkle_path_of(s, leaves_, p)
+        merkle_verify(s, root, len(leaves_), p, leaves_[p], path)
+        sealing["path"] = [x.hex() for x in path]
+    assert {"seal_secret": seal_secret.hex(), "sealings": sealings,
+            "bundle_root": root.hex()} == case["outputs"]
+
+
+@params("sealing.json", "merkle_path")
+def test_v2_merkle_path_verifies(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    merkle_verify(s, h(i["bundle_root"]), i["size"], i["index"], h(i["leaf"]),
+                  [h(x) for x in i["path"]])
+    assert case["outputs"] == {"verified": True}
+
+
+@params("sealing.json", "merkle_path", valid=False)
+def test_v2_merkle_path_refused(case: dict[str, Any]) -> None:
+    s, i = SUITES[case["suite"]], case["inputs"]
+    with pytest.raises(MerkleError) as info:
+        merkle_verify(s, h(i["bundle_root"]), i["size"], i["index"], h(i["leaf"]),
+                      [h(x) for x in i["path"]])
+    assert info.value.kind == case["error"]["type"]
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/11.v2.1, 11.v2.3, 11.v2.5: record keys, member signatures, control entries and blobs
+# ---------------------------------------------------------------------------------------------
+
+ENTRY_TYPES = {"record": 0x40, "proposal": 0x41, "announcement": 0x42, "round1": 0x43,
+               "round3": 0x44, "tick": 0x45, "commit_entry": 0x46, "reveal": 0x47,
+               "evidence": 0x48, "conviction": 0x49}
+IDENTITY_LABELS = {0x40: b"identity: group member keys", 0x41: b"identity: group proposal",
+                   0x42: b"identity: key announcement"}
+
+
+def record_keys(s: RSuite, seed: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """11.v2.3 (local derivation): (receive private, receive public, signing private, public)."""
+    counter = [0]
+
+    def stream(n: int) -> bytes:
+        out = s.expand_label(seed, b"ks v2 record receive key", u32(counter[0]), n)
+        counter[0] += 1
+        return out
+
+    receive = generate_dh(s, stream)
+    signing, signing_pub = s.signing_from_seed(
+        s.expand_label(seed, b"ks v2 record signing seed", b"", 32))
+    return receive, s.dh_public(receive), signing, signing_pub
+
+
+def member_sign(s: RSuite, private: bytes, label: bytes, content: bytes) -> bytes:
+    return s.sign(private, b"triple-ratchet v2 member signature"
+                  + struct.pack(">HB", s.suite_id, len(label)) + label + content)
+
+
+def control_blob(s: RSuite, traffic_key: bytes, mbox: bytes, nonce: bytes,
+                 signed_entry: bytes) -> bytes:
+    ct = s.aead_encrypt(traffic_key, nonce, pad(signed_entry),
+                        b"triple-ratchet v2 control aad" + mbox)
+    return cbor([0x22, 2, mbox, nonce, ct])
+
+
+ENTRY_CASES = [c for c in load("epoch-change-v2.json") if "outputs" in c
+               and (c["inputs"]["operation"] in ENTRY_TYPES
+                    or c["inputs"]["operation"] == "control_entry")]
+
+
+@pytest.mark.parametrize("case", ENTRY_CASES, ids=ids(ENTRY_CASES))
+def test_v2_control_entry_and_blob(case: dict[str, Any]) -> None:
+    """The envelope around each body: entry, its signature, SignedEntry, the control blob."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    op = i["operation"]
+    entry_type = i["type"] if op == "control_entry" else ENTRY_TYPES[op]
+    body = h(o["body"])
+    entry = cbor([entry_type, 2, s.suite_id, h(i["group_id"]), i["epoch"], i["author_index"],
+                  body])
+    assert entry.hex() == o["entry"]
+    if entry_type in IDENTITY_LABELS:
+        signature = identity_sign(s, h(i["identity_private"]["signing"]),
+                                  IDENTITY_LABELS[entry_type], entry)
+    else:
+        _, _, signing, _ = record_keys(s, h(i["record_seed"]))
+        signature = member_sign(s, signing, b"member: control entry", entry)
+    signed = cbor([entry, signature])
+    assert signed.hex() == o["signed_entry"]
+    blob = control_blob(s, h(i["traffic_key"]), h(i["mailbox_id"]), h(i["nonce"]), signed)
+    assert blob.hex() == o["control_blob"]
+
+
+@params("epoch-change-v2.json", "record")
+def test_v2_record_from_seed(case: dict[str, Any]) -> None:
+    """11.v2.3: the record body, both signatures, the anchor, from the record seed."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    _, receive_pub, signing, signing_pub = record_keys(s, h(i["record_seed"]))
+    identity = identity_encoding(s, h(i["identity_private"]["signing"]),
+                                 h(i["identity_private"]["dh"]))
+    purpose = {"rotate": 1, "resume": 2}[i["purpose"]]
+    record = cbor([0x50, 2, s.suite_id, h(i["group_id"]), identity, i["counter"], purpose,
+                   receive_pub, signing_pub, h(i["anchor"])])
+    signed = cbor([record, identity_sign(s, h(i["identity_private"]["signing"]),
+                                         b"identity: group member keys", record),
+                   member_sign(s, signing, b"member: key possession", record)])
+    assert (identity.hex(), receive_pub.hex(), signing_pub.hex()) == (
+        o["identity_encoding"], o["receive_public"], o["signing_public"])
+    assert (record.hex(), signed.hex()) == (o["record"], o["signed_record"])
+    assert rhash(s, b"triple-ratchet v2 anchor" + record).hex() == o["anchor"]
+
+
+# ---------------------------------------------------------------------------------------------
+# vectors/epoch-run-v2.json: a whole run's derived keys and sealings, from spec/ alone
+# ---------------------------------------------------------------------------------------------
+
+
+@params("epoch-run-v2.json", "run")
+def test_v2_whole_run_keys_sealings_and_tree(case: dict[str, Any]) -> None:
+    """From the run's public entries and payloads: every key of 08 v2 and every sealing of
+    11.v2.12 (the recipient's receive key as published), root, paths and the commit body."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    signed = o["signed_entries"]
+    entries = [cbor_decode(h(a))[0] for a in signed["announcements"]]
+    sid = ks2_run_session_id(s, h(i["group_id"]), i["epoch"], h(i["epoch_id"]), i["run"],
+                             h(i["applied_proposals_hash"]), entries)
+    commit_secret = s.extract(sid, b"".join(h(p) for p in o["payloads"]))
+    member_base = s.extract(h(i["init_secret"]), commit_secret)
+    seal_secret = s.expand_label(commit_secret, b"ks v2 seal secret", sid, s.nh)
+    hp = HPKE[s.suite_id]
+    leaves_, pairs = [], []
+    for sealing in o["sealings"]:
+        identity, pk = h(sealing["identity"]), h(sealing["receive_public"])
+        plaintext = member_base if sealing["sealed"] == "member_base" else commit_secret
+        info = seal_info(s, h(i["group_id"]), i["epoch"] + 1, sid, identity, h(o["roster_hash"]))
+        ikm_e = seal_ikm_e(s, seal_secret, identity, pk, info, plaintext)
+        enc, ct = hp.seal(pk, info, b"", plaintext, ikm_e)
+        assert (info.hex(), ikm_e.hex(), enc.hex(), ct.hex()) == (
+            sealing["info"], sealing["ikm_e"], sealing["enc"], sealing["ct"])
+        leaves_.append(merkle_leaf(s, sealing["roster_index"], identity, enc, ct))
+        pairs.append([enc, ct])
+    root = merkle_root_of(s, leaves_)
+    for p, sealing in enumerate(o["sealings"]):
+        assert leaves_[p].hex() == sealing["leaf"]
+        assert [x.hex() for x in merkle_path_of(s, leaves_, p)] == sealing["merkle_path"]
+    # the commit entry's body is CBOR[r, bundle] (11.v2.12)
+    commit_entry = cbor_decode(cbor_decode(h(signed["commit"]))[0])
+    assert commit_entry[6] == cbor([i["run"], pairs])
+    context = ks2_group_context(s, h(i["group_id"]), i["epoch"], h(i["epoch_id"]),
+                                h(o["roster_hash"]), h(i["applied_proposals_hash"]), root,
+                                h(o["transcript_hash"]))
+    values = ks2_epoch(s, member_base, context, len(i["members"]))
+    got = {"run_session_id": sid.hex(), "commit_secret": commit_secret.hex(),
+           "member_base": member_base.hex(), "seal_secret": seal_secret.hex(),
+           "bundle_root": root.hex(), "group_context": context.hex(),
+           "epoch_secret": values.pop("epoch_secret")}
+    assert got == {k: o[k] for k in got}
+    assert values == o["new_epoch"]
+
+
+@params("epoch-run-v2.json", "creation")
+def test_v2_creation_notices_from_spec(case: dict[str, Any]) -> None:
+    """11.v2.13 and 11.v2.28: each initial member opens its sealing with its join key (HPKE),
+    gets member_base, re-derives epoch 1 and rebuilds its notice byte for byte: notice key,
+    header (position, count, sealing, Merkle path), AEAD body, notice id and chunks."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    hp = HPKE[s.suite_id]
+    group_id, rsid, roster_hash = h(i["group_id"]), h(o["run_session_id"]), h(o["roster_hash"])
+    roster = cbor_decode(h(o["roster"]))
+    identities = [entry[0] for entry in roster]
+    pairs = [(h(x["enc"]), h(x["ct"])) for x in o["sealings"]]
+    # creation: every initial member is a recipient, roster indices 1.., sealed member_base
+    leaves_ = [merkle_leaf(s, p + 1, identities[p + 1], enc, ct)
+               for p, (enc, ct) in enumerate(pairs)]
+    root = merkle_root_of(s, leaves_)
+    for p, (member, notice_out) in enumerate(zip(i["initial_members"], o["notices"],
+                                                 strict=True)):
+        identity = identities[p + 1]
+        assert identity.hex() == notice_out["identity"]
+        receive, receive_pub, _, _ = record_keys(s, h(member["record_seed"]))
+        info = seal_info(s, group_id, 1, rsid, identity, roster_hash)
+        member_base = hp.open(receive, receive_pub, pairs[p][0], info, b"", pairs[p][1])
+        assert member_base.hex() == o["member_base"]
+        context = h(o["group_context"])
+        assert ks2_epoch(s, member_base, context, len(roster))["epoch_id"] == \
+            o["new_epoch"]["epoch_id"]
+        key = s.expand_label(member_base, b"ks v2 notice key", identity, 32)
+        path = merkle_path_of(s, leaves_, p)
+        merkle_verify(s, root, len(leaves_), p, leaves_[p], path)
+        header = cbor([s.suite_id, group_id, 1, rsid, roster_hash, p, len(pairs), pairs[p][0],
+                       pairs[p][1], path])
+        nonce = h(notice_out["nonce"])
+        sealed = s.aead_encrypt(key, nonce, h(notice_out["body"]),
+                                b"triple-ratchet v2 notice aad" + header)
+        notice = cbor([0x52, 2, header, nonce, sealed])
+        nid = rhash(s, b"triple-ratchet v2 notice id" + notice)
+        size = 65536
+        pieces = [notice[j:j + size] for j in range(0, len(notice), size)]
+        chunks = [cbor([0x53, 2, nid, j, len(pieces), x]).hex() for j, x in enumerate(pieces)]
+        assert (key.hex(), header.hex(), notice.hex(), nid.hex(), chunks) == (
+            notice_out["notice_key"], notice_out["header"], notice_out["notice"],
+            notice_out["notice_id"], notice_out["chunks"])
+        # the body's run (11.v2.13): e = 0, empty epoch id, r = 1, T0 null for a creation
+        body = cbor_decode(h(notice_out["body"]))
+        assert body[:3] == [0, b"", 1] and body[8] is None and cbor(body[9]) == cbor(roster)
+
+
+@params("epoch-run-v2.json", "rejoin")
+def test_v2_rejoin_repair_and_conviction_from_spec(case: dict[str, Any]) -> None:
+    """11.v2.14 and 11.v2.25: the creator recomputes member 1's sealing from commit_secret and
+    public data; the repaired sealing and the conviction entry (in epoch 1's control mailbox)
+    follow byte for byte."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    creation = next(c for c in load("epoch-run-v2.json") if c["suite"] == case["suite"]
+                    and c["inputs"]["operation"] == "creation")["outputs"]
+    hp = HPKE[s.suite_id]
+    group_id, rsid = h(i["group_id"]), h(creation["run_session_id"])
+    roster = cbor_decode(h(creation["roster"]))
+    identity = roster[1][0]
+    _, receive_pub, _, _ = record_keys(s, h(i["initial_members"][0]["record_seed"]))
+    info = seal_info(s, group_id, 1, rsid, identity, h(creation["roster_hash"]))
+    seal_secret = s.expand_label(h(creation["commit_secret"]), b"ks v2 seal secret", rsid, s.nh)
+    member_base = h(creation["member_base"])
+    ikm_e = seal_ikm_e(s, seal_secret, identity, receive_pub, info, member_base)
+    enc, ct = hp.seal(receive_pub, info, b"", member_base, ikm_e)
+    assert cbor([0x55, 2, s.suite_id, group_id, 0, 1, enc, ct]).hex() == o["repaired_sealing"]
+    entry = cbor([0x49, 2, s.suite_id, group_id, 1, 0, cbor([0, 1, 1, enc, ct])])
+    _, _, signing, _ = record_keys(s, h(i["creator"]["record_seed"]))
+    signed = cbor([entry, member_sign(s, signing, b"member: control entry", entry)])
+    assert signed.hex() == o["conviction_entry"]
+    epoch1 = creation["new_epoch"]
+    blob = control_blob(s, h(epoch1["control_traffic_key"]),
+                        h(epoch1["control_mailbox"]["mailbox_id"]), h(i["conviction_nonce"]),
+                        signed)
+    assert blob.hex() == o["conviction_blob"]
+    # the rejoin request wraps a resume record (purpose 2, counter 1, the join key's anchor)
+    request = cbor_decode(h(o["rejoin_request"]))
+    assert request[:4] == [0x54, 2, s.suite_id, group_id]
+    assert request[4] == h(o["signed_resume_record"])
+    assert request[5] == h(i["initial_members"][0]["inbox_id"])
+    record = cbor_decode(cbor_decode(request[4])[0])
+    assert record[:7] == [0x50, 2, s.suite_id, group_id, identity, 1, 2]
+    assert record[9] == roster[1][3]
