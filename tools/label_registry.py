@@ -191,6 +191,11 @@ USES: dict[str, tuple[str, str]] = {
                                  "plaintext_i]`, 32 bytes): a sealing's HPKE `ikmE` (version 2, "
                                  "R2)", "08"),
     "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (version 2, R2)", "11"),
+    "LABEL_KS2_NOTICE_KEY": ("`ExpandLabel` (context `identity_i`): a recipient's notice key "
+                             "from `member_base` (Decision 3)", "08"),
+    "LABEL_NOTICE_AAD": ("AEAD associated-data prefix (then the notice header) of a notice's "
+                         "sealed body", "11"),
+    "LABEL_NOTICE_ID": ("hash prefix: id of a notice's chunks", "11"),
     "LABEL_KS2_RUN_STREAM": ("`ExpandLabel` (context = purpose ‖ `u32be(j)`), local: a run's "
                              "randomness from its run seed (version 2, R6, R14)", "08"),
     "LABEL_KS2_RUN_PAYLOAD": ("`ExpandLabel`, local: a run's round-1 payload from its run seed "
