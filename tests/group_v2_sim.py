@@ -49,6 +49,13 @@ class Node:
     events: list[Event] = field(default_factory=list)
     online: bool = True
     assembler: NoticeAssembler | None = None
+    reload: bool = False  # save and load the session after every step
+
+    def _reloaded(self) -> None:
+        if self.reload and self.session is not None:
+            data = self.session.to_bytes()
+            self.session = GroupSessionV2.from_bytes(data, self.identity, rng=self.rng)
+            assert self.session.to_bytes() == data
 
     @property
     def id(self) -> bytes:
@@ -90,6 +97,7 @@ class Node:
                     continue
                 self.events += events
                 hub.post(out)
+                self._reloaded()
                 if box not in self.session.mailboxes():
                     break  # the epoch changed under us: read the new mailboxes
             if box in self.session.mailboxes() and self.cursors.get(box, 0) >= len(
@@ -97,6 +105,7 @@ class Node:
                 events, out = self.session.caught_up(box, hub.now)
                 self.events += events
                 hub.post(out)
+                self._reloaded()
                 seen_boxes.add(box)
             if self.session.status != "active":
                 break

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from group_v2_sim import Hub, create, make_node, settle
+
+from triple_ratchet import cbor
+from triple_ratchet.errors import DecodeError, LimitExceeded, UnsupportedError, UsageError
+from triple_ratchet.group.events import ForkDetected, RemovedFromGroup
+from triple_ratchet.group.join_keys import JoinKeyring
+from triple_ratchet.group.message import MAX_BODY
+from triple_ratchet.group.session_v2 import GroupSessionV2
 
 
 def test_create_join_and_talk() -> None:
@@ -18,9 +26,12 @@ def test_create_join_and_talk() -> None:
     assert b.messages() == [b"hello v2"] and c.messages() == [b"hello v2"]
 
 
-def test_add_remove_refresh_with_a_member_offline_then_catch_up() -> None:
+@pytest.mark.parametrize("reload", [False, True], ids=["live", "reloaded"])
+def test_add_remove_refresh_with_a_member_offline_then_catch_up(reload: bool) -> None:
     hub = Hub()
     a, b, c, d, e = (make_node(n) for n in "ABCDE")
+    for n in (c, d):  # the one offline and the joiner: saved and loaded after every step
+        n.reload = reload
     create(hub, a, [b, c, e])
     settle(hub, [a, b, c, e])
     assert a.session and b.session and c.session and e.session
@@ -42,6 +53,7 @@ def test_add_remove_refresh_with_a_member_offline_then_catch_up() -> None:
     hub.post(a.session.propose(hub.now, remove=[e.id]))
     settle(hub, [a, b, c, d, e])
     assert e.session is not None and e.session.status == "removed"
+    assert any(isinstance(x, RemovedFromGroup) for x in e.events)
     assert a.session.epoch == 3 and e.id not in a.session.roster
     assert c.id in a.session.roster  # nobody is removed for being offline
     hub.post(b.session.encrypt(b"epoch 3", hub.now))
@@ -63,3 +75,87 @@ def test_add_remove_refresh_with_a_member_offline_then_catch_up() -> None:
     hub.post(c.session.encrypt(b"back", hub.now))
     settle(hub, [a, b, c, d, e])
     assert a.messages()[-1] == b"back" and d.messages()[-1] == b"back"
+
+
+def _group() -> tuple[Hub, list]:  # type: ignore[type-arg]
+    hub = Hub()
+    nodes = [make_node(n) for n in "ABC"]
+    create(hub, nodes[0], nodes[1:])
+    settle(hub, nodes)
+    return hub, nodes
+
+
+def test_encrypt_refuses_oversized_at_once_and_holds_nothing() -> None:
+    hub, (a, _, _) = _group()
+    before = a.session.to_bytes()
+    with pytest.raises(LimitExceeded):
+        a.session.encrypt(bytes(MAX_BODY + 1), hub.now)
+    assert a.session.to_bytes() == before
+
+
+def test_saved_state_version_1_is_unsupported_and_junk_is_decode_error() -> None:
+    _, (a, b, _) = _group()
+    data = a.session.to_bytes()
+    items = cbor.decode(data, max_size=len(data), max_items=10**6, max_depth=8)
+    assert isinstance(items, list)
+    items[1] = 1
+    with pytest.raises(UnsupportedError, match="protocol version 1 is no longer supported"):
+        GroupSessionV2.from_bytes(cbor.encode(items), a.identity)
+    with pytest.raises(UsageError):
+        GroupSessionV2.from_bytes(data, b.identity)
+    for cut in (10, len(data) // 2, len(data) - 1):
+        with pytest.raises(DecodeError):
+            GroupSessionV2.from_bytes(data[:cut], a.identity)
+
+
+def test_version_1_group_message_is_refused() -> None:
+    hub, (a, b, _) = _group()
+    (out,) = a.session.encrypt(b"x", hub.now)
+    v1 = bytearray(out.blob)
+    assert v1[1:3] == b"\x18\x20" and v1[3] == 2
+    v1[3] = 1
+    before = b.session.to_bytes()
+    with pytest.raises(UnsupportedError, match="protocol version 1 is no longer supported"):
+        b.session.receive(bytes(v1), hub.now, entry_time=hub.t)
+    assert b.session.to_bytes() == before
+
+
+def test_forged_control_entries_never_raise_and_change_nothing_but_the_cursor() -> None:
+    hub, (a, _b, _) = _group()
+    control = a.session.control_mailbox_id
+    junk = cbor.encode([0x22, 2, control, bytes(24), bytes(300)])
+    events, out = a.session.receive(junk, hub.now, entry_time=hub.t)
+    assert out == [] and events and a.session.epoch == 1
+
+
+def test_altered_echo_of_our_message_is_reported() -> None:
+    hub, (a, _b, _) = _group()
+    # A copy of A's state (someone holding the epoch's keys) writes under A's index and the
+    # generation A is about to use.
+    forged = GroupSessionV2.from_bytes(a.session.to_bytes(), a.identity)
+    (mine,) = a.session.encrypt(b"second", hub.now)
+    events, _ = a.session.receive(mine.blob, hub.now, entry_time=hub.t)
+    assert events == []  # the byte-identical echo is ignored
+    altered = forged.encrypt(b"altered", hub.now)[0].blob  # same generation, other bytes
+    events, _ = a.session.receive(altered, hub.now, entry_time=hub.t)
+    assert any(isinstance(e, ForkDetected) and e.kind == "altered echo of our message"
+               for e in events)
+
+
+def test_join_keyring_round_trip_and_one_time_deletion() -> None:
+    n = make_node("K")
+    ring = n.keyring
+    last, one_time = ring.publishable()
+    assert last is not None and len(one_time) == 2
+    assert JoinKeyring.from_bytes(ring.to_bytes()).to_bytes() == ring.to_bytes()
+    used = ring.used(ring.held[0].join_key.receive_key)
+    assert len(used.held) == 2 and used.publishable()[1] == one_time[1:]
+    # The last-resort key is kept after use; every key goes once expired.
+    last_key = ring.held[-1].join_key
+    assert len(ring.used(last_key.receive_key).held) == 3
+    assert ring.expire(last_key.expiry).held == ()
+    bad = bytearray(ring.to_bytes())
+    bad[-40] ^= 1
+    with pytest.raises(Exception) as info:
+        JoinKeyring.from_bytes(bytes(bad))
+    assert type(info.value).__module__ == "triple_ratchet.errors"

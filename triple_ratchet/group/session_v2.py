@@ -718,7 +718,7 @@ class GroupSessionV2:
         f = cbor.as_list(cbor.decode(bytes(data), max_size=MAX_STATE_LEN,
                                      max_items=64 + 16 * MAX_OLD_EPOCHS * 4
                                      + 4 * MAX_OWN_RECORDS + 4 * 1000 * MAX_OLD_EPOCHS,
-                                     max_depth=3), "saved session")
+                                     max_depth=4), "saved session")
         if len(f) < 2 or f[0] != STATE_WIRE:
             raise DecodeError("not a saved group session")
         version = cbor.as_int(f[1], "session version")
