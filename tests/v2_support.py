@@ -67,7 +67,7 @@ from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, Suite
 
 GROUP = b"control log group"
-T0 = 1_000_000_000
+T0 = 1_700_000_000_000
 DAY = 24 * 3_600_000
 
 

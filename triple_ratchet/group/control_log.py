@@ -68,7 +68,6 @@ from triple_ratchet.group.events import (
 )
 from triple_ratchet.group.key_schedule import (
     EPOCH_ID_LEN,
-    MAX_COMMITTEE,
     MAX_EPOCH,
     MAX_GROUP_SIZE_V2,
     MAX_RUN,
@@ -230,6 +229,13 @@ class Posted:
     t: int
     cursor: int | None
     identity: bytes  # the author's (proposal) or owner's (record) identity
+    record: MemberKeyRecord | None = field(default=None, compare=False, repr=False)
+
+    def keys(self) -> MemberKeyRecord:
+        """The record of a record entry (decoded once, when it was judged valid)."""
+        if self.record is None:
+            raise UsageError("not a record entry")
+        return self.record
 
     def signed(self) -> bytes:
         return self.entry.to_bytes()
@@ -282,6 +288,9 @@ class RunState:
     round1: tuple[tuple[int, ControlEntry, SignedRound1] | None, ...] = ()
     round3: tuple[tuple[int, ControlEntry, Round3Item] | None, ...] = ()
     ticks: frozenset[int] = frozenset()
+    # The run's public inputs, built once when the committee is fixed (a function of the
+    # fields above, so not compared).
+    inputs: RunInputs | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -408,6 +417,30 @@ class ControlLog:
         """The current run's public inputs once its committee is fixed."""
         return self._inputs(self._s)
 
+    def round1_items(self) -> tuple[SignedRound1, ...] | None:
+        """The current run's checked round-1 data in committee order, once all are in."""
+        items = self._s.run.round1
+        if not items or any(r is None for r in items):
+            return None
+        return tuple(r[2] for r in items if r is not None)
+
+    def agreed(self) -> tuple[bytes, bytes] | None:
+        """(bundle_root, confirmation_tag) every round-3 item of the run carries, in COMMIT."""
+        run = self._s.run
+        first = run.round3[0] if run.round3 else None
+        if run.phase != COMMIT or first is None:
+            return None
+        return first[2].bundle_root, first[2].confirmation_tag
+
+    def certificate(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]]:
+        """The certificate of the current run (11.v2.23), `SignedEntry` bytes in committee
+        order: the committee's announcements, their round-1 items, their round-3 items."""
+        run = self._s.run
+        by_author = {a.author: a for a in run.announcements}
+        return (tuple(by_author[i].entry.to_bytes() for i in run.committee),
+                tuple(r[1].to_bytes() for r in run.round1 if r is not None),
+                tuple(r[1].to_bytes() for r in run.round3 if r is not None))
+
     # -- judging --
 
     def judge(self, entry: Entry) -> tuple[ControlLog, list[Event]]:
@@ -416,7 +449,8 @@ class ControlLog:
             raise UsageError("expected an Entry")
         s = self._s
         if type(entry.cursor) is not int or type(entry.t) is not int or not isinstance(
-                entry.blob, bytes | bytearray) or not 0 <= entry.t <= MAX_HUB_TIME:
+                entry.blob, bytes | bytearray) or not 0 <= entry.t <= MAX_HUB_TIME or not (
+                0 <= entry.cursor <= MAX_CURSOR):
             return self, [Ignored("malformed entry")]
         if entry.cursor <= s.last_cursor:
             return self, [Ignored("entry already judged")]
@@ -426,17 +460,21 @@ class ControlLog:
             return self, [Ignored("after the deciding commit")]
         events: list[Event] = []
         timed = self._time_marker(s, entry, events)
+        # What a saved log keeps of the entry: all of it when it was read, only its place and
+        # time when it merely marked time (an empty blob is unreadable too).
+        kept: tuple[Entry, ...] = (Entry(entry.cursor, entry.t, bytes(entry.blob)),)
         try:
             judged = self._read_and_judge(timed, entry, events)
-            kept = True
         except _Refused as refused:
-            judged, kept = timed, timed is not s
+            judged = timed
+            kept = (Entry(entry.cursor, entry.t, b""),) if timed is not s else ()
             events.extend(refused.events)
         except TripleRatchetError as exc:
-            judged, kept = timed, timed is not s
+            judged = timed
+            kept = (Entry(entry.cursor, entry.t, b""),) if timed is not s else ()
             events.append(Ignored(f"{type(exc).__name__}: {exc}"))
         judged = replace(judged, last_cursor=entry.cursor, last_t=entry.t,
-                         kept=judged.kept + ((entry,) if kept else ()))
+                         kept=judged.kept + kept)
         return replace(self, _s=judged), events
 
     def judge_all(self, entries: Sequence[Entry]) -> tuple[ControlLog, list[Event]]:
@@ -465,15 +503,14 @@ class ControlLog:
                     entry.verify(author, None)
                     if any(p.identity == proposal.author for p in s.pending):
                         continue
-                    s = replace(s, pending=s.pending + (Posted(entry, t, None,
-                                                               proposal.author),))
+                    s = replace(s, pending=(*s.pending, Posted(entry, t, None, proposal.author)))
                 elif entry.entry_type == TYPE_RECORD:
                     record = MemberKeyRecord.from_bytes(v.suite, entry.body)
                     entry.verify(record.owner(), None)
                     index = v.roster.index_of(record.identity)
                     if index is None:
                         continue
-                    s = self._accept_record(s, Posted(entry, t, None, record.identity),
+                    s = self._accept_record(s, Posted(entry, t, None, record.identity, record),
                                             record, index)
             except (TripleRatchetError, _Refused):
                 continue
@@ -487,7 +524,10 @@ class ControlLog:
         if s.first_t is None:
             s = replace(s, first_t=entry.t)
             if s.pending and s.attempt is None:  # carried proposals: S(e) = mailbox start
-                s = self._fix_attempt(s, None, entry.t, s.pending, events)
+                try:
+                    s = self._fix_attempt(s, None, entry.t, s.pending, events)
+                except TripleRatchetError as exc:  # cannot happen for judged entries
+                    events.append(Ignored(f"attempt not formed: {exc}"))
         run = s.run
         if run.deadline is None or entry.t < run.deadline:
             return s
@@ -536,9 +576,13 @@ class ControlLog:
 
     def _start_round1(self, s: _State, committee: tuple[int, ...], t: int) -> _State:
         k = len(committee)
-        return replace(s, run=replace(s.run, phase=ROUND1, start=t, deadline=t + PHASE_TIMEOUT,
-                                      committee=committee, round1=(None,) * k,
-                                      round3=(None,) * k, ticks=frozenset()))
+        s = replace(s, run=replace(s.run, phase=ROUND1, start=t, deadline=t + PHASE_TIMEOUT,
+                                   committee=committee, round1=(None,) * k,
+                                   round3=(None,) * k, ticks=frozenset()))
+        try:
+            return replace(s, run=replace(s.run, inputs=self._build_inputs(s)))
+        except TripleRatchetError:  # judged entries always fit; built again (and refused) later
+            return s
 
     # -- reading (11.v2.5) --
 
@@ -593,7 +637,7 @@ class ControlLog:
                 events: list[Event]) -> _State:
         v = self.view
         record = MemberKeyRecord.from_bytes(v.suite, ce.body)
-        posted = Posted(ce, entry.t, entry.cursor, record.identity)
+        posted = Posted(ce, entry.t, entry.cursor, record.identity, record)
         try:
             return self._accept_record(s, posted, record, ce.author)
         except _Refused as refused:
@@ -604,13 +648,10 @@ class ControlLog:
                        author: int) -> _State:
         v = self.view
         owner = v.roster.entries[author]
-        seen = [MemberKeyRecord.from_bytes(v.suite, r.entry.body) for r in s.records
-                if r.identity == owner.identity]
+        seen = [r.keys() for r in s.records if r.identity == owner.identity]
         taken = set(v.roster.taken_keys())
-        for r in s.records:
-            if r.identity != owner.identity:
-                rec = MemberKeyRecord.from_bytes(v.suite, r.entry.body)
-                taken |= {rec.receive_key, rec.signing_key}
+        for r in s.records:  # the owner's own earlier records too: keys are never reused
+            taken |= {r.keys().receive_key, r.keys().signing_key}
         try:
             verdict = judge_record(record, author_identity=owner.identity, current=owner.keys,
                                    anchor=owner.anchor, seen=seen, taken_keys=taken,
@@ -624,7 +665,7 @@ class ControlLog:
                            MisbehaviourReported(owner.identity, "record equivocation"))
         # Our own records' keys are checked against e's roster and earlier records; the keys a
         # record shares with its owner's current entry are refused by judge_record too.
-        return replace(s, records=s.records + (posted,))
+        return replace(s, records=(*s.records, posted))
 
     # -- proposals (11.v2.17) --
 
@@ -639,12 +680,12 @@ class ControlLog:
             raise _ignored("author has a pending proposal", author.identity)
         t = entry.t
         if proposal.kind == KIND_ADD:
-            assert isinstance(proposal.change, JoinKey)  # from_bytes made it one
-            if not proposal.change.usable_at(t):
+            if not isinstance(proposal.change, JoinKey) or not proposal.change.usable_at(t):
                 raise _ignored("join key expired", author.identity)
         elif proposal.kind == KIND_RESUME:
             record = proposal.change
-            assert isinstance(record, MemberKeyRecord)
+            if not isinstance(record, MemberKeyRecord):
+                raise DecodeError("a resume carries a record")
             subject = v.roster.index_of(record.identity)
             if subject is None:
                 raise _ignored("resume of a non-member", author.identity)
@@ -663,7 +704,7 @@ class ControlLog:
         if content in s.seen_proposals:
             raise _ignored("duplicate", author.identity)
         posted = Posted(ce, t, entry.cursor, author.identity)
-        s = replace(s, pending=s.pending + (posted,),
+        s = replace(s, pending=(*s.pending, posted),
                     seen_proposals=s.seen_proposals | {content})
         if s.attempt is None:
             s = self._fix_attempt(s, entry.cursor, t, (posted,), events)
@@ -702,8 +743,9 @@ class ControlLog:
                 reason = "refused by the group policy"
             elif p.kind == KIND_ADD:
                 jk = p.change
-                assert isinstance(jk, JoinKey)
-                if index(jk.identity) is not None:
+                if not isinstance(jk, JoinKey):
+                    reason = "malformed"
+                elif index(jk.identity) is not None:
                     reason = "already a member"
                 elif len(entries) >= MAX_GROUP_SIZE:
                     reason = "group full"
@@ -716,9 +758,8 @@ class ControlLog:
                     added.append(jk.identity)
             elif p.kind == KIND_REMOVE:
                 subject = p.change
-                assert isinstance(subject, bytes)
-                i = index(subject)
-                if i is None:
+                i = index(subject) if isinstance(subject, bytes) else None
+                if i is None or not isinstance(subject, bytes):
                     reason = "not a member"
                 elif len(entries) == 1:
                     reason = "would leave the group empty"
@@ -727,9 +768,8 @@ class ControlLog:
                     removed.append(subject)
             elif p.kind == KIND_RESUME:
                 rec = p.change
-                assert isinstance(rec, MemberKeyRecord)
-                i = index(rec.identity)
-                if i is None:
+                i = index(rec.identity) if isinstance(rec, MemberKeyRecord) else None
+                if i is None or not isinstance(rec, MemberKeyRecord):
                     reason = "not a member"
                 elif not hmac.compare_digest(rec.anchor, entries[i].anchor):
                     reason = "record of another membership"
@@ -758,7 +798,7 @@ class ControlLog:
             if not mine:
                 continue
             last = mine[-1]  # valid records of one owner have increasing counters
-            rec = MemberKeyRecord.from_bytes(suite, last.entry.body)
+            rec = last.keys()
             latest_t[e.identity] = last.t
             if rec.counter <= e.counter or not hmac.compare_digest(rec.anchor, e.anchor) or (
                     keys_in(rec, skip=i)):
@@ -788,6 +828,8 @@ class ControlLog:
 
     def _policy_allows(self, entries: list[RosterEntry], p: ChangeProposal,
                        place: int) -> bool:
+        if self.policy is accept_all:  # skip building a roster per proposal
+            return True
         try:
             return bool(self.policy(Roster(self.view.suite, tuple(entries)), p, place))
         except TripleRatchetError:
@@ -809,10 +851,8 @@ class ControlLog:
         attempt = s.attempt
         if attempt is None:
             raise _ignored("announcement without an attempt", author.identity)
-        if v.epoch != 1:
-            assert v.t0 is not None
-            if entry.t < v.t0 + EPOCH_MIN_AGE:
-                raise _ignored("announcement too early", author.identity)
+        if v.epoch != 1 and (v.t0 is None or entry.t < v.t0 + EPOCH_MIN_AGE):
+            raise _ignored("announcement too early", author.identity)
         run = s.run
         if a.run != run.run:
             raise _ignored("announcement for another run", author.identity)
@@ -835,8 +875,8 @@ class ControlLog:
         if len(run.announcements) >= 2 * COMMITTEE_SIZE:
             raise _ignored("announcement beyond 2k", identity)
         eligible = ce.author not in s.excluded
-        run = replace(run, announcements=run.announcements + (
-            Announced(ce.author, identity, ce, a.dkg_key, eligible),))
+        run = replace(run, announcements=(
+            *run.announcements, Announced(ce.author, identity, ce, a.dkg_key, eligible)))
         if run.phase == WAITING:
             run = replace(run, phase=ANNOUNCE, start=entry.t, deadline=entry.t + CLOSE_WINDOW,
                           ticks=frozenset())
@@ -849,6 +889,11 @@ class ControlLog:
     # -- the run's inputs --
 
     def _inputs(self, s: _State) -> RunInputs | None:
+        if s.run.inputs is not None:
+            return s.run.inputs
+        return self._build_inputs(s)
+
+    def _build_inputs(self, s: _State) -> RunInputs | None:
         run, attempt = s.run, s.attempt
         if attempt is None or not run.committee:
             return None
@@ -969,7 +1014,8 @@ class ControlLog:
             raise _ignored("commit from outside the committee", identity)
         inputs = self._require_inputs(s)
         first = run.round3[0]
-        assert first is not None  # COMMIT starts only with every round-3 item present
+        if first is None:  # COMMIT starts only with every round-3 item present
+            raise _ignored("commit without round-3 items", identity)
         verify_commit(inputs, commit, first[2].bundle_root)
         return replace(s, decided=Decided(entry.cursor, entry.t, ce, commit))
 
@@ -990,7 +1036,7 @@ class ControlLog:
         try:
             outcome = outcome_from_reveal(inputs, self._round1_list(s), reveal,
                                           self.view.init_secret)
-        except (ProtocolError, UsageError):
+        except ProtocolError:
             # A payload that is not its signed one, or not k of them: the REVEAL is false.
             return self._next_run(self._exclude(s, [ce.author], EXCLUDED_REVEALED, events))
         positions = disagreeing(outcome, [r[2] if r is not None else None for r in run.round3])
@@ -1013,9 +1059,10 @@ class ControlLog:
         elif ev.kind == EVIDENCE_ROUND1_EQUIVOCATION:
             convicted, reason = self._round1_equivocation(s, ev.evidence), (
                 EXCLUDED_EQUIVOCATION)
-        else:
-            assert ev.kind == EVIDENCE_BLAME
+        elif ev.kind == EVIDENCE_BLAME:
             convicted, reason = self._blame(s, ce.author, ev.evidence)
+        else:
+            raise DecodeError("unknown evidence kind")
         if convicted in s.excluded:
             # An excluded member that keeps equivocating cannot end run after run.
             raise _ignored("evidence against an excluded member", identity)
@@ -1098,6 +1145,8 @@ class ControlLog:
             v.init_secret, v.traffic_key, v.mailbox_id, sorted(v.dormant_before),
             [] if v.group_start is None else [v.group_start],
             [[e.cursor, e.t, bytes(e.blob)] for e in self._s.kept],
+            # Where reading resumes: entries after the last kept one changed nothing.
+            self._s.last_cursor + 1, self._s.last_t,
         ])
 
     @classmethod
@@ -1106,12 +1155,13 @@ class ControlLog:
         if not isinstance(data, bytes | bytearray):
             raise UsageError("expected bytes")
         max_entries = 5 * CONTROL_ENTRY_BUDGET * MAX_GROUP_SIZE
-        max_size = 2**31
+        # Readable entries are bounded by the members' budgets; time markers are kept empty.
+        max_size = CONTROL_BYTE_BUDGET * MAX_GROUP_SIZE + 2**26
         if len(data) > max_size:
             raise LimitExceeded("saved control log too large")
         f = cbor.as_list(cbor.decode(bytes(data), max_size=max_size,
                                      max_items=16 + 4 * max_entries + MAX_GROUP_SIZE * 4,
-                                     max_depth=3), "saved control log", 15)
+                                     max_depth=3), "saved control log", 17)
         if cbor.as_str(f[0], "saved control log", max_length=64) != _LOG_WIRE:
             raise DecodeError("not a saved control log")
         if cbor.as_int(f[1], "saved control log version") != _LOG_VERSION:
@@ -1151,7 +1201,11 @@ class ControlLog:
             if entry.cursor <= log._s.last_cursor or entry.t < log._s.last_t:
                 raise DecodeError("saved control log: entries out of order")
             log, _ = log.judge(entry)
-        return log
+        next_cursor = cbor.as_int(f[15], "next cursor")
+        last_t = cbor.as_int(f[16], "last hub time")
+        if next_cursor - 1 < log._s.last_cursor or last_t < log._s.last_t:
+            raise DecodeError("saved control log: reading position before its entries")
+        return replace(log, _s=replace(log._s, last_cursor=next_cursor - 1, last_t=last_t))
 
 
 __all__ = [

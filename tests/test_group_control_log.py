@@ -1,0 +1,946 @@
+"""The judge of an epoch's control mailbox (spec 11.v2.15-11.v2.24): every attack of issue 8 and
+ASYNC-EPOCHS.md as a sequence of entries, ending as the rules say; determinism across readers,
+orders of feeding and saved states."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from v2_support import DAY, GROUP, T0, World, feed
+
+from triple_ratchet import cbor
+from triple_ratchet.dkg.attempt import SignedRound1, sign_round1
+from triple_ratchet.errors import DecodeError, LimitExceeded, UsageError
+from triple_ratchet.group import control_log as cl
+from triple_ratchet.group.change_proposal import KIND_ADD, KIND_REMOVE, KIND_RESUME
+from triple_ratchet.group.control import (
+    TYPE_PROPOSAL,
+    TYPE_RECORD,
+    TYPE_ROUND1,
+    sign_identity_entry,
+)
+from triple_ratchet.group.control_log import (
+    ANNOUNCE,
+    CLOSE_WINDOW,
+    COMMIT,
+    EPOCH_MIN_AGE,
+    PHASE_TIMEOUT,
+    REFRESH_MIN_AGE,
+    RETENTION,
+    ROUND1,
+    ROUND3,
+    WAITING,
+    ControlLog,
+    Entry,
+    EpochView,
+)
+from triple_ratchet.group.events import (
+    Ignored,
+    MemberDormant,
+    MemberExcluded,
+    MisbehaviourReported,
+    ProposalVoid,
+)
+from triple_ratchet.group.records import PURPOSE_ROTATE
+from triple_ratchet.group.run import EVIDENCE_ROUND1_EQUIVOCATION, Evidence, Round1Item
+from triple_ratchet.suites import ALL_SUITES
+
+S = T0 + 30_000  # where the first proposal lands
+R = T0 + EPOCH_MIN_AGE + 400  # first hub time an announcement is valid, with room
+
+
+def reasons(events: list[object]) -> list[str]:
+    return [e.reason for e in events if isinstance(e, Ignored)]
+
+
+def excluded(events: list[object]) -> list[tuple[bytes, str]]:
+    return [(e.member, e.reason) for e in events if isinstance(e, MemberExcluded)]
+
+
+def with_add(w: World, log: ControlLog | None = None) -> ControlLog:
+    log = log or w.start()
+    _, jk = w.join_key("D")
+    log, events = log.judge(w.entry(S, w.add(w["A"], jk)))
+    assert log.attempt is not None and not events
+    return log
+
+
+def post(w: World, log: ControlLog, t: int, ce: object) -> tuple[ControlLog, list[object]]:
+    new, events = log.judge(w.entry(t, ce))  # type: ignore[arg-type]
+    return new, list(events)
+
+
+# --- The example of 11.v2.36 and the committee ----------------------------------------------
+
+
+def test_add_with_one_member_offline_decides_with_a_committee_of_two() -> None:
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    log = with_add(w)
+    assert log.attempt is not None and len(log.attempt.roster) == 4
+    log, _ = w.honest_run(log, [B, A], T0 + 60_400)
+    assert log.decided is not None
+    assert log.committee() == (B.id, A.id)
+    inputs = log.run_inputs()
+    assert inputs is not None
+    # Recipients: C (holds init_secret, sealed commit_secret) and D (joiner, member_base).
+    assert next(inputs.roster.entries[i].identity for i in inputs.recipients) == C.id
+    assert len(inputs.member_base_to) == 1 and C.id not in inputs.member_base_to
+    assert log.deadline() is None
+    announcements, round1, round3 = log.certificate()
+    assert len(announcements) == len(round1) == len(round3) == 2
+    agreed = log.agreed()
+    items = log.round1_items()
+    assert agreed is not None and items is not None and [r.sender for r in items] == [1, 2]
+    # What a recipient does with it: C opens its sealing (commit_secret) and checks the tag.
+    from triple_ratchet.group.committee import open_commit
+    decided = log.decided
+    assert decided is not None
+    c_index = inputs.roster.index_of(C.id)
+    assert c_index is not None
+    outcome = open_commit(inputs, items, decided.commit, bundle_root=agreed[0],
+                          confirmation_tag=agreed[1], roster_index=c_index,
+                          receive_private_key=C.keys.receive_key.to_bytes(),
+                          init_secret=w.view.init_secret)
+    assert outcome.confirmation_tag == agreed[1]
+
+
+def test_all_suites_decide() -> None:
+    for suite in ALL_SUITES:
+        w = World(2, suite=suite)
+        log = with_add(w)
+        log, _ = w.honest_run(log, [w["A"], w["B"]], R)
+        assert log.decided is not None, suite.name
+
+
+def test_announcements_stop_at_k_and_read_only_2k() -> None:
+    w = World(18)
+    log = with_add(w)
+    for i, m in enumerate(w.members[:8]):
+        log, _ = post(w, log, R + i, w.announcement(log, m))
+    # The 8th eligible announcement ends ANNOUNCE at once: ROUND1 with a committee of 8.
+    assert log.run.phase == ROUND1 and len(log.committee()) == 8
+    log, events = post(w, log, R + 9, w.announcement(log, w.members[8]))
+    assert reasons(events) == ["announcement after the ANNOUNCE phase"]
+
+
+def test_excluded_announcers_count_towards_2k_but_not_the_committee() -> None:
+    w = World(18)
+    log = with_add(w)
+    log = replace(log, _s=replace(log._s, excluded=frozenset(range(17))))
+    for i, m in enumerate(w.members[:17]):
+        log, events = post(w, log, R + i, w.announcement(log, m))
+    assert reasons(events) == ["announcement beyond 2k"]
+    assert log.run.phase == ANNOUNCE and len(log.run.announcements) == 16
+
+
+# --- Time: EPOCH_MIN_AGE, premature TICKs, deadlines -----------------------------------------
+
+
+def test_announcement_one_ms_before_epoch_min_age_is_ignored() -> None:
+    w = World(3)
+    log = with_add(w)
+    early, events = post(w, log, T0 + EPOCH_MIN_AGE - 1, w.announcement(log, w["A"]))
+    assert reasons(events) == ["announcement too early"]
+    assert early.run.phase == WAITING and early.run.announcements == ()
+    on_time, events = post(w, log, T0 + EPOCH_MIN_AGE, w.announcement(log, w["A"]))
+    assert not reasons(events) and on_time.run.phase == ANNOUNCE
+
+
+def test_epoch_one_has_no_minimum_age_and_t0_is_its_first_entry() -> None:
+    w = World(3, epoch=1, t0=None)
+    log = with_add(w)
+    assert log.t0 == S
+    log, events = post(w, log, S + 1, w.announcement(log, w["A"]))
+    assert not events and log.run.phase == ANNOUNCE
+
+
+def test_premature_tick_does_nothing() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    assert log.deadline() == R + CLOSE_WINDOW
+    # Ticks before the deadline: nothing ends, no one is excluded.
+    log, events = post(w, log, R + CLOSE_WINDOW - 1, w.tick(B))
+    assert log.run.phase == ANNOUNCE and not excluded(events)
+    log, events = post(w, log, R + CLOSE_WINDOW - 1, w.tick(B))
+    assert reasons(events) == ["tick already sent in this phase"]
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    assert log.run.phase == ROUND1 and log.deadline() == R + CLOSE_WINDOW + PHASE_TIMEOUT
+    # A round-1 item from A, then a premature TICK by A: B (no round-1 yet) is not excluded.
+    log, _ = post(w, log, R + CLOSE_WINDOW + 5, w.round1(log, A))
+    log, events = post(w, log, R + CLOSE_WINDOW + PHASE_TIMEOUT - 1, w.tick(A))
+    assert log.run.phase == ROUND1 and not excluded(events) and log.excluded == frozenset()
+    log, events = post(w, log, R + CLOSE_WINDOW + PHASE_TIMEOUT - 1, w.round1(log, B))
+    assert log.run.phase == ROUND3 and not excluded(events)
+
+
+def test_any_entry_at_the_deadline_ends_the_phase_even_unreadable() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, b"not a control blob")
+    assert log.run.phase == ROUND1 and log.committee() == (A.id, B.id)
+    log, events = post(w, log, R + CLOSE_WINDOW + PHASE_TIMEOUT, b"\x00")
+    assert sorted(excluded(events)) == sorted([(A.id, "missing round 1"),
+                                              (B.id, "missing round 1")])
+    assert log.run.run == 2 and log.run.phase == WAITING
+    assert log.deadline() is None
+
+
+def test_two_members_excluded_by_transient_failures_are_eligible_again() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    t = R + CLOSE_WINDOW + PHASE_TIMEOUT
+    log, _events = post(w, log, t, w.tick(A))  # nobody sent round 1 (a network failure)
+    assert log.excluded == {A.id, B.id} and log.run.run == 2
+    assert not log.eligible(A.id) and not log.eligible(B.id)
+    # Run 2: only excluded members announce; ANNOUNCE ends with no eligible announcer.
+    log, _ = post(w, log, t + 1, w.announcement(log, A))
+    assert log.run.phase == ANNOUNCE and log.committee() == ()
+    log, _ = post(w, log, t + 1 + CLOSE_WINDOW, w.tick(B))
+    assert log.excluded == frozenset() and log.run.run == 3
+    assert log.eligible(A.id) and log.eligible(B.id)
+    log, _ = w.honest_run(log, [A, B], t + 2 + CLOSE_WINDOW)
+    assert log.decided is not None and log.committee() == (A.id, B.id)
+
+
+# --- R4: the deciding commit -----------------------------------------------------------------
+
+
+def test_solo_commit_racing_an_honest_run_is_invalid_for_every_reader() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    # A plays a whole run alone in a private copy of the log (a committee of one) ...
+    solo = log
+    solo, _ = post(w, solo, R, w.announcement(solo, A))
+    solo, _ = post(w, solo, R + CLOSE_WINDOW, w.tick(A))
+    solo, _ = post(w, solo, R + CLOSE_WINDOW + 1, w.round1(solo, A))
+    r3, _, outcome = w.round3(solo, A)
+    solo, _ = post(w, solo, R + CLOSE_WINDOW + 2, r3)
+    solo_commit = w.commit(solo, A, outcome)
+    # ... while the real mailbox has B and A announcing: A's solo commit lands in ANNOUNCE.
+    entries = [w.entry(R, w.announcement(log, B)), w.entry(R + 5, w.announcement(log, A)),
+               w.entry(R + 6, solo_commit)]
+    online, events = feed(log, entries)
+    assert online.decided is None and "commit outside the COMMIT phase" in reasons(events)
+    # The honest run finishes and decides; a reader catching up later agrees.
+    online, _ = post(w, online, R + CLOSE_WINDOW, w.tick(B))
+    for m in [w._by_index(i) for i in online.run.committee]:
+        online, _ = post(w, online, R + CLOSE_WINDOW + 1, w.round1(online, m))
+    outcome2 = None
+    for m in [w._by_index(i) for i in online.run.committee]:
+        ce, _, outcome2 = w.round3(online, m)
+        online, _ = post(w, online, R + CLOSE_WINDOW + 2, ce)
+    assert online.run.phase == COMMIT and outcome2 is not None
+    # The solo commit again, now in COMMIT: its root is not the certified one.
+    online, events = post(w, online, R + CLOSE_WINDOW + 3, solo_commit)
+    assert online.decided is None and events
+    online, _ = post(w, online, R + CLOSE_WINDOW + 4, w.commit(online, B, outcome2))
+    assert online.decided is not None
+    late = ControlLog.from_bytes(online.to_bytes())
+    assert late.decided == online.decided
+
+
+def test_commit_by_a_non_committee_member_is_ignored() -> None:
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    log, _ = post(w, log, R + CLOSE_WINDOW + 1, w.round1(log, A))
+    ce, _, outcome = w.round3(log, A)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, ce)
+    assert log.run.phase == COMMIT
+    inputs = log.run_inputs()
+    assert inputs is not None
+    from triple_ratchet.group.committee import make_commit
+    from triple_ratchet.group.control import TYPE_COMMIT
+    body = make_commit(inputs, outcome).to_bytes()
+    log2, events = post(w, log, R + CLOSE_WINDOW + 3, w.member_entry(C, TYPE_COMMIT, body))
+    assert log2.decided is None and reasons(events) == ["commit from outside the committee"]
+    log3, _ = post(w, log, R + CLOSE_WINDOW + 3, w.member_entry(A, TYPE_COMMIT, body))
+    assert log3.decided is not None
+    after, events = post(w, log3, R + CLOSE_WINDOW + 4, w.tick(B))
+    assert reasons(events) == ["after the deciding commit"] and after == log3
+
+
+def test_commit_phase_deadline_excludes_the_whole_committee() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    for m in (A, B):
+        log, _ = post(w, log, R + CLOSE_WINDOW + 1, w.round1(log, m))
+    for m in (A, B):
+        ce, _, _ = w.round3(log, m)
+        log, _ = post(w, log, R + CLOSE_WINDOW + 2, ce)
+    assert log.run.phase == COMMIT
+    log, events = post(w, log, R + CLOSE_WINDOW + 2 + PHASE_TIMEOUT, w.tick(w["C"]))
+    assert sorted(excluded(events)) == sorted([(A.id, "no commit"), (B.id, "no commit")])
+
+
+# --- Freeze attempts --------------------------------------------------------------------------
+
+
+def test_freeze_by_one_insider_ends_with_the_change_decided() -> None:
+    """M equivocates its announcements, ticks early, has evidence posted again and again: it
+    is excluded once, and the honest run after it decides."""
+    w = World(4)
+    A, B, M = w["A"], w["B"], w["D"]
+    log = with_add(w)
+    first = w.announcement(log, M)
+    second = w.announcement(log, M, variant=1)
+    log, _ = post(w, log, R, first)
+    log, _ = post(w, log, R + 1, w.tick(M))  # premature: nothing
+    log, events = post(w, log, R + 2, second)
+    assert MisbehaviourReported(M.id, "announcement equivocation") in events
+    log, _ = post(w, log, R + 3, w.announcement(log, A))
+    evidence = w.evidence(B, w.announcement_evidence(1, first, second))
+    log, events = post(w, log, R + 4, evidence)
+    assert excluded(events) == [(M.id, "equivocation")] and log.run.run == 2
+    # Run 2: M announces first again (allowed while excluded) and equivocates; the repeated
+    # evidence excludes nothing new and ends no run.
+    first2 = w.announcement(log, M, variant=2)
+    second2 = w.announcement(log, M, variant=3)
+    log, _ = post(w, log, R + 10, first2)
+    log, _ = post(w, log, R + 11, second2)
+    log, _ = post(w, log, R + 12, w.announcement(log, A))
+    log, _ = post(w, log, R + 13, w.announcement(log, B))
+    log, events = post(w, log, R + 14, w.evidence(B, w.announcement_evidence(2, first2,
+                                                                             second2)))
+    assert reasons(events) == ["evidence against an excluded member"]
+    assert log.run.run == 2 and log.run.phase == ANNOUNCE
+    log, _ = post(w, log, R + 10 + CLOSE_WINDOW, w.tick(M))
+    assert log.committee() == (A.id, B.id)
+    for m in (A, B):
+        log, _ = post(w, log, R + 10 + CLOSE_WINDOW + 1, w.round1(log, m))
+    outcome = None
+    for m in (A, B):
+        ce, _, outcome = w.round3(log, m)
+        log, _ = post(w, log, R + 10 + CLOSE_WINDOW + 2, ce)
+    assert outcome is not None
+    log, _ = post(w, log, R + 10 + CLOSE_WINDOW + 3, w.commit(log, A, outcome))
+    assert log.decided is not None and M.id in log.excluded
+
+
+def test_freeze_by_two_insiders_ends_with_the_change_decided() -> None:
+    """Two insiders propose first (mutual removals), equivocate, tick early, repeat evidence;
+    the first removal applies, the other is void, and the change completes."""
+    w = World(5)
+    A, B, M1, M2 = w["A"], w["B"], w["D"], w["E"]
+    log = w.start()
+    log, _ = post(w, log, S, w.remove(M1, M2))  # always-first proposal: S(e) is here
+    log, events = post(w, log, S + 1, w.remove(M2, M1))  # pending, carried into e+1
+    assert not events and log.attempt is not None
+    assert log.attempt.removed == {M2.id}
+    assert len(log.carried_out()) == 1
+    log, events = post(w, log, S + 2, w.remove(M2, A))
+    assert reasons(events) == ["author has a pending proposal"]
+    # M2 is removed by the attempt: not eligible, its announcements are ignored.
+    log, events = post(w, log, R, w.announcement(log, M2))
+    assert reasons(events) == ["announcer not eligible"]
+    f1, s1 = w.announcement(log, M1), w.announcement(log, M1, variant=1)
+    log, _ = post(w, log, R + 1, f1)
+    log, _ = post(w, log, R + 2, w.tick(M1))
+    log, _ = post(w, log, R + 3, s1)
+    ev = w.announcement_evidence(1, f1, s1)
+    log, events = post(w, log, R + 4, w.evidence(A, ev))
+    assert excluded(events) == [(M1.id, "equivocation")] and log.run.run == 2
+    log, events = post(w, log, R + 5, w.evidence(B, ev))  # repeated: another run now
+    assert reasons(events) == ["evidence for another run"]
+    log, _ = w.honest_run(log, [A, B], R + 6)
+    assert log.decided is not None
+    assert log.attempt.roster.index_of(M2.id) is None
+    assert log.attempt.roster.index_of(M1.id) is not None
+    # In e+1 the carried removal by M2 is void: its author is gone.
+    view = replace(w.view, epoch=6, roster=log.attempt.roster, t0=log.decided.t,
+                   carried=log.carried_out())
+    nxt = ControlLog.start(view)
+    _, events = nxt.judge(Entry(1, log.decided.t + 1, b"x"))
+    assert any(isinstance(e, ProposalVoid) and e.reason == "author removed" for e in events)
+
+
+def test_round1_equivocation_is_reported_and_its_evidence_ends_only_one_run() -> None:
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    inputs = log.run_inputs()
+    assert inputs is not None
+    r1 = w.round1(log, A)
+    first = SignedRound1.from_bytes(Round1Item.from_bytes(r1.body).signed_round1)
+    # A signs the same msg1 under its DKG key with another payload: another signed content.
+    second = sign_round1(inputs.params(), w.seed(A, 1).dkg_secret(), first.message,
+                         b"\x07" * 32, rng=w.rng)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 1, r1)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, w.round1(log, B))
+    assert log.run.phase == ROUND3
+    # The second item is compared with the first whatever the phase (R8).
+    log, events = post(w, log, R + CLOSE_WINDOW + 3, w.member_entry(
+        A, TYPE_ROUND1, Round1Item(1, second.to_bytes()).to_bytes()))
+    assert MisbehaviourReported(A.id, "round-1 equivocation") in events
+    same = Evidence.make(1, EVIDENCE_ROUND1_EQUIVOCATION,
+                         cbor.encode([first.to_bytes(), first.to_bytes()])).to_bytes()
+    log2, events = post(w, log, R + CLOSE_WINDOW + 4, w.evidence(C, same))
+    assert log2.run.run == 1 and not excluded(events) and events
+    ev = Evidence.make(1, EVIDENCE_ROUND1_EQUIVOCATION,
+                       cbor.encode([first.to_bytes(), second.to_bytes()])).to_bytes()
+    log, events = post(w, log, R + CLOSE_WINDOW + 4, w.evidence(C, ev))
+    assert excluded(events) == [(A.id, "equivocation")] and log.run.run == 2
+    # The same evidence again: another run now, nothing happens.
+    log2, events = post(w, log, R + CLOSE_WINDOW + 5, w.evidence(C, ev))
+    assert log2.run == log.run and log2.excluded == log.excluded
+    assert reasons(events) == ["evidence for another run"]
+    log, _ = w.honest_run(log, [B], R + CLOSE_WINDOW + 6)
+    assert log.decided is not None and log.committee() == (B.id,)
+
+
+# --- R5: proposals -----------------------------------------------------------------------------
+
+
+def test_two_adds_that_overflow_the_roster_apply_the_first_and_void_the_second(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cl, "MAX_GROUP_SIZE", 4)  # the rule, at a size a test can build
+    prev = World(3, epoch=4, seed=b"overflow")
+    A, B = prev["A"], prev["B"]
+    _, jk1 = prev.join_key("X")
+    _, jk2 = prev.join_key("Y")
+    carried = (prev.add(A, jk1).to_bytes(), prev.add(B, jk2).to_bytes())
+    view = replace(prev.view, epoch=5, carried=carried)
+    log, events = ControlLog.start(view).judge(Entry(1, T0 + 5, b"marker"))
+    assert log.attempt is not None
+    assert log.attempt.added == (jk1.identity,) and len(log.attempt.roster) == 4
+    assert [(e.author, e.kind, e.reason) for e in events if isinstance(e, ProposalVoid)] == [
+        (B.id, KIND_ADD, "group full")]
+    assert cl.MAX_GROUP_SIZE == 4
+
+
+def test_protocol_constants() -> None:
+    assert cl.MAX_GROUP_SIZE == 1000 and cl.COMMITTEE_SIZE == 8
+    assert (CLOSE_WINDOW, PHASE_TIMEOUT, EPOCH_MIN_AGE) == (10_000, 60_000, 60_000)
+    assert (cl.CONTROL_ENTRY_BUDGET, cl.CONTROL_BYTE_BUDGET) == (64, 512 * 1024)
+
+
+def test_mutual_removals_carried_resolve_by_order() -> None:
+    prev = World(4, epoch=4, seed=b"mutual")
+    A, B = prev["A"], prev["B"]
+    carried = (prev.remove(A, B).to_bytes(), prev.remove(B, A).to_bytes())
+    view = replace(prev.view, epoch=5, carried=carried)
+    log, events = ControlLog.start(view).judge(Entry(1, T0 + 5, b"marker"))
+    assert log.attempt is not None
+    assert log.attempt.removed == {B.id}
+    assert [(e.author, e.kind, e.subject, e.reason) for e in events
+            if isinstance(e, ProposalVoid)] == [(B.id, KIND_REMOVE, A.id, "author removed")]
+    # The other order gives the other result: order decides, nothing else.
+    view = replace(prev.view, epoch=5, carried=carried[::-1])
+    log, _ = ControlLog.start(view).judge(Entry(1, T0 + 5, b"marker"))
+    assert log.attempt is not None and log.attempt.removed == {A.id}
+
+
+def test_replayed_removal_from_an_earlier_epoch_is_ignored() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    old = w.remove(A, B, epoch=4)
+    log, events = post(w, w.start(), S, old)
+    assert log.attempt is None and events and log.pending == ()
+    # The same body re-wrapped in an epoch-5 entry still names epoch 4 inside.
+    rewrapped = sign_identity_entry(A.identity, TYPE_PROPOSAL, group_id=GROUP, epoch=5,
+                                    author=0, body=old.body)
+    log, events = post(w, w.start(), S, rewrapped)
+    assert log.attempt is None and events
+
+
+def test_wrapped_rotation_record_is_refused_as_a_resume() -> None:
+    w = World(3)
+    A, C = w["A"], w["C"]
+    rotation = w.resume_record(C, purpose=PURPOSE_ROTATE)
+    from triple_ratchet.group.change_proposal import ChangeProposal
+    body = ChangeProposal(w.suite, KIND_RESUME, GROUP, 5, w.view.epoch_id, A.id,
+                          rotation).to_bytes()
+    ce = sign_identity_entry(A.identity, TYPE_PROPOSAL, group_id=GROUP, epoch=5, author=0,
+                             body=body)
+    log, events = post(w, w.start(), S, ce)
+    assert log.attempt is None and any("never a resume" in r for r in reasons(events))
+    # A proper resume record is valid.
+    log, events = post(w, w.start(), S, w.resume(A, w.resume_record(C)))
+    assert not events and log.attempt is not None and log.attempt.resumed == (C.id,)
+
+
+def test_resume_of_a_removed_member_is_invalid() -> None:
+    prev = World(3, epoch=4, seed=b"resume removed")
+    A, B, C = prev["A"], prev["B"], prev["C"]
+    carried = (prev.remove(A, C).to_bytes(), prev.resume(B, prev.resume_record(C)).to_bytes())
+    view = replace(prev.view, epoch=5, carried=carried)
+    log, events = ControlLog.start(view).judge(Entry(1, T0 + 5, b"marker"))
+    assert log.attempt is not None and log.attempt.removed == {C.id}
+    assert [(e.kind, e.reason) for e in events if isinstance(e, ProposalVoid)] == [
+        (KIND_RESUME, "not a member")]
+
+
+def test_join_key_expiry_at_the_proposal_and_at_t_s() -> None:
+    w = World(3)
+    _, jk = w.join_key("D", expiry=S)
+    log, events = post(w, w.start(), S, w.add(w["A"], jk))
+    assert reasons(events) == ["join key expired"] and log.attempt is None
+    prev = World(3, epoch=4, seed=b"expiry")
+    _, jk = prev.join_key("D", expiry=T0 + 10)
+    view = replace(prev.view, epoch=5, carried=(prev.add(prev["A"], jk).to_bytes(),))
+    log, events = ControlLog.start(view).judge(Entry(1, T0 + 10, b"marker"))
+    assert [e.reason for e in events if isinstance(e, ProposalVoid)] == ["join key expired"]
+    assert log.attempt is not None and log.attempt.applied == ()
+
+
+def test_one_pending_proposal_per_author_and_refresh_rules() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log, events = post(w, w.start(), T0 + REFRESH_MIN_AGE - 1, w.refresh(A))
+    assert reasons(events) == ["refresh too early"]
+    log, events = post(w, log, T0 + REFRESH_MIN_AGE, w.refresh(A))
+    assert not events and log.attempt is not None and log.attempt.applied_hash
+    log, events = post(w, log, T0 + REFRESH_MIN_AGE + 1, w.refresh(B))
+    assert reasons(events) == ["refresh while a proposal is pending"]
+    log, events = post(w, log, T0 + REFRESH_MIN_AGE + 2, w.remove(A, B))
+    assert reasons(events) == ["author has a pending proposal"]
+
+
+def test_policy_refuses_at_application() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+
+    def no_removals(roster: object, proposal: object, place: int) -> bool:
+        return getattr(proposal, "kind", None) != KIND_REMOVE
+
+    log = ControlLog.start(w.view, no_removals)
+    log, events = post(w, log, S, w.remove(A, B))
+    assert log.attempt is not None and log.attempt.removed == frozenset()
+    assert [e.reason for e in events if isinstance(e, ProposalVoid)] == [
+        "refused by the group policy"]
+    assert log.pending == ()  # void: A may propose again
+
+
+# --- R1: records -------------------------------------------------------------------------------
+
+
+def test_planted_receive_key_is_refused() -> None:
+    w = World(3)
+    B, C = w["B"], w["C"]
+    log = w.start()
+    planted = w.new_member("planted").keys
+    # B signs a record of its own whose receive key is C's (it wants C's sealings).
+    from triple_ratchet.group.records import MemberKeyRecord, replace_signatures
+    honest = MemberKeyRecord.sign(B.identity, planted, group_id=GROUP, counter=2,
+                                  purpose=PURPOSE_ROTATE, anchor=B.record.anchor)
+    bad = replace(honest, receive_key=C.record.receive_key)
+    body = bad.body()
+    from triple_ratchet.group.records import LABEL_MEMBER_POSSESSION, member_sign
+    from triple_ratchet.identity import LABEL_IDENTITY_MEMBER_KEYS
+    bad = replace_signatures(bad, B.identity.sign(LABEL_IDENTITY_MEMBER_KEYS, body),
+                             member_sign(w.suite, planted.signing_key,
+                                         LABEL_MEMBER_POSSESSION, body))
+    ce = w.identity_entry(B, TYPE_RECORD, bad.to_bytes())
+    log2, events = post(w, log, S - 10, ce)
+    assert reasons(events) == ["key already in the roster"] and log2.records == ()
+    # A record planting the key of another member's valid record is refused the same way.
+    rec, ce = w.rotation(C)
+    log3, _ = post(w, log, S - 9, ce)
+    assert len(log3.records) == 1
+    bad2 = replace(honest, receive_key=rec.receive_key)
+    bad2 = replace_signatures(bad2, B.identity.sign(LABEL_IDENTITY_MEMBER_KEYS, bad2.body()),
+                              member_sign(w.suite, planted.signing_key,
+                                          LABEL_MEMBER_POSSESSION, bad2.body()))
+    _, events = post(w, log3, S - 8, w.identity_entry(B, TYPE_RECORD, bad2.to_bytes()))
+    assert reasons(events) == ["key already in the roster"]
+
+
+def test_records_supersede_equivocate_and_apply_before_s() -> None:
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    log = w.start()
+    rec_b, ce = w.rotation(B)
+    log, events = post(w, log, S - 10, ce)
+    assert not events
+    _, ce2 = w.rotation(B)  # same counter, another body
+    log, events = post(w, log, S - 9, ce2)
+    assert MisbehaviourReported(B.id, "record equivocation") in events
+    log, events = post(w, log, S - 8, ce)  # the same record again
+    assert events and len(log.records) == 1
+    _, ce3 = w.rotation(C, anchor=w.suite.hash(b"another membership"))
+    log, events = post(w, log, S - 7, ce3)
+    assert reasons(events) == ["record of another membership"]
+    _, ce4 = w.rotation(C, purpose=2)
+    log, events = post(w, log, S - 6, ce4)
+    assert events and len(log.records) == 1
+    # A record by another author than its owner.
+    rec_a, _ = w.rotation(A)
+    log, events = post(w, log, S - 5, w.identity_entry(B, TYPE_RECORD, rec_a.to_bytes()))
+    assert events and len(log.records) == 1
+    log = with_add(w, log)
+    _rec_c, ce5 = w.rotation(C)  # after S(e): waits for the next commit
+    log, _ = post(w, log, S + 1, ce5)
+    assert log.attempt is not None
+    new = log.attempt.roster
+    assert new.entries[1].keys == rec_b and new.entries[1].posted_at == S - 10
+    assert new.entries[2].keys == C.record
+    carried = log.carried_out()
+    assert carried == (ce5.to_bytes(),)
+
+
+def test_dormant_members_are_neither_eligible_nor_recipients() -> None:
+    w = World(3, posted_at=T0 - RETENTION - 1)
+    A, B, C = w["A"], w["B"], w["C"]
+    log = w.start()
+    _, ce = w.rotation(A)
+    log, _ = post(w, log, S - 100, ce)
+    _, ce = w.rotation(B)
+    log, _ = post(w, log, S - 99, ce)
+    _, jk = w.join_key("D")
+    log, events = post(w, log, S, w.add(A, jk))
+    assert [e.member for e in events if isinstance(e, MemberDormant)] == [C.id]
+    log, events = post(w, log, R, w.announcement(log, C))
+    assert reasons(events) == ["announcer not eligible"]
+    log, _ = w.honest_run(log, [A, B], R + 1)
+    assert log.decided is not None
+    inputs = log.run_inputs()
+    assert inputs is not None
+    assert C.id not in [inputs.roster.entries[i].identity for i in inputs.recipients]
+
+
+def test_budget_is_enforced_and_reported_once() -> None:
+    w = World(3)
+    A = w["A"]
+    log = w.start()
+    events: list[object] = []
+    for i in range(cl.CONTROL_ENTRY_BUDGET + 3):
+        log, more = post(w, log, S + i, w.tick(A))
+        events += more
+    assert events.count(MisbehaviourReported(A.id, "control budget exceeded")) == 1
+    assert reasons(events).count("control budget exceeded") == 3
+
+
+# --- REVEAL ------------------------------------------------------------------------------------
+
+
+def test_reveal_outside_a_disagreement_is_a_reported_leak() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    for m in (A, B):
+        log, _ = post(w, log, R + CLOSE_WINDOW + 1, w.round1(log, m))
+    ce, _, _ = w.round3(log, A)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, ce)
+    log2, events = post(w, log, R + CLOSE_WINDOW + 3, w.reveal(log, A))
+    assert MisbehaviourReported(A.id, "payloads revealed") in events
+    assert log2.run.phase == ROUND3 and log2.run.run == 1
+
+
+def test_reveal_convicts_a_committee_member_signing_another_root() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    for m in (A, B):
+        log, _ = post(w, log, R + CLOSE_WINDOW + 1, w.round1(log, m))
+    ce, _, _ = w.round3(log, A)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, ce)
+    # B certifies another root: sign a round-3 item over a bogus root with B's DKG key.
+    from triple_ratchet.dkg.cocktail import schnorr_sign
+    from triple_ratchet.group.control import TYPE_ROUND3
+    from triple_ratchet.group.run import Round3Item
+    from triple_ratchet.group.run_secrets import round1_transcript
+    inputs = log.run_inputs()
+    assert inputs is not None
+    round1 = [r[2] for r in log.run.round1 if r is not None]
+    bogus = w.suite.hash(b"bogus root")
+    d = w.seed(B, 1).dkg_secret()
+    item = Round3Item.sign(w.suite, d, run=1, context=inputs.params().context,
+                           run_session_id=inputs.session_id(),
+                           certeq_signature=schnorr_sign(d, round1_transcript(inputs, round1,
+                                                                               bogus)),
+                           bundle_root=bogus, confirmation_tag=bogus, rng=w.rng)
+    log, events = post(w, log, R + CLOSE_WINDOW + 3,
+                       w.member_entry(B, TYPE_ROUND3, item.to_bytes()))
+    assert not events and log.run.phase == ROUND3
+    log, events = post(w, log, R + CLOSE_WINDOW + 4, w.reveal(log, A))
+    assert excluded(events) == [(B.id, "round 3 disagreement")]
+    assert log.run.run == 2
+    # The change completes with A and C... C never announces: A alone is a valid committee.
+    log, _ = w.honest_run(log, [A], R + CLOSE_WINDOW + 5)
+    assert log.decided is not None and log.committee() == (A.id,)
+
+
+# --- Determinism, saving, hostile input -----------------------------------------------------
+
+
+def _scenario() -> tuple[World, list[Entry]]:
+    w = World(4, seed=b"scenario")
+    A, B, M = w["A"], w["B"], w["D"]
+    log = w.start()
+    entries: list[Entry] = []
+
+    def post_(t: int, ce: object) -> None:
+        nonlocal log
+        e = w.entry(t, ce)  # type: ignore[arg-type]
+        entries.append(e)
+        log, _ = log.judge(e)
+
+    _, ce = w.rotation(B)
+    post_(S - 5, ce)
+    _, jk = w.join_key("X")
+    post_(S, w.add(A, jk))
+    post_(S + 1, w.remove(M, A))
+    first, second = w.announcement(log, M), w.announcement(log, M, variant=1)
+    post_(R, first)
+    post_(R + 1, second)
+    post_(R + 2, w.tick(M))
+    post_(R + 3, w.evidence(A, w.announcement_evidence(1, first, second)))
+    post_(R + 4, b"garbage")
+    log, _ = w.honest_run(log, [A, B], R + 5, feed=entries)
+    assert log.decided is not None
+    return w, entries
+
+
+SCENARIO = _scenario()
+
+
+def test_one_by_one_in_one_go_two_readers_and_saved_states_agree() -> None:
+    w, entries = SCENARIO
+    one, _ = w.start().judge_all(entries)
+    two = w.start()
+    for i, e in enumerate(entries):
+        two, _ = two.judge(e)
+        if i % 3 == 0:
+            two = ControlLog.from_bytes(two.to_bytes())
+    assert one._s == two._s and one.decided is not None
+    assert one.to_bytes() == two.to_bytes()
+    assert one.carried_out() == two.carried_out()
+    # Re-delivered entries change nothing.
+    again, events = one.judge(entries[3])
+    assert again == one and reasons(events) == ["entry already judged"]
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_random_interleavings_are_deterministic_and_never_raise(data: st.DataObject) -> None:
+    w, entries = SCENARIO
+    pool = [*list(entries), Entry(0, 0, b""), Entry(0, 0, b"\xa0"), Entry(0, 0, b"\x85" * 9)]
+    picks = data.draw(st.lists(st.sampled_from(range(len(pool))), max_size=30))
+    flips = data.draw(st.lists(st.integers(0, 255), max_size=30))
+    seq = []
+    t = T0
+    for n, i in enumerate(picks):
+        blob = pool[i].blob
+        if n < len(flips) and flips[n] and blob:
+            pos = flips[n] % len(blob)
+            blob = blob[:pos] + bytes([blob[pos] ^ 1]) + blob[pos + 1:]
+        t = max(t, pool[i].t)
+        seq.append(Entry(n + 1, t, blob))
+    a, ev_a = w.start().judge_all(seq)
+    b, ev_b = w.start().judge_all(seq)
+    assert a._s == b._s and ev_a == ev_b
+    assert ControlLog.from_bytes(a.to_bytes())._s == a._s
+
+
+def test_saved_log_decoding_is_strict() -> None:
+    w, entries = SCENARIO
+    log, _ = w.start().judge_all(entries[:5])
+    data = log.to_bytes()
+    for bad in (data[:-1], data + b"\x00", b"", b"\x80"):
+        with pytest.raises((DecodeError, LimitExceeded)):
+            ControlLog.from_bytes(bad)
+    with pytest.raises(UsageError):
+        ControlLog.from_bytes("text")  # type: ignore[arg-type]
+
+
+def test_epoch_view_checks_its_inputs() -> None:
+    w = World(2)
+    with pytest.raises(UsageError):
+        replace(w.view, t0=None)
+    with pytest.raises(UsageError):
+        replace(w.view, traffic_key=b"short")
+    with pytest.raises(UsageError):
+        EpochView(w.suite, GROUP, 1, w.view.epoch_id, w.view.roster, None, (b"x",),
+                  w.view.init_secret, w.view.traffic_key, w.view.mailbox_id)
+    assert "init_secret" not in repr(w.view) or w.view.init_secret.hex() not in repr(w.view)
+
+
+def test_entries_out_of_hub_order_are_ignored() -> None:
+    w = World(2)
+    log, _ = post(w, w.start(), S, w.tick(w["A"]))
+    log2, events = log.judge(Entry(w.cursor + 1, S - 1, b"x"))
+    assert log2 == log and reasons(events) == ["hub time went backwards"]
+    assert DAY > 0
+
+
+def test_evidence_against_a_member_off_the_committee_excludes_it_and_ends_no_run() -> None:
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    assert log.run.phase == ROUND1
+    # C equivocates too late to be on the committee: both announcements are ignored ...
+    first, second = w.announcement(log, C), w.announcement(log, C, variant=1)
+    log, events = post(w, log, R + CLOSE_WINDOW + 1, first)
+    assert reasons(events) == ["announcement after the ANNOUNCE phase"]
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, second)
+    # ... but the evidence is authentic: C is excluded, run 1 goes on.
+    log, events = post(w, log, R + CLOSE_WINDOW + 3,
+                       w.evidence(A, w.announcement_evidence(1, first, second)))
+    assert excluded(events) == [(C.id, "equivocation")]
+    assert log.run.run == 1 and log.run.phase == ROUND1 and log.committee() == (A.id, B.id)
+
+
+def test_false_blame_excludes_the_accuser() -> None:
+    from triple_ratchet.dkg.abort import Blame
+    from triple_ratchet.group.committee import blame_evidence_bytes
+    from triple_ratchet.group.run import EVIDENCE_BLAME
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    r1 = w.round1(log, A)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 1, r1)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, w.round1(log, B))
+    # B blames A's honest share without ECDH evidence: a false accusation.
+    blame = Blame(1, Round1Item.from_bytes(r1.body).signed_round1, None)
+    body = Evidence.make(1, EVIDENCE_BLAME, blame_evidence_bytes(blame)).to_bytes()
+    outsider, events = post(w, log, R + CLOSE_WINDOW + 3, w.evidence(w["C"], body))
+    assert outsider.run == log.run and not excluded(events)  # only the committee may blame
+    log, events = post(w, log, R + CLOSE_WINDOW + 3, w.evidence(B, body))
+    assert excluded(events) == [(B.id, "false accusation")] and log.run.run == 2
+
+
+def test_deadline_tells_when_a_tick_is_useful() -> None:
+    w = World(3)
+    log = w.start()
+    assert log.deadline() is None  # no attempt
+    log = with_add(w, log)
+    assert log.deadline() is None  # waiting without a deadline
+    log, _ = post(w, log, R, w.announcement(log, w["A"]))
+    assert log.deadline() == R + CLOSE_WINDOW
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(w["B"]))
+    assert log.run.phase == ROUND1 and log.deadline() == R + CLOSE_WINDOW + PHASE_TIMEOUT
+
+
+def _bogus_round3(w: World, log: ControlLog, m: object) -> object:
+    from triple_ratchet.dkg.cocktail import schnorr_sign
+    from triple_ratchet.group.control import TYPE_ROUND3
+    from triple_ratchet.group.run import Round3Item
+    from triple_ratchet.group.run_secrets import round1_transcript
+    inputs = log.run_inputs()
+    assert inputs is not None
+    round1 = [r[2] for r in log.run.round1 if r is not None]
+    bogus = w.suite.hash(b"bogus root")
+    d = w.seed(m, inputs.run).dkg_secret()  # type: ignore[arg-type]
+    item = Round3Item.sign(w.suite, d, run=inputs.run, context=inputs.params().context,
+                           run_session_id=inputs.session_id(),
+                           certeq_signature=schnorr_sign(d, round1_transcript(inputs, round1,
+                                                                               bogus)),
+                           bundle_root=bogus, confirmation_tag=bogus, rng=w.rng)
+    return w.member_entry(m, TYPE_ROUND3, item.to_bytes())  # type: ignore[arg-type]
+
+
+def test_round3_disagreement_at_the_deadline_excludes_the_whole_committee() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    log, _ = post(w, log, R + CLOSE_WINDOW, w.tick(A))
+    for m in (A, B):
+        log, _ = post(w, log, R + CLOSE_WINDOW + 1, w.round1(log, m))
+    ce, _, _ = w.round3(log, A)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, ce)
+    log, _ = post(w, log, R + CLOSE_WINDOW + 3, _bogus_round3(w, log, B))
+    assert log.run.phase == ROUND3
+    log, events = post(w, log, R + CLOSE_WINDOW + 2 + PHASE_TIMEOUT, w.tick(w["C"]))
+    assert sorted(excluded(events)) == sorted([(A.id, "round 3 disagreement"),
+                                              (B.id, "round 3 disagreement")])
+
+
+def test_copied_dkg_key_and_announcements_for_another_view_are_ignored() -> None:
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    log = with_add(w)
+    log, events = post(w, log, R, w.announcement(log, A, roster_hash=w.suite.hash(b"other")))
+    assert reasons(events) == ["announcement for another view"] and log.run.phase == WAITING
+    # B copies A's DKG key before A announces: A is just not on this run's committee.
+    w.seeds[("B", 1)] = w.seed(A, 1)
+    copied = w.announcement(log, B)
+    log, _ = post(w, log, R + 1, copied)
+    log, events = post(w, log, R + 2, w.announcement(log, A))
+    assert reasons(events) == ["copied DKG key"]
+    log, _ = post(w, log, R + 3, w.announcement(log, C))
+    log, _ = post(w, log, R + CLOSE_WINDOW + 1, w.tick(A))
+    assert log.committee() == (B.id, C.id) and A.id not in log.excluded
+    # The copier holds no secret for the key: no valid round 1, excluded when ROUND1 ends.
+    log, _ = post(w, log, R + CLOSE_WINDOW + 2, w.round1(log, C))
+    log, events = post(w, log, R + CLOSE_WINDOW + 1 + PHASE_TIMEOUT, w.tick(A))
+    assert excluded(events) == [(B.id, "missing round 1")]
+
+
+def test_a_void_proposal_copied_again_is_a_duplicate() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+
+    def no_removals(roster: object, proposal: object, place: int) -> bool:
+        return getattr(proposal, "kind", None) != KIND_REMOVE
+
+    log = ControlLog.start(w.view, no_removals)
+    ce = w.remove(A, B)
+    log, _ = post(w, log, S, ce)
+    assert log.pending == ()
+    log, events = post(w, log, S + 1, ce)
+    assert reasons(events) == ["duplicate"] and log.pending == ()
+
+
+def test_a_saved_log_keeps_only_the_place_of_time_markers() -> None:
+    w = World(3)
+    A, B = w["A"], w["B"]
+    log = with_add(w)
+    log, _ = post(w, log, R, w.announcement(log, A))
+    log, _ = post(w, log, R + 1, w.announcement(log, B))
+    size = len(log.to_bytes())
+    ended, _ = post(w, log, R + CLOSE_WINDOW, b"\xff" * 10_000)  # unreadable, ends ANNOUNCE
+    assert ended.run.phase == ROUND1
+    assert len(ended.to_bytes()) < size + 32
+    nothing, _ = post(w, ended, R + CLOSE_WINDOW + 1, b"\xff" * 10_000)  # changes nothing
+    assert nothing._s.kept == ended._s.kept
+    restored = ControlLog.from_bytes(nothing.to_bytes())
+    assert restored._s == nothing._s and restored.cursor == nothing.cursor
+
+
+def test_a_newer_record_reusing_an_earlier_records_key_is_refused() -> None:
+    w = World(3)
+    B = w["B"]
+    keys = w.new_member("k").keys
+    log, _ = post(w, w.start(), S, w.rotation(B, counter=2, keys=keys)[1])
+    log, events = post(w, log, S + 1, w.rotation(B, counter=3, keys=keys)[1])
+    assert reasons(events) == ["key already in the roster"] and len(log.records) == 1
+    log, events = log.judge(Entry(2**64, S + 2, b""))
+    assert reasons(events) == ["malformed entry"]
