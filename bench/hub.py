@@ -11,6 +11,13 @@ side by side mean anything):
 
 Bounded: K, M and rounds are capped and every phase has a deadline; it stops by itself.
 Usage: python bench/hub.py [--clients K] [--blobs M] [--size BYTES] [--rounds R]
+
+Load mode (`--load`, issue 9 item 2): N concurrent clients (default 200), each on its own
+connection with its own group mailbox, doing PUT then FETCH back to back for a few seconds,
+against one hub on SQLite and against two hubs sharing Redis (clients split between them).
+Reports operations per second, p50/p99 per operation, and store failures (INTERNAL answers:
+the hub's store call failed) next to any other error.
+Usage: python bench/hub.py --load [--load-clients N] [--seconds S] [--rounds R]
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from triple_ratchet.hub.access import AccessKey
-from triple_ratchet.hub.client import Delivery, MailboxClient
+from triple_ratchet.hub.client import Delivery, HubConnection, MailboxClient
+from triple_ratchet.hub.frames import Kind
 from triple_ratchet.suites import DEFAULT_SUITE
 
 MAX_CLIENTS = 32
+MAX_LOAD_CLIENTS = 500
+MAX_LOAD_SECONDS = 60.0
 MAX_BLOBS = 2000
 PHASE_DEADLINE = 60.0
 
@@ -82,8 +92,10 @@ def _process(args: list[str], ready_prefix: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _hub(store: str) -> Iterator[str]:
+    # Every bench client comes from 127.0.0.1: lift the per-address limit above the load.
     with _process(["-m", "triple_ratchet.hub", "--host", "127.0.0.1", "--port", "0",
-                   "--store", store], "hub listening on") as line:
+                   "--store", store, "--max-per-address", str(MAX_LOAD_CLIENTS + 64)],
+                  "hub listening on") as line:
         yield "ws://" + line.rsplit(" ", 1)[1]
 
 
@@ -202,6 +214,108 @@ async def bench_hub_one_in_flight(name: str, urls: list[str], clients: int, blob
     return Result(name, len(latencies) // clients, elapsed, latencies)
 
 
+class LoadResult:
+    def __init__(self, name: str, ops: int, elapsed: float, latencies: list[float],
+                 store_failures: int, other_errors: int) -> None:
+        self.name = name
+        self.rate = ops / elapsed
+        self.latencies = sorted(latencies)
+        self.store_failures = store_failures
+        self.other_errors = other_errors
+
+    def pct(self, q: float) -> float:
+        lat = self.latencies
+        return lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3 if lat else float("nan")
+
+
+async def bench_load(name: str, urls: list[str], clients: int, seconds: float,
+                     size: int) -> LoadResult:
+    """`clients` connections at once, each PUT then FETCH on its own mailbox until the end."""
+    latencies: list[float] = []
+    store_failures = other_errors = 0
+    payload = os.urandom(size)
+    opening = asyncio.Semaphore(50)  # connect in waves: the handshakes are not the bench
+
+    async def open_one(i: int) -> tuple[HubConnection, AccessKey]:
+        async with opening:
+            conn = await HubConnection.connect(urls[i % len(urls)], timeout=30)
+            key = AccessKey.generate(DEFAULT_SUITE)
+            await conn.authenticate(key)
+            await conn.create(key.mailbox_id, Kind.GROUP)
+            return conn, key
+
+    conns = await asyncio.gather(*(open_one(i) for i in range(clients)))
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def run(conn: HubConnection, key: AccessKey) -> None:
+        nonlocal store_failures, other_errors
+        cursor = 0
+        n = 0
+        while time.perf_counter() < deadline and not conn.closed:
+            for op in ("put", "fetch"):
+                t0 = time.perf_counter()
+                try:
+                    if op == "put":
+                        n += 1
+                        cursor = (await conn.put(key.mailbox_id, payload,
+                                                 n.to_bytes(16, "big"))).cursor
+                    else:
+                        await conn.fetch(key.mailbox_id, max(0, cursor - 1))
+                except ConnectionError as exc:
+                    if str(exc).startswith("hub failed"):
+                        store_failures += 1  # INTERNAL: the store call failed
+                    else:
+                        other_errors += 1
+                        return
+                except Exception:
+                    other_errors += 1
+                else:
+                    latencies.append(time.perf_counter() - t0)
+
+    await asyncio.wait_for(asyncio.gather(*(run(c, k) for c, k in conns)),
+                           seconds + PHASE_DEADLINE)
+    elapsed = time.perf_counter() - start
+    for conn, _ in conns:
+        await conn.close()
+    return LoadResult(name, len(latencies), elapsed, latencies, store_failures, other_errors)
+
+
+def main_load(args: argparse.Namespace) -> None:
+    clients = max(1, min(args.load_clients, MAX_LOAD_CLIENTS))
+    seconds = max(1.0, min(args.seconds, MAX_LOAD_SECONDS))
+    rounds = max(1, min(args.rounds, 10))
+    size = max(8, min(args.size, 64 * 1024))
+    results: dict[str, list[LoadResult]] = {}
+    with tempfile.TemporaryDirectory() as tmp, _redis() as redis_url, \
+            _hub(f"sqlite:{Path(tmp) / 'bench.db'}") as one_hub, contextlib.ExitStack() as stack:
+        two = ([stack.enter_context(_hub(redis_url)), stack.enter_context(_hub(redis_url))]
+               if redis_url else [])
+
+        async def run() -> None:
+            for _ in range(rounds):
+                phases = [bench_load("one hub (SQLite)", [one_hub], clients, seconds, size)]
+                if two:
+                    phases.append(bench_load("two hubs over Redis", two, clients, seconds,
+                                             size))
+                for phase in phases:
+                    r = await phase
+                    results.setdefault(r.name, []).append(r)
+
+        asyncio.run(run())
+
+    print(f"\n{clients} concurrent clients, PUT+FETCH of {size} B for {seconds:.0f} s each, "
+          f"{rounds} interleaved rounds (median round by ops/s shown)")
+    print("| store | ops/s | p50 ms | p99 ms | store failures | other errors |")
+    print("|---|---|---|---|---|---|")
+    for name, rs in results.items():
+        r = sorted(rs, key=lambda x: x.rate)[len(rs) // 2]
+        print(f"| {name} | {r.rate:,.0f} | {r.pct(0.5):.1f} | {r.pct(0.99):.1f} | "
+              f"{sum(x.store_failures for x in rs)} | {sum(x.other_errors for x in rs)} |")
+    if not any(n.startswith("two") for n in results):
+        print("(two hubs over Redis skipped: redis-server not installed)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -209,9 +323,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--load", action="store_true",
+                        help="load mode: many concurrent clients, SQLite vs Redis")
+    parser.add_argument("--load-clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
     if args.echo_server is not None:
         _echo_server(args.echo_server)
+        return
+    if args.load:
+        main_load(args)
         return
     clients = max(1, min(args.clients, MAX_CLIENTS))
     blobs = max(1, min(args.blobs, MAX_BLOBS))

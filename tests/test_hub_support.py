@@ -13,9 +13,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,25 +113,31 @@ class HubProcess:
             raise
 
 
-def start_hub(store_url: str, port: int = 0) -> HubProcess:
-    """`python -m triple_ratchet.hub` as a real subprocess; waits for its listening line."""
+def start_hub(store_url: str, port: int = 0, *, args: tuple[str, ...] = (),
+              log: Path | None = None, preexec: Callable[[], None] | None = None) -> HubProcess:
+    """`python -m triple_ratchet.hub` as a real subprocess; waits for its listening line.
+    `args`: more hub options; `log`: a file for its stderr (its log) instead of a pipe."""
+    stderr = log.open("w") if log is not None else subprocess.PIPE
     proc = subprocess.Popen(
         [sys.executable, "-m", "triple_ratchet.hub", "--host", "127.0.0.1", "--port", str(port),
-         "--store", store_url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+         "--store", store_url, *args],
+        stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=REPO, preexec_fn=preexec,
     )
+    if log is not None:
+        stderr.close()  # the child has its own copy
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("hub listening on 127.0.0.1:"):
         proc.kill()
         _, err = proc.communicate(timeout=5)
+        err = err if err is not None else log.read_text() if log is not None else ""
         raise RuntimeError(f"hub did not start: {line!r} {err[-2000:]}")
     return HubProcess(proc, int(line.rsplit(":", 1)[1]))
 
 
 @contextlib.contextmanager
-def hub(store_url: str, port: int = 0) -> Iterator[HubProcess]:
-    process = start_hub(store_url, port)
+def hub(store_url: str, port: int = 0, **options: Any) -> Iterator[HubProcess]:
+    process = start_hub(store_url, port, **options)
     try:
         yield process
     finally:

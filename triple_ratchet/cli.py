@@ -50,9 +50,9 @@ def _cmd_vectors_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_hub(args: argparse.Namespace) -> int:
-    from triple_ratchet.hub.server import run_hub
+    from triple_ratchet.hub.__main__ import run_hub_from_args
 
-    run_hub(args.host, args.port, args.store)
+    run_hub_from_args(args)
     return 0
 
 
@@ -64,6 +64,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from triple_ratchet.hub.__main__ import add_hub_arguments
+
     parser = argparse.ArgumentParser(
         prog="triple-ratchet", description="End-to-end encrypted group messaging."
     )
@@ -82,10 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(func=_cmd_vectors_generate)
 
     hub = sub.add_parser("hub", help="run the relay hub")
-    hub.add_argument("--host", default="127.0.0.1")
-    hub.add_argument("--port", type=int, default=8765)
-    hub.add_argument("--store", default="sqlite:hub.sqlite3",
-                     help="memory:, sqlite:PATH or redis://HOST:PORT/DB")
+    add_hub_arguments(hub)
     hub.set_defaults(func=_cmd_hub)
 
     demo = sub.add_parser("demo", help="a group exchanging messages through a local hub")

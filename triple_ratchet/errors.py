@@ -62,6 +62,23 @@ class UnsupportedError(RemoteError):
     """A suite, version or parameter this library deliberately does not implement."""
 
 
+class HubRefused(RemoteError):
+    """The hub refused what a hub client did in the background for a followed mailbox (a
+    resync's fetch, a re-subscription after a reconnect): that mailbox is no longer followed.
+    `mailbox` names it, `cursor` is the last cursor delivered and `incarnation` the store
+    history it belongs to (follow again from there once the cause is dealt with), `refusal` is
+    the typed error of the hub's answer (also the `__cause__`)."""
+
+    def __init__(self, message: str, mailbox: bytes, cursor: int,
+                 refusal: RemoteError, incarnation: bytes | None = None) -> None:
+        super().__init__(message)
+        self.mailbox = mailbox
+        self.cursor = cursor
+        self.incarnation = incarnation
+        self.refusal = refusal
+        self.__cause__ = refusal
+
+
 class DkgError(ProtocolError):
     """A DKG participant misbehaved. `culprit` is its index when one can be named."""
 
@@ -75,6 +92,7 @@ __all__ = [
     "AuthenticationError",
     "DecodeError",
     "DkgError",
+    "HubRefused",
     "InvalidKey",
     "InvalidSignature",
     "LimitExceeded",

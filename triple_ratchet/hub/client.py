@@ -31,6 +31,7 @@ cannot link them by connection (spec/10-hub.md, "What the hub sees"). A member, 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
@@ -43,6 +44,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from triple_ratchet.errors import (
     AuthenticationError,
     DecodeError,
+    HubRefused,
     InvalidSignature,
     LimitExceeded,
     ProtocolError,
@@ -110,6 +112,13 @@ def error_from_frame(frame: Error) -> Exception:
     return cls(f"hub refused: {frame.reason}")
 
 
+def _retrieved(fut: asyncio.Future[HubFrame]) -> None:
+    """Mark a request's outcome as seen: the connection may fail it while the send is still
+    under way, and nobody else will look ("Future exception was never retrieved")."""
+    if fut.done() and not fut.cancelled():
+        fut.exception()
+
+
 class HubConnection:
     """One WebSocket to a hub. Requests are matched to answers by id; pushes go to `on_push`,
     which runs inside the reading task and must not block."""
@@ -142,6 +151,9 @@ class HubConnection:
             if isinstance(raw, str):
                 raise DecodeError("hub sent a text frame")
             first = decode_hub_frame(raw)
+            if isinstance(first, Error) and first.code == ErrorCode.LIMIT:
+                # Over the hub's connection limits: busy, not broken; retry later.
+                raise ConnectionError(f"hub busy: {first.reason}")
             if isinstance(first, Error):
                 raise error_from_frame(first)
             if not isinstance(first, Challenge):
@@ -218,6 +230,7 @@ class HubConnection:
         finally:
             self._pending.pop(req, None)
             self._on_ok.pop(req, None)
+            _retrieved(fut)
         if isinstance(frame, Error):
             raise error_from_frame(frame)
         return frame
@@ -380,7 +393,9 @@ class MailboxClient:
         self.url = url
         self.retry_timeout = retry_timeout
         self._rng = rng
-        self._events: asyncio.Queue[Event] = asyncio.Queue(max_events)
+        # Events, and None: a wake-up for `next_event` to look at `_refusals`.
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue(max_events)
+        self._refusals: collections.deque[HubRefused] = collections.deque()
         self._keys: dict[bytes, AccessKey] = {}
         self._follows: dict[bytes, _Follow] = {}
         self._conn: HubConnection | None = None
@@ -426,12 +441,7 @@ class MailboxClient:
                 self._fail(exc)
                 return
             try:
-                # Snapshots: follow() may add mailboxes while this loop awaits.
-                for key in list(self._keys.values()):
-                    await conn.authenticate(key)
-                for mailbox, follow in list(self._follows.items()):
-                    if self._follows.get(mailbox) is follow:
-                        await self._open(conn, mailbox, follow)
+                await self._reopen(conn)
             except ConnectionError:  # lost again, or the hub's store failed: back off
                 await conn.close()
                 await asyncio.sleep(delay)
@@ -452,9 +462,43 @@ class MailboxClient:
                 return
             self.reconnects += 1
 
+    async def _reopen(self, conn: HubConnection) -> None:
+        """Prove every key again and open every followed mailbox on a new connection. A
+        refusal for one mailbox (e.g. a store that lost its history: "cursor was never
+        issued") stops following that one and reaches the application (`HubRefused` from
+        `next_event`); the others carry on."""
+        # Snapshots: follow() may add mailboxes while this loop awaits.
+        for key in list(self._keys.values()):
+            try:
+                await conn.authenticate(key)
+            except RemoteError as exc:
+                self._refuse(key.mailbox_id, exc)
+        for mailbox, follow in list(self._follows.items()):
+            if self._follows.get(mailbox) is follow:
+                try:
+                    await self._open(conn, mailbox, follow)
+                except RemoteError as exc:
+                    self._refuse(mailbox, exc)
+
+    def _refuse(self, mailbox: bytes, exc: RemoteError) -> None:
+        """The hub refused background work for `mailbox`: stop following it (and proving its
+        key) and hand the refusal to the application."""
+        follow = self._follows.pop(mailbox, None)
+        self._keys.pop(mailbox, None)
+        cursor = follow.cursor if follow is not None else START
+        incarnation = follow.incarnation if follow is not None else None
+        self._refusals.append(HubRefused(f"hub refused a followed mailbox: {exc}", mailbox,
+                                         cursor, exc, incarnation))
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes next_event anyway
+            self._events.put_nowait(None)
+
     def _fail(self, exc: Exception) -> None:
         self._failure = exc
         self._connected.set()  # wake waiters so they see the failure
+        self._wake()
 
     async def _wait_connected(self, deadline: float) -> HubConnection:
         loop = asyncio.get_running_loop()
@@ -516,7 +560,8 @@ class MailboxClient:
         try:
             await self._retrying(op)
         except BaseException:
-            del self._follows[mailbox]
+            if self._follows.get(mailbox) is follow:  # (a background refusal may have won)
+                del self._follows[mailbox]
             raise
 
     async def _open(self, conn: HubConnection, mailbox: bytes, follow: _Follow) -> None:
@@ -628,9 +673,20 @@ class MailboxClient:
 
     # --- events ---
     async def next_event(self, timeout: float | None = None) -> Event:
-        if self._failure is not None and self._events.empty():
-            raise self._failure
-        return await asyncio.wait_for(self._events.get(), timeout)
+        """The next delivery or gap. Raises `HubRefused` when the hub refused work done in the
+        background for a followed mailbox (that mailbox is then no longer followed; the others
+        carry on), and the client's failure when it failed as a whole."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if self._refusals:
+                raise self._refusals.popleft()
+            if self._failure is not None and self._events.empty():
+                raise self._failure
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            event = await asyncio.wait_for(self._events.get(), remaining)
+            if event is not None:
+                return event
 
     async def events(self) -> AsyncIterator[Event]:
         while True:
@@ -678,7 +734,14 @@ class MailboxClient:
         task = asyncio.create_task(self._resync(mailbox, follow))
         follow.worker = task
         self._workers.add(task)
-        task.add_done_callback(self._workers.discard)
+        task.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        """A worker must never end silently: an error it did not handle fails the client,
+        which `next_event` then raises."""
+        self._workers.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._fail(exc if isinstance(exc, Exception) else RuntimeError("worker ended"))
 
     async def _resync(self, mailbox: bytes, follow: _Follow) -> None:
         """Fetch at the application's pace from the last delivered cursor, then subscribe.
@@ -686,6 +749,7 @@ class MailboxClient:
         loop = asyncio.get_running_loop()
         follow.again = True
         delay = 0.01
+        limited_since: float | None = None
         while follow.again and self._follows.get(mailbox) is follow:
             follow.again = False
             try:
@@ -702,12 +766,24 @@ class MailboxClient:
                         break
                 if not follow.again:
                     await self._subscribe(conn, mailbox, follow)
-            except ConnectionError:
+            except (ConnectionError, TimeoutError):  # lost, or a request not answered in time
                 follow.again = True
                 if self._failure is not None:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+            except LimitExceeded as exc:
+                # Reads are metered (spec 10.8): slow down and go on, for a while.
+                limited_since = limited_since if limited_since is not None else loop.time()
+                if loop.time() - limited_since > self.retry_timeout:
+                    self._refuse(mailbox, exc)
+                    return
+                follow.again = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except RemoteError as exc:  # refused: the application must hear of it
+                self._refuse(mailbox, exc)
+                return
 
 
 __all__ = [

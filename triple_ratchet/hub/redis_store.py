@@ -28,9 +28,10 @@ import contextlib
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import parse_url
 from redis.exceptions import ResponseError
 
-from triple_ratchet.errors import LimitExceeded, ProtocolError
+from triple_ratchet.errors import LimitExceeded, ProtocolError, UsageError
 from triple_ratchet.hub.frames import INCARNATION_LEN, Entry, Kind
 from triple_ratchet.hub.store import (
     CREATE_QUOTA_REASON,
@@ -272,11 +273,45 @@ return {2, last}
 """
 
 
+# The connection pool: blocking and bounded. Redis runs one script at a time, so a few dozen
+# links keep it busy; store calls beyond the pool wait (up to POOL_TIMEOUT) for a free link
+# instead of failing with "Too many connections" (the client library's default pool). One link
+# stays with the pub/sub listener.
+POOL_SIZE = 64
+POOL_TIMEOUT = 10.0
+# A dead Redis must be noticed, not waited for: connecting and each reply are bounded.
+SOCKET_CONNECT_TIMEOUT = 5.0
+SOCKET_TIMEOUT = 10.0
+
+
+def pool_options(url: str, pool_size: int | None = None,
+                 pool_timeout: float | None = None) -> dict[str, Any]:
+    """The pool's settings: the defaults above, then the URL's query parameters
+    (`max_connections`, `timeout`, `socket_timeout`, ...), then explicit arguments."""
+    options: dict[str, Any] = {"max_connections": POOL_SIZE, "timeout": POOL_TIMEOUT,
+                               "socket_connect_timeout": SOCKET_CONNECT_TIMEOUT,
+                               "socket_timeout": SOCKET_TIMEOUT}
+    try:
+        options.update(parse_url(url))
+    except ValueError as exc:
+        raise UsageError(f"bad Redis URL: {exc}") from None
+    if pool_size is not None:
+        options["max_connections"] = pool_size
+    if pool_timeout is not None:
+        options["timeout"] = pool_timeout
+    if not isinstance(options["max_connections"], int) or options["max_connections"] < 2:
+        raise UsageError("the Redis pool needs at least 2 connections (one is pub/sub's)")
+    return options
+
+
 class RedisStore(Store):
     def __init__(self, url: str, retention: Retention | None = None, *,
-                 prefix: str = "trh:", rng: RandomSource = system_random) -> None:
+                 prefix: str = "trh:", rng: RandomSource = system_random,
+                 pool_size: int | None = None, pool_timeout: float | None = None) -> None:
         super().__init__(retention or Retention())
-        self._redis: Any = aioredis.Redis.from_url(url)
+        self.pool = aioredis.BlockingConnectionPool(**pool_options(url, pool_size,
+                                                                   pool_timeout))
+        self._redis: Any = aioredis.Redis.from_pool(self.pool)
         self._prefix = prefix
         self._channel = f"{prefix}notify".encode()
         self._scripts = {
