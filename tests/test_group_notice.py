@@ -9,6 +9,7 @@ convicted, a right one leads to a resume proposal."""
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 
@@ -23,15 +24,35 @@ from triple_ratchet.errors import (
     ReplayError,
     UsageError,
 )
-from triple_ratchet.group.change_proposal import KIND_RESUME
-from triple_ratchet.group.control import TYPE_ANNOUNCEMENT, TYPE_ROUND3, ControlEntry
+from triple_ratchet.group.change_proposal import KIND_RESUME, applied_proposals_hash
+from triple_ratchet.group.committee import (
+    RunSeed,
+    local_round2,
+    make_announcement,
+    make_commit,
+    make_round1,
+    make_round3,
+    open_commit,
+)
+from triple_ratchet.group.control import (
+    TYPE_ANNOUNCEMENT,
+    TYPE_COMMIT,
+    TYPE_PROPOSAL,
+    TYPE_ROUND1,
+    TYPE_ROUND3,
+    ControlEntry,
+    sign_identity_entry,
+    sign_member_entry,
+)
 from triple_ratchet.group.key_schedule import EpochSecretsV2
 from triple_ratchet.group.notice import (
     MAX_NOTICE_CHUNKS,
     MAX_PENDING_NOTICES,
     NOTICE_CHUNK_SIZE,
     CreatorStart,
+    DecidedChange,
     JoinStart,
+    Notice,
     NoticeAssembler,
     NoticeChunk,
     NoticeHeader,
@@ -40,7 +61,9 @@ from triple_ratchet.group.notice import (
     ResumeInstead,
     accept_repaired_sealing,
     answer_rejoin,
+    answer_rejoin_for_run,
     build_notice,
+    build_notices,
     check_rejoin_request,
     chunk_notice,
     create_group,
@@ -56,8 +79,15 @@ from triple_ratchet.group.records import (
     RejoinRequest,
 )
 from triple_ratchet.group.roster import Roster, RosterEntry
-from triple_ratchet.group.run import Round3Item
-from triple_ratchet.group.sealing import Recipient, Sealing, SealingContext
+from triple_ratchet.group.run import Commit, Round1Item, Round3Item
+from triple_ratchet.group.run_secrets import RunInputs, check_round1, recipients_of
+from triple_ratchet.group.sealing import (
+    Recipient,
+    Sealing,
+    SealingContext,
+    leaf_hash,
+    merkle_path,
+)
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, Suite
@@ -374,6 +404,10 @@ def test_reassembly_keeps_at_most_max_pending_notices(w: World) -> None:
     a3, _ = assembler.receive(firsts[0][1])
     a3, done = a3.receive(firsts[0][2])
     assert done is None
+    # A notice complete in one chunk is returned at once and evicts nothing.
+    (single,) = chunk_notice(w.suite, b"one chunk")
+    a4, done = assembler.receive(single)
+    assert done == b"one chunk" and a4.pending == assembler.pending
 
 
 def test_inconsistent_duplicate_and_garbage_chunks(w: World) -> None:
@@ -551,3 +585,188 @@ def test_outgoing_notice_and_build_notice_agree(w: World) -> None:
     assert isinstance(w.notices[2], OutgoingNotice)
     with pytest.raises(UsageError):
         build_notice(w.start.change, w.start.member_base, w.creator.public.to_bytes(), w.rng)
+
+
+def test_a_forged_round1_item_is_refused(w: World) -> None:
+    raw = w.start.change.round1[0]
+    entry = ControlEntry.from_bytes(w.suite, raw, group_id=GROUP, epoch=0)
+    assert entry.entry_type == TYPE_ROUND1
+    item = Round1Item.from_bytes(entry.body)
+    signed = bytearray(item.signed_round1)
+    signed[-1] ^= 0x01  # the DKG signature's last byte
+    bad = dataclasses.replace(entry, body=Round1Item(1, bytes(signed)).to_bytes()).to_bytes()
+    with pytest.raises(RemoteError):
+        w.open(0, w.reseal(0, round1=(bad,)))
+    other_run = dataclasses.replace(entry, body=Round1Item(2, item.signed_round1).to_bytes())
+    with pytest.raises(ProtocolError):
+        w.open(0, w.reseal(0, round1=(other_run.to_bytes(),)))
+
+
+def test_t0_is_null_exactly_for_a_created_group(w: World) -> None:
+    with pytest.raises(DecodeError):
+        w.open(0, w.reseal(0, t0=5))
+
+
+def test_a_failed_notice_can_be_dropped(w: World) -> None:
+    chunks = [NoticeChunk.from_bytes(w.suite, c) for c in chunk_notice(w.suite, w.rng(70_000))]
+    bad = dataclasses.replace(chunks[1], data=bytes(len(chunks[1].data)))
+    assembler, _ = NoticeAssembler(w.suite).receive(chunks[0].to_bytes())
+    with pytest.raises(AuthenticationError):
+        assembler.receive(bad.to_bytes())
+    assert len(assembler.pending) == 1
+    assert assembler.drop(chunks[0].notice_id).pending == ()
+
+
+# --- A resume after creation: epoch 1 -> 2, the creator alone on the committee ------------------
+
+
+class Resumed:
+    """Bob lost his keys in epoch 1 and asks the creator to rejoin; the creator (holding
+    epoch 0's commit_secret) finds Bob's sealing right and posts a resume proposal, then runs
+    epoch 1's change alone and sends Bob a notice to the inbox of his request."""
+
+    T0 = 1_800_000_000_000
+
+    def __init__(self, w: World) -> None:
+        suite, start, bob = w.suite, w.start, w.members[0]
+        self.w, self.bob = w, bob
+        self.resume_keys = RecordKeys.generate(suite, w.rng)
+        self.inbox = w.rng(32)
+        request = check_rejoin_request(
+            suite, make_rejoin_request(bob.identity, self.resume_keys, group_id=GROUP,
+                                       own_counters=[0], anchor=start.roster.entries[1].anchor,
+                                       inbox_id=self.inbox).to_bytes(),
+            group_id=GROUP, peer=bob.identity.public, roster=start.roster)
+        commit0 = Commit.from_bytes(suite, start.commit.body)
+        answer = answer_rejoin_for_run(
+            request, start.inputs, commit0, commit_secret=start.commit_secret,
+            member_base=start.member_base, author=w.creator.public.to_bytes(), current_epoch=1,
+            current_epoch_id=start.epoch_id)
+        assert isinstance(answer, ResumeInstead)
+        proposal = sign_identity_entry(w.creator, TYPE_PROPOSAL, group_id=GROUP, epoch=1,
+                                       author=0, body=answer.proposal.to_bytes())
+        entries = list(start.roster.entries)
+        entries[1] = RosterEntry.of(request.record, self.T0 - 5000)
+        roster = Roster(suite, tuple(entries))
+        applied_hash = applied_proposals_hash(suite, [proposal])
+        seed = RunSeed.generate(suite, w.rng)
+        announcement = sign_identity_entry(
+            w.creator, TYPE_ANNOUNCEMENT, group_id=GROUP, epoch=1, author=0,
+            body=make_announcement(seed, group_id=GROUP, epoch=1, run=1,
+                                   identity=w.creator.public.to_bytes(),
+                                   applied_hash=applied_hash,
+                                   roster_hash=roster.hash()).to_bytes())
+        self.inputs = RunInputs(suite, GROUP, 1, start.epoch_id, 1, applied_hash, roster,
+                                (announcement.entry_bytes(),), (seed.dkg_key(),),
+                                recipients_of(roster, [w.creator.public.to_bytes()]),
+                                frozenset({bob.id}))
+        item1 = make_round1(seed, self.inputs)
+        self.round1 = (check_round1(self.inputs, 1, item1),)
+        payloads = local_round2(seed, self.inputs, self.round1).payloads
+        assert payloads is not None
+        item3, self.outcome = make_round3(seed, self.inputs, self.round1, payloads,
+                                          start.secrets.init_secret_next)
+        self.commit = make_commit(self.inputs, self.outcome)
+        assert self.outcome.bundle is not None
+
+        def signed(entry_type: int, body: bytes) -> bytes:
+            return sign_member_entry(suite, w.creator_keys.signing_key, entry_type,
+                                     group_id=GROUP, epoch=1, author=0, body=body).to_bytes()
+
+        carried = (signed(TYPE_COMMIT, b"\xa0"),)  # any entry; only its shape is checked
+        self.change = DecidedChange(
+            suite, GROUP, 1, start.epoch_id, 1, self.inputs.session_id(),
+            (announcement.to_bytes(),), (signed(TYPE_ROUND1, item1.to_bytes()),),
+            (signed(TYPE_ROUND3, item3.to_bytes()),), (proposal.to_bytes(),), (), self.T0,
+            roster, self.outcome.bundle.sealings, self.inputs.recipients)
+        self.bad_carried = carried
+
+
+def test_a_resumed_member_gets_a_notice_and_joins_the_epoch_of_the_others(w: World) -> None:
+    r = Resumed(w)
+    assert build_notices(r.change, r.outcome.member_base, rng=w.rng) == ()  # inbox unknown
+    (notice,) = build_notices(r.change, r.outcome.member_base,
+                              resumed_inboxes={r.bob.id: r.inbox}, rng=w.rng)
+    assert notice.identity == r.bob.id and notice.inbox_id == r.inbox
+    # Had a later proposal of the attempt removed Bob again, he would be no recipient: no notice.
+    gone = dataclasses.replace(r.change, bundle=r.change.bundle[1:],
+                               recipient_indices=r.change.recipient_indices[1:])
+    assert build_notices(gone, r.outcome.member_base, resumed_inboxes={r.bob.id: r.inbox},
+                         rng=w.rng) == ()
+    data = b"".join(NoticeChunk.from_bytes(w.suite, c).data for c in notice.chunks)
+    with pytest.raises(AuthenticationError):  # sealed to the resume record's key only
+        open_notice(w.suite, data, identity=r.bob.id, keys=[r.bob.join_keys])
+    js = open_notice(w.suite, data, identity=r.bob.id, keys=[r.bob.join_keys, r.resume_keys])
+    assert js.resumed and js.added_by == w.creator.public.to_bytes()
+    assert js.epoch == 2 and js.previous_epoch_id == w.start.epoch_id and js.t0 == r.T0
+    assert js.own_index == 1 and js.opened_with == r.resume_keys.receive_public
+    assert js.own_entry.keys.counter == 1 and js.own_entry.posted_at == r.T0 - 5000
+    # Carol, sealed commit_secret, opens the commit as a member of epoch 1 does: same epoch.
+    carol = w.members[1]
+    theirs = open_commit(r.inputs, r.round1, r.commit, bundle_root=r.outcome.bundle_root,
+                         confirmation_tag=r.outcome.confirmation_tag, roster_index=2,
+                         receive_private_key=carol.join_keys.receive_key.to_bytes(),
+                         init_secret=w.start.secrets.init_secret_next)
+    assert _same_epoch(js.secrets, theirs.secrets(w.suite))
+    assert _same_epoch(js.secrets, r.outcome.secrets(w.suite))
+    # A carried entry that is neither a proposal nor a record is refused.
+    bad = dataclasses.replace(r.change, carried=r.bad_carried)
+    with pytest.raises(ProtocolError):
+        open_notice(w.suite, build_notice(bad, r.outcome.member_base, r.bob.id, w.rng),
+                    identity=r.bob.id, keys=[r.resume_keys])
+
+
+def test_answer_rejoin_for_run_refuses_a_requester_that_was_no_recipient(w: World) -> None:
+    commit0 = Commit.from_bytes(w.suite, w.start.commit.body)
+    request = make_rejoin_request(w.creator, RecordKeys.generate(w.suite, w.rng),
+                                  group_id=GROUP, own_counters=[1],
+                                  anchor=w.start.record.anchor, inbox_id=bytes(32))
+    with pytest.raises(ProtocolError):  # the creator was on the committee, not sealed to
+        answer_rejoin_for_run(request, w.start.inputs, commit0,
+                              commit_secret=w.start.commit_secret,
+                              member_base=w.start.member_base,
+                              author=w.members[0].id, current_epoch=1,
+                              current_epoch_id=w.start.epoch_id)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_every_notice_path_is_the_bundles_merkle_path(suite: Suite, n: int) -> None:
+    world = World(suite, n=n)
+    change = world.start.change
+    leaves = [leaf_hash(suite, i, change.roster.entries[i].identity, s)
+              for i, s in zip(change.recipient_indices, change.bundle, strict=True)]
+    for p, m in enumerate(world.members):
+        header = change.header_for(m.id)
+        assert header.position == p and header.count == n
+        assert header.path == merkle_path(suite, leaves, p)
+    assert world.open(n - 1).own_index == n
+
+
+def test_any_change_to_a_notices_body_or_header_by_an_insider_is_a_typed_error(w: World) -> None:
+    """An insider holding member_base can seal anything: every altered body or header must
+    still be refused with a `RemoteError`, never a crash (and nothing is kept). The record-key
+    signatures of the round items are the one part a recipient cannot check (it lacks epoch
+    e's roster, 11.v2.28 step 4), so they are left alone."""
+    m = w.members[0]
+    change = w.start.change
+    body, header = change.body_bytes, change.header_for(m.id).to_bytes()
+    unchecked: set[int] = set()
+    for raw in change.round1 + change.round3:
+        end = body.index(raw) + len(raw)
+        unchecked.update(range(end - w.suite.signature_len, end))
+    mutable = [i for i in range(len(body)) if i not in unchecked]
+    good = Notice.from_bytes(w.notice_of(0))
+    r = random.Random(7)
+    for _ in range(120):
+        b = bytearray(body)
+        for at in r.sample(mutable, r.choice((1, 2, 5))):
+            b[at] ^= 1 + r.randrange(255)
+        with pytest.raises(RemoteError):
+            w.open(0, seal_notice(change.header_for(m.id), bytes(b), w.start.member_base, m.id,
+                                  w.rng))
+    for _ in range(120):
+        h = bytearray(header)
+        h[r.randrange(len(h))] ^= 1 + r.randrange(255)
+        with pytest.raises(RemoteError):
+            w.open(0, Notice(bytes(h), good.nonce, good.sealed_body).to_bytes())
+    assert w.open(0).epoch == 1

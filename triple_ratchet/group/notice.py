@@ -26,6 +26,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg.attempt import SignedRound1
@@ -91,6 +92,7 @@ from triple_ratchet.group.records import (
 )
 from triple_ratchet.group.roster import MAX_ROSTER_LEN, Roster, RosterEntry
 from triple_ratchet.group.run import (
+    Commit,
     Conviction,
     RepairedSealing,
     Round1Item,
@@ -107,11 +109,11 @@ from triple_ratchet.group.run_secrets import (
     verify_round3,
 )
 from triple_ratchet.group.sealing import (
+    MERKLE_NODE,
     Recipient,
     Sealing,
     SealingContext,
     leaf_hash,
-    merkle_path,
     open_sealing,
     seal_secret,
     seal_to,
@@ -251,6 +253,8 @@ class NoticeBody:
         applied = entries(f[6], "applied proposals", 0, MAX_APPLIED)
         carried = entries(f[7], "carried entries", 0, MAX_CARRIED)
         t0 = None if f[8] is None else cbor.as_int(f[8], "T0")
+        if (t0 is None) != (epoch == 0):
+            raise DecodeError("T0(e+1) is null exactly for a created group (e = 0)")
         if not isinstance(f[9], list):
             raise DecodeError("notice: the roster is an array")
         roster = Roster.from_bytes(suite, cbor.encode(f[9]), group_id=group_id)
@@ -290,14 +294,16 @@ def _aad(header: bytes) -> bytes:
     return LABEL_NOTICE_AAD + header
 
 
-def seal_notice(header: NoticeHeader, body: NoticeBody, member_base: bytes, identity: bytes,
-                rng: RandomSource = system_random) -> bytes:
+def seal_notice(header: NoticeHeader, body: NoticeBody | bytes, member_base: bytes,
+                identity: bytes, rng: RandomSource = system_random) -> bytes:
     """The encoded `Notice` for the recipient `identity` (fresh nonce: several members may send
-    the same notice under the one key)."""
+    the same notice under the one key). `body` may be given encoded (the same for every
+    recipient of a commit)."""
     suite = header.suite
     raw_header = header.to_bytes()
     nonce = rng(suite.aead_nonce_len)
-    sealed = suite.aead_encrypt(notice_key(suite, member_base, identity), nonce, body.to_bytes(),
+    plain = body if isinstance(body, bytes) else body.to_bytes()
+    sealed = suite.aead_encrypt(notice_key(suite, member_base, identity), nonce, plain,
                                 _aad(raw_header))
     data = Notice(raw_header, nonce, sealed).to_bytes()
     if len(data) > MAX_NOTICE_LEN:
@@ -381,7 +387,8 @@ class NoticeAssembler:
 
         `DecodeError` (a malformed chunk; another count for a known id; another data for a
         chunk already held), `AuthenticationError` (the joined chunks are not the notice the
-        id names: that notice is dropped, another copy may follow). A duplicate changes
+        id names: the caller drops it with `drop(chunk's notice_id)` and waits for another
+        copy, which has another id since every copy has a fresh nonce). A duplicate changes
         nothing."""
         chunk = NoticeChunk.from_bytes(self.suite, data)
         others = tuple(p for p in self.pending
@@ -390,9 +397,6 @@ class NoticeAssembler:
                       if hmac.compare_digest(p.notice_id, chunk.notice_id)), None)
         if known is None:
             entry = _Pending(chunk.notice_id, chunk.count, ((chunk.index, chunk.data),))
-            # The oldest incomplete notices make room (bounded memory, 11.v2.13).
-            others = others[len(others) - (MAX_PENDING_NOTICES - 1):] if (
-                len(others) >= MAX_PENDING_NOTICES) else others
         else:
             if known.count != chunk.count:
                 raise DecodeError("notice chunk with another count for the same notice id")
@@ -405,7 +409,9 @@ class NoticeAssembler:
             entry = _Pending(known.notice_id, known.count, tuple(sorted(held.items())))
         if len(entry.chunks) < entry.count:
             if known is None:
-                return NoticeAssembler(self.suite, (*others, entry)), None
+                # The oldest incomplete notices make room (bounded memory, 11.v2.13).
+                kept = others[max(0, len(others) - (MAX_PENDING_NOTICES - 1)):]
+                return NoticeAssembler(self.suite, (*kept, entry)), None
             pending = tuple(entry if p is known else p for p in self.pending)
             return NoticeAssembler(self.suite, pending), None
         notice = b"".join(d for _, d in entry.chunks)
@@ -420,7 +426,6 @@ class NoticeAssembler:
 
     def held_bytes(self) -> int:
         return sum(len(d) for p in self.pending for _, d in p.chunks)
-
 
 
 # --- Building notices (11.v2.28) --------------------------------------------------------------
@@ -457,16 +462,46 @@ class DecidedChange:
         return NoticeBody(self.epoch, self.epoch_id, self.run, self.announcements, self.round1,
                           self.round3, self.applied, self.carried, self.t0, self.roster)
 
+    # Computed once per commit, not once per notice (a 1,000-member roster is ~1.5 MB).
+    @cached_property
+    def body_bytes(self) -> bytes:
+        return self.body().to_bytes()
+
+    @cached_property
+    def _roster_hash(self) -> bytes:
+        return self.roster.hash()
+
+    @cached_property
+    def _tree(self) -> tuple[tuple[bytes, ...], ...]:
+        """The bundle's Merkle tree, level by level from the leaves (11.v2.12), so every
+        recipient's path is read off it instead of rebuilding the tree per notice."""
+        level = tuple(leaf_hash(self.suite, i, self.roster.entries[i].identity, s)
+                      for i, s in zip(self.recipient_indices, self.bundle, strict=True))
+        levels = [level]
+        while len(level) > 1:
+            level = tuple(
+                self.suite.hash(MERKLE_NODE + level[j] + level[j + 1])
+                for j in range(0, len(level) - 1, 2)) + ((level[-1],) if len(level) % 2 else ())
+            levels.append(level)
+        return tuple(levels)
+
+    def _path(self, position: int) -> tuple[bytes, ...]:
+        path = []
+        for level in self._tree[:-1]:
+            sibling = position ^ 1
+            if sibling < len(level):  # else the node is promoted: nothing consumed
+                path.append(level[sibling])
+            position //= 2
+        return tuple(path)
+
     def header_for(self, identity: bytes) -> NoticeHeader:
         index = self.roster.index_of(identity)
         if index is None or index not in self.recipient_indices:
             raise UsageError("a notice goes only to a recipient of the commit")
         position = self.recipient_indices.index(index)
-        leaf_hashes = [leaf_hash(self.suite, i, self.roster.entries[i].identity, s)
-                       for i, s in zip(self.recipient_indices, self.bundle, strict=True)]
         return NoticeHeader(self.suite, self.group_id, self.epoch + 1, self.run_session_id,
-                            self.roster.hash(), position, len(self.bundle),
-                            self.bundle[position], merkle_path(self.suite, leaf_hashes, position))
+                            self._roster_hash, position, len(self.bundle),
+                            self.bundle[position], self._path(position))
 
     def newcomers(self) -> tuple[tuple[bytes, int, JoinKey | MemberKeyRecord], ...]:
         """(identity, kind, keys) of every joiner and resumed member the applied proposals
@@ -493,7 +528,8 @@ class OutgoingNotice:
 def build_notice(change: DecidedChange, member_base: bytes, identity: bytes,
                  rng: RandomSource = system_random) -> bytes:
     """The encoded `Notice` for recipient `identity` (any member holding `member_base`)."""
-    return seal_notice(change.header_for(identity), change.body(), member_base, identity, rng)
+    return seal_notice(change.header_for(identity), change.body_bytes, member_base, identity,
+                       rng)
 
 
 def build_notices(change: DecidedChange, member_base: bytes, *,
@@ -506,7 +542,9 @@ def build_notices(change: DecidedChange, member_base: bytes, *,
     out = []
     for identity, _, keys in change.newcomers():
         inbox = keys.inbox_id if isinstance(keys, JoinKey) else resumed_inboxes.get(identity)
-        if inbox is None:
+        index = change.roster.index_of(identity)
+        # A later proposal of the attempt may have removed it again: then it is no recipient.
+        if inbox is None or index is None or index not in change.recipient_indices:
             continue
         notice = build_notice(change, member_base, identity, rng)
         out.append(OutgoingNotice(identity, inbox, chunk_notice(change.suite, notice)))
@@ -633,7 +671,10 @@ def _check_applied(roster: Roster, applied: Sequence[ControlEntry], own: RosterE
         proposal = ChangeProposal.from_bytes(entry.suite, entry.body)
         author = Identity.from_bytes(proposal.author, entry.suite)
         entry.verify(author, None)
-        ChangeProposal.from_entry(entry, author)
+        # `ChangeProposal.from_entry`'s checks, without decoding (and verifying) it twice.
+        if not hmac.compare_digest(proposal.group_id, entry.group_id) or (
+                proposal.epoch != entry.epoch):
+            raise ProtocolError("proposal for another group or epoch than its entry")
         if not hmac.compare_digest(proposal.epoch_id, body.epoch_id):
             raise ProtocolError("an applied proposal of another epoch id")
         change = proposal.change
@@ -730,6 +771,7 @@ class CreatorStart:
     commit_secret: bytes = field(repr=False)
     group_context: bytes = field(repr=False)
     commit: ControlEntry = field(repr=False)  # epoch 0's commit (exists only for the record)
+    inputs: RunInputs = field(repr=False)  # run 1 of epoch 0, to answer rejoin requests
 
     epoch = 1
 
@@ -808,7 +850,8 @@ def create_group(identity: IdentityKeyPair, keys: RecordKeys, *, group_id: bytes
         tuple(p.to_bytes() for p in proposals), (), None, roster, outcome.bundle.sealings,
         inputs.recipients)
     start = CreatorStart(suite, group_id, record, roster, outcome.secrets(suite), change,
-                         member_base, outcome.commit_secret, outcome.group_context, commit)
+                         member_base, outcome.commit_secret, outcome.group_context, commit,
+                         inputs)
     return start, build_notices(change, member_base, rng=rng)
 
 
@@ -893,6 +936,27 @@ def answer_rejoin(request: RejoinRequest, *, decided: SealingContext, decided_ru
                    correct.ct))
 
 
+def answer_rejoin_for_run(request: RejoinRequest, inputs: RunInputs, commit: Commit, *,
+                          commit_secret: bytes, member_base: bytes, author: bytes,
+                          current_epoch: int, current_epoch_id: bytes) -> Repair | ResumeInstead:
+    """`answer_rejoin` for the deciding run whose `inputs`, secrets (a committee member's, or
+    a recipient's sealed `commit_secret`, and `member_base`; see `RunOutcome`) and certified
+    `commit` we hold. A requester that was no recipient of that commit is a `ProtocolError`
+    (nothing to repair: a dormant member resumes, 11.v2.31)."""
+    index = inputs.roster.index_of(request.record.identity)
+    if index is None or index not in inputs.recipients:
+        raise ProtocolError("the requester was no recipient of that commit")
+    position = inputs.recipients.index(index)
+    if len(commit.bundle) != len(inputs.recipients) or commit.run != inputs.run:
+        raise UsageError("the commit is not the deciding commit of these inputs")
+    targets = inputs.seal_targets(commit_secret, member_base)
+    enc, ct = commit.bundle[position]
+    return answer_rejoin(request, decided=inputs.sealing_context(), decided_run=inputs.run,
+                         commit_secret=commit_secret, recipient=targets[position],
+                         certified=Sealing(enc, ct), author=author,
+                         current_epoch=current_epoch, current_epoch_id=current_epoch_id)
+
+
 def accept_repaired_sealing(repaired: RepairedSealing, *, decided: SealingContext,
                             decided_run: int, identity: bytes, private_key: bytes,
                             init_secret: bytes | None, group_context: bytes, roster_size: int,
@@ -936,6 +1000,7 @@ __all__ = [
     "ResumeInstead",
     "accept_repaired_sealing",
     "answer_rejoin",
+    "answer_rejoin_for_run",
     "build_notice",
     "build_notices",
     "check_rejoin_request",
