@@ -1233,6 +1233,30 @@ def test_benchmarks_run_and_report_numbers(script: str) -> None:
     assert all(float(ours) > 0 and float(floor) > 0 for ours, floor, _ in rows)
 
 
+def test_epoch_benchmark_runs_and_reports_numbers() -> None:
+    """bench/epoch.py (version 2 epoch change, component level) runs in quick mode and reports,
+    for both suites and each n, positive times for the committee member and the reader, the
+    commit's size and one member's download."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    done = subprocess.run([sys.executable, str(bench / "epoch.py"), "--quick", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=120, cwd=bench)
+    assert "Traceback" not in done.stderr, done.stderr
+    for suite in ALL_SUITES:
+        assert f"-- {suite.name}" in done.stdout
+    rows = re.findall(r"^\s*(\d+)((?:\s+[0-9]+\.[0-9]+){8})\s+(\d+)\s+(\d+)\s+([0-9.]+)$",
+                      done.stdout, re.MULTILINE)
+    assert len(rows) == 2 * len(ALL_SUITES)
+    for n, times, commit_bytes, download, catch_up in rows:
+        assert all(float(x) > 0 for x in times.split()) and float(catch_up) > 0
+        assert 0 < int(commit_bytes) < int(download)
+        assert int(n) in (8, 64)
+
+
 # --- The table in spec/13-security.md names only tests that exist ------------------------------
 
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from triple_ratchet import cbor
-from triple_ratchet.dkg.abort import Blame, EcdhEvidence, judge_blame
+from triple_ratchet.dkg.abort import Blame
 from triple_ratchet.dkg.attempt import SignedRound1, sign_round1
 from triple_ratchet.dkg.cocktail import schnorr_sign
 from triple_ratchet.dkg.cocktail_messages import Round1Message
@@ -46,12 +45,15 @@ from triple_ratchet.group.records import (
     creator_anchor,
 )
 from triple_ratchet.group.roster import Roster, RosterEntry
-from triple_ratchet.group.run import Commit, Round1Item, Round3Item
+from triple_ratchet.group.run import Commit, Evidence, Round1Item, Round3Item
 from triple_ratchet.group.run_secrets import (
     RunInputs,
     RunOutcome,
+    blame_evidence_bytes,
     check_round1,
+    decode_blame_evidence,
     disagreeing,
+    judge_blame_evidence,
     outcome_from_reveal,
     recipients_of,
     round1_transcript,
@@ -96,14 +98,16 @@ class Run:
     `k` members announce; `dormant_before` members (by index) lack init_secret(e)."""
 
     def __init__(self, suite: Suite, n: int, k: int, *, joiners: int = 0,
-                 dormant_before: Sequence[int] = (), label: bytes = b"") -> None:
+                 dormant_before: Sequence[int] = (), label: bytes = b"",
+                 epoch: int = EPOCH) -> None:
         self.suite = suite
+        self.epoch = epoch
         rng = DeterministicRandom(b"committee " + suite.name.encode() + label)
         self.members = [_member(suite, rng, i >= n - joiners) for i in range(n)]
         self.roster = Roster(suite, tuple(m.entry for m in self.members))
         self.removed = _member(suite, rng, False)  # a member of e the attempt removes
-        self.init_secret = rng(suite.hash_len)
-        self.epoch_id = rng(32)
+        self.init_secret = rng(suite.hash_len) if epoch else bytes(suite.hash_len)
+        self.epoch_id = rng(32) if epoch else b""
         self.applied_hash = rng(suite.hash_len)
         self.k = k
         self.seeds = [RunSeed.generate(suite, rng) for _ in range(k)]
@@ -112,7 +116,7 @@ class Run:
         self.recipients = recipients_of(self.roster, identities[:k])
         base_to = set(identities[n - joiners:]) | {identities[i] for i in dormant_before}
         self.inputs = RunInputs(
-            suite=suite, group_id=GROUP, epoch=EPOCH, epoch_id=self.epoch_id, run=1,
+            suite=suite, group_id=GROUP, epoch=epoch, epoch_id=self.epoch_id, run=1,
             applied_hash=self.applied_hash, roster=self.roster,
             announcements=self.announcements,
             dkg_keys=tuple(s.dkg_key() for s in self.seeds), recipients=self.recipients,
@@ -120,11 +124,11 @@ class Run:
 
     def _announce(self, j: int) -> bytes:
         m = self.members[j]
-        body = make_announcement(self.seeds[j], group_id=GROUP, epoch=EPOCH, run=1,
+        body = make_announcement(self.seeds[j], group_id=GROUP, epoch=self.epoch, run=1,
                                  identity=m.identity.public.to_bytes(),
                                  applied_hash=self.applied_hash,
                                  roster_hash=self.roster.hash()).to_bytes()
-        return sign_identity_entry(m.identity, TYPE_ANNOUNCEMENT, group_id=GROUP, epoch=EPOCH,
+        return sign_identity_entry(m.identity, TYPE_ANNOUNCEMENT, group_id=GROUP, epoch=self.epoch,
                                    author=j, body=body).entry_bytes()
 
     def round1(self) -> list[SignedRound1]:
@@ -182,6 +186,26 @@ def test_every_member_and_recipient_derives_one_epoch(suite: Suite, n: int, k: i
         # a member sealed member_base has no commit_secret; the others have the committee's
         sealed_base = run.inputs.seals_member_base(index)
         assert got.commit_secret == (None if sealed_base else first.commit_secret)
+
+
+def test_creation_run_seals_member_base_to_every_initial_member(suite: Suite) -> None:
+    """11.v2.27: the creator alone is run 1's committee of epoch 0 (empty epoch id,
+    init_secret(0) = 0x00 × Nh); every other initial member is a joiner sealed member_base."""
+    run = Run(suite, 4, 1, joiners=3, epoch=0)
+    round1 = run.round1()
+    item, outcome = run.round3(round1)[0]
+    commit = make_commit(run.inputs, outcome)
+    for index in (1, 2, 3):
+        key = run.members[index].keys.receive_key.to_bytes()
+        got = open_commit(run.inputs, round1, commit, bundle_root=item.bundle_root,
+                          confirmation_tag=item.confirmation_tag, roster_index=index,
+                          receive_private_key=key, init_secret=None)
+        assert got.secrets(suite).epoch_id == outcome.secrets(suite).epoch_id
+    alone = Run(suite, 1, 1, epoch=0)
+    r1 = alone.round1()
+    _, solo = alone.round3(r1)[0]
+    assert solo.bundle_root == suite.hash(b"\x02")  # empty bundle (11.v2.27)
+    assert make_commit(alone.inputs, solo).bundle == ()
 
 
 def test_joiner_without_init_secret_and_commit_secret_member_needs_it(suite: Suite) -> None:
@@ -374,13 +398,26 @@ def test_bad_share_gives_convicting_blame(suite: Suite) -> None:
     victim = local_round2(run.seeds[2], run.inputs, bad_round1)
     assert victim.payloads is None and victim.culprit == 2 and victim.blame is not None
     assert "redacted" not in repr(victim) and "culprit=2" in repr(victim)
-    f = cbor.decode(victim.blame.evidence)
-    assert isinstance(f, list)
-    ecdh = f[2]
-    assert isinstance(ecdh, list)
-    blame = Blame(f[0], f[1], EcdhEvidence(ecdh[0], ecdh[1], ecdh[2]))  # type: ignore[arg-type]
-    verdict = judge_blame(params, 3, blame)
+    blame = decode_blame_evidence(victim.blame.evidence)
+    assert blame.culprit == 2 and blame.ecdh is not None
+    assert blame_evidence_bytes(blame) == victim.blame.evidence
+    verdict = judge_blame_evidence(run.inputs, 3, Evidence.from_bytes(victim.blame.to_bytes()))
     assert verdict.upheld and verdict.culprit == 2
+    # posted by another position, the same evidence convicts no dealer (the DLEQ fails)
+    with pytest.raises(TripleRatchetError):
+        judge_blame_evidence(run.inputs, 1, victim.blame)
+    # a blame against an honest dealer convicts the accuser
+    honest = Blame(1, round1[0].to_bytes(), blame.ecdh)
+    with pytest.raises(TripleRatchetError):  # DLEQ bound to dealer 2's message
+        judge_blame_evidence(run.inputs, 3, Evidence.make(1, 3, blame_evidence_bytes(honest)))
+    no_ecdh = Evidence.make(1, 3, blame_evidence_bytes(Blame(1, round1[0].to_bytes(), None)))
+    false = judge_blame_evidence(run.inputs, 3, no_ecdh)
+    assert false.culprit == 3 and false.fault == "false-accusation"
+    with pytest.raises(ProtocolError):
+        judge_blame_evidence(run.inputs, 3, replace(victim.blame, run=2))
+    for i in range(len(victim.blame.evidence)):
+        with pytest.raises(TripleRatchetError):
+            decode_blame_evidence(victim.blame.evidence[:i])
     # the blame is re-created byte for byte from the seed
     again = local_round2(RunSeed.from_bytes(suite, run.seeds[2].to_bytes()), run.inputs,
                          bad_round1)

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from triple_ratchet import cbor
 from triple_ratchet.dkg.abort import Blame, make_blame
 from triple_ratchet.dkg.attempt import PAYLOAD_LEN, SignedRound1, sign_round1
 from triple_ratchet.dkg.cocktail import schnorr_sign
@@ -42,6 +41,7 @@ from triple_ratchet.group.run import (
 from triple_ratchet.group.run_secrets import (
     RunInputs,
     RunOutcome,
+    blame_evidence_bytes,
     outcome_from_opened,
     outcome_from_payloads,
     round1_transcript,
@@ -170,13 +170,6 @@ class LocalRound2:
         return f"LocalRound2(culprit={self.culprit}, blame={'yes' if self.blame else 'no'})"
 
 
-def blame_evidence_bytes(blame: Blame) -> bytes:
-    """Section 7.7's blame evidence `CBOR[culprit, dealer_round1, ecdh]` (evidence kind 3)."""
-    ecdh = blame.ecdh
-    return cbor.encode([blame.culprit, blame.dealer_round1,
-                        None if ecdh is None else [ecdh.ephemeral, ecdh.static, ecdh.proof]])
-
-
 def local_round2(seed: RunSeed, inputs: RunInputs,
                  round1: Sequence[SignedRound1]) -> LocalRound2:
     """Decrypt and check every share and payload addressed to us (§6.6, §7.4 step 4).
@@ -270,7 +263,6 @@ __all__ = [
     "RUN_SEED_LEN",
     "LocalRound2",
     "RunSeed",
-    "blame_evidence_bytes",
     "local_round2",
     "make_announcement",
     "make_commit",

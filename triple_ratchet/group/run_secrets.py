@@ -25,13 +25,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import pairwise
+from typing import TypeVar
 
 from triple_ratchet import cbor
+from triple_ratchet.dkg.abort import Blame, EcdhEvidence, Verdict, judge_blame
 from triple_ratchet.dkg.attempt import PAYLOAD_LEN, SignedRound1, check_payloads
 from triple_ratchet.dkg.cocktail import SessionParams, make_context
-from triple_ratchet.dkg.cocktail_messages import Transcript
+from triple_ratchet.dkg.cocktail_messages import Round2Entry, Transcript
 from triple_ratchet.dkg.cocktail_participant import check_public_entry
-from triple_ratchet.dkg.ed25519 import Point
+from triple_ratchet.dkg.dleq import PROOF_SIZE as DLEQ_PROOF_SIZE
+from triple_ratchet.dkg.ed25519 import POINT_SIZE, Point
 from triple_ratchet.errors import (
     AuthenticationError,
     DecodeError,
@@ -56,7 +59,16 @@ from triple_ratchet.group.key_schedule import (
     run_session_id,
 )
 from triple_ratchet.group.roster import Roster
-from triple_ratchet.group.run import Commit, Reveal, Round1Item, Round3Item, RunAnnouncement
+from triple_ratchet.group.run import (
+    EVIDENCE_BLAME,
+    MAX_EVIDENCE_LEN,
+    Commit,
+    Evidence,
+    Reveal,
+    Round1Item,
+    Round3Item,
+    RunAnnouncement,
+)
 from triple_ratchet.group.sealing import (
     Bundle,
     Recipient,
@@ -67,6 +79,9 @@ from triple_ratchet.group.sealing import (
     seal_bundle,
 )
 from triple_ratchet.suites import Suite
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 COCKTAIL_THRESHOLD = 1
 """A run's DKG threshold (R6): any one honest committee member keeps `commit_secret` secret."""
@@ -117,6 +132,11 @@ class RunInputs:
     recipients: tuple[int, ...]
     member_base_to: frozenset[bytes] = frozenset()
     committee_indices: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    # Memos of pure functions of these inputs (parsing round-1 messages decodes and validates
+    # points, ~64 µs each): bounded, invisible to callers.
+    _parsed: dict[bytes, Round2Entry] = field(init=False, repr=False, compare=False)
+    _transcripts: dict[tuple[tuple[bytes, ...], bytes], bytes] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         nh = self.suite.hash_len
@@ -140,6 +160,8 @@ class RunInputs:
         if any(not isinstance(p, Point) for p in self.dkg_keys):
             raise UsageError("DKG keys must be Points")
         roster_hash = self.roster_hash
+        # one dict instead of k linear scans of a roster of up to 1,000 members
+        by_identity = {e.identity: i for i, e in enumerate(self.roster.entries)}
         committee: list[int] = []
         for j, entry in enumerate(self.announcements):
             try:
@@ -153,10 +175,15 @@ class RunInputs:
                 raise UsageError(f"committee announcement {j + 1} is for another view")
             if a.dkg_key != self.dkg_keys[j].to_bytes():
                 raise UsageError(f"DKG key {j + 1} is not the one its announcement carries")
-            index = self.roster.index_of(a.identity)
-            if index is not None:  # a member removed by the attempt has no new-roster index
-                committee.append(index)
+            index = by_identity.get(a.identity)
+            if index is None:
+                raise UsageError(f"committee member {j + 1} is not in the new roster")
+            committee.append(index)
+        if len(set(committee)) != k:
+            raise UsageError("a member is twice on the committee")
         object.__setattr__(self, "committee_indices", tuple(committee))
+        object.__setattr__(self, "_parsed", {})
+        object.__setattr__(self, "_transcripts", {})
         n = len(self.roster)
         if any(type(i) is not int or not 0 <= i < n for i in self.recipients) or any(
                 b <= a for a, b in pairwise(self.recipients)):
@@ -276,8 +303,27 @@ def check_round1(inputs: RunInputs, position: int, item: Round1Item) -> SignedRo
         raise ProtocolError("round-1 item's sender is not its author's committee position")
     params = inputs.params()
     msg = signed.verify(params)
-    check_public_entry(params, position, msg.for_recipient(1))
+    entry = msg.for_recipient(1)
+    check_public_entry(params, position, entry)
+    _remember(inputs._parsed, signed.message, entry)
     return signed
+
+
+_MAX_MEMO = 64
+
+
+def _remember(memo: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(memo) < _MAX_MEMO:
+        memo[key] = value
+
+
+def _public_entry(inputs: RunInputs, signed: SignedRound1) -> Round2Entry:
+    """Sender's public round-1 data (commitment, PoP, ephemeral; recipient 1's ciphertext)."""
+    entry = inputs._parsed.get(signed.message)
+    if entry is None:
+        entry = signed.parse(inputs.params()).for_recipient(1)
+        _remember(inputs._parsed, signed.message, entry)
+    return entry
 
 
 def _check_round1_list(inputs: RunInputs, round1: Sequence[SignedRound1]) -> None:
@@ -290,13 +336,19 @@ def round1_transcript(inputs: RunInputs, round1: Sequence[SignedRound1],
     """COCKTAIL's transcript T of the run (what CertEq signs), its extension (§8.v2.4) built
     with `bundle_root`. `round1` are the k items `check_round1` returned, committee order."""
     _check_round1_list(inputs, round1)
+    key = (tuple(r.payload_hash + r.message for r in round1), bytes(bundle_root))
+    cached = inputs._transcripts.get(key)
+    if cached is not None:
+        return cached
     params = inputs.params()
     extension = run_extension(inputs.suite, [r.payload_hash for r in round1],
                               inputs.announcements, inputs.roster_hash, inputs.applied_hash,
                               bundle_root, inputs.epoch_id)
     # T holds commitments, PoPs and ephemerals, never ciphertexts: any recipient's view will do.
-    entries = [r.parse(params).for_recipient(1) for r in round1]
-    return Transcript.build(params, entries, extension).to_bytes()
+    entries = [_public_entry(inputs, r) for r in round1]
+    transcript = Transcript.build(params, entries, extension).to_bytes()
+    _remember(inputs._transcripts, key, transcript)
+    return transcript
 
 
 def verify_round3(inputs: RunInputs, round1: Sequence[SignedRound1], position: int,
@@ -408,6 +460,46 @@ def outcome_from_opened(inputs: RunInputs, round1: Sequence[SignedRound1], bundl
     return outcome
 
 
+def blame_evidence_bytes(blame: Blame) -> bytes:
+    """Section 7.7's blame evidence `CBOR[culprit, dealer_round1, ecdh]` (evidence kind 3)."""
+    ecdh = blame.ecdh
+    return cbor.encode([blame.culprit, blame.dealer_round1,
+                        None if ecdh is None else [ecdh.ephemeral, ecdh.static, ecdh.proof]])
+
+
+def decode_blame_evidence(data: bytes) -> Blame:
+    """Strict decoding of an evidence-kind-3 `evidence` (§7.7: `ecdh` null or [32, 32, 64])."""
+    if not isinstance(data, bytes | bytearray):
+        raise UsageError("expected bytes")
+    if len(data) > MAX_EVIDENCE_LEN:
+        raise LimitExceeded(f"evidence larger than {MAX_EVIDENCE_LEN} bytes")
+    f = cbor.as_list(cbor.decode(bytes(data), max_size=MAX_EVIDENCE_LEN, max_items=16,
+                                 max_depth=3), "blame evidence", 3)
+    culprit = cbor.as_int(f[0], "culprit", minimum=1, maximum=MAX_COMMITTEE)
+    dealer = cbor.as_bytes(f[1], "dealer round 1", max_length=MAX_EVIDENCE_LEN)
+    ecdh = None
+    if f[2] is not None:
+        e = cbor.as_list(f[2], "ECDH evidence", 3)
+        ecdh = EcdhEvidence(cbor.as_bytes(e[0], "ephemeral ECDH", length=POINT_SIZE),
+                            cbor.as_bytes(e[1], "static ECDH", length=POINT_SIZE),
+                            cbor.as_bytes(e[2], "DLEQ proof", length=DLEQ_PROOF_SIZE))
+    return Blame(culprit, dealer, ecdh)
+
+
+def judge_blame_evidence(inputs: RunInputs, accuser: int, evidence: Evidence) -> Verdict:
+    """Evidence kind 3 posted by committee position `accuser` (11.v2.24): section 7.8's verdict
+    (`verdict.culprit` is the dealer when the fault is real, else the accuser, reason
+    `false-accusation`). Evidence that is not authentic raises (`DecodeError`, `ProtocolError`,
+    `InvalidSignature`, `AuthenticationError`, `InvalidKey`): ignore it, convict no one."""
+    if type(accuser) is not int or not 1 <= accuser <= inputs.k:
+        raise ProtocolError("the accuser is not on the run's committee")
+    if evidence.run != inputs.run:
+        raise ProtocolError("evidence for another run")
+    if evidence.kind != EVIDENCE_BLAME:
+        raise UsageError("not blame evidence")
+    return judge_blame(inputs.params(), accuser, decode_blame_evidence(evidence.evidence))
+
+
 def disagreeing(outcome: RunOutcome, items: Sequence[Round3Item | None]) -> tuple[int, ...]:
     """Committee positions (1..k) whose round-3 item is missing (`None`) or carries another
     `(bundle_root, confirmation_tag)` than the recomputed outcome (REVEAL, 11.v2.24)."""
@@ -419,10 +511,13 @@ __all__ = [
     "COCKTAIL_THRESHOLD",
     "RunInputs",
     "RunOutcome",
+    "blame_evidence_bytes",
     "bundle_root_of",
     "check_round1",
     "decode_announcement_entry",
+    "decode_blame_evidence",
     "disagreeing",
+    "judge_blame_evidence",
     "outcome_from_opened",
     "outcome_from_payloads",
     "outcome_from_reveal",
