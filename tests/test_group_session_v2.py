@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 from group_v2_sim import Hub, create, make_node, settle
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from triple_ratchet import cbor
-from triple_ratchet.errors import DecodeError, LimitExceeded, UnsupportedError, UsageError
+from triple_ratchet.errors import (
+    DecodeError,
+    LimitExceeded,
+    TripleRatchetError,
+    UnsupportedError,
+    UsageError,
+)
 from triple_ratchet.group.events import ForkDetected, RemovedFromGroup
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.message import MAX_BODY
@@ -159,3 +167,45 @@ def test_join_keyring_round_trip_and_one_time_deletion() -> None:
     with pytest.raises(Exception) as info:
         JoinKeyring.from_bytes(bytes(bad))
     assert type(info.value).__module__ == "triple_ratchet.errors"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600), st.integers(0, 3), st.integers(0, 2**40))
+def test_hostile_blobs_give_typed_errors_and_leave_the_state_unchanged(
+        junk: bytes, where: int, t: int) -> None:
+    hub, (a, b, _c) = _SHARED
+    assert a.session is not None and b.session is not None
+    s2 = GroupSessionV2.from_bytes(b.session.to_bytes(), b.identity)
+    boxes = [s2.mailbox_id, s2.control_mailbox_id]
+    if where == 0:
+        blob = junk
+    elif where in (1, 2):  # framed like a group message / control blob of our mailboxes
+        blob = cbor.encode([0x20 if where == 1 else 0x22, 2, boxes[where - 1], junk[:32],
+                            junk[32:]])
+    else:  # a real message of A's, one byte changed
+        sender = GroupSessionV2.from_bytes(a.session.to_bytes(), a.identity)
+        flipped = bytearray(sender.encrypt(b"x", hub.now)[0].blob)
+        flipped[len(junk) % len(flipped)] ^= 1 + (len(junk) % 255)
+        blob = bytes(flipped)
+    state = s2.to_bytes()
+    try:
+        s2.receive(blob, hub.now, entry_time=t)
+    except TripleRatchetError:
+        assert s2.to_bytes() == state
+    except Exception as exc:  # pragma: no cover - the property
+        raise AssertionError(f"untyped {type(exc).__name__}") from exc
+
+
+def test_hostile_saved_state_is_refused_quickly() -> None:
+    _, (a, _b, _c) = _SHARED
+    huge = cbor.encode(["triple-ratchet group session", 2, 1, b"g", "active", None, None, b"",
+                        [[b"", b""]] * 100_000, [], [], 0, [], False])
+    with pytest.raises((DecodeError, LimitExceeded)):
+        GroupSessionV2.from_bytes(huge, a.identity)
+    wrong_status = cbor.encode(["triple-ratchet group session", 2, 1, b"g", "active", None,
+                                None, b"", [], [], [], 0, [], False])
+    with pytest.raises(DecodeError):
+        GroupSessionV2.from_bytes(wrong_status, a.identity)
+
+
+_SHARED = _group()
