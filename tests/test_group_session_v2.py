@@ -15,9 +15,10 @@ from triple_ratchet.errors import (
     UnsupportedError,
     UsageError,
 )
-from triple_ratchet.group.events import ForkDetected, RemovedFromGroup
+from triple_ratchet.group.events import ForkDetected, Ignored, RemovedFromGroup
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.message import MAX_BODY
+from triple_ratchet.group.notice import NoticeAssembler, open_notice
 from triple_ratchet.group.session_v2 import GroupSessionV2
 
 
@@ -209,3 +210,40 @@ def test_hostile_saved_state_is_refused_quickly() -> None:
 
 
 _SHARED = _group()
+
+
+def test_rejoin_request_resume_proposal_and_notice() -> None:
+    hub = Hub()
+    a, b, c = (make_node(n) for n in "ABC")
+    create(hub, a, [b, c])
+    settle(hub, [a, b, c])
+    assert a.session and b.session and c.session
+    # C lost its keys (say, restored without them): it asks A, over their pairwise session,
+    # to resume it; its notice is to come to its inbox.
+    c.online = False
+    request = c.session.rejoin_request(c.inbox)
+    hub.advance(61_000)
+    events, out = a.session.on_rejoin_request(request, c.identity.public, hub.now)
+    assert events == [] and out
+    hub.post(out)
+    # A forged request (another peer) is ignored, not posted.
+    events, out = b.session.on_rejoin_request(request, a.identity.public, hub.now)
+    assert out == [] and isinstance(events[0], Ignored)
+    settle(hub, [a, b, c])
+    assert a.session.epoch == 2 == b.session.epoch
+    # The notice is in C's inbox: C resumes into epoch 2 with its resume record.
+    asm = NoticeAssembler(c.identity.suite)
+    notice = None
+    for blob, _ in hub.boxes[c.inbox]:
+        asm, notice = asm.receive(blob)
+    assert notice is not None
+    start = open_notice(c.identity.suite, notice, identity=c.id, keys=c.session.resume_keys())
+    assert start.resumed and start.epoch == 2
+    c.session.resume(start)
+    c.cursors = {}
+    c.online = True
+    settle(hub, [a, b, c])
+    assert c.session.public_epoch_id == a.session.public_epoch_id
+    hub.post(c.session.encrypt(b"resumed", hub.now))
+    settle(hub, [a, b, c])
+    assert a.messages()[-1] == b"resumed" and b.messages()[-1] == b"resumed"

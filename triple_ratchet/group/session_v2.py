@@ -41,6 +41,7 @@ from triple_ratchet.group.change_proposal import (
     KIND_ADD,
     KIND_REFRESH,
     KIND_REMOVE,
+    KIND_RESUME,
     ChangeProposal,
 )
 from triple_ratchet.group.committee import (
@@ -102,7 +103,9 @@ from triple_ratchet.group.notice import (
     DecidedChange,
     JoinStart,
     build_notices,
+    check_rejoin_request,
     create_group,
+    make_rejoin_request,
 )
 from triple_ratchet.group.records import (
     PURPOSE_ROTATE,
@@ -113,6 +116,7 @@ from triple_ratchet.group.records import (
     decode_keys,
 )
 from triple_ratchet.group.roster import Roster
+from triple_ratchet.group.sealing import Sealing
 from triple_ratchet.identity import Identity, IdentityKeyPair
 from triple_ratchet.mailbox import MAILBOX_ID_LEN
 from triple_ratchet.random import RandomSource, system_random
@@ -176,6 +180,9 @@ class _State:
     control_cursor: int = -1  # our count of entries read in the current control mailbox
     caught_up: frozenset[bytes] = frozenset()
     proposed: bool = False  # our proposal of this epoch is pending
+    # (identity, inbox id) of members whose rejoin request we turned into a resume proposal:
+    # we send each its notice once the proposal is applied (11.v2.28).
+    resume_inboxes: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def _members(roster: Roster) -> list[Member]:
@@ -255,6 +262,86 @@ class GroupSessionV2:
                        start.secrets.control_mailbox.access_key.to_bytes(),
                        (OwnRecord(held.join_key.to_bytes(), held.seed),))
         return cls(identity, state, rng=rng), keyring.used(start.opened_with)
+
+    def resume(self, start: JoinStart) -> list[Event]:
+        """Continue from a notice for our resume record (11.v2.31): the notice was opened with
+        `open_notice(..., keys=session.resume_keys())`. Our old epochs are dropped."""
+        if not start.resumed:
+            raise UsageError("not a notice for a resume")
+        own = next((r for r in self._s.records
+                    if RecordKeys.from_seed(self.suite, r.seed).receive_public
+                    == start.opened_with), None)
+        if own is None:
+            raise UsageError("no resume record of ours opened the notice")
+        if not hmac.compare_digest(start.own_entry.identity, self._identity.public.to_bytes()):
+            raise UsageError("the notice is for another identity")
+        suite = start.suite
+        epoch = EpochState.from_secrets_v2(
+            start.secrets, group_id=start.group_id, epoch=start.epoch,
+            roster=_members(start.roster), own_index=start.own_index,
+            signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
+        log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
+                                     start.roster, start.t0, start.carried))
+        self._s = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
+                         start.secrets.control_mailbox.access_key.to_bytes(), (own,))
+        return [EpochChanged(start.epoch, start.secrets.epoch_id,
+                             tuple(e.identity for e in start.roster.entries))]
+
+    def resume_keys(self) -> tuple[RecordKeys, ...]:
+        """The private keys of our records, to open a resume notice with."""
+        return tuple(RecordKeys.from_seed(self.suite, r.seed) for r in self._s.records)
+
+    def rejoin_request(self, inbox_id: bytes) -> bytes:
+        """A `RejoinRequest` to send to a member over a pairwise session (11.v2.31), when
+        `RejoinNeeded` was reported (or our keys were lost): a resume record with fresh keys,
+        stored before the request leaves; the notice will come to `inbox_id`."""
+        if self._s.log is None:
+            raise StateError("no roster entry to resume (removed members come back by an add)")
+        view = self._s.log.view
+        me = self._identity.public.to_bytes()
+        index = view.roster.index_of(me)
+        if index is None:
+            raise StateError("not in the roster we know")
+        entry = view.roster.entries[index]
+        if len(self._s.records) >= MAX_OWN_RECORDS:
+            raise LimitExceeded("too many of our records wait for a commit")
+        seed = self._rng(RECORD_SEED_LEN)
+        keys = RecordKeys.from_seed(self.suite, seed)
+        request = make_rejoin_request(
+            self._identity, keys, group_id=self._s.group_id,
+            own_counters=[entry.counter] + [self._own_keys(r).counter for r in self._s.records],
+            anchor=entry.anchor, inbox_id=inbox_id)
+        self._s = replace(self._s, records=(*self._s.records,
+                                            OwnRecord(request.record.to_bytes(), seed)))
+        return request.to_bytes()
+
+    def on_rejoin_request(self, data: bytes, peer: Identity, now: float
+                          ) -> tuple[list[Event], list[Outgoing]]:
+        """A member's rejoin request received over the pairwise session with `peer`: checked
+        (11.v2.31; a bad one is `Ignored`), then posted as our resume proposal (it is our
+        pending proposal); we send the notice once it is applied."""
+        self._check_active()
+        log = self._log()
+        try:
+            request = check_rejoin_request(self.suite, data, group_id=self._s.group_id,
+                                           peer=peer, roster=log.view.roster)
+        except RemoteError as exc:
+            return [Ignored(f"rejoin request: {exc}", peer.to_bytes())], []
+        if self._s.proposed or any(p.identity == self._identity.public.to_bytes()
+                                   for p in log.pending):
+            return [Ignored("rejoin request: our proposal of this epoch is pending",
+                            peer.to_bytes())], []
+        view = log.view
+        proposal = ChangeProposal.make(self.suite, KIND_RESUME, group_id=view.group_id,
+                                       epoch=view.epoch, epoch_id=view.epoch_id,
+                                       author=self._identity.public.to_bytes(),
+                                       change=request.record)
+        ce = sign_identity_entry(self._identity, TYPE_PROPOSAL, group_id=view.group_id,
+                                 epoch=view.epoch, author=self.own_index,
+                                 body=proposal.to_bytes())
+        inboxes = (*self._s.resume_inboxes[-15:], (request.record.identity, request.inbox_id))
+        self._s = replace(self._s, proposed=True, resume_inboxes=inboxes)
+        return [], [self._control_out(ce)]
 
     # --- reading --------------------------------------------------------------------------
 
@@ -662,7 +749,12 @@ class GroupSessionV2:
                                 frozenset(e.identity for e in new_roster.entries)))
         old = old[-MAX_OLD_EPOCHS:]
         out: list[Outgoing] = []
-        if position == 0 and outcome.bundle is not None and attempt.added:
+        # Notices (11.v2.28): committee position 1 to every joiner; the author of an applied
+        # resume proposal to the member it resumed (at the inbox its request named).
+        ours = {i: box for i, box in s.resume_inboxes
+                if any(p.identity == me and _resumes(suite, p.entry.body, i)
+                       for p in attempt.applied)}
+        if (position == 0 and attempt.added) or ours:
             change = DecidedChange(
                 suite, view.group_id, view.epoch, view.epoch_id, log.run.run,
                 inputs.session_id(),
@@ -671,13 +763,18 @@ class GroupSessionV2:
                 tuple(r[1].to_bytes() for r in log.run.round1 if r is not None),
                 tuple(r[1].to_bytes() for r in log.run.round3 if r is not None),
                 tuple(p.signed() for p in attempt.applied), log.carried_out(), decided.t,
-                new_roster, outcome.bundle.sealings, inputs.recipients)
-            for n in build_notices(change, outcome.member_base, rng=self._rng):
-                out += [Outgoing(n.inbox_id, c) for c in n.chunks]
+                new_roster, tuple(Sealing(enc, ct) for enc, ct in decided.commit.bundle),
+                inputs.recipients)
+            for n in build_notices(change, outcome.member_base, resumed_inboxes=ours,
+                                   rng=self._rng):
+                if position == 0 or n.identity in ours:
+                    out += [Outgoing(n.inbox_id, c) for c in n.chunks]
         self._s = replace(s, epoch=new_epoch, log=new_log,
                           control_access_key=secrets.control_mailbox.access_key.to_bytes(),
                           records=records, old=old, run=_Run(), control_cursor=-1,
-                          caught_up=frozenset(), proposed=False)
+                          caught_up=frozenset(), proposed=False,
+                          resume_inboxes=tuple((i, b) for i, b in s.resume_inboxes
+                                               if i not in ours))
         old_ids = {m.identity_key for m in epoch.roster}
         new_ids = [e.identity for e in new_roster.entries]
         added = tuple(i for i in new_ids if i not in old_ids)
@@ -704,6 +801,7 @@ class GroupSessionV2:
              s.run.round3, s.run.commit, s.run.commit_phase_seen_ms, s.run.ticked[0],
              s.run.ticked[1]],
             s.control_cursor + 1, sorted(s.caught_up), s.proposed,
+            [[i, b] for i, b in s.resume_inboxes],
         ])
 
     @classmethod
@@ -724,7 +822,7 @@ class GroupSessionV2:
         version = cbor.as_int(f[1], "session version")
         if version == 1:
             raise UnsupportedError(V1_UNSUPPORTED)
-        if version != STATE_VERSION or len(f) != 14:
+        if version != STATE_VERSION or len(f) != 15:
             raise DecodeError("saved group session of an unknown version")
         try:
             suite = suite_by_id(cbor.as_int(f[2], "suite", maximum=0xFFFF))
@@ -772,7 +870,8 @@ class GroupSessionV2:
                 tuple(old), run, cbor.as_int(f[11], "control cursor") - 1,
                 frozenset(cbor.as_bytes(m, "mailbox", length=MAILBOX_ID_LEN)
                           for m in cbor.as_list(f[12], "caught up")),
-                cbor.as_bool(f[13], "proposed"))
+                cbor.as_bool(f[13], "proposed"),
+                _resume_inboxes(f[14]))
             session = cls(identity, state, rng=rng)
             for own_record in records:
                 keys = session._own_keys(own_record)
@@ -810,6 +909,27 @@ def _removes(suite: Suite, body: bytes, identity: bytes) -> bool:
     except TripleRatchetError:
         return False
     return p.kind == KIND_REMOVE and p.change == identity
+
+
+def _resume_inboxes(value: cbor.CborValue) -> tuple[tuple[bytes, bytes], ...]:
+    items = cbor.as_list(value, "resume inboxes")
+    if len(items) > 16:
+        raise DecodeError("too many resume inboxes")
+    out = []
+    for item in items:
+        x = cbor.as_list(item, "resume inbox", 2)
+        out.append((cbor.as_bytes(x[0], "identity", max_length=512),
+                    cbor.as_bytes(x[1], "inbox id", length=MAILBOX_ID_LEN)))
+    return tuple(out)
+
+
+def _resumes(suite: Suite, body: bytes, identity: bytes) -> bool:
+    try:
+        p = ChangeProposal.from_bytes(suite, body)
+    except TripleRatchetError:
+        return False
+    return p.kind == KIND_RESUME and isinstance(p.change, MemberKeyRecord) and (
+        p.change.identity == identity)
 
 
 def _peek(blob: bytes) -> tuple[int, bytes]:
