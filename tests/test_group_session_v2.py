@@ -247,3 +247,27 @@ def test_rejoin_request_resume_proposal_and_notice() -> None:
     hub.post(c.session.encrypt(b"resumed", hub.now))
     settle(hub, [a, b, c])
     assert a.messages()[-1] == b"resumed" and b.messages()[-1] == b"resumed"
+
+
+def test_member_offline_through_20_epochs_reads_every_message_of_each() -> None:
+    hub = Hub()
+    nodes = [make_node(n) for n in "ABC"]
+    a, _b, c = nodes
+    create(hub, a, nodes[1:])
+    settle(hub, nodes)
+    assert a.session is not None and c.session is not None
+    c.online = False
+    for i in range(20):
+        hub.advance(3_601_000)
+        hub.post(a.session.propose(hub.now, refresh=True))
+        settle(hub, nodes)
+        hub.post(a.session.encrypt(b"epoch %d" % (i + 2), hub.now))
+        settle(hub, nodes)
+    assert a.session.epoch == 21 and c.session.epoch == 1
+    c.online = True
+    settle(hub, nodes)
+    assert c.session.epoch == 21 and c.session.public_epoch_id == a.session.public_epoch_id
+    assert c.messages() == [b"epoch %d" % (i + 2) for i in range(20)]
+    assert c.id in a.session.roster and not any(isinstance(e, RemovedFromGroup)
+                                                for e in c.events)
+    assert c.session.mailboxes() == (c.session.mailbox_id, c.session.control_mailbox_id)
