@@ -50,6 +50,10 @@ class Node:
     online: bool = True
     assembler: NoticeAssembler | None = None
     reload: bool = False  # save and load the session after every step
+    skew_ms: int = 0  # this member's clock minus the hub's
+
+    def now(self, hub: Hub) -> float:
+        return (hub.t + self.skew_ms) / 1000
 
     def _reloaded(self) -> None:
         if self.reload and self.session is not None:
@@ -91,7 +95,7 @@ class Node:
                 self.cursors[box] = self.cursors.get(box, 0) + 1
                 progressed = True
                 try:
-                    events, out = self.session.receive(blob, hub.now, entry_time=t)
+                    events, out = self.session.receive(blob, self.now(hub), entry_time=t)
                 except RemoteError as exc:
                     self.events.append(_Raised(type(exc).__name__, str(exc)))
                     continue
@@ -102,7 +106,7 @@ class Node:
                     break  # the epoch changed under us: read the new mailboxes
             if box in self.session.mailboxes() and self.cursors.get(box, 0) >= len(
                     hub.boxes.get(box, [])):
-                events, out = self.session.caught_up(box, hub.now)
+                events, out = self.session.caught_up(box, self.now(hub))
                 self.events += events
                 hub.post(out)
                 self._reloaded()
@@ -158,7 +162,8 @@ def make_node(name: str, suite: Suite = DEFAULT_SUITE) -> Node:
     return Node(name, identity, rng, keyring, inbox)
 
 
-def settle(hub: Hub, nodes: list[Node], *, rounds: int = 200, step_ms: int = 1_000) -> None:
+def settle(hub: Hub, nodes: list[Node], *, rounds: int = 200, step_ms: int = 1_000,
+           quiet_rounds: int = 80) -> None:
     """Let the online nodes read and act until nothing moves for a while, advancing the hub
     clock `step_ms` per quiet round (deadlines and jitter pass on hub time)."""
     quiet = 0
@@ -170,12 +175,12 @@ def settle(hub: Hub, nodes: list[Node], *, rounds: int = 200, step_ms: int = 1_0
             hub.advance(step_ms)
             for n in nodes:
                 if n.online and n.session is not None and n.session.status == "active":
-                    events, out = n.session.tick(hub.now)
+                    events, out = n.session.tick(n.now(hub))
                     n.events += events
                     hub.post(out)
                     moved |= bool(out)
             quiet = 0 if moved else quiet + 1
-            if quiet > 80:
+            if quiet > quiet_rounds:
                 return
 
 

@@ -271,3 +271,32 @@ def test_member_offline_through_20_epochs_reads_every_message_of_each() -> None:
     assert c.id in a.session.roster and not any(isinstance(e, RemovedFromGroup)
                                                 for e in c.events)
     assert c.session.mailboxes() == (c.session.mailbox_id, c.session.control_mailbox_id)
+
+
+def test_clocks_ahead_of_the_hub_retry_announcements_and_ticks_and_the_change_completes(
+        ) -> None:
+    hub = Hub()
+    nodes = [make_node(n) for n in "ABCD"]
+    a, b, c, _d = nodes
+    create(hub, a, nodes[1:])
+    settle(hub, nodes)
+    assert a.session is not None and b.session is not None
+    hub.advance(3_601_000)
+    hub.post(a.session.propose(hub.now, refresh=True))
+    for _ in range(40):  # stop as soon as epoch 2 starts, so T0(2) is about now
+        settle(hub, nodes, quiet_rounds=1)
+        if all(n.session is not None and n.session.epoch == 2 for n in nodes):
+            break
+    assert a.session.epoch == 2
+    # Every member's clock runs 30 s ahead of the hub: their first announcements come before
+    # T0(2) + 60 s by hub time ("announcement too early") and their first TICKs before the
+    # deadlines; both are sent again later and the change completes.
+    for n in nodes:
+        n.skew_ms = 30_000
+    hub.post(b.session.propose(hub.now + 30, remove=[c.id]))
+    settle(hub, nodes)
+    reasons = {e.reason for n in nodes for e in n.events if isinstance(e, Ignored)}
+    assert "announcement too early" in reasons
+    assert "tick already sent in this phase" in reasons
+    assert a.session.epoch == 3 == b.session.epoch
+    assert c.id not in a.session.roster

@@ -132,6 +132,10 @@ MAX_OLD_EPOCHS = 64
 MAX_OWN_RECORDS = 16
 ACTIVE, REMOVED, REJOIN = "active", "removed", "rejoin needed"
 _WIRE_CONTROL = 0x22
+# Our clock's wait before announcing again when our announcement of a run did not count.
+ANNOUNCE_RETRY = 5_000
+TICK_RETRY = 5_000
+MAX_TICKS = 8
 
 
 @dataclass(frozen=True)
@@ -597,6 +601,12 @@ class GroupSessionV2:
         view = log.view
         index = self.own_index
         # Announce (after jitter, while < k eligible announcements are visible).
+        if (mine.announced and run.phase == WAITING and mine.announce_at_ms is not None
+                and now_ms > mine.announce_at_ms + ANNOUNCE_RETRY
+                and all(a.author != index for a in run.announcements)):
+            # Our announcement was judged invalid (posted too early by the hub's clock, say)
+            # and nobody else's started the run: announce again with a fresh seed.
+            mine = _Run(run=run.run)
         if run.phase in (WAITING, ANNOUNCE) and not mine.announced and log.eligible(me):
             eligible = sum(1 for a in run.announcements if a.eligible)
             t0 = log.t0
@@ -654,11 +664,18 @@ class GroupSessionV2:
                                                     make_commit(inputs, outcome).to_bytes()))
                     mine = replace(mine, commit=True)
         # TICK when a deadline passed by our clock and nothing ended the phase (11.v2.19).
+        # A TICK posted early by the hub's clock ends nothing (our clock may run ahead): we
+        # post another after TICK_RETRY of our clock, at most MAX_TICKS per phase (each is
+        # still a time marker when the log refuses it as a second TICK).
         deadline = log.deadline()
+        phase = f"{run.phase}{run.start}"
+        last_run, last_phase = mine.ticked
+        same = last_run == run.run and last_phase.split("@")[0] == phase
+        count, at = (int(x) for x in last_phase.split("@")[1:3]) if same else (0, 0)
         if (deadline is not None and now_ms >= deadline and signing is not None
-                and mine.ticked != (run.run, run.phase + str(run.start))):
+                and count < MAX_TICKS and (count == 0 or now_ms >= at + TICK_RETRY)):
             out.append(self._member_out(signing, TYPE_TICK, b""))
-            mine = replace(mine, ticked=(run.run, run.phase + str(run.start)))
+            mine = replace(mine, ticked=(run.run, f"{phase}@{count + 1}@{now_ms}"))
         self._s = replace(self._s, run=mine)
         return out
 
