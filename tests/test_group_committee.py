@@ -448,6 +448,9 @@ def test_run_inputs_refuse_inconsistent_values(suite: Suite) -> None:
         replace(i, announcements=(), dkg_keys=())
     with pytest.raises(UsageError):
         make_round1(RunSeed(suite, bytes(32)), i)  # not on the committee
+    for cut in (1, 20, len(i.announcements[0]) - 1):  # truncated announcement entries
+        with pytest.raises(UsageError):
+            replace(i, announcements=(i.announcements[0][:cut], i.announcements[1]))
     assert i.committee_indices == (0, 1)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from v2_support import DAY, GROUP, T0, World, feed
 
@@ -20,6 +20,7 @@ from triple_ratchet.group.control import (
     TYPE_PROPOSAL,
     TYPE_RECORD,
     TYPE_ROUND1,
+    ControlEntry,
     sign_identity_entry,
 )
 from triple_ratchet.group.control_log import (
@@ -368,8 +369,10 @@ def test_freeze_by_two_insiders_ends_with_the_change_decided() -> None:
     assert log.attempt.roster.index_of(M2.id) is None
     assert log.attempt.roster.index_of(M1.id) is not None
     # In e+1 the carried removal by M2 is void: its author is gone.
-    view = replace(w.view, epoch=6, roster=log.attempt.roster, t0=log.decided.t,
-                   carried=log.carried_out())
+    view = log.next_view(epoch_id=w.rng(32), init_secret=w.rng(w.suite.hash_len),
+                         traffic_key=w.rng(w.suite.aead_key_len), mailbox_id=w.rng(32))
+    assert (view.epoch, view.t0, view.roster) == (6, log.decided.t, log.attempt.roster)
+    assert view.carried == log.carried_out() and len(view.carried) == 1
     nxt = ControlLog.start(view)
     _, events = nxt.judge(Entry(1, log.decided.t + 1, b"x"))
     assert any(isinstance(e, ProposalVoid) and e.reason == "author removed" for e in events)
@@ -782,7 +785,9 @@ def test_epoch_view_checks_its_inputs() -> None:
     with pytest.raises(UsageError):
         EpochView(w.suite, GROUP, 1, w.view.epoch_id, w.view.roster, None, (b"x",),
                   w.view.init_secret, w.view.traffic_key, w.view.mailbox_id)
-    assert "init_secret" not in repr(w.view) or w.view.init_secret.hex() not in repr(w.view)
+    for secret in (w.view.init_secret, w.view.traffic_key):  # secrets never in a repr
+        assert repr(secret) not in repr(w.view) and secret.hex() not in repr(w.view)
+        assert repr(secret) not in repr(w.start())
 
 
 def test_entries_out_of_hub_order_are_ignored() -> None:
@@ -944,3 +949,140 @@ def test_a_newer_record_reusing_an_earlier_records_key_is_refused() -> None:
     assert reasons(events) == ["key already in the roster"] and len(log.records) == 1
     log, events = log.judge(Entry(2**64, S + 2, b""))
     assert reasons(events) == ["malformed entry"]
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(st.integers(0, 2**40), st.binary(max_size=300)), max_size=12))
+def test_arbitrary_blobs_never_raise(items: list[tuple[int, bytes]]) -> None:
+    w, entries = SCENARIO
+    log, _ = w.start().judge_all(entries[:6])
+    t = entries[5].t
+    for n, (dt, blob) in enumerate(items):
+        log, events = log.judge(Entry(10_000 + n, t + dt, blob))
+        assert events
+        t += dt
+
+
+def test_a_resent_announcement_is_no_equivocation() -> None:
+    w = World(3)
+    A = w["A"]
+    log = with_add(w)
+    ce = w.announcement(log, A)
+    log, _ = post(w, log, R, ce)
+    log, events = post(w, log, R + 1, ce)
+    assert reasons(events) == ["copied DKG key"]
+    assert not any(isinstance(e, MisbehaviourReported) for e in events)
+    assert len(log.run.announcements) == 1
+
+
+HOSTILE = st.lists(st.sampled_from(["none", "tick", "announce", "equivocate", "garbage",
+                                    "remove", "old evidence"]), min_size=40, max_size=40)
+
+
+@settings(max_examples=15)
+@given(HOSTILE, st.lists(st.integers(0, 4_000), min_size=40, max_size=40))
+@example(["announce"] * 40, [0] * 40)  # first announcer of every run, never answers
+@example(["equivocate"] * 40, [0] * 40)
+@example(["remove"] + ["tick"] * 39, [0] * 40)
+def test_an_insider_cannot_freeze_the_change(hostile: list[str], delays: list[int]) -> None:
+    """Honest A and B follow the rules (announce when eligible, answer every phase, tick at
+    deadlines, post evidence of equivocation); insider M does anything between their steps and
+    never sends a round item. The change is decided within a bounded number of steps."""
+    w = World(4, seed=b"insider")
+    A, B, M = w["A"], w["B"], w["D"]
+    log = w.start()
+    t = R
+    old_evidence: list[ControlEntry] = []
+    announced: dict[tuple[str, int], ControlEntry] = {}
+    variant = 10
+
+    def put(ce: object) -> list[object]:
+        nonlocal log
+        log, events = post(w, log, t, ce)
+        return events
+
+    for action, delay in zip(hostile, delays, strict=True):
+        if log.decided is not None:
+            break
+        t += delay
+        # The insider's move.
+        if action == "tick":
+            put(w.tick(M))
+        elif action == "garbage":
+            put(b"\x00garbage")
+        elif action == "remove" and log.attempt is None:
+            put(w.remove(M, A))
+        elif action in ("announce", "equivocate") and log.attempt is not None:
+            for _ in range(1 if action == "announce" else 2):
+                variant += 1
+                ce = w.announcement(log, M, variant=variant)
+                events = put(ce)
+                first = announced.setdefault((M.name, log.run.run), ce)
+                if MisbehaviourReported(M.id, "announcement equivocation") in events:
+                    ev = w.evidence(A, w.announcement_evidence(log.run.run, first, ce))
+                    old_evidence.append(ev)
+                    put(ev)
+        elif action == "old evidence" and old_evidence:
+            put(old_evidence[0])
+        if log.decided is not None:
+            break
+        # The honest members' move.
+        run = log.run
+        honest = [m for m in (A, B) if log.eligible(m.id)]
+        committee = [w._by_index(i) for i in run.committee]
+        if log.attempt is None:
+            _, jk = w.join_key("X")
+            put(w.add(A, jk))
+        elif run.phase in (WAITING, ANNOUNCE):
+            mine = {a.author for a in run.announcements}
+            for m in honest:
+                if w.index(m) not in mine:
+                    put(w.announcement(log, m))
+            if log.run.phase == ANNOUNCE and log.deadline() is not None:
+                t = max(t, log.deadline() or t)
+                put(w.tick(A))
+        elif run.phase == ROUND1:
+            for j, m in enumerate(committee):
+                if m in (A, B) and log.run.round1[j] is None:
+                    put(w.round1(log, m))
+            if log.run.phase == ROUND1:
+                t = max(t, log.deadline() or t)
+                put(w.tick(B))
+        elif run.phase == ROUND3:
+            for j, m in enumerate(committee):
+                if m in (A, B) and log.run.round3[j] is None:
+                    put(w.round3(log, m)[0])
+            if log.run.phase == ROUND3:
+                t = max(t, log.deadline() or t)
+                put(w.tick(A))
+        elif run.phase == COMMIT:
+            poster = next(m for m in committee if m in (A, B))
+            _, _, outcome = w.round3(log, poster)
+            put(w.commit(log, poster, outcome))
+    assert log.decided is not None
+    assert M.id not in log.committee()
+
+
+def test_a_posted_at_of_zero_reads_as_t0_of_the_epoch_for_every_reader() -> None:
+    """Initial roster entries of a created group carry `posted_at = 0`. Members that joined
+    later never learn T0(1), so every reader reads 0 as T0(e), which all of them hold; a rule
+    that used T0(1) where known would make old and new members judge dormancy (and so the
+    recipients of the commit) differently and split the group."""
+    w = World(3, posted_at=0)
+    A = w["A"]
+    log = w.start()
+    _, jk = w.join_key("D")
+    log, events = post(w, log, S, w.add(A, jk))
+    assert not [e for e in events if isinstance(e, MemberDormant)]  # T0(e) is recent
+    saved = ControlLog.from_bytes(log.to_bytes())
+    assert saved.to_bytes() == log.to_bytes()
+    # The same roster in an epoch that began more than RETENTION before its snapshot: the
+    # initial members that never posted a record are dormant, for every reader alike.
+    w = World(3, posted_at=0)
+    A = w["A"]
+    log = w.start()
+    _, ce = w.rotation(A)
+    log, _ = post(w, log, T0 + RETENTION, ce)
+    log, events = post(w, log, T0 + RETENTION + 10, w.refresh(A))
+    assert sorted(e.member for e in events if isinstance(e, MemberDormant)) == sorted(
+        [w["B"].id, w["C"].id])

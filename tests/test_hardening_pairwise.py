@@ -18,6 +18,7 @@ from triple_ratchet.dkg.cocktail import CIPHERSUITE_ID
 from triple_ratchet.double_ratchet import DoubleRatchet
 from triple_ratchet.errors import (
     DecodeError,
+    InvalidSignature,
     LimitExceeded,
     ProtocolError,
     ReplayError,
@@ -354,6 +355,23 @@ def test_a_p256_identity_has_no_second_valid_encoding() -> None:
         # A key pair restored with the high-s form (saved before the rule) is normalized.
         restored = IdentityKeyPair(suite, kp._signing_key, kp._dh_key, twin)
         assert restored.public.to_bytes() == me.to_bytes()
+
+
+def test_an_identity_signature_with_s_not_below_n_is_refused_not_a_crash() -> None:
+    """Found by the identity fuzz target: s >= n made the low-s normalization compute n - s < 0
+    and raise OverflowError from `IdentityKeyPair.from_bytes` / `Identity(...)`."""
+    suite = P256_SHA256_AES256GCM
+    kp = IdentityKeyPair.generate(suite, DeterministicRandom(b"item 10 s >= n"))
+    me = kp.public
+    fields = list(cbor.as_list(cbor.decode(me.to_bytes()), "identity"))
+    for s in (P256_ORDER, P256_ORDER + 1, 2**256 - 1):
+        bad = me.dh_key_signature[:32] + s.to_bytes(32, "big")
+        with pytest.raises(InvalidSignature):
+            Identity(suite, me.signing_key, me.dh_key, bad)
+        with pytest.raises(InvalidSignature):
+            Identity.from_bytes(cbor.encode([*fields[:4], bad]))
+        with pytest.raises(InvalidSignature):
+            IdentityKeyPair(suite, kp._signing_key, kp._dh_key, bad)
 
 
 def test_identity_equality_is_by_keys_not_by_signature() -> None:

@@ -1502,10 +1502,12 @@ def test_hub_access_proof_and_directory_id(case: dict[str, Any]) -> None:
     label = b"triple-ratchet hub challenge v1"
     signed = bytes([len(label)]) + label + h(i["nonce"]) + mbox
     dir_label = b"triple-ratchet hub directory id v1"
-    directory = hashlib.sha256(bytes([len(dir_label)]) + dir_label
-                               + struct.pack(">H", s.suite_id) + h(i["identity_public"])).digest()
+    # 10 §10.2: the hash input is the whole identity encoding of 03, a 5-element CBOR array.
+    assert h(i["identity"])[0] == 0x85
+    hashed = bytes([len(dir_label)]) + dir_label + struct.pack(">H", s.suite_id) + h(i["identity"])
     got = {"access_public": public.hex(), "mailbox_id": mbox.hex(), "signed_message": signed.hex(),
-           "signature": s.sign(private, signed).hex(), "directory_id": directory.hex()}
+           "signature": s.sign(private, signed).hex(), "directory_id_input": hashed.hex(),
+           "directory_id": hashlib.sha256(hashed).hexdigest()}
     assert got == case["outputs"]
 
 

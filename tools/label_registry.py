@@ -203,7 +203,7 @@ USES: dict[str, tuple[str, str]] = {
     # 10 hub
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "
-                               "identity key", "10"),
+                               "identity encoding (03)", "10"),
     # application (demo) on top of the hub directory
     "LABEL_DIRECTORY_ENTRY": ("`ExpandLabel` (secret = `Hash(identity)`) for the directory-entry "
                               "key, and that entry's AEAD associated data (demo application)",

@@ -99,7 +99,8 @@ def _low_s(suite: Suite, signature: bytes) -> bytes:
     if not _is_ecdsa(suite) or len(signature) != 64:
         return signature
     s = int.from_bytes(signature[32:], "big")
-    if s <= P256_ORDER // 2:
+    # s >= n is no signature at all: left as it is, for the verification to refuse.
+    if s <= P256_ORDER // 2 or s >= P256_ORDER:
         return signature
     return signature[:32] + (P256_ORDER - s).to_bytes(32, "big")
 

@@ -21,11 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from triple_ratchet import cbor
-from triple_ratchet.dkg.abort import REASON_FALSE_ACCUSATION, Blame, EcdhEvidence, judge_blame
-from triple_ratchet.dkg.attempt import MAX_SIGNED_ROUND1_SIZE, SignedRound1
-from triple_ratchet.dkg.cocktail import MAX_PARTICIPANTS
-from triple_ratchet.dkg.dleq import PROOF_SIZE
-from triple_ratchet.dkg.ed25519 import POINT_SIZE, Point
+from triple_ratchet.dkg.abort import REASON_FALSE_ACCUSATION
+from triple_ratchet.dkg.attempt import SignedRound1
+from triple_ratchet.dkg.ed25519 import Point
 from triple_ratchet.errors import (
     DecodeError,
     LimitExceeded,
@@ -98,6 +96,7 @@ from triple_ratchet.group.run_secrets import (
     RunInputs,
     check_round1,
     disagreeing,
+    judge_blame_evidence,
     outcome_from_reveal,
     recipients_of,
     verify_commit,
@@ -164,8 +163,9 @@ class EpochView:
     `t0` is T0(e) (None only in epoch 1, whose T0 is its mailbox's first entry). `carried` is the
     carried set into e (`SignedEntry` bytes of epoch e−1, mailbox order: proposals and records).
     `dormant_before` are the members of e dormant at S(e−1) (they lack `init_secret(e)` and are
-    sealed `member_base`). `group_start` is T0(1), which a `posted_at` of 0 reads as (None when
-    unknown: 0 then reads as T0(e))."""
+    sealed `member_base`). A `posted_at` of 0 (the initial entries of a created group) reads as
+    T0(e): T0(1) is unknown to members that joined later, and every reader must judge dormancy
+    alike."""
 
     suite: Suite
     group_id: bytes
@@ -178,7 +178,6 @@ class EpochView:
     traffic_key: bytes = field(repr=False)
     mailbox_id: bytes
     dormant_before: frozenset[bytes] = frozenset()
-    group_start: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.group_id, bytes) or not 1 <= len(self.group_id) <= (
@@ -193,9 +192,8 @@ class EpochView:
             raise UsageError("the roster must be a Roster of the group's suite")
         if self.t0 is None and self.epoch != 1:
             raise UsageError("T0(e) is known in every epoch but the first")
-        for t in (self.t0, self.group_start):
-            if t is not None and (type(t) is not int or not 0 <= t <= MAX_HUB_TIME):
-                raise UsageError("hub times are Unix ms in 0..2^64-1")
+        if self.t0 is not None and (type(self.t0) is not int or not 0 <= self.t0 <= MAX_HUB_TIME):
+            raise UsageError("hub times are Unix ms in 0..2^64-1")
         if self.epoch == 1 and self.carried:
             raise UsageError("nothing is carried into epoch 1")
         if len(self.carried) > MAX_APPLIED + MAX_GROUP_SIZE * CONTROL_ENTRY_BUDGET or any(
@@ -412,6 +410,19 @@ class ControlLog:
         items = [p for p in s.pending if after_s(p)] + [r for r in s.records if after_s(r)]
         items.sort(key=lambda p: p.cursor if p.cursor is not None else -1)
         return tuple(p.signed() for p in items)
+
+    def next_view(self, *, epoch_id: bytes, init_secret: bytes, traffic_key: bytes,
+                  mailbox_id: bytes) -> EpochView:
+        """The view of epoch e+1 once C(e) is known, from epoch e+1's derived values: the new
+        roster, T0(e+1) = t(C(e)), the carried set, the members dormant at S(e)."""
+        decided, attempt = self._s.decided, self._s.attempt
+        if decided is None or attempt is None:
+            raise UsageError("epoch e is not decided yet")
+        v = self.view
+        kept = frozenset(e.identity for e in attempt.roster.entries) & attempt.dormant
+        return EpochView(v.suite, v.group_id, v.epoch + 1, epoch_id, attempt.roster,
+                         decided.t, self.carried_out(), init_secret, traffic_key, mailbox_id,
+                         kept)
 
     def run_inputs(self) -> RunInputs | None:
         """The current run's public inputs once its committee is fixed."""
@@ -806,12 +817,11 @@ class ControlLog:
             entries[i] = RosterEntry(e.identity, rec, last.t, e.anchor)
         roster = Roster(suite, tuple(entries))
         # Dormancy at S(e) (11.v2.15): latest keys posted before S(e) older than RETENTION.
-        start = v.group_start if v.group_start is not None else t0
         dormant = set()
         for e in v.roster.entries:
             if e.identity in changed or e.identity in removed:
                 continue
-            posted_at = e.posted_at if e.posted_at != 0 else start
+            posted_at = e.posted_at if e.posted_at != 0 else t0
             posted_at = max(posted_at, latest_t.get(e.identity, 0))
             if posted_at < t_s - RETENTION:
                 dormant.add(e.identity)
@@ -864,14 +874,13 @@ class ControlLog:
         if not (hmac.compare_digest(a.applied_proposals_hash, attempt.applied_hash)
                 and hmac.compare_digest(a.roster_hash, attempt.roster_hash)):
             raise _ignored("announcement for another view", identity)
-        for prior in run.announcements:
-            if prior.author == ce.author:
-                if prior.entry.same_as(ce):
-                    raise _ignored("duplicate announcement", identity)
-                raise _Refused(Ignored("announcement equivocation", identity),
-                               MisbehaviourReported(identity, "announcement equivocation"))
+        # Spec order: a repeated key (a copy, or the author's own entry again) before
+        # equivocation, which needs another key.
         if any(prior.dkg_key == a.dkg_key for prior in run.announcements):
             raise _ignored("copied DKG key", identity)
+        if any(prior.author == ce.author for prior in run.announcements):
+            raise _Refused(Ignored("announcement equivocation", identity),
+                           MisbehaviourReported(identity, "announcement equivocation"))
         if len(run.announcements) >= 2 * COMMITTEE_SIZE:
             raise _ignored("announcement beyond 2k", identity)
         eligible = ce.author not in s.excluded
@@ -1060,7 +1069,7 @@ class ControlLog:
             convicted, reason = self._round1_equivocation(s, ev.evidence), (
                 EXCLUDED_EQUIVOCATION)
         elif ev.kind == EVIDENCE_BLAME:
-            convicted, reason = self._blame(s, ce.author, ev.evidence)
+            convicted, reason = self._blame(s, ce.author, ev)
         else:
             raise DecodeError("unknown evidence kind")
         if convicted in s.excluded:
@@ -1107,21 +1116,11 @@ class ControlLog:
             raise ProtocolError("evidence: the same round-1 content twice")
         return s.run.committee[first.sender - 1]
 
-    def _blame(self, s: _State, author: int, raw: bytes) -> tuple[int, str]:
+    def _blame(self, s: _State, author: int, ev: Evidence) -> tuple[int, str]:
         position = self._position(s, author)
         if position is None or s.run.phase not in (ROUND1, ROUND3, COMMIT):
             raise ProtocolError("blame from outside the committee")
-        params = self._require_inputs(s).params()
-        f = cbor.as_list(cbor.decode(raw, max_size=8192, max_items=8, max_depth=2), "blame", 3)
-        culprit = cbor.as_int(f[0], "culprit", minimum=1, maximum=MAX_PARTICIPANTS)
-        dealer = cbor.as_bytes(f[1], "dealer round-1", max_length=MAX_SIGNED_ROUND1_SIZE)
-        ecdh = None
-        if f[2] is not None:
-            e = cbor.as_list(f[2], "ECDH evidence", 3)
-            ecdh = EcdhEvidence(cbor.as_bytes(e[0], "ephemeral ECDH", length=POINT_SIZE),
-                                cbor.as_bytes(e[1], "static ECDH", length=POINT_SIZE),
-                                cbor.as_bytes(e[2], "DLEQ proof", length=PROOF_SIZE))
-        verdict = judge_blame(params, position + 1, Blame(culprit, dealer, ecdh))
+        verdict = judge_blame_evidence(self._require_inputs(s), position + 1, ev)
         if verdict.culprit is None or not 1 <= verdict.culprit <= len(s.run.committee):
             raise ProtocolError("blame: no verdict")
         reason = (EXCLUDED_FALSE_ACCUSATION if verdict.fault == REASON_FALSE_ACCUSATION
@@ -1143,7 +1142,6 @@ class ControlLog:
             _LOG_WIRE, _LOG_VERSION, v.suite.suite_id, v.group_id, v.epoch, v.epoch_id,
             v.roster.to_bytes(), [] if v.t0 is None else [v.t0], list(v.carried),
             v.init_secret, v.traffic_key, v.mailbox_id, sorted(v.dormant_before),
-            [] if v.group_start is None else [v.group_start],
             [[e.cursor, e.t, bytes(e.blob)] for e in self._s.kept],
             # Where reading resumes: entries after the last kept one changed nothing.
             self._s.last_cursor + 1, self._s.last_t,
@@ -1161,7 +1159,7 @@ class ControlLog:
             raise LimitExceeded("saved control log too large")
         f = cbor.as_list(cbor.decode(bytes(data), max_size=max_size,
                                      max_items=16 + 4 * max_entries + MAX_GROUP_SIZE * 4,
-                                     max_depth=3), "saved control log", 17)
+                                     max_depth=3), "saved control log", 16)
         if cbor.as_str(f[0], "saved control log", max_length=64) != _LOG_WIRE:
             raise DecodeError("not a saved control log")
         if cbor.as_int(f[1], "saved control log version") != _LOG_VERSION:
@@ -1176,7 +1174,7 @@ class ControlLog:
             return cbor.as_int(items[0], what) if items else None
 
         dormant = cbor.as_list(f[12], "dormant members")
-        kept = cbor.as_list(f[14], "kept entries")
+        kept = cbor.as_list(f[13], "kept entries")
         if len(kept) > max_entries:
             raise LimitExceeded("too many kept entries")
         try:
@@ -1189,8 +1187,7 @@ class ControlLog:
                 cbor.as_bytes(f[9], "init secret", length=suite.hash_len),
                 cbor.as_bytes(f[10], "traffic key", length=suite.aead_key_len),
                 cbor.as_bytes(f[11], "mailbox id", length=MAILBOX_ID_LEN),
-                frozenset(cbor.as_bytes(d, "dormant member", max_length=512) for d in dormant),
-                optional_time(f[13], "group start"))
+                frozenset(cbor.as_bytes(d, "dormant member", max_length=512) for d in dormant))
         except UsageError as exc:
             raise DecodeError(f"saved control log: {exc}") from None
         log = cls.start(view, policy)
@@ -1201,8 +1198,8 @@ class ControlLog:
             if entry.cursor <= log._s.last_cursor or entry.t < log._s.last_t:
                 raise DecodeError("saved control log: entries out of order")
             log, _ = log.judge(entry)
-        next_cursor = cbor.as_int(f[15], "next cursor")
-        last_t = cbor.as_int(f[16], "last hub time")
+        next_cursor = cbor.as_int(f[14], "next cursor")
+        last_t = cbor.as_int(f[15], "last hub time")
         if next_cursor - 1 < log._s.last_cursor or last_t < log._s.last_t:
             raise DecodeError("saved control log: reading position before its entries")
         return replace(log, _s=replace(log._s, last_cursor=next_cursor - 1, last_t=last_t))

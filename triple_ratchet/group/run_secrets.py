@@ -38,8 +38,10 @@ from triple_ratchet.dkg.ed25519 import POINT_SIZE, Point
 from triple_ratchet.errors import (
     AuthenticationError,
     DecodeError,
+    InvalidKey,
     LimitExceeded,
     ProtocolError,
+    UnsupportedError,
     UsageError,
 )
 from triple_ratchet.group.control import TYPE_ANNOUNCEMENT, VERSION
@@ -132,8 +134,9 @@ class RunInputs:
     recipients: tuple[int, ...]
     member_base_to: frozenset[bytes] = frozenset()
     committee_indices: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    # Memos of pure functions of these inputs (parsing round-1 messages decodes and validates
-    # points, ~64 µs each): bounded, invisible to callers.
+    # Memos of pure functions of these inputs (parsing a round-1 message validates its points,
+    # tens of µs each; T is built by every round-3 check and again after the commit): bounded,
+    # invisible to callers.
     _parsed: dict[bytes, Round2Entry] = field(init=False, repr=False, compare=False)
     _transcripts: dict[tuple[tuple[bytes, ...], bytes], bytes] = field(
         init=False, repr=False, compare=False)
@@ -166,7 +169,8 @@ class RunInputs:
         for j, entry in enumerate(self.announcements):
             try:
                 _author, a = decode_announcement_entry(self.suite, entry)
-            except (DecodeError, ProtocolError, LimitExceeded) as exc:
+            except (DecodeError, ProtocolError, LimitExceeded, InvalidKey,
+                    UnsupportedError) as exc:
                 raise UsageError(f"committee announcement {j + 1} does not decode: {exc}") from None
             if (a.group_id, a.epoch, a.run) != (self.group_id, self.epoch, self.run):
                 raise UsageError(f"committee announcement {j + 1} is for another run")

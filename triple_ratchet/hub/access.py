@@ -28,12 +28,13 @@ MAX_ACCESS_PUBLIC_KEY_LEN = 133
 MAX_ACCESS_SIGNATURE_LEN = 132
 
 
-def directory_id(suite: Suite, identity_public_key_bytes: bytes) -> bytes:
-    """Where a member's prekey bundle is published: a hash of its identity key, not the key.
-    SHA-256(len(label) ‖ label ‖ suite id ‖ identity public key), like `mailbox_id`."""
+def directory_id(suite: Suite, identity: bytes) -> bytes:
+    """Where a member's prekey bundle is published: a hash of its identity, not the identity.
+    SHA-256(len(label) ‖ label ‖ suite id ‖ identity), like `mailbox_id`, where `identity` is the
+    whole identity encoding (`Identity.to_bytes()`, spec 03), not one of its keys."""
     return hashlib.sha256(
         bytes([len(LABEL_HUB_DIRECTORY_ID)]) + LABEL_HUB_DIRECTORY_ID
-        + suite.suite_id.to_bytes(2, "big") + identity_public_key_bytes
+        + suite.suite_id.to_bytes(2, "big") + identity
     ).digest()
 
 

@@ -1,9 +1,10 @@
 """Vectors for the hub (vectors/hub.json, kind "hub"; spec 10).
 
 Each case names an `operation`:
-- "access": inputs access_seed (the access key is `signing_from_seed`), nonce, identity_public;
-  outputs access_public, mailbox_id, signed_message (what the access key signs), signature
-  (deterministic in both suites), directory_id.
+- "access": inputs access_seed (the access key is `signing_from_seed`), nonce, identity (an
+  identity encoding, spec 03: what a directory id hashes); outputs access_public, mailbox_id,
+  signed_message (what the access key signs), signature (deterministic in both suites),
+  directory_id_input (the exact bytes hashed) and directory_id.
 - "verify_proof": inputs mailbox_id, suite_id, public_key, signature, nonce; passes or names
   the error (a key that does not hash to the id, a proof for another challenge, unknown suite).
 - "client_frame" / "hub_frame": input frame; output the decoded frame as `{"type": NAME,
@@ -20,12 +21,14 @@ from typing import Any
 
 from triple_ratchet.hub import frames as f
 from triple_ratchet.hub.access import (
+    LABEL_HUB_DIRECTORY_ID,
     AccessKey,
     AccessProof,
     challenge_message,
     directory_id,
     verify_proof,
 )
+from triple_ratchet.identity import Identity, IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite, suite_by_name
 from triple_ratchet.testvectors import (
@@ -67,11 +70,16 @@ def _access(suite: Suite, seed: bytes, nonce: bytes, identity: bytes) -> dict[st
     key = AccessKey.from_seed(suite, seed)
     proof = key.prove(nonce)
     verify_proof(proof, nonce)
+    # A directory id hashes the whole identity encoding (spec 03), nothing less: refuse others.
+    Identity.from_bytes(identity, suite)
+    hashed = (bytes([len(LABEL_HUB_DIRECTORY_ID)]) + LABEL_HUB_DIRECTORY_ID
+              + suite.suite_id.to_bytes(2, "big") + identity)
     return {
         "access_public": key.public_key.hex(),
         "mailbox_id": key.mailbox_id.hex(),
         "signed_message": challenge_message(nonce, key.mailbox_id).hex(),
         "signature": proof.signature.hex(),
+        "directory_id_input": hashed.hex(),
         "directory_id": directory_id(suite, identity).hex(),
     }
 
@@ -82,7 +90,7 @@ def _check(case: dict[str, Any]) -> None:
     got: dict[str, Any]
     if op == "access":
         got = _access(suite_by_name(case["suite"]), bytes.fromhex(inputs["access_seed"]),
-                      bytes.fromhex(inputs["nonce"]), bytes.fromhex(inputs["identity_public"]))
+                      bytes.fromhex(inputs["nonce"]), bytes.fromhex(inputs["identity"]))
     elif op == "verify_proof":
         proof = AccessProof(bytes.fromhex(inputs["mailbox_id"]), inputs["suite_id"],
                             bytes.fromhex(inputs["public_key"]),
@@ -121,7 +129,7 @@ def _outputs(case: dict[str, Any]) -> dict[str, Any]:
     op = inputs["operation"]
     if op == "access":
         return _access(suite_by_name(case["suite"]), bytes.fromhex(inputs["access_seed"]),
-                       bytes.fromhex(inputs["nonce"]), bytes.fromhex(inputs["identity_public"]))
+                       bytes.fromhex(inputs["nonce"]), bytes.fromhex(inputs["identity"]))
     if op == "verify_proof":
         return {}
     raw = bytes.fromhex(inputs["frame"])
@@ -221,10 +229,10 @@ def generate() -> dict[str, dict[str, Any]]:
     for suite in ALL_SUITES:
         rng = DeterministicRandom(b"hub vectors " + suite.name.encode())
         seed, nonce = rng(32), rng(32)
-        identity = suite.signing_from_seed(rng(32)).public_key().to_bytes()
+        identity = IdentityKeyPair.generate(suite, DeterministicRandom(rng(32))).public.to_bytes()
         cases.append(_case("access key, mailbox id, challenge signature, directory id", suite,
                            {"operation": "access", "access_seed": seed.hex(),
-                            "nonce": nonce.hex(), "identity_public": identity.hex()}))
+                            "nonce": nonce.hex(), "identity": identity.hex()}))
         key = AccessKey.from_seed(suite, seed)
         proof = key.prove(nonce)
         base = {"operation": "verify_proof", "mailbox_id": key.mailbox_id.hex(),

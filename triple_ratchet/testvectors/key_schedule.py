@@ -101,7 +101,8 @@ def generate() -> dict[str, dict[str, Any]]:
     for suite in ALL_SUITES:
         rng = DeterministicRandom(b"key-schedule vectors " + suite.name.encode())
         for description, init, n in (
-            ("epoch 0 (init_secret all zero), one member", ks.initial_init_secret(suite), 1),
+            ("creation: init_secret(0), all zero, makes epoch 1; one member",
+             ks.initial_init_secret(suite), 1),
             ("three members", rng(suite.hash_len), 3),
             ("five members", rng(suite.hash_len), 5),
         ):
