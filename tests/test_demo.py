@@ -17,8 +17,25 @@ def test_demo_runs_a_group_through_a_local_hub(suite, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "every plaintext reached exactly the members it was sent to, once: yes" in out
     assert "removed member decrypted nothing after its removal: yes" in out
-    assert out.count("epoch change,") == 3
+    assert out.count("epoch change,") == 4  # create, add, remove, refresh
     assert "hub stored:" in out
+
+
+def test_demo_with_members_offline_through_the_changes(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    assert main(["demo", "--members", "4", "--messages", "5", "--offline", "2"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "offline members caught up: yes" in lines
+    assert "removed for being offline: 0" in lines
+    assert "every plaintext reached exactly the members it was sent to, once: yes" in out
+    assert "catch-up: 2 back" in out
+
+
+def test_demo_refuses_more_offline_than_it_can_keep(capsys: pytest.CaptureFixture[str]
+                                                    ) -> None:
+    assert main(["demo", "--members", "3", "--offline", "2"]) == 2
+    assert "--offline" in capsys.readouterr().err
 
 
 def test_demo_refuses_a_group_of_one(capsys: pytest.CaptureFixture[str]) -> None:

@@ -204,10 +204,6 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "
                                "identity encoding (03)", "10"),
-    # application (demo) on top of the hub directory
-    "LABEL_DIRECTORY_ENTRY": ("`ExpandLabel` (secret = `Hash(identity)`) for the directory-entry "
-                              "key, and that entry's AEAD associated data (demo application)",
-                              "10"),
     # test-only
     "random:triple-ratchet test rng": ("SHA-256 prefix of `DeterministicRandom` (tests and vector "
                                        "generation only)", "14"),

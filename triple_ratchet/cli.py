@@ -60,7 +60,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from triple_ratchet.demo import run_demo
 
     return run_demo(members=args.members, messages=args.messages, hub_url=args.hub,
-                    suite_name=args.suite)
+                    suite_name=args.suite, offline=args.offline)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a group exchanging messages through a local hub")
     demo.add_argument("--members", type=int, default=4)
     demo.add_argument("--messages", type=int, default=50)
+    demo.add_argument("--offline", type=int, default=0,
+                      help="members offline (not reading, not answering) through an add, "
+                           "a remove and a refresh, then back")
     demo.add_argument("--hub", default=None,
                       help="ws://HOST:PORT of a running hub (default: start a local one)")
     demo.add_argument("--suite", default=DEFAULT_SUITE.name,

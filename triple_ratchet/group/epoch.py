@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError, ProtocolError, UsageError
-from triple_ratchet.group.key_schedule import EpochSecrets
+from triple_ratchet.group.key_schedule import MAX_GROUP_SIZE_V2, EpochSecrets, EpochSecretsV2
 from triple_ratchet.group.message import (
     MAX_BODY,
     MAX_GROUP_ID_LEN,
+    VERSION,
+    VERSION_V2,
     sender_data_mac,
 )
 from triple_ratchet.group.ordering import MAX_HELD, Held, SenderOrder
@@ -47,6 +49,26 @@ MAX_EPOCH_STATE_ITEMS = (
     + MAX_GROUP_SIZE * (5 + MAX_SKIPPED * 4)
     + MAX_GROUP_SIZE * (3 + MAX_HELD * 8)
     + MAX_KNOWN_DIGESTS + MAX_ECHO_CHECK + 2)
+
+
+# Version 2 (spec 09 §9.11, R13): group-wide caps so memory does not grow with n × per-sender
+# bounds, and a longer echo window (the hashes of our blobs of the epoch, last MAX_KNOWN_DIGESTS).
+MAX_SKIPPED_TOTAL = 4096
+MAX_HELD_TOTAL = 1024
+MAX_ECHO_CHECK_V2 = MAX_KNOWN_DIGESTS
+MAX_EPOCH_STATE_ITEMS_V2 = (
+    32 + MAX_GROUP_SIZE_V2 * 3
+    + MAX_GROUP_SIZE_V2 * 5 + MAX_SKIPPED_TOTAL * 4
+    + MAX_GROUP_SIZE_V2 * 3 + MAX_HELD_TOTAL * 8
+    + MAX_KNOWN_DIGESTS + MAX_ECHO_CHECK_V2 + 2)
+
+
+def max_group_size(version: int) -> int:
+    return MAX_GROUP_SIZE_V2 if version == VERSION_V2 else MAX_GROUP_SIZE
+
+
+def echo_window(version: int) -> int:
+    return MAX_ECHO_CHECK_V2 if version == VERSION_V2 else MAX_ECHO_CHECK
 
 
 _T = TypeVar("_T")
@@ -186,6 +208,9 @@ class EpochState:
     # HMAC keyed with `sender_data_secret`, filled on first use: copying it skips the key
     # setup in both per-message derivations.
     sd_mac: _KeyedMac | None = field(default=None, compare=False, repr=False)
+    # Wire version of the epoch's messages: 1 (per-epoch signing keys) or 2 (record keys,
+    # spec 09 §9.11).
+    version: int = VERSION
 
     @property
     def suite(self) -> Suite:
@@ -195,10 +220,12 @@ class EpochState:
     def activate(cls, *, suite: Suite, group_id: bytes, epoch: int,
                  roster: Sequence[Member], own_index: int, chain_roots: Sequence[bytes],
                  sender_data_secret: bytes, mailbox_access_key: bytes, mailbox_id: bytes,
-                 public_epoch_id: bytes, init_secret: bytes, signing_key: SigningKey
-                 ) -> EpochState:
+                 public_epoch_id: bytes, init_secret: bytes, signing_key: SigningKey,
+                 version: int = VERSION) -> EpochState:
         """Build the state from the key schedule's outputs for this epoch."""
-        if not 0 < len(roster) <= MAX_GROUP_SIZE or len(chain_roots) != len(roster):
+        if version not in (VERSION, VERSION_V2):
+            raise UsageError("unknown group message version")
+        if not 0 < len(roster) <= max_group_size(version) or len(chain_roots) != len(roster):
             raise UsageError("roster and chain roots must have the same size, 1..MAX_GROUP_SIZE")
         if not 0 <= own_index < len(roster):
             raise UsageError("own index outside the roster")
@@ -213,7 +240,7 @@ class EpochState:
             signing_key.to_bytes(), SendingChain(chain_roots[own_index]),
             tuple(None if i == own_index else ReceivingChain(root)
                   for i, root in enumerate(chain_roots)),
-            tuple(SenderOrder() for _ in roster),
+            tuple(SenderOrder() for _ in roster), version=version,
         )
 
     @classmethod
@@ -228,6 +255,28 @@ class EpochState:
             mailbox_access_key=secrets.mailbox.access_key.to_bytes(),
             mailbox_id=secrets.mailbox.mailbox_id, public_epoch_id=secrets.epoch_id,
             init_secret=secrets.init_secret_next, signing_key=signing_key)
+
+    @classmethod
+    def from_secrets_v2(cls, secrets: EpochSecretsV2, *, group_id: bytes, epoch: int,
+                        roster: Sequence[Member], own_index: int,
+                        signing_key: SigningKey) -> EpochState:
+        """A version-2 epoch (spec 09 §9.11) from `derive_epoch_v2`'s output and the epoch's
+        roster as `Member(identity, current record signing key)` pairs (`v2_members`);
+        `signing_key` is the private key of our own current record (or join key)."""
+        return cls.activate(
+            suite=secrets.suite, group_id=group_id, epoch=epoch, roster=roster,
+            own_index=own_index, chain_roots=secrets.chain_roots,
+            sender_data_secret=secrets.sender_data_secret,
+            mailbox_access_key=secrets.mailbox.access_key.to_bytes(),
+            mailbox_id=secrets.mailbox.mailbox_id, public_epoch_id=secrets.epoch_id,
+            init_secret=secrets.init_secret_next, signing_key=signing_key,
+            version=VERSION_V2)
+
+    def skipped_total(self) -> int:
+        return sum(len(c.skipped) for c in self.receiving if c is not None)
+
+    def held_total(self) -> int:
+        return sum(len(o.held) for o in self.order)
 
     def own_signing_key(self) -> SigningKey:
         signer = self.signer
@@ -294,8 +343,9 @@ class EpochState:
     @classmethod
     def from_bytes(cls, data: bytes, *, max_size: int) -> EpochState:
         """A saved epoch state, decoded within its own item budget (see MAX_EPOCH_STATE_ITEMS)."""
-        return cls.from_cbor(cbor.decode(data, max_size=max_size,
-                                         max_items=MAX_EPOCH_STATE_ITEMS, max_depth=5))
+        return cls.from_cbor(cbor.decode(
+            data, max_size=max_size,
+            max_items=max(MAX_EPOCH_STATE_ITEMS, MAX_EPOCH_STATE_ITEMS_V2), max_depth=5))
 
     def to_cbor(self) -> list[cbor.CborEncodable]:
         return [
@@ -311,20 +361,27 @@ class EpochState:
                                 h.predecessor_known, h.received_ms, h.body] for h in o.held]]
              for o in self.order],
             self.last_sent, list(self.sent_blobs),
+            *([self.version] if self.version != VERSION else []),
         ]
 
     @classmethod
     def from_cbor(cls, value: cbor.CborValue) -> EpochState:
-        items = cbor.as_list(value, "epoch state", length=18)
+        items = cbor.as_list(value, "epoch state")
+        if len(items) == 18:
+            version = VERSION
+        elif len(items) == 19 and cbor.as_int(items[18], "version") == VERSION_V2:
+            version = VERSION_V2
+        else:
+            raise DecodeError("epoch state has the wrong shape")
         suite = suite_by_id(cbor.as_int(items[0], "suite id"))
         h = suite.hash_len
         roster_items = cbor.as_list(items[3], "roster")
-        if not 0 < len(roster_items) <= MAX_GROUP_SIZE:
+        if not 0 < len(roster_items) <= max_group_size(version):
             raise DecodeError("roster size out of range")
         roster = []
         for r in roster_items:
             pair = cbor.as_list(r, "member", length=2)
-            roster.append(Member(cbor.as_bytes(pair[0], "identity key", max_length=256),
+            roster.append(Member(cbor.as_bytes(pair[0], "identity key", max_length=512),
                                  cbor.as_bytes(pair[1], "signing key", max_length=256)))
         sending = cbor.as_list(items[11], "sending chain", length=2)
         own_index = cbor.as_int(items[4], "own index", maximum=len(roster) - 1)
@@ -350,13 +407,17 @@ class EpochState:
         orders = tuple(_order_from_cbor(o, h) for o in cbor.as_list(items[15], "order"))
         if len(orders) != len(roster):
             raise DecodeError("one delivery order per member expected")
+        if version == VERSION_V2 and (
+                sum(len(c.skipped) for c in chains if c is not None) > MAX_SKIPPED_TOTAL
+                or sum(len(o.held) for o in orders) > MAX_HELD_TOTAL):
+            raise DecodeError("more skipped keys or held messages than the group-wide caps")
         known = [cbor.as_bytes(d, "digest", length=h)
                  for d in cbor.as_list(items[14], "known digests")]
         if len(known) > MAX_KNOWN_DIGESTS:
             raise DecodeError("too many known digests")
         last_seen = cbor.as_bytes(items[13], "last seen", max_length=h)
         sent_blobs = cbor.as_list(items[17], "sent blob hashes")
-        if len(sent_blobs) > MAX_ECHO_CHECK:
+        if len(sent_blobs) > echo_window(version):
             raise DecodeError("too many sent blob hashes")
         return cls(
             suite.suite_id,
@@ -373,6 +434,7 @@ class EpochState:
             tuple(chains), orders, last_seen, KnownDigests(known),
             cbor.as_bytes(items[16], "last sent", max_length=h),
             tuple(cbor.as_bytes(x, "sent blob hash", length=h) for x in sent_blobs),
+            version=version,
         )
 
 

@@ -16,7 +16,7 @@ import hmac
 from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
-from triple_ratchet.errors import DecodeError, LimitExceeded, UsageError
+from triple_ratchet.errors import DecodeError, LimitExceeded, UnsupportedError, UsageError
 from triple_ratchet.group.sender_chain import (
     REUSE_GUARD_LEN,
     KeyedHmac,
@@ -34,11 +34,22 @@ LABEL_GROUP_SENDER_DATA_NONCE = b"group sender data nonce"
 
 WIRE_GROUP_MESSAGE = 0x20
 VERSION = 1
+# Version 2 of the epoch change (spec 09 §9.11): same layout, version element 2, signed with the
+# sender's current record key, application content only.
+VERSION_V2 = 2
+VERSIONS = frozenset({VERSION, VERSION_V2})
+V1_UNSUPPORTED = "protocol version 1 is no longer supported"
 
 # Content types (the whole registry; anything else is refused).
 CONTENT_APPLICATION = 1
 CONTENT_PROPOSAL = 2
 CONTENT_TYPES = frozenset({CONTENT_APPLICATION, CONTENT_PROPOSAL})
+# Version 2 carries proposals as control entries (spec 11.v2.6): type 2 is refused.
+CONTENT_TYPES_V2 = frozenset({CONTENT_APPLICATION})
+
+
+def content_types(version: int) -> frozenset[int]:
+    return CONTENT_TYPES_V2 if version == VERSION_V2 else CONTENT_TYPES
 
 # Padded plaintext lengths: powers of two from 256 B to 128 KiB, so the hub learns only a
 # bucket. The application body is capped so that the largest bucket always has room for the
@@ -65,6 +76,7 @@ class Content:
     content_type: int
     last_seen: bytes  # digest of the last message the sender saw in this epoch, or b""
     body: bytes = field(repr=False)
+    version: int = VERSION
 
     def to_be_signed(self) -> bytes:
         # Computed once per message (the sender signs it and digests it, the receiver verifies
@@ -73,13 +85,14 @@ class Content:
         if tbs is None:
             tail = (self.sender, self.generation, self.content_type, self.last_seen, self.body)
             if (type(self.suite_id) is int and type(self.group_id) is bytes
-                    and type(self.epoch) is int):
+                    and type(self.epoch) is int and self.version in VERSIONS):
                 # The first five elements are the same for a whole epoch: encoded once.
-                tbs = (_TBS_HEAD + _tbs_prefix(self.suite_id, self.group_id, self.epoch)
+                tbs = (_TBS_HEAD
+                       + _tbs_prefix(self.suite_id, self.group_id, self.epoch, self.version)
                        + cbor.encode_flat(tail)[1:])
             else:
-                tbs = cbor.encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, VERSION, self.suite_id,
-                                   self.group_id, self.epoch, *tail))
+                tbs = cbor.encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, self.version,
+                                        self.suite_id, self.group_id, self.epoch, *tail))
             self.__dict__["_tbs"] = tbs
         return tbs
 
@@ -120,30 +133,39 @@ class GroupMessage:
     mailbox_id: bytes
     sender_data: bytes
     ciphertext: bytes
+    version: int = VERSION
 
     def to_bytes(self) -> bytes:
         mailbox, sender_data, ciphertext = self.mailbox_id, self.sender_data, self.ciphertext
         if (type(mailbox) is bytes and len(mailbox) == MAILBOX_ID_LEN
-                and type(sender_data) is bytes and type(ciphertext) is bytes):
-            return b"".join((_MESSAGE_PREFIX, mailbox, cbor.bstr_head(len(sender_data)),
-                             sender_data, cbor.bstr_head(len(ciphertext)), ciphertext))
-        return cbor.encode_flat((WIRE_GROUP_MESSAGE, VERSION, mailbox, sender_data, ciphertext))
+                and type(sender_data) is bytes and type(ciphertext) is bytes
+                and self.version in _MESSAGE_PREFIXES):
+            return b"".join((_MESSAGE_PREFIXES[self.version], mailbox,
+                             cbor.bstr_head(len(sender_data)), sender_data,
+                             cbor.bstr_head(len(ciphertext)), ciphertext))
+        return cbor.encode_flat((WIRE_GROUP_MESSAGE, self.version, mailbox, sender_data,
+                                 ciphertext))
 
     @classmethod
-    def from_bytes(cls, suite: Suite, blob: bytes) -> GroupMessage:
+    def from_bytes(cls, suite: Suite, blob: bytes, *, version: int = VERSION) -> GroupMessage:
+        """Parse a blob of wire `version`; a version-2 reader refuses version 1 with
+        `UnsupportedError` (spec 09 §9.11), any other mismatch is a `DecodeError`."""
         if len(blob) > MAX_BLOB_LEN:
             raise LimitExceeded("group message larger than the largest bucket")
-        fast = cls._parse_canonical(suite, blob)
+        fast = cls._parse_canonical(suite, blob, version)
         # Anything else takes the strict general decoder, which names what is wrong.
-        return fast if fast is not None else cls._parse_strict(suite, blob)
+        return fast if fast is not None else cls._parse_strict(suite, blob, version)
 
     @classmethod
-    def _parse_strict(cls, suite: Suite, blob: bytes) -> GroupMessage:
+    def _parse_strict(cls, suite: Suite, blob: bytes, version: int = VERSION) -> GroupMessage:
         items = cbor.as_list(cbor.decode(blob, max_size=MAX_BLOB_LEN, max_items=8, max_depth=2),
                              "group message", length=5)
         if cbor.as_int(items[0], "message type") != WIRE_GROUP_MESSAGE:
             raise DecodeError("not a group message")
-        if cbor.as_int(items[1], "version") != VERSION:
+        found = cbor.as_int(items[1], "version")
+        if found != version:
+            if version == VERSION_V2 and found == VERSION:
+                raise UnsupportedError(V1_UNSUPPORTED)
             raise DecodeError("unsupported group message version")
         mailbox = cbor.as_bytes(items[2], "mailbox id", length=MAILBOX_ID_LEN)
         sender_data = cbor.as_bytes(items[3], "sender data",
@@ -152,37 +174,40 @@ class GroupMessage:
                                    max_length=PAD_BUCKETS[-1] + suite.aead_tag_len)
         if len(ciphertext) - suite.aead_tag_len not in PAD_BUCKETS:
             raise DecodeError("ciphertext length is not a padding bucket")
-        return cls(mailbox, sender_data, ciphertext)
+        return cls(mailbox, sender_data, ciphertext, version)
 
     @classmethod
-    def _parse_canonical(cls, suite: Suite, blob: bytes) -> GroupMessage | None:
+    def _parse_canonical(cls, suite: Suite, blob: bytes, version: int = VERSION
+                         ) -> GroupMessage | None:
         """The common case through `cbor.decode_flat`: every check of the strict path, so both
         paths accept the same blobs with the same result; None sends the blob to the strict
         path, which names what is wrong."""
         items = cbor.decode_flat(blob, 5)
         if items is None:
             return None
-        kind, version, mailbox, sender_data, ciphertext = items
-        if (kind != WIRE_GROUP_MESSAGE or version != VERSION
+        kind, found, mailbox, sender_data, ciphertext = items
+        if (kind != WIRE_GROUP_MESSAGE or found != version
                 or type(mailbox) is not bytes or len(mailbox) != MAILBOX_ID_LEN
                 or type(sender_data) is not bytes
                 or len(sender_data) != SENDER_DATA_LEN + suite.aead_tag_len
                 or type(ciphertext) is not bytes
                 or len(ciphertext) - suite.aead_tag_len not in PAD_BUCKETS):
             return None
-        return cls(mailbox, sender_data, ciphertext)
+        return cls(mailbox, sender_data, ciphertext, version)
 
 
 @functools.lru_cache(maxsize=256)
-def _tbs_prefix(suite_id: int, group_id: bytes, epoch: int) -> bytes:
+def _tbs_prefix(suite_id: int, group_id: bytes, epoch: int, version: int = VERSION) -> bytes:
     """The signed content's first five elements, without the array head."""
-    return cbor.encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, VERSION, suite_id, group_id, epoch))[1:]
+    return cbor.encode_flat((LABEL_GROUP_CONTENT_SIGNATURE, version, suite_id, group_id,
+                             epoch))[1:]
 
 
-# [WIRE_GROUP_MESSAGE, VERSION, mailbox id (32 bytes), ...
-_MESSAGE_PREFIX = (b"\x85"  # CBOR array of 5
-                   + cbor.encode_flat((WIRE_GROUP_MESSAGE, VERSION))[1:]
-                   + cbor.bstr_head(MAILBOX_ID_LEN))
+# [WIRE_GROUP_MESSAGE, version, mailbox id (32 bytes), ... per wire version
+_MESSAGE_PREFIXES = {v: (b"\x85"  # CBOR array of 5
+                         + cbor.encode_flat((WIRE_GROUP_MESSAGE, v))[1:]
+                         + cbor.bstr_head(MAILBOX_ID_LEN))
+                     for v in (VERSION, VERSION_V2)}
 _TBS_HEAD = b"\x8a"  # the signed content is a CBOR array of 10
 
 
@@ -250,7 +275,9 @@ def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageK
     """Sign, pad and encrypt `content`; returns the blob for `mailbox_id`.
 
     `sender_data_hmac`, if given, must be `sender_data_mac(suite, sender_data_secret)`."""
-    if content.content_type not in CONTENT_TYPES:
+    if content.version not in VERSIONS:
+        raise UsageError("unknown group message version")
+    if content.content_type not in content_types(content.version):
         raise UsageError("unknown content type")
     if len(content.body) > MAX_BODY:
         raise UsageError(f"message body larger than {MAX_BODY} bytes")
@@ -266,7 +293,7 @@ def seal(suite: Suite, content: Content, signing_key: SigningKey, keys: MessageK
     sender_data = (content.sender.to_bytes(4, "big") + content.generation.to_bytes(4, "big")
                    + reuse_guard)  # SenderData(...).to_bytes()
     encrypted_sd = suite.aead_encrypt(sd_key, sd_nonce, sender_data, aad)
-    return GroupMessage(mailbox_id, encrypted_sd, ciphertext).to_bytes()
+    return GroupMessage(mailbox_id, encrypted_sd, ciphertext, content.version).to_bytes()
 
 
 def open_sender_data(suite: Suite, message: GroupMessage, sender_data_secret: bytes, *,
@@ -297,7 +324,7 @@ def open_content(suite: Suite, message: GroupMessage, sender_data: SenderData, k
         items = cbor.as_list(cbor.decode(inner, max_size=len(plaintext), max_items=8,
                                          max_depth=2), "group content", length=4)
     content_type = cbor.as_int(items[0], "content type")
-    if content_type not in CONTENT_TYPES:
+    if content_type not in content_types(message.version):
         raise DecodeError("unknown content type")
     last_seen = cbor.as_bytes(items[1], "last seen digest", max_length=suite.hash_len)
     if len(last_seen) not in (0, suite.hash_len):
@@ -305,7 +332,7 @@ def open_content(suite: Suite, message: GroupMessage, sender_data: SenderData, k
     body = cbor.as_bytes(items[2], "body", max_length=MAX_BODY)
     signature = cbor.as_bytes(items[3], "signature", length=suite.signature_len)
     content = Content(suite.suite_id, group_id, epoch, sender_data.sender,
-                      sender_data.generation, content_type, last_seen, body)
+                      sender_data.generation, content_type, last_seen, body, message.version)
     verifying_key.verify(signature, content.to_be_signed())
     return content
 

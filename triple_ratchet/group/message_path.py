@@ -11,12 +11,23 @@ import hmac
 
 from triple_ratchet.errors import (
     AuthenticationError,
+    DecodeError,
+    LimitExceeded,
     ProtocolError,
     StateError,
+    UnsupportedError,
+    UsageError,
 )
-from triple_ratchet.group.epoch import MAX_ECHO_CHECK, EpochState, evolve
+from triple_ratchet.group.epoch import (
+    MAX_HELD_TOTAL,
+    MAX_SKIPPED_TOTAL,
+    EpochState,
+    echo_window,
+    evolve,
+)
 from triple_ratchet.group.events import (
     Event,
+    ForkDetected,
     GapDetected,
     MessageReceived,
     MessagesLost,
@@ -24,6 +35,8 @@ from triple_ratchet.group.events import (
 )
 from triple_ratchet.group.message import (
     CONTENT_APPLICATION,
+    MAX_BODY,
+    VERSION_V2,
     Content,
     GroupMessage,
     open_content,
@@ -35,6 +48,16 @@ from triple_ratchet.group.sender_chain import new_reuse_guard
 from triple_ratchet.group.session_state import Out, SessionState
 from triple_ratchet.random import RandomSource
 
+# Version 2 grace (spec 09 §9.11, 11.v2.29): an epoch-e message from a member of e+1 is still
+# delivered up to this long (hub time) after the entry time of the commit that decided e.
+GRACE_MS = 300_000
+
+
+class AlteredEcho(AuthenticationError):
+    """A group-mailbox entry under our index and a generation we sent, not byte-identical to
+    what we sent (version 1 reports it as this `AuthenticationError`, version 2 as a
+    `ForkDetected` event)."""
+
 
 def encrypt_in_epoch(state: EpochState, content_type: int, body: bytes,
                      rng: RandomSource) -> tuple[bytes, EpochState]:
@@ -42,12 +65,13 @@ def encrypt_in_epoch(state: EpochState, content_type: int, body: bytes,
     suite = state.suite
     keys, chain = state.sending.step(suite)
     content = Content(suite.suite_id, state.group_id, state.epoch, state.own_index,
-                      keys.generation, content_type, state.last_seen, body)
+                      keys.generation, content_type, state.last_seen, body, state.version)
     blob = seal(suite, content, state.own_signing_key(), keys, new_reuse_guard(rng),
                 state.sender_data_secret, state.mailbox_id,
                 sender_data_hmac=state.sender_data_hmac())
     digest = content.digest(suite)
-    sent = (*state.sent_blobs[len(state.sent_blobs) + 1 - MAX_ECHO_CHECK:], suite.hash(blob))
+    window = echo_window(state.version)
+    sent = (*state.sent_blobs[len(state.sent_blobs) + 1 - window:], suite.hash(blob))
     return blob, evolve(state, sending=chain, last_sent=digest, last_seen=digest,
                         known_digests=state.known_digests.add(digest), sent_blobs=sent)
 
@@ -60,6 +84,8 @@ def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | Non
     `max_count` is the grace period's bound: the sender's announced message count.
     """
     suite = state.suite
+    if message.version != state.version:
+        raise DecodeError("group message of another wire version than its epoch")
     sender_data = open_sender_data(suite, message, state.sender_data_secret,
                                    sender_data_hmac=state.sender_data_hmac())
     if not 0 <= sender_data.sender < len(state.roster):
@@ -70,13 +96,21 @@ def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | Non
             age = state.sending.generation - sender_data.generation
             if age <= len(state.sent_blobs) and not hmac.compare_digest(
                     suite.hash(message.to_bytes()), state.sent_blobs[-age]):
-                raise AuthenticationError("echo of our own message differs from what we sent")
+                raise AlteredEcho("echo of our own message differs from what we sent")
             return None, sender_data.generation, state
         raise ProtocolError("message claims our own index for a generation we never sent")
     if max_count is not None and sender_data.generation >= max_count:
         raise ProtocolError("old-epoch message past the sender's announced generation")
     chain = state.receiving_chain(sender_data.sender)
     keys, new_chain = chain.keys_for(suite, sender_data.generation)
+    if state.version == VERSION_V2 and len(new_chain.skipped) > len(chain.skipped):
+        # Group-wide cap (R13): the sender whose gap overflowed it loses its oldest keys
+        # (those messages are then lost, as with the per-sender bound).
+        excess = state.skipped_total() - len(chain.skipped) + len(new_chain.skipped) \
+            - MAX_SKIPPED_TOTAL
+        if excess > 0:
+            new_chain = type(new_chain)(new_chain.chain_key, new_chain.next_generation,
+                                        new_chain.skipped[excess:])
     content = open_content(suite, message, sender_data, keys, state.group_id, state.epoch,
                            state.verifying_key(sender_data.sender))
     # Only now, with the signature verified, is the sender's generation consumed.
@@ -159,3 +193,70 @@ def send_application(s: SessionState, plaintext: bytes, rng: RandomSource, out: 
     blob, state = encrypt_in_epoch(s.epoch, CONTENT_APPLICATION, plaintext, rng)
     out.sends.append(Outgoing(state.mailbox_id, blob))
     return evolve(s, epoch=state, messages_in_epoch=s.messages_in_epoch + 1)
+
+
+# --- version 2 (spec 09 §9.11) -------------------------------------------------------------
+
+
+def deliverable_by_hub_time(t: int, decided_t: int | None, sender_in_next_roster: bool,
+                            grace_ms: int = GRACE_MS) -> bool:
+    """Whether an epoch-e message with hub time `t` is delivered (11.v2.29): always while e is
+    undecided; else iff `t <= t(C(e))`, or its sender is in e+1's roster and
+    `t <= t(C(e)) + GRACE`."""
+    if decided_t is None or t <= decided_t:
+        return True
+    return sender_in_next_roster and t <= decided_t + grace_ms
+
+
+def encrypt_v2(state: EpochState, plaintext: bytes, rng: RandomSource
+               ) -> tuple[Outgoing, EpochState]:
+    """R11: the plaintext is checked at once and sealed now, never held for later."""
+    if state.version != VERSION_V2:
+        raise UsageError("not a version-2 epoch")
+    if not isinstance(plaintext, bytes | bytearray):
+        raise UsageError("plaintext must be bytes")
+    if len(plaintext) > MAX_BODY:
+        raise LimitExceeded(f"message body larger than {MAX_BODY} bytes")
+    blob, new_state = encrypt_in_epoch(state, CONTENT_APPLICATION, bytes(plaintext), rng)
+    return Outgoing(state.mailbox_id, blob), new_state
+
+
+def parse_v2(state: EpochState, blob: bytes) -> GroupMessage:
+    """Parse a group-mailbox entry for a version-2 epoch: version 1 is `UnsupportedError`."""
+    message = GroupMessage.from_bytes(state.suite, blob, version=VERSION_V2)
+    if message.version != VERSION_V2:  # pragma: no cover - from_bytes guarantees it
+        raise UnsupportedError("protocol version 1 is no longer supported")
+    return message
+
+
+def receive_v2(state: EpochState, message: GroupMessage, t: int, now_ms: int, *,
+               decided_t: int | None = None,
+               next_roster: frozenset[bytes] | None = None) -> tuple[list[Event], EpochState]:
+    """One authentic-or-refused group-mailbox entry of a version-2 epoch, by hub time `t`.
+
+    `decided_t` is t(C(e)) once e's deciding commit is known, `next_roster` the identities of
+    e+1's roster. Raises (state unchanged) on forged, replayed or malformed input; reports an
+    altered echo of ours and a message past the grace as `ForkDetected` (state unchanged)."""
+    try:
+        content, _, opened = open_in_epoch(state, message)
+    except AlteredEcho:
+        return [ForkDetected("altered echo of our message",
+                             state.roster[state.own_index].identity_key,
+                             "a group-mailbox entry under our index differs from what we sent")
+                ], state
+    if content is None:
+        return [], state  # the hub's echo of our own message
+    identity = state.roster[content.sender].identity_key
+    if not deliverable_by_hub_time(t, decided_t,
+                                   next_roster is not None and identity in next_roster):
+        return [ForkDetected("member still in previous epoch", identity,
+                             f"epoch {state.epoch} message after its epoch was decided")], state
+    events, opened = order_in_epoch(opened, content, now_ms)
+    if opened.held_total() > MAX_HELD_TOTAL:
+        # Group-wide cap (R13): give up the gap of the sender whose held message is oldest;
+        # its run behind the gap is delivered and the gap reported MessagesLost.
+        oldest = min((o.held[0].received_ms, i) for i, o in enumerate(opened.order) if o.held)[1]
+        result, order = opened.order[oldest].expire(2**62)
+        opened = _deliveries_seen(opened.with_order(oldest, order), result)
+        events.extend(_events_for(opened, oldest, result))
+    return events, opened

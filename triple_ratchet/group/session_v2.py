@@ -1,0 +1,968 @@
+"""GroupSession on version 2 of the epoch change (spec 11 "Version 2", 09 §9.11): sans-IO.
+
+The caller moves blobs: everything `receive`, `tick`, `propose` and `encrypt` return as
+`Outgoing(mailbox_id, blob)` goes to that hub mailbox (group, control or a joiner's inbox), and
+every entry of every mailbox in `mailboxes()` comes back through `receive(blob, now,
+entry_time=t)` in hub order, our own entries included (we judge our control entries when the hub
+echoes them, in their place, as every other reader does).
+
+**Catch-up and `caught_up`.** The session judges a control mailbox entry by entry as any reader
+does, but it *acts* on it (announces, posts round items, TICKs, commits) only once the caller has
+said that it has read that mailbox to its current end: `caught_up(mailbox_id, now)`. A member back
+after many epochs therefore reads each control mailbox up to its deciding commit without posting
+anything into history, moves to the next epoch, and reads on; each old epoch's group mailbox
+stays in `mailboxes()` until `caught_up` is called for it (or one of its entries is read past the
+grace, 11.v2.29), then its reading state is deleted. An online caller calls `caught_up` after
+each fetch that returned everything (a new epoch's mailboxes start "not caught up").
+
+Times: `now` is the caller's clock in seconds; `entry_time` the hub's acceptance time in ms.
+Deadlines and grace are judged on hub time only; the caller's clock only says when to TICK,
+when the announcement jitter is over and when a later committee member posts the commit.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from triple_ratchet import cbor
+from triple_ratchet.errors import (
+    DecodeError,
+    LimitExceeded,
+    ProtocolError,
+    RemoteError,
+    StateError,
+    TripleRatchetError,
+    UnsupportedError,
+    UsageError,
+)
+from triple_ratchet.group.change_proposal import (
+    KIND_ADD,
+    KIND_REFRESH,
+    KIND_REMOVE,
+    KIND_RESUME,
+    ChangeProposal,
+)
+from triple_ratchet.group.committee import (
+    RunSeed,
+    local_round2,
+    make_announcement,
+    make_commit,
+    make_round1,
+    make_round3,
+    open_commit,
+)
+from triple_ratchet.group.control import (
+    TYPE_ANNOUNCEMENT,
+    TYPE_COMMIT,
+    TYPE_EVIDENCE,
+    TYPE_PROPOSAL,
+    TYPE_RECORD,
+    TYPE_ROUND1,
+    TYPE_ROUND3,
+    TYPE_TICK,
+    seal_entry,
+    sign_identity_entry,
+    sign_member_entry,
+)
+from triple_ratchet.group.control_log import (
+    ANNOUNCE,
+    COMMIT,
+    COMMITTEE_SIZE,
+    EPOCH_MIN_AGE,
+    ROUND1,
+    ROUND3,
+    WAITING,
+    ControlLog,
+    Entry,
+    EpochView,
+)
+from triple_ratchet.group.epoch import EpochState, Member
+from triple_ratchet.group.events import (
+    EpochChanged,
+    Event,
+    Ignored,
+    MembershipChanged,
+    Outgoing,
+    RejoinNeeded,
+    RemovedFromGroup,
+)
+from triple_ratchet.group.join_keys import JoinKeyring
+from triple_ratchet.group.key_schedule import EpochSecretsV2
+from triple_ratchet.group.message import WIRE_GROUP_MESSAGE
+from triple_ratchet.group.message_path import (
+    GRACE_MS,
+    encrypt_v2,
+    expire_in_epoch,
+    parse_v2,
+    receive_v2,
+)
+from triple_ratchet.group.notice import (
+    CreatorStart,
+    DecidedChange,
+    JoinStart,
+    build_notices,
+    check_rejoin_request,
+    create_group,
+    make_rejoin_request,
+)
+from triple_ratchet.group.records import (
+    PURPOSE_ROTATE,
+    RECORD_SEED_LEN,
+    JoinKey,
+    MemberKeyRecord,
+    RecordKeys,
+    decode_keys,
+)
+from triple_ratchet.group.roster import Roster
+from triple_ratchet.group.sealing import Sealing
+from triple_ratchet.identity import Identity, IdentityKeyPair
+from triple_ratchet.mailbox import MAILBOX_ID_LEN
+from triple_ratchet.random import RandomSource, system_random
+from triple_ratchet.suites import SigningKey, Suite, suite_by_id
+
+STATE_WIRE = "triple-ratchet group session"
+STATE_VERSION = 2
+V1_UNSUPPORTED = "protocol version 1 is no longer supported"
+MAX_STATE_LEN = 64 * 1024 * 1024
+# Old epochs whose group mailbox is still read (grace, or catch-up not yet told done).
+MAX_OLD_EPOCHS = 64
+# Own records whose private keys are kept (R10: until a commit applied a newer one).
+MAX_OWN_RECORDS = 16
+ACTIVE, REMOVED, REJOIN = "active", "removed", "rejoin needed"
+_WIRE_CONTROL = 0x22
+# Our clock's wait before announcing again when our announcement of a run did not count.
+ANNOUNCE_RETRY = 5_000
+TICK_RETRY = 5_000
+MAX_TICKS = 8
+
+
+@dataclass(frozen=True)
+class OwnRecord:
+    """One of our records (or the join key we joined with) and the seed of its private keys."""
+
+    keys_bytes: bytes  # SignedRecord or SignedJoinKey
+    seed: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class OldEpoch:
+    """An epoch whose change was decided; its group mailbox is still read (11.v2.29)."""
+
+    state: EpochState
+    decided_t: int
+    next_roster: frozenset[bytes]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What we did in the current run of the current epoch (a member acts once per step)."""
+
+    run: int = 0
+    seed: bytes = field(default=b"", repr=False)  # stored before the announcement (R6, R14)
+    announce_at_ms: int | None = None  # caller's clock: jitter over
+    announced: bool = False
+    round1: bool = False
+    round3: bool = False
+    commit: bool = False
+    commit_phase_seen_ms: int | None = None
+    ticked: tuple[int, str] = (0, "")  # (run, phase) of our last TICK
+
+
+@dataclass(frozen=True)
+class _State:
+    suite_id: int
+    group_id: bytes
+    status: str
+    epoch: EpochState | None
+    log: ControlLog | None
+    control_access_key: bytes = field(repr=False)
+    records: tuple[OwnRecord, ...] = field(repr=False)
+    old: tuple[OldEpoch, ...] = ()
+    run: _Run = _Run()
+    control_cursor: int = -1  # our count of entries read in the current control mailbox
+    caught_up: frozenset[bytes] = frozenset()
+    proposed: bool = False  # our proposal of this epoch is pending
+    # (identity, inbox id) of members whose rejoin request we turned into a resume proposal:
+    # we send each its notice once the proposal is applied (11.v2.28).
+    resume_inboxes: tuple[tuple[bytes, bytes], ...] = ()
+
+
+def _members(roster: Roster) -> list[Member]:
+    return [Member(e.identity, e.signing_key) for e in roster.entries]
+
+
+def _view(suite: Suite, group_id: bytes, epoch: int, secrets: EpochSecretsV2, roster: Roster,
+          t0: int | None, carried: tuple[bytes, ...],
+          dormant_before: frozenset[bytes] = frozenset()) -> EpochView:
+    return EpochView(suite, group_id, epoch, secrets.epoch_id, roster, t0, carried,
+                     secrets.init_secret_next, secrets.control_traffic_key,
+                     secrets.control_mailbox.mailbox_id, dormant_before)
+
+
+class GroupSessionV2:
+    """One member's view of one group (version 2). See the module docstring for the I/O rules."""
+
+    def __init__(self, identity: IdentityKeyPair, state: _State, *,
+                 rng: RandomSource = system_random) -> None:
+        self._identity = identity
+        self._s = state
+        self._rng = rng
+
+    # --- starting -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, identity: IdentityKeyPair, join_keys: Sequence[JoinKey], now: float, *,
+               group_id: bytes | None = None, rng: RandomSource = system_random
+               ) -> tuple[GroupSessionV2, list[Outgoing]]:
+        """Create a group with the members whose join keys the caller fetched from the hub
+        directory (`take_join_key`); returns the session and the notices (chunks to each
+        joiner's inbox)."""
+        suite = identity.suite
+        gid = group_id if group_id is not None else rng(32)
+        seed = rng(RECORD_SEED_LEN)
+        keys = RecordKeys.from_seed(suite, seed)
+        start, notices = create_group(identity, keys, group_id=gid, join_keys=join_keys,
+                                      now=int(now * 1000), rng=rng)
+        session = cls._from_start(identity, start, OwnRecord(start.record.to_bytes(), seed),
+                                  rng)
+        out = [Outgoing(n.inbox_id, c) for n in notices for c in n.chunks]
+        return session, out
+
+    @classmethod
+    def _from_start(cls, identity: IdentityKeyPair, start: CreatorStart, own: OwnRecord,
+                    rng: RandomSource) -> GroupSessionV2:
+        suite = start.suite
+        epoch = EpochState.from_secrets_v2(
+            start.secrets, group_id=start.group_id, epoch=1, roster=_members(start.roster),
+            own_index=0, signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
+        log = ControlLog.start(_view(suite, start.group_id, 1, start.secrets, start.roster,
+                                     None, ()))
+        state = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
+                       start.secrets.control_mailbox.access_key.to_bytes(), (own,))
+        return cls(identity, state, rng=rng)
+
+    @classmethod
+    def join(cls, identity: IdentityKeyPair, start: JoinStart, keyring: JoinKeyring, *,
+             rng: RandomSource = system_random) -> tuple[GroupSessionV2, JoinKeyring]:
+        """Start our first epoch from a verified notice (`notice.open_notice(..., keys=
+        keyring.keys())`). Returns the session and the keyring without the one-time key used.
+        Post a rotation record soon (`rotate`, R10)."""
+        suite = start.suite
+        held = next((h for h in keyring.held
+                     if hmac.compare_digest(h.join_key.receive_key, start.opened_with)), None)
+        if held is None:
+            raise UsageError("no join key of this keyring opened the notice")
+        if not hmac.compare_digest(start.own_entry.identity, identity.public.to_bytes()):
+            raise UsageError("the notice is for another identity")
+        epoch = EpochState.from_secrets_v2(
+            start.secrets, group_id=start.group_id, epoch=start.epoch,
+            roster=_members(start.roster), own_index=start.own_index,
+            signing_key=held.keys().signing_key)
+        log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
+                                     start.roster, start.t0, start.carried))
+        state = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
+                       start.secrets.control_mailbox.access_key.to_bytes(),
+                       (OwnRecord(held.join_key.to_bytes(), held.seed),))
+        return cls(identity, state, rng=rng), keyring.used(start.opened_with)
+
+    def resume(self, start: JoinStart) -> list[Event]:
+        """Continue from a notice for our resume record (11.v2.31): the notice was opened with
+        `open_notice(..., keys=session.resume_keys())`. Our old epochs are dropped."""
+        if not start.resumed:
+            raise UsageError("not a notice for a resume")
+        own = next((r for r in self._s.records
+                    if RecordKeys.from_seed(self.suite, r.seed).receive_public
+                    == start.opened_with), None)
+        if own is None:
+            raise UsageError("no resume record of ours opened the notice")
+        if not hmac.compare_digest(start.own_entry.identity, self._identity.public.to_bytes()):
+            raise UsageError("the notice is for another identity")
+        suite = start.suite
+        epoch = EpochState.from_secrets_v2(
+            start.secrets, group_id=start.group_id, epoch=start.epoch,
+            roster=_members(start.roster), own_index=start.own_index,
+            signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
+        log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
+                                     start.roster, start.t0, start.carried))
+        self._s = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
+                         start.secrets.control_mailbox.access_key.to_bytes(), (own,))
+        return [EpochChanged(start.epoch, start.secrets.epoch_id,
+                             tuple(e.identity for e in start.roster.entries))]
+
+    def resume_keys(self) -> tuple[RecordKeys, ...]:
+        """The private keys of our records, to open a resume notice with."""
+        return tuple(RecordKeys.from_seed(self.suite, r.seed) for r in self._s.records)
+
+    def rejoin_request(self, inbox_id: bytes) -> bytes:
+        """A `RejoinRequest` to send to a member over a pairwise session (11.v2.31), when
+        `RejoinNeeded` was reported (or our keys were lost): a resume record with fresh keys,
+        stored before the request leaves; the notice will come to `inbox_id`."""
+        if self._s.log is None:
+            raise StateError("no roster entry to resume (removed members come back by an add)")
+        view = self._s.log.view
+        me = self._identity.public.to_bytes()
+        index = view.roster.index_of(me)
+        if index is None:
+            raise StateError("not in the roster we know")
+        entry = view.roster.entries[index]
+        if len(self._s.records) >= MAX_OWN_RECORDS:
+            raise LimitExceeded("too many of our records wait for a commit")
+        seed = self._rng(RECORD_SEED_LEN)
+        keys = RecordKeys.from_seed(self.suite, seed)
+        request = make_rejoin_request(
+            self._identity, keys, group_id=self._s.group_id,
+            own_counters=[entry.counter] + [self._own_keys(r).counter for r in self._s.records],
+            anchor=entry.anchor, inbox_id=inbox_id)
+        self._s = replace(self._s, records=(*self._s.records,
+                                            OwnRecord(request.record.to_bytes(), seed)))
+        return request.to_bytes()
+
+    def on_rejoin_request(self, data: bytes, peer: Identity, now: float
+                          ) -> tuple[list[Event], list[Outgoing]]:
+        """A member's rejoin request received over the pairwise session with `peer`: checked
+        (11.v2.31; a bad one is `Ignored`), then posted as our resume proposal (it is our
+        pending proposal); we send the notice once it is applied."""
+        self._check_active()
+        log = self._log()
+        try:
+            request = check_rejoin_request(self.suite, data, group_id=self._s.group_id,
+                                           peer=peer, roster=log.view.roster)
+        except RemoteError as exc:
+            return [Ignored(f"rejoin request: {exc}", peer.to_bytes())], []
+        if self._s.proposed or any(p.identity == self._identity.public.to_bytes()
+                                   for p in log.pending):
+            return [Ignored("rejoin request: our proposal of this epoch is pending",
+                            peer.to_bytes())], []
+        view = log.view
+        proposal = ChangeProposal.make(self.suite, KIND_RESUME, group_id=view.group_id,
+                                       epoch=view.epoch, epoch_id=view.epoch_id,
+                                       author=self._identity.public.to_bytes(),
+                                       change=request.record)
+        ce = sign_identity_entry(self._identity, TYPE_PROPOSAL, group_id=view.group_id,
+                                 epoch=view.epoch, author=self.own_index,
+                                 body=proposal.to_bytes())
+        inboxes = (*self._s.resume_inboxes[-15:], (request.record.identity, request.inbox_id))
+        self._s = replace(self._s, proposed=True, resume_inboxes=inboxes)
+        return [], [self._control_out(ce)]
+
+    # --- reading --------------------------------------------------------------------------
+
+    @property
+    def suite(self) -> Suite:
+        return suite_by_id(self._s.suite_id)
+
+    @property
+    def status(self) -> str:
+        return self._s.status
+
+    @property
+    def group_id(self) -> bytes:
+        return self._s.group_id
+
+    def _current(self) -> EpochState:
+        if self._s.epoch is None:
+            raise StateError(f"no current epoch (session {self._s.status})")
+        return self._s.epoch
+
+    def _log(self) -> ControlLog:
+        if self._s.log is None:
+            raise StateError(f"no current epoch (session {self._s.status})")
+        return self._s.log
+
+    @property
+    def epoch(self) -> int:
+        return self._current().epoch
+
+    @property
+    def public_epoch_id(self) -> bytes:
+        return self._current().public_epoch_id
+
+    @property
+    def roster(self) -> tuple[bytes, ...]:
+        return tuple(m.identity_key for m in self._current().roster)
+
+    @property
+    def own_index(self) -> int:
+        return self._current().own_index
+
+    @property
+    def mailbox_id(self) -> bytes:
+        return self._current().mailbox_id
+
+    @property
+    def control_mailbox_id(self) -> bytes:
+        return self._log().view.mailbox_id
+
+    @property
+    def control_log(self) -> ControlLog:
+        return self._log()
+
+    def mailboxes(self) -> tuple[bytes, ...]:
+        """Every mailbox to read now: the current group and control mailboxes, then the group
+        mailboxes of old epochs still read (grace or catch-up)."""
+        s = self._s
+        boxes: list[bytes] = []
+        if s.epoch is not None and s.log is not None:
+            boxes += [s.epoch.mailbox_id, s.log.view.mailbox_id]
+        boxes += [o.state.mailbox_id for o in s.old]
+        return tuple(boxes)
+
+    def mailbox_access_key(self, mailbox_id: bytes) -> SigningKey:
+        s = self._s
+        if s.log is not None and s.log.view.mailbox_id == mailbox_id:
+            return self.suite.signing_from_bytes(s.control_access_key)
+        for e in ([s.epoch] if s.epoch else []) + [o.state for o in s.old]:
+            if e.mailbox_id == mailbox_id:
+                return self.suite.signing_from_bytes(e.mailbox_access_key)
+        raise UsageError("not a mailbox of this session")
+
+    # --- verbs ----------------------------------------------------------------------------
+
+    def encrypt(self, plaintext: bytes, now: float) -> list[Outgoing]:
+        """Seal one application message now (R11: nothing is held; `LimitExceeded` at once
+        for an oversized plaintext)."""
+        self._check_active()
+        out, epoch = encrypt_v2(self._current(), plaintext, self._rng)
+        self._s = replace(self._s, epoch=epoch)
+        return [out]
+
+    def propose(self, now: float, *, add: Sequence[JoinKey] = (),
+                remove: Sequence[Identity | bytes] = (), refresh: bool = False
+                ) -> list[Outgoing]:
+        """Post proposals into the current control mailbox: each add carries the joiner's
+        join key the caller fetched from the directory (sans-IO), each remove an identity.
+        The rules allow one pending proposal per author (11.v2.17): a second one is refused
+        here with `UsageError`."""
+        self._check_active()
+        changes: list[tuple[int, object]] = [(KIND_ADD, jk) for jk in add]
+        for r in remove:
+            changes.append((KIND_REMOVE, r.to_bytes() if isinstance(r, Identity) else r))
+        if refresh:
+            changes.append((KIND_REFRESH, None))
+        if len(changes) != 1:
+            raise UsageError("one proposal at a time: the rules keep one pending per author")
+        if self._s.proposed or any(p.identity == self._identity.public.to_bytes()
+                                   for p in self._log().pending):
+            raise UsageError("our proposal of this epoch is still pending")
+        kind, change = changes[0]
+        if kind == KIND_ADD and not isinstance(change, JoinKey):
+            raise UsageError("add= takes the joiner's JoinKey (fetched with take_join_key)")
+        view = self._log().view
+        proposal = ChangeProposal.make(self.suite, kind, group_id=view.group_id,
+                                       epoch=view.epoch, epoch_id=view.epoch_id,
+                                       author=self._identity.public.to_bytes(),
+                                       change=change)  # type: ignore[arg-type]
+        ce = sign_identity_entry(self._identity, TYPE_PROPOSAL, group_id=view.group_id,
+                                 epoch=view.epoch, author=self.own_index,
+                                 body=proposal.to_bytes())
+        self._s = replace(self._s, proposed=True)
+        return [self._control_out(ce)]
+
+    def rotate(self, now: float) -> list[Outgoing]:
+        """Post a rotation record (R10): fresh receive and signing keys, applied by the next
+        commit; the older private keys are deleted only after that commit."""
+        self._check_active()
+        view = self._log().view
+        own_entry = view.roster.entries[self.own_index]
+        counters = [own_entry.counter] + [self._own_keys(r).counter for r in self._s.records]
+        seed = self._rng(RECORD_SEED_LEN)
+        keys = RecordKeys.from_seed(self.suite, seed)
+        record = MemberKeyRecord.sign(self._identity, keys, group_id=view.group_id,
+                                      counter=max(counters) + 1, purpose=PURPOSE_ROTATE,
+                                      anchor=own_entry.anchor)
+        if len(self._s.records) >= MAX_OWN_RECORDS:
+            raise LimitExceeded("too many of our records wait for a commit")
+        ce = sign_identity_entry(self._identity, TYPE_RECORD, group_id=view.group_id,
+                                 epoch=view.epoch, author=self.own_index,
+                                 body=record.to_bytes())
+        # Stored before it is posted: the caller saves the state before sending (R10).
+        self._s = replace(self._s, records=(*self._s.records,
+                                            OwnRecord(record.to_bytes(), seed)))
+        return [self._control_out(ce)]
+
+    def caught_up(self, mailbox_id: bytes, now: float) -> tuple[list[Event], list[Outgoing]]:
+        """The caller has read `mailbox_id` to its current end. For the control mailbox: the
+        session may act in it from now on. For an old epoch's group mailbox: its reading state
+        is deleted (nothing later of it will be read)."""
+        s = self._s
+        if any(o.state.mailbox_id == mailbox_id for o in s.old):
+            self._s = replace(s, old=tuple(o for o in s.old
+                                           if o.state.mailbox_id != mailbox_id))
+            return [], []
+        if mailbox_id not in self.mailboxes():
+            raise UsageError("not a mailbox of this session")
+        self._s = replace(s, caught_up=s.caught_up | {mailbox_id})
+        return self.tick(now)
+
+    def receive(self, blob: bytes, now: float, *, entry_time: int
+                ) -> tuple[list[Event], list[Outgoing]]:
+        """One entry of one of `mailboxes()`, with its hub time. Forged, replayed or malformed
+        group messages raise (state unchanged); control entries never raise (bad ones are
+        reported and ignored)."""
+        if not isinstance(blob, bytes | bytearray):
+            raise UsageError("expected bytes")
+        if type(entry_time) is not int or entry_time < 0:
+            raise UsageError("entry_time is the hub's acceptance time in ms")
+        if self._s.status != ACTIVE:
+            return [Ignored(f"session {self._s.status}")], []
+        blob = bytes(blob)
+        kind, mailbox = _peek(blob)
+        now_ms = int(now * 1000)
+        if kind == WIRE_GROUP_MESSAGE:
+            events = self._on_group(blob, mailbox, entry_time, now_ms)
+            more, out = self.tick(now)
+            return events + more, out
+        if kind == _WIRE_CONTROL:
+            log = self._log()
+            if mailbox != log.view.mailbox_id:
+                return [Ignored("control entry of another epoch")], []
+            events, out = self._on_control(blob, entry_time, now_ms)
+            more, out2 = self.tick(now)
+            return events + more, out + out2
+        raise DecodeError("neither a group message nor a control entry")
+
+    def tick(self, now: float) -> tuple[list[Event], list[Outgoing]]:
+        """Expire gaps and act in the current run when due (by our clock)."""
+        if self._s.status != ACTIVE or self._s.epoch is None:
+            return [], []
+        now_ms = int(now * 1000)
+        events, epoch = expire_in_epoch(self._s.epoch, now_ms)
+        self._s = replace(self._s, epoch=epoch)
+        out = self._act(now_ms)
+        return events, out
+
+    # --- group messages -------------------------------------------------------------------
+
+    def _on_group(self, blob: bytes, mailbox: bytes, t: int, now_ms: int) -> list[Event]:
+        s = self._s
+        epoch = self._current()
+        if mailbox == epoch.mailbox_id:
+            message = parse_v2(epoch, blob)
+            events, new = receive_v2(epoch, message, t, now_ms)
+            self._s = replace(s, epoch=new)
+            return events
+        for i, o in enumerate(s.old):
+            if o.state.mailbox_id == mailbox:
+                message = parse_v2(o.state, blob)
+                events, new = receive_v2(o.state, message, t, now_ms, decided_t=o.decided_t,
+                                         next_roster=o.next_roster)
+                old = list(s.old)
+                if t > o.decided_t + GRACE_MS:
+                    del old[i]  # nothing later of this mailbox can be delivered (11.v2.29)
+                else:
+                    old[i] = replace(o, state=new)
+                self._s = replace(s, old=tuple(old))
+                return events
+        raise ProtocolError("group message for a mailbox this session does not read")
+
+    # --- control entries ------------------------------------------------------------------
+
+    def _control_out(self, ce: object) -> Outgoing:
+        log = self._log()
+        return Outgoing(log.view.mailbox_id,
+                        seal_entry(self.suite, log.view.traffic_key, log.view.mailbox_id,
+                                   ce, self._rng))  # type: ignore[arg-type]
+
+    def _on_control(self, blob: bytes, t: int, now_ms: int
+                    ) -> tuple[list[Event], list[Outgoing]]:
+        s = self._s
+        cursor = s.control_cursor + 1
+        log, events = self._log().judge(Entry(cursor, t, blob))
+        self._s = replace(s, log=log, control_cursor=cursor)
+        if log.decided is None:
+            return list(events), []
+        more, out = self._process_commit(now_ms)
+        return list(events) + more, out
+
+    def _own_keys(self, own: OwnRecord) -> MemberKeyRecord | JoinKey:
+        return decode_keys(self.suite, own.keys_bytes)
+
+    def _keys_for(self, keys: MemberKeyRecord | JoinKey) -> RecordKeys | None:
+        for own in self._s.records:
+            rk = RecordKeys.from_seed(self.suite, own.seed)
+            if rk.holds(keys):
+                return rk
+        return None
+
+    def _act(self, now_ms: int) -> list[Outgoing]:
+        """Honest member's steps in the current run (11.v2.18, 11.v2.19, 11.v2.22)."""
+        s = self._s
+        log = s.log
+        if log is None or s.epoch is None or log.decided is not None:
+            return []
+        if log.view.mailbox_id not in s.caught_up or log.attempt is None:
+            return []
+        run = log.run
+        me = self._identity.public.to_bytes()
+        mine = s.run if s.run.run == run.run else _Run(run=run.run)
+        out: list[Outgoing] = []
+        view = log.view
+        index = self.own_index
+        # Announce (after jitter, while < k eligible announcements are visible).
+        if (mine.announced and run.phase == WAITING and mine.announce_at_ms is not None
+                and now_ms > mine.announce_at_ms + ANNOUNCE_RETRY
+                and all(a.author != index for a in run.announcements)):
+            # Our announcement was judged invalid (posted too early by the hub's clock, say)
+            # and nobody else's started the run: announce again with a fresh seed.
+            mine = _Run(run=run.run)
+        if run.phase in (WAITING, ANNOUNCE) and not mine.announced and log.eligible(me):
+            eligible = sum(1 for a in run.announcements if a.eligible)
+            t0 = log.t0
+            age_ok = view.epoch == 1 or (t0 is not None and now_ms >= t0 + EPOCH_MIN_AGE)
+            if eligible < COMMITTEE_SIZE and age_ok:
+                if mine.announce_at_ms is None:
+                    jitter = int.from_bytes(self._rng(2), "big") % 2000
+                    mine = replace(mine, announce_at_ms=now_ms + jitter)
+                if now_ms >= (mine.announce_at_ms or 0):
+                    seed = RunSeed.generate(self.suite, self._rng)
+                    attempt = log.attempt
+                    body = make_announcement(seed, group_id=view.group_id, epoch=view.epoch,
+                                             run=run.run, identity=me,
+                                             applied_hash=attempt.applied_hash,
+                                             roster_hash=attempt.roster_hash).to_bytes()
+                    ce = sign_identity_entry(self._identity, TYPE_ANNOUNCEMENT,
+                                             group_id=view.group_id, epoch=view.epoch,
+                                             author=index, body=body)
+                    # The seed is in the state before the announcement leaves (R6, R14).
+                    mine = replace(mine, seed=seed.to_bytes(), announced=True)
+                    out.append(self._control_out(ce))
+        on_committee = index in run.committee and mine.seed != b""
+        signing = self._signing_key()
+        if on_committee and signing is not None:
+            seed = RunSeed.from_bytes(self.suite, mine.seed)
+            inputs = log.run_inputs()
+            if inputs is not None and run.phase == ROUND1 and not mine.round1:
+                item = make_round1(seed, inputs)
+                out.append(self._member_out(signing, TYPE_ROUND1, item.to_bytes()))
+                mine = replace(mine, round1=True)
+            if inputs is not None and run.phase == ROUND3 and not mine.round3:
+                round1 = [r[2] for r in run.round1 if r is not None]
+                local = local_round2(seed, inputs, round1)
+                if local.payloads is not None:
+                    item3, _ = make_round3(seed, inputs, round1, local.payloads,
+                                           view.init_secret)
+                    out.append(self._member_out(signing, TYPE_ROUND3, item3.to_bytes()))
+                elif local.blame is not None:
+                    out.append(self._member_out(signing, TYPE_EVIDENCE,
+                                                local.blame.to_bytes()))
+                mine = replace(mine, round3=True)
+            if inputs is not None and run.phase == COMMIT and not mine.commit:
+                seen = mine.commit_phase_seen_ms
+                if seen is None:
+                    seen = now_ms
+                    mine = replace(mine, commit_phase_seen_ms=seen)
+                position = run.committee.index(index)
+                if now_ms >= seen + position * 2000:
+                    round1 = [r[2] for r in run.round1 if r is not None]
+                    local = local_round2(seed, inputs, round1)
+                    if local.payloads is not None:
+                        _, outcome = make_round3(seed, inputs, round1, local.payloads,
+                                                 view.init_secret)
+                        out.append(self._member_out(signing, TYPE_COMMIT,
+                                                    make_commit(inputs, outcome).to_bytes()))
+                    mine = replace(mine, commit=True)
+        # TICK when a deadline passed by our clock and nothing ended the phase (11.v2.19).
+        # A TICK posted early by the hub's clock ends nothing (our clock may run ahead): we
+        # post another after TICK_RETRY of our clock, at most MAX_TICKS per phase (each is
+        # still a time marker when the log refuses it as a second TICK).
+        deadline = log.deadline()
+        phase = f"{run.phase}{run.start}"
+        last_run, last_phase = mine.ticked
+        same = last_run == run.run and last_phase.split("@")[0] == phase
+        count, at = (int(x) for x in last_phase.split("@")[1:3]) if same else (0, 0)
+        if (deadline is not None and now_ms >= deadline and signing is not None
+                and count < MAX_TICKS and (count == 0 or now_ms >= at + TICK_RETRY)):
+            out.append(self._member_out(signing, TYPE_TICK, b""))
+            mine = replace(mine, ticked=(run.run, f"{phase}@{count + 1}@{now_ms}"))
+        self._s = replace(self._s, run=mine)
+        return out
+
+    def _signing_key(self) -> SigningKey | None:
+        """The private signing key of our current roster entry (signs our member entries)."""
+        log = self._log()
+        own = log.view.roster.entries[self.own_index]
+        rk = self._keys_for(own.keys)
+        return None if rk is None else rk.signing_key
+
+    def _member_out(self, signing: SigningKey, entry_type: int, body: bytes) -> Outgoing:
+        view = self._log().view
+        ce = sign_member_entry(self.suite, signing, entry_type, group_id=view.group_id,
+                               epoch=view.epoch, author=self.own_index, body=body)
+        return self._control_out(ce)
+
+    # --- the deciding commit (11.v2.26) ---------------------------------------------------
+
+    def _process_commit(self, now_ms: int) -> tuple[list[Event], list[Outgoing]]:
+        s = self._s
+        log = self._log()
+        decided, attempt = log.decided, log.attempt
+        if decided is None or attempt is None:  # pragma: no cover - judged by the caller
+            return [], []
+        view = log.view
+        suite = self.suite
+        me = self._identity.public.to_bytes()
+        epoch = self._current()
+        events: list[Event] = []
+        proposers = tuple(p.identity for p in attempt.applied)
+        if me in attempt.removed:
+            by = next((p.identity for p in attempt.applied
+                       if _removes(suite, p.entry.body, me)), b"")
+            self._s = replace(s, status=REMOVED, epoch=None, log=None, old=())
+            return [RemovedFromGroup(view.epoch, by, "removed")], []
+        if me in attempt.dormant:
+            self._s = replace(s, status=REJOIN)
+            return [RejoinNeeded(view.epoch)], []
+        inputs = log.run_inputs()
+        if inputs is None:  # pragma: no cover - a decided run has its inputs
+            raise StateError("decided run without inputs")
+        round1 = [r[2] for r in log.run.round1 if r is not None]
+        first3 = log.run.round3[0]
+        if first3 is None:  # pragma: no cover
+            raise StateError("decided run without round-3 items")
+        new_roster = attempt.roster
+        new_index = new_roster.index_of(me)
+        if new_index is None:  # pragma: no cover - not removed means in the roster
+            raise StateError("not in the new roster")
+        own_entry = new_roster.entries[new_index]
+        own_keys = self._keys_for(own_entry.keys)
+        if own_keys is None:
+            self._s = replace(s, status=REJOIN)
+            return [RejoinNeeded(view.epoch)], []
+        position = log.run.committee.index(epoch.own_index) if (
+            epoch.own_index in log.run.committee) else None
+        outcome = None
+        if position is not None and s.run.run == log.run.run and s.run.seed:
+            seed = RunSeed.from_bytes(suite, s.run.seed)
+            local = local_round2(seed, inputs, round1)
+            if local.payloads is not None:
+                _, outcome = make_round3(seed, inputs, round1, local.payloads,
+                                         view.init_secret)
+        if outcome is None:
+            try:
+                outcome = open_commit(inputs, round1, decided.commit,
+                                      bundle_root=first3[2].bundle_root,
+                                      confirmation_tag=first3[2].confirmation_tag,
+                                      roster_index=new_index,
+                                      receive_private_key=own_keys.receive_key.to_bytes(),
+                                      init_secret=view.init_secret)
+            except (RemoteError, UsageError):
+                self._s = replace(s, status=REJOIN)
+                return [RejoinNeeded(view.epoch)], []
+        secrets = outcome.secrets(suite)
+        new_epoch = EpochState.from_secrets_v2(
+            secrets, group_id=view.group_id, epoch=view.epoch + 1,
+            roster=_members(new_roster), own_index=new_index,
+            signing_key=own_keys.signing_key)
+        new_log = ControlLog.start(_view(suite, view.group_id, view.epoch + 1, secrets,
+                                         new_roster, decided.t, log.carried_out(),
+                                         attempt.dormant))
+        # R10: delete the private keys of our records older than the one now applied.
+        applied_counter = own_entry.counter
+        records = tuple(r for r in s.records
+                        if self._own_keys(r).counter >= applied_counter)
+        old = (*s.old, OldEpoch(epoch, decided.t,
+                                frozenset(e.identity for e in new_roster.entries)))
+        old = old[-MAX_OLD_EPOCHS:]
+        out: list[Outgoing] = []
+        # Notices (11.v2.28): committee position 1 to every joiner; the author of an applied
+        # resume proposal to the member it resumed (at the inbox its request named).
+        ours = {i: box for i, box in s.resume_inboxes
+                if any(p.identity == me and _resumes(suite, p.entry.body, i)
+                       for p in attempt.applied)}
+        if (position == 0 and attempt.added) or ours:
+            change = DecidedChange(
+                suite, view.group_id, view.epoch, view.epoch_id, log.run.run,
+                inputs.session_id(),
+                tuple(next(a.entry for a in log.run.announcements if a.author == i).to_bytes()
+                      for i in log.run.committee),
+                tuple(r[1].to_bytes() for r in log.run.round1 if r is not None),
+                tuple(r[1].to_bytes() for r in log.run.round3 if r is not None),
+                tuple(p.signed() for p in attempt.applied), log.carried_out(), decided.t,
+                new_roster, tuple(Sealing(enc, ct) for enc, ct in decided.commit.bundle),
+                inputs.recipients)
+            for n in build_notices(change, outcome.member_base, resumed_inboxes=ours,
+                                   rng=self._rng):
+                if position == 0 or n.identity in ours:
+                    out += [Outgoing(n.inbox_id, c) for c in n.chunks]
+        self._s = replace(s, epoch=new_epoch, log=new_log,
+                          control_access_key=secrets.control_mailbox.access_key.to_bytes(),
+                          records=records, old=old, run=_Run(), control_cursor=-1,
+                          caught_up=frozenset(), proposed=False,
+                          resume_inboxes=tuple((i, b) for i, b in s.resume_inboxes
+                                               if i not in ours))
+        old_ids = {m.identity_key for m in epoch.roster}
+        new_ids = [e.identity for e in new_roster.entries]
+        added = tuple(i for i in new_ids if i not in old_ids)
+        removed = tuple(i for i in old_ids if i not in set(new_ids))
+        events.append(EpochChanged(view.epoch + 1, secrets.epoch_id, tuple(new_ids)))
+        if added or removed:
+            events.append(MembershipChanged(view.epoch + 1, added, removed,
+                                            proposers[0] if proposers else b"",
+                                            "added" if added else "removed"))
+        return events, out
+
+    # --- saving ---------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        s = self._s
+        return cbor.encode([
+            STATE_WIRE, STATE_VERSION, s.suite_id, s.group_id, s.status,
+            None if s.epoch is None else s.epoch.to_bytes(),
+            None if s.log is None else s.log.to_bytes(),
+            s.control_access_key,
+            [[r.keys_bytes, r.seed] for r in s.records],
+            [[o.state.to_bytes(), o.decided_t, sorted(o.next_roster)] for o in s.old],
+            [s.run.run, s.run.seed, s.run.announce_at_ms, s.run.announced, s.run.round1,
+             s.run.round3, s.run.commit, s.run.commit_phase_seen_ms, s.run.ticked[0],
+             s.run.ticked[1]],
+            s.control_cursor + 1, sorted(s.caught_up), s.proposed,
+            [[i, b] for i, b in s.resume_inboxes],
+        ])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, identity: IdentityKeyPair, *,
+                   rng: RandomSource = system_random) -> GroupSessionV2:
+        """Strict, bounded: version 1 is `UnsupportedError`, anything that does not hold
+        together `DecodeError`, another member's state `UsageError`."""
+        if not isinstance(data, bytes | bytearray):
+            raise UsageError("expected bytes")
+        if len(data) > MAX_STATE_LEN:
+            raise LimitExceeded("saved session too large")
+        f = cbor.as_list(cbor.decode(bytes(data), max_size=MAX_STATE_LEN,
+                                     max_items=64 + 16 * MAX_OLD_EPOCHS * 4
+                                     + 4 * MAX_OWN_RECORDS + 4 * 1000 * MAX_OLD_EPOCHS,
+                                     max_depth=4), "saved session")
+        if len(f) < 2 or f[0] != STATE_WIRE:
+            raise DecodeError("not a saved group session")
+        version = cbor.as_int(f[1], "session version")
+        if version == 1:
+            raise UnsupportedError(V1_UNSUPPORTED)
+        if version != STATE_VERSION or len(f) != 15:
+            raise DecodeError("saved group session of an unknown version")
+        try:
+            suite = suite_by_id(cbor.as_int(f[2], "suite", maximum=0xFFFF))
+            if suite.suite_id != identity.suite.suite_id:
+                raise DecodeError("saved session of another suite")
+            status = cbor.as_str(f[4], "status", max_length=32)
+            if status not in (ACTIVE, REMOVED, REJOIN):
+                raise DecodeError("unknown session status")
+            epoch = None if f[5] is None else EpochState.from_bytes(
+                cbor.as_bytes(f[5], "epoch"), max_size=MAX_STATE_LEN)
+            log = None if f[6] is None else ControlLog.from_bytes(cbor.as_bytes(f[6], "log"))
+            if (epoch is None) != (log is None) or (status == ACTIVE and epoch is None):
+                raise DecodeError("status disagrees with the epoch held")
+            records = []
+            for r in cbor.as_list(f[8], "own records"):
+                x = cbor.as_list(r, "own record", 2)
+                records.append(OwnRecord(cbor.as_bytes(x[0], "record", max_length=1024),
+                                         cbor.as_bytes(x[1], "seed", length=RECORD_SEED_LEN)))
+            if not 1 <= len(records) <= MAX_OWN_RECORDS:
+                raise DecodeError("own records out of range")
+            old = []
+            for o in cbor.as_list(f[9], "old epochs"):
+                x = cbor.as_list(o, "old epoch", 3)
+                old.append(OldEpoch(
+                    EpochState.from_bytes(cbor.as_bytes(x[0], "old epoch state"),
+                                          max_size=MAX_STATE_LEN),
+                    cbor.as_int(x[1], "decided at"),
+                    frozenset(cbor.as_bytes(i, "identity", max_length=512)
+                              for i in cbor.as_list(x[2], "next roster"))))
+            if len(old) > MAX_OLD_EPOCHS:
+                raise DecodeError("too many old epochs")
+            rr = cbor.as_list(f[10], "run", 10)
+            run = _Run(cbor.as_int(rr[0], "run"), cbor.as_bytes(rr[1], "seed", max_length=32),
+                       None if rr[2] is None else cbor.as_int(rr[2], "announce at"),
+                       cbor.as_bool(rr[3], "announced"), cbor.as_bool(rr[4], "round1"),
+                       cbor.as_bool(rr[5], "round3"), cbor.as_bool(rr[6], "commit"),
+                       None if rr[7] is None else cbor.as_int(rr[7], "commit seen"),
+                       (cbor.as_int(rr[8], "ticked run"),
+                        cbor.as_str(rr[9], "ticked phase", max_length=64)))
+            if run.seed:
+                RunSeed.from_bytes(suite, run.seed)
+            state = _State(
+                suite.suite_id, cbor.as_bytes(f[3], "group id", max_length=64), status, epoch,
+                log, cbor.as_bytes(f[7], "control access key", max_length=64), tuple(records),
+                tuple(old), run, cbor.as_int(f[11], "control cursor") - 1,
+                frozenset(cbor.as_bytes(m, "mailbox", length=MAILBOX_ID_LEN)
+                          for m in cbor.as_list(f[12], "caught up")),
+                cbor.as_bool(f[13], "proposed"),
+                _resume_inboxes(f[14]))
+            session = cls(identity, state, rng=rng)
+            for own_record in records:
+                keys = session._own_keys(own_record)
+                if not RecordKeys.from_seed(suite, own_record.seed).holds(keys):
+                    raise DecodeError("an own record's seed does not make its keys")
+                if not hmac.compare_digest(keys.identity, identity.public.to_bytes()):
+                    raise UsageError("saved session of another member")
+            if epoch is not None and log is not None:
+                if epoch.version != 2 or epoch.group_id != state.group_id:
+                    raise DecodeError("epoch state does not belong to this session")
+                own = log.view.roster.entries[epoch.own_index] if (
+                    epoch.own_index < len(log.view.roster)) else None
+                if own is None or not hmac.compare_digest(own.identity,
+                                                          identity.public.to_bytes()):
+                    raise UsageError("saved session of another member")
+        except (UsageError, UnsupportedError):
+            raise
+        except TripleRatchetError as exc:
+            raise DecodeError(f"saved session does not hold together: {exc}") from None
+        return session
+
+    def _check_active(self) -> None:
+        if self._s.status != ACTIVE:
+            raise StateError(f"session {self._s.status}")
+
+    def __repr__(self) -> str:
+        s = self._s
+        epoch = "-" if s.epoch is None else str(s.epoch.epoch)
+        return f"GroupSessionV2(status={s.status}, epoch={epoch}, <secrets>)"
+
+
+def _removes(suite: Suite, body: bytes, identity: bytes) -> bool:
+    try:
+        p = ChangeProposal.from_bytes(suite, body)
+    except TripleRatchetError:
+        return False
+    return p.kind == KIND_REMOVE and p.change == identity
+
+
+def _resume_inboxes(value: cbor.CborValue) -> tuple[tuple[bytes, bytes], ...]:
+    items = cbor.as_list(value, "resume inboxes")
+    if len(items) > 16:
+        raise DecodeError("too many resume inboxes")
+    out = []
+    for item in items:
+        x = cbor.as_list(item, "resume inbox", 2)
+        out.append((cbor.as_bytes(x[0], "identity", max_length=512),
+                    cbor.as_bytes(x[1], "inbox id", length=MAILBOX_ID_LEN)))
+    return tuple(out)
+
+
+def _resumes(suite: Suite, body: bytes, identity: bytes) -> bool:
+    try:
+        p = ChangeProposal.from_bytes(suite, body)
+    except TripleRatchetError:
+        return False
+    return p.kind == KIND_RESUME and isinstance(p.change, MemberKeyRecord) and (
+        p.change.identity == identity)
+
+
+def _peek(blob: bytes) -> tuple[int, bytes]:
+    """The wire type and mailbox id of a group message or control blob (both are
+    `[type, version, mailbox_id, …]`); version 1 group messages are refused."""
+    items = cbor.decode_flat(blob, 5)
+    if items is None:
+        decoded = cbor.as_list(cbor.decode(blob, max_size=len(blob), max_items=8, max_depth=2),
+                               "blob", length=5)
+        items = [decoded[0], decoded[1], decoded[2]]  # type: ignore[list-item]
+    kind, version, mailbox = items[0], items[1], items[2]
+    if type(kind) is not int or type(mailbox) is not bytes or len(mailbox) != MAILBOX_ID_LEN:
+        raise DecodeError("not a group message or control blob")
+    if kind == WIRE_GROUP_MESSAGE and version == 1:
+        raise UnsupportedError(V1_UNSUPPORTED)
+    return kind, mailbox
+
+
+__all__ = ["GroupSessionV2", "OldEpoch", "OwnRecord"]
