@@ -201,6 +201,9 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_KS2_RUN_PAYLOAD": ("`ExpandLabel`, local: a run's round-1 payload from its run seed "
                               "(version 2)", "08"),
     # 10 hub
+    "LABEL_DIRECTORY_ENTRY": ("`ExpandLabel` (secret = `Hash(identity)`) for the directory-entry "
+                              "key, and that entry's AEAD associated data (demo application: "
+                              "join keys in the directory)", "10"),
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "
                                "identity encoding (03)", "10"),

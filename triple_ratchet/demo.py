@@ -31,7 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from triple_ratchet.errors import HubRefused, RemoteError, TripleRatchetError, UsageError
+from triple_ratchet.errors import (
+    DecodeError,
+    HubRefused,
+    RemoteError,
+    TripleRatchetError,
+    UsageError,
+)
 from triple_ratchet.group.control_log import RETENTION
 from triple_ratchet.group.events import (
     EpochChanged,
@@ -48,6 +54,7 @@ from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import Delivery, MailboxClient, send_to_inbox
 from triple_ratchet.hub.frames import Kind
 from triple_ratchet.identity import IdentityKeyPair
+from triple_ratchet.random import system_random
 from triple_ratchet.suites import ALL_SUITES, Suite
 
 PHASE_TIMEOUT = 120.0  # seconds of real time any one phase of the demo may take
@@ -56,6 +63,31 @@ WARP_PER_TICK = 2.0  # hub seconds the local clock moves forward per tick during
 EPOCH_AGE_WARP = 61.0  # announcements count only 60 s after the epoch began
 REFRESH_AGE_WARP = 3_601.0  # a refresh is valid only 1 h after the epoch began
 ONE_TIME_JOIN_KEYS = 2
+
+
+LABEL_DIRECTORY_ENTRY = b"triple-ratchet directory entry"
+
+
+def _entry_key(suite: Suite, identity: bytes) -> bytes:
+    # Contacts learn each other's identity keys out of band; the hub sees only a hash of one
+    # (the directory id), so it can read neither the join key nor the identity and inbox it names.
+    return suite.expand_label(suite.hash(identity), LABEL_DIRECTORY_ENTRY, b"",
+                              suite.aead_key_len)
+
+
+def _seal_join_key(suite: Suite, identity: bytes, signed_join_key: bytes) -> bytes:
+    """A join key as the directory keeps it: encrypted under a key from its identity."""
+    nonce = system_random(suite.aead_nonce_len)
+    return nonce + suite.aead_encrypt(_entry_key(suite, identity), nonce, signed_join_key,
+                                      LABEL_DIRECTORY_ENTRY)
+
+
+def _open_join_key(suite: Suite, identity: bytes, blob: bytes) -> bytes:
+    n = suite.aead_nonce_len
+    if len(blob) < n + suite.aead_tag_len:
+        raise DecodeError("directory entry too short")
+    return suite.aead_decrypt(_entry_key(suite, identity), blob[:n], blob[n:],
+                              LABEL_DIRECTORY_ENTRY)
 
 
 def _suite_named(name: str) -> Suite:
@@ -133,6 +165,9 @@ class Device:
             inbox_id=self.inbox_key.mailbox_id,
             expiry=int(self.clock() * 1000) + RETENTION)
         last_resort, one_time = self.keyring.publishable()
+        seal = _seal_join_key
+        last_resort = None if last_resort is None else seal(self.suite, self.public, last_resort)
+        one_time = tuple(seal(self.suite, self.public, k) for k in one_time)
         # Published on a connection of its own with an owner key of its own.
         publisher = MailboxClient(self.url)
         try:
@@ -255,7 +290,8 @@ class Device:
             found = await conn.take_join_key(directory_id(self.suite, identity))
         finally:
             await conn.close()
-        join_key = JoinKey.from_bytes(self.suite, found.join_key)
+        join_key = JoinKey.from_bytes(self.suite, _open_join_key(self.suite, identity,
+                                                                 found.join_key))
         if join_key.identity != identity:
             raise UsageError("the directory handed out another member's join key")
         return join_key
