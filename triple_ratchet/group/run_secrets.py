@@ -74,10 +74,9 @@ from triple_ratchet.group.run import (
 from triple_ratchet.group.sealing import (
     Bundle,
     Recipient,
-    Sealing,
     SealingContext,
-    leaf_hash,
     merkle_root,
+    pair_leaves,
     seal_bundle,
 )
 from triple_ratchet.suites import Suite
@@ -381,9 +380,9 @@ def bundle_root_of(inputs: RunInputs, pairs: Sequence[tuple[bytes, bytes]]) -> b
         raise ProtocolError(f"the bundle must have one pair per recipient "
                             f"({len(inputs.recipients)}), not {len(pairs)}")
     suite = inputs.suite
-    return merkle_root(suite, [
-        leaf_hash(suite, i, inputs.roster.entries[i].identity, Sealing(enc, ct))
-        for i, (enc, ct) in zip(inputs.recipients, pairs, strict=True)])
+    entries = inputs.roster.entries
+    return merkle_root(suite, pair_leaves(
+        suite, [(i, entries[i].identity) for i in inputs.recipients], pairs))
 
 
 def verify_commit(inputs: RunInputs, commit: Commit, bundle_root: bytes) -> None:
