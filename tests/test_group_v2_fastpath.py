@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from triple_ratchet import cbor
-from triple_ratchet.errors import UsageError
+from triple_ratchet.errors import LimitExceeded, UsageError
 from triple_ratchet.group import key_schedule as ks
 from triple_ratchet.group import roster as roster_module
+from triple_ratchet.group import run as run_module
+from triple_ratchet.group.key_schedule import MAX_GROUP_SIZE_V2, MAX_RUN
 from triple_ratchet.group.records import (
     PURPOSE_ROTATE,
     JoinKey,
@@ -26,6 +28,7 @@ from triple_ratchet.group.records import (
     creator_anchor,
 )
 from triple_ratchet.group.roster import LABEL_ROSTER_HASH, Roster, RosterEntry
+from triple_ratchet.group.run import Commit, sealing_sizes
 from triple_ratchet.group.sealing import (
     MAX_SEALINGS,
     MERKLE_EMPTY,
@@ -250,3 +253,117 @@ def test_merkle_root_at_the_bound(suite: Suite) -> None:
     for n in (MAX_SEALINGS - 1, MAX_SEALINGS):
         leaves = [suite.hash(i.to_bytes(2, "big")) for i in range(n)]
         assert merkle_root(suite, leaves) == reference_merkle_root(suite, leaves)
+
+
+# --- Commit decoding --------------------------------------------------------------------------
+
+
+def _general_commit(suite: Suite, body: bytes) -> object:
+    """What the general decoder makes of `body`: the Commit, or the exception (type, text)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_module, "_canonical_commit", lambda *_: None)
+        return _outcome(suite, body)
+
+
+def _outcome(suite: Suite, body: bytes) -> object:
+    try:
+        return Commit.from_bytes(suite, body)
+    except Exception as exc:  # compared, type and text, with the general path
+        return type(exc), str(exc)
+
+
+runs = st.one_of(st.sampled_from([1, 23, 24, 255, 256, 0xFFFF, 0x10000, MAX_RUN]),
+                 st.integers(1, MAX_RUN))
+
+
+def _commit_body(suite: Suite, run: int, n: int, seed: int) -> bytes:
+    enc_len, ct_len = sealing_sizes(suite)
+    rng = DeterministicRandom(seed.to_bytes(8, "big"))
+    return Commit.make(suite, run, [(rng(enc_len), rng(ct_len)) for _ in range(n)]).to_bytes()
+
+
+@SUITES
+@settings(max_examples=60, deadline=None)
+@given(run=runs, n=st.integers(0, 30), seed=st.integers(0, 2**32))
+def test_commit_decoding_equals_general(suite: Suite, run: int, n: int, seed: int) -> None:
+    body = _commit_body(suite, run, n, seed)
+    decoded = Commit.from_bytes(suite, body)
+    assert run_module._canonical_commit(body, *sealing_sizes(suite)) is not None  # fast path
+    assert decoded == _general_commit(suite, body)
+    assert decoded.to_bytes() == body and len(decoded.bundle) == n
+
+
+@SUITES
+def test_commit_decoding_at_the_bound(suite: Suite) -> None:
+    for n in (23, 24, 255, 256, MAX_GROUP_SIZE_V2):
+        body = _commit_body(suite, 7, n, n)
+        assert Commit.from_bytes(suite, body) == _general_commit(suite, body)
+    # one pair too many: the general decoder refuses it, as before
+    enc_len, ct_len = sealing_sizes(suite)
+    pair = [bytes(enc_len), bytes(ct_len)]
+    body = cbor.encode([7, [pair] * (MAX_GROUP_SIZE_V2 + 1)])
+    assert run_module._canonical_commit(body, enc_len, ct_len) is None
+    with pytest.raises(LimitExceeded):
+        Commit.from_bytes(suite, body)
+
+
+edits = st.lists(st.tuples(st.sampled_from(["flip", "cut", "add", "drop"]),
+                           st.integers(0, 400), st.integers(0, 255)), min_size=1, max_size=3)
+
+
+@SUITES
+@settings(max_examples=200, deadline=None)
+@given(run=runs, n=st.integers(0, 4), seed=st.integers(0, 2**32), changes=edits)
+def test_altered_commits_decode_as_the_general_path_says(
+        suite: Suite, run: int, n: int, seed: int,
+        changes: list[tuple[str, int, int]]) -> None:
+    """Flipped, cut, extended or shortened bodies (heads most often hit: bodies are short):
+    the same Commit or the same error, type and text, as the general decoder's."""
+    body = bytearray(_commit_body(suite, run, n, seed))
+    for kind, at, value in changes:
+        at %= len(body) + 1
+        if kind == "flip" and at < len(body):
+            body[at] ^= value or 1
+        elif kind == "cut":
+            del body[at:]
+        elif kind == "add":
+            body[at:at] = bytes((value,))
+        elif kind == "drop" and at < len(body):
+            del body[at]
+    data = bytes(body)
+    assert _outcome(suite, data) == _general_commit(suite, data)
+
+
+@SUITES
+def test_non_bytes_commit_bodies_take_the_general_path(suite: Suite) -> None:
+    body = _commit_body(suite, 3, 2, 1)
+    assert run_module._canonical_commit(bytearray(body), *sealing_sizes(suite)) is None
+    loose: bytes = bytearray(body)  # type: ignore[assignment]
+    assert Commit.from_bytes(suite, loose) == Commit.from_bytes(suite, body)
+
+
+def _head(major: int, value: int, info: int) -> bytes:
+    """A head of `major` for `value` in the form `info` (< 24: direct; 24..27: 1..8 bytes),
+    canonical or not."""
+    if info < 24:
+        return bytes((major << 5 | value,))
+    return bytes((major << 5 | info,)) + value.to_bytes(1 << (info - 24), "big")
+
+
+@SUITES
+@settings(max_examples=150, deadline=None)
+@given(run=st.integers(0, 300), n=st.integers(0, 30), seed=st.integers(0, 2**16),
+       run_info=st.sampled_from([0, 24, 25, 26, 27]),
+       count_info=st.sampled_from([0, 24, 25, 26, 27]))
+def test_commit_heads_in_every_form(suite: Suite, run: int, n: int, run_info: int,
+                                    count_info: int, seed: int) -> None:
+    """The run and the bundle's length in the shortest and in every longer form (and run 0):
+    only the canonical form decodes, on both paths, to the same value or the same error."""
+    holds = {0: 24, 24: 256}  # what a direct or one-byte argument can hold
+    assume(run < holds.get(run_info, 2**64) and n < holds.get(count_info, 2**64))
+    canonical = _commit_body(suite, max(run, 1), n, seed)
+    items = canonical[1 + len(cbor.encode(max(run, 1))) + len(roster_module._array_head(n)):]
+    body = b"\x82" + _head(0, run, run_info) + _head(4, n, count_info) + items
+    assert _outcome(suite, body) == _general_commit(suite, body)
+    if body != canonical or run == 0:
+        assert isinstance(_general_commit(suite, body), tuple)  # refused

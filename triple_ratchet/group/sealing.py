@@ -158,7 +158,10 @@ def seal_bundle(context: SealingContext, commit_secret: bytes,
         raise UsageError("recipients must be in roster order (increasing roster indices)")
     secret = seal_secret(context.suite, commit_secret, context.run_session_id)
     sealings = tuple(seal_to(context, secret, r) for r in recipients)
-    return Bundle(sealings, merkle_root(context.suite, leaves(context.suite, recipients, sealings)))
+    suite = context.suite
+    return Bundle(sealings, merkle_root(suite, pair_leaves(
+        suite, [(r.roster_index, r.identity) for r in recipients],
+        [(s.enc, s.ct) for s in sealings])))
 
 
 def open_sealing(context: SealingContext, identity: bytes, private_key: bytes,
