@@ -15,10 +15,20 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from triple_ratchet import cbor
-from triple_ratchet.errors import LimitExceeded, UsageError
+from triple_ratchet.dkg.ed25519 import Point, Scalar
+from triple_ratchet.errors import (
+    DecodeError,
+    InvalidKey,
+    InvalidSignature,
+    LimitExceeded,
+    ProtocolError,
+    UsageError,
+)
 from triple_ratchet.group import key_schedule as ks
 from triple_ratchet.group import roster as roster_module
 from triple_ratchet.group import run as run_module
+from triple_ratchet.group import run_secrets
+from triple_ratchet.group.control import TYPE_ANNOUNCEMENT, ControlEntry, sign_identity_entry
 from triple_ratchet.group.key_schedule import MAX_GROUP_SIZE_V2, MAX_RUN
 from triple_ratchet.group.records import (
     PURPOSE_ROTATE,
@@ -28,7 +38,8 @@ from triple_ratchet.group.records import (
     creator_anchor,
 )
 from triple_ratchet.group.roster import LABEL_ROSTER_HASH, Roster, RosterEntry
-from triple_ratchet.group.run import Commit, sealing_sizes
+from triple_ratchet.group.run import Commit, RunAnnouncement, sealing_sizes
+from triple_ratchet.group.run_secrets import decode_announcement_entry
 from triple_ratchet.group.sealing import (
     MAX_SEALINGS,
     MERKLE_EMPTY,
@@ -367,3 +378,68 @@ def test_commit_heads_in_every_form(suite: Suite, run: int, n: int, run_info: in
     assert _outcome(suite, body) == _general_commit(suite, body)
     if body != canonical or run == 0:
         assert isinstance(_general_commit(suite, body), tuple)  # refused
+
+
+# --- Announcements and control entries --------------------------------------------------------
+
+
+def _announcement_entry(suite: Suite, seed: bytes) -> tuple[IdentityKeyPair, bytes]:
+    rng = DeterministicRandom(seed + suite.name.encode())
+    identity = IdentityKeyPair.generate(suite, rng)
+    body = RunAnnouncement.make(
+        suite, group_id=GROUP_ID, epoch=5, run=1, identity=identity.public.to_bytes(),
+        dkg_key=Point.base_mul(Scalar.random_nonzero(rng)),
+        applied_proposals_hash=suite.hash(b"applied"), roster_hash=suite.hash(b"roster"))
+    entry = sign_identity_entry(identity, TYPE_ANNOUNCEMENT, group_id=GROUP_ID, epoch=5,
+                                author=2, body=body.to_bytes())
+    return identity, entry.entry_bytes()
+
+
+@SUITES
+def test_announcement_decoding_memo_equals_decoding(suite: Suite) -> None:
+    """A kept decoding is the decoding (of bytes or a bytearray); a refusal is never kept."""
+    _, entry = _announcement_entry(suite, b"memo")
+    uncached = run_secrets._decode_announcement_entry.__wrapped__
+    first = decode_announcement_entry(suite, entry)
+    assert first == uncached(suite, entry) and first[0] == 2
+    assert decode_announcement_entry(suite, bytearray(entry)) == first  # type: ignore[arg-type]
+    assert first[1].dkg_point() is first[1].dkg_point()
+    assert first[1].dkg_point() == Point.from_bytes(first[1].dkg_key)
+    # another suite's decoding is not this suite's
+    other = next(s for s in ALL_SUITES if s.suite_id != suite.suite_id)
+    with pytest.raises(ProtocolError):
+        decode_announcement_entry(other, entry)
+    bad = entry[:-1] + bytes((entry[-1] ^ 1,))  # roster hash's last byte: still decodes
+    assert decode_announcement_entry(suite, bad)[1].roster_hash != first[1].roster_hash
+    broken = entry[:-3]
+    for _ in range(2):  # raised both times: refusals are not kept
+        with pytest.raises(DecodeError):
+            decode_announcement_entry(suite, broken)
+
+
+@SUITES
+def test_announcement_point_cache(suite: Suite) -> None:
+    _, entry = _announcement_entry(suite, b"point")
+    a = decode_announcement_entry(suite, entry)[1]
+    moved = replace(a, dkg_key=Point.base_mul(Scalar.from_int(7)).to_bytes())
+    assert moved.dkg_point() != a.dkg_point()
+    assert moved.dkg_point().to_bytes() == moved.dkg_key
+    assert replace(a, dkg_key=bytes(32)) != a
+    with pytest.raises(InvalidKey):  # a cache never stands in for validation
+        replace(a, dkg_key=bytes(32)).dkg_point()
+
+
+@SUITES
+def test_control_entry_bytes_cache(suite: Suite) -> None:
+    identity, raw = _announcement_entry(suite, b"entry")
+    entry = sign_identity_entry(identity, TYPE_ANNOUNCEMENT, group_id=GROUP_ID, epoch=5,
+                                author=2, body=cbor.decode(raw)[6])  # type: ignore[index,arg-type]
+    assert entry.entry_bytes() is entry.entry_bytes() and entry.entry_bytes() == raw
+    decoded = ControlEntry.from_bytes(suite, entry.to_bytes(), group_id=GROUP_ID, epoch=5)
+    assert decoded == entry and decoded.entry_bytes() == raw
+    decoded.verify(identity.public, None)
+    moved = replace(decoded, author=3)
+    assert moved.entry_bytes() == cbor.encode([TYPE_ANNOUNCEMENT, 2, suite.suite_id, GROUP_ID,
+                                               5, 3, entry.body])
+    with pytest.raises(InvalidSignature):  # the changed entry is verified as changed
+        moved.verify(identity.public, None)

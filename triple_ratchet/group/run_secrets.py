@@ -19,6 +19,7 @@ The committee's private side (run seed, DKG key, payload, items) is `group/commi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -93,7 +94,15 @@ def decode_announcement_entry(suite: Suite, entry: bytes) -> tuple[int, RunAnnou
     the `SignedEntry`): 7 elements, type 0x42, version 2, the announcement body decoded strictly."""
     if not isinstance(entry, bytes | bytearray):
         raise UsageError("expected bytes")
-    f = cbor.as_list(cbor.decode(bytes(entry), max_size=16384, max_items=10, max_depth=2),
+    # The same k entries are decoded by whoever judged them and again by `RunInputs` (and by
+    # every notice and catch-up): the last few decodings are kept (immutable, public values;
+    # a refusal is never kept, it raises again).
+    return _decode_announcement_entry(suite, bytes(entry))
+
+
+@functools.lru_cache(maxsize=4 * MAX_COMMITTEE)
+def _decode_announcement_entry(suite: Suite, entry: bytes) -> tuple[int, RunAnnouncement]:
+    f = cbor.as_list(cbor.decode(entry, max_size=16384, max_items=10, max_depth=2),
                      "announcement entry", 7)
     if cbor.as_int(f[0], "entry type") != TYPE_ANNOUNCEMENT:
         raise DecodeError("not an announcement entry")
