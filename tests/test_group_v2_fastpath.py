@@ -29,7 +29,11 @@ from triple_ratchet.group import roster as roster_module
 from triple_ratchet.group import run as run_module
 from triple_ratchet.group import run_secrets
 from triple_ratchet.group.control import TYPE_ANNOUNCEMENT, ControlEntry, sign_identity_entry
-from triple_ratchet.group.key_schedule import MAX_GROUP_SIZE_V2, MAX_RUN
+from triple_ratchet.group.key_schedule import (
+    MAX_ANNOUNCEMENT_ENTRY_LEN,
+    MAX_GROUP_SIZE_V2,
+    MAX_RUN,
+)
 from triple_ratchet.group.records import (
     PURPOSE_ROTATE,
     JoinKey,
@@ -412,9 +416,13 @@ def test_announcement_decoding_memo_equals_decoding(suite: Suite) -> None:
     bad = entry[:-1] + bytes((entry[-1] ^ 1,))  # roster hash's last byte: still decodes
     assert decode_announcement_entry(suite, bad)[1].roster_hash != first[1].roster_hash
     broken = entry[:-3]
+    kept = run_secrets._decode_announcement_entry.cache_info().currsize
     for _ in range(2):  # raised both times: refusals are not kept
         with pytest.raises(DecodeError):
             decode_announcement_entry(suite, broken)
+        with pytest.raises(LimitExceeded):  # oversized: refused before the memo
+            decode_announcement_entry(suite, entry + bytes(MAX_ANNOUNCEMENT_ENTRY_LEN))
+    assert run_secrets._decode_announcement_entry.cache_info().currsize == kept
 
 
 @SUITES

@@ -198,9 +198,9 @@ class MemberKeyRecord:
         # Encoded once: the roster hash re-reads every member's body at each epoch change.
         body = self._body
         if body is None:
-            body = cbor.encode([WIRE_RECORD, VERSION, self.suite.suite_id, self.group_id,
-                                self.identity, self.counter, self.purpose, self.receive_key,
-                                self.signing_key, self.anchor])
+            body = cbor.encode_flat((WIRE_RECORD, VERSION, self.suite.suite_id, self.group_id,
+                                     self.identity, self.counter, self.purpose,
+                                     self.receive_key, self.signing_key, self.anchor))
             object.__setattr__(self, "_body", body)
         return body
 
@@ -317,8 +317,9 @@ class JoinKey:
         """The signed body (`join_key`)."""
         body = self._body  # encoded once, as a record's
         if body is None:
-            body = cbor.encode([WIRE_JOIN_KEY, VERSION, self.suite.suite_id, self.identity,
-                                self.receive_key, self.signing_key, self.expiry, self.inbox_id])
+            body = cbor.encode_flat((WIRE_JOIN_KEY, VERSION, self.suite.suite_id,
+                                     self.identity, self.receive_key, self.signing_key,
+                                     self.expiry, self.inbox_id))
             object.__setattr__(self, "_body", body)
         return body
 

@@ -95,7 +95,8 @@ class RosterEntry:
         few entries per epoch, so each epoch's hash re-encodes only those."""
         item = self._hash_item
         if item is None:
-            item = cbor.encode([self.identity, self.keys.body(), self.posted_at, self.anchor])
+            item = cbor.encode_flat((self.identity, self.keys.body(), self.posted_at,
+                                     self.anchor))
             object.__setattr__(self, "_hash_item", item)
         return item
 

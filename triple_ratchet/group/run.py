@@ -283,10 +283,11 @@ def _uint_head(data: bytes, pos: int, major: int) -> tuple[int, int] | None:
     if info not in _ARGUMENT:
         return None
     width, smallest = _ARGUMENT[info]
-    value = int.from_bytes(data[pos + 1:pos + 1 + width], "big")
-    if pos + 1 + width > len(data) or value < smallest:
+    end = pos + 1 + width
+    if end > len(data):
         return None
-    return value, pos + 1 + width
+    value = int.from_bytes(data[pos + 1:end], "big")
+    return (value, end) if value >= smallest else None
 
 
 @functools.cache

@@ -48,6 +48,7 @@ from triple_ratchet.errors import (
 from triple_ratchet.group.control import TYPE_ANNOUNCEMENT, VERSION
 from triple_ratchet.group.key_schedule import (
     EPOCH_ID_LEN,
+    MAX_ANNOUNCEMENT_ENTRY_LEN,
     MAX_COMMITTEE,
     MAX_EPOCH,
     MAX_RUN,
@@ -96,13 +97,17 @@ def decode_announcement_entry(suite: Suite, entry: bytes) -> tuple[int, RunAnnou
         raise UsageError("expected bytes")
     # The same k entries are decoded by whoever judged them and again by `RunInputs` (and by
     # every notice and catch-up): the last few decodings are kept (immutable, public values;
-    # a refusal is never kept, it raises again).
-    return _decode_announcement_entry(suite, bytes(entry))
+    # a refusal is never kept, it raises again). Oversized input is refused without the memo.
+    data = bytes(entry)
+    if len(data) > MAX_ANNOUNCEMENT_ENTRY_LEN:
+        return _decode_announcement_entry.__wrapped__(suite, data)
+    return _decode_announcement_entry(suite, data)
 
 
 @functools.lru_cache(maxsize=4 * MAX_COMMITTEE)
 def _decode_announcement_entry(suite: Suite, entry: bytes) -> tuple[int, RunAnnouncement]:
-    f = cbor.as_list(cbor.decode(entry, max_size=16384, max_items=10, max_depth=2),
+    f = cbor.as_list(cbor.decode(entry, max_size=MAX_ANNOUNCEMENT_ENTRY_LEN, max_items=10,
+                                 max_depth=2),
                      "announcement entry", 7)
     if cbor.as_int(f[0], "entry type") != TYPE_ANNOUNCEMENT:
         raise DecodeError("not an announcement entry")
