@@ -290,12 +290,15 @@ def _uint_head(data: bytes, pos: int, major: int) -> tuple[int, int] | None:
     return (value, end) if value >= smallest else None
 
 
+# Any number of pairs: head of a 2-array and enc's head, enc, ct's head, ct (a regex template).
+_PAIRS = b"(?:%b.{%d}%b.{%d})*"
+
+
 @functools.cache
 def _pair_pattern(enc_len: int, ct_len: int) -> re.Pattern[bytes]:
     """`(0x82 ‖ bstr(enc) ‖ bstr(ct))*` for the suite's exact pair sizes."""
-    return re.compile(b"(?:" + re.escape(b"\x82" + cbor.bstr_head(enc_len)) + b".{%d}"
-                      % enc_len + re.escape(cbor.bstr_head(ct_len)) + b".{%d})*" % ct_len,
-                      re.DOTALL)
+    return re.compile(_PAIRS % (re.escape(b"\x82" + cbor.bstr_head(enc_len)), enc_len,
+                                re.escape(cbor.bstr_head(ct_len)), ct_len), re.DOTALL)
 
 
 def _canonical_commit(body: object, enc_len: int, ct_len: int
