@@ -101,6 +101,9 @@ class ControlEntry:
     author: int  # roster index of the author in epoch e
     body: bytes = field(repr=False)
     signature: bytes = field(repr=False)
+    # `entry_bytes()`, encoded once (decoding checks it, verifying signs over it, readers hash
+    # it); outside equality, declared so every instance has it.
+    _entry: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def identity_signed(self) -> bool:
@@ -109,8 +112,12 @@ class ControlEntry:
     def entry_bytes(self) -> bytes:
         """The `entry` (signed content): what hashes and comparisons cover (never the
         signature, which ECDSA lets anyone re-randomise)."""
-        return _entry_bytes(self.entry_type, self.suite, self.group_id, self.epoch,
-                            self.author, self.body)
+        entry = self._entry
+        if entry is None:
+            entry = _entry_bytes(self.entry_type, self.suite, self.group_id, self.epoch,
+                                 self.author, self.body)
+            object.__setattr__(self, "_entry", entry)
+        return entry
 
     def to_bytes(self) -> bytes:
         """The `SignedEntry`."""

@@ -185,22 +185,44 @@ class MemberKeyRecord:
     anchor: bytes
     identity_signature: bytes = field(repr=False)
     possession_signature: bytes = field(repr=False)
+    # Computed once per (immutable) value, outside equality. Declared so that every instance
+    # has them from construction: keys added to an instance's __dict__ later unshare it and
+    # slow every attribute read of long-lived roster values (measured, ~50%).
+    _body: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _owner: Identity | None = field(default=None, init=False, repr=False, compare=False)
+    _verifying_key: VerifyingKey | None = field(default=None, init=False, repr=False,
+                                                compare=False)
 
     def body(self) -> bytes:
         """The signed body (`record`): what both signatures and every comparison cover."""
-        return cbor.encode([WIRE_RECORD, VERSION, self.suite.suite_id, self.group_id,
-                            self.identity, self.counter, self.purpose, self.receive_key,
-                            self.signing_key, self.anchor])
+        # Encoded once: the roster hash re-reads every member's body at each epoch change.
+        body = self._body
+        if body is None:
+            body = cbor.encode_flat((WIRE_RECORD, VERSION, self.suite.suite_id, self.group_id,
+                                     self.identity, self.counter, self.purpose,
+                                     self.receive_key, self.signing_key, self.anchor))
+            object.__setattr__(self, "_body", body)
+        return body
 
     def to_bytes(self) -> bytes:
         """The `SignedRecord`."""
         return cbor.encode([self.body(), self.identity_signature, self.possession_signature])
 
     def owner(self) -> Identity:
-        return Identity.from_bytes(self.identity, self.suite)
+        # Decoded (keys validated, DH key signature verified) once per immutable value.
+        owner = self._owner
+        if owner is None:
+            owner = Identity.from_bytes(self.identity, self.suite)
+            object.__setattr__(self, "_owner", owner)
+        return owner
 
     def verifying_key(self) -> VerifyingKey:
-        return self.suite.verifying_from_bytes(self.signing_key)
+        # Validated once: a reader verifies every member-signed control entry with it.
+        key = self._verifying_key
+        if key is None:
+            key = self.suite.verifying_from_bytes(self.signing_key)
+            object.__setattr__(self, "_verifying_key", key)
+        return key
 
     def verify(self) -> None:
         """Both signatures: the owner's identity key, then the record's own signing key."""
@@ -282,24 +304,44 @@ class JoinKey:
     inbox_id: bytes  # the hub inbox where notices for it go
     identity_signature: bytes = field(repr=False)
     possession_signature: bytes = field(repr=False)
+    # Caches, as a record's.
+    _body: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _owner: Identity | None = field(default=None, init=False, repr=False, compare=False)
+    _verifying_key: VerifyingKey | None = field(default=None, init=False, repr=False,
+                                                compare=False)
 
     # A join key is counter 0 of its owner's records in the group it joins.
     counter = 0
 
     def body(self) -> bytes:
         """The signed body (`join_key`)."""
-        return cbor.encode([WIRE_JOIN_KEY, VERSION, self.suite.suite_id, self.identity,
-                            self.receive_key, self.signing_key, self.expiry, self.inbox_id])
+        body = self._body  # encoded once, as a record's
+        if body is None:
+            body = cbor.encode_flat((WIRE_JOIN_KEY, VERSION, self.suite.suite_id,
+                                     self.identity, self.receive_key, self.signing_key,
+                                     self.expiry, self.inbox_id))
+            object.__setattr__(self, "_body", body)
+        return body
 
     def to_bytes(self) -> bytes:
         """The `SignedJoinKey`."""
         return cbor.encode([self.body(), self.identity_signature, self.possession_signature])
 
     def owner(self) -> Identity:
-        return Identity.from_bytes(self.identity, self.suite)
+        # Decoded (keys validated, DH key signature verified) once per immutable value.
+        owner = self._owner
+        if owner is None:
+            owner = Identity.from_bytes(self.identity, self.suite)
+            object.__setattr__(self, "_owner", owner)
+        return owner
 
     def verifying_key(self) -> VerifyingKey:
-        return self.suite.verifying_from_bytes(self.signing_key)
+        # Validated once: a reader verifies every member-signed control entry with it.
+        key = self._verifying_key
+        if key is None:
+            key = self.suite.verifying_from_bytes(self.signing_key)
+            object.__setattr__(self, "_verifying_key", key)
+        return key
 
     def verify(self) -> None:
         body = self.body()

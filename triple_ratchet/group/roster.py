@@ -16,7 +16,7 @@ own anchor (the membership it begins).
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import LimitExceeded, ProtocolError, UsageError
@@ -42,6 +42,17 @@ MAX_KEYS_LEN = max(MAX_RECORD_LEN, MAX_JOIN_KEY_LEN)
 MAX_ROSTER_LEN = 8 + MAX_GROUP_SIZE_V2 * (MAX_IDENTITY_LEN + MAX_KEYS_LEN + 96)
 
 
+def _array_head(length: int) -> bytes:
+    """The canonical CBOR head of an array of `length` (< 2**16) elements (RFC 8949 3.1)."""
+    if length < 24:
+        return bytes((0x80 | length,))
+    if length < 0x100:
+        return bytes((0x98, length))
+    if length < 0x10000:
+        return b"\x99" + length.to_bytes(2, "big")
+    raise UsageError("array too long for a roster")
+
+
 def implied_anchor(keys: MemberKeyRecord | JoinKey) -> bytes:
     """The anchor a roster entry holding `keys` must carry."""
     if isinstance(keys, JoinKey):
@@ -57,6 +68,9 @@ class RosterEntry:
     keys: MemberKeyRecord | JoinKey
     posted_at: int  # hub time (Unix ms) of the entry that first carried `keys`
     anchor: bytes  # of the join key or resume record that began this membership
+    # `hash_item()`, computed once; declared (not added to __dict__ later) so that every entry
+    # keeps the shared attribute layout (see MemberKeyRecord).
+    _hash_item: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, keys: MemberKeyRecord | JoinKey, posted_at: int) -> RosterEntry:
@@ -73,6 +87,18 @@ class RosterEntry:
     @property
     def counter(self) -> int:
         return self.keys.counter
+
+    def hash_item(self) -> bytes:
+        """`CBOR[identity, keys_body, posted_at, anchor]`: this entry's part of the roster hash.
+
+        Encoded once per (immutable) entry and kept outside the fields: a roster changes by a
+        few entries per epoch, so each epoch's hash re-encodes only those."""
+        item = self._hash_item
+        if item is None:
+            item = cbor.encode_flat((self.identity, self.keys.body(), self.posted_at,
+                                     self.anchor))
+            object.__setattr__(self, "_hash_item", item)
+        return item
 
 
 @dataclass(frozen=True)
@@ -116,8 +142,11 @@ class Roster:
                             for e in self.entries])
 
     def hash(self) -> bytes:
-        return self.suite.hash(LABEL_ROSTER_HASH + cbor.encode(
-            [[e.identity, e.keys.body(), e.posted_at, e.anchor] for e in self.entries]))
+        """`roster_hash`: the CBOR array of the entries is its head followed by each entry's
+        encoding, so it is joined from the entries' cached `hash_item`s (equality with the
+        general encoder is tested)."""
+        return self.suite.hash(b"".join((LABEL_ROSTER_HASH, _array_head(len(self.entries)),
+                                         *(e.hash_item() for e in self.entries))))
 
     @classmethod
     def from_bytes(cls, suite: Suite, data: bytes, *, group_id: bytes) -> Roster:

@@ -19,6 +19,7 @@ The committee's private side (run seed, DKG key, payload, items) is `group/commi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ from triple_ratchet.errors import (
 from triple_ratchet.group.control import TYPE_ANNOUNCEMENT, VERSION
 from triple_ratchet.group.key_schedule import (
     EPOCH_ID_LEN,
+    MAX_ANNOUNCEMENT_ENTRY_LEN,
     MAX_COMMITTEE,
     MAX_EPOCH,
     MAX_RUN,
@@ -74,10 +76,9 @@ from triple_ratchet.group.run import (
 from triple_ratchet.group.sealing import (
     Bundle,
     Recipient,
-    Sealing,
     SealingContext,
-    leaf_hash,
     merkle_root,
+    pair_leaves,
     seal_bundle,
 )
 from triple_ratchet.suites import Suite
@@ -94,7 +95,19 @@ def decode_announcement_entry(suite: Suite, entry: bytes) -> tuple[int, RunAnnou
     the `SignedEntry`): 7 elements, type 0x42, version 2, the announcement body decoded strictly."""
     if not isinstance(entry, bytes | bytearray):
         raise UsageError("expected bytes")
-    f = cbor.as_list(cbor.decode(bytes(entry), max_size=16384, max_items=10, max_depth=2),
+    # The same k entries are decoded by whoever judged them and again by `RunInputs` (and by
+    # every notice and catch-up): the last few decodings are kept (immutable, public values;
+    # a refusal is never kept, it raises again). Oversized input is refused without the memo.
+    data = bytes(entry)
+    if len(data) > MAX_ANNOUNCEMENT_ENTRY_LEN:
+        return _decode_announcement_entry.__wrapped__(suite, data)
+    return _decode_announcement_entry(suite, data)
+
+
+@functools.lru_cache(maxsize=4 * MAX_COMMITTEE)
+def _decode_announcement_entry(suite: Suite, entry: bytes) -> tuple[int, RunAnnouncement]:
+    f = cbor.as_list(cbor.decode(entry, max_size=MAX_ANNOUNCEMENT_ENTRY_LEN, max_items=10,
+                                 max_depth=2),
                      "announcement entry", 7)
     if cbor.as_int(f[0], "entry type") != TYPE_ANNOUNCEMENT:
         raise DecodeError("not an announcement entry")
@@ -381,9 +394,9 @@ def bundle_root_of(inputs: RunInputs, pairs: Sequence[tuple[bytes, bytes]]) -> b
         raise ProtocolError(f"the bundle must have one pair per recipient "
                             f"({len(inputs.recipients)}), not {len(pairs)}")
     suite = inputs.suite
-    return merkle_root(suite, [
-        leaf_hash(suite, i, inputs.roster.entries[i].identity, Sealing(enc, ct))
-        for i, (enc, ct) in zip(inputs.recipients, pairs, strict=True)])
+    entries = inputs.roster.entries
+    return merkle_root(suite, pair_leaves(
+        suite, [(i, entries[i].identity) for i in inputs.recipients], pairs))
 
 
 def verify_commit(inputs: RunInputs, commit: Commit, bundle_root: bytes) -> None:

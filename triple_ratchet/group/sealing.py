@@ -22,10 +22,13 @@ bundle; `H` is the protocol suite's hash. Spec: 11-epoch-change.md, 11.v2.12; la
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import AuthenticationError, DecodeError, LimitExceeded, UsageError
@@ -155,7 +158,10 @@ def seal_bundle(context: SealingContext, commit_secret: bytes,
         raise UsageError("recipients must be in roster order (increasing roster indices)")
     secret = seal_secret(context.suite, commit_secret, context.run_session_id)
     sealings = tuple(seal_to(context, secret, r) for r in recipients)
-    return Bundle(sealings, merkle_root(context.suite, leaves(context.suite, recipients, sealings)))
+    suite = context.suite
+    return Bundle(sealings, merkle_root(suite, pair_leaves(
+        suite, [(r.roster_index, r.identity) for r in recipients],
+        [(s.enc, s.ct) for s in sealings])))
 
 
 def open_sealing(context: SealingContext, identity: bytes, private_key: bytes,
@@ -190,6 +196,41 @@ def leaves(suite: Suite, recipients: Sequence[Recipient],
             for r, s in zip(recipients, sealings, strict=True)]
 
 
+# Leaf encodings begin `0x00 ‖ 0x84 ‖ CBOR(i)`: one per possible index, by the general encoder.
+_LEAF_HEADS = tuple(MERKLE_LEAF + cbor.encode_flat((i, b"", b"", b""))[:-3]
+                    for i in range(MAX_SEALINGS))
+
+
+@functools.cache
+def _hash_function(suite: Suite) -> Callable[[bytes], Any]:
+    """The suite's hash constructor from hashlib, looked up once (the tree hashes ~2n times)."""
+    constructor: Callable[[bytes], Any] = getattr(hashlib, suite.hash_name)
+    return constructor
+
+
+def pair_leaves(suite: Suite, members: Sequence[tuple[int, bytes]],
+                pairs: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+    """`leaf_hash(suite, i, identity, Sealing(enc, ct))` of each recipient `(i, identity)` and
+    its pair `(enc, ct)`, in order: what a reader hashes for a commit's n pairs. The leaf
+    encoding is joined from the fields and their byte-string heads instead of going through
+    the general encoder (equality with `leaf_hash` is tested)."""
+    if len(members) != len(pairs):
+        raise UsageError("one recipient per sealing")
+    hash_function = _hash_function(suite)
+    head = cbor.bstr_head
+    out = []
+    for (index, identity), (enc, ct) in zip(members, pairs, strict=True):
+        if type(index) is not int or not 0 <= index < MAX_SEALINGS:
+            raise UsageError(f"a roster index must be 0..{MAX_SEALINGS - 1}")
+        if type(identity) is bytes and type(enc) is bytes and type(ct) is bytes:
+            out.append(hash_function(b"".join((
+                _LEAF_HEADS[index], head(len(identity)), identity, head(len(enc)), enc,
+                head(len(ct)), ct))).digest())
+        else:  # other bytes-like values: the general path encodes them alike
+            out.append(leaf_hash(suite, index, identity, Sealing(enc, ct)))
+    return out
+
+
 def _parent(suite: Suite, left: bytes, right: bytes) -> bytes:
     return suite.hash(MERKLE_NODE + left + right)
 
@@ -198,9 +239,13 @@ def merkle_root(suite: Suite, leaf_hashes: Sequence[bytes]) -> bytes:
     """The root over `leaf_hashes`: pairs hashed level by level, an odd last node promoted."""
     if not leaf_hashes:
         return suite.hash(MERKLE_EMPTY)
+    # `_parent` inlined with the hash constructor looked up once: n - 1 inner nodes.
+    hash_function = _hash_function(suite)
     level = list(leaf_hashes)
     while len(level) > 1:
-        nxt = [_parent(suite, level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
+        # zip stops before an odd last node, which is promoted below
+        nxt = [hash_function(MERKLE_NODE + left + right).digest()
+               for left, right in zip(level[0::2], level[1::2], strict=False)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
@@ -271,6 +316,7 @@ __all__ = [
     "merkle_path",
     "merkle_root",
     "open_sealing",
+    "pair_leaves",
     "seal_bundle",
     "seal_secret",
     "seal_to",
