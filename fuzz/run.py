@@ -28,7 +28,7 @@ WORK = FUZZ / "work"
 FINDINGS = FUZZ / "findings"
 
 
-def _child(name: str, seconds: int, runs: int, work_root: Path) -> None:
+def _child(name: str, seconds: int, runs: int, work_root: Path, seed: int = 0) -> None:
     """Inside the fuzzing process: instrument the library, then hand over to libFuzzer."""
     import contextlib
     import importlib
@@ -73,21 +73,27 @@ def _child(name: str, seconds: int, runs: int, work_root: Path) -> None:
             "-timeout=30", "-rss_limit_mb=2048", f"-artifact_prefix={found}/",
             "-print_final_stats=1"]
     args.append(f"-runs={runs}" if runs else f"-max_total_time={seconds}")
+    if seed:
+        args.append(f"-seed={seed}")
     atheris.Setup(args, one_input)
     atheris.Fuzz()
 
 
-def _run_one(name: str, seconds: int, runs: int, work_root: Path) -> tuple[str, int, str]:
+def _run_one(name: str, seconds: int, runs: int, work_root: Path,
+             seed: int = 0) -> tuple[str, int, str]:
     work_root.mkdir(parents=True, exist_ok=True)
     log = work_root / f"{name}.log"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    if seed:  # a seeded run repeats exactly: no per-process hash randomisation either
+        env["PYTHONHASHSEED"] = "0"
     started = time.monotonic()
     with log.open("w") as out:
         try:
             rc = subprocess.run(
                 [sys.executable, str(Path(__file__).resolve()), "--child", name,
-                 "--seconds", str(seconds), "--runs", str(runs), "--work", str(work_root)],
+                 "--seconds", str(seconds), "--runs", str(runs), "--work", str(work_root),
+                 "--seed", str(seed)],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
                 timeout=seconds + 120).returncode
         except subprocess.TimeoutExpired:
@@ -115,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=60, help="per target (default 60)")
     parser.add_argument("--runs", type=int, default=0,
                         help="stop each target after this many inputs instead of a time")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="libFuzzer's seed; with --runs a run repeats exactly (CI)")
     parser.add_argument("--target", action="append", help="one target (repeatable); default all")
     parser.add_argument("--jobs", type=int, default=1, help="targets fuzzed at once")
     parser.add_argument("--work", type=Path, default=WORK,
@@ -123,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child(args.child, args.seconds, args.runs, args.work)
+        _child(args.child, args.seconds, args.runs, args.work, args.seed)
         return 0
     from fuzz.targets import TARGETS
     if args.list:
@@ -141,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown target(s) {', '.join(unknown)}; see --list")
     failed = 0
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = pool.map(lambda n: _run_one(n, args.seconds, args.runs, args.work), names)
+        results = pool.map(
+            lambda n: _run_one(n, args.seconds, args.runs, args.work, args.seed), names)
         for _, rc, summary in results:
             print(summary, flush=True)
             failed += rc != 0
