@@ -110,3 +110,69 @@ def test_every_label_is_in_the_spec() -> None:
     missing = [v for v in _all_labels() if v not in spec]
     assert not missing, f"labels not written in spec/: {missing}"
 
+
+
+# Version 1 of the epoch change (spec 11 §11.1-11.9): the modules "the switch" deletes. Nothing
+# outside this set imports one of them, so deleting them is a pure deletion; the only exceptions
+# are the re-exports of `GroupSession` below, whose lines the switch deletes too.
+V1_MODULES = frozenset({
+    "triple_ratchet.group.session",
+    "triple_ratchet.group.session_state",
+    "triple_ratchet.group.attempt_driver",
+    "triple_ratchet.group.attempt_mailbox",
+    "triple_ratchet.group.epoch_change",
+    "triple_ratchet.group.proposal",
+    "triple_ratchet.group.welcome",
+    "triple_ratchet.group.announcement",
+})
+V1_REEXPORTS = {
+    "triple_ratchet/__init__.py": {("triple_ratchet.group", "GroupSession")},
+    "triple_ratchet/group/__init__.py": {("triple_ratchet.group.session", "GroupSession")},
+}
+
+V1_REEXPORTERS = frozenset({"triple_ratchet", "triple_ratchet.group"})
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(REPO).with_suffix("")
+    parts = rel.parts[:-1] if rel.parts[-1] == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def _imported_names(path: Path) -> set[tuple[str, str]]:
+    """(module, name) for each `from module import name`, and (module, "") for `import module`;
+    `from triple_ratchet.group import session` counts as importing the module itself."""
+    out: set[tuple[str, str]] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update((alias.name, "") for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                out.add((node.module, alias.name))
+                out.add((f"{node.module}.{alias.name}", ""))
+    return out
+
+
+def test_nothing_outside_version_1_imports_a_version_1_module() -> None:
+    for name in V1_MODULES:  # the list names real modules (a typo would make the test vacuous)
+        importlib.import_module(name)
+    files = [*PKG.rglob("*.py"), *(REPO / "bench").glob("*.py"), *(REPO / "tools").glob("*.py")]
+    violations = []
+    for path in files:
+        if _module_name(path) in V1_MODULES:
+            continue
+        allowed = V1_REEXPORTS.get(str(path.relative_to(REPO)), set())
+        for module, name in _imported_names(path):
+            if (module, name) in allowed:
+                continue
+            if module in V1_MODULES or (module in V1_REEXPORTERS and name == "GroupSession"):
+                violations.append(f"{path.relative_to(REPO)} imports {module} {name}".rstrip())
+    assert not violations, "\n".join(sorted(violations))
+
+
+def test_the_v1_import_check_sees_an_import() -> None:
+    # The check above must be able to fail: sealing.py once imported proposal.MAX_IDENTITY_LEN.
+    probe = PKG / "group" / "sealing.py"
+    names = _imported_names(probe)
+    assert ("triple_ratchet.group.records", "MAX_IDENTITY_LEN") in names
+    assert not any(module in V1_MODULES for module, _ in names)
