@@ -178,16 +178,14 @@ def test_the_v1_import_check_sees_an_import() -> None:
     assert not any(module in V1_MODULES for module, _ in names)
 
 
-# Test files of version 1 only (the switch deletes them whole) and test files mixing both (the
-# switch deletes their version-1 tests); `test_brief_rules_v2.py::V1_TEST_FILES` is the same set
-# as V1_TEST_FILES here.
+# Test files of version 1 only: the switch deletes them whole (`test_brief_rules_v2.py::
+# V1_TEST_FILES` is the same set but for the helper module test_group_support.py).
 V1_TEST_FILES = frozenset({
     "test_brief_rules.py", "test_group_epoch_change.py", "test_group_equivocation.py",
-    "test_group_hub_time.py", "test_group_messages.py", "test_group_pairwise.py",
-    "test_group_robustness.py", "test_group_saved_state.py", "test_group_stateful.py",
-    "test_group_v1_fixes.py", "test_group_support.py",
+    "test_group_fastpath_v1.py", "test_group_hub_time.py", "test_group_messages.py",
+    "test_group_pairwise.py", "test_group_robustness.py", "test_group_saved_state.py",
+    "test_group_stateful.py", "test_group_v1_fixes.py", "test_group_support.py",
 })
-MIXED_TEST_FILES = frozenset({"test_group_fastpath.py"})
 
 
 def test_only_the_listed_test_files_use_version_1() -> None:
@@ -199,7 +197,6 @@ def test_only_the_listed_test_files_use_version_1() -> None:
             if (module in V1_MODULES or module in helpers
                     or (module in V1_REEXPORTERS and name == "GroupSession")):
                 users.add(path.name)
-    assert users - V1_TEST_FILES - MIXED_TEST_FILES == set(), "version 1 used outside the lists"
-    assert users >= MIXED_TEST_FILES  # the lists are not stale
+    assert users == V1_TEST_FILES  # no other file uses version 1, and the list is not stale
     from test_brief_rules_v2 import V1_TEST_FILES as table_list
     assert V1_TEST_FILES - {"test_group_support.py"} == table_list

@@ -259,6 +259,38 @@ def test_v2_blobs_show_only_the_rotating_mailbox_and_a_padded_size() -> None:
     assert nxt.mailbox_id != a.mailbox_id
 
 
+def test_v2_forward_secrecy_mid_epoch() -> None:
+    """Property "forward secrecy, including mid-epoch", version 2: once a receiver has read
+    generations 1 then 0 of a sender (0's key skipped, then used), its state holds neither
+    message key nor the chain keys that made them, and a copy of that state opens neither
+    message again."""
+    (a, b), _ = _epoch(2, DEFAULT_SUITE)
+    suite = a.suite
+    chain = a.sending
+    secrets = [chain.chain_key]
+    for _ in range(2):
+        keys, chain = chain.step(suite)
+        secrets += [keys.key, chain.chain_key]
+    secrets.pop()  # the chain key of generation 2 is the receiver's next one
+    m0, a = _send_v2(a, b"zero")
+    m1, a = _send_v2(a, b"one")
+    events, b = _receive(b, m1)
+    assert not [e for e in events if isinstance(e, MessageReceived)]  # held behind the gap
+    events, b = _receive(b, m0)
+    assert [e.body for e in events if isinstance(e, MessageReceived)] == [b"zero", b"one"]
+    saved = b.to_bytes()
+    assert not [x for x in secrets if x in saved]
+    captured = EpochState.from_bytes(saved, max_size=len(saved))
+    for blob in (m0, m1):
+        with pytest.raises(TripleRatchetError):
+            _receive(captured, blob)
+
+
+def _send_v2(state: EpochState, body: bytes) -> tuple[bytes, EpochState]:
+    out, new = encrypt_v2(state, body, DeterministicRandom(b"fs " + body))
+    return out.blob, new
+
+
 # --- Whole runs through the in-memory hub -------------------------------------------------------
 
 
@@ -767,7 +799,8 @@ def test_security_table_names_existing_tests() -> None:  # moved from test_brief
 # Test files of version 1 only: the switch deletes them, with their rows' references.
 V1_TEST_FILES = frozenset({
     "test_brief_rules.py", "test_group_epoch_change.py", "test_group_equivocation.py",
-    "test_group_hub_time.py", "test_group_messages.py", "test_group_pairwise.py",
+    "test_group_fastpath_v1.py", "test_group_hub_time.py", "test_group_messages.py",
+    "test_group_pairwise.py",
     "test_group_robustness.py", "test_group_saved_state.py", "test_group_stateful.py",
     "test_group_v1_fixes.py",
 })
