@@ -14,7 +14,7 @@ VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "group.json"
 def test_group_vectors_verify() -> None:
     doc = json.loads(VECTORS.read_text())
     results = list(verify_document(doc))
-    assert len(results) == 8
+    assert len(results) == 14  # 8 of version 1, then 6 of version 2
     assert [r.reason for r in results if r.status != "passed"] == []
 
 
@@ -27,4 +27,20 @@ def test_a_changed_vector_fails() -> None:
     case = next(c for c in doc["cases"] if c["inputs"]["operation"] == "messages")
     blob = case["outputs"]["messages"][1]["blob"]
     case["outputs"]["messages"][1]["blob"] = blob[:-2] + ("00" if blob[-2:] != "00" else "01")
+    assert any(r.status == "failed" for r in verify_document(doc))
+
+
+def test_version_2_cases_are_wire_version_2_and_fail_when_changed() -> None:
+    """The version-2 cases (spec 09 §9.11) hold blobs of wire version 2 and are checked: a
+    changed blob fails, and a version-2 blob relabelled version 1 is refused."""
+    doc = json.loads(VECTORS.read_text())
+    v2 = [c for c in doc["cases"] if c["inputs"]["operation"].endswith("-v2")]
+    assert {c["inputs"]["operation"] for c in v2} == {"messages-v2", "open-v2"}
+    for case in v2:
+        if case["inputs"]["operation"] == "messages-v2":
+            for m in case["outputs"]["messages"]:
+                assert bytes.fromhex(m["blob"])[:4] == b"\x85\x18\x20\x02"  # [0x20, 2, ...]
+    case = next(c for c in doc["cases"] if c["inputs"]["operation"] == "messages-v2")
+    blob = case["outputs"]["messages"][0]["blob"]
+    case["outputs"]["messages"][0]["blob"] = blob[:6] + "01" + blob[8:]
     assert any(r.status == "failed" for r in verify_document(doc))

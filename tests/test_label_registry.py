@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from triple_ratchet import random as tr_random
-from triple_ratchet.group import epoch_change
+from triple_ratchet.testvectors import cocktail as tv_cocktail
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,10 +55,10 @@ def test_every_label_constant_has_a_row_naming_it() -> None:
 def test_inline_domain_strings_are_found() -> None:
     rows, _ = _tool().rows()
     inline = {(value, where) for value, where, _, _ in rows if where.endswith("(inline)")}
-    assert ("round 1 signature", "group.epoch_change (inline)") in inline
+    assert ("payload_{i}", "testvectors.cocktail (inline)") in inline  # an f-string label
     assert ("triple-ratchet test rng", "random (inline)") in inline
     # the scanner reads the real source, not a list: both strings are in those modules
-    assert b"round 1 signature" in Path(epoch_change.__file__).read_bytes()
+    assert b'f"payload_{i}"' in Path(tv_cocktail.__file__).read_bytes()
     assert b"triple-ratchet test rng" in Path(tr_random.__file__).read_bytes()
 
 

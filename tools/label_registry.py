@@ -50,6 +50,7 @@ EXTRA_CONSTANTS = {"PROTOCOL_LABEL", "CIPHERSUITE_ID"}
 # Prefix relations that are safe, and why (spec 00, "Label registry"): PROTOCOL_LABEL starts only
 # HKDF info strings; the two stream purposes are len32-framed contexts of one ExpandLabel.
 PROTOCOL_PREFIX = "triple-ratchet v1"
+# (Version 1's stream purposes: deleting version 1 empties this set.)
 ALLOWED_PREFIXES = {("round 1", "round 1 signature")}
 
 # key (constant name, or "module:literal" for inline strings) -> (what it is used for, section)
@@ -152,7 +153,8 @@ USES: dict[str, tuple[str, str]] = {
                                       "message", "09"),
     "LABEL_GROUP_MESSAGE_DIGEST": ("hash prefix: message digest (`last_seen`)", "09"),
     "LABEL_GROUP_MESSAGE_AAD": ("AEAD associated-data prefix of group messages", "09"),
-    # 11 epoch change
+    # 11 epoch change, version 1: defined in group/attempt_mailbox.py, epoch_change.py and
+    # proposal.py; deleting version 1 deletes these nine entries (through the inline ones).
     "LABEL_GROUP_PROPOSAL_HASH": ("hash prefix: `session_id` of a proposal", "11"),
     "LABEL_GROUP_ATTEMPT_AAD": ("AEAD associated-data prefix of attempt-mailbox blobs", "11"),
     "LABEL_GROUP_ABORT_SIGNATURE": ("DKG-key signature label: group-layer abort", "11"),

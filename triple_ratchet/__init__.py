@@ -6,12 +6,12 @@ only from layers below it; the core does no I/O and reads no clock.
 
 The recipes most applications need are re-exported here::
 
-    from triple_ratchet import Account, GroupSession, PairwiseSession
+    from triple_ratchet import Account, GroupSessionV2, PairwiseSession
 """
 
 from triple_ratchet import errors
 from triple_ratchet.double_ratchet import DoubleRatchet, Limits
-from triple_ratchet.group import GroupSession
+from triple_ratchet.group import GroupSession, GroupSessionV2
 from triple_ratchet.group.events import (
     EpochChanged,
     Event,
@@ -41,6 +41,7 @@ __all__ = [
     "EpochChanged",
     "Event",
     "GroupSession",
+    "GroupSessionV2",
     "Identity",
     "IdentityKeyPair",
     "Limits",

@@ -1,7 +1,8 @@
 """The group layer (the Triple Ratchet's top): epochs, sender chains, group messages.
 
-`GroupSession` is what applications drive (spec 09 and 11); `key_schedule` turns a certified
-DKG attempt into every key of the new epoch (spec 08).
+`GroupSessionV2` (version 2 of the epoch change, spec 11 and 08 "Version 2") and `GroupSession`
+(version 1, to be deleted) are what applications drive; `key_schedule` turns a decided change
+into every key of the new epoch (spec 08).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from triple_ratchet.group.key_schedule import (
     joiner_confirmation,
 )
 from triple_ratchet.group.session import GroupSession
+from triple_ratchet.group.session_v2 import GroupSessionV2
 
 __all__ = [
     "AttemptAborted",
@@ -43,6 +45,7 @@ __all__ = [
     "ForkDetected",
     "GapDetected",
     "GroupSession",
+    "GroupSessionV2",
     "Ignored",
     "MailboxKeys",
     "MembershipChanged",

@@ -40,7 +40,6 @@ from triple_ratchet.group.message import (
 )
 from triple_ratchet.group.message_path import (
     encrypt_in_epoch,
-    send_application,
 )
 from triple_ratchet.group.proposal import (
     REASON_REFRESH,
@@ -60,6 +59,7 @@ from triple_ratchet.group.session_state import (
     Out,
     Policy,
     SessionState,
+    send_application,
 )
 from triple_ratchet.group.welcome import Welcome
 from triple_ratchet.identity import IdentityKeyPair

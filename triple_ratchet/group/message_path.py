@@ -1,8 +1,8 @@
 """The application-message path of one epoch: seal, open, order and expire (spec 09).
 
 Pure functions over an immutable `EpochState` (each returns the new state, committed by the
-caller only if nothing raised), and `send_application`, which seals one plaintext into the
-session's current epoch.
+caller only if nothing raised). Version 1's `send_application` lives with its session state
+(session_state.py), so this module imports nothing of version 1.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from triple_ratchet.errors import (
     DecodeError,
     LimitExceeded,
     ProtocolError,
-    StateError,
     UnsupportedError,
     UsageError,
 )
@@ -45,7 +44,6 @@ from triple_ratchet.group.message import (
 )
 from triple_ratchet.group.ordering import Delivery, Held, OrderResult, SenderOrder
 from triple_ratchet.group.sender_chain import new_reuse_guard
-from triple_ratchet.group.session_state import Out, SessionState
 from triple_ratchet.random import RandomSource
 
 # Version 2 grace (spec 09 §9.11, 11.v2.29): an epoch-e message from a member of e+1 is still
@@ -183,16 +181,6 @@ def _deliveries_seen(state: EpochState, result: OrderResult) -> EpochState:
     for d in result.delivered:
         state = state.with_seen(d.digest)
     return state
-
-
-def send_application(s: SessionState, plaintext: bytes, rng: RandomSource, out: Out
-                     ) -> SessionState:
-    """Seal `plaintext` in the current epoch; the blob goes to `out`."""
-    if s.epoch is None:
-        raise StateError("no epoch to send in")
-    blob, state = encrypt_in_epoch(s.epoch, CONTENT_APPLICATION, plaintext, rng)
-    out.sends.append(Outgoing(state.mailbox_id, blob))
-    return evolve(s, epoch=state, messages_in_epoch=s.messages_in_epoch + 1)
 
 
 # --- version 2 (spec 09 §9.11) -------------------------------------------------------------

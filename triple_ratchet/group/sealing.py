@@ -33,7 +33,7 @@ from typing import Any
 from triple_ratchet import cbor
 from triple_ratchet.errors import AuthenticationError, DecodeError, LimitExceeded, UsageError
 from triple_ratchet.group.message import MAX_GROUP_ID_LEN
-from triple_ratchet.group.proposal import MAX_IDENTITY_LEN
+from triple_ratchet.group.records import MAX_IDENTITY_LEN
 from triple_ratchet.suites import Suite
 from triple_ratchet.suites.hpke import HpkeSuite, hpke_for_suite
 

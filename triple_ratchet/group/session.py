@@ -56,7 +56,6 @@ from triple_ratchet.group.message_path import (
     expire_in_epoch,
     open_in_epoch,
     order_in_epoch,
-    send_application,
 )
 from triple_ratchet.group.proposal import (
     REASON_CHANGE,
@@ -84,6 +83,7 @@ from triple_ratchet.group.session_state import (
     SessionState,
     decode_state,
     hub_ms,
+    send_application,
     to_ms,
 )
 from triple_ratchet.group.welcome import Welcome

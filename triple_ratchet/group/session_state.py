@@ -13,6 +13,7 @@ from triple_ratchet import cbor
 from triple_ratchet.errors import (
     DecodeError,
     RemoteError,
+    StateError,
     UsageError,
 )
 from triple_ratchet.group.attempt_mailbox import (
@@ -20,7 +21,7 @@ from triple_ratchet.group.attempt_mailbox import (
     ABORT_EQUIVOCATION,
     ABORT_TIMEOUT,
 )
-from triple_ratchet.group.epoch import MAX_GROUP_SIZE, EpochState
+from triple_ratchet.group.epoch import MAX_GROUP_SIZE, EpochState, evolve
 from triple_ratchet.group.epoch_change import Attempt
 from triple_ratchet.group.events import (
     Event,
@@ -28,9 +29,11 @@ from triple_ratchet.group.events import (
     WelcomeOut,
 )
 from triple_ratchet.group.message import (
+    CONTENT_APPLICATION,
     MAX_BLOB_LEN,
     MAX_BODY,
 )
+from triple_ratchet.group.message_path import encrypt_in_epoch
 from triple_ratchet.group.proposal import (
     MAX_IDENTITY_LEN,
     MAX_PROPOSAL_LEN,
@@ -40,6 +43,7 @@ from triple_ratchet.group.proposal import (
     Proposal,
 )
 from triple_ratchet.identity import Identity, IdentityKeyPair
+from triple_ratchet.random import RandomSource
 from triple_ratchet.suites import suite_by_id
 
 STATE_FORMAT = "triple-ratchet group session"
@@ -245,3 +249,13 @@ class Out:
     events: list[Event] = field(default_factory=list)
     sends: list[Send] = field(default_factory=list)
 
+
+def send_application(s: SessionState, plaintext: bytes, rng: RandomSource, out: Out
+                     ) -> SessionState:
+    """Seal `plaintext` in the current epoch; the blob goes to `out` (version 1; it lives here,
+    not in message_path, so the shared message path imports nothing of version 1)."""
+    if s.epoch is None:
+        raise StateError("no epoch to send in")
+    blob, state = encrypt_in_epoch(s.epoch, CONTENT_APPLICATION, plaintext, rng)
+    out.sends.append(Outgoing(state.mailbox_id, blob))
+    return evolve(s, epoch=state, messages_in_epoch=s.messages_in_epoch + 1)

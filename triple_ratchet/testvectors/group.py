@@ -8,6 +8,9 @@ Each case names an `operation`:
   The verifier re-seals each message and checks the blob byte for byte, then opens it as another
   member would (sender data, chain, signature) and checks the body.
 - "open": one blob with an error expected (tampered ciphertext, forged signature).
+- "messages-v2" and "open-v2": the same for wire version 2 (spec 09 §9.11): the epoch from
+  version 2's key schedule (member_base, group context, roster size), each member signing with
+  its record signing key (from a seed here), the blobs of version 2.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from triple_ratchet.errors import UnsupportedError
-from triple_ratchet.group.key_schedule import derive_epoch
+from triple_ratchet.group.key_schedule import derive_epoch, derive_epoch_v2
 from triple_ratchet.group.message import (
     CONTENT_APPLICATION,
+    VERSION,
+    VERSION_V2,
     Content,
     GroupMessage,
     open_content,
@@ -70,15 +75,25 @@ def _chain_case(suite: Suite, rng: DeterministicRandom) -> dict[str, Any]:
 
 
 def _epoch(suite: Suite, inputs: dict[str, Any]) -> tuple[Any, list[Any]]:
-    secrets = derive_epoch(suite, bytes.fromhex(inputs["init_secret"]),
-                           bytes.fromhex(inputs["transcript_hash"]),
-                           [bytes.fromhex(p) for p in inputs["payloads"]])
+    if _version(inputs) == VERSION_V2:
+        secrets: Any = derive_epoch_v2(suite, bytes.fromhex(inputs["member_base"]),
+                                       bytes.fromhex(inputs["group_context"]),
+                                       len(inputs["signing_seeds"]))
+    else:
+        secrets = derive_epoch(suite, bytes.fromhex(inputs["init_secret"]),
+                               bytes.fromhex(inputs["transcript_hash"]),
+                               [bytes.fromhex(p) for p in inputs["payloads"]])
     keys = [suite.signing_from_seed(bytes.fromhex(s)) for s in inputs["signing_seeds"]]
     return secrets, keys
 
 
+def _version(inputs: dict[str, Any]) -> int:
+    return VERSION_V2 if inputs["operation"].endswith("-v2") else VERSION
+
+
 def _seal_all(suite: Suite, inputs: dict[str, Any]) -> list[dict[str, str]]:
     secrets, keys = _epoch(suite, inputs)
+    version = _version(inputs)
     chains = [SendingChain(r) for r in secrets.chain_roots]
     last_seen = b""
     out = []
@@ -86,7 +101,7 @@ def _seal_all(suite: Suite, inputs: dict[str, Any]) -> list[dict[str, str]]:
         sender = m["sender"]
         mk, chains[sender] = chains[sender].step(suite)
         content = Content(suite.suite_id, GROUP_ID, EPOCH, sender, mk.generation,
-                          CONTENT_APPLICATION, last_seen, bytes.fromhex(m["body"]))
+                          CONTENT_APPLICATION, last_seen, bytes.fromhex(m["body"]), version)
         blob = seal(suite, content, keys[sender], mk, bytes.fromhex(m["reuse_guard"]),
                     secrets.sender_data_secret, secrets.mailbox.mailbox_id)
         last_seen = content.digest(suite)
@@ -97,7 +112,7 @@ def _seal_all(suite: Suite, inputs: dict[str, Any]) -> list[dict[str, str]]:
 def _open(suite: Suite, inputs: dict[str, Any], blob: bytes) -> bytes:
     """Open `blob` as a fresh receiver of the epoch would."""
     secrets, keys = _epoch(suite, inputs)
-    msg = GroupMessage.from_bytes(suite, blob)
+    msg = GroupMessage.from_bytes(suite, blob, version=_version(inputs))
     expect_equal("mailbox id", msg.mailbox_id.hex(), secrets.mailbox.mailbox_id.hex())
     sd = open_sender_data(suite, msg, secrets.sender_data_secret)
     mk, _ = ReceivingChain(secrets.chain_roots[sd.sender]).keys_for(suite, sd.generation)
@@ -120,21 +135,44 @@ def _messages_case(suite: Suite, rng: DeterministicRandom) -> dict[str, Any]:
                                                                                      inputs)}}
 
 
+def _messages_v2_case(suite: Suite, rng: DeterministicRandom) -> dict[str, Any]:
+    n = 3
+    inputs: dict[str, Any] = {
+        "operation": "messages-v2", "group_id": _h(GROUP_ID), "epoch": EPOCH,
+        "member_base": _h(rng(suite.hash_len)), "group_context": _h(rng(suite.hash_len)),
+        "signing_seeds": [_h(rng(32)) for _ in range(n)],
+        "messages": [{"sender": s, "body": _h(f"v2 message {i} from {s}".encode()),
+                      "reuse_guard": _h(rng(8))} for i, s in enumerate([2, 0, 2, 1, 0])],
+    }
+    return {"description": "a 3-member version-2 epoch: derived keys and five signed, encrypted "
+                           "messages of wire version 2",
+            "suite": suite.name, "inputs": inputs, "outputs": {"messages": _seal_all(suite,
+                                                                                     inputs)}}
+
+
 def _negative_cases(suite: Suite, good: dict[str, Any]) -> list[dict[str, Any]]:
     blob = bytes.fromhex(good["outputs"]["messages"][0]["blob"])
     tampered = bytearray(blob)
     tampered[-1] ^= 1
-    # A member (sender 1) signs a message claiming to be sender 0: the signature fails.
     inputs = dict(good["inputs"])
-    forged_inputs = dict(inputs, signing_seeds=[inputs["signing_seeds"][1]] * 2
-                         + [inputs["signing_seeds"][2]])
+    if inputs["operation"] == "messages-v2":
+        # The first message's sender's neighbour signs it with its own record key.
+        sender = inputs["messages"][0]["sender"]
+        seeds = list(inputs["signing_seeds"])
+        seeds[sender] = seeds[(sender + 1) % len(seeds)]
+        forged_inputs = dict(inputs, signing_seeds=seeds)
+    else:
+        # A member (sender 1) signs a message claiming to be sender 0: the signature fails.
+        forged_inputs = dict(inputs, signing_seeds=[inputs["signing_seeds"][1]] * 2
+                             + [inputs["signing_seeds"][2]])
     forged = bytes.fromhex(_seal_all(suite, forged_inputs)[0]["blob"])
+    open_op = "open-v2" if inputs["operation"] == "messages-v2" else "open"
     return [
         {"description": "tampered ciphertext", "suite": suite.name,
-         "inputs": dict(inputs, operation="open", blob=_h(bytes(tampered))),
+         "inputs": dict(inputs, operation=open_op, blob=_h(bytes(tampered))),
          "error": {"type": "AuthenticationError"}},
         {"description": "message signed by another member", "suite": suite.name,
-         "inputs": dict(inputs, operation="open", blob=_h(forged)),
+         "inputs": dict(inputs, operation=open_op, blob=_h(forged)),
          "error": {"type": "InvalidSignature"}},
     ]
 
@@ -145,6 +183,11 @@ def generate() -> dict[str, dict[str, Any]]:
         rng = DeterministicRandom(b"group vectors " + suite.name.encode())
         cases.append(_chain_case(suite, rng))
         good = _messages_case(suite, rng)
+        cases.append(good)
+        cases += _negative_cases(suite, good)
+    for suite in ALL_SUITES:  # version 2 after every version-1 case (deleting v1 keeps these)
+        rng = DeterministicRandom(b"group vectors v2 " + suite.name.encode())
+        good = _messages_v2_case(suite, rng)
         cases.append(good)
         cases += _negative_cases(suite, good)
     return {FILE: document(KIND, "Group messages: sender chains, sealed messages, rejections",
@@ -162,14 +205,14 @@ def _check(case: dict[str, Any]) -> None:
             expect_equal("message key", _h(keys.key), want["message_key"])
             expect_equal("nonce base", _h(keys.nonce_base), want["nonce_base"])
             expect_equal("next chain key", _h(chain.chain_key), want["next_chain_key"])
-    elif op == "messages":
+    elif op in ("messages", "messages-v2"):
         got = _seal_all(suite, inputs)
         for i, (g, want) in enumerate(zip(got, case["outputs"]["messages"], strict=True)):
             expect_equal(f"message {i} blob", g["blob"], want["blob"])
             expect_equal(f"message {i} digest", g["digest"], want["digest"])
             body = _open(suite, inputs, bytes.fromhex(want["blob"]))
             expect_equal(f"message {i} body", _h(body), inputs["messages"][i]["body"])
-    elif op == "open":
+    elif op in ("open", "open-v2"):
         _open(suite, inputs, bytes.fromhex(inputs["blob"]))
     else:
         raise AssertionError(f"unknown operation {op!r}")
