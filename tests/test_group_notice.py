@@ -627,7 +627,7 @@ class Resumed:
 
     T0 = 1_800_000_000_000
 
-    def __init__(self, w: World) -> None:
+    def __init__(self, w: World, dormant: frozenset[bytes] = frozenset()) -> None:
         suite, start, bob = w.suite, w.start, w.members[0]
         self.w, self.bob = w, bob
         self.resume_keys = RecordKeys.generate(suite, w.rng)
@@ -658,7 +658,7 @@ class Resumed:
                                    roster_hash=roster.hash()).to_bytes())
         self.inputs = RunInputs(suite, GROUP, 1, start.epoch_id, 1, applied_hash, roster,
                                 (announcement.entry_bytes(),), (seed.dkg_key(),),
-                                recipients_of(roster, [w.creator.public.to_bytes()]),
+                                recipients_of(roster, [w.creator.public.to_bytes()], dormant),
                                 frozenset({bob.id}))
         item1 = make_round1(seed, self.inputs)
         self.round1 = (check_round1(self.inputs, 1, item1),)
@@ -714,6 +714,29 @@ def test_a_resumed_member_gets_a_notice_and_joins_the_epoch_of_the_others(w: Wor
     with pytest.raises(ProtocolError):
         open_notice(w.suite, build_notice(bad, r.outcome.member_base, r.bob.id, w.rng),
                     identity=r.bob.id, keys=[r.resume_keys])
+
+
+def test_a_notice_tells_the_newcomer_who_was_dormant_at_the_previous_snapshot(w: World) -> None:
+    """Review F2: a member dormant at S(e) lacks init_secret(e+1) and must be sealed member_base
+    by C(e+1); a newcomer on that committee learns the set from its notice (and its first
+    epoch's view holds it), and a notice whose dormant set does not fit the bundle is refused."""
+    dave = w.members[2].id
+    r = Resumed(w, frozenset({dave}))
+    (notice,) = build_notices(r.change, r.outcome.member_base,
+                              resumed_inboxes={r.bob.id: r.inbox}, rng=w.rng)
+    data = b"".join(NoticeChunk.from_bytes(w.suite, c).data for c in notice.chunks)
+    js = open_notice(w.suite, data, identity=r.bob.id, keys=[r.resume_keys])
+    assert js.dormant_before == frozenset({dave})
+    assert r.change.body().dormant == (js.roster.index_of(dave),)
+    # An insider holding member_base hides or invents a dormant member: refused.
+    header = r.change.header_for(r.bob.id)
+    for dormant in ((), (js.roster.index_of(w.members[1].id),),
+                    (js.roster.index_of(w.creator.public.to_bytes()),)):
+        body = dataclasses.replace(r.change.body(), dormant=tuple(sorted(
+            {*dormant, *(() if dormant == () else r.change.dormant)})))
+        forged = seal_notice(header, body, r.outcome.member_base, r.bob.id, w.rng)
+        with pytest.raises(ProtocolError):
+            open_notice(w.suite, forged, identity=r.bob.id, keys=[r.resume_keys])
 
 
 def test_answer_rejoin_for_run_refuses_a_requester_that_was_no_recipient(w: World) -> None:

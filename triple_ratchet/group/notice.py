@@ -27,6 +27,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import pairwise
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg.attempt import SignedRound1
@@ -209,7 +210,8 @@ class NoticeHeader:
 @dataclass(frozen=True)
 class NoticeBody:
     """What the notice's AEAD hides: the certificate, the applied proposals, the carried set,
-    T0(e+1) and the new roster (every entry with its signatures)."""
+    T0(e+1), the new roster (every entry with its signatures) and the members of e+1 dormant at
+    S(e) (new-roster indices, increasing: they lack init_secret(e+1), review F2)."""
 
     epoch: int  # e (the epoch whose change this is)
     epoch_id: bytes  # epoch_id(e), empty for e = 0
@@ -221,18 +223,19 @@ class NoticeBody:
     carried: tuple[bytes, ...]  # the carried set into e+1, mailbox order
     t0: int | None  # T0(e+1); None for a created group
     roster: Roster = field(repr=False)
+    dormant: tuple[int, ...] = ()  # new-roster indices dormant at S(e), increasing
 
     def to_bytes(self) -> bytes:
         roster = cbor.decode(self.roster.to_bytes(), max_size=MAX_ROSTER_LEN,
                              max_items=1 + 5 * MAX_GROUP_SIZE_V2, max_depth=2)
         return cbor.encode([self.epoch, self.epoch_id, self.run, list(self.announcements),
                             list(self.round1), list(self.round3), list(self.applied),
-                            list(self.carried), self.t0, roster])
+                            list(self.carried), self.t0, roster, list(self.dormant)])
 
     @classmethod
     def from_bytes(cls, suite: Suite, data: bytes, *, group_id: bytes) -> NoticeBody:
         f = cbor.as_list(cbor.decode(data, max_size=MAX_NOTICE_LEN, max_items=_MAX_NOTICE_ITEMS,
-                                     max_depth=3), "notice body", 10)
+                                     max_depth=3), "notice body", 11)
         epoch = cbor.as_int(f[0], "epoch", maximum=MAX_EPOCH)
         epoch_id = cbor.as_bytes(f[1], "epoch id", max_length=EPOCH_ID_LEN)
         if len(epoch_id) != (0 if epoch == 0 else EPOCH_ID_LEN):
@@ -258,8 +261,13 @@ class NoticeBody:
         if not isinstance(f[9], list):
             raise DecodeError("notice: the roster is an array")
         roster = Roster.from_bytes(suite, cbor.encode(f[9]), group_id=group_id)
+        raw_dormant = cbor.as_list(f[10], "dormant members")
+        dormant = tuple(cbor.as_int(i, "dormant member index", maximum=len(roster.entries) - 1)
+                        for i in raw_dormant)
+        if any(b <= a for a, b in pairwise(dormant)):
+            raise DecodeError("notice: dormant members are increasing roster indices")
         return cls(epoch, epoch_id, run, announcements, round1, round3, applied, carried, t0,
-                   roster)
+                   roster, dormant)
 
 
 @dataclass(frozen=True)
@@ -460,7 +468,19 @@ class DecidedChange:
 
     def body(self) -> NoticeBody:
         return NoticeBody(self.epoch, self.epoch_id, self.run, self.announcements, self.round1,
-                          self.round3, self.applied, self.carried, self.t0, self.roster)
+                          self.round3, self.applied, self.carried, self.t0, self.roster,
+                          self.dormant)
+
+    @cached_property
+    def dormant(self) -> tuple[int, ...]:
+        """New-roster indices of the members dormant at S(e): neither sealed to nor on the
+        committee (11.v2.12)."""
+        committee = {RunAnnouncement.from_bytes(self.suite, ControlEntry.from_bytes(
+            self.suite, raw, group_id=self.group_id, epoch=self.epoch).body).identity
+            for raw in self.announcements}
+        sealed = set(self.recipient_indices)
+        return tuple(i for i, e in enumerate(self.roster.entries)
+                     if i not in sealed and e.identity not in committee)
 
     # Computed once per commit, not once per notice (a 1,000-member roster is ~1.5 MB).
     @cached_property
@@ -575,6 +595,8 @@ class JoinStart:
     added_by: bytes  # identity of the author of the add or resume proposal that brought us
     resumed: bool  # True for a resume, False for an add
     opened_with: bytes  # the receive public key whose private key opened the sealing
+    dormant_before: frozenset[bytes] = field(default=frozenset(), repr=False)
+    """identities of the members of e+1 dormant at S(e) (sealed member_base by C(e+1))"""
 
     @property
     def epoch_id(self) -> bytes:
@@ -654,12 +676,29 @@ def open_notice(suite: Suite, data: bytes, *, identity: bytes,
     # 5. our Merkle path and the confirmation tag
     leaf = leaf_hash(suite, own_index, identity, header.sealing)
     verify_merkle_path(suite, bundle_root, header.count, header.position, leaf, header.path)
+    dormant_before = _check_dormant(roster, body, header, announcements, own_index)
     outcome = outcome_from_opened(inputs, round1, bundle_root, member_base,
                                   opened_is_member_base=True, init_secret=None, agreed_tag=tag)
     secrets = outcome.secrets(suite)
     return JoinStart(suite, header.group_id, header.epoch, body.epoch_id, body.run, rsid,
                      secrets, roster, body.t0, body.carried, own_index, own_entry, added_by,
-                     resumed, opened.receive_public)
+                     resumed, opened.receive_public, dormant_before)
+
+
+def _check_dormant(roster: Roster, body: NoticeBody, header: NoticeHeader,
+                   announcements: Sequence[tuple[ControlEntry, RunAnnouncement]],
+                   own_index: int) -> frozenset[bytes]:
+    """The dormant set must fit the bundle: the recipients it leaves (neither on the committee
+    nor dormant) are `count` many and ours is at the header's position (review F2)."""
+    committee = [a.identity for _, a in announcements]
+    dormant = frozenset(roster.entries[i].identity for i in body.dormant)
+    if dormant & set(committee):
+        raise ProtocolError("notice: a committee member listed as dormant")
+    recipients = recipients_of(roster, committee, dormant)
+    if len(recipients) != header.count or own_index not in recipients or (
+            recipients.index(own_index) != header.position):
+        raise ProtocolError("notice: the dormant members do not fit the bundle")
+    return dormant
 
 
 def _check_applied(roster: Roster, applied: Sequence[ControlEntry], own: RosterEntry,

@@ -261,7 +261,8 @@ class GroupSessionV2:
             roster=_members(start.roster), own_index=start.own_index,
             signing_key=held.keys().signing_key)
         log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
-                                     start.roster, start.t0, start.carried))
+                                     start.roster, start.t0, start.carried,
+                                     start.dormant_before))
         state = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
                        start.secrets.control_mailbox.access_key.to_bytes(),
                        (OwnRecord(held.join_key.to_bytes(), held.seed),))
@@ -285,7 +286,8 @@ class GroupSessionV2:
             roster=_members(start.roster), own_index=start.own_index,
             signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
         log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
-                                     start.roster, start.t0, start.carried))
+                                     start.roster, start.t0, start.carried,
+                                     start.dormant_before))
         self._s = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
                          start.secrets.control_mailbox.access_key.to_bytes(), (own,))
         return [EpochChanged(start.epoch, start.secrets.epoch_id,
