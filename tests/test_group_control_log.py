@@ -894,6 +894,10 @@ def test_copied_dkg_key_and_announcements_for_another_view_are_ignored() -> None
     log = with_add(w)
     log, events = post(w, log, R, w.announcement(log, A, roster_hash=w.suite.hash(b"other")))
     assert reasons(events) == ["announcement for another view"] and log.run.phase == WAITING
+    # Review F1: another view of the epoch (T0, carried set, dormant members) is refused too.
+    log, events = post(w, log, R, w.announcement(log, A, view_hash=w.suite.hash(b"other")))
+    assert reasons(events) == ["announcement for another view of the epoch"]
+    assert log.run.phase == WAITING
     # B copies A's DKG key before A announces: A is just not on this run's committee.
     w.seeds[("B", 1)] = w.seed(A, 1)
     copied = w.announcement(log, B)

@@ -655,7 +655,8 @@ class Resumed:
             body=make_announcement(seed, group_id=GROUP, epoch=1, run=1,
                                    identity=w.creator.public.to_bytes(),
                                    applied_hash=applied_hash,
-                                   roster_hash=roster.hash()).to_bytes())
+                                   roster_hash=roster.hash(),
+                                   view_hash=suite.hash(b"view")).to_bytes())
         self.inputs = RunInputs(suite, GROUP, 1, start.epoch_id, 1, applied_hash, roster,
                                 (announcement.entry_bytes(),), (seed.dkg_key(),),
                                 recipients_of(roster, [w.creator.public.to_bytes()], dormant),
@@ -737,6 +738,37 @@ def test_a_notice_tells_the_newcomer_who_was_dormant_at_the_previous_snapshot(w:
         forged = seal_notice(header, body, r.outcome.member_base, r.bob.id, w.rng)
         with pytest.raises(ProtocolError):
             open_notice(w.suite, forged, identity=r.bob.id, keys=[r.resume_keys])
+
+
+def test_a_carried_entry_without_its_authors_identity_signature_is_refused(w: World) -> None:
+    """Review F1: an insider holding member_base cannot slip an unsigned or re-signed carried
+    proposal into a notice: every carried entry's identity signature is checked."""
+    from triple_ratchet.group.change_proposal import KIND_REMOVE, ChangeProposal
+
+    r = Resumed(w)
+    carol = w.members[1]
+    proposal = sign_identity_entry(
+        carol.identity, TYPE_PROPOSAL, group_id=GROUP, epoch=1, author=2,
+        body=ChangeProposal.make(w.suite, KIND_REMOVE, group_id=GROUP, epoch=1,
+                                 epoch_id=w.start.epoch_id, author=carol.id,
+                                 change=w.creator.public.to_bytes()).to_bytes())
+    header = r.change.header_for(r.bob.id)
+
+    def opened(carried: tuple[bytes, ...]) -> JoinStart:
+        body = dataclasses.replace(r.change.body(), carried=carried)
+        return open_notice(w.suite, seal_notice(header, body, r.outcome.member_base, r.bob.id,
+                                                w.rng), identity=r.bob.id, keys=[r.resume_keys])
+
+    assert opened((proposal.to_bytes(),)).carried == (proposal.to_bytes(),)
+    raw = bytearray(proposal.to_bytes())
+    raw[-1] ^= 1  # the signature's last byte
+    with pytest.raises(InvalidSignature):
+        opened((bytes(raw),))
+    # Signed by the creator's identity though Carol's proposal names Carol as author.
+    forged = sign_identity_entry(w.creator, TYPE_PROPOSAL, group_id=GROUP, epoch=1, author=2,
+                                 body=proposal.body)
+    with pytest.raises(InvalidSignature):
+        opened((forged.to_bytes(),))
 
 
 def test_answer_rejoin_for_run_refuses_a_requester_that_was_no_recipient(w: World) -> None:

@@ -629,7 +629,7 @@ def test_announcement_round_trip_and_strictness(w: World) -> None:
                              identity=w.alice.public.to_bytes(),
                              dkg_key=Point.base_mul(Scalar(7)),
                              applied_proposals_hash=w.rng(w.suite.hash_len),
-                             roster_hash=w.roster.hash())
+                             roster_hash=w.roster.hash(), view_hash=w.suite.hash(b"view"))
     entry = sign_identity_entry(w.alice, TYPE_ANNOUNCEMENT, group_id=GROUP, epoch=4, author=0,
                                 body=a.to_bytes())
     entry.verify(w.alice.public, None)
@@ -967,7 +967,7 @@ def test_every_body_refuses_an_extra_field_and_a_wrong_type(w: World) -> None:
     announcement = RunAnnouncement.make(
         w.suite, group_id=GROUP, epoch=4, run=1, identity=w.alice.public.to_bytes(),
         dkg_key=Point.base_mul(d), applied_proposals_hash=w.rng(w.suite.hash_len),
-        roster_hash=w.roster.hash())
+        roster_hash=w.roster.hash(), view_hash=w.suite.hash(b"view"))
     round3 = Round3Item.sign(w.suite, d, run=1, context=context, run_session_id=sid,
                              certeq_signature=schnorr_sign(d, b"t"),
                              bundle_root=w.rng(w.suite.hash_len),

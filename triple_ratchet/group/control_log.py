@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg.abort import REASON_FALSE_ACCUSATION
@@ -91,6 +92,7 @@ from triple_ratchet.group.run import (
     Round3Item,
     RunAnnouncement,
     check_tick_body,
+    view_hash,
 )
 from triple_ratchet.group.run_secrets import (
     RunInputs,
@@ -117,6 +119,9 @@ REFRESH_MIN_AGE = 3_600_000
 RETENTION = 30 * 24 * 3_600_000
 CONTROL_ENTRY_BUDGET = 64
 CONTROL_BYTE_BUDGET = 512 * 1024
+ANOTHER_EPOCH_VIEW = "announcement for another view of the epoch"
+"""The `Ignored` reason of an announcement whose view hash is not ours: a member in its first
+epoch that sees it from a roster member holds a wrong notice (review F1)."""
 MAX_GROUP_SIZE = MAX_GROUP_SIZE_V2
 MAX_HUB_TIME = 2**64 - 1
 MAX_CURSOR = 2**64 - 1
@@ -178,6 +183,11 @@ class EpochView:
     traffic_key: bytes = field(repr=False)
     mailbox_id: bytes
     dormant_before: frozenset[bytes] = frozenset()
+
+    @cached_property
+    def view_hash(self) -> bytes:
+        """`view_hash(e)` (11.v2.9): T0(e), the carried set, the members dormant at S(e−1)."""
+        return view_hash(self.suite, self.t0, self.carried, self.dormant_before)
 
     def __post_init__(self) -> None:
         if not isinstance(self.group_id, bytes) or not 1 <= len(self.group_id) <= (
@@ -871,6 +881,8 @@ class ControlLog:
         identity = author.identity
         if identity in attempt.removed or identity in attempt.dormant:
             raise _ignored("announcer not eligible", identity)
+        if not hmac.compare_digest(a.view_hash, v.view_hash):
+            raise _ignored(ANOTHER_EPOCH_VIEW, identity)
         if not (hmac.compare_digest(a.applied_proposals_hash, attempt.applied_hash)
                 and hmac.compare_digest(a.roster_hash, attempt.roster_hash)):
             raise _ignored("announcement for another view", identity)

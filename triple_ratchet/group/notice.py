@@ -100,6 +100,7 @@ from triple_ratchet.group.run import (
     Round3Item,
     RunAnnouncement,
     sealing_sizes,
+    view_hash,
 )
 from triple_ratchet.group.run_secrets import (
     RunInputs,
@@ -668,10 +669,10 @@ def open_notice(suite: Suite, data: bytes, *, identity: bytes,
                           applied_hash, [a.entry_bytes() for a, _ in announcements])
     if not hmac.compare_digest(rsid, header.run_session_id):
         raise ProtocolError("the notice's run session id is not its certificate's")
+    if body.epoch == 0 and (body.carried or body.dormant):
+        raise ProtocolError("nothing is carried into epoch 1 and nobody is dormant")
     for raw in body.carried:
-        entry = ControlEntry.from_bytes(suite, raw, group_id=header.group_id, epoch=body.epoch)
-        if entry.entry_type not in (TYPE_PROPOSAL, TYPE_RECORD):
-            raise ProtocolError("a carried entry is a proposal or a record")
+        _check_carried(suite, raw, header.group_id, body.epoch)
     inputs, round1, bundle_root, tag = _check_run(header, body, announcements, applied_hash)
     # 5. our Merkle path and the confirmation tag
     leaf = leaf_hash(suite, own_index, identity, header.sealing)
@@ -699,6 +700,19 @@ def _check_dormant(roster: Roster, body: NoticeBody, header: NoticeHeader,
             recipients.index(own_index) != header.position):
         raise ProtocolError("notice: the dormant members do not fit the bundle")
     return dormant
+
+
+def _check_carried(suite: Suite, raw: bytes, group_id: bytes, epoch: int) -> None:
+    """A carried entry is a proposal or a record with its author's identity signature (both
+    name their identity in the body; review F1)."""
+    entry = ControlEntry.from_bytes(suite, raw, group_id=group_id, epoch=epoch)
+    if entry.entry_type == TYPE_PROPOSAL:
+        proposal = ChangeProposal.from_bytes(suite, entry.body)
+        entry.verify(Identity.from_bytes(proposal.author, suite), None)
+    elif entry.entry_type == TYPE_RECORD:
+        entry.verify(MemberKeyRecord.from_bytes(suite, entry.body).owner(), None)
+    else:
+        raise ProtocolError("a carried entry is a proposal or a record")
 
 
 def _check_applied(roster: Roster, applied: Sequence[ControlEntry], own: RosterEntry,
@@ -860,7 +874,8 @@ def create_group(identity: IdentityKeyPair, keys: RecordKeys, *, group_id: bytes
         identity, TYPE_ANNOUNCEMENT, group_id=group_id, epoch=0, author=0,
         body=make_announcement(seed, group_id=group_id, epoch=0, run=run,
                                identity=record.identity, applied_hash=applied_hash,
-                               roster_hash=roster_hash).to_bytes())
+                               roster_hash=roster_hash,
+                               view_hash=view_hash(suite, None, (), ())).to_bytes())
     joiners = frozenset(jk.identity for jk in join_keys)
     inputs = RunInputs(suite, group_id, 0, b"", run, applied_hash, roster,
                        (announcement.entry_bytes(),), (seed.dkg_key(),),

@@ -68,6 +68,7 @@ from triple_ratchet.group.control import (
 )
 from triple_ratchet.group.control_log import (
     ANNOUNCE,
+    ANOTHER_EPOCH_VIEW,
     COMMIT,
     COMMITTEE_SIZE,
     EPOCH_MIN_AGE,
@@ -187,6 +188,9 @@ class _State:
     # (identity, inbox id) of members whose rejoin request we turned into a resume proposal:
     # we send each its notice once the proposal is applied (11.v2.28).
     resume_inboxes: tuple[tuple[bytes, bytes], ...] = ()
+    # Our epoch came from a notice (review F1): an announcement of a roster member for another
+    # view of the epoch means our notice was wrong.
+    first_epoch: bool = False
 
 
 def _members(roster: Roster) -> list[Member]:
@@ -265,7 +269,7 @@ class GroupSessionV2:
                                      start.dormant_before))
         state = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
                        start.secrets.control_mailbox.access_key.to_bytes(),
-                       (OwnRecord(held.join_key.to_bytes(), held.seed),))
+                       (OwnRecord(held.join_key.to_bytes(), held.seed),), first_epoch=True)
         return cls(identity, state, rng=rng), keyring.used(start.opened_with)
 
     def resume(self, start: JoinStart) -> list[Event]:
@@ -289,7 +293,8 @@ class GroupSessionV2:
                                      start.roster, start.t0, start.carried,
                                      start.dormant_before))
         self._s = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
-                         start.secrets.control_mailbox.access_key.to_bytes(), (own,))
+                         start.secrets.control_mailbox.access_key.to_bytes(), (own,),
+                         first_epoch=True)
         return [EpochChanged(start.epoch, start.secrets.epoch_id,
                              tuple(e.identity for e in start.roster.entries))]
 
@@ -573,6 +578,12 @@ class GroupSessionV2:
         cursor = s.control_cursor + 1
         log, events = self._log().judge(Entry(cursor, t, blob))
         self._s = replace(s, log=log, control_cursor=cursor)
+        if s.first_epoch and any(isinstance(e, Ignored) and e.reason == ANOTHER_EPOCH_VIEW
+                                 for e in events):
+            # A roster member's identity-signed announcement disagrees with the view our
+            # notice gave us (T0, carried set, dormant members): we cannot follow this epoch.
+            self._s = replace(self._s, status=REJOIN)
+            return [*events, RejoinNeeded(log.view.epoch)], []
         if log.decided is None:
             return list(events), []
         more, out = self._process_commit(now_ms)
@@ -623,7 +634,8 @@ class GroupSessionV2:
                     body = make_announcement(seed, group_id=view.group_id, epoch=view.epoch,
                                              run=run.run, identity=me,
                                              applied_hash=attempt.applied_hash,
-                                             roster_hash=attempt.roster_hash).to_bytes()
+                                             roster_hash=attempt.roster_hash,
+                                             view_hash=view.view_hash).to_bytes()
                     ce = sign_identity_entry(self._identity, TYPE_ANNOUNCEMENT,
                                              group_id=view.group_id, epoch=view.epoch,
                                              author=index, body=body)
@@ -791,7 +803,7 @@ class GroupSessionV2:
         self._s = replace(s, epoch=new_epoch, log=new_log,
                           control_access_key=secrets.control_mailbox.access_key.to_bytes(),
                           records=records, old=old, run=_Run(), control_cursor=-1,
-                          caught_up=frozenset(), proposed=False,
+                          caught_up=frozenset(), proposed=False, first_epoch=False,
                           resume_inboxes=tuple((i, b) for i, b in s.resume_inboxes
                                                if i not in ours))
         old_ids = {m.identity_key for m in epoch.roster}
@@ -820,7 +832,7 @@ class GroupSessionV2:
              s.run.round3, s.run.commit, s.run.commit_phase_seen_ms, s.run.ticked[0],
              s.run.ticked[1]],
             s.control_cursor + 1, sorted(s.caught_up), s.proposed,
-            [[i, b] for i, b in s.resume_inboxes],
+            [[i, b] for i, b in s.resume_inboxes], s.first_epoch,
         ])
 
     @classmethod
@@ -841,7 +853,7 @@ class GroupSessionV2:
         version = cbor.as_int(f[1], "session version")
         if version == 1:
             raise UnsupportedError(V1_UNSUPPORTED)
-        if version != STATE_VERSION or len(f) != 15:
+        if version != STATE_VERSION or len(f) != 16:
             raise DecodeError("saved group session of an unknown version")
         try:
             suite = suite_by_id(cbor.as_int(f[2], "suite", maximum=0xFFFF))
@@ -890,7 +902,7 @@ class GroupSessionV2:
                 frozenset(cbor.as_bytes(m, "mailbox", length=MAILBOX_ID_LEN)
                           for m in cbor.as_list(f[12], "caught up")),
                 cbor.as_bool(f[13], "proposed"),
-                _resume_inboxes(f[14]))
+                _resume_inboxes(f[14]), cbor.as_bool(f[15], "first epoch"))
             session = cls(identity, state, rng=rng)
             for own_record in records:
                 keys = session._own_keys(own_record)

@@ -79,6 +79,7 @@ from triple_ratchet.group.run import (
     Round3Item,
     RunAnnouncement,
     sealing_sizes,
+    view_hash,
 )
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
@@ -328,7 +329,8 @@ def _op_announcement(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     a = RunAnnouncement.make(suite, group_id=_h(i["group_id"]), epoch=i["epoch"], run=i["run"],
                              identity=author.public.to_bytes(), dkg_key=dkg_key,
                              applied_proposals_hash=_h(i["applied_proposals_hash"]),
-                             roster_hash=_h(i["new_roster_hash"]))
+                             roster_hash=_h(i["new_roster_hash"]),
+                             view_hash=_h(i["view_hash"]))
     entry = _identity_entry(suite, i, TYPE_ANNOUNCEMENT, a.to_bytes())
     out = {"dkg_public_key": dkg_key.to_bytes().hex(), **_entry_outputs(entry, i)}
     _check_entry_reads_back(suite, i, out, entry)
@@ -555,7 +557,8 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
         "operation": "announcement", "identity_private": alice, "run": 1,
         "dkg_secret": rng(32)[:31].hex() + "00",
         "applied_proposals_hash": applied_hash["applied_proposals_hash"],
-        "new_roster_hash": roster["roster_hash"], **place(4, 0)})
+        "new_roster_hash": roster["roster_hash"],
+        "view_hash": view_hash(suite, 1_733_299_000_000, (), ()).hex(), **place(4, 0)})
     add("round-1 item (the SignedRound1 is section 7's, opaque here)", {
         "operation": "round1", "record_seed": alice_seed, "run": 1,
         "signed_round1": rng(120).hex(), **place(4, 0)})
