@@ -1090,3 +1090,29 @@ def test_a_posted_at_of_zero_reads_as_t0_of_the_epoch_for_every_reader() -> None
     log, events = post(w, log, T0 + RETENTION + 10, w.refresh(A))
     assert sorted(e.member for e in events if isinstance(e, MemberDormant)) == sorted(
         [w["B"].id, w["C"].id])
+
+
+def test_a_readd_with_the_same_join_key_begins_a_membership_with_a_new_anchor() -> None:
+    """Review F3: Dave, an initial member (anchor of his join key at creation), was removed
+    and is added again with the same join key. The new membership's anchor is the epoch's, not
+    the earlier one's, so a resume record of the earlier membership is refused."""
+    from triple_ratchet.group.records import PURPOSE_RESUME, MemberKeyRecord, RecordKeys
+
+    w = World(3)
+    A, C = w["A"], w["C"]
+    dave, jk = w.join_key("D")
+    earlier = jk.anchor(b"")  # his first membership, begun at creation
+    old_keys = RecordKeys.from_seed(w.suite, w.rng(32))
+    rr_old = MemberKeyRecord.sign(dave, old_keys, group_id=GROUP, counter=3,
+                                  purpose=PURPOSE_RESUME, anchor=earlier)
+    log, events = post(w, w.start(), S, w.add(A, jk))
+    assert log.attempt is not None and log.attempt.added == (dave.public.to_bytes(),)
+    entry = log.attempt.roster.entries[-1]
+    assert entry.anchor == jk.anchor(w.view.epoch_id) != earlier
+    # In the next epoch, the old membership's resume record is of another membership.
+    w.epoch += 1
+    w.view = replace(w.view, roster=log.attempt.roster, epoch=w.epoch, epoch_id=w.rng(32),
+                     t0=T0, carried=())
+    log, events = post(w, w.start(), S, w.resume(C, rr_old))
+    assert reasons(events) == ["resume record of another membership"]
+    assert log.attempt is None

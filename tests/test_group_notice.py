@@ -323,7 +323,8 @@ def test_a_forged_round3_item_is_refused(w: World) -> None:
     entry = ControlEntry.from_bytes(w.suite, raw, group_id=GROUP, epoch=0)
     item = Round3Item.from_bytes(w.suite, entry.body)
     forged_sig = dataclasses.replace(item, certeq_signature=bytes(64))
-    forged_dkg = dataclasses.replace(item, dkg_signature=item.dkg_signature[:-1] + b"\x00")
+    forged_dkg = dataclasses.replace(  # flip a bit: a set byte could already be the one set
+        item, dkg_signature=item.dkg_signature[:-1] + bytes([item.dkg_signature[-1] ^ 1]))
     other_tag = dataclasses.replace(item, confirmation_tag=bytes(w.suite.hash_len))
     for forged, error in ((forged_sig, InvalidSignature), (forged_dkg, InvalidSignature),
                           (other_tag, InvalidSignature)):

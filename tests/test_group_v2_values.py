@@ -745,8 +745,12 @@ def test_roster_refuses_duplicates_and_wrong_anchors(w: World) -> None:
         Roster(w.suite, (a, a))
     with pytest.raises(ProtocolError):  # Bob's entry holding Alice's record
         Roster(w.suite, (a, replace(b, keys=w.alice_record)))
+    # A rotation record's entry carries the record's anchor field; a join key's the anchor set
+    # by the change that added it (it depends on that epoch: review F3), Nh bytes.
     with pytest.raises(ProtocolError, match="anchor"):
-        Roster(w.suite, (a, replace(b, anchor=creator_anchor(w.suite))))
+        Roster(w.suite, (replace(a, anchor=w.join_key.anchor()), b))
+    with pytest.raises(ProtocolError, match="anchor"):
+        Roster(w.suite, (a, replace(b, anchor=b.anchor[1:])))
     shared = MemberKeyRecord.sign(
         w.bob, RecordKeys(w.suite, w.alice_keys.receive_key, w.keys().signing_key),
         group_id=GROUP, counter=1, purpose=PURPOSE_ROTATE, anchor=w.join_key.anchor())

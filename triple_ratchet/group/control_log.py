@@ -775,7 +775,8 @@ class ControlLog:
                 elif keys_in(jk):
                     reason = "key already in the roster"
                 else:
-                    entries.append(RosterEntry(jk.identity, jk, posted.t, jk.anchor()))
+                    entries.append(RosterEntry(jk.identity, jk, posted.t,
+                                               jk.anchor(v.epoch_id)))
                     added.append(jk.identity)
             elif p.kind == KIND_REMOVE:
                 subject = p.change
@@ -800,7 +801,7 @@ class ControlLog:
                     reason = "key already in the roster"
                 else:
                     entries[i] = RosterEntry(rec.identity, rec, posted.t,
-                                             anchor_of(suite, rec.body()))
+                                             anchor_of(suite, v.epoch_id, rec.body()))
                     resumed.append(rec.identity)
             if reason is None:
                 applied.append(posted)

@@ -108,10 +108,12 @@ def member_verify(suite: Suite, key: VerifyingKey, label: bytes, content: bytes,
     key.verify(signature, member_signature_input(suite, label, content))
 
 
-def anchor_of(suite: Suite, body: bytes) -> bytes:
-    """H("triple-ratchet v2 anchor" ‖ body) of the join key or resume record that begins a
-    membership: the anchor its roster entry and its later records carry."""
-    return suite.hash(LABEL_RECORD_ANCHOR + body)
+def anchor_of(suite: Suite, epoch_id: bytes, body: bytes) -> bytes:
+    """H("triple-ratchet v2 anchor" ‖ CBOR[epoch_id(e), body]) of the join key or resume record
+    that begins a membership in the change from epoch e (epoch_id(0) is empty): the anchor its
+    roster entry and its later records carry. The epoch id makes it unique per membership even
+    when the same join key adds its owner again (review F3)."""
+    return suite.hash(LABEL_RECORD_ANCHOR + cbor.encode([epoch_id, body]))
 
 
 def creator_anchor(suite: Suite) -> bytes:
@@ -307,9 +309,10 @@ class JoinKey:
         member_verify(self.suite, self.verifying_key(), LABEL_MEMBER_POSSESSION, body,
                       self.possession_signature)
 
-    def anchor(self) -> bytes:
-        """The anchor of the membership this join key begins."""
-        return anchor_of(self.suite, self.body())
+    def anchor(self, epoch_id: bytes = b"") -> bytes:
+        """The anchor of the membership this join key begins when the change from the epoch
+        `epoch_id` applies its add (empty: epoch 0, a created group's initial member)."""
+        return anchor_of(self.suite, epoch_id, self.body())
 
     def usable_at(self, hub_time: int) -> bool:
         """An add is valid only while `expiry > t` of the proposal entry (spec 11.v2.17)."""

@@ -288,7 +288,8 @@ def _op_record(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     out = {"identity_encoding": record.identity.hex(), "receive_public": record.receive_key.hex(),
            "signing_public": record.signing_key.hex(), "record": record.body().hex(),
            "signed_record": record.to_bytes().hex(),
-           "anchor": anchor_of(suite, record.body()).hex(), **_entry_outputs(entry, i)}
+           "anchor": anchor_of(suite, _h(i["applied_in"]), record.body()).hex(),
+           **_entry_outputs(entry, i)}
     expect_equal("decoded record", MemberKeyRecord.from_bytes(suite, record.to_bytes()), record)
     _check_entry_reads_back(suite, i, out, entry)
     return out
@@ -299,7 +300,7 @@ def _op_join_key(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     expect_equal("decoded join key", JoinKey.from_bytes(suite, jk.to_bytes()), jk)
     return {"identity_encoding": jk.identity.hex(), "receive_public": jk.receive_key.hex(),
             "signing_public": jk.signing_key.hex(), "join_key": jk.body().hex(),
-            "signed_join_key": jk.to_bytes().hex(), "anchor": jk.anchor().hex()}
+            "signed_join_key": jk.to_bytes().hex(), "anchor": jk.anchor(_h(i["applied_in"])).hex()}
 
 
 def _op_proposal(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
@@ -515,13 +516,15 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
     alice_seed, bob_join_seed, bob_seed = rng(32).hex(), rng(32).hex(), rng(32).hex()
     join_key = add("group join key of Bob", {
         "operation": "join_key", "identity_private": bob, "record_seed": bob_join_seed,
-        "expiry": 1_800_000_000_000, "inbox_id": rng(32).hex()})
+        "expiry": 1_800_000_000_000, "inbox_id": rng(32).hex(), "applied_in": ""})
     creator = add("the creator's first record (counter 1, anchor all zero), as a record entry", {
         "operation": "record", "identity_private": alice, "record_seed": alice_seed, "counter": 1,
-        "purpose": "rotate", "anchor": creator_anchor(suite).hex(), **place(1, 0)})
+        "purpose": "rotate", "anchor": creator_anchor(suite).hex(),
+        "applied_in": bytes(range(32)).hex(), **place(1, 0)})
     bob_record = add("Bob's first rotation, anchored to his join key", {
         "operation": "record", "identity_private": bob, "record_seed": bob_seed, "counter": 1,
-        "purpose": "rotate", "anchor": join_key["anchor"], **place(1, 1)})
+        "purpose": "rotate", "anchor": join_key["anchor"],
+        "applied_in": bytes(range(32)).hex(), **place(1, 1)})
     resume_seed = rng(32).hex()
     rejoin = add("Bob's rejoin request (resume record, counter 2, his current anchor)", {
         "operation": "rejoin_request", "identity_private": bob, "record_seed": resume_seed,
