@@ -417,11 +417,14 @@ def test_inconsistent_duplicate_and_garbage_chunks(w: World) -> None:
     assembler, _ = NoticeAssembler(w.suite).receive(chunks[0])
     same, done = assembler.receive(chunks[0])  # a duplicate changes nothing
     assert same == assembler and done is None
-    with pytest.raises(DecodeError):  # another count for the same id
-        assembler.receive(dataclasses.replace(first, count=3, index=2,
-                                              data=b"y").to_bytes())
-    with pytest.raises(DecodeError):  # another data for a chunk already held
-        assembler.receive(dataclasses.replace(first, data=b"z" * NOTICE_CHUNK_SIZE).to_bytes())
+    # Another count, or other data for a chunk held, for the same id: it replaces what was held
+    # (review F5: a poisoned chunk must not make the later honest ones refused).
+    poisoned, _ = assembler.receive(dataclasses.replace(first, count=3, index=2,
+                                                        data=b"y").to_bytes())
+    assert [(p.count, len(p.chunks)) for p in poisoned.pending] == [(3, 1)]
+    other, _ = assembler.receive(dataclasses.replace(first, data=b"z" * NOTICE_CHUNK_SIZE)
+                                 .to_bytes())
+    assert dict(other.pending[0].chunks)[0] == b"z" * NOTICE_CHUNK_SIZE
     bad_chunks = [
         dataclasses.replace(first, index=2),  # index >= count
         dataclasses.replace(first, data=b"short"),  # a non-final chunk shorter than the size
@@ -442,6 +445,39 @@ def test_inconsistent_duplicate_and_garbage_chunks(w: World) -> None:
         chunk_notice(w.suite, bytes(MAX_NOTICE_CHUNKS * NOTICE_CHUNK_SIZE + 1))
     assembler, done = assembler.receive(chunks[1])
     assert done == b"x" * (NOTICE_CHUNK_SIZE + 10) and assembler.pending == ()
+
+
+def test_junk_chunks_cannot_starve_a_notice_whose_first_chunk_opened(w: World) -> None:
+    """Review F5: the inbox is public. With our keys, the assembler opens a notice's first
+    chunk at once (a first chunk none of our keys opens is refused) and evicts the notices not
+    yet opened first: junk between honest chunks no longer evicts the honest notice; and a
+    chunk with the honest id but another count does not make later honest chunks refused."""
+    m = w.members[0]
+    notice = w.notice_of(0)
+    filler = seal_notice(w.start.change.header_for(m.id), b"\x00" * (3 * NOTICE_CHUNK_SIZE),
+                         w.start.member_base, m.id, w.rng)  # a long notice: several chunks
+    honest = chunk_notice(w.suite, filler)
+    assert len(honest) >= 3
+    asm = NoticeAssembler(w.suite, identity=m.id, keys=(m.join_keys,))
+    done = None
+    for c in honest:
+        asm, done = asm.receive(c)
+        for j in range(MAX_PENDING_NOTICES):  # junk of fresh ids, never a first chunk
+            junk = chunk_notice(w.suite, bytes([j]) * (2 * NOTICE_CHUNK_SIZE + 1))[1]
+            asm, _ = asm.receive(junk)
+    assert done == filler
+    # A first chunk that none of our keys opens is refused and nothing changes.
+    with pytest.raises(AuthenticationError):
+        asm.receive(chunk_notice(w.suite, w.notice_of(1))[0])
+    # A poisoned count with the honest id, then the honest chunks: they complete.
+    nid = NoticeChunk.from_bytes(w.suite, honest[0]).notice_id
+    asm = NoticeAssembler(w.suite, identity=m.id, keys=(m.join_keys,))
+    asm, _ = asm.receive(NoticeChunk(nid, 5, 64, b"x" * NOTICE_CHUNK_SIZE).to_bytes())
+    for c in honest:
+        asm, done = asm.receive(c)
+    assert done == filler
+    (one,) = chunk_notice(w.suite, notice)
+    assert NoticeAssembler(w.suite, identity=m.id, keys=(m.join_keys,)).receive(one)[1] == notice
 
 
 # --- Rejoin requests -----------------------------------------------------------------------------

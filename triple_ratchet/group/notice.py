@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import pairwise
 
@@ -380,61 +380,105 @@ class _Pending:
     notice_id: bytes
     count: int
     chunks: tuple[tuple[int, bytes], ...] = field(repr=False)  # (index, data), sorted
+    opened: bool = False  # its first chunk's header sealing opened with one of our keys
+
+
+def _header_of_first_chunk(data: bytes) -> bytes:
+    """The clear header from the first chunk of an encoded `Notice` (`CBOR[0x52, 2, header,
+    …]`: the header, at most `MAX_HEADER_LEN` bytes, lies within the first chunk)."""
+    if len(data) < 4 or data[:4] != bytes([0x85, 0x18, WIRE_NOTICE, VERSION]):
+        raise DecodeError("a notice's first chunk does not start a version-2 notice")
+    info, at = data[4], 5
+    if info >> 5 != 2:
+        raise DecodeError("a notice's header is a byte string")
+    n = info & 0x1F
+    if n >= 24:
+        width = {24: 1, 25: 2, 26: 4}.get(n)
+        if width is None:
+            raise DecodeError("a notice's header length is malformed")
+        n, at = int.from_bytes(data[at:at + width], "big"), at + width
+    if n > MAX_HEADER_LEN or at + n > len(data):
+        raise DecodeError("a notice's header does not fit its first chunk")
+    return data[at:at + n]
 
 
 @dataclass(frozen=True)
 class NoticeAssembler:
-    """The recipient's incomplete notices: at most `MAX_PENDING_NOTICES`, the oldest dropped
-    (so at most 4 × 64 × 64 KiB are held). An immutable value: `receive` returns the next one,
-    and a refused chunk raises and leaves the caller's value as it was."""
+    """The recipient's incomplete notices: at most `MAX_PENDING_NOTICES` (so at most
+    4 × 64 × 64 KiB are held). An immutable value: `receive` returns the next one, and a
+    refused chunk raises and leaves the caller's value as it was.
+
+    Given the recipient's `identity` and `keys` (join keys, or resume keys), a notice's first
+    chunk is checked at once: its clear header's sealing must open with one of them
+    (`AuthenticationError` otherwise), and notices whose first chunk has not opened are the
+    first evicted (review F5: junk chunks in a public inbox cannot starve a notice whose first
+    chunk came)."""
 
     suite: Suite
     pending: tuple[_Pending, ...] = ()
+    identity: bytes = b""
+    keys: tuple[RecordKeys, ...] = field(default=(), repr=False)
+
+    def _opens(self, first: bytes) -> bool:
+        if not self.keys:
+            return False
+        header = NoticeHeader.from_bytes(_header_of_first_chunk(first))
+        if header.suite.suite_id != self.suite.suite_id:
+            raise ProtocolError("notice of another suite")
+        _open_header_sealing(header, self.identity, self.keys)  # AuthenticationError
+        return True
 
     def receive(self, data: bytes) -> tuple[NoticeAssembler, bytes | None]:
         """Take one chunk; returns the next assembler and the encoded notice once complete.
 
-        `DecodeError` (a malformed chunk; another count for a known id; another data for a
-        chunk already held), `AuthenticationError` (the joined chunks are not the notice the
-        id names: the caller drops it with `drop(chunk's notice_id)` and waits for another
-        copy, which has another id since every copy has a fresh nonce). A duplicate changes
+        `DecodeError` (a malformed chunk), `AuthenticationError` (a first chunk whose sealing
+        none of our keys opens; or the joined chunks are not the notice the id names: the
+        caller drops it with `drop(chunk's notice_id)` and waits for another copy, which has
+        another id since every copy has a fresh nonce). A chunk inconsistent with those held
+        for its id (another count, other data at an index held) replaces them: whoever sent
+        the others, later honest chunks are not refused (review F5). A duplicate changes
         nothing."""
         chunk = NoticeChunk.from_bytes(self.suite, data)
+        opened = chunk.index == 0 and self._opens(chunk.data)
         others = tuple(p for p in self.pending
                        if not hmac.compare_digest(p.notice_id, chunk.notice_id))
         known = next((p for p in self.pending
                       if hmac.compare_digest(p.notice_id, chunk.notice_id)), None)
-        if known is None:
-            entry = _Pending(chunk.notice_id, chunk.count, ((chunk.index, chunk.data),))
-        else:
-            if known.count != chunk.count:
-                raise DecodeError("notice chunk with another count for the same notice id")
+        if known is not None and known.count == chunk.count:
             held = dict(known.chunks)
-            if chunk.index in held:
-                if hmac.compare_digest(held[chunk.index], chunk.data):
-                    return self, None
-                raise DecodeError("notice chunk differs from the one already held")
+            if chunk.index in held and hmac.compare_digest(held[chunk.index], chunk.data):
+                return self, None
+        if known is None or known.count != chunk.count or chunk.index in dict(known.chunks):
+            entry = _Pending(chunk.notice_id, chunk.count, ((chunk.index, chunk.data),), opened)
+        else:
+            held = dict(known.chunks)
             held[chunk.index] = chunk.data
-            entry = _Pending(known.notice_id, known.count, tuple(sorted(held.items())))
+            entry = _Pending(known.notice_id, known.count, tuple(sorted(held.items())),
+                             known.opened or opened)
         if len(entry.chunks) < entry.count:
-            if known is None:
-                # The oldest incomplete notices make room (bounded memory, 11.v2.13).
-                kept = others[max(0, len(others) - (MAX_PENDING_NOTICES - 1)):]
-                return NoticeAssembler(self.suite, (*kept, entry)), None
-            pending = tuple(entry if p is known else p for p in self.pending)
-            return NoticeAssembler(self.suite, pending), None
+            return replace(self, pending=(*_make_room(others), entry)), None
         notice = b"".join(d for _, d in entry.chunks)
         if not hmac.compare_digest(notice_id(self.suite, notice), entry.notice_id):
             raise AuthenticationError("the joined chunks are not the notice their id names")
-        return NoticeAssembler(self.suite, others), notice
+        return replace(self, pending=others), notice
 
     def drop(self, nid: bytes) -> NoticeAssembler:
         """Forget an incomplete notice (e.g. after its joined chunks failed)."""
-        return NoticeAssembler(self.suite, tuple(
+        return replace(self, pending=tuple(
             p for p in self.pending if not hmac.compare_digest(p.notice_id, nid)))
 
     def held_bytes(self) -> int:
         return sum(len(d) for p in self.pending for _, d in p.chunks)
+
+
+def _make_room(others: tuple[_Pending, ...]) -> tuple[_Pending, ...]:
+    """Keep at most MAX_PENDING_NOTICES − 1 others: the oldest not yet opened go first, then
+    the oldest (bounded memory, 11.v2.13)."""
+    kept = list(others)
+    while len(kept) > MAX_PENDING_NOTICES - 1:
+        victim = next((p for p in kept if not p.opened), kept[0])
+        kept.remove(victim)
+    return tuple(kept)
 
 
 # --- Building notices (11.v2.28) --------------------------------------------------------------
