@@ -1116,3 +1116,20 @@ def test_a_readd_with_the_same_join_key_begins_a_membership_with_a_new_anchor() 
     log, events = post(w, w.start(), S, w.resume(C, rr_old))
     assert reasons(events) == ["resume record of another membership"]
     assert log.attempt is None
+
+
+def test_a_resume_takes_no_author_slot_and_one_resume_per_member_is_pending() -> None:
+    """Review F8: a resume proposal answers another member's request: it does not count as
+    its author's one pending proposal, and one resume per resumed member may be pending."""
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    _, jk = w.join_key("D")
+    log, events = post(w, w.start(), S, w.add(A, jk))
+    assert not events
+    record = w.resume_record(C)
+    log, events = post(w, log, S + 1, w.resume(A, record))  # A's add is pending: still fine
+    assert not reasons(events) and len(log.pending) == 2
+    log, events = post(w, log, S + 2, w.resume(B, w.resume_record(C)))
+    assert reasons(events) == ["a resume of this member is pending"]
+    log, events = post(w, log, S + 3, w.remove(A, B))  # the add still holds A's slot
+    assert reasons(events) == ["author has a pending proposal"]

@@ -345,3 +345,28 @@ def test_a_newcomer_shown_another_view_by_a_roster_member_reports_rejoin_needed(
                for x in b.events)
     assert not any(isinstance(x, RejoinNeeded) for x in b.events)
     assert b.session.epoch == 3 and e.session is not None and e.session.epoch == 3
+
+
+def test_a_rejoin_request_is_answered_once_per_epoch_and_takes_no_proposal_slot() -> None:
+    """Review F8: a member answers a requester at most once per epoch (and not while anyone's
+    resume of it is pending), and its resume proposal does not take its own pending slot."""
+    hub = Hub()
+    a, b, c, d = (make_node(n) for n in "ABCD")
+    create(hub, a, [b, c])
+    settle(hub, [a, b, c])
+    assert a.session and b.session and c.session
+    request = c.session.rejoin_request(c.inbox)
+    hub.advance(61_000)
+    events, out = a.session.on_rejoin_request(request, c.identity.public, hub.now)
+    assert events == [] and out
+    hub.post(out)
+    again, out2 = a.session.on_rejoin_request(request, c.identity.public, hub.now)
+    assert out2 == [] and [e.reason for e in again if isinstance(e, Ignored)] == [
+        "rejoin request: answered in this epoch"]
+    # A's own slot is free: it still proposes an add in the same epoch.
+    hub.post(a.session.propose(hub.now, add=[d.take_join_key()]))
+    b.pump(hub)
+    # B has read A's resume of C: it does not answer C's request too.
+    events, out3 = b.session.on_rejoin_request(request, c.identity.public, hub.now)
+    assert out3 == [] and [e.reason for e in events if isinstance(e, Ignored)] == [
+        "rejoin request: a resume of this member is pending"]

@@ -334,6 +334,25 @@ class _Refused(Exception):
         self.events = events
 
 
+def resume_subject(suite: Suite, posted: Posted) -> bytes | None:
+    """The identity a pending resume proposal resumes (None for any other kind)."""
+    p = ChangeProposal.from_bytes(suite, posted.entry.body)
+    if p.kind == KIND_RESUME and isinstance(p.change, MemberKeyRecord):
+        return p.change.identity
+    return None
+
+
+def _takes_slot(suite: Suite, pending: Sequence[Posted], proposal: ChangeProposal) -> bool:
+    """11.v2.17 step 2 (review F8): an author has one pending proposal besides resume
+    proposals, which answer other members' rejoin requests and are limited to one pending per
+    resumed member instead, so requests cannot take every member's slot."""
+    if proposal.kind == KIND_RESUME and isinstance(proposal.change, MemberKeyRecord):
+        subject = proposal.change.identity
+        return any(resume_subject(suite, p) == subject for p in pending)
+    return any(p.identity == proposal.author and resume_subject(suite, p) is None
+               for p in pending)
+
+
 def _ignored(reason: str, member: bytes | None = None) -> _Refused:
     return _Refused(Ignored(reason, member))
 
@@ -522,7 +541,7 @@ class ControlLog:
                     proposal = ChangeProposal.from_bytes(v.suite, entry.body)
                     author = Identity.from_bytes(proposal.author, v.suite)
                     entry.verify(author, None)
-                    if any(p.identity == proposal.author for p in s.pending):
+                    if _takes_slot(v.suite, s.pending, proposal):
                         continue
                     s = replace(s, pending=(*s.pending, Posted(entry, t, None, proposal.author)))
                 elif entry.entry_type == TYPE_RECORD:
@@ -697,7 +716,9 @@ class ControlLog:
         proposal = ChangeProposal.from_entry(ce, author.keys.owner())
         if not hmac.compare_digest(proposal.epoch_id, v.epoch_id):
             raise ProtocolError("proposal for another epoch id")
-        if any(p.identity == author.identity for p in s.pending):
+        if _takes_slot(v.suite, s.pending, proposal):
+            if proposal.kind == KIND_RESUME:
+                raise _ignored("a resume of this member is pending", author.identity)
             raise _ignored("author has a pending proposal", author.identity)
         t = entry.t
         if proposal.kind == KIND_ADD:

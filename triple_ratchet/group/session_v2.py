@@ -78,6 +78,7 @@ from triple_ratchet.group.control_log import (
     ControlLog,
     Entry,
     EpochView,
+    resume_subject,
 )
 from triple_ratchet.group.epoch import EpochState, Member
 from triple_ratchet.group.events import (
@@ -191,6 +192,8 @@ class _State:
     # Our epoch came from a notice (review F1): an announcement of a roster member for another
     # view of the epoch means our notice was wrong.
     first_epoch: bool = False
+    # Members whose rejoin request we answered in this epoch (review F8: once per epoch each).
+    answered: frozenset[bytes] = frozenset()
 
 
 def _members(roster: Roster) -> list[Member]:
@@ -338,9 +341,13 @@ class GroupSessionV2:
                                            peer=peer, roster=log.view.roster)
         except RemoteError as exc:
             return [Ignored(f"rejoin request: {exc}", peer.to_bytes())], []
-        if self._s.proposed or any(p.identity == self._identity.public.to_bytes()
-                                   for p in log.pending):
-            return [Ignored("rejoin request: our proposal of this epoch is pending",
+        # One answer per requester per epoch, and none while anyone's resume of it is pending
+        # (review F8); a resume does not take our own pending-proposal slot (11.v2.17).
+        requester = request.record.identity
+        if requester in self._s.answered:
+            return [Ignored("rejoin request: answered in this epoch", peer.to_bytes())], []
+        if any(resume_subject(self.suite, p) == requester for p in log.pending):
+            return [Ignored("rejoin request: a resume of this member is pending",
                             peer.to_bytes())], []
         view = log.view
         proposal = ChangeProposal.make(self.suite, KIND_RESUME, group_id=view.group_id,
@@ -351,7 +358,8 @@ class GroupSessionV2:
                                  epoch=view.epoch, author=self.own_index,
                                  body=proposal.to_bytes())
         inboxes = (*self._s.resume_inboxes[-15:], (request.record.identity, request.inbox_id))
-        self._s = replace(self._s, proposed=True, resume_inboxes=inboxes)
+        self._s = replace(self._s, resume_inboxes=inboxes,
+                          answered=self._s.answered | {requester})
         return [], [self._control_out(ce)]
 
     # --- reading --------------------------------------------------------------------------
@@ -450,7 +458,8 @@ class GroupSessionV2:
             changes.append((KIND_REFRESH, None))
         if len(changes) != 1:
             raise UsageError("one proposal at a time: the rules keep one pending per author")
-        if self._s.proposed or any(p.identity == self._identity.public.to_bytes()
+        me = self._identity.public.to_bytes()
+        if self._s.proposed or any(p.identity == me and resume_subject(self.suite, p) is None
                                    for p in self._log().pending):
             raise UsageError("our proposal of this epoch is still pending")
         kind, change = changes[0]
@@ -804,6 +813,7 @@ class GroupSessionV2:
                           control_access_key=secrets.control_mailbox.access_key.to_bytes(),
                           records=records, old=old, run=_Run(), control_cursor=-1,
                           caught_up=frozenset(), proposed=False, first_epoch=False,
+                          answered=frozenset(),
                           resume_inboxes=tuple((i, b) for i, b in s.resume_inboxes
                                                if i not in ours))
         old_ids = {m.identity_key for m in epoch.roster}
@@ -832,7 +842,7 @@ class GroupSessionV2:
              s.run.round3, s.run.commit, s.run.commit_phase_seen_ms, s.run.ticked[0],
              s.run.ticked[1]],
             s.control_cursor + 1, sorted(s.caught_up), s.proposed,
-            [[i, b] for i, b in s.resume_inboxes], s.first_epoch,
+            [[i, b] for i, b in s.resume_inboxes], s.first_epoch, sorted(s.answered),
         ])
 
     @classmethod
@@ -853,7 +863,7 @@ class GroupSessionV2:
         version = cbor.as_int(f[1], "session version")
         if version == 1:
             raise UnsupportedError(V1_UNSUPPORTED)
-        if version != STATE_VERSION or len(f) != 16:
+        if version != STATE_VERSION or len(f) != 17:
             raise DecodeError("saved group session of an unknown version")
         try:
             suite = suite_by_id(cbor.as_int(f[2], "suite", maximum=0xFFFF))
@@ -902,7 +912,9 @@ class GroupSessionV2:
                 frozenset(cbor.as_bytes(m, "mailbox", length=MAILBOX_ID_LEN)
                           for m in cbor.as_list(f[12], "caught up")),
                 cbor.as_bool(f[13], "proposed"),
-                _resume_inboxes(f[14]), cbor.as_bool(f[15], "first epoch"))
+                _resume_inboxes(f[14]), cbor.as_bool(f[15], "first epoch"),
+                frozenset(cbor.as_bytes(i, "answered member", max_length=512)
+                          for i in cbor.as_list(f[16], "answered members")))
             session = cls(identity, state, rng=rng)
             for own_record in records:
                 keys = session._own_keys(own_record)
