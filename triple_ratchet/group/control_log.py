@@ -689,9 +689,11 @@ class ControlLog:
         v = self.view
         owner = v.roster.entries[author]
         seen = [r.keys() for r in s.records if r.identity == owner.identity]
-        taken = set(v.roster.taken_keys())
+        taken = set(v.roster.taken_keys(owner.identity))
         for r in s.records:  # the owner's own earlier records too: keys are never reused
-            taken |= {r.keys().receive_key, r.keys().signing_key}
+            taken.add(r.keys().signing_key)
+            if r.identity == owner.identity:
+                taken.add(r.keys().receive_key)
         try:
             verdict = judge_record(record, author_identity=owner.identity, current=owner.keys,
                                    anchor=owner.anchor, seen=seen, taken_keys=taken,
@@ -772,8 +774,9 @@ class ControlLog:
             return None
 
         def keys_in(keys: MemberKeyRecord | JoinKey, skip: int | None = None) -> bool:
-            return any(keys.receive_key in (e.receive_key, e.signing_key)
-                       or keys.signing_key in (e.receive_key, e.signing_key)
+            # Signing keys only: a receive key proves no possession, so a copy of a joiner's
+            # must not void its add (review F4).
+            return any(keys.signing_key == e.signing_key
                        for i, e in enumerate(entries) if i != skip)
 
         for place, posted in enumerate(proposals):

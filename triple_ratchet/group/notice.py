@@ -974,7 +974,8 @@ def check_rejoin_request(suite: Suite, data: bytes, *, group_id: bytes, peer: Id
     record is a resume record of this group by the peer (`ProtocolError`), the peer is a member
     of the current roster (`ProtocolError`; a removed member comes back only through an add),
     its anchor is the peer's entry's (`ProtocolError`), its counter above the entry's
-    (`ReplayError`), and neither key is already in the roster (`ProtocolError`). The caller
+    (`ReplayError`), and its signing key is in the roster nowhere, its receive key not the
+    member's current one (`ProtocolError`). The caller
     reports any failure as `Ignored`."""
     request = RejoinRequest.from_bytes(suite, data, group_id=group_id, peer=peer)
     index = roster.index_of(request.record.identity)
@@ -982,7 +983,8 @@ def check_rejoin_request(suite: Suite, data: bytes, *, group_id: bytes, peer: Id
         raise ProtocolError("rejoin request from a member not in the current roster")
     entry = roster.entries[index]
     verdict = judge_record(request.record, author_identity=entry.identity, current=entry.keys,
-                           anchor=entry.anchor, seen=(), taken_keys=roster.taken_keys(),
+                           anchor=entry.anchor, seen=(),
+                           taken_keys=roster.taken_keys(entry.identity),
                            group_id=group_id, purpose=PURPOSE_RESUME)
     if verdict is not RecordVerdict.SUPERSEDES:
         raise ReplayError("resume record with its member's current counter")

@@ -494,14 +494,15 @@ def judge_record(new: MemberKeyRecord, *, author_identity: bytes,
 
     `current` and `anchor` are the owner's roster entry (its record or join key, and its
     anchor); `seen` the owner's valid records seen so far in this and the carried window;
-    `taken_keys` every receive and signing key of the roster and of the other valid records seen
-    in the epoch. `purpose` is what the place allows: rotate in a record entry, resume inside a
-    resume proposal or rejoin request. In order, the refusals (nothing changes):
+    `taken_keys` every signing key of the roster and of the valid records seen in the epoch,
+    and the owner's own receive keys (receive keys of others may repeat, review F4).
+    `purpose` is what the place allows: rotate in a record entry, resume inside a resume
+    proposal or rejoin request. In order, the refusals (nothing changes):
     `ProtocolError` for another group, an owner other than the author (no one but the owner
     changes its entry), the wrong purpose (a rotation record is never a resume), another
     membership's anchor; `ReplayError` for a counter not above the entry's and every seen one
-    (the same body again, or an older record); `ProtocolError` for a key already in the roster
-    (a planted receive key). Same counter with another body: `EQUIVOCATION`.
+    (the same body again, or an older record); `ProtocolError` for a key already taken. Same
+    counter with another body: `EQUIVOCATION`.
 
     `author_identity` is whose record it must be: the entry's author for a record entry, the
     resumed member for a resume record (whoever posts the resume proposal)."""

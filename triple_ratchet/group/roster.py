@@ -102,7 +102,10 @@ class Roster:
                 raise ProtocolError("a roster entry's anchor is not Nh bytes")
         if len({e.identity for e in self.entries}) != len(self.entries):
             raise ProtocolError("a member is twice in the roster")
-        keys = [k for e in self.entries for k in (e.receive_key, e.signing_key)]
+        # Signing keys carry a possession signature and name their signer: unique. A receive
+        # key proves nothing and may be another's (review F4): a copy only makes its holder
+        # unable to open its own sealing, and must not void the owner's add.
+        keys = [e.signing_key for e in self.entries]
         if len(set(keys)) != len(keys):
             raise ProtocolError("a key appears twice in the roster")
 
@@ -115,9 +118,12 @@ class Roster:
                 return i
         return None
 
-    def taken_keys(self) -> frozenset[bytes]:
-        """Every receive and signing key of the roster (a new record may use none of them)."""
-        return frozenset(k for e in self.entries for k in (e.receive_key, e.signing_key))
+    def taken_keys(self, owner: bytes) -> frozenset[bytes]:
+        """The keys a new record of `owner` may not use: every signing key of the roster and
+        the owner's current receive key (receive keys of others may repeat, review F4)."""
+        own = self.index_of(owner)
+        receive = () if own is None else (self.entries[own].receive_key,)
+        return frozenset((*(e.signing_key for e in self.entries), *receive))
 
     def to_bytes(self) -> bytes:
         return cbor.encode([[e.identity, e.keys.to_bytes(), e.posted_at, e.anchor]

@@ -604,8 +604,9 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
     zero = creator_anchor(suite).hex()
     alice_keys = RecordKeys.from_seed(suite, _h(alice_seed))
     bob_jk = JoinKey.from_bytes(suite, _h(join_key["signed_join_key"]))
+    # Every signing key and the owner's own receive key (11.v2.16; review F4).
     taken = [k.hex() for k in (alice_keys.receive_public, alice_keys.signing_public,
-                               bob_jk.receive_key, bob_jk.signing_key)]
+                               bob_jk.signing_key)]
     judge = {"operation": "judge_record", "group_id": group, "author_identity": alice_id.hex(),
              "current_keys": creator["signed_record"], "anchor": zero, "seen": [],
              "taken_keys": taken, "purpose": "rotate"}
@@ -617,11 +618,17 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
              "ReplayError")
     negative("a record of another membership (anchor)", {
         **judge, "new_record": rec(fresh, 2, join_key["anchor"])}, "ProtocolError")
-    negative("a planted receive key (Bob's join key's)", {
+    add("a receive key copied from Bob's join key: allowed, it proves nothing (review F4)", {
         **judge, "new_record": MemberKeyRecord.sign(
             _identity(suite, alice), RecordKeys(suite, RecordKeys.from_seed(
                 suite, _h(bob_join_seed)).receive_key, RecordKeys.from_seed(
                 suite, _h(fresh)).signing_key), group_id=_h(group), counter=2,
+            purpose=PURPOSE_ROTATE, anchor=_h(zero)).to_bytes().hex()})
+    negative("a signing key already in the roster (Bob's join key's)", {
+        **judge, "new_record": MemberKeyRecord.sign(
+            _identity(suite, alice), RecordKeys(suite, RecordKeys.from_seed(
+                suite, _h(fresh)).receive_key, RecordKeys.from_seed(
+                suite, _h(bob_join_seed)).signing_key), group_id=_h(group), counter=2,
             purpose=PURPOSE_ROTATE, anchor=_h(zero)).to_bytes().hex()}, "ProtocolError")
     negative("a record by another identity than the author", {
         **judge, "new_record": bob_record["signed_record"]}, "ProtocolError")
