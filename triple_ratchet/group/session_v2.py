@@ -132,6 +132,7 @@ MAX_STATE_LEN = 64 * 1024 * 1024
 MAX_OLD_EPOCHS = 64
 # Own records whose private keys are kept (R10: until a commit applied a newer one).
 MAX_OWN_RECORDS = 16
+MAX_ANSWERED = 16  # rejoin requests one member answers per epoch (review F8)
 ACTIVE, REMOVED, REJOIN = "active", "removed", "rejoin needed"
 _WIRE_CONTROL = 0x22
 # Our clock's wait before announcing again when our announcement of a run did not count.
@@ -346,6 +347,9 @@ class GroupSessionV2:
         requester = request.record.identity
         if requester in self._s.answered:
             return [Ignored("rejoin request: answered in this epoch", peer.to_bytes())], []
+        if len(self._s.answered) >= MAX_ANSWERED:  # bounds the saved state (spec 11 limits)
+            return [Ignored("rejoin request: enough answered in this epoch",
+                            peer.to_bytes())], []
         if any(resume_subject(self.suite, p) == requester for p in log.pending):
             return [Ignored("rejoin request: a resume of this member is pending",
                             peer.to_bytes())], []
@@ -913,8 +917,7 @@ class GroupSessionV2:
                           for m in cbor.as_list(f[12], "caught up")),
                 cbor.as_bool(f[13], "proposed"),
                 _resume_inboxes(f[14]), cbor.as_bool(f[15], "first epoch"),
-                frozenset(cbor.as_bytes(i, "answered member", max_length=512)
-                          for i in cbor.as_list(f[16], "answered members")))
+                _answered(f[16]))
             session = cls(identity, state, rng=rng)
             for own_record in records:
                 keys = session._own_keys(own_record)
@@ -964,6 +967,13 @@ def _resume_inboxes(value: cbor.CborValue) -> tuple[tuple[bytes, bytes], ...]:
         out.append((cbor.as_bytes(x[0], "identity", max_length=512),
                     cbor.as_bytes(x[1], "inbox id", length=MAILBOX_ID_LEN)))
     return tuple(out)
+
+
+def _answered(value: cbor.CborValue) -> frozenset[bytes]:
+    items = cbor.as_list(value, "answered members")
+    if len(items) > MAX_ANSWERED:
+        raise DecodeError("too many answered members")
+    return frozenset(cbor.as_bytes(i, "answered member", max_length=512) for i in items)
 
 
 def _resumes(suite: Suite, body: bytes, identity: bytes) -> bool:
