@@ -370,3 +370,25 @@ def test_a_rejoin_request_is_answered_once_per_epoch_and_takes_no_proposal_slot(
     events, out3 = b.session.on_rejoin_request(request, c.identity.public, hub.now)
     assert out3 == [] and [e.reason for e in events if isinstance(e, Ignored)] == [
         "rejoin request: a resume of this member is pending"]
+
+
+def test_a_joiners_first_epoch_view_holds_the_notices_dormant_members() -> None:
+    """Review F2: the members dormant at the previous snapshot come from the notice into the
+    joiner's first-epoch view (whom it seals member_base to on a committee)."""
+    import dataclasses
+
+    hub = Hub()
+    a, b = make_node("A"), make_node("B")
+    create(hub, a, [b])
+    asm = NoticeAssembler(b.identity.suite)
+    notice = None
+    for blob, _ in hub.boxes[b.inbox]:
+        asm, notice = asm.receive(blob)
+    assert notice is not None
+    start = open_notice(b.identity.suite, notice, identity=b.id, keys=b.keyring.keys())
+    assert start.dormant_before == frozenset()  # a created group has nobody dormant
+    start = dataclasses.replace(start, dormant_before=frozenset({a.id}))
+    session, _ = GroupSessionV2.join(b.identity, start, b.keyring, rng=b.rng)
+    assert session._log().view.dormant_before == frozenset({a.id})
+    again = GroupSessionV2.from_bytes(session.to_bytes(), b.identity, rng=b.rng)
+    assert again._log().view.dormant_before == frozenset({a.id})
