@@ -8,9 +8,10 @@
 `keys` is the member's current `SignedRecord` or `SignedJoinKey`; `keys_body` its signed body
 (signatures are not hashed: ECDSA lets anyone re-randomise them, and readers must agree on the
 hash). `posted_at` is the hub time of the entry that first carried those keys (0 for the entries
-of a created group). No identity, receive key or signing key appears twice. A rotation record's
-entry carries the record's `anchor` field; a join key's or resume record's entry the anchor of the
-membership it began, `anchor_of(epoch_id(e), body)` of the change that applied it (review F3).
+of a created group). No identity or signing key appears twice (a receive key may: review F4).
+A rotation record's entry carries the record's `anchor` field; a join key's or resume record's
+entry the anchor of the membership it began, `anchor_of(epoch_id(e), body)` of the change that
+applied it (review F3).
 """
 
 from __future__ import annotations
