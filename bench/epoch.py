@@ -162,7 +162,8 @@ class Change:
     def announcement_entry(self, j: int, roster_hash: bytes) -> ControlEntry:
         body = make_announcement(self.seeds[j], group_id=GROUP_ID, epoch=EPOCH, run=1,
                                  identity=self.publics[j].to_bytes(),
-                                 applied_hash=self.applied_hash, roster_hash=roster_hash)
+                                 applied_hash=self.applied_hash, roster_hash=roster_hash,
+                                 view_hash=self.suite.hash(b"view"))
         return sign_identity_entry(self.identities[j], TYPE_ANNOUNCEMENT, group_id=GROUP_ID,
                                    epoch=EPOCH, author=j, body=body.to_bytes())
 

@@ -4,7 +4,7 @@ in hub order and say when they have read one to its end (`caught_up`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from triple_ratchet.errors import RemoteError
 from triple_ratchet.group.events import Event, Outgoing
@@ -134,6 +134,8 @@ class Node:
             self.assembler = NoticeAssembler(self.identity.suite)
         for blob, _ in entries[start:]:
             self.cursors[self.inbox] = self.cursors.get(self.inbox, 0) + 1
+            self.assembler = replace(self.assembler, identity=self.id,
+                                     keys=tuple(self.keyring.keys()))
             self.assembler, notice = self.assembler.receive(blob)
             if notice is None:
                 continue

@@ -127,7 +127,8 @@ class Run:
         body = make_announcement(self.seeds[j], group_id=GROUP, epoch=self.epoch, run=1,
                                  identity=m.identity.public.to_bytes(),
                                  applied_hash=self.applied_hash,
-                                 roster_hash=self.roster.hash()).to_bytes()
+                                 roster_hash=self.roster.hash(),
+                                 view_hash=self.suite.hash(b"view")).to_bytes()
         return sign_identity_entry(m.identity, TYPE_ANNOUNCEMENT, group_id=GROUP, epoch=self.epoch,
                                    author=j, body=body).entry_bytes()
 

@@ -541,34 +541,39 @@ def test_policy_refuses_at_application() -> None:
 # --- R1: records -------------------------------------------------------------------------------
 
 
-def test_planted_receive_key_is_refused() -> None:
+def test_planted_signing_key_is_refused_a_copied_receive_key_is_not() -> None:
+    """A record's signing key must be new (it names its signer); a receive key proves nothing,
+    and a copy of another's only keeps the copier from opening its own sealing, so it is not
+    refused (review F4: refusing it let a member void a joiner's add)."""
     w = World(3)
     B, C = w["B"], w["C"]
     log = w.start()
     planted = w.new_member("planted").keys
-    # B signs a record of its own whose receive key is C's (it wants C's sealings).
-    from triple_ratchet.group.records import MemberKeyRecord, replace_signatures
+    from triple_ratchet.group.records import MemberKeyRecord, RecordKeys, replace_signatures
     honest = MemberKeyRecord.sign(B.identity, planted, group_id=GROUP, counter=2,
                                   purpose=PURPOSE_ROTATE, anchor=B.record.anchor)
-    bad = replace(honest, receive_key=C.record.receive_key)
-    body = bad.body()
     from triple_ratchet.group.records import LABEL_MEMBER_POSSESSION, member_sign
     from triple_ratchet.identity import LABEL_IDENTITY_MEMBER_KEYS
-    bad = replace_signatures(bad, B.identity.sign(LABEL_IDENTITY_MEMBER_KEYS, body),
-                             member_sign(w.suite, planted.signing_key,
-                                         LABEL_MEMBER_POSSESSION, body))
-    ce = w.identity_entry(B, TYPE_RECORD, bad.to_bytes())
-    log2, events = post(w, log, S - 10, ce)
-    assert reasons(events) == ["key already in the roster"] and log2.records == ()
-    # A record planting the key of another member's valid record is refused the same way.
-    rec, ce = w.rotation(C)
-    log3, _ = post(w, log, S - 9, ce)
-    assert len(log3.records) == 1
-    bad2 = replace(honest, receive_key=rec.receive_key)
-    bad2 = replace_signatures(bad2, B.identity.sign(LABEL_IDENTITY_MEMBER_KEYS, bad2.body()),
-                              member_sign(w.suite, planted.signing_key,
-                                          LABEL_MEMBER_POSSESSION, bad2.body()))
-    _, events = post(w, log3, S - 8, w.identity_entry(B, TYPE_RECORD, bad2.to_bytes()))
+
+    def resigned(record: MemberKeyRecord, signing_key: object) -> MemberKeyRecord:
+        body = record.body()
+        return replace_signatures(record, B.identity.sign(LABEL_IDENTITY_MEMBER_KEYS, body),
+                                  member_sign(w.suite, signing_key,  # type: ignore[arg-type]
+                                              LABEL_MEMBER_POSSESSION, body))
+
+    copied = resigned(replace(honest, receive_key=C.record.receive_key), planted.signing_key)
+    log2, events = post(w, log, S - 10, w.identity_entry(B, TYPE_RECORD, copied.to_bytes()))
+    assert reasons(events) == [] and len(log2.records) == 1
+    stolen = resigned(replace(honest, signing_key=C.record.signing_key), C.keys.signing_key)
+    log3, events = post(w, log, S - 10, w.identity_entry(B, TYPE_RECORD, stolen.to_bytes()))
+    assert reasons(events) == ["key already in the roster"] and log3.records == ()
+    # The signing key of another member's valid record is refused the same way.
+    c_keys = RecordKeys.from_seed(w.suite, w.rng(32))
+    rec, ce = w.rotation(C, keys=c_keys)
+    log4, _ = post(w, log, S - 9, ce)
+    assert len(log4.records) == 1
+    _, events = post(w, log4, S - 8, w.identity_entry(B, TYPE_RECORD, resigned(
+        replace(honest, signing_key=rec.signing_key), c_keys.signing_key).to_bytes()))
     assert reasons(events) == ["key already in the roster"]
 
 
@@ -894,6 +899,10 @@ def test_copied_dkg_key_and_announcements_for_another_view_are_ignored() -> None
     log = with_add(w)
     log, events = post(w, log, R, w.announcement(log, A, roster_hash=w.suite.hash(b"other")))
     assert reasons(events) == ["announcement for another view"] and log.run.phase == WAITING
+    # Review F1: another view of the epoch (T0, carried set, dormant members) is refused too.
+    log, events = post(w, log, R, w.announcement(log, A, view_hash=w.suite.hash(b"other")))
+    assert reasons(events) == ["announcement for another view of the epoch"]
+    assert log.run.phase == WAITING
     # B copies A's DKG key before A announces: A is just not on this run's committee.
     w.seeds[("B", 1)] = w.seed(A, 1)
     copied = w.announcement(log, B)
@@ -1086,3 +1095,82 @@ def test_a_posted_at_of_zero_reads_as_t0_of_the_epoch_for_every_reader() -> None
     log, events = post(w, log, T0 + RETENTION + 10, w.refresh(A))
     assert sorted(e.member for e in events if isinstance(e, MemberDormant)) == sorted(
         [w["B"].id, w["C"].id])
+
+
+def test_a_readd_with_the_same_join_key_begins_a_membership_with_a_new_anchor() -> None:
+    """Review F3: Dave, an initial member (anchor of his join key at creation), was removed
+    and is added again with the same join key. The new membership's anchor is the epoch's, not
+    the earlier one's, so a resume record of the earlier membership is refused."""
+    from triple_ratchet.group.records import PURPOSE_RESUME, MemberKeyRecord, RecordKeys
+
+    w = World(3)
+    A, C = w["A"], w["C"]
+    dave, jk = w.join_key("D")
+    earlier = jk.anchor(b"")  # his first membership, begun at creation
+    old_keys = RecordKeys.from_seed(w.suite, w.rng(32))
+    rr_old = MemberKeyRecord.sign(dave, old_keys, group_id=GROUP, counter=3,
+                                  purpose=PURPOSE_RESUME, anchor=earlier)
+    log, events = post(w, w.start(), S, w.add(A, jk))
+    assert log.attempt is not None and log.attempt.added == (dave.public.to_bytes(),)
+    entry = log.attempt.roster.entries[-1]
+    assert entry.anchor == jk.anchor(w.view.epoch_id) != earlier
+    # In the next epoch, the old membership's resume record is of another membership.
+    w.epoch += 1
+    w.view = replace(w.view, roster=log.attempt.roster, epoch=w.epoch, epoch_id=w.rng(32),
+                     t0=T0, carried=())
+    log, events = post(w, w.start(), S, w.resume(C, rr_old))
+    assert reasons(events) == ["resume record of another membership"]
+    assert log.attempt is None
+
+
+def test_a_resume_takes_no_author_slot_and_one_resume_per_member_is_pending() -> None:
+    """Review F8: a resume proposal answers another member's request: it does not count as
+    its author's one pending proposal, and one resume per resumed member may be pending."""
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    _, jk = w.join_key("D")
+    log, events = post(w, w.start(), S, w.add(A, jk))
+    assert not events
+    record = w.resume_record(C)
+    log, events = post(w, log, S + 1, w.resume(A, record))  # A's add is pending: still fine
+    assert not reasons(events) and len(log.pending) == 2
+    log, events = post(w, log, S + 2, w.resume(B, w.resume_record(C)))
+    assert reasons(events) == ["a resume of this member is pending"]
+    log, events = post(w, log, S + 3, w.remove(A, B))  # the add still holds A's slot
+    assert reasons(events) == ["author has a pending proposal"]
+
+
+def test_a_copied_receive_key_does_not_void_the_owners_add() -> None:
+    """Review F4: C copies the receive key of Dave's published join key into its rotation
+    record (a receive key proves no possession). The record applies, and in the next epoch the
+    add of Dave with that join key still applies; only signing keys must be unique."""
+    from triple_ratchet.group.records import MemberKeyRecord, RecordKeys
+
+    w = World(3)
+    A, B, C = w["A"], w["B"], w["C"]
+    dave_keys = RecordKeys.from_seed(w.suite, w.rng(32))
+    _, dave_jk = w.join_key("D", keys=dave_keys)  # the join key as published
+    fresh = RecordKeys.from_seed(w.suite, w.rng(32))
+    squat = RecordKeys(w.suite, dave_keys.receive_key, fresh.signing_key)  # only C's record
+    record = MemberKeyRecord.sign(C.identity, squat, group_id=GROUP, counter=2,
+                                  purpose=PURPOSE_ROTATE, anchor=C.record.anchor)
+    log, events = post(w, w.start(), T0 + 1000,
+                       w.identity_entry(C, TYPE_RECORD, record.to_bytes()))
+    assert not reasons(events) and len(log.records) == 1
+    log, _ = post(w, log, S, w.remove(B, A))
+    assert log.attempt is not None
+    roster = log.attempt.roster
+    assert roster.entries[roster.index_of(C.id)].receive_key == dave_jk.receive_key
+    w.epoch += 1
+    w.view = replace(w.view, epoch=w.epoch, roster=roster, epoch_id=w.rng(32), t0=T0)
+    log, events = post(w, w.start(), S, w.add(B, dave_jk))
+    assert not reasons(events) and log.attempt is not None
+    assert log.attempt.added == (dave_jk.identity,) and not log.attempt.void
+    # A signing key of the roster stays refused: it names its signer.
+    other = RecordKeys.from_seed(w.suite, w.rng(32))
+    stolen = MemberKeyRecord.sign(B.identity, RecordKeys(w.suite, other.receive_key,
+                                                         fresh.signing_key),  # C's now
+                                  group_id=GROUP, counter=2, purpose=PURPOSE_ROTATE,
+                                  anchor=B.record.anchor)
+    log, events = post(w, log, S + 1, w.identity_entry(B, TYPE_RECORD, stolen.to_bytes()))
+    assert reasons(events) == ["key already in the roster"]

@@ -323,7 +323,8 @@ def test_a_forged_round3_item_is_refused(w: World) -> None:
     entry = ControlEntry.from_bytes(w.suite, raw, group_id=GROUP, epoch=0)
     item = Round3Item.from_bytes(w.suite, entry.body)
     forged_sig = dataclasses.replace(item, certeq_signature=bytes(64))
-    forged_dkg = dataclasses.replace(item, dkg_signature=item.dkg_signature[:-1] + b"\x00")
+    forged_dkg = dataclasses.replace(  # flip a bit: a set byte could already be the one set
+        item, dkg_signature=item.dkg_signature[:-1] + bytes([item.dkg_signature[-1] ^ 1]))
     other_tag = dataclasses.replace(item, confirmation_tag=bytes(w.suite.hash_len))
     for forged, error in ((forged_sig, InvalidSignature), (forged_dkg, InvalidSignature),
                           (other_tag, InvalidSignature)):
@@ -416,11 +417,14 @@ def test_inconsistent_duplicate_and_garbage_chunks(w: World) -> None:
     assembler, _ = NoticeAssembler(w.suite).receive(chunks[0])
     same, done = assembler.receive(chunks[0])  # a duplicate changes nothing
     assert same == assembler and done is None
-    with pytest.raises(DecodeError):  # another count for the same id
-        assembler.receive(dataclasses.replace(first, count=3, index=2,
-                                              data=b"y").to_bytes())
-    with pytest.raises(DecodeError):  # another data for a chunk already held
-        assembler.receive(dataclasses.replace(first, data=b"z" * NOTICE_CHUNK_SIZE).to_bytes())
+    # Another count, or other data for a chunk held, for the same id: it replaces what was held
+    # (review F5: a poisoned chunk must not make the later honest ones refused).
+    poisoned, _ = assembler.receive(dataclasses.replace(first, count=3, index=2,
+                                                        data=b"y").to_bytes())
+    assert [(p.count, len(p.chunks)) for p in poisoned.pending] == [(3, 1)]
+    other, _ = assembler.receive(dataclasses.replace(first, data=b"z" * NOTICE_CHUNK_SIZE)
+                                 .to_bytes())
+    assert dict(other.pending[0].chunks)[0] == b"z" * NOTICE_CHUNK_SIZE
     bad_chunks = [
         dataclasses.replace(first, index=2),  # index >= count
         dataclasses.replace(first, data=b"short"),  # a non-final chunk shorter than the size
@@ -441,6 +445,39 @@ def test_inconsistent_duplicate_and_garbage_chunks(w: World) -> None:
         chunk_notice(w.suite, bytes(MAX_NOTICE_CHUNKS * NOTICE_CHUNK_SIZE + 1))
     assembler, done = assembler.receive(chunks[1])
     assert done == b"x" * (NOTICE_CHUNK_SIZE + 10) and assembler.pending == ()
+
+
+def test_junk_chunks_cannot_starve_a_notice_whose_first_chunk_opened(w: World) -> None:
+    """Review F5: the inbox is public. With our keys, the assembler opens a notice's first
+    chunk at once (a first chunk none of our keys opens is refused) and evicts the notices not
+    yet opened first: junk between honest chunks no longer evicts the honest notice; and a
+    chunk with the honest id but another count does not make later honest chunks refused."""
+    m = w.members[0]
+    notice = w.notice_of(0)
+    filler = seal_notice(w.start.change.header_for(m.id), b"\x00" * (3 * NOTICE_CHUNK_SIZE),
+                         w.start.member_base, m.id, w.rng)  # a long notice: several chunks
+    honest = chunk_notice(w.suite, filler)
+    assert len(honest) >= 3
+    asm = NoticeAssembler(w.suite, identity=m.id, keys=(m.join_keys,))
+    done = None
+    for c in honest:
+        asm, done = asm.receive(c)
+        for j in range(MAX_PENDING_NOTICES):  # junk of fresh ids, never a first chunk
+            junk = chunk_notice(w.suite, bytes([j]) * (2 * NOTICE_CHUNK_SIZE + 1))[1]
+            asm, _ = asm.receive(junk)
+    assert done == filler
+    # A first chunk that none of our keys opens is refused and nothing changes.
+    with pytest.raises(AuthenticationError):
+        asm.receive(chunk_notice(w.suite, w.notice_of(1))[0])
+    # A poisoned count with the honest id, then the honest chunks: they complete.
+    nid = NoticeChunk.from_bytes(w.suite, honest[0]).notice_id
+    asm = NoticeAssembler(w.suite, identity=m.id, keys=(m.join_keys,))
+    asm, _ = asm.receive(NoticeChunk(nid, 5, 64, b"x" * NOTICE_CHUNK_SIZE).to_bytes())
+    for c in honest:
+        asm, done = asm.receive(c)
+    assert done == filler
+    (one,) = chunk_notice(w.suite, notice)
+    assert NoticeAssembler(w.suite, identity=m.id, keys=(m.join_keys,)).receive(one)[1] == notice
 
 
 # --- Rejoin requests -----------------------------------------------------------------------------
@@ -627,7 +664,7 @@ class Resumed:
 
     T0 = 1_800_000_000_000
 
-    def __init__(self, w: World) -> None:
+    def __init__(self, w: World, dormant: frozenset[bytes] = frozenset()) -> None:
         suite, start, bob = w.suite, w.start, w.members[0]
         self.w, self.bob = w, bob
         self.resume_keys = RecordKeys.generate(suite, w.rng)
@@ -655,10 +692,11 @@ class Resumed:
             body=make_announcement(seed, group_id=GROUP, epoch=1, run=1,
                                    identity=w.creator.public.to_bytes(),
                                    applied_hash=applied_hash,
-                                   roster_hash=roster.hash()).to_bytes())
+                                   roster_hash=roster.hash(),
+                                   view_hash=suite.hash(b"view")).to_bytes())
         self.inputs = RunInputs(suite, GROUP, 1, start.epoch_id, 1, applied_hash, roster,
                                 (announcement.entry_bytes(),), (seed.dkg_key(),),
-                                recipients_of(roster, [w.creator.public.to_bytes()]),
+                                recipients_of(roster, [w.creator.public.to_bytes()], dormant),
                                 frozenset({bob.id}))
         item1 = make_round1(seed, self.inputs)
         self.round1 = (check_round1(self.inputs, 1, item1),)
@@ -714,6 +752,60 @@ def test_a_resumed_member_gets_a_notice_and_joins_the_epoch_of_the_others(w: Wor
     with pytest.raises(ProtocolError):
         open_notice(w.suite, build_notice(bad, r.outcome.member_base, r.bob.id, w.rng),
                     identity=r.bob.id, keys=[r.resume_keys])
+
+
+def test_a_notice_tells_the_newcomer_who_was_dormant_at_the_previous_snapshot(w: World) -> None:
+    """Review F2: a member dormant at S(e) lacks init_secret(e+1) and must be sealed member_base
+    by C(e+1); a newcomer on that committee learns the set from its notice (and its first
+    epoch's view holds it), and a notice whose dormant set does not fit the bundle is refused."""
+    dave = w.members[2].id
+    r = Resumed(w, frozenset({dave}))
+    (notice,) = build_notices(r.change, r.outcome.member_base,
+                              resumed_inboxes={r.bob.id: r.inbox}, rng=w.rng)
+    data = b"".join(NoticeChunk.from_bytes(w.suite, c).data for c in notice.chunks)
+    js = open_notice(w.suite, data, identity=r.bob.id, keys=[r.resume_keys])
+    assert js.dormant_before == frozenset({dave})
+    assert r.change.body().dormant == (js.roster.index_of(dave),)
+    # An insider holding member_base hides or invents a dormant member: refused.
+    header = r.change.header_for(r.bob.id)
+    for dormant in ((), (js.roster.index_of(w.members[1].id),),
+                    (js.roster.index_of(w.creator.public.to_bytes()),)):
+        body = dataclasses.replace(r.change.body(), dormant=tuple(sorted(
+            {*dormant, *(() if dormant == () else r.change.dormant)})))
+        forged = seal_notice(header, body, r.outcome.member_base, r.bob.id, w.rng)
+        with pytest.raises(ProtocolError):
+            open_notice(w.suite, forged, identity=r.bob.id, keys=[r.resume_keys])
+
+
+def test_a_carried_entry_without_its_authors_identity_signature_is_refused(w: World) -> None:
+    """Review F1: an insider holding member_base cannot slip an unsigned or re-signed carried
+    proposal into a notice: every carried entry's identity signature is checked."""
+    from triple_ratchet.group.change_proposal import KIND_REMOVE, ChangeProposal
+
+    r = Resumed(w)
+    carol = w.members[1]
+    proposal = sign_identity_entry(
+        carol.identity, TYPE_PROPOSAL, group_id=GROUP, epoch=1, author=2,
+        body=ChangeProposal.make(w.suite, KIND_REMOVE, group_id=GROUP, epoch=1,
+                                 epoch_id=w.start.epoch_id, author=carol.id,
+                                 change=w.creator.public.to_bytes()).to_bytes())
+    header = r.change.header_for(r.bob.id)
+
+    def opened(carried: tuple[bytes, ...]) -> JoinStart:
+        body = dataclasses.replace(r.change.body(), carried=carried)
+        return open_notice(w.suite, seal_notice(header, body, r.outcome.member_base, r.bob.id,
+                                                w.rng), identity=r.bob.id, keys=[r.resume_keys])
+
+    assert opened((proposal.to_bytes(),)).carried == (proposal.to_bytes(),)
+    raw = bytearray(proposal.to_bytes())
+    raw[-1] ^= 1  # the signature's last byte
+    with pytest.raises(InvalidSignature):
+        opened((bytes(raw),))
+    # Signed by the creator's identity though Carol's proposal names Carol as author.
+    forged = sign_identity_entry(w.creator, TYPE_PROPOSAL, group_id=GROUP, epoch=1, author=2,
+                                 body=proposal.body)
+    with pytest.raises(InvalidSignature):
+        opened((forged.to_bytes(),))
 
 
 def test_answer_rejoin_for_run_refuses_a_requester_that_was_no_recipient(w: World) -> None:

@@ -300,3 +300,95 @@ def test_clocks_ahead_of_the_hub_retry_announcements_and_ticks_and_the_change_co
     assert "tick already sent in this phase" in reasons
     assert a.session.epoch == 3 == b.session.epoch
     assert c.id not in a.session.roster
+
+
+def test_a_newcomer_shown_another_view_by_a_roster_member_reports_rejoin_needed() -> None:
+    """Review F1: announcements carry `view_hash(e)`. D, in its first epoch (from a notice),
+    reads an identity-signed announcement of a roster member for another view of the epoch: its
+    notice was wrong, so it reports `RejoinNeeded` and stops; B, whose view is its own, only
+    ignores the announcement, and the change completes."""
+    from triple_ratchet.group.committee import RunSeed, make_announcement
+    from triple_ratchet.group.control import TYPE_ANNOUNCEMENT, seal_entry, sign_identity_entry
+    from triple_ratchet.group.events import RejoinNeeded
+    from triple_ratchet.group.session_v2 import Outgoing
+
+    hub = Hub()
+    a, b, c, d, e = (make_node(n) for n in "ABCDE")
+    create(hub, a, [b, c])
+    settle(hub, [a, b, c])
+    hub.advance(61_000)
+    assert b.session is not None
+    hub.post(b.session.propose(hub.now, add=[d.take_join_key()]))
+    settle(hub, [a, b, c, d])
+    assert a.session and d.session and d.session.epoch == 2
+    assert not any(isinstance(x, RejoinNeeded) for x in d.events)
+    hub.advance(61_000)
+    hub.post(a.session.propose(hub.now, add=[e.take_join_key()]))
+    a.pump(hub)  # A reads its proposal: the attempt begins
+    log = a.session._log()  # the test forges an entry of A's mailbox
+    view, attempt = log.view, log.attempt
+    assert attempt is not None
+    suite = a.identity.suite
+    body = make_announcement(RunSeed.generate(suite, a.rng), group_id=view.group_id,
+                             epoch=view.epoch, run=1, identity=a.id,
+                             applied_hash=attempt.applied_hash,
+                             roster_hash=attempt.roster_hash,
+                             view_hash=suite.hash(b"another view"))
+    ce = sign_identity_entry(a.identity, TYPE_ANNOUNCEMENT, group_id=view.group_id,
+                             epoch=view.epoch, author=a.session.own_index, body=body.to_bytes())
+    hub.post([Outgoing(view.mailbox_id,
+                       seal_entry(suite, view.traffic_key, view.mailbox_id, ce, a.rng))])
+    settle(hub, [a, b, c, d, e])
+    assert any(isinstance(x, RejoinNeeded) and x.epoch == 2 for x in d.events)
+    assert d.session.status == "rejoin needed"
+    assert any(isinstance(x, Ignored) and x.reason == "announcement for another view of the epoch"
+               for x in b.events)
+    assert not any(isinstance(x, RejoinNeeded) for x in b.events)
+    assert b.session.epoch == 3 and e.session is not None and e.session.epoch == 3
+
+
+def test_a_rejoin_request_is_answered_once_per_epoch_and_takes_no_proposal_slot() -> None:
+    """Review F8: a member answers a requester at most once per epoch (and not while anyone's
+    resume of it is pending), and its resume proposal does not take its own pending slot."""
+    hub = Hub()
+    a, b, c, d = (make_node(n) for n in "ABCD")
+    create(hub, a, [b, c])
+    settle(hub, [a, b, c])
+    assert a.session and b.session and c.session
+    request = c.session.rejoin_request(c.inbox)
+    hub.advance(61_000)
+    events, out = a.session.on_rejoin_request(request, c.identity.public, hub.now)
+    assert events == [] and out
+    hub.post(out)
+    again, out2 = a.session.on_rejoin_request(request, c.identity.public, hub.now)
+    assert out2 == [] and [e.reason for e in again if isinstance(e, Ignored)] == [
+        "rejoin request: answered in this epoch"]
+    # A's own slot is free: it still proposes an add in the same epoch.
+    hub.post(a.session.propose(hub.now, add=[d.take_join_key()]))
+    b.pump(hub)
+    # B has read A's resume of C: it does not answer C's request too.
+    events, out3 = b.session.on_rejoin_request(request, c.identity.public, hub.now)
+    assert out3 == [] and [e.reason for e in events if isinstance(e, Ignored)] == [
+        "rejoin request: a resume of this member is pending"]
+
+
+def test_a_joiners_first_epoch_view_holds_the_notices_dormant_members() -> None:
+    """Review F2: the members dormant at the previous snapshot come from the notice into the
+    joiner's first-epoch view (whom it seals member_base to on a committee)."""
+    import dataclasses
+
+    hub = Hub()
+    a, b = make_node("A"), make_node("B")
+    create(hub, a, [b])
+    asm = NoticeAssembler(b.identity.suite)
+    notice = None
+    for blob, _ in hub.boxes[b.inbox]:
+        asm, notice = asm.receive(blob)
+    assert notice is not None
+    start = open_notice(b.identity.suite, notice, identity=b.id, keys=b.keyring.keys())
+    assert start.dormant_before == frozenset()  # a created group has nobody dormant
+    start = dataclasses.replace(start, dormant_before=frozenset({a.id}))
+    session, _ = GroupSessionV2.join(b.identity, start, b.keyring, rng=b.rng)
+    assert session._log().view.dormant_before == frozenset({a.id})
+    again = GroupSessionV2.from_bytes(session.to_bytes(), b.identity, rng=b.rng)
+    assert again._log().view.dormant_before == frozenset({a.id})

@@ -393,7 +393,8 @@ def _announcement_entry(suite: Suite, seed: bytes) -> tuple[IdentityKeyPair, byt
     body = RunAnnouncement.make(
         suite, group_id=GROUP_ID, epoch=5, run=1, identity=identity.public.to_bytes(),
         dkg_key=Point.base_mul(Scalar.random_nonzero(rng)),
-        applied_proposals_hash=suite.hash(b"applied"), roster_hash=suite.hash(b"roster"))
+        applied_proposals_hash=suite.hash(b"applied"), roster_hash=suite.hash(b"roster"),
+        view_hash=suite.hash(b"view"))
     entry = sign_identity_entry(identity, TYPE_ANNOUNCEMENT, group_id=GROUP_ID, epoch=5,
                                 author=2, body=body.to_bytes())
     return identity, entry.entry_bytes()
@@ -413,8 +414,8 @@ def test_announcement_decoding_memo_equals_decoding(suite: Suite) -> None:
     other = next(s for s in ALL_SUITES if s.suite_id != suite.suite_id)
     with pytest.raises(ProtocolError):
         decode_announcement_entry(other, entry)
-    bad = entry[:-1] + bytes((entry[-1] ^ 1,))  # roster hash's last byte: still decodes
-    assert decode_announcement_entry(suite, bad)[1].roster_hash != first[1].roster_hash
+    bad = entry[:-1] + bytes((entry[-1] ^ 1,))  # view hash's last byte: still decodes
+    assert decode_announcement_entry(suite, bad)[1].view_hash != first[1].view_hash
     broken = entry[:-3]
     kept = run_secrets._decode_announcement_entry.cache_info().currsize
     for _ in range(2):  # raised both times: refusals are not kept

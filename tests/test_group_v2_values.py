@@ -271,7 +271,8 @@ def test_planted_receive_key_is_refused(w: World) -> None:
     alice = w.roster.entries[0]
     with pytest.raises(ProtocolError, match="another identity"):
         judge_record(planted, author_identity=alice.identity, current=alice.keys,
-                     anchor=alice.anchor, seen=(), taken_keys=w.roster.taken_keys(),
+                     anchor=alice.anchor, seen=(),
+                     taken_keys=w.roster.taken_keys(alice.identity),
                      group_id=GROUP)
 
 
@@ -289,7 +290,8 @@ def _next(w: World, counter: int, *, keys: RecordKeys | None = None,
 def _judge(w: World, new: MemberKeyRecord, *, seen: tuple[MemberKeyRecord, ...] = (),
            purpose: int = PURPOSE_ROTATE) -> RecordVerdict:
     alice = w.roster.entries[0]
-    taken = w.roster.taken_keys() | {k for r in seen for k in (r.receive_key, r.signing_key)}
+    taken = w.roster.taken_keys(alice.identity) | {
+        k for r in seen for k in (r.receive_key, r.signing_key)}
     return judge_record(new, author_identity=alice.identity, current=alice.keys,
                         anchor=alice.anchor, seen=seen, taken_keys=taken, group_id=GROUP,
                         purpose=purpose)
@@ -312,7 +314,7 @@ def test_supersede_rules(w: World) -> None:
     with pytest.raises(ReplayError):  # `seen` may be any iterable, read more than once
         judge_record(second, author_identity=alice.identity, current=alice.keys,
                      anchor=alice.anchor, seen=(r for r in (second,)),
-                     taken_keys=w.roster.taken_keys(), group_id=GROUP)
+                     taken_keys=w.roster.taken_keys(alice.identity), group_id=GROUP)
 
 
 def test_duplicate_is_judged_on_body_not_signature_bytes(w: World) -> None:
@@ -333,9 +335,10 @@ def test_supersede_refusals(w: World) -> None:
         _judge(w, _next(w, 2, group_id=b"other"))
     with pytest.raises(ProtocolError, match="already in the roster"):  # its own current key
         _judge(w, _next(w, 2, keys=w.alice_keys))
+    # Another member's receive key proves nothing and is allowed (review F4): a copy only
+    # keeps its holder from opening its own sealing.
     planted = RecordKeys(w.suite, w.bob_join_keys.receive_key, w.keys().signing_key)
-    with pytest.raises(ProtocolError, match="already in the roster"):  # Bob's receive key
-        _judge(w, _next(w, 2, keys=planted))
+    assert _judge(w, _next(w, 2, keys=planted)) is RecordVerdict.SUPERSEDES
     stolen = RecordKeys(w.suite, w.keys().receive_key, w.bob_join_keys.signing_key)
     with pytest.raises(ProtocolError, match="already in the roster"):  # Bob's signing key
         _judge(w, _next(w, 2, keys=stolen))
@@ -358,12 +361,14 @@ def test_join_key_entry_first_rotation_and_old_membership(w: World) -> None:
     key's anchor, and a record of an earlier membership is refused after a re-add."""
     bob = w.roster.entries[1]
     assert judge_record(w.bob_record, author_identity=bob.identity, current=bob.keys,
-                        anchor=bob.anchor, seen=(), taken_keys=w.roster.taken_keys(),
+                        anchor=bob.anchor, seen=(),
+                        taken_keys=w.roster.taken_keys(bob.identity),
                         group_id=GROUP) is RecordVerdict.SUPERSEDES
     readd = RosterEntry.of(JoinKey.sign(w.bob, w.keys(), expiry=1, inbox_id=w.inbox), 3000)
     with pytest.raises(ProtocolError, match="another membership"):
         judge_record(w.bob_record, author_identity=readd.identity, current=readd.keys,
-                     anchor=readd.anchor, seen=(), taken_keys=w.roster.taken_keys(),
+                     anchor=readd.anchor, seen=(),
+                     taken_keys=w.roster.taken_keys(bob.identity),
                      group_id=GROUP)
 
 
@@ -629,7 +634,7 @@ def test_announcement_round_trip_and_strictness(w: World) -> None:
                              identity=w.alice.public.to_bytes(),
                              dkg_key=Point.base_mul(Scalar(7)),
                              applied_proposals_hash=w.rng(w.suite.hash_len),
-                             roster_hash=w.roster.hash())
+                             roster_hash=w.roster.hash(), view_hash=w.suite.hash(b"view"))
     entry = sign_identity_entry(w.alice, TYPE_ANNOUNCEMENT, group_id=GROUP, epoch=4, author=0,
                                 body=a.to_bytes())
     entry.verify(w.alice.public, None)
@@ -745,13 +750,22 @@ def test_roster_refuses_duplicates_and_wrong_anchors(w: World) -> None:
         Roster(w.suite, (a, a))
     with pytest.raises(ProtocolError):  # Bob's entry holding Alice's record
         Roster(w.suite, (a, replace(b, keys=w.alice_record)))
+    # A rotation record's entry carries the record's anchor field; a join key's the anchor set
+    # by the change that added it (it depends on that epoch: review F3), Nh bytes.
     with pytest.raises(ProtocolError, match="anchor"):
-        Roster(w.suite, (a, replace(b, anchor=creator_anchor(w.suite))))
+        Roster(w.suite, (replace(a, anchor=w.join_key.anchor()), b))
+    with pytest.raises(ProtocolError, match="anchor"):
+        Roster(w.suite, (a, replace(b, anchor=b.anchor[1:])))
+    # A signing key twice is refused; a receive key twice is not (it proves nothing, review F4).
     shared = MemberKeyRecord.sign(
-        w.bob, RecordKeys(w.suite, w.alice_keys.receive_key, w.keys().signing_key),
+        w.bob, RecordKeys(w.suite, w.keys().receive_key, w.alice_keys.signing_key),
         group_id=GROUP, counter=1, purpose=PURPOSE_ROTATE, anchor=w.join_key.anchor())
     with pytest.raises(ProtocolError, match="key appears twice"):
         Roster(w.suite, (a, RosterEntry(b.identity, shared, 1, b.anchor)))
+    copied = MemberKeyRecord.sign(
+        w.bob, RecordKeys(w.suite, w.alice_keys.receive_key, w.keys().signing_key),
+        group_id=GROUP, counter=1, purpose=PURPOSE_ROTATE, anchor=w.join_key.anchor())
+    Roster(w.suite, (a, RosterEntry(b.identity, copied, 1, b.anchor)))
     with pytest.raises(LimitExceeded):
         Roster(w.suite, ())
     # A resumed member's entry is anchored to its resume record.
@@ -967,7 +981,7 @@ def test_every_body_refuses_an_extra_field_and_a_wrong_type(w: World) -> None:
     announcement = RunAnnouncement.make(
         w.suite, group_id=GROUP, epoch=4, run=1, identity=w.alice.public.to_bytes(),
         dkg_key=Point.base_mul(d), applied_proposals_hash=w.rng(w.suite.hash_len),
-        roster_hash=w.roster.hash())
+        roster_hash=w.roster.hash(), view_hash=w.suite.hash(b"view"))
     round3 = Round3Item.sign(w.suite, d, run=1, context=context, run_session_id=sid,
                              certeq_signature=schnorr_sign(d, b"t"),
                              bundle_root=w.rng(w.suite.hash_len),

@@ -1918,7 +1918,8 @@ def test_v2_record_from_seed(case: dict[str, Any]) -> None:
     assert (identity.hex(), receive_pub.hex(), signing_pub.hex()) == (
         o["identity_encoding"], o["receive_public"], o["signing_public"])
     assert (record.hex(), signed.hex()) == (o["record"], o["signed_record"])
-    assert rhash(s, b"triple-ratchet v2 anchor" + record).hex() == o["anchor"]
+    assert rhash(s, b"triple-ratchet v2 anchor" + cbor([h(i["applied_in"]), record])).hex() == (
+        o["anchor"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -196,13 +196,15 @@ class World:
         return self.seeds[key]
 
     def announcement(self, log: ControlLog, m: Member, run: int | None = None, *,
-                     variant: int = 0, roster_hash: bytes | None = None) -> ControlEntry:
+                     variant: int = 0, roster_hash: bytes | None = None,
+                     view_hash: bytes | None = None) -> ControlEntry:
         attempt = log.attempt
         assert attempt is not None
         r = log.run.run if run is None else run
         a = make_announcement(self.seed(m, r, variant), group_id=GROUP, epoch=self.epoch, run=r,
                               identity=m.id, applied_hash=attempt.applied_hash,
-                              roster_hash=roster_hash or attempt.roster_hash)
+                              roster_hash=roster_hash or attempt.roster_hash,
+                              view_hash=view_hash or log.view.view_hash)
         return self.identity_entry(m, TYPE_ANNOUNCEMENT, a.to_bytes())
 
     def announcement_evidence(self, run: int, first: ControlEntry,

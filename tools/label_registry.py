@@ -187,6 +187,8 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_APPLIED_PROPOSALS": ("hash prefix: applied-proposals hash", "11"),
     "LABEL_ROSTER_HASH": ("hash prefix: roster hash (version 2)", "11"),
     "LABEL_ROUND3_SIGNATURE": ("DKG-key signature label: a round-3 item's own signature", "11"),
+    "LABEL_VIEW_HASH": ("hash of an epoch's view (T0, carried set, dormant members) in an "
+                        "announcement", "11"),
     "LABEL_KS2_SEAL_SECRET": ("`ExpandLabel` (context `run_session_id`): `seal_secret` from "
                               "`commit_secret` (version 2, R2)", "08"),
     "LABEL_KS2_SEAL_EPHEMERAL": ("`ExpandLabel` (context `CBOR[identity_i, pk_i, info_i, "

@@ -126,11 +126,14 @@ class RunSeed:
 
 
 def make_announcement(seed: RunSeed, *, group_id: bytes, epoch: int, run: int, identity: bytes,
-                      applied_hash: bytes, roster_hash: bytes) -> RunAnnouncement:
-    """The announcement body of run `run` (11.v2.9) with the seed's DKG key."""
+                      applied_hash: bytes, roster_hash: bytes,
+                      view_hash: bytes) -> RunAnnouncement:
+    """The announcement body of run `run` (11.v2.9) with the seed's DKG key; `view_hash` is
+    `run.view_hash` of our view of epoch `epoch`."""
     return RunAnnouncement.make(seed.suite, group_id=group_id, epoch=epoch, run=run,
                                 identity=identity, dkg_key=seed.dkg_key(),
-                                applied_proposals_hash=applied_hash, roster_hash=roster_hash)
+                                applied_proposals_hash=applied_hash, roster_hash=roster_hash,
+                                view_hash=view_hash)
 
 
 def _participant(seed: RunSeed, inputs: RunInputs) -> tuple[Participant, SignedRound1]:

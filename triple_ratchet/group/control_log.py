@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg.abort import REASON_FALSE_ACCUSATION
@@ -91,6 +92,7 @@ from triple_ratchet.group.run import (
     Round3Item,
     RunAnnouncement,
     check_tick_body,
+    view_hash,
 )
 from triple_ratchet.group.run_secrets import (
     RunInputs,
@@ -117,6 +119,9 @@ REFRESH_MIN_AGE = 3_600_000
 RETENTION = 30 * 24 * 3_600_000
 CONTROL_ENTRY_BUDGET = 64
 CONTROL_BYTE_BUDGET = 512 * 1024
+ANOTHER_EPOCH_VIEW = "announcement for another view of the epoch"
+"""The `Ignored` reason of an announcement whose view hash is not ours: a member in its first
+epoch that sees it from a roster member holds a wrong notice (review F1)."""
 MAX_GROUP_SIZE = MAX_GROUP_SIZE_V2
 MAX_HUB_TIME = 2**64 - 1
 MAX_CURSOR = 2**64 - 1
@@ -178,6 +183,11 @@ class EpochView:
     traffic_key: bytes = field(repr=False)
     mailbox_id: bytes
     dormant_before: frozenset[bytes] = frozenset()
+
+    @cached_property
+    def view_hash(self) -> bytes:
+        """`view_hash(e)` (11.v2.9): T0(e), the carried set, the members dormant at S(e−1)."""
+        return view_hash(self.suite, self.t0, self.carried, self.dormant_before)
 
     def __post_init__(self) -> None:
         if not isinstance(self.group_id, bytes) or not 1 <= len(self.group_id) <= (
@@ -322,6 +332,25 @@ class _Refused(Exception):
     def __init__(self, *events: Event) -> None:
         super().__init__()
         self.events = events
+
+
+def resume_subject(suite: Suite, posted: Posted) -> bytes | None:
+    """The identity a pending resume proposal resumes (None for any other kind)."""
+    p = ChangeProposal.from_bytes(suite, posted.entry.body)
+    if p.kind == KIND_RESUME and isinstance(p.change, MemberKeyRecord):
+        return p.change.identity
+    return None
+
+
+def _takes_slot(suite: Suite, pending: Sequence[Posted], proposal: ChangeProposal) -> bool:
+    """11.v2.17 step 2 (review F8): an author has one pending proposal besides resume
+    proposals, which answer other members' rejoin requests and are limited to one pending per
+    resumed member instead, so requests cannot take every member's slot."""
+    if proposal.kind == KIND_RESUME and isinstance(proposal.change, MemberKeyRecord):
+        subject = proposal.change.identity
+        return any(resume_subject(suite, p) == subject for p in pending)
+    return any(p.identity == proposal.author and resume_subject(suite, p) is None
+               for p in pending)
 
 
 def _ignored(reason: str, member: bytes | None = None) -> _Refused:
@@ -512,7 +541,7 @@ class ControlLog:
                     proposal = ChangeProposal.from_bytes(v.suite, entry.body)
                     author = Identity.from_bytes(proposal.author, v.suite)
                     entry.verify(author, None)
-                    if any(p.identity == proposal.author for p in s.pending):
+                    if _takes_slot(v.suite, s.pending, proposal):
                         continue
                     s = replace(s, pending=(*s.pending, Posted(entry, t, None, proposal.author)))
                 elif entry.entry_type == TYPE_RECORD:
@@ -660,9 +689,11 @@ class ControlLog:
         v = self.view
         owner = v.roster.entries[author]
         seen = [r.keys() for r in s.records if r.identity == owner.identity]
-        taken = set(v.roster.taken_keys())
+        taken = set(v.roster.taken_keys(owner.identity))
         for r in s.records:  # the owner's own earlier records too: keys are never reused
-            taken |= {r.keys().receive_key, r.keys().signing_key}
+            taken.add(r.keys().signing_key)
+            if r.identity == owner.identity:
+                taken.add(r.keys().receive_key)
         try:
             verdict = judge_record(record, author_identity=owner.identity, current=owner.keys,
                                    anchor=owner.anchor, seen=seen, taken_keys=taken,
@@ -687,7 +718,9 @@ class ControlLog:
         proposal = ChangeProposal.from_entry(ce, author.keys.owner())
         if not hmac.compare_digest(proposal.epoch_id, v.epoch_id):
             raise ProtocolError("proposal for another epoch id")
-        if any(p.identity == author.identity for p in s.pending):
+        if _takes_slot(v.suite, s.pending, proposal):
+            if proposal.kind == KIND_RESUME:
+                raise _ignored("a resume of this member is pending", author.identity)
             raise _ignored("author has a pending proposal", author.identity)
         t = entry.t
         if proposal.kind == KIND_ADD:
@@ -741,8 +774,9 @@ class ControlLog:
             return None
 
         def keys_in(keys: MemberKeyRecord | JoinKey, skip: int | None = None) -> bool:
-            return any(keys.receive_key in (e.receive_key, e.signing_key)
-                       or keys.signing_key in (e.receive_key, e.signing_key)
+            # Signing keys only: a receive key proves no possession, so a copy of a joiner's
+            # must not void its add (review F4).
+            return any(keys.signing_key == e.signing_key
                        for i, e in enumerate(entries) if i != skip)
 
         for place, posted in enumerate(proposals):
@@ -765,7 +799,8 @@ class ControlLog:
                 elif keys_in(jk):
                     reason = "key already in the roster"
                 else:
-                    entries.append(RosterEntry(jk.identity, jk, posted.t, jk.anchor()))
+                    entries.append(RosterEntry(jk.identity, jk, posted.t,
+                                               jk.anchor(v.epoch_id)))
                     added.append(jk.identity)
             elif p.kind == KIND_REMOVE:
                 subject = p.change
@@ -790,7 +825,7 @@ class ControlLog:
                     reason = "key already in the roster"
                 else:
                     entries[i] = RosterEntry(rec.identity, rec, posted.t,
-                                             anchor_of(suite, rec.body()))
+                                             anchor_of(suite, v.epoch_id, rec.body()))
                     resumed.append(rec.identity)
             if reason is None:
                 applied.append(posted)
@@ -871,6 +906,8 @@ class ControlLog:
         identity = author.identity
         if identity in attempt.removed or identity in attempt.dormant:
             raise _ignored("announcer not eligible", identity)
+        if not hmac.compare_digest(a.view_hash, v.view_hash):
+            raise _ignored(ANOTHER_EPOCH_VIEW, identity)
         if not (hmac.compare_digest(a.applied_proposals_hash, attempt.applied_hash)
                 and hmac.compare_digest(a.roster_hash, attempt.roster_hash)):
             raise _ignored("announcement for another view", identity)

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from itertools import pairwise
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg.attempt import SignedRound1
@@ -99,6 +100,7 @@ from triple_ratchet.group.run import (
     Round3Item,
     RunAnnouncement,
     sealing_sizes,
+    view_hash,
 )
 from triple_ratchet.group.run_secrets import (
     RunInputs,
@@ -209,7 +211,8 @@ class NoticeHeader:
 @dataclass(frozen=True)
 class NoticeBody:
     """What the notice's AEAD hides: the certificate, the applied proposals, the carried set,
-    T0(e+1) and the new roster (every entry with its signatures)."""
+    T0(e+1), the new roster (every entry with its signatures) and the members of e+1 dormant at
+    S(e) (new-roster indices, increasing: they lack init_secret(e+1), review F2)."""
 
     epoch: int  # e (the epoch whose change this is)
     epoch_id: bytes  # epoch_id(e), empty for e = 0
@@ -221,18 +224,19 @@ class NoticeBody:
     carried: tuple[bytes, ...]  # the carried set into e+1, mailbox order
     t0: int | None  # T0(e+1); None for a created group
     roster: Roster = field(repr=False)
+    dormant: tuple[int, ...] = ()  # new-roster indices dormant at S(e), increasing
 
     def to_bytes(self) -> bytes:
         roster = cbor.decode(self.roster.to_bytes(), max_size=MAX_ROSTER_LEN,
                              max_items=1 + 5 * MAX_GROUP_SIZE_V2, max_depth=2)
         return cbor.encode([self.epoch, self.epoch_id, self.run, list(self.announcements),
                             list(self.round1), list(self.round3), list(self.applied),
-                            list(self.carried), self.t0, roster])
+                            list(self.carried), self.t0, roster, list(self.dormant)])
 
     @classmethod
     def from_bytes(cls, suite: Suite, data: bytes, *, group_id: bytes) -> NoticeBody:
         f = cbor.as_list(cbor.decode(data, max_size=MAX_NOTICE_LEN, max_items=_MAX_NOTICE_ITEMS,
-                                     max_depth=3), "notice body", 10)
+                                     max_depth=3), "notice body", 11)
         epoch = cbor.as_int(f[0], "epoch", maximum=MAX_EPOCH)
         epoch_id = cbor.as_bytes(f[1], "epoch id", max_length=EPOCH_ID_LEN)
         if len(epoch_id) != (0 if epoch == 0 else EPOCH_ID_LEN):
@@ -258,8 +262,13 @@ class NoticeBody:
         if not isinstance(f[9], list):
             raise DecodeError("notice: the roster is an array")
         roster = Roster.from_bytes(suite, cbor.encode(f[9]), group_id=group_id)
+        raw_dormant = cbor.as_list(f[10], "dormant members")
+        dormant = tuple(cbor.as_int(i, "dormant member index", maximum=len(roster.entries) - 1)
+                        for i in raw_dormant)
+        if any(b <= a for a, b in pairwise(dormant)):
+            raise DecodeError("notice: dormant members are increasing roster indices")
         return cls(epoch, epoch_id, run, announcements, round1, round3, applied, carried, t0,
-                   roster)
+                   roster, dormant)
 
 
 @dataclass(frozen=True)
@@ -371,61 +380,105 @@ class _Pending:
     notice_id: bytes
     count: int
     chunks: tuple[tuple[int, bytes], ...] = field(repr=False)  # (index, data), sorted
+    opened: bool = False  # its first chunk's header sealing opened with one of our keys
+
+
+def _header_of_first_chunk(data: bytes) -> bytes:
+    """The clear header from the first chunk of an encoded `Notice` (`CBOR[0x52, 2, header,
+    …]`: the header, at most `MAX_HEADER_LEN` bytes, lies within the first chunk)."""
+    if len(data) < 4 or data[:4] != bytes([0x85, 0x18, WIRE_NOTICE, VERSION]):
+        raise DecodeError("a notice's first chunk does not start a version-2 notice")
+    info, at = data[4], 5
+    if info >> 5 != 2:
+        raise DecodeError("a notice's header is a byte string")
+    n = info & 0x1F
+    if n >= 24:
+        width = {24: 1, 25: 2, 26: 4}.get(n)
+        if width is None:
+            raise DecodeError("a notice's header length is malformed")
+        n, at = int.from_bytes(data[at:at + width], "big"), at + width
+    if n > MAX_HEADER_LEN or at + n > len(data):
+        raise DecodeError("a notice's header does not fit its first chunk")
+    return data[at:at + n]
 
 
 @dataclass(frozen=True)
 class NoticeAssembler:
-    """The recipient's incomplete notices: at most `MAX_PENDING_NOTICES`, the oldest dropped
-    (so at most 4 × 64 × 64 KiB are held). An immutable value: `receive` returns the next one,
-    and a refused chunk raises and leaves the caller's value as it was."""
+    """The recipient's incomplete notices: at most `MAX_PENDING_NOTICES` (so at most
+    4 × 64 × 64 KiB are held). An immutable value: `receive` returns the next one, and a
+    refused chunk raises and leaves the caller's value as it was.
+
+    Given the recipient's `identity` and `keys` (join keys, or resume keys), a notice's first
+    chunk is checked at once: its clear header's sealing must open with one of them
+    (`AuthenticationError` otherwise), and notices whose first chunk has not opened are the
+    first evicted (review F5: junk chunks in a public inbox cannot starve a notice whose first
+    chunk came)."""
 
     suite: Suite
     pending: tuple[_Pending, ...] = ()
+    identity: bytes = b""
+    keys: tuple[RecordKeys, ...] = field(default=(), repr=False)
+
+    def _opens(self, first: bytes) -> bool:
+        if not self.keys:
+            return False
+        header = NoticeHeader.from_bytes(_header_of_first_chunk(first))
+        if header.suite.suite_id != self.suite.suite_id:
+            raise ProtocolError("notice of another suite")
+        _open_header_sealing(header, self.identity, self.keys)  # AuthenticationError
+        return True
 
     def receive(self, data: bytes) -> tuple[NoticeAssembler, bytes | None]:
         """Take one chunk; returns the next assembler and the encoded notice once complete.
 
-        `DecodeError` (a malformed chunk; another count for a known id; another data for a
-        chunk already held), `AuthenticationError` (the joined chunks are not the notice the
-        id names: the caller drops it with `drop(chunk's notice_id)` and waits for another
-        copy, which has another id since every copy has a fresh nonce). A duplicate changes
+        `DecodeError` (a malformed chunk), `AuthenticationError` (a first chunk whose sealing
+        none of our keys opens; or the joined chunks are not the notice the id names: the
+        caller drops it with `drop(chunk's notice_id)` and waits for another copy, which has
+        another id since every copy has a fresh nonce). A chunk inconsistent with those held
+        for its id (another count, other data at an index held) replaces them: whoever sent
+        the others, later honest chunks are not refused (review F5). A duplicate changes
         nothing."""
         chunk = NoticeChunk.from_bytes(self.suite, data)
+        opened = chunk.index == 0 and self._opens(chunk.data)
         others = tuple(p for p in self.pending
                        if not hmac.compare_digest(p.notice_id, chunk.notice_id))
         known = next((p for p in self.pending
                       if hmac.compare_digest(p.notice_id, chunk.notice_id)), None)
-        if known is None:
-            entry = _Pending(chunk.notice_id, chunk.count, ((chunk.index, chunk.data),))
-        else:
-            if known.count != chunk.count:
-                raise DecodeError("notice chunk with another count for the same notice id")
+        if known is not None and known.count == chunk.count:
             held = dict(known.chunks)
-            if chunk.index in held:
-                if hmac.compare_digest(held[chunk.index], chunk.data):
-                    return self, None
-                raise DecodeError("notice chunk differs from the one already held")
+            if chunk.index in held and hmac.compare_digest(held[chunk.index], chunk.data):
+                return self, None
+        if known is None or known.count != chunk.count or chunk.index in dict(known.chunks):
+            entry = _Pending(chunk.notice_id, chunk.count, ((chunk.index, chunk.data),), opened)
+        else:
+            held = dict(known.chunks)
             held[chunk.index] = chunk.data
-            entry = _Pending(known.notice_id, known.count, tuple(sorted(held.items())))
+            entry = _Pending(known.notice_id, known.count, tuple(sorted(held.items())),
+                             known.opened or opened)
         if len(entry.chunks) < entry.count:
-            if known is None:
-                # The oldest incomplete notices make room (bounded memory, 11.v2.13).
-                kept = others[max(0, len(others) - (MAX_PENDING_NOTICES - 1)):]
-                return NoticeAssembler(self.suite, (*kept, entry)), None
-            pending = tuple(entry if p is known else p for p in self.pending)
-            return NoticeAssembler(self.suite, pending), None
+            return replace(self, pending=(*_make_room(others), entry)), None
         notice = b"".join(d for _, d in entry.chunks)
         if not hmac.compare_digest(notice_id(self.suite, notice), entry.notice_id):
             raise AuthenticationError("the joined chunks are not the notice their id names")
-        return NoticeAssembler(self.suite, others), notice
+        return replace(self, pending=others), notice
 
     def drop(self, nid: bytes) -> NoticeAssembler:
         """Forget an incomplete notice (e.g. after its joined chunks failed)."""
-        return NoticeAssembler(self.suite, tuple(
+        return replace(self, pending=tuple(
             p for p in self.pending if not hmac.compare_digest(p.notice_id, nid)))
 
     def held_bytes(self) -> int:
         return sum(len(d) for p in self.pending for _, d in p.chunks)
+
+
+def _make_room(others: tuple[_Pending, ...]) -> tuple[_Pending, ...]:
+    """Keep at most MAX_PENDING_NOTICES − 1 others: the oldest not yet opened go first, then
+    the oldest (bounded memory, 11.v2.13)."""
+    kept = list(others)
+    while len(kept) > MAX_PENDING_NOTICES - 1:
+        victim = next((p for p in kept if not p.opened), kept[0])
+        kept.remove(victim)
+    return tuple(kept)
 
 
 # --- Building notices (11.v2.28) --------------------------------------------------------------
@@ -460,7 +513,19 @@ class DecidedChange:
 
     def body(self) -> NoticeBody:
         return NoticeBody(self.epoch, self.epoch_id, self.run, self.announcements, self.round1,
-                          self.round3, self.applied, self.carried, self.t0, self.roster)
+                          self.round3, self.applied, self.carried, self.t0, self.roster,
+                          self.dormant)
+
+    @cached_property
+    def dormant(self) -> tuple[int, ...]:
+        """New-roster indices of the members dormant at S(e): neither sealed to nor on the
+        committee (11.v2.12)."""
+        committee = {RunAnnouncement.from_bytes(self.suite, ControlEntry.from_bytes(
+            self.suite, raw, group_id=self.group_id, epoch=self.epoch).body).identity
+            for raw in self.announcements}
+        sealed = set(self.recipient_indices)
+        return tuple(i for i, e in enumerate(self.roster.entries)
+                     if i not in sealed and e.identity not in committee)
 
     # Computed once per commit, not once per notice (a 1,000-member roster is ~1.5 MB).
     @cached_property
@@ -575,6 +640,8 @@ class JoinStart:
     added_by: bytes  # identity of the author of the add or resume proposal that brought us
     resumed: bool  # True for a resume, False for an add
     opened_with: bytes  # the receive public key whose private key opened the sealing
+    dormant_before: frozenset[bytes] = field(default=frozenset(), repr=False)
+    """identities of the members of e+1 dormant at S(e) (sealed member_base by C(e+1))"""
 
     @property
     def epoch_id(self) -> bytes:
@@ -646,20 +713,50 @@ def open_notice(suite: Suite, data: bytes, *, identity: bytes,
                           applied_hash, [a.entry_bytes() for a, _ in announcements])
     if not hmac.compare_digest(rsid, header.run_session_id):
         raise ProtocolError("the notice's run session id is not its certificate's")
+    if body.epoch == 0 and (body.carried or body.dormant):
+        raise ProtocolError("nothing is carried into epoch 1 and nobody is dormant")
     for raw in body.carried:
-        entry = ControlEntry.from_bytes(suite, raw, group_id=header.group_id, epoch=body.epoch)
-        if entry.entry_type not in (TYPE_PROPOSAL, TYPE_RECORD):
-            raise ProtocolError("a carried entry is a proposal or a record")
+        _check_carried(suite, raw, header.group_id, body.epoch)
     inputs, round1, bundle_root, tag = _check_run(header, body, announcements, applied_hash)
     # 5. our Merkle path and the confirmation tag
     leaf = leaf_hash(suite, own_index, identity, header.sealing)
     verify_merkle_path(suite, bundle_root, header.count, header.position, leaf, header.path)
+    dormant_before = _check_dormant(roster, body, header, announcements, own_index)
     outcome = outcome_from_opened(inputs, round1, bundle_root, member_base,
                                   opened_is_member_base=True, init_secret=None, agreed_tag=tag)
     secrets = outcome.secrets(suite)
     return JoinStart(suite, header.group_id, header.epoch, body.epoch_id, body.run, rsid,
                      secrets, roster, body.t0, body.carried, own_index, own_entry, added_by,
-                     resumed, opened.receive_public)
+                     resumed, opened.receive_public, dormant_before)
+
+
+def _check_dormant(roster: Roster, body: NoticeBody, header: NoticeHeader,
+                   announcements: Sequence[tuple[ControlEntry, RunAnnouncement]],
+                   own_index: int) -> frozenset[bytes]:
+    """The dormant set must fit the bundle: the recipients it leaves (neither on the committee
+    nor dormant) are `count` many and ours is at the header's position (review F2)."""
+    committee = [a.identity for _, a in announcements]
+    dormant = frozenset(roster.entries[i].identity for i in body.dormant)
+    if dormant & set(committee):
+        raise ProtocolError("notice: a committee member listed as dormant")
+    recipients = recipients_of(roster, committee, dormant)
+    if len(recipients) != header.count or own_index not in recipients or (
+            recipients.index(own_index) != header.position):
+        raise ProtocolError("notice: the dormant members do not fit the bundle")
+    return dormant
+
+
+def _check_carried(suite: Suite, raw: bytes, group_id: bytes, epoch: int) -> None:
+    """A carried entry is a proposal or a record with its author's identity signature (both
+    name their identity in the body; review F1)."""
+    entry = ControlEntry.from_bytes(suite, raw, group_id=group_id, epoch=epoch)
+    if entry.entry_type == TYPE_PROPOSAL:
+        proposal = ChangeProposal.from_bytes(suite, entry.body)
+        entry.verify(Identity.from_bytes(proposal.author, suite), None)
+    elif entry.entry_type == TYPE_RECORD:
+        entry.verify(MemberKeyRecord.from_bytes(suite, entry.body).owner(), None)
+    else:
+        raise ProtocolError("a carried entry is a proposal or a record")
 
 
 def _check_applied(roster: Roster, applied: Sequence[ControlEntry], own: RosterEntry,
@@ -821,7 +918,8 @@ def create_group(identity: IdentityKeyPair, keys: RecordKeys, *, group_id: bytes
         identity, TYPE_ANNOUNCEMENT, group_id=group_id, epoch=0, author=0,
         body=make_announcement(seed, group_id=group_id, epoch=0, run=run,
                                identity=record.identity, applied_hash=applied_hash,
-                               roster_hash=roster_hash).to_bytes())
+                               roster_hash=roster_hash,
+                               view_hash=view_hash(suite, None, (), ())).to_bytes())
     joiners = frozenset(jk.identity for jk in join_keys)
     inputs = RunInputs(suite, group_id, 0, b"", run, applied_hash, roster,
                        (announcement.entry_bytes(),), (seed.dkg_key(),),
@@ -876,7 +974,8 @@ def check_rejoin_request(suite: Suite, data: bytes, *, group_id: bytes, peer: Id
     record is a resume record of this group by the peer (`ProtocolError`), the peer is a member
     of the current roster (`ProtocolError`; a removed member comes back only through an add),
     its anchor is the peer's entry's (`ProtocolError`), its counter above the entry's
-    (`ReplayError`), and neither key is already in the roster (`ProtocolError`). The caller
+    (`ReplayError`), and its signing key is in the roster nowhere, its receive key not the
+    member's current one (`ProtocolError`). The caller
     reports any failure as `Ignored`."""
     request = RejoinRequest.from_bytes(suite, data, group_id=group_id, peer=peer)
     index = roster.index_of(request.record.identity)
@@ -884,7 +983,8 @@ def check_rejoin_request(suite: Suite, data: bytes, *, group_id: bytes, peer: Id
         raise ProtocolError("rejoin request from a member not in the current roster")
     entry = roster.entries[index]
     verdict = judge_record(request.record, author_identity=entry.identity, current=entry.keys,
-                           anchor=entry.anchor, seen=(), taken_keys=roster.taken_keys(),
+                           anchor=entry.anchor, seen=(),
+                           taken_keys=roster.taken_keys(entry.identity),
                            group_id=group_id, purpose=PURPOSE_RESUME)
     if verdict is not RecordVerdict.SUPERSEDES:
         raise ReplayError("resume record with its member's current counter")

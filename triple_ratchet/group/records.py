@@ -108,10 +108,12 @@ def member_verify(suite: Suite, key: VerifyingKey, label: bytes, content: bytes,
     key.verify(signature, member_signature_input(suite, label, content))
 
 
-def anchor_of(suite: Suite, body: bytes) -> bytes:
-    """H("triple-ratchet v2 anchor" ‖ body) of the join key or resume record that begins a
-    membership: the anchor its roster entry and its later records carry."""
-    return suite.hash(LABEL_RECORD_ANCHOR + body)
+def anchor_of(suite: Suite, epoch_id: bytes, body: bytes) -> bytes:
+    """H("triple-ratchet v2 anchor" ‖ CBOR[epoch_id(e), body]) of the join key or resume record
+    that begins a membership in the change from epoch e (epoch_id(0) is empty): the anchor its
+    roster entry and its later records carry. The epoch id makes it unique per membership even
+    when the same join key adds its owner again (review F3)."""
+    return suite.hash(LABEL_RECORD_ANCHOR + cbor.encode([epoch_id, body]))
 
 
 def creator_anchor(suite: Suite) -> bytes:
@@ -349,9 +351,10 @@ class JoinKey:
         member_verify(self.suite, self.verifying_key(), LABEL_MEMBER_POSSESSION, body,
                       self.possession_signature)
 
-    def anchor(self) -> bytes:
-        """The anchor of the membership this join key begins."""
-        return anchor_of(self.suite, self.body())
+    def anchor(self, epoch_id: bytes = b"") -> bytes:
+        """The anchor of the membership this join key begins when the change from the epoch
+        `epoch_id` applies its add (empty: epoch 0, a created group's initial member)."""
+        return anchor_of(self.suite, epoch_id, self.body())
 
     def usable_at(self, hub_time: int) -> bool:
         """An add is valid only while `expiry > t` of the proposal entry (spec 11.v2.17)."""
@@ -533,14 +536,15 @@ def judge_record(new: MemberKeyRecord, *, author_identity: bytes,
 
     `current` and `anchor` are the owner's roster entry (its record or join key, and its
     anchor); `seen` the owner's valid records seen so far in this and the carried window;
-    `taken_keys` every receive and signing key of the roster and of the other valid records seen
-    in the epoch. `purpose` is what the place allows: rotate in a record entry, resume inside a
-    resume proposal or rejoin request. In order, the refusals (nothing changes):
+    `taken_keys` every signing key of the roster and of the valid records seen in the epoch,
+    and the owner's own receive keys (receive keys of others may repeat, review F4).
+    `purpose` is what the place allows: rotate in a record entry, resume inside a resume
+    proposal or rejoin request. In order, the refusals (nothing changes):
     `ProtocolError` for another group, an owner other than the author (no one but the owner
     changes its entry), the wrong purpose (a rotation record is never a resume), another
     membership's anchor; `ReplayError` for a counter not above the entry's and every seen one
-    (the same body again, or an older record); `ProtocolError` for a key already in the roster
-    (a planted receive key). Same counter with another body: `EQUIVOCATION`.
+    (the same body again, or an older record); `ProtocolError` for a key already taken. Same
+    counter with another body: `EQUIVOCATION`.
 
     `author_identity` is whose record it must be: the entry's author for a record entry, the
     resumed member for a resume record (whoever posts the resume proposal)."""

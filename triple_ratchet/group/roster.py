@@ -8,9 +8,10 @@
 `keys` is the member's current `SignedRecord` or `SignedJoinKey`; `keys_body` its signed body
 (signatures are not hashed: ECDSA lets anyone re-randomise them, and readers must agree on the
 hash). `posted_at` is the hub time of the entry that first carried those keys (0 for the entries
-of a created group). No identity, receive key or signing key appears twice. The anchor must be the
-one its keys imply: a join key's own anchor, a rotation record's `anchor` field, a resume record's
-own anchor (the membership it begins).
+of a created group). No identity or signing key appears twice (a receive key may: review F4).
+A rotation record's entry carries the record's `anchor` field; a join key's or resume record's
+entry the anchor of the membership it began, `anchor_of(epoch_id(e), body)` of the change that
+applied it (review F3).
 """
 
 from __future__ import annotations
@@ -53,12 +54,12 @@ def _array_head(length: int) -> bytes:
     raise UsageError("array too long for a roster")
 
 
-def implied_anchor(keys: MemberKeyRecord | JoinKey) -> bytes:
-    """The anchor a roster entry holding `keys` must carry."""
-    if isinstance(keys, JoinKey):
-        return keys.anchor()
-    if keys.purpose == PURPOSE_RESUME:
-        return anchor_of(keys.suite, keys.body())
+def implied_anchor(keys: MemberKeyRecord | JoinKey, epoch_id: bytes = b"") -> bytes:
+    """The anchor of an entry holding `keys`: a rotation record's own `anchor` field; for a join
+    key or resume record, the one it begins when applied in the change from the epoch
+    `epoch_id` (empty: epoch 0)."""
+    if isinstance(keys, JoinKey) or keys.purpose == PURPOSE_RESUME:
+        return anchor_of(keys.suite, epoch_id, keys.body())
     return keys.anchor
 
 
@@ -73,8 +74,11 @@ class RosterEntry:
     _hash_item: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def of(cls, keys: MemberKeyRecord | JoinKey, posted_at: int) -> RosterEntry:
-        return cls(keys.identity, keys, posted_at, implied_anchor(keys))
+    def of(cls, keys: MemberKeyRecord | JoinKey, posted_at: int,
+           epoch_id: bytes = b"") -> RosterEntry:
+        """The entry of `keys`; a join key or resume record applied in the change from the
+        epoch `epoch_id` (empty: creation)."""
+        return cls(keys.identity, keys, posted_at, implied_anchor(keys, epoch_id))
 
     @property
     def receive_key(self) -> bytes:
@@ -116,11 +120,19 @@ class Roster:
                 raise ProtocolError("a roster entry's keys belong to another identity")
             if type(e.posted_at) is not int or not 0 <= e.posted_at <= MAX_POSTED_AT:
                 raise ProtocolError("posted_at out of range")
-            if not hmac.compare_digest(e.anchor, implied_anchor(e.keys)):
+            # A join key's or resume record's anchor depends on the epoch that applied it, which
+            # the roster does not hold: its appliers set it; a rotation keeps its field's.
+            if isinstance(e.keys, MemberKeyRecord) and e.keys.purpose != PURPOSE_RESUME and (
+                    not hmac.compare_digest(e.anchor, e.keys.anchor)):
                 raise ProtocolError("a roster entry's anchor is not the one its keys imply")
+            if len(e.anchor) != self.suite.hash_len:
+                raise ProtocolError("a roster entry's anchor is not Nh bytes")
         if len({e.identity for e in self.entries}) != len(self.entries):
             raise ProtocolError("a member is twice in the roster")
-        keys = [k for e in self.entries for k in (e.receive_key, e.signing_key)]
+        # Signing keys carry a possession signature and name their signer: unique. A receive
+        # key proves nothing and may be another's (review F4): a copy only makes its holder
+        # unable to open its own sealing, and must not void the owner's add.
+        keys = [e.signing_key for e in self.entries]
         if len(set(keys)) != len(keys):
             raise ProtocolError("a key appears twice in the roster")
 
@@ -133,9 +145,12 @@ class Roster:
                 return i
         return None
 
-    def taken_keys(self) -> frozenset[bytes]:
-        """Every receive and signing key of the roster (a new record may use none of them)."""
-        return frozenset(k for e in self.entries for k in (e.receive_key, e.signing_key))
+    def taken_keys(self, owner: bytes) -> frozenset[bytes]:
+        """The keys a new record of `owner` may not use: every signing key of the roster and
+        the owner's current receive key (receive keys of others may repeat, review F4)."""
+        own = self.index_of(owner)
+        receive = () if own is None else (self.entries[own].receive_key,)
+        return frozenset((*(e.signing_key for e in self.entries), *receive))
 
     def to_bytes(self) -> bytes:
         return cbor.encode([[e.identity, e.keys.to_bytes(), e.posted_at, e.anchor]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import hmac
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
@@ -56,6 +56,7 @@ from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import Suite
 
 LABEL_ROUND3_SIGNATURE = b"triple-ratchet v2 dkg round 3"
+LABEL_VIEW_HASH = b"triple-ratchet v2 view hash"
 
 MAX_ANNOUNCEMENT_BODY_LEN = 1024
 MAX_ROUND1_BODY_LEN = 8192
@@ -110,13 +111,14 @@ class RunAnnouncement:
     dkg_key: bytes  # COCKTAIL static public key (edwards25519 point)
     applied_proposals_hash: bytes
     roster_hash: bytes  # hash of the new roster the attempt makes
+    view_hash: bytes  # `view_hash(e)` of the announcer's view of epoch e (review F1)
     # The validated point, kept: decoding validates it and every reader then asks for it (a
     # subgroup check is ~40 µs). Outside equality; declared so every instance has it.
     _point: Point | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
         return cbor.encode([self.group_id, self.epoch, self.run, self.identity, self.dkg_key,
-                            self.applied_proposals_hash, self.roster_hash])
+                            self.applied_proposals_hash, self.roster_hash, self.view_hash])
 
     def dkg_point(self) -> Point:
         point = self._point
@@ -128,7 +130,7 @@ class RunAnnouncement:
     @classmethod
     def make(cls, suite: Suite, *, group_id: bytes, epoch: int, run: int, identity: bytes,
              dkg_key: Point, applied_proposals_hash: bytes,
-             roster_hash: bytes) -> RunAnnouncement:
+             roster_hash: bytes, view_hash: bytes) -> RunAnnouncement:
         if not isinstance(group_id, bytes) or not 1 <= len(group_id) <= MAX_GROUP_ID_LEN:
             raise UsageError(f"group id must be 1..{MAX_GROUP_ID_LEN} bytes")
         if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
@@ -138,12 +140,13 @@ class RunAnnouncement:
         return cls(group_id, epoch, _check_run(run), identity, dkg_key.to_bytes(),
                    _check_bytes(applied_proposals_hash, "applied-proposals hash",
                                 suite.hash_len),
-                   _check_bytes(roster_hash, "roster hash", suite.hash_len))
+                   _check_bytes(roster_hash, "roster hash", suite.hash_len),
+                   _check_bytes(view_hash, "view hash", suite.hash_len))
 
     @classmethod
     def from_bytes(cls, suite: Suite, body: bytes) -> RunAnnouncement:
         """Decode strictly and validate the DKG point (`InvalidKey`)."""
-        f = _fields(body, "announcement", 7, MAX_ANNOUNCEMENT_BODY_LEN)
+        f = _fields(body, "announcement", 8, MAX_ANNOUNCEMENT_BODY_LEN)
         group_id = cbor.as_bytes(f[0], "group id", max_length=MAX_GROUP_ID_LEN)
         if not group_id:
             raise DecodeError("announcement: empty group id")
@@ -151,7 +154,8 @@ class RunAnnouncement:
                 identity_field(f[3], "announcer identity"),
                 cbor.as_bytes(f[4], "DKG key", length=POINT_SIZE),
                 cbor.as_bytes(f[5], "applied-proposals hash", length=suite.hash_len),
-                cbor.as_bytes(f[6], "new roster hash", length=suite.hash_len))
+                cbor.as_bytes(f[6], "new roster hash", length=suite.hash_len),
+                cbor.as_bytes(f[7], "view hash", length=suite.hash_len))
         a.dkg_point()
         return a
 
@@ -167,6 +171,15 @@ class RunAnnouncement:
         if not hmac.compare_digest(a.identity, author_identity.to_bytes()):
             raise ProtocolError("announcement identity is not the entry's author")
         return a
+
+
+def view_hash(suite: Suite, t0: int | None, carried: Sequence[bytes],
+              dormant_before: Iterable[bytes]) -> bytes:
+    """`H("triple-ratchet v2 view hash" ‖ CBOR[T0(e) or null, carried set into e, sorted
+    identities dormant at S(e−1)])`: what a member in its first epoch took from its notice, so
+    a forged notice shows against every honest announcement (11.v2.9, review F1)."""
+    return suite.hash(LABEL_VIEW_HASH + cbor.encode(
+        [t0, list(carried), sorted(dormant_before)]))
 
 
 # --- Round items ------------------------------------------------------------------------------
@@ -494,6 +507,7 @@ class RepairedSealing:
 __all__ = [
     "EVIDENCE_KINDS",
     "LABEL_ROUND3_SIGNATURE",
+    "LABEL_VIEW_HASH",
     "TICK_BODY",
     "Commit",
     "Conviction",
@@ -505,4 +519,5 @@ __all__ = [
     "RunAnnouncement",
     "check_tick_body",
     "sealing_sizes",
+    "view_hash",
 ]

@@ -68,6 +68,7 @@ from triple_ratchet.group.control import (
 )
 from triple_ratchet.group.control_log import (
     ANNOUNCE,
+    ANOTHER_EPOCH_VIEW,
     COMMIT,
     COMMITTEE_SIZE,
     EPOCH_MIN_AGE,
@@ -77,6 +78,7 @@ from triple_ratchet.group.control_log import (
     ControlLog,
     Entry,
     EpochView,
+    resume_subject,
 )
 from triple_ratchet.group.epoch import EpochState, Member
 from triple_ratchet.group.events import (
@@ -130,6 +132,7 @@ MAX_STATE_LEN = 64 * 1024 * 1024
 MAX_OLD_EPOCHS = 64
 # Own records whose private keys are kept (R10: until a commit applied a newer one).
 MAX_OWN_RECORDS = 16
+MAX_ANSWERED = 16  # rejoin requests one member answers per epoch (review F8)
 ACTIVE, REMOVED, REJOIN = "active", "removed", "rejoin needed"
 _WIRE_CONTROL = 0x22
 # Our clock's wait before announcing again when our announcement of a run did not count.
@@ -187,6 +190,11 @@ class _State:
     # (identity, inbox id) of members whose rejoin request we turned into a resume proposal:
     # we send each its notice once the proposal is applied (11.v2.28).
     resume_inboxes: tuple[tuple[bytes, bytes], ...] = ()
+    # Our epoch came from a notice (review F1): an announcement of a roster member for another
+    # view of the epoch means our notice was wrong.
+    first_epoch: bool = False
+    # Members whose rejoin request we answered in this epoch (review F8: once per epoch each).
+    answered: frozenset[bytes] = frozenset()
 
 
 def _members(roster: Roster) -> list[Member]:
@@ -261,10 +269,11 @@ class GroupSessionV2:
             roster=_members(start.roster), own_index=start.own_index,
             signing_key=held.keys().signing_key)
         log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
-                                     start.roster, start.t0, start.carried))
+                                     start.roster, start.t0, start.carried,
+                                     start.dormant_before))
         state = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
                        start.secrets.control_mailbox.access_key.to_bytes(),
-                       (OwnRecord(held.join_key.to_bytes(), held.seed),))
+                       (OwnRecord(held.join_key.to_bytes(), held.seed),), first_epoch=True)
         return cls(identity, state, rng=rng), keyring.used(start.opened_with)
 
     def resume(self, start: JoinStart) -> list[Event]:
@@ -285,9 +294,11 @@ class GroupSessionV2:
             roster=_members(start.roster), own_index=start.own_index,
             signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
         log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
-                                     start.roster, start.t0, start.carried))
+                                     start.roster, start.t0, start.carried,
+                                     start.dormant_before))
         self._s = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
-                         start.secrets.control_mailbox.access_key.to_bytes(), (own,))
+                         start.secrets.control_mailbox.access_key.to_bytes(), (own,),
+                         first_epoch=True)
         return [EpochChanged(start.epoch, start.secrets.epoch_id,
                              tuple(e.identity for e in start.roster.entries))]
 
@@ -331,9 +342,16 @@ class GroupSessionV2:
                                            peer=peer, roster=log.view.roster)
         except RemoteError as exc:
             return [Ignored(f"rejoin request: {exc}", peer.to_bytes())], []
-        if self._s.proposed or any(p.identity == self._identity.public.to_bytes()
-                                   for p in log.pending):
-            return [Ignored("rejoin request: our proposal of this epoch is pending",
+        # One answer per requester per epoch, and none while anyone's resume of it is pending
+        # (review F8); a resume does not take our own pending-proposal slot (11.v2.17).
+        requester = request.record.identity
+        if requester in self._s.answered:
+            return [Ignored("rejoin request: answered in this epoch", peer.to_bytes())], []
+        if len(self._s.answered) >= MAX_ANSWERED:  # bounds the saved state (spec 11 limits)
+            return [Ignored("rejoin request: enough answered in this epoch",
+                            peer.to_bytes())], []
+        if any(resume_subject(self.suite, p) == requester for p in log.pending):
+            return [Ignored("rejoin request: a resume of this member is pending",
                             peer.to_bytes())], []
         view = log.view
         proposal = ChangeProposal.make(self.suite, KIND_RESUME, group_id=view.group_id,
@@ -344,7 +362,8 @@ class GroupSessionV2:
                                  epoch=view.epoch, author=self.own_index,
                                  body=proposal.to_bytes())
         inboxes = (*self._s.resume_inboxes[-15:], (request.record.identity, request.inbox_id))
-        self._s = replace(self._s, proposed=True, resume_inboxes=inboxes)
+        self._s = replace(self._s, resume_inboxes=inboxes,
+                          answered=self._s.answered | {requester})
         return [], [self._control_out(ce)]
 
     # --- reading --------------------------------------------------------------------------
@@ -443,7 +462,8 @@ class GroupSessionV2:
             changes.append((KIND_REFRESH, None))
         if len(changes) != 1:
             raise UsageError("one proposal at a time: the rules keep one pending per author")
-        if self._s.proposed or any(p.identity == self._identity.public.to_bytes()
+        me = self._identity.public.to_bytes()
+        if self._s.proposed or any(p.identity == me and resume_subject(self.suite, p) is None
                                    for p in self._log().pending):
             raise UsageError("our proposal of this epoch is still pending")
         kind, change = changes[0]
@@ -571,6 +591,12 @@ class GroupSessionV2:
         cursor = s.control_cursor + 1
         log, events = self._log().judge(Entry(cursor, t, blob))
         self._s = replace(s, log=log, control_cursor=cursor)
+        if s.first_epoch and any(isinstance(e, Ignored) and e.reason == ANOTHER_EPOCH_VIEW
+                                 for e in events):
+            # A roster member's identity-signed announcement disagrees with the view our
+            # notice gave us (T0, carried set, dormant members): we cannot follow this epoch.
+            self._s = replace(self._s, status=REJOIN)
+            return [*events, RejoinNeeded(log.view.epoch)], []
         if log.decided is None:
             return list(events), []
         more, out = self._process_commit(now_ms)
@@ -621,7 +647,8 @@ class GroupSessionV2:
                     body = make_announcement(seed, group_id=view.group_id, epoch=view.epoch,
                                              run=run.run, identity=me,
                                              applied_hash=attempt.applied_hash,
-                                             roster_hash=attempt.roster_hash).to_bytes()
+                                             roster_hash=attempt.roster_hash,
+                                             view_hash=view.view_hash).to_bytes()
                     ce = sign_identity_entry(self._identity, TYPE_ANNOUNCEMENT,
                                              group_id=view.group_id, epoch=view.epoch,
                                              author=index, body=body)
@@ -789,7 +816,8 @@ class GroupSessionV2:
         self._s = replace(s, epoch=new_epoch, log=new_log,
                           control_access_key=secrets.control_mailbox.access_key.to_bytes(),
                           records=records, old=old, run=_Run(), control_cursor=-1,
-                          caught_up=frozenset(), proposed=False,
+                          caught_up=frozenset(), proposed=False, first_epoch=False,
+                          answered=frozenset(),
                           resume_inboxes=tuple((i, b) for i, b in s.resume_inboxes
                                                if i not in ours))
         old_ids = {m.identity_key for m in epoch.roster}
@@ -818,7 +846,7 @@ class GroupSessionV2:
              s.run.round3, s.run.commit, s.run.commit_phase_seen_ms, s.run.ticked[0],
              s.run.ticked[1]],
             s.control_cursor + 1, sorted(s.caught_up), s.proposed,
-            [[i, b] for i, b in s.resume_inboxes],
+            [[i, b] for i, b in s.resume_inboxes], s.first_epoch, sorted(s.answered),
         ])
 
     @classmethod
@@ -839,7 +867,7 @@ class GroupSessionV2:
         version = cbor.as_int(f[1], "session version")
         if version == 1:
             raise UnsupportedError(V1_UNSUPPORTED)
-        if version != STATE_VERSION or len(f) != 15:
+        if version != STATE_VERSION or len(f) != 17:
             raise DecodeError("saved group session of an unknown version")
         try:
             suite = suite_by_id(cbor.as_int(f[2], "suite", maximum=0xFFFF))
@@ -888,7 +916,8 @@ class GroupSessionV2:
                 frozenset(cbor.as_bytes(m, "mailbox", length=MAILBOX_ID_LEN)
                           for m in cbor.as_list(f[12], "caught up")),
                 cbor.as_bool(f[13], "proposed"),
-                _resume_inboxes(f[14]))
+                _resume_inboxes(f[14]), cbor.as_bool(f[15], "first epoch"),
+                _answered(f[16]))
             session = cls(identity, state, rng=rng)
             for own_record in records:
                 keys = session._own_keys(own_record)
@@ -938,6 +967,13 @@ def _resume_inboxes(value: cbor.CborValue) -> tuple[tuple[bytes, bytes], ...]:
         out.append((cbor.as_bytes(x[0], "identity", max_length=512),
                     cbor.as_bytes(x[1], "inbox id", length=MAILBOX_ID_LEN)))
     return tuple(out)
+
+
+def _answered(value: cbor.CborValue) -> frozenset[bytes]:
+    items = cbor.as_list(value, "answered members")
+    if len(items) > MAX_ANSWERED:
+        raise DecodeError("too many answered members")
+    return frozenset(cbor.as_bytes(i, "answered member", max_length=512) for i in items)
 
 
 def _resumes(suite: Suite, body: bytes, identity: bytes) -> bool:

@@ -81,6 +81,7 @@ from triple_ratchet.group.run import (
     EVIDENCE_ROUND1_EQUIVOCATION,
     Evidence,
     Round1Item,
+    view_hash,
 )
 from triple_ratchet.group.run_secrets import (
     RunInputs,
@@ -209,7 +210,8 @@ def _op_run(suite: Suite, i: dict[str, Any],
                                          epoch=epoch, author=j, body=make_announcement(
                                              seeds[j], group_id=group_id, epoch=epoch, run=run,
                                              identity=ids[j], applied_hash=applied,
-                                             roster_hash=roster.hash()).to_bytes())
+                                             roster_hash=roster.hash(),
+                                             view_hash=_h(i["view_hash"])).to_bytes())
                      for j in range(k)]
     joiners = frozenset(ids[j] for j, m in enumerate(i["members"]) if m["joiner"])
     recipients = recipients_of(roster, ids[:k])
@@ -277,7 +279,8 @@ def _op_run(suite: Suite, i: dict[str, Any],
                                  author=0, body=make_announcement(
                                      second_seed, group_id=group_id, epoch=epoch, run=run,
                                      identity=ids[0], applied_hash=applied,
-                                     roster_hash=roster.hash()).to_bytes())
+                                     roster_hash=roster.hash(),
+                                     view_hash=_h(i["view_hash"])).to_bytes())
     ev_announcement = Evidence.make(run, EVIDENCE_ANNOUNCEMENT_EQUIVOCATION, cbor.encode(
         [announcements[0].to_bytes(), second.to_bytes()]))
     # Kind 2: dealer 2's second SignedRound1 with the same msg1 and another payload.
@@ -483,6 +486,8 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
            "run_seeds": [rng(32).hex(), rng(32).hex()], "equivocation_seed": rng(32).hex(),
            "equivocation_payload": rng(32).hex(), "control_traffic_key": rng(32).hex(),
            "control_mailbox_id": rng(32).hex()}
+    # Epoch 5's view (T0(5), nothing carried, nobody dormant): no random bytes drawn.
+    run["view_hash"] = view_hash(suite, 1_733_299_000_000, (), ()).hex()
     recorder = _Recording(rng)
     out = _op_run(suite, run, recorder)
     run["randomness"] = recorder.drawn.hex()

@@ -79,6 +79,7 @@ from triple_ratchet.group.run import (
     Round3Item,
     RunAnnouncement,
     sealing_sizes,
+    view_hash,
 )
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
@@ -287,7 +288,8 @@ def _op_record(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     out = {"identity_encoding": record.identity.hex(), "receive_public": record.receive_key.hex(),
            "signing_public": record.signing_key.hex(), "record": record.body().hex(),
            "signed_record": record.to_bytes().hex(),
-           "anchor": anchor_of(suite, record.body()).hex(), **_entry_outputs(entry, i)}
+           "anchor": anchor_of(suite, _h(i["applied_in"]), record.body()).hex(),
+           **_entry_outputs(entry, i)}
     expect_equal("decoded record", MemberKeyRecord.from_bytes(suite, record.to_bytes()), record)
     _check_entry_reads_back(suite, i, out, entry)
     return out
@@ -298,7 +300,7 @@ def _op_join_key(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     expect_equal("decoded join key", JoinKey.from_bytes(suite, jk.to_bytes()), jk)
     return {"identity_encoding": jk.identity.hex(), "receive_public": jk.receive_key.hex(),
             "signing_public": jk.signing_key.hex(), "join_key": jk.body().hex(),
-            "signed_join_key": jk.to_bytes().hex(), "anchor": jk.anchor().hex()}
+            "signed_join_key": jk.to_bytes().hex(), "anchor": jk.anchor(_h(i["applied_in"])).hex()}
 
 
 def _op_proposal(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
@@ -328,7 +330,8 @@ def _op_announcement(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     a = RunAnnouncement.make(suite, group_id=_h(i["group_id"]), epoch=i["epoch"], run=i["run"],
                              identity=author.public.to_bytes(), dkg_key=dkg_key,
                              applied_proposals_hash=_h(i["applied_proposals_hash"]),
-                             roster_hash=_h(i["new_roster_hash"]))
+                             roster_hash=_h(i["new_roster_hash"]),
+                             view_hash=_h(i["view_hash"]))
     entry = _identity_entry(suite, i, TYPE_ANNOUNCEMENT, a.to_bytes())
     out = {"dkg_public_key": dkg_key.to_bytes().hex(), **_entry_outputs(entry, i)}
     _check_entry_reads_back(suite, i, out, entry)
@@ -513,13 +516,15 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
     alice_seed, bob_join_seed, bob_seed = rng(32).hex(), rng(32).hex(), rng(32).hex()
     join_key = add("group join key of Bob", {
         "operation": "join_key", "identity_private": bob, "record_seed": bob_join_seed,
-        "expiry": 1_800_000_000_000, "inbox_id": rng(32).hex()})
+        "expiry": 1_800_000_000_000, "inbox_id": rng(32).hex(), "applied_in": ""})
     creator = add("the creator's first record (counter 1, anchor all zero), as a record entry", {
         "operation": "record", "identity_private": alice, "record_seed": alice_seed, "counter": 1,
-        "purpose": "rotate", "anchor": creator_anchor(suite).hex(), **place(1, 0)})
+        "purpose": "rotate", "anchor": creator_anchor(suite).hex(),
+        "applied_in": bytes(range(32)).hex(), **place(1, 0)})
     bob_record = add("Bob's first rotation, anchored to his join key", {
         "operation": "record", "identity_private": bob, "record_seed": bob_seed, "counter": 1,
-        "purpose": "rotate", "anchor": join_key["anchor"], **place(1, 1)})
+        "purpose": "rotate", "anchor": join_key["anchor"],
+        "applied_in": bytes(range(32)).hex(), **place(1, 1)})
     resume_seed = rng(32).hex()
     rejoin = add("Bob's rejoin request (resume record, counter 2, his current anchor)", {
         "operation": "rejoin_request", "identity_private": bob, "record_seed": resume_seed,
@@ -555,7 +560,8 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
         "operation": "announcement", "identity_private": alice, "run": 1,
         "dkg_secret": rng(32)[:31].hex() + "00",
         "applied_proposals_hash": applied_hash["applied_proposals_hash"],
-        "new_roster_hash": roster["roster_hash"], **place(4, 0)})
+        "new_roster_hash": roster["roster_hash"],
+        "view_hash": view_hash(suite, 1_733_299_000_000, (), ()).hex(), **place(4, 0)})
     add("round-1 item (the SignedRound1 is section 7's, opaque here)", {
         "operation": "round1", "record_seed": alice_seed, "run": 1,
         "signed_round1": rng(120).hex(), **place(4, 0)})
@@ -598,8 +604,9 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
     zero = creator_anchor(suite).hex()
     alice_keys = RecordKeys.from_seed(suite, _h(alice_seed))
     bob_jk = JoinKey.from_bytes(suite, _h(join_key["signed_join_key"]))
+    # Every signing key and the owner's own receive key (11.v2.16; review F4).
     taken = [k.hex() for k in (alice_keys.receive_public, alice_keys.signing_public,
-                               bob_jk.receive_key, bob_jk.signing_key)]
+                               bob_jk.signing_key)]
     judge = {"operation": "judge_record", "group_id": group, "author_identity": alice_id.hex(),
              "current_keys": creator["signed_record"], "anchor": zero, "seen": [],
              "taken_keys": taken, "purpose": "rotate"}
@@ -611,11 +618,17 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
              "ReplayError")
     negative("a record of another membership (anchor)", {
         **judge, "new_record": rec(fresh, 2, join_key["anchor"])}, "ProtocolError")
-    negative("a planted receive key (Bob's join key's)", {
+    add("a receive key copied from Bob's join key: allowed, it proves nothing (review F4)", {
         **judge, "new_record": MemberKeyRecord.sign(
             _identity(suite, alice), RecordKeys(suite, RecordKeys.from_seed(
                 suite, _h(bob_join_seed)).receive_key, RecordKeys.from_seed(
                 suite, _h(fresh)).signing_key), group_id=_h(group), counter=2,
+            purpose=PURPOSE_ROTATE, anchor=_h(zero)).to_bytes().hex()})
+    negative("a signing key already in the roster (Bob's join key's)", {
+        **judge, "new_record": MemberKeyRecord.sign(
+            _identity(suite, alice), RecordKeys(suite, RecordKeys.from_seed(
+                suite, _h(fresh)).receive_key, RecordKeys.from_seed(
+                suite, _h(bob_join_seed)).signing_key), group_id=_h(group), counter=2,
             purpose=PURPOSE_ROTATE, anchor=_h(zero)).to_bytes().hex()}, "ProtocolError")
     negative("a record by another identity than the author", {
         **judge, "new_record": bob_record["signed_record"]}, "ProtocolError")
