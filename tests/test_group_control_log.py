@@ -13,7 +13,7 @@ from v2_support import DAY, GROUP, T0, World, feed
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg.attempt import SignedRound1, sign_round1
-from triple_ratchet.errors import DecodeError, LimitExceeded, UsageError
+from triple_ratchet.errors import DecodeError, LimitExceeded, ProtocolError, UsageError
 from triple_ratchet.group import control_log as cl
 from triple_ratchet.group.change_proposal import KIND_ADD, KIND_REMOVE, KIND_RESUME
 from triple_ratchet.group.control import (
@@ -1174,3 +1174,57 @@ def test_a_copied_receive_key_does_not_void_the_owners_add() -> None:
                                   anchor=B.record.anchor)
     log, events = post(w, log, S + 1, w.identity_entry(B, TYPE_RECORD, stolen.to_bytes()))
     assert reasons(events) == ["key already in the roster"]
+
+
+def _p256_twin(kp: object) -> bytes:
+    """Another valid (low-s) encoding of the same P-256 identity: its owner signs its DH key
+    again with a random nonce, as a client that does not use RFC 6979 would."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    from triple_ratchet.identity import (
+        LABEL_IDENTITY_DH_KEY,
+        P256_ORDER,
+        Identity,
+        IdentityKeyPair,
+        signature_input,
+    )
+    assert isinstance(kp, IdentityKeyPair)
+    me = kp.public
+    private = ec.derive_private_key(int.from_bytes(kp._signing_key.to_bytes(), "big"),
+                                    ec.SECP256R1())
+    content = cbor.encode([me.signing_key.to_bytes(), me.dh_key.to_bytes()])
+    r, s = decode_dss_signature(private.sign(
+        signature_input(me.suite, LABEL_IDENTITY_DH_KEY, content), ec.ECDSA(hashes.SHA256())))
+    s = min(s, P256_ORDER - s)
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    twin = Identity(me.suite, me.signing_key, me.dh_key, signature)
+    assert twin == me and twin.to_bytes() != me.to_bytes()
+    return twin.to_bytes()
+
+
+def test_a_twin_encoding_of_a_member_is_the_same_member() -> None:
+    """A member adding a twin encoding of its own P-256 identity (another valid DH-key
+    signature) would stay in the group through its removal: the add is void ("already a
+    member") and a roster never holds one identity twice, whatever the encoding."""
+    from triple_ratchet.group.records import JoinKey, RecordKeys
+    from triple_ratchet.group.roster import Roster, RosterEntry
+    from triple_ratchet.identity import IdentityKeyPair
+    from triple_ratchet.suites import P256_SHA256_AES256GCM
+
+    w = World(3, suite=P256_SHA256_AES256GCM)
+    A = w["A"]
+    twin = _p256_twin(A.identity)
+    twin_pair = IdentityKeyPair(w.suite, A.identity._signing_key, A.identity._dh_key,
+                                twin[-64:])
+    assert twin_pair.public.to_bytes() == twin
+    jk = JoinKey.sign(twin_pair, RecordKeys.from_seed(w.suite, bytes(32)), expiry=T0 + 30 * DAY,
+                      inbox_id=bytes(32))
+    assert jk.identity == twin != A.id
+    log = w.start()
+    log, events = post(w, log, S, w.add(A, jk))
+    assert [e.reason for e in events if isinstance(e, ProposalVoid)] == ["already a member"]
+    roster = w.view.roster
+    with pytest.raises(ProtocolError, match="twice"):
+        Roster(w.suite, (*roster.entries, RosterEntry.of(jk, T0)))

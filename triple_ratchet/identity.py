@@ -105,6 +105,24 @@ def _low_s(suite: Suite, signature: bytes) -> bytes:
     return signature[:32] + (P256_ORDER - s).to_bytes(32, "big")
 
 
+# A valid identity encoding ends with its DH-key signature: a 64-byte string (header 0x58 0x40).
+_SIGNATURE_FIELD = b"\x58\x40"
+_SIGNATURE_FIELD_LEN = 2 + 64
+
+
+def identity_keys(encoding: bytes) -> bytes:
+    """What names an identity in a valid identity encoding: everything but its DH-key signature.
+
+    The owner of a P-256 identity can sign its DH key again (ECDSA is randomised; nothing
+    enforces RFC 6979), so one identity has many valid low-s encodings that differ only in that
+    last field. Wherever identities are compared as bytes (roster membership), compare these.
+    The encoding must be one `Identity.from_bytes` accepted (`UsageError` otherwise)."""
+    if len(encoding) <= _SIGNATURE_FIELD_LEN or (
+            encoding[-_SIGNATURE_FIELD_LEN:-64] != _SIGNATURE_FIELD):
+        raise UsageError("not an identity encoding")
+    return encoding[:-_SIGNATURE_FIELD_LEN]
+
+
 def signature_input(suite: Suite, label: bytes, content: bytes) -> bytes:
     """What an identity key signs: prefix ‖ uint16(suite) ‖ len8(label) ‖ label ‖ content."""
     if not label or len(label) > 255:

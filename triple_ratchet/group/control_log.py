@@ -104,7 +104,7 @@ from triple_ratchet.group.run_secrets import (
     verify_commit,
     verify_round3,
 )
-from triple_ratchet.identity import Identity
+from triple_ratchet.identity import Identity, identity_keys
 from triple_ratchet.mailbox import MAILBOX_ID_LEN
 from triple_ratchet.suites import Suite, suite_by_id
 
@@ -790,7 +790,8 @@ class ControlLog:
                 jk = p.change
                 if not isinstance(jk, JoinKey):
                     reason = "malformed"
-                elif index(jk.identity) is not None:
+                elif any(identity_keys(e.identity) == identity_keys(jk.identity)
+                         for e in entries):  # by keys: a twin encoding is the same member
                     reason = "already a member"
                 elif len(entries) >= MAX_GROUP_SIZE:
                     reason = "group full"

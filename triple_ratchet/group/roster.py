@@ -34,6 +34,7 @@ from triple_ratchet.group.records import (
     decode_keys,
     identity_field,
 )
+from triple_ratchet.identity import identity_keys
 from triple_ratchet.suites import Suite
 
 LABEL_ROSTER_HASH = b"triple-ratchet v2 roster hash"
@@ -127,7 +128,8 @@ class Roster:
                 raise ProtocolError("a roster entry's anchor is not the one its keys imply")
             if len(e.anchor) != self.suite.hash_len:
                 raise ProtocolError("a roster entry's anchor is not Nh bytes")
-        if len({e.identity for e in self.entries}) != len(self.entries):
+        # By keys, not bytes: one identity has many valid encodings (identity_keys).
+        if len({identity_keys(e.identity) for e in self.entries}) != len(self.entries):
             raise ProtocolError("a member is twice in the roster")
         # Signing keys carry a possession signature and name their signer: unique. A receive
         # key proves nothing and may be another's (review F4): a copy only makes its holder
