@@ -1228,3 +1228,31 @@ def test_a_twin_encoding_of_a_member_is_the_same_member() -> None:
     roster = w.view.roster
     with pytest.raises(ProtocolError, match="twice"):
         Roster(w.suite, (*roster.entries, RosterEntry.of(jk, T0)))
+
+
+def test_a_hub_showing_two_orders_splits_the_group_into_two_visible_branches() -> None:
+    """The hub is trusted for one order per mailbox (spec 11.v2.32, 13). A hub that shows half
+    the group an add first and the other half a removal first gives two attempts; each half
+    decides its own commit, and the other half's run is ignored by it ("another view"). The
+    library cannot prevent this: the branches differ in roster hash and confirmation tag, so
+    the public epoch ids differ, which is what users compare out of band (spec 13 lists the
+    in-band detection as open)."""
+    w = World(4)
+    A, B, C = w["A"], w["B"], w["C"]
+    _, jk = w.join_key("E")
+    add, remove = w.entry(S, w.add(A, jk)), w.entry(S + 1, w.remove(B, w["D"]))
+    # The same two entries, in two orders (the cursors each half is given).
+    x, _ = feed(w.start(), [add, replace(remove, cursor=add.cursor + 1)])
+    y, _ = feed(w.start(), [replace(remove, cursor=add.cursor),
+                            replace(add, cursor=add.cursor + 1)])
+    assert x.attempt is not None and y.attempt is not None
+    assert x.attempt.roster.hash() != y.attempt.roster.hash()
+    x_before = x
+    x, _ = w.honest_run(x, [A, C], R)
+    y, y_run = w.honest_run(y, [B, C], R)
+    assert x.decided is not None and y.decided is not None
+    assert x.decided.commit != y.decided.commit
+    # Each half, read the other's run, ignores every entry of it: no cross-over, no false exclusion.
+    x2, events = feed(x_before, [replace(e, cursor=e.cursor + 10_000) for e in y_run])
+    assert x2.decided is None and not x2.excluded
+    assert "announcement for another view" in reasons(events)
