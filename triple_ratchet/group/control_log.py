@@ -86,6 +86,7 @@ from triple_ratchet.group.run import (
     EVIDENCE_BLAME,
     EVIDENCE_ROUND1_EQUIVOCATION,
     Commit,
+    Conviction,
     Evidence,
     Reveal,
     Round1Item,
@@ -150,6 +151,11 @@ Policy = Callable[[Roster, ChangeProposal, int], bool]
 """The group policy (11.v2.17): a pure function of certified state — the roster as changed so
 far, the proposal, and its place (0-based) in the attempt — returning whether it is allowed.
 Every member must use the same one."""
+
+ConvictionJudge = Callable[[bytes, Conviction], list[Event] | None]
+"""A reader's check of a conviction entry (11.v2.25) by its author (identity): the events to
+report, or None when the reader cannot check it. It needs an earlier commit's secrets, so it is
+the session's (`group/conviction.py`); a conviction is advisory and never changes the log."""
 
 
 def accept_all(roster: Roster, proposal: ChangeProposal, place: int) -> bool:
@@ -365,6 +371,8 @@ class ControlLog:
     view: EpochView
     policy: Policy = field(default=accept_all, compare=False, repr=False)
     _s: _State = field(default_factory=_State, repr=False)
+    # Set only while `judge` runs with a conviction check: not part of the log.
+    _convictions: ConvictionJudge | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def start(cls, view: EpochView, policy: Policy = accept_all) -> ControlLog:
@@ -483,8 +491,10 @@ class ControlLog:
 
     # -- judging --
 
-    def judge(self, entry: Entry) -> tuple[ControlLog, list[Event]]:
-        """Judge the next entry of the mailbox; never raises on what the hub delivered."""
+    def judge(self, entry: Entry, *, convictions: ConvictionJudge | None = None
+              ) -> tuple[ControlLog, list[Event]]:
+        """Judge the next entry of the mailbox; never raises on what the hub delivered.
+        `convictions` checks a conviction entry (only its events depend on it)."""
         if not isinstance(entry, Entry):
             raise UsageError("expected an Entry")
         s = self._s
@@ -503,8 +513,9 @@ class ControlLog:
         # What a saved log keeps of the entry: all of it when it was read, only its place and
         # time when it merely marked time (an empty blob is unreadable too).
         kept: tuple[Entry, ...] = (Entry(entry.cursor, entry.t, bytes(entry.blob)),)
+        reader = self if convictions is None else replace(self, _convictions=convictions)
         try:
-            judged = self._read_and_judge(timed, entry, events)
+            judged = reader._read_and_judge(timed, entry, events)
         except _Refused as refused:
             judged = timed
             kept = (Entry(entry.cursor, entry.t, b""),) if timed is not s else ()
@@ -1167,10 +1178,17 @@ class ControlLog:
 
     def _conviction(self, s: _State, ce: ControlEntry, entry: Entry,
                     events: list[Event]) -> _State:
-        # Convictions name an earlier epoch's commit: judged by the session with that epoch's
-        # values (11.v2.25); here they only count against the budget.
+        # Convictions name an earlier epoch's commit: checked by the caller's judge with that
+        # commit's secrets (11.v2.25). Advisory: whatever the check says, they change nothing
+        # but their author's budget, so every reader's log stays the same.
         identity = self.view.roster.entries[ce.author].identity
-        raise _ignored("conviction not checkable here", identity)
+        conviction = Conviction.from_bytes(self.view.suite, ce.body)
+        if conviction.decided_epoch >= self.view.epoch:
+            raise ProtocolError("conviction of a commit not yet made")
+        verdict = None if self._convictions is None else self._convictions(identity, conviction)
+        if verdict is None:
+            raise _ignored("conviction not checkable here", identity)
+        raise _Refused(*verdict)
 
     # -- saving --
 
@@ -1262,6 +1280,7 @@ __all__ = [
     "Announced",
     "Attempt",
     "ControlLog",
+    "ConvictionJudge",
     "Decided",
     "Entry",
     "EpochView",

@@ -16,6 +16,18 @@ class Outgoing:
         return f"Outgoing(mailbox_id={self.mailbox_id.hex()[:16]}…, {len(self.blob)} bytes)"
 
 
+@dataclass(frozen=True)
+class PairwiseOut:
+    """A payload to send to `peer` (an identity encoding) over the pairwise session with it,
+    not to a hub mailbox: a `RepairedSealing` answering its rejoin request (spec 11.v2.25)."""
+
+    peer: bytes
+    payload: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"PairwiseOut(peer={self.peer.hex()[:16]}…, {len(self.payload)} bytes)"
+
+
 class Event:
     """Base class of every event."""
 

@@ -56,6 +56,7 @@ from triple_ratchet.group.committee import (
 from triple_ratchet.group.control import (
     TYPE_ANNOUNCEMENT,
     TYPE_COMMIT,
+    TYPE_CONVICTION,
     TYPE_EVIDENCE,
     TYPE_PROPOSAL,
     TYPE_RECORD,
@@ -80,6 +81,7 @@ from triple_ratchet.group.control_log import (
     EpochView,
     resume_subject,
 )
+from triple_ratchet.group.conviction import SealingInputs, open_repaired_sealing
 from triple_ratchet.group.epoch import EpochState, Member
 from triple_ratchet.group.events import (
     EpochChanged,
@@ -87,6 +89,7 @@ from triple_ratchet.group.events import (
     Ignored,
     MembershipChanged,
     Outgoing,
+    PairwiseOut,
     RejoinNeeded,
     RemovedFromGroup,
 )
@@ -104,6 +107,7 @@ from triple_ratchet.group.notice import (
     CreatorStart,
     DecidedChange,
     JoinStart,
+    Repair,
     build_notices,
     check_rejoin_request,
     create_group,
@@ -115,9 +119,11 @@ from triple_ratchet.group.records import (
     JoinKey,
     MemberKeyRecord,
     RecordKeys,
+    RejoinRequest,
     decode_keys,
 )
 from triple_ratchet.group.roster import Roster
+from triple_ratchet.group.run_secrets import RunOutcome
 from triple_ratchet.group.sealing import Sealing
 from triple_ratchet.identity import Identity, IdentityKeyPair
 from triple_ratchet.mailbox import MAILBOX_ID_LEN
@@ -195,6 +201,9 @@ class _State:
     first_epoch: bool = False
     # Members whose rejoin request we answered in this epoch (review F8: once per epoch each).
     answered: frozenset[bytes] = frozenset()
+    # What recomputes the sealings of the commit that started our epoch (11.v2.25: repair and
+    # judge convictions); replaced at the next commit, so it never outlives the epoch.
+    sealing_inputs: SealingInputs | None = field(default=None, repr=False)
 
 
 def _members(roster: Roster) -> list[Member]:
@@ -331,10 +340,14 @@ class GroupSessionV2:
         return request.to_bytes()
 
     def on_rejoin_request(self, data: bytes, peer: Identity, now: float
-                          ) -> tuple[list[Event], list[Outgoing]]:
+                          ) -> tuple[list[Event], list[Outgoing | PairwiseOut]]:
         """A member's rejoin request received over the pairwise session with `peer`: checked
-        (11.v2.31; a bad one is `Ignored`), then posted as our resume proposal (it is our
-        pending proposal); we send the notice once it is applied."""
+        (11.v2.31; a bad one is `Ignored`). When we hold the sealing inputs of the commit that
+        started our epoch and the requester's certified sealing is not the one they make
+        (11.v2.25), we return a `PairwiseOut` to `peer` with the correct `RepairedSealing` and
+        a conviction for the control mailbox; otherwise (a right sealing, a requester that was
+        no recipient or was sealed member_base) our resume proposal, and we send the notice
+        once it is applied."""
         self._check_active()
         log = self._log()
         try:
@@ -353,6 +366,9 @@ class GroupSessionV2:
         if any(resume_subject(self.suite, p) == requester for p in log.pending):
             return [Ignored("rejoin request: a resume of this member is pending",
                             peer.to_bytes())], []
+        repaired = self._repair(request, peer)
+        if repaired is not None:
+            return [], repaired
         view = log.view
         proposal = ChangeProposal.make(self.suite, KIND_RESUME, group_id=view.group_id,
                                        epoch=view.epoch, epoch_id=view.epoch_id,
@@ -365,6 +381,58 @@ class GroupSessionV2:
         self._s = replace(self._s, resume_inboxes=inboxes,
                           answered=self._s.answered | {requester})
         return [], [self._control_out(ce)]
+
+    def _repair(self, request: RejoinRequest, peer: Identity
+                ) -> list[Outgoing | PairwiseOut] | None:
+        """11.v2.25: the correct pair for the requester and our conviction, when its certified
+        sealing is wrong; None when it is right or we cannot recompute it (then resume it)."""
+        kept, signing = self._s.sealing_inputs, self._signing_key()
+        if kept is None or signing is None:
+            return None
+        answer = kept.answer(request, author=self._identity.public.to_bytes(),
+                             current_epoch_id=self._log().view.epoch_id)
+        if not isinstance(answer, Repair):
+            return None
+        conviction = self._member_out(signing, TYPE_CONVICTION, answer.conviction.to_bytes())
+        self._s = replace(self._s, answered=self._s.answered | {request.record.identity})
+        return [PairwiseOut(peer.to_bytes(), answer.repaired.to_bytes()), conviction]
+
+    def on_repaired_sealing(self, data: bytes, peer: Identity, now: float
+                            ) -> tuple[list[Event], list[Outgoing]]:
+        """A `RepairedSealing` received over the pairwise session with `peer` (a member of the
+        epoch we could not enter) while our status is REJOIN because our sealing of the
+        deciding commit did not open or its tag did not match (11.v2.25): opened with our
+        receive key of that commit and accepted only if it leads to the certified confirmation
+        tag; then we enter the epoch as if our own sealing had opened (`EpochChanged`, status
+        active). Anything wrong is a typed error and the state is unchanged."""
+        s = self._s
+        log = s.log
+        if s.status != REJOIN or log is None or log.decided is None or log.attempt is None:
+            raise StateError("not waiting for a repaired sealing of a deciding commit")
+        inputs = log.run_inputs()
+        first3 = log.run.round3[0] if log.run.round3 else None
+        me = self._identity.public.to_bytes()
+        index = log.attempt.roster.index_of(me)
+        if inputs is None or first3 is None or index is None:
+            raise StateError("no deciding run whose sealing we lack")
+        if log.attempt.roster.index_of(peer.to_bytes()) is None:
+            raise ProtocolError("repaired sealing from a peer not in that epoch's roster")
+        own_keys = self._keys_for(log.attempt.roster.entries[index].keys)
+        if own_keys is None:
+            raise StateError("we hold no receive key of that commit (ask for a resume)")
+        outcome = open_repaired_sealing(
+            data, inputs, [r[2] for r in log.run.round1 if r is not None],
+            bundle_root=first3[2].bundle_root, confirmation_tag=first3[2].confirmation_tag,
+            roster_index=index, receive_private_key=own_keys.receive_key.to_bytes(),
+            init_secret=log.view.init_secret)
+        self._s = replace(s, status=ACTIVE)
+        try:
+            events, out = self._process_commit(int(now * 1000), repaired=outcome)
+        except BaseException:
+            self._s = s
+            raise
+        more, out2 = self.tick(now)
+        return events + more, out + out2
 
     # --- reading --------------------------------------------------------------------------
 
@@ -589,7 +657,9 @@ class GroupSessionV2:
                     ) -> tuple[list[Event], list[Outgoing]]:
         s = self._s
         cursor = s.control_cursor + 1
-        log, events = self._log().judge(Entry(cursor, t, blob))
+        kept = s.sealing_inputs  # convictions are checked with it (11.v2.25), else Ignored
+        log, events = self._log().judge(Entry(cursor, t, blob),
+                                        convictions=None if kept is None else kept.judge)
         self._s = replace(s, log=log, control_cursor=cursor)
         if s.first_epoch and any(isinstance(e, Ignored) and e.reason == ANOTHER_EPOCH_VIEW
                                  for e in events):
@@ -721,7 +791,8 @@ class GroupSessionV2:
 
     # --- the deciding commit (11.v2.26) ---------------------------------------------------
 
-    def _process_commit(self, now_ms: int) -> tuple[list[Event], list[Outgoing]]:
+    def _process_commit(self, now_ms: int, *, repaired: RunOutcome | None = None
+                        ) -> tuple[list[Event], list[Outgoing]]:
         s = self._s
         log = self._log()
         decided, attempt = log.decided, log.attempt
@@ -736,7 +807,8 @@ class GroupSessionV2:
         if me in attempt.removed:
             by = next((p.identity for p in attempt.applied
                        if _removes(suite, p.entry.body, me)), b"")
-            self._s = replace(s, status=REMOVED, epoch=None, log=None, old=())
+            self._s = replace(s, status=REMOVED, epoch=None, log=None, old=(),
+                              sealing_inputs=None)
             return [RemovedFromGroup(view.epoch, by, "removed")], []
         if me in attempt.dormant:
             self._s = replace(s, status=REJOIN)
@@ -759,7 +831,7 @@ class GroupSessionV2:
             return [RejoinNeeded(view.epoch)], []
         position = log.run.committee.index(epoch.own_index) if (
             epoch.own_index in log.run.committee) else None
-        outcome = None
+        outcome = repaired  # a repaired sealing we opened (11.v2.25)
         if position is not None and s.run.run == log.run.run and s.run.seed:
             seed = RunSeed.from_bytes(suite, s.run.seed)
             local = local_round2(seed, inputs, round1)
@@ -818,6 +890,8 @@ class GroupSessionV2:
                           records=records, old=old, run=_Run(), control_cursor=-1,
                           caught_up=frozenset(), proposed=False, first_epoch=False,
                           answered=frozenset(),
+                          # 11.v2.25; the previous commit's inputs go (forward secrecy).
+                          sealing_inputs=SealingInputs.keep(inputs, decided.commit, outcome),
                           resume_inboxes=tuple((i, b) for i, b in s.resume_inboxes
                                                if i not in ours))
         old_ids = {m.identity_key for m in epoch.roster}
@@ -847,6 +921,7 @@ class GroupSessionV2:
              s.run.ticked[1]],
             s.control_cursor + 1, sorted(s.caught_up), s.proposed,
             [[i, b] for i, b in s.resume_inboxes], s.first_epoch, sorted(s.answered),
+            None if s.sealing_inputs is None else s.sealing_inputs.to_bytes(),
         ])
 
     @classmethod
@@ -867,7 +942,7 @@ class GroupSessionV2:
         version = cbor.as_int(f[1], "session version")
         if version == 1:
             raise UnsupportedError(V1_UNSUPPORTED)
-        if version != STATE_VERSION or len(f) != 17:
+        if version != STATE_VERSION or len(f) != 18:
             raise DecodeError("saved group session of an unknown version")
         try:
             suite = suite_by_id(cbor.as_int(f[2], "suite", maximum=0xFFFF))
@@ -918,6 +993,12 @@ class GroupSessionV2:
                 cbor.as_bool(f[13], "proposed"),
                 _resume_inboxes(f[14]), cbor.as_bool(f[15], "first epoch"),
                 _answered(f[16]))
+            if f[17] is not None:
+                if log is None:
+                    raise DecodeError("sealing inputs without an epoch")
+                state = replace(state, sealing_inputs=SealingInputs.from_bytes(
+                    suite, cbor.as_bytes(f[17], "sealing inputs"), group_id=state.group_id,
+                    roster=log.view.roster, epoch=log.view.epoch))
             session = cls(identity, state, rng=rng)
             for own_record in records:
                 keys = session._own_keys(own_record)
