@@ -62,7 +62,7 @@ class SealingInputs:
     recipients: tuple[int, ...]
     member_base_to: frozenset[int]
     commit_secret: bytes = field(repr=False)
-    certified: tuple[tuple[bytes, bytes], ...] = field(repr=False)
+    certified: tuple[tuple[bytes, bytes], ...] = ()  # public: the commit's bundle
 
     def __post_init__(self) -> None:
         nh = self.suite.hash_len

@@ -203,7 +203,7 @@ class _State:
     answered: frozenset[bytes] = frozenset()
     # What recomputes the sealings of the commit that started our epoch (11.v2.25: repair and
     # judge convictions); replaced at the next commit, so it never outlives the epoch.
-    sealing_inputs: SealingInputs | None = field(default=None, repr=False)
+    sealing_inputs: SealingInputs | None = None  # its repr and fields hide the secret
 
 
 def _members(roster: Roster) -> list[Member]:
