@@ -428,7 +428,7 @@ class GroupSessionV2:
         self._s = replace(s, status=ACTIVE)
         try:
             events, out = self._process_commit(int(now * 1000), repaired=outcome)
-        except BaseException:
+        except Exception:
             self._s = s
             raise
         more, out2 = self.tick(now)
