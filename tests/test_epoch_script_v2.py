@@ -64,6 +64,11 @@ def test_the_script_tells_the_story_of_11_v2_36(c: dict[str, Any]) -> None:
     assert public == change_a == {k: v for k, v in b["epochs"][1]["change"].items()}
     for name in "BC":
         assert _member(c, name)["epochs"][0]["roster"] == ["A", "B", "C"]
+        assert _member(c, name)["epochs"][0]["change"]["added_by"] == "A"
+    notice = d["epochs"][0]["change"]
+    assert notice["added_by"] == "A" and notice["previous_epoch_id"] == a["epochs"][0]["epoch_id"]
+    assert (notice["run"], notice["run_session_id"], notice["confirmation_tag"]) == (
+        change_c["run"], change_c["run_session_id"], change_c["confirmation_tag"])
     epoch2 = [m["epochs"][-1] for m in (a, b, cc, d)]
     assert all(e["roster"] == ["A", "B", "C", "D"] for e in epoch2)  # C is still there
     shared = ("epoch_id", "roster_hash", "group_mailbox_id", "control_mailbox_id",

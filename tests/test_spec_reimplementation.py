@@ -2119,7 +2119,8 @@ def test_v2_epoch_script_keys_sealing_and_messages_from_spec(case: dict[str, Any
     under its traffic key; its announcements give run_session_id; C opens its sealing in the
     deciding commit with its record's receive key (commit_secret); with init_secret(1) that
     gives member_base and every value of epoch 2 each member lists; the bundle's Merkle root is
-    bundle_root; every group message of both epochs opens to what the members read."""
+    bundle_root; D's notice, from its inbox chunks, opens with its join key to the same
+    member_base; every group message of both epochs opens to what the members read."""
     s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
     hp = HPKE[s.suite_id]
     group_id = h(i["group_id"])
@@ -2178,6 +2179,24 @@ def test_v2_epoch_script_keys_sealing_and_messages_from_spec(case: dict[str, Any
     for name in "ABCD":
         epoch2 = members[name]["epochs"][-1]
         assert epoch2["epoch"] == 2 and {k: epoch2[k] for k in want} == want, name
+    # D's notice (11.v2.13): its chunks in D's inbox, its header's sealing opened with D's join
+    # key gives the same member_base; the header names the run and the new roster
+    inbox = next(box["entries"] for box in o["mailboxes"]
+                 if box["mailbox_id"] == members["D"]["inbox_id"])
+    chunks = [cbor_decode(h(e["blob"])) for e in inbox]
+    assert [x[:2] + x[3:5] for x in chunks] == [[0x53, 2, j, len(chunks)]
+                                               for j in range(len(chunks))]
+    notice = b"".join(x[5] for x in chunks)
+    assert rhash(s, b"triple-ratchet v2 notice id" + notice).hex() == members["D"]["notice_id"]
+    kind, version, header, _, _ = cbor_decode(notice)
+    suite_id, gid, epoch, nrsid, nroster_hash, p, n, enc_d, ct_d, path = cbor_decode(header)
+    assert (kind, version, suite_id, gid, epoch, nrsid.hex(), nroster_hash.hex()) == (
+        0x52, 2, s.suite_id, group_id, 2, change["run_session_id"], change["roster_hash"])
+    assert (n, bundle[p]) == (len(bundle), [enc_d, ct_d])
+    merkle_verify(s, h(change["bundle_root"]), n, p, leaves_[p], path)
+    receive, receive_pub, _, _ = record_keys(s, h(members["D"]["join_key"]["record_seed"]))
+    info_d = seal_info(s, group_id, 2, rsid, identity["D"], h(change["roster_hash"]))
+    assert hp.open(receive, receive_pub, enc_d, info_d, b"", ct_d) == member_base
     # every group message of both epochs opens to what the members read (09 §9.11)
     signers = {n: [record_keys(s, h(r["record_seed"]))[3] for r in m["records"]]
                for n, m in members.items()}

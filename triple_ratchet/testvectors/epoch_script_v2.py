@@ -314,6 +314,14 @@ def _apply(script: _Script, member: _Member, action: list[Any]
             member.session, member.keyring = GroupSessionV2.join(
                 member.identity, start, member.keyring, rng=member.rng)
             member.notice_id = notice_id(script.suite, notice)
+            member.epochs.append({**_epoch_values(script, member.session),
+                                  "entered_by": "notice",
+                                  "change": {"run": start.run,
+                                             "previous_epoch_id": start.previous_epoch_id.hex(),
+                                             "run_session_id": start.run_session_id.hex(),
+                                             "confirmation_tag":
+                                                 start.secrets.confirmation_tag.hex(),
+                                             "added_by": script.names[start.added_by]}})
     elif op == "rotate":
         out = session_of(member).rotate(now)
     elif op == "receive":
@@ -346,9 +354,8 @@ def _apply(script: _Script, member: _Member, action: list[Any]
                                  "generation": e.generation, "text": e.body.decode()})
         elif isinstance(e, EpochChanged) and op != "receive":
             raise AssertionError("an epoch change outside a control entry")
-    if member.session is not None and (op in ("create", "chunk")) and not member.epochs:
-        member.epochs.append({**_epoch_values(script, member.session),
-                              "entered_by": "notice" if op == "chunk" else "create"})
+    if op == "create" and member.session is not None:
+        member.epochs.append({**_epoch_values(script, member.session), "entered_by": "create"})
     if member.session is not None:
         for r in member.session._s.records:  # the record seeds it holds (private state)
             member.records.setdefault(r.keys_bytes.hex(), r.seed.hex())
