@@ -202,3 +202,45 @@ def test_a_hostile_case_is_a_failure_not_a_crash() -> None:
         doc = copy.deepcopy(DOC)
         mutate(doc["cases"][0])
         assert _statuses(doc) == ["failed", "passed"]
+
+
+# --- what the script showed about the session -----------------------------------------------------
+
+STICKY_CAUGHT_UP = (
+    "session_v2: `caught_up` stays set for the control mailbox a member had read to its end "
+    "before going offline, so coming back it acts while reading the backlog: it TICKs into "
+    "its old epoch's control mailbox after the deciding commit (posting into history, which "
+    "the module docstring rules out)")
+
+
+@pytest.mark.xfail(strict=True, reason=STICKY_CAUGHT_UP)
+def test_a_member_back_from_offline_posts_nothing_after_the_deciding_commit() -> None:
+    """Through the in-memory hub of tests/group_v2_sim.py: C reads epoch 1's control mailbox to
+    its end, goes offline, A adds D (epoch 2), C comes back and catches up. Nothing may follow
+    the deciding commit in epoch 1's control mailbox: every member has left that epoch."""
+    from group_v2_sim import Hub, create, make_node, settle
+
+    hub = Hub()
+    a, b, c, d = (make_node(n) for n in "ABCD")
+    create(hub, a, [b, c])
+    settle(hub, [a, b, c])
+    assert a.session is not None and c.session is not None
+    control_1 = c.session.control_mailbox_id
+    c.online = False
+    hub.post(a.session.propose(hub.now, add=[d.take_join_key()]))
+    settle(hub, [a, b, c, d])
+    assert a.session.epoch == 2
+    decided = len(hub.boxes[control_1])  # the commit is the last entry
+    c.online = True
+    settle(hub, [a, b, c, d])
+    assert c.session.epoch == 2
+    assert len(hub.boxes[control_1]) == decided
+
+
+@pytest.mark.xfail(strict=True, reason=STICKY_CAUGHT_UP)
+@pytest.mark.parametrize("c", DOC["cases"], ids=lambda c: c["suite"])
+def test_in_the_vectors_no_entry_follows_the_deciding_commit(c: dict[str, Any]) -> None:
+    change = _member(c, "C")["epochs"][1]["change"]
+    control_1 = next(box for box in c["outputs"]["mailboxes"]
+                     if box["what"] == "control mailbox of epoch 1")
+    assert control_1["entries"][-1]["t"] == change["decided_t"]
