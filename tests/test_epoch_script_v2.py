@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,17 +192,22 @@ def test_an_altered_seed_or_a_dropped_action_fails() -> None:
         script.check_reader(bad)
 
 
-def test_a_hostile_case_is_a_failure_not_a_crash() -> None:
+def test_a_hostile_case_is_a_failure_not_a_crash_nor_a_long_run() -> None:
+    started = time.perf_counter()
     for mutate in (
         lambda c: c["outputs"].pop("mailboxes"),
         lambda c: c["outputs"]["members"][0].__setitem__("actions", [["fly", 1, []]]),
         lambda c: c["outputs"]["members"][1]["actions"][0].__setitem__(1, 99),
         lambda c: c["inputs"].__setitem__("operation", "other"),
         lambda c: c["outputs"]["mailboxes"][0]["entries"].append({"t": 1, "blob": "00"}),
+        lambda c: c["inputs"]["settle"].__setitem__("quiet_rounds", 10**8),
+        lambda c: c["inputs"]["settle"].__setitem__("step_ms", 0),
+        lambda c: c["inputs"].__setitem__("steps", [{"do": "settle"}] * 65),
     ):
         doc = copy.deepcopy(DOC)
         mutate(doc["cases"][0])
         assert _statuses(doc) == ["failed", "passed"]
+    assert time.perf_counter() - started < 20
 
 
 # --- what the script showed about the session -----------------------------------------------------

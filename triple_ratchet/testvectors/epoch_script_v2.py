@@ -82,6 +82,10 @@ STEPS: list[dict[str, Any]] = [
 ]
 SETTLE_STEP_MS = 1_000
 SETTLE_QUIET_ROUNDS = 12
+# Bounds on a file's script, so that regenerating a hostile one stays short.
+MAX_MEMBERS = 8
+MAX_STEPS = 64
+MAX_SETTLE_ROUNDS = 1_000
 
 
 def _h(value: str) -> bytes:
@@ -429,7 +433,9 @@ class _Hub(_Script):
         """Online members read and act until nothing moves for `quiet_rounds` rounds, the
         clock advancing `step_ms` per quiet round (every online member ticks)."""
         quiet = 0
-        while quiet <= self.quiet_rounds:
+        for _ in range(MAX_SETTLE_ROUNDS):
+            if quiet > self.quiet_rounds:
+                return
             moved = False
             for m in self.members:
                 moved |= self.pump(m)
@@ -443,6 +449,7 @@ class _Hub(_Script):
                     self.act(m, ["tick", self.t])
                     moved |= sum(len(e) for e in self.entries) != before
             quiet = 0 if moved else quiet + 1
+        raise AssertionError(f"the members did not settle in {MAX_SETTLE_ROUNDS} rounds")
 
 
 def _members(suite: Suite, i: dict[str, Any]) -> list[_Member]:
@@ -469,7 +476,19 @@ def _outputs(script: _Script) -> dict[str, Any]:
     }
 
 
+def _check_bounds(i: dict[str, Any]) -> None:
+    """A hostile file must not make the regeneration run long: the script's sizes first."""
+    settle = i["settle"]
+    for key, low, high in (("step_ms", 1, 3_600_000), ("quiet_rounds", 0, 100)):
+        value = settle[key]
+        if type(value) is not int or not low <= value <= high:
+            raise AssertionError(f"settle.{key} must be an integer in {low}..{high}")
+    if not 1 <= len(i["members"]) <= MAX_MEMBERS or len(i["steps"]) > MAX_STEPS:
+        raise AssertionError(f"at most {MAX_MEMBERS} members and {MAX_STEPS} steps")
+
+
 def _run_script(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
+    _check_bounds(i)
     hub = _Hub(suite, _members(suite, i), i)
     for step in i["steps"]:
         do = step["do"]
@@ -541,6 +560,7 @@ def check_reader(c: dict[str, Any]) -> None:
     i, o = c["inputs"], c["outputs"]
     if i.get("operation") != "script":
         raise AssertionError(f"unknown operation {i.get('operation')!r}")
+    _check_bounds(i)
     members = _members(suite, i)
     script = _Recorded(suite, members, i, o)
     _same("member names", [m["name"] for m in o["members"]], [m.name for m in members])
