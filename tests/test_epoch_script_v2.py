@@ -37,6 +37,8 @@ def _flip_hex(value: str, at: int | None = None) -> str:
 def test_vectors_regenerate_byte_for_byte_and_verify() -> None:
     assert our_verifiers()[script.KIND] is script.verify
     assert script.generate()[script.FILE] == DOC
+    for c in DOC["cases"]:
+        assert script.regenerated(c) == c["outputs"]
     results = list(verify_document(DOC))
     assert [r.status for r in results] == ["passed"] * 2, [r for r in results
                                                           if r.status != "passed"]
