@@ -2053,3 +2053,162 @@ def test_v2_rejoin_repair_and_conviction_from_spec(case: dict[str, Any]) -> None
     record = cbor_decode(cbor_decode(request[4])[0])
     assert record[:7] == [0x50, 2, s.suite_id, group_id, identity, 1, 2]
     assert record[9] == roster[1][3]
+
+
+# ---------------------------------------------------------------------------------------------
+# vectors/epoch-script-v2.json: a scripted whole epoch change (C offline, A adds D), from spec/
+# ---------------------------------------------------------------------------------------------
+
+
+def script_unpad(padded: bytes) -> bytes:
+    """09 §9.5's padding removed: the content, then 0x80, then zeros."""
+    stripped = padded.rstrip(b"\x00")
+    assert stripped.endswith(b"\x80")
+    return stripped[:-1]
+
+
+def script_open_control(s: RSuite, traffic_key: bytes, mbox: bytes, blob: bytes
+                        ) -> tuple[bytes, list[Any]]:
+    """11.v2.5 steps 1-3: (SignedEntry, decoded entry) of one control blob."""
+    kind, version, box, nonce, ct = cbor_decode(blob)
+    assert (kind, version, box) == (0x22, 2, mbox)
+    signed = script_unpad(s.aead_decrypt(traffic_key, nonce, ct,
+                                         b"triple-ratchet v2 control aad" + mbox))
+    return signed, cbor_decode(cbor_decode(signed)[0])
+
+
+def script_open_message(s: RSuite, group_id: bytes, epoch: int, values: dict[str, Any],
+                        signers: list[list[bytes]], blob: bytes) -> tuple[int, int, bytes]:
+    """09 §9.4-9.7 with 9.11's changes, as a receiver holding every chain root: (sender,
+    generation, body); the signature is by one of the sender's record signing keys."""
+    mbox = h(values["group_mailbox_id"])
+    kind, version, box, esd, ciphertext = cbor_decode(blob)
+    assert (kind, version, box) == (0x20, 2, mbox)
+    aad = b"triple-ratchet v1 group message aad" + mbox
+    sds, sample = h(values["sender_data_secret"]), ciphertext[:s.nh]
+    sender_data = s.aead_decrypt(s.expand_label(sds, b"group sender data key", sample, 32),
+                                 s.expand_label(sds, b"group sender data nonce", sample,
+                                                s.nonce_len), esd, aad)
+    sender, generation = struct.unpack(">II", sender_data[:8])
+    ck = h(values["chain_roots"][sender])
+    for _ in range(generation + 1):
+        key = s.expand_label(ck, b"group message key", b"", 32)
+        nonce_base = s.expand_label(ck, b"group message nonce", b"", s.nonce_len)
+        ck = s.expand_label(ck, b"group chain next", b"", s.nh)
+    guard = sender_data[8:]
+    nonce = bytes(a ^ b for a, b in zip(nonce_base[:8], guard, strict=True)) + nonce_base[8:]
+    content_type, last_seen, body, signature = cbor_decode(
+        script_unpad(s.aead_decrypt(key, nonce, ciphertext, aad)))
+    assert content_type == 1
+    tbs = cbor([b"triple-ratchet v1 group content signature", 2, s.suite_id, group_id, epoch,
+                sender, generation, content_type, last_seen, body])
+    verified = 0
+    for public in signers[sender]:
+        try:
+            verify_signature(s, public, tbs, signature)
+            verified += 1
+        except SuiteError:
+            pass
+    assert verified == 1
+    return sender, generation, body
+
+
+@params("epoch-script-v2.json", "script")
+def test_v2_epoch_script_keys_sealing_and_messages_from_spec(case: dict[str, Any]) -> None:
+    """From the recorded blobs and the members' seeds only: epoch 1's control mailbox opens
+    under its traffic key; its announcements give run_session_id; C opens its sealing in the
+    deciding commit with its record's receive key (commit_secret); with init_secret(1) that
+    gives member_base and every value of epoch 2 each member lists; the bundle's Merkle root is
+    bundle_root; D's notice, from its inbox chunks, opens with its join key to the same
+    member_base; every group message of both epochs opens to what the members read."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    hp = HPKE[s.suite_id]
+    group_id = h(i["group_id"])
+    members = {m["name"]: m for m in o["members"]}
+    identity = {n: h(m["identity"]) for n, m in members.items()}
+    c1, c2 = members["C"]["epochs"]
+    change = c2["change"]
+    assert c1["epoch"] == 1 and c2["epoch"] == 2 and change["sealed"] == "commit_secret"
+    boxes = {box["mailbox_id"]: box["entries"] for box in o["mailboxes"]}
+    # epoch 1's control mailbox, opened with its traffic key (11.v2.5)
+    opened = [(e["t"], *script_open_control(s, h(c1["control_traffic_key"]),
+                                            h(c1["control_mailbox_id"]), h(e["blob"])))
+              for e in boxes[c1["control_mailbox_id"]]]
+    for _, _, entry in opened:
+        assert entry[1:5] == [2, s.suite_id, group_id, 1]
+    announcements = {signed.hex() for _, signed, entry in opened if entry[0] == 0x42}
+    assert set(change["announcements"]) <= announcements
+    rsid = ks2_run_session_id(s, group_id, 1, h(c1["epoch_id"]), change["run"],
+                              h(change["applied_proposals_hash"]),
+                              [cbor_decode(h(a))[0] for a in change["announcements"]])
+    assert rsid.hex() == change["run_session_id"]
+    # the deciding commit (0x46) at decided_t; its bundle and Merkle root (11.v2.12)
+    [commit] = [entry for t, _, entry in opened if entry[0] == 0x46 and t == change["decided_t"]]
+    run, bundle = cbor_decode(commit[6])
+    assert run == change["run"] and len(bundle) == len(change["recipients"])
+    new_roster = c2["roster"]
+    leaves_ = [merkle_leaf(s, index, identity[new_roster[index]], enc, ct)
+               for index, (enc, ct) in zip(change["recipients"], bundle, strict=True)]
+    assert merkle_root_of(s, leaves_).hex() == change["bundle_root"]
+    # C's sealing, opened with the receive key of one of its records (11.v2.3, 02 "HPKE")
+    enc, ct = bundle[change["recipients"].index(c2["own_index"])]
+    info = seal_info(s, group_id, 2, rsid, identity["C"], h(change["roster_hash"]))
+    secrets = []
+    for record in members["C"]["records"]:
+        receive, receive_pub, _, _ = record_keys(s, h(record["record_seed"]))
+        try:
+            secrets.append(hp.open(receive, receive_pub, enc, info, b"", ct))
+        except Exception:  # not the record this commit applies for C
+            continue
+    assert [x.hex() for x in secrets] == [change["commit_secret"]]
+    # epoch 2 from init_secret(1) and commit_secret (08 §8.v2.2-8.v2.3)
+    member_base = s.extract(h(c1["init_secret_next"]), secrets[0])
+    context = ks2_group_context(s, group_id, 1, h(c1["epoch_id"]), h(change["roster_hash"]),
+                                h(change["applied_proposals_hash"]), h(change["bundle_root"]),
+                                h(change["transcript_hash"]))
+    assert (member_base.hex(), context.hex()) == (change["member_base"], change["group_context"])
+    values = ks2_epoch(s, member_base, context, len(new_roster))
+    assert (values["epoch_secret"], values["confirmation_tag"]) == (
+        change["epoch_secret"], change["confirmation_tag"])
+    want = {"epoch_id": values["epoch_id"], "chain_roots": values["chain_roots"],
+            "sender_data_secret": values["sender_data_secret"],
+            "group_mailbox_id": values["group_mailbox"]["mailbox_id"],
+            "control_mailbox_id": values["control_mailbox"]["mailbox_id"],
+            "control_traffic_key": values["control_traffic_key"],
+            "init_secret_next": values["init_secret_next"], "roster_hash": change["roster_hash"]}
+    for name in "ABCD":
+        epoch2 = members[name]["epochs"][-1]
+        assert epoch2["epoch"] == 2 and {k: epoch2[k] for k in want} == want, name
+    # D's notice (11.v2.13): its chunks in D's inbox, its header's sealing opened with D's join
+    # key gives the same member_base; the header names the run and the new roster
+    inbox = next(box["entries"] for box in o["mailboxes"]
+                 if box["mailbox_id"] == members["D"]["inbox_id"])
+    chunks = [cbor_decode(h(e["blob"])) for e in inbox]
+    assert [x[:2] + x[3:5] for x in chunks] == [[0x53, 2, j, len(chunks)]
+                                               for j in range(len(chunks))]
+    notice = b"".join(x[5] for x in chunks)
+    assert rhash(s, b"triple-ratchet v2 notice id" + notice).hex() == members["D"]["notice_id"]
+    kind, version, header, _, _ = cbor_decode(notice)
+    suite_id, gid, epoch, nrsid, nroster_hash, p, n, enc_d, ct_d, path = cbor_decode(header)
+    assert (kind, version, suite_id, gid, epoch, nrsid.hex(), nroster_hash.hex()) == (
+        0x52, 2, s.suite_id, group_id, 2, change["run_session_id"], change["roster_hash"])
+    assert (n, bundle[p]) == (len(bundle), [enc_d, ct_d])
+    merkle_verify(s, h(change["bundle_root"]), n, p, leaves_[p], path)
+    receive, receive_pub, _, _ = record_keys(s, h(members["D"]["join_key"]["record_seed"]))
+    info_d = seal_info(s, group_id, 2, rsid, identity["D"], h(change["roster_hash"]))
+    assert hp.open(receive, receive_pub, enc_d, info_d, b"", ct_d) == member_base
+    # every group message of both epochs opens to what the members read (09 §9.11)
+    signers = {n: [record_keys(s, h(r["record_seed"]))[3] for r in m["records"]]
+               for n, m in members.items()}
+    read = {(r["epoch"], r["sender"], r["generation"], r["text"])
+            for m in members.values() for r in m["reads"]}
+    sent = set()
+    for epoch_values in (c1, c2):
+        roster = epoch_values["roster"]
+        for e in boxes[epoch_values["group_mailbox_id"]]:
+            sender, generation, body = script_open_message(
+                s, group_id, epoch_values["epoch"], epoch_values,
+                [signers[n] for n in roster], h(e["blob"]))
+            sent.add((epoch_values["epoch"], roster[sender], generation, body.decode()))
+    assert sent == read
+    assert len(sent) == sum(1 for step in i["steps"] if step["do"] == "send")

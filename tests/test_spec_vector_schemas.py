@@ -135,3 +135,38 @@ def test_spec_answers_the_smaller_gaps() -> None:
     assert "is what a browser's WebCrypto does natively" not in suites
     assert "**RFC 6979 signing.**" in suites
     assert "**A public key from a raw private key.**" in suites
+
+
+def test_the_epoch_script_schema_names_every_step_and_action_of_the_file() -> None:
+    """Spec 14's `epoch-script-v2` schema spells out each step kind and the exact array of each
+    action (its call, `now`, `posted`, and the error of a refused receive), and the file uses
+    exactly those; the kind is in the version-2 table with its module."""
+    section = _section("14-test-vectors.md", "### Schemas")
+    schema = section[section.index("**`epoch-script-v2`**"):]
+    schema = " ".join(schema[:schema.index("\n\n")].split())
+    doc = json.loads((REPO / "vectors" / "epoch-script-v2.json").read_text())
+    steps: set[str] = set()
+    shapes: set[str] = set()
+    for case in doc["cases"]:
+        steps |= {s["do"] for s in case["inputs"]["steps"]}
+        for member in case["outputs"]["members"]:
+            for action in member["actions"]:
+                refused = isinstance(action[-1], str)
+                call = action[:-3] if refused else action[:-2]
+                assert isinstance(action[-3 if refused else -2], int)  # now
+                assert isinstance(action[-2 if refused else -1], list)  # posted
+                assert not refused or action[0] == "receive"
+                shapes.add(call[0])
+                argument = {"create": "[names]", "chunk": "mailbox, entry",
+                            "receive": "mailbox, entry", "caught_up": "mailbox",
+                            "encrypt": "text", "propose_add": "joiner"}.get(call[0])
+                want = f'["{call[0]}", ' + (f"{argument}, " if argument else "") + "now, posted]"
+                assert want in schema, want
+    for step in steps:
+        assert f'`"{step}"`' in schema, step
+    assert shapes == {"create", "chunk", "rotate", "receive", "caught_up", "tick", "encrypt",
+                      "propose_add"}
+    table = " ".join(_section("14-test-vectors.md",
+                              "## Version 2 — not yet implemented (wire version 2)").split())
+    assert ("| `epoch-script-v2` | `vectors/epoch-script-v2.json` (module "
+            "`epoch_script_v2.py`) | `script` |") in table

@@ -10,6 +10,7 @@ from triple_ratchet.testvectors import (
     dkg_cocktail,  # noqa: F401
     double_ratchet,  # noqa: F401
     epoch_run_v2,  # noqa: F401
+    epoch_script_v2,  # noqa: F401
     epoch_v2,  # noqa: F401
     group,  # noqa: F401
     handshake,  # noqa: F401
