@@ -7,6 +7,7 @@ Pure values and functions; `session_v2.GroupSessionV2` holds one `Features` in i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 from triple_ratchet import cbor
@@ -14,6 +15,7 @@ from triple_ratchet.errors import DecodeError
 from triple_ratchet.group.control_log import COMMITTEE_SIZE
 from triple_ratchet.group.epoch_claim import MAX_REMEMBERED_EPOCHS, HeldEpoch
 from triple_ratchet.group.events import Event, HubClockSkew
+from triple_ratchet.group.records import PURPOSE_ROTATE, WIRE_RECORD
 
 ROTATE_MIN_INTERVAL = 24 * 3_600_000  # ms: rotate after a commit if the latest record is older
 ROTATE_MAX_AGE = 7 * 24 * 3_600_000  # ms: rotate while online if the latest record is older
@@ -96,6 +98,19 @@ def clock_skew(mailbox: bytes, t: int, hub_time: int | None, now_ms: int) -> lis
     return [HubClockSkew(mailbox, t, now_ms)]
 
 
+@functools.lru_cache(maxsize=64)
+def own_rotation_counter(keys_bytes: bytes) -> int | None:
+    """The counter of one of our own rotation records (None for a join key or resume record),
+    read without checking its signatures again: our records were checked when made or loaded,
+    and this runs at every tick (hence the cache: a pure function of the bytes)."""
+    outer = cbor.as_list(cbor.decode(keys_bytes, max_items=8, max_depth=1), "own keys")
+    body = cbor.as_list(cbor.decode(cbor.as_bytes(outer[0], "own keys body"), max_items=16,
+                                    max_depth=1), "own keys body")
+    if len(body) != 10 or body[0] != WIRE_RECORD or body[6] != PURPOSE_ROTATE:
+        return None
+    return cbor.as_int(body[5], "record counter")
+
+
 def rotation_due(f: Features, *, first_keys: bool, posted_at: int, hub_now: int) -> bool:
     """R10 (11.v2.29), with no own rotation pending: at once while our roster entry is a join key
     or resume record; after a commit that found our latest record older than
@@ -110,5 +125,6 @@ __all__ = [
     "SKEW_MAX",
     "Features",
     "clock_skew",
+    "own_rotation_counter",
     "rotation_due",
 ]

@@ -138,6 +138,7 @@ from triple_ratchet.group.session_features import (
     ROTATE_MIN_INTERVAL,
     Features,
     clock_skew,
+    own_rotation_counter,
     rotation_due,
 )
 from triple_ratchet.identity import Identity, IdentityKeyPair
@@ -1028,9 +1029,6 @@ class GroupSessionV2:
         self._s = replace(s, features=replace(f, resend_records=(), resend_proposal=b"",
                                               own_proposal=own))
         entry = view.roster.entries[self.own_index]
-        pending = any(isinstance(k, MemberKeyRecord) and k.purpose == PURPOSE_ROTATE
-                      and k.counter > entry.counter
-                      for k in (self._own_keys(r) for r in self._s.records))
         first_keys = not isinstance(entry.keys, MemberKeyRecord) or (
             entry.keys.purpose == PURPOSE_RESUME)
         now_ms = int(now * 1000)
@@ -1038,8 +1036,10 @@ class GroupSessionV2:
         hub_now = f.hub_now(now_ms)
         # posted_at 0 reads as T0(e) (11.v2.8); before epoch 1's first entry, as now.
         posted_at = entry.posted_at or log.t0 or hub_now
-        if not pending and len(self._s.records) < MAX_OWN_RECORDS and rotation_due(
-                f, first_keys=first_keys, posted_at=posted_at, hub_now=hub_now):
+        if rotation_due(f, first_keys=first_keys, posted_at=posted_at, hub_now=hub_now) and (
+                len(self._s.records) < MAX_OWN_RECORDS) and not any(
+                (own_rotation_counter(r.keys_bytes) or 0) > entry.counter
+                for r in self._s.records):
             out += self.rotate(now)
             self._s = replace(self._s, features=replace(self._s.features,
                                                         rotate_after_commit=False))
