@@ -8,13 +8,14 @@ Pure values and functions; `session_v2.GroupSessionV2` holds one `Features` in i
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError
-from triple_ratchet.group.control_log import COMMITTEE_SIZE
-from triple_ratchet.group.epoch_claim import MAX_REMEMBERED_EPOCHS, HeldEpoch
-from triple_ratchet.group.events import Event, HubClockSkew
+from triple_ratchet.group.control_log import COMMITTEE_SIZE, ControlLog
+from triple_ratchet.group.epoch_claim import MAX_REMEMBERED_EPOCHS, HeldEpoch, remember
+from triple_ratchet.group.events import Event, HubClockSkew, Ignored, UpdateNotApplied
 from triple_ratchet.group.records import PURPOSE_ROTATE, WIRE_RECORD
 
 ROTATE_MIN_INTERVAL = 24 * 3_600_000  # ms: rotate after a commit if the latest record is older
@@ -98,6 +99,53 @@ def clock_skew(mailbox: bytes, t: int, hub_time: int | None, now_ms: int) -> lis
     return [HubClockSkew(mailbox, t, now_ms)]
 
 
+def after_commit(f: Features, log: ControlLog, own_records: Sequence[bytes], *,
+                 applied_counter: int, posted_at: int, decided_t: int, epoch_id: bytes
+                 ) -> tuple[Features, frozenset[bytes], list[Event]]:
+    """After C(e) (11.v2.15-16, 11.v2.29), from `log` (epoch e's, decided) and our records:
+    remember epoch e+1's id; find our proposal and rotation records that C(e) neither took nor
+    carried (they came after it, or were refused) and queue them for e+1 (re-made, re-posted);
+    note whether our latest record (`posted_at`, 0 reading as T0(e+1)) is old enough to rotate.
+    Returns the features, the records to forget (re-posted once already and still not applied:
+    a fresh rotation replaces them) and the events. The queue is posted once e+1's control
+    mailbox is read to its end."""
+    events: list[Event] = []
+    held = remember(f.held, HeldEpoch(log.view.epoch + 1, epoch_id, decided_t))
+    attempt = log.attempt
+    seen = {p.entry.body for p in log.pending} | (
+        {p.entry.body for p in attempt.proposals} if attempt is not None else set())
+    resend, remakes, own = f.resend_proposal, f.remakes, f.own_proposal
+    if own and own not in seen and not resend:
+        if remakes < MAX_REMAKES:
+            resend, remakes = own, remakes + 1
+            events.append(Ignored("our proposal came after the deciding commit: "
+                                  f"re-made for epoch {log.view.epoch + 1}"))
+        own = b""
+    elif own in seen:
+        own, remakes = b"", 0
+    carried = set(log.carried_out())
+    taken = {p.keys().to_bytes() for p in log.records if p.signed() in carried}
+    queued = list(f.resend_records)
+    reposted = set(f.reposted)
+    stale: set[bytes] = set()
+    for raw in own_records:
+        counter = own_rotation_counter(raw)
+        if (counter is None or counter <= applied_counter or raw in taken or raw in queued):
+            continue
+        events.append(UpdateNotApplied(counter))
+        if counter in reposted:
+            stale.add(raw)  # re-posted once and still not applied: a new record instead
+        elif len(queued) < MAX_QUEUED_RECORDS:
+            queued.append(raw)
+            reposted.add(counter)
+    age = decided_t - (posted_at or decided_t)
+    due = f.rotate_after_commit or bool(stale) or age >= ROTATE_MIN_INTERVAL
+    return replace(f, held=held, resend_proposal=resend, remakes=remakes, own_proposal=own,
+                   resend_records=tuple(queued),
+                   reposted=frozenset(sorted(reposted)[-MAX_QUEUED_RECORDS:]),
+                   rotate_after_commit=due), frozenset(stale), events
+
+
 @functools.lru_cache(maxsize=64)
 def own_rotation_counter(keys_bytes: bytes) -> int | None:
     """The counter of one of our own rotation records (None for a join key or resume record),
@@ -124,6 +172,7 @@ __all__ = [
     "ROTATE_MIN_INTERVAL",
     "SKEW_MAX",
     "Features",
+    "after_commit",
     "clock_skew",
     "own_rotation_counter",
     "rotation_due",

@@ -86,7 +86,6 @@ from triple_ratchet.group.epoch_claim import (
     EpochClaim,
     HeldEpoch,
     judge_claim,
-    remember,
 )
 from triple_ratchet.group.events import (
     EpochChanged,
@@ -100,7 +99,6 @@ from triple_ratchet.group.events import (
     Outgoing,
     RejoinNeeded,
     RemovedFromGroup,
-    UpdateNotApplied,
 )
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.key_schedule import EpochSecretsV2
@@ -133,10 +131,8 @@ from triple_ratchet.group.records import (
 from triple_ratchet.group.roster import Roster
 from triple_ratchet.group.sealing import Sealing
 from triple_ratchet.group.session_features import (
-    MAX_QUEUED_RECORDS,
-    MAX_REMAKES,
-    ROTATE_MIN_INTERVAL,
     Features,
+    after_commit,
     clock_skew,
     own_rotation_counter,
     rotation_due,
@@ -946,52 +942,15 @@ class GroupSessionV2:
 
     def _after_commit(self, log: ControlLog, applied_counter: int, posted_at: int,
                       decided_t: int, epoch_id: bytes) -> list[Event]:
-        """After C(e) (11.v2.15-16, 11.v2.29): remember epoch e+1's id; find our proposal and
-        records that C(e) did not take and were not carried (they came after it, or were not
-        applied) and queue them for e+1; note whether our latest record is old enough to
-        rotate. What is queued is posted once e+1's control mailbox is read to its end."""
+        """After C(e): `session_features.after_commit` (epoch e+1's id remembered, our entries
+        C(e) did not take queued for e+1, rotation noted as due)."""
         s = self._s
-        f = s.features
-        events: list[Event] = []
-        held = remember(f.held, HeldEpoch(log.view.epoch + 1, epoch_id, decided_t))
-        attempt = log.attempt
-        seen = [p.entry.body for p in log.pending] + (
-            [p.entry.body for p in attempt.proposals] if attempt is not None else [])
-        resend, remakes, own = f.resend_proposal, f.remakes, f.own_proposal
-        if own and own not in seen and not resend:
-            if remakes < MAX_REMAKES:
-                resend, remakes = own, remakes + 1
-                events.append(Ignored("our proposal came after the deciding commit: "
-                                      f"re-made for epoch {log.view.epoch + 1}"))
-            own = b""
-        elif own in seen:
-            own, remakes = b"", 0
-        carried = set(log.carried_out())
-        taken = {p.keys().to_bytes() for p in log.records if p.signed() in carried}
-        queued = list(f.resend_records)
-        reposted = set(f.reposted)
-        fresh = False
-        stale: set[bytes] = set()
-        for r in s.records:
-            keys = self._own_keys(r)
-            if not (isinstance(keys, MemberKeyRecord) and keys.purpose == PURPOSE_ROTATE
-                    and keys.counter > applied_counter and r.keys_bytes not in taken
-                    and r.keys_bytes not in queued):
-                continue
-            events.append(UpdateNotApplied(keys.counter))
-            if keys.counter in reposted:
-                # Re-posted once and still not applied: a new record instead.
-                fresh = True
-                stale.add(r.keys_bytes)
-            elif len(queued) < MAX_QUEUED_RECORDS:
-                queued.append(r.keys_bytes)
-                reposted.add(keys.counter)
-        age = decided_t - (posted_at or decided_t)
-        self._s = replace(s, proposed=s.proposed or bool(resend), records=tuple(
-            r for r in s.records if r.keys_bytes not in stale) or s.records, features=replace(
-            f, held=held, resend_proposal=resend, remakes=remakes, own_proposal=own,
-            resend_records=tuple(queued), reposted=frozenset(sorted(reposted)[-16:]),
-            rotate_after_commit=f.rotate_after_commit or fresh or age >= ROTATE_MIN_INTERVAL))
+        features, stale, events = after_commit(
+            s.features, log, [r.keys_bytes for r in s.records], applied_counter=applied_counter,
+            posted_at=posted_at, decided_t=decided_t, epoch_id=epoch_id)
+        records = tuple(r for r in s.records if r.keys_bytes not in stale) or s.records
+        self._s = replace(s, proposed=s.proposed or bool(features.resend_proposal),
+                          records=records, features=features)
         return events
 
     def _member_steps(self, now: float) -> tuple[list[Event], list[Outgoing]]:
