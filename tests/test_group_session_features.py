@@ -5,6 +5,8 @@ not take, confirmed membership, HubClockSkew, and epoch claims that report a spl
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from group_v2_sim import Hub, Node, create, make_node, settle
@@ -12,6 +14,7 @@ from group_v2_sim import Hub, Node, create, make_node, settle
 from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError, LimitExceeded, ProtocolError, UnsupportedError
 from triple_ratchet.group.control import TYPE_RECORD, open_entry
+from triple_ratchet.group.control_log import ControlLog
 from triple_ratchet.group.epoch_claim import (
     EPOCH_NOT_HELD,
     FORK_HUB_TIMES,
@@ -247,6 +250,69 @@ def test_an_own_record_after_the_deciding_commit_is_update_not_applied_and_repos
     assert _s(a).epoch == 4 and _entry_of(_s(a), b.id).counter == counter
 
 
+def test_a_record_reposted_once_and_again_not_applied_gives_way_to_a_fresh_rotation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """11.v2.16: a record is re-posted as is once; not applied again, it is forgotten and a new
+    rotation record (fresh keys, a higher counter) is posted instead. And 11.v2.15: a proposal
+    that keeps missing the commit is re-made at most MAX_REMAKES times; a refresh never."""
+    from triple_ratchet.group import session_v2
+    from triple_ratchet.group.change_proposal import KIND_REFRESH, KIND_REMOVE, ChangeProposal
+    from triple_ratchet.group.session_features import (
+        MAX_REMAKES,
+        PROPOSAL_DROPPED,
+        REFRESH_NOT_REMADE,
+        Features,
+        after_commit,
+    )
+
+    calls: list[tuple[Features, ControlLog, list[bytes], dict[str, Any]]] = []
+
+    def spy(f: Features, log: ControlLog, records: list[bytes], **kw: Any
+            ) -> tuple[Features, frozenset[bytes], list[Event]]:
+        calls.append((f, log, records, kw))
+        return after_commit(f, log, records, **kw)
+
+    monkeypatch.setattr(session_v2, "after_commit", spy)
+    hub, nodes = _group()
+    a, b, _c = nodes
+    _records_applied(hub, nodes)
+    _change_while_offline(hub, nodes, b)
+    out = _s(b).rotate(hub.now)
+    counter = _entry_of(_s(b), b.id).counter + 1
+    hub.post(out)
+    calls.clear()
+    b.online = True
+    b.pump(hub)
+    f, log, records, kw = calls[0]
+    features, stale, events = after_commit(f, log, records, **kw)
+    assert events == [UpdateNotApplied(counter)] and stale == frozenset()
+    assert len(features.resend_records) == 1 and counter in features.reposted
+    # Had it been re-posted once already: forgotten, and a fresh rotation is due.
+    again = replace(f, reposted=frozenset({counter}))
+    features, stale, events = after_commit(again, log, records, **kw)
+    assert events == [UpdateNotApplied(counter)] and len(stale) == 1
+    assert features.resend_records == () and features.rotate_after_commit
+    # Proposals that missed the commit: a remove is re-made until MAX_REMAKES, a refresh never.
+    suite, view = _s(a).suite, log.view
+    for kind, change in ((KIND_REMOVE, a.id), (KIND_REFRESH, None)):
+        body = ChangeProposal.make(suite, kind, group_id=view.group_id, epoch=view.epoch,
+                                   epoch_id=view.epoch_id, author=b.id,
+                                   change=change).to_bytes()
+        mine = replace(f, own_proposal=body)
+        features, _, events = after_commit(mine, log, records, **kw)
+        if kind == KIND_REFRESH:
+            assert Ignored(REFRESH_NOT_REMADE) in events and features.resend_proposal == b""
+        else:
+            assert features.resend_proposal == body and features.remakes == 1
+            tired = replace(mine, remakes=MAX_REMAKES)
+            features, _, events = after_commit(tired, log, records, **kw)
+            assert Ignored(PROPOSAL_DROPPED) in events and features.resend_proposal == b""
+        assert features.own_proposal == b""
+    # The session applies what after_commit said: B re-posts its record in epoch 3.
+    settle(hub, nodes)
+    assert [r.counter for r in _records_by(_s(a), b.id)] == [counter]
+
+
 # --- 3. MembershipUnconfirmed / MembershipConfirmed (11.v2.28) ---------------------------------
 
 
@@ -425,7 +491,7 @@ def test_claims_of_epochs_not_held_and_from_non_members_are_ignored() -> None:
         Ignored(LATER_EPOCH, a.id)]
     assert s.compare_epoch_claim(s.epoch_claim(), outsider.identity.public, hub.now) == [
         Ignored(NOT_A_MEMBER, outsider.id)]
-    held = ()
+    held: tuple[HeldEpoch, ...] = ()
     for e in range(1, MAX_REMEMBERED_EPOCHS + 11):
         held = remember(held, HeldEpoch(e, bytes([e % 256]) * 32, None if e == 1 else e))
     assert len(held) == MAX_REMEMBERED_EPOCHS and held[0].epoch == 11
@@ -442,7 +508,7 @@ def test_bad_epoch_claims_are_typed_errors_and_leave_the_state_unchanged() -> No
     assert isinstance(items, list) and len(items) == 7
 
     def edit(index: int, value: cbor.CborValue) -> bytes:
-        changed = list(items)  # type: ignore[arg-type]
+        changed = list(items)
         changed[index] = value
         return cbor.encode(changed)
 
@@ -457,7 +523,7 @@ def test_bad_epoch_claims_are_typed_errors_and_leave_the_state_unchanged() -> No
         (edit(1, 1), UnsupportedError),  # version 1
         (edit(3, b"another group"), ProtocolError),
         (edit(2, 0x7777), ProtocolError),  # another suite
-        (cbor.encode(list(items)[:6]), DecodeError),  # type: ignore[arg-type]
+        (cbor.encode(list(items)[:6]), DecodeError),
         (bytes(200), LimitExceeded),
     ]
     before = s.to_bytes()

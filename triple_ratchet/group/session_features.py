@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError
+from triple_ratchet.group.change_proposal import KIND_REFRESH, ChangeProposal
 from triple_ratchet.group.control_log import COMMITTEE_SIZE, ControlLog
 from triple_ratchet.group.epoch_claim import MAX_REMEMBERED_EPOCHS, HeldEpoch, remember
 from triple_ratchet.group.events import Event, HubClockSkew, Ignored, UpdateNotApplied
@@ -26,6 +27,10 @@ MAX_REMAKES = 3
 MAX_QUEUED_RECORDS = 16
 MAX_PROPOSAL_LEN = 4096
 _MAX_RECORD_LEN = 1024
+PROPOSAL_REMADE = "our proposal came after the deciding commit: re-made for epoch"
+REFRESH_NOT_REMADE = ("our refresh came after the deciding commit: not re-made (the commit "
+                      "gave new keys)")
+PROPOSAL_DROPPED = "our proposal missed the deciding commit too often: dropped"
 
 
 @dataclass(frozen=True)
@@ -115,11 +120,16 @@ def after_commit(f: Features, log: ControlLog, own_records: Sequence[bytes], *,
     seen = {p.entry.body for p in log.pending} | (
         {p.entry.body for p in attempt.proposals} if attempt is not None else set())
     resend, remakes, own = f.resend_proposal, f.remakes, f.own_proposal
+    # A refresh is not re-made: C(e) itself gave every member new keys.
+    refresh = bool(own) and ChangeProposal.from_bytes(log.view.suite, own).kind == KIND_REFRESH
     if own and own not in seen and not resend:
-        if remakes < MAX_REMAKES:
+        if refresh:
+            events.append(Ignored(REFRESH_NOT_REMADE))
+        elif remakes < MAX_REMAKES:
             resend, remakes = own, remakes + 1
-            events.append(Ignored("our proposal came after the deciding commit: "
-                                  f"re-made for epoch {log.view.epoch + 1}"))
+            events.append(Ignored(f"{PROPOSAL_REMADE} {log.view.epoch + 1}"))
+        else:
+            events.append(Ignored(PROPOSAL_DROPPED))
         own = b""
     elif own in seen:
         own, remakes = b"", 0
@@ -168,6 +178,9 @@ def rotation_due(f: Features, *, first_keys: bool, posted_at: int, hub_now: int)
 
 __all__ = [
     "MAX_REMAKES",
+    "PROPOSAL_DROPPED",
+    "PROPOSAL_REMADE",
+    "REFRESH_NOT_REMADE",
     "ROTATE_MAX_AGE",
     "ROTATE_MIN_INTERVAL",
     "SKEW_MAX",
