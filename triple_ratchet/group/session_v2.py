@@ -277,7 +277,9 @@ class GroupSessionV2:
              rng: RandomSource = system_random) -> tuple[GroupSessionV2, JoinKeyring]:
         """Start our first epoch from a verified notice (`notice.open_notice(..., keys=
         keyring.keys())`). Returns the session and the keyring without the one-time key used.
-        Post a rotation record soon (`rotate`, R10)."""
+        The session posts its rotation record itself once it has read the control mailbox to
+        its end (R10; calling `rotate` at once does it sooner), and reports
+        `MembershipUnconfirmed` at its first `tick` (11.v2.28)."""
         suite = start.suite
         held = next((h for h in keyring.held
                      if hmac.compare_digest(h.join_key.receive_key, start.opened_with)), None)
