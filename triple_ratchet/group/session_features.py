@@ -110,7 +110,8 @@ def after_commit(f: Features, log: ControlLog, own_records: Sequence[bytes], *,
     """After C(e) (11.v2.15-16, 11.v2.29), from `log` (epoch e's, decided) and our records:
     remember epoch e+1's id; find our proposal and rotation records that C(e) neither took nor
     carried (they came after it, or were refused) and queue them for e+1 (re-made, re-posted);
-    note whether our latest record (`posted_at`, 0 reading as T0(e+1)) is old enough to rotate.
+    note whether our latest record (`posted_at`; 0, from creation, counts as old) is old enough
+    to rotate.
     Returns the features, the records to forget (re-posted once already and still not applied:
     a fresh rotation replaces them) and the events. The queue is posted once e+1's control
     mailbox is read to its end."""
@@ -148,7 +149,9 @@ def after_commit(f: Features, log: ControlLog, own_records: Sequence[bytes], *,
         elif len(queued) < MAX_QUEUED_RECORDS:
             queued.append(raw)
             reposted.add(counter)
-    age = decided_t - (posted_at or decided_t)
+    # posted_at 0 is an entry from the group's creation, never posted in a control mailbox: as
+    # a sender rule it counts as old (read as T0 it would never age while commits come).
+    age = decided_t - posted_at if posted_at else ROTATE_MIN_INTERVAL
     due = f.rotate_after_commit or bool(stale) or age >= ROTATE_MIN_INTERVAL
     return replace(f, held=held, resend_proposal=resend, remakes=remakes, own_proposal=own,
                    resend_records=tuple(queued),
