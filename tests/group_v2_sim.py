@@ -95,7 +95,8 @@ class Node:
                 self.cursors[box] = self.cursors.get(box, 0) + 1
                 progressed = True
                 try:
-                    events, out = self.session.receive(blob, self.now(hub), entry_time=t)
+                    events, out = self.session.receive(blob, self.now(hub), entry_time=t,
+                                                       hub_time=hub.t)
                 except RemoteError as exc:
                     self.events.append(_Raised(type(exc).__name__, str(exc)))
                     continue

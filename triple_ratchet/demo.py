@@ -42,6 +42,7 @@ from triple_ratchet.group.control_log import RETENTION
 from triple_ratchet.group.events import (
     EpochChanged,
     Event,
+    HubClockSkew,
     MessageReceived,
     Outgoing,
     RemovedFromGroup,
@@ -141,6 +142,7 @@ class Device:
         self.assembler = NoticeAssembler(suite)
         self.session: GroupSessionV2 | None = None
         self.received: list[MessageReceived] = []
+        self.skews: list[Event] = []  # HubClockSkew reports
         self.epochs: list[EpochChanged] = []
         self.removed = False
         self.online = True
@@ -241,8 +243,9 @@ class Device:
                 continue
             self._quiet = False
             try:
+                # The frame's hub_time tells a live entry from backlog (HubClockSkew, 11.v2.32).
                 events, out = self.session.receive(event.blob, self.clock(),
-                                                   entry_time=event.t)
+                                                   entry_time=event.t, hub_time=event.hub_time)
             except RemoteError:
                 self.tally.rejected += 1  # e.g. a blob for a mailbox we no longer follow
                 continue
@@ -309,13 +312,18 @@ class Device:
                 self.epochs.append(ev)
             elif isinstance(ev, RemovedFromGroup):
                 self.removed = True
+            elif isinstance(ev, HubClockSkew):
+                self.skews.append(ev)
         # The sans-IO rule: the state is stored before anything it produced is sent.
         self._state_path.write_bytes(self.session.to_bytes())
         await self._follow_mailboxes()
         boxes = set(self.session.mailboxes())
         for send in out:
             if send.mailbox_id in boxes:
-                await self.groups.put(send.mailbox_id, send.blob)
+                accepted = await self.groups.put_entry(send.mailbox_id, send.blob)
+                # The PUT_OK's acceptance time against our clock (11.v2.32).
+                self.skews += self.session.put_accepted(send.mailbox_id, accepted.t,
+                                                        self.clock())
             else:  # a notice chunk for a joiner's inbox
                 try:
                     await send_to_inbox(self.url, send.mailbox_id, send.blob)

@@ -642,6 +642,9 @@ class JoinStart:
     opened_with: bytes  # the receive public key whose private key opened the sealing
     dormant_before: frozenset[bytes] = field(default=frozenset(), repr=False)
     """identities of the members of e+1 dormant at S(e) (sealed member_base by C(e+1))"""
+    committee: tuple[bytes, ...] = field(default=(), repr=False)
+    """identities of the committee that certified the change (our membership rests on its word
+    until a member outside it writes, 11.v2.28)"""
 
     @property
     def epoch_id(self) -> bytes:
@@ -727,7 +730,8 @@ def open_notice(suite: Suite, data: bytes, *, identity: bytes,
     secrets = outcome.secrets(suite)
     return JoinStart(suite, header.group_id, header.epoch, body.epoch_id, body.run, rsid,
                      secrets, roster, body.t0, body.carried, own_index, own_entry, added_by,
-                     resumed, opened.receive_public, dormant_before)
+                     resumed, opened.receive_public, dormant_before,
+                     tuple(a.identity for _, a in announcements))
 
 
 def _check_dormant(roster: Roster, body: NoticeBody, header: NoticeHeader,

@@ -83,11 +83,21 @@ from triple_ratchet.group.control_log import (
 )
 from triple_ratchet.group.conviction import SealingInputs, open_repaired_sealing
 from triple_ratchet.group.epoch import EpochState, Member
+from triple_ratchet.group.epoch_claim import (
+    NOT_A_MEMBER,
+    EpochClaim,
+    HeldEpoch,
+    judge_claim,
+)
 from triple_ratchet.group.events import (
     EpochChanged,
     Event,
+    ForkDetected,
     Ignored,
     MembershipChanged,
+    MembershipConfirmed,
+    MembershipUnconfirmed,
+    MessageReceived,
     Outgoing,
     PairwiseOut,
     RejoinNeeded,
@@ -114,6 +124,7 @@ from triple_ratchet.group.notice import (
     make_rejoin_request,
 )
 from triple_ratchet.group.records import (
+    PURPOSE_RESUME,
     PURPOSE_ROTATE,
     RECORD_SEED_LEN,
     JoinKey,
@@ -125,6 +136,13 @@ from triple_ratchet.group.records import (
 from triple_ratchet.group.roster import Roster
 from triple_ratchet.group.run_secrets import RunOutcome
 from triple_ratchet.group.sealing import Sealing
+from triple_ratchet.group.session_features import (
+    Features,
+    after_commit,
+    clock_skew,
+    own_rotation_counter,
+    rotation_due,
+)
 from triple_ratchet.identity import Identity, IdentityKeyPair
 from triple_ratchet.mailbox import MAILBOX_ID_LEN
 from triple_ratchet.random import RandomSource, system_random
@@ -204,6 +222,8 @@ class _State:
     # What recomputes the sealings of the commit that started our epoch (11.v2.25: repair and
     # judge convictions); replaced at the next commit, so it never outlives the epoch.
     sealing_inputs: SealingInputs | None = None  # its repr and fields hide the secret
+    # Rotation by age, re-sends, confirmation, hub clock, past epoch ids (session_features).
+    features: Features = field(default_factory=Features)
 
 
 def _members(roster: Roster) -> list[Member]:
@@ -257,7 +277,8 @@ class GroupSessionV2:
         log = ControlLog.start(_view(suite, start.group_id, 1, start.secrets, start.roster,
                                      None, ()))
         state = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
-                       start.secrets.control_mailbox.access_key.to_bytes(), (own,))
+                       start.secrets.control_mailbox.access_key.to_bytes(), (own,),
+                       features=Features(held=(HeldEpoch(1, start.secrets.epoch_id, None),)))
         return cls(identity, state, rng=rng)
 
     @classmethod
@@ -265,7 +286,9 @@ class GroupSessionV2:
              rng: RandomSource = system_random) -> tuple[GroupSessionV2, JoinKeyring]:
         """Start our first epoch from a verified notice (`notice.open_notice(..., keys=
         keyring.keys())`). Returns the session and the keyring without the one-time key used.
-        Post a rotation record soon (`rotate`, R10)."""
+        The session posts its rotation record itself once it has read the control mailbox to
+        its end (R10; calling `rotate` at once does it sooner), and reports
+        `MembershipUnconfirmed` at its first `tick` (11.v2.28)."""
         suite = start.suite
         held = next((h for h in keyring.held
                      if hmac.compare_digest(h.join_key.receive_key, start.opened_with)), None)
@@ -282,7 +305,8 @@ class GroupSessionV2:
                                      start.dormant_before))
         state = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
                        start.secrets.control_mailbox.access_key.to_bytes(),
-                       (OwnRecord(held.join_key.to_bytes(), held.seed),), first_epoch=True)
+                       (OwnRecord(held.join_key.to_bytes(), held.seed),), first_epoch=True,
+                       features=_first_epoch_features(start))
         return cls(identity, state, rng=rng), keyring.used(start.opened_with)
 
     def resume(self, start: JoinStart) -> list[Event]:
@@ -307,9 +331,11 @@ class GroupSessionV2:
                                      start.dormant_before))
         self._s = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
                          start.secrets.control_mailbox.access_key.to_bytes(), (own,),
-                         first_epoch=True)
+                         first_epoch=True, features=replace(_first_epoch_features(start),
+                                                            unconfirmed_reported=True))
         return [EpochChanged(start.epoch, start.secrets.epoch_id,
-                             tuple(e.identity for e in start.roster.entries))]
+                             tuple(e.identity for e in start.roster.entries)),
+                MembershipUnconfirmed()]
 
     def resume_keys(self) -> tuple[RecordKeys, ...]:
         """The private keys of our records, to open a resume notice with."""
@@ -545,7 +571,9 @@ class GroupSessionV2:
         ce = sign_identity_entry(self._identity, TYPE_PROPOSAL, group_id=view.group_id,
                                  epoch=view.epoch, author=self.own_index,
                                  body=proposal.to_bytes())
-        self._s = replace(self._s, proposed=True)
+        self._s = replace(self._s, proposed=True,
+                          features=replace(self._s.features, own_proposal=proposal.to_bytes(),
+                                           remakes=0, resend_proposal=b""))
         return [self._control_out(ce)]
 
     def rotate(self, now: float) -> list[Outgoing]:
@@ -584,15 +612,18 @@ class GroupSessionV2:
         self._s = replace(s, caught_up=s.caught_up | {mailbox_id})
         return self.tick(now)
 
-    def receive(self, blob: bytes, now: float, *, entry_time: int
+    def receive(self, blob: bytes, now: float, *, entry_time: int, hub_time: int | None = None
                 ) -> tuple[list[Event], list[Outgoing]]:
-        """One entry of one of `mailboxes()`, with its hub time. Forged, replayed or malformed
-        group messages raise (state unchanged); control entries never raise (bad ones are
-        reported and ignored)."""
+        """One entry of one of `mailboxes()`, with its hub time (and the hub's clock when the
+        frame that delivered it was sent, `hub_time`, to tell a live entry from backlog for
+        `HubClockSkew`). Forged, replayed or malformed group messages raise (state unchanged);
+        control entries never raise (bad ones are reported and ignored)."""
         if not isinstance(blob, bytes | bytearray):
             raise UsageError("expected bytes")
         if type(entry_time) is not int or entry_time < 0:
             raise UsageError("entry_time is the hub's acceptance time in ms")
+        if hub_time is not None and (type(hub_time) is not int or hub_time < 0):
+            raise UsageError("hub_time is the hub's clock in ms")
         if self._s.status != ACTIVE:
             return [Ignored(f"session {self._s.status}")], []
         blob = bytes(blob)
@@ -600,6 +631,7 @@ class GroupSessionV2:
         now_ms = int(now * 1000)
         if kind == WIRE_GROUP_MESSAGE:
             events = self._on_group(blob, mailbox, entry_time, now_ms)
+            events = self._observe(mailbox, entry_time, hub_time, now_ms, events)
             more, out = self.tick(now)
             return events + more, out
         if kind == _WIRE_CONTROL:
@@ -607,6 +639,7 @@ class GroupSessionV2:
             if mailbox != log.view.mailbox_id:
                 return [Ignored("control entry of another epoch")], []
             events, out = self._on_control(blob, entry_time, now_ms)
+            events = self._observe(mailbox, entry_time, hub_time, now_ms, events)
             more, out2 = self.tick(now)
             return events + more, out + out2
         raise DecodeError("neither a group message nor a control entry")
@@ -619,7 +652,8 @@ class GroupSessionV2:
         events, epoch = expire_in_epoch(self._s.epoch, now_ms)
         self._s = replace(self._s, epoch=epoch)
         out = self._act(now_ms)
-        return events, out
+        more, out2 = self._member_steps(now)
+        return events + more, out + out2
 
     # --- group messages -------------------------------------------------------------------
 
@@ -903,6 +937,147 @@ class GroupSessionV2:
             events.append(MembershipChanged(view.epoch + 1, added, removed,
                                             proposers[0] if proposers else b"",
                                             "added" if added else "removed"))
+        events += self._after_commit(log, own_entry.counter, own_entry.posted_at, decided.t,
+                                     secrets.epoch_id)
+        return events, out
+
+    # --- member-side rules: rotation, re-sends, confirmation, hub clock, epoch claims ---------
+
+    def epoch_claim(self) -> bytes:
+        """The claim of our current epoch (11.v2.37) for the transport to send to peers over
+        pairwise sessions; a peer passes it to `compare_epoch_claim`."""
+        log = self._log()
+        view = log.view
+        return EpochClaim(self.suite, view.group_id, view.epoch, view.epoch_id,
+                          view.t0).to_bytes()
+
+    def compare_epoch_claim(self, claim: bytes, peer: Identity, now: float) -> list[Event]:
+        """A peer's epoch claim, received over the pairwise session with `peer`: for an epoch
+        we hold (the last MAX_REMEMBERED_EPOCHS), another epoch id is
+        `ForkDetected("two deciding commits")`, the same id begun at another hub time
+        `ForkDetected("hub times differ")`; a match from a member outside the committee our
+        first epoch rests on confirms our membership. A malformed claim, or one of another
+        group, raises (typed, state unchanged)."""
+        self._check_active()
+        decoded = EpochClaim.from_bytes(self.suite, claim, group_id=self._s.group_id)
+        who = peer.to_bytes()
+        if who not in self.roster and not any(
+                who in (m.identity_key for m in o.state.roster) for o in self._s.old):
+            return [Ignored(NOT_A_MEMBER, who)]
+        matches, events = judge_claim(self._s.features.held, decoded, who)
+        if matches:
+            events += self._confirm(who)
+        return events
+
+    def compare_epoch_id(self, epoch: int, public_epoch_id: bytes) -> list[Event]:
+        """The users compared epoch `epoch`'s id out of band (11.v2.28, 11.v2.23): equal confirms
+        our membership, different is `ForkDetected("two deciding commits")`."""
+        self._check_active()
+        held = next((h for h in self._s.features.held if h.epoch == epoch), None)
+        if held is None:
+            return [Ignored("epoch id of an epoch we do not hold")]
+        if not hmac.compare_digest(held.epoch_id, public_epoch_id):
+            return [ForkDetected("two deciding commits", b"",
+                                 f"epoch {epoch}: the id compared out of band differs")]
+        return self._confirm(None)
+
+    @property
+    def membership_confirmed(self) -> bool:
+        """False while our membership rests on the word of our first epoch's committee."""
+        return not self._s.features.unconfirmed_by
+
+    def put_accepted(self, mailbox_id: bytes, t: int, now: float) -> list[Event]:
+        """The hub accepted our entry into `mailbox_id` at `t` (its PUT_OK): `HubClockSkew`
+        when our clock is more than SKEW_MAX away (11.v2.32); the hub's time is followed."""
+        if type(t) is not int or t < 0:
+            raise UsageError("t is the hub's acceptance time in ms")
+        now_ms = int(now * 1000)
+        self._s = replace(self._s, features=self._s.features.saw_hub_time(t, now_ms))
+        return clock_skew(mailbox_id, t, t, now_ms)
+
+    def _confirm(self, by: bytes | None) -> list[Event]:
+        f = self._s.features
+        if not f.unconfirmed_by or (by is not None and (
+                by in f.unconfirmed_by or by == self._identity.public.to_bytes())):
+            return []
+        self._s = replace(self._s, features=replace(f, unconfirmed_by=(),
+                                                    unconfirmed_reported=False))
+        return [MembershipConfirmed()]
+
+    def _observe(self, mailbox: bytes, t: int, hub_time: int | None, now_ms: int,
+                 events: list[Event]) -> list[Event]:
+        """After an entry was read: the hub's clock (11.v2.32), and whether a member outside
+        the committee wrote in the group (11.v2.28)."""
+        f = self._s.features.saw_hub_time(max(t, hub_time or 0), now_ms)
+        self._s = replace(self._s, features=f)
+        out = clock_skew(mailbox, t, hub_time, now_ms) + list(events)
+        for e in events:
+            if isinstance(e, MessageReceived):
+                out += self._confirm(e.sender_identity)
+        return out
+
+    def _after_commit(self, log: ControlLog, applied_counter: int, posted_at: int,
+                      decided_t: int, epoch_id: bytes) -> list[Event]:
+        """After C(e): `session_features.after_commit` (epoch e+1's id remembered, our entries
+        C(e) did not take queued for e+1, rotation noted as due)."""
+        s = self._s
+        features, stale, events = after_commit(
+            s.features, log, [r.keys_bytes for r in s.records], applied_counter=applied_counter,
+            posted_at=posted_at, decided_t=decided_t, epoch_id=epoch_id)
+        records = tuple(r for r in s.records if r.keys_bytes not in stale) or s.records
+        self._s = replace(s, proposed=s.proposed or bool(features.resend_proposal),
+                          records=records, features=features)
+        return events
+
+    def _member_steps(self, now: float) -> tuple[list[Event], list[Outgoing]]:
+        """What a member posts by itself once it has read the control mailbox to its end:
+        queued re-sends, then a rotation record when one is due (R10). Reports our membership
+        as unconfirmed once, in our first epoch."""
+        s = self._s
+        events: list[Event] = []
+        if s.features.unconfirmed_by and not s.features.unconfirmed_reported:
+            events.append(MembershipUnconfirmed())
+            s = replace(s, features=replace(s.features, unconfirmed_reported=True))
+            self._s = s
+        log = s.log
+        if (s.status != ACTIVE or log is None or log.decided is not None
+                or log.view.mailbox_id not in s.caught_up):
+            return events, []
+        f = s.features
+        view = log.view
+        out: list[Outgoing] = []
+        for raw in f.resend_records:
+            ce = sign_identity_entry(self._identity, TYPE_RECORD, group_id=view.group_id,
+                                     epoch=view.epoch, author=self.own_index, body=raw)
+            out.append(self._control_out(ce))
+        own = f.own_proposal
+        if f.resend_proposal:
+            old = ChangeProposal.from_bytes(self.suite, f.resend_proposal)
+            remade = ChangeProposal.make(self.suite, old.kind, group_id=view.group_id,
+                                         epoch=view.epoch, epoch_id=view.epoch_id,
+                                         author=old.author, change=old.change)
+            ce = sign_identity_entry(self._identity, TYPE_PROPOSAL, group_id=view.group_id,
+                                     epoch=view.epoch, author=self.own_index,
+                                     body=remade.to_bytes())
+            out.append(self._control_out(ce))
+            own = remade.to_bytes()
+        self._s = replace(s, features=replace(f, resend_records=(), resend_proposal=b"",
+                                              own_proposal=own))
+        entry = view.roster.entries[self.own_index]
+        first_keys = not isinstance(entry.keys, MemberKeyRecord) or (
+            entry.keys.purpose == PURPOSE_RESUME)
+        now_ms = int(now * 1000)
+        f = self._s.features
+        hub_now = f.hub_now(now_ms)
+        # posted_at 0 reads as T0(e) (11.v2.8); before epoch 1's first entry, as now.
+        posted_at = entry.posted_at or log.t0 or hub_now
+        if rotation_due(f, first_keys=first_keys, posted_at=posted_at, hub_now=hub_now) and (
+                len(self._s.records) < MAX_OWN_RECORDS) and not any(
+                (own_rotation_counter(r.keys_bytes) or 0) > entry.counter
+                for r in self._s.records):
+            out += self.rotate(now)
+            self._s = replace(self._s, features=replace(self._s.features,
+                                                        rotate_after_commit=False))
         return events, out
 
     # --- saving ---------------------------------------------------------------------------
@@ -922,6 +1097,7 @@ class GroupSessionV2:
             s.control_cursor + 1, sorted(s.caught_up), s.proposed,
             [[i, b] for i, b in s.resume_inboxes], s.first_epoch, sorted(s.answered),
             None if s.sealing_inputs is None else s.sealing_inputs.to_bytes(),
+            s.features.to_cbor(),
         ])
 
     @classmethod
@@ -935,14 +1111,15 @@ class GroupSessionV2:
             raise LimitExceeded("saved session too large")
         f = cbor.as_list(cbor.decode(bytes(data), max_size=MAX_STATE_LEN,
                                      max_items=64 + 16 * MAX_OLD_EPOCHS * 4
-                                     + 4 * MAX_OWN_RECORDS + 4 * 1000 * MAX_OLD_EPOCHS,
+                                     + 4 * MAX_OWN_RECORDS + 4 * 1000 * MAX_OLD_EPOCHS
+                                     + 8 * 64,
                                      max_depth=4), "saved session")
         if len(f) < 2 or f[0] != STATE_WIRE:
             raise DecodeError("not a saved group session")
         version = cbor.as_int(f[1], "session version")
         if version == 1:
             raise UnsupportedError(V1_UNSUPPORTED)
-        if version != STATE_VERSION or len(f) != 18:
+        if version != STATE_VERSION or len(f) != 19:
             raise DecodeError("saved group session of an unknown version")
         try:
             suite = suite_by_id(cbor.as_int(f[2], "suite", maximum=0xFFFF))
@@ -992,7 +1169,7 @@ class GroupSessionV2:
                           for m in cbor.as_list(f[12], "caught up")),
                 cbor.as_bool(f[13], "proposed"),
                 _resume_inboxes(f[14]), cbor.as_bool(f[15], "first epoch"),
-                _answered(f[16]))
+                _answered(f[16]), Features.from_cbor(f[18]))
             if f[17] is not None:
                 if log is None:
                     raise DecodeError("sealing inputs without an epoch")
@@ -1028,6 +1205,13 @@ class GroupSessionV2:
         s = self._s
         epoch = "-" if s.epoch is None else str(s.epoch.epoch)
         return f"GroupSessionV2(status={s.status}, epoch={epoch}, <secrets>)"
+
+
+def _first_epoch_features(start: JoinStart) -> Features:
+    """A joiner's or resumed member's first epoch: its id remembered, its membership resting on
+    the committee that certified it (11.v2.28)."""
+    return Features(held=(HeldEpoch(start.epoch, start.epoch_id, start.t0),),
+                    unconfirmed_by=start.committee)
 
 
 def _removes(suite: Suite, body: bytes, identity: bytes) -> bool:

@@ -55,6 +55,7 @@ from triple_ratchet.group.control import (
     sign_identity_entry,
     sign_member_entry,
 )
+from triple_ratchet.group.epoch_claim import EpochClaim
 from triple_ratchet.group.records import (
     PURPOSE_RESUME,
     PURPOSE_ROTATE,
@@ -413,6 +414,13 @@ def _op_repaired_sealing(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     return {"repaired_sealing": repaired.to_bytes().hex()}
 
 
+def _op_epoch_claim(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
+    claim = EpochClaim(suite, _h(i["group_id"]), i["epoch"], _h(i["epoch_id"]), i["t0"])
+    expect_equal("decoded epoch claim", EpochClaim.from_bytes(
+        suite, claim.to_bytes(), group_id=_h(i["group_id"])), claim)
+    return {"epoch_claim": claim.to_bytes().hex()}
+
+
 def _op_roster_hash(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     roster = Roster(suite, tuple(
         RosterEntry(_h(e["identity"]), decode_keys(suite, _h(e["keys"])), e["posted_at"],
@@ -450,6 +458,7 @@ _PARSERS: dict[str, Callable[[Suite, bytes, dict[str, Any]], object]] = {
                                                roster_size=i["roster_size"]),
     "roster": lambda s, d, i: Roster.from_bytes(s, d, group_id=_h(i["group_id"])),
     "commit": lambda s, d, i: Commit.from_bytes(s, d),
+    "epoch_claim": lambda s, d, i: EpochClaim.from_bytes(s, d, group_id=_h(i["group_id"])),
 }
 
 
@@ -462,7 +471,8 @@ _OPERATIONS: dict[str, Callable[[Suite, dict[str, Any]], dict[str, Any]]] = {
     "record": _op_record, "join_key": _op_join_key, "proposal": _op_proposal,
     "control_entry": _op_control_entry,
     "announcement": _op_announcement, "rejoin_request": _op_rejoin_request,
-    "repaired_sealing": _op_repaired_sealing, "roster_hash": _op_roster_hash,
+    "repaired_sealing": _op_repaired_sealing, "epoch_claim": _op_epoch_claim,
+    "roster_hash": _op_roster_hash,
     "applied_proposals_hash": _op_applied_proposals_hash, "judge_record": _op_judge_record,
     "parse": _op_parse, **{op: _op_member_entry(op) for op in MEMBER_SIGNED},
 }
@@ -681,6 +691,31 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
         [0x22, 1, _h(control["mailbox_id"]), bytes(suite.aead_nonce_len), bytes(272)]).hex()},
         "UnsupportedError")
     negative("control blob of another epoch", {**context, "epoch": 5}, "ProtocolError")
+    # Epoch claims (11.v2.37): epoch 5 began at hub time 1 800 000 123 456.
+    claim = add("epoch claim: epoch 5 of the group, its id and T0(5)", {
+        "operation": "epoch_claim", "group_id": group, "epoch": 5, "epoch_id": epoch_id,
+        "t0": 1_800_000_123_456})
+    add("epoch claim of epoch 1 (no commit began it: T0 is null)", {
+        "operation": "epoch_claim", "group_id": group, "epoch": 1, "epoch_id": epoch_id,
+        "t0": None})
+    good = _h(claim["epoch_claim"])
+    fields = cbor.decode(good)
+    assert isinstance(fields, list)
+
+    def claim_with(index: int, value: cbor.CborValue) -> bytes:
+        changed = list(fields)
+        changed[index] = value
+        return cbor.encode(changed)
+
+    for description, data, error in (
+        ("epoch claim truncated", good[:-1], "DecodeError"),
+        ("epoch claim with a 31-byte epoch id", claim_with(5, _h(epoch_id)[:31]), "DecodeError"),
+        ("epoch claim without T0 for epoch 5", claim_with(6, None), "DecodeError"),
+        ("epoch claim of version 1", claim_with(1, 1), "UnsupportedError"),
+        ("epoch claim of another group", claim_with(3, b"another group"), "ProtocolError"),
+    ):
+        negative(description, {"operation": "parse", "what": "epoch_claim", "data": data.hex(),
+                               "group_id": group}, error)
     return cases
 
 
