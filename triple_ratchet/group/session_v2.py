@@ -1169,7 +1169,7 @@ class GroupSessionV2:
                           for m in cbor.as_list(f[12], "caught up")),
                 cbor.as_bool(f[13], "proposed"),
                 _resume_inboxes(f[14]), cbor.as_bool(f[15], "first epoch"),
-                _answered(f[16]), Features.from_cbor(f[18]))
+                _answered(f[16]), features=Features.from_cbor(f[18]))
             if f[17] is not None:
                 if log is None:
                     raise DecodeError("sealing inputs without an epoch")
