@@ -48,10 +48,9 @@ GATHERING_PAGES = {"12"}
 
 EXTRA_CONSTANTS = {"PROTOCOL_LABEL", "CIPHERSUITE_ID"}
 # Prefix relations that are safe, and why (spec 00, "Label registry"): PROTOCOL_LABEL starts only
-# HKDF info strings; the two stream purposes are len32-framed contexts of one ExpandLabel.
+# HKDF info strings.
 PROTOCOL_PREFIX = "triple-ratchet v1"
-# (Version 1's stream purposes: deleting version 1 empties this set.)
-ALLOWED_PREFIXES = {("round 1", "round 1 signature")}
+ALLOWED_PREFIXES: set[tuple[str, str]] = set()
 
 # key (constant name, or "module:literal" for inline strings) -> (what it is used for, section)
 USES: dict[str, tuple[str, str]] = {
@@ -75,8 +74,10 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_IDENTITY_SIGNED_PREKEY": ("identity signature: a signed prekey", "03"),
     "LABEL_IDENTITY_BUNDLE": ("identity signature: a whole prekey bundle, one-time prekey included",
                               "03"),
-    "LABEL_IDENTITY_PROPOSAL": ("identity signature: a group proposal (section 11.2)", "03"),
-    "LABEL_IDENTITY_ANNOUNCEMENT": ("identity signature: a key announcement (section 11.5)", "03"),
+    "LABEL_IDENTITY_PROPOSAL": ("identity signature: reserved (version 1's group proposal, "
+                                "withdrawn)", "03"),
+    "LABEL_IDENTITY_ANNOUNCEMENT": ("identity signature: reserved (version 1's key announcement, "
+                                    "withdrawn)", "03"),
     "LABEL_IDENTITY_MEMBER_KEYS": ("identity signature: a member key record's `record` bytes "
                                    "(section 11.v2.3), and record entries", "03"),
     "LABEL_IDENTITY_JOIN_KEY": ("identity signature: a group join key's `join_key` bytes "
@@ -113,17 +114,7 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_DKG_DLEQ_CHALLENGE": ("SHA-512 prefix: DLEQ Fiat-Shamir challenge", "07"),
     "LABEL_DKG_BLAME_PROOF": ("prefix of the message bound into a blame's DLEQ proof", "07"),
     # 08 key schedule
-    "LABEL_KS_CHAIN_ROOT": ("`ExpandLabel` (context `u32be(k)`): member k's sending-chain root",
-                            "08"),
-    "LABEL_KS_SENDER_DATA": ("`ExpandLabel`: the epoch's sender-data secret", "08"),
-    "LABEL_KS_MAILBOX_SEED": ("`ExpandLabel`: seed of the group mailbox access key", "08"),
-    "LABEL_KS_EPOCH_ID": ("`ExpandLabel`: public epoch id", "08"),
-    "LABEL_KS_INIT_SECRET": ("`ExpandLabel`: `init_secret(e+1)`", "08"),
-    "LABEL_KS_JOINER_CONFIRMATION": ("`ExpandLabel` (roster context): joiner confirmation", "08"),
-    "LABEL_KS_ATTEMPT_MAILBOX_SEED": ("`ExpandLabel`: seed of the attempt mailbox access key",
-                                      "08"),
-    "LABEL_KS_ATTEMPT_TRAFFIC_KEY": ("`ExpandLabel`: key encrypting all attempt traffic", "08"),
-    # 08 key schedule, version 2
+    # 08 key schedule
     "LABEL_KS_RUN": ("hash prefix: `run_session_id` (version 2)", "08"),
     "LABEL_KS_GROUP_CONTEXT": ("hash prefix: `group_context` (version 2)", "08"),
     "LABEL_KS_DKG_EXTENSION": ("SHA-512 prefix: a run's COCKTAIL extension (version 2)", "08"),
@@ -153,23 +144,7 @@ USES: dict[str, tuple[str, str]] = {
                                       "message", "09"),
     "LABEL_GROUP_MESSAGE_DIGEST": ("hash prefix: message digest (`last_seen`)", "09"),
     "LABEL_GROUP_MESSAGE_AAD": ("AEAD associated-data prefix of group messages", "09"),
-    # 11 epoch change, version 1: defined in group/attempt_mailbox.py, epoch_change.py and
-    # proposal.py; deleting version 1 deletes these nine entries (through the inline ones).
-    "LABEL_GROUP_PROPOSAL_HASH": ("hash prefix: `session_id` of a proposal", "11"),
-    "LABEL_GROUP_ATTEMPT_AAD": ("AEAD associated-data prefix of attempt-mailbox blobs", "11"),
-    "LABEL_GROUP_ABORT_SIGNATURE": ("DKG-key signature label: group-layer abort", "11"),
-    "LABEL_GROUP_ATTEMPT_STREAM": ("`ExpandLabel`: participant randomness stream from the attempt "
-                                   "seed (context = purpose ‖ `u32(i)`)", "11"),
-    "LABEL_GROUP_ATTEMPT_PAYLOAD": ("`ExpandLabel`: round-1 payload from the attempt seed", "11"),
-    "LABEL_GROUP_ATTEMPT_SIGNING": ("`ExpandLabel`: per-epoch signing key seed from the attempt "
-                                    "seed", "11"),
-    "group.epoch_change:dkg static key": ("purpose of the attempt stream: the DKG static key",
-                                          "11"),
-    "group.epoch_change:round 1": ("purpose of the attempt stream: COCKTAIL round-1 randomness",
-                                   "11"),
-    "group.epoch_change:round 1 signature": ("purpose of the attempt stream: round-1 wrapper "
-                                             "signature nonce", "11"),
-    # 11 epoch change, version 2
+    # 11 epoch change
     "LABEL_MEMBER_SIGNATURE": ("prefix of every member-key signature input (then `u16(suite_id)`, "
                                "`len8(label)`, label, content)", "11"),
     "LABEL_MEMBER_POSSESSION": ("member signature label: proof of possession of a record's or "
