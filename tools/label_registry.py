@@ -74,10 +74,10 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_IDENTITY_SIGNED_PREKEY": ("identity signature: a signed prekey", "03"),
     "LABEL_IDENTITY_BUNDLE": ("identity signature: a whole prekey bundle, one-time prekey included",
                               "03"),
-    "LABEL_IDENTITY_PROPOSAL": ("identity signature: reserved (version 1's group proposal, "
-                                "withdrawn)", "03"),
-    "LABEL_IDENTITY_ANNOUNCEMENT": ("identity signature: reserved (version 1's key announcement, "
-                                    "withdrawn)", "03"),
+    "LABEL_IDENTITY_PROPOSAL": ("identity signature: a proposal control entry (section 11.v2.5)",
+                                "03"),
+    "LABEL_IDENTITY_ANNOUNCEMENT": ("identity signature: an announcement control entry (section "
+                                    "11.v2.5)", "03"),
     "LABEL_IDENTITY_MEMBER_KEYS": ("identity signature: a member key record's `record` bytes "
                                    "(section 11.v2.3), and record entries", "03"),
     "LABEL_IDENTITY_JOIN_KEY": ("identity signature: a group join key's `join_key` bytes "
@@ -115,23 +115,23 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_DKG_BLAME_PROOF": ("prefix of the message bound into a blame's DLEQ proof", "07"),
     # 08 key schedule
     # 08 key schedule
-    "LABEL_KS_RUN": ("hash prefix: `run_session_id` (version 2)", "08"),
-    "LABEL_KS_GROUP_CONTEXT": ("hash prefix: `group_context` (version 2)", "08"),
-    "LABEL_KS_DKG_EXTENSION": ("SHA-512 prefix: a run's COCKTAIL extension (version 2)", "08"),
+    "LABEL_KS_RUN": ("hash prefix: `run_session_id`", "08"),
+    "LABEL_KS_GROUP_CONTEXT": ("hash prefix: `group_context`", "08"),
+    "LABEL_KS_DKG_EXTENSION": ("SHA-512 prefix: a run's COCKTAIL extension", "08"),
     "LABEL_KS2_EPOCH_SECRET": ("`ExpandLabel` (context `group_context`): `epoch_secret` from "
                                "`member_base`", "08"),
     "LABEL_KS2_CONFIRMATION_KEY": ("`ExpandLabel`: key of the confirmation tag", "08"),
-    "LABEL_KS2_CHAIN_ROOT": ("`ExpandLabel` (context `u32be(m)`): member m's sending-chain root "
-                             "(version 2)", "08"),
-    "LABEL_KS2_SENDER_DATA": ("`ExpandLabel`: sender-data secret (version 2)", "08"),
-    "LABEL_KS2_GROUP_MAILBOX_SEED": ("`ExpandLabel`: seed of the group mailbox access key "
-                                     "(version 2)", "08"),
+    "LABEL_KS2_CHAIN_ROOT": ("`ExpandLabel` (context `u32be(m)`): member m's sending-chain root",
+                             "08"),
+    "LABEL_KS2_SENDER_DATA": ("`ExpandLabel`: sender-data secret", "08"),
+    "LABEL_KS2_GROUP_MAILBOX_SEED": ("`ExpandLabel`: seed of the group mailbox access key",
+                                     "08"),
     "LABEL_KS2_CONTROL_MAILBOX_SEED": ("`ExpandLabel`: seed of the control mailbox access key",
                                        "08"),
     "LABEL_KS2_CONTROL_TRAFFIC_KEY": ("`ExpandLabel`: key of every control blob of an epoch",
                                       "08"),
-    "LABEL_KS2_EPOCH_ID": ("`ExpandLabel`: public epoch id (version 2)", "08"),
-    "LABEL_KS2_INIT_SECRET": ("`ExpandLabel`: `init_secret(e+1)` (version 2)", "08"),
+    "LABEL_KS2_EPOCH_ID": ("`ExpandLabel`: public epoch id", "08"),
+    "LABEL_KS2_INIT_SECRET": ("`ExpandLabel`: `init_secret(e+1)`", "08"),
     # 09 group messages
     "LABEL_GROUP_CHAIN_NEXT": ("`ExpandLabel`: next sender-chain key", "09"),
     "LABEL_GROUP_MESSAGE_KEY": ("`ExpandLabel`: group message key", "09"),
@@ -160,25 +160,25 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_CONTROL_AAD": ("AEAD associated-data prefix of control blobs (then the control "
                           "mailbox id)", "11"),
     "LABEL_APPLIED_PROPOSALS": ("hash prefix: applied-proposals hash", "11"),
-    "LABEL_ROSTER_HASH": ("hash prefix: roster hash (version 2)", "11"),
+    "LABEL_ROSTER_HASH": ("hash prefix: roster hash", "11"),
     "LABEL_ROUND3_SIGNATURE": ("DKG-key signature label: a round-3 item's own signature", "11"),
     "LABEL_VIEW_HASH": ("hash of an epoch's view (T0, carried set, dormant members) in an "
                         "announcement", "11"),
     "LABEL_KS2_SEAL_SECRET": ("`ExpandLabel` (context `run_session_id`): `seal_secret` from "
-                              "`commit_secret` (version 2, R2)", "08"),
+                              "`commit_secret` (R2)", "08"),
     "LABEL_KS2_SEAL_EPHEMERAL": ("`ExpandLabel` (context `CBOR[identity_i, pk_i, info_i, "
-                                 "plaintext_i]`, 32 bytes): a sealing's HPKE `ikmE` (version 2, "
+                                 "plaintext_i]`, 32 bytes): a sealing's HPKE `ikmE` ("
                                  "R2)", "08"),
-    "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (version 2, R2)", "11"),
+    "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (R2)", "11"),
     "LABEL_KS2_NOTICE_KEY": ("`ExpandLabel` (context `identity_i`): a recipient's notice key "
                              "from `member_base` (Decision 3)", "08"),
     "LABEL_NOTICE_AAD": ("AEAD associated-data prefix (then the notice header) of a notice's "
                          "sealed body", "11"),
     "LABEL_NOTICE_ID": ("hash prefix: id of a notice's chunks", "11"),
     "LABEL_KS2_RUN_STREAM": ("`ExpandLabel` (context = purpose ‖ `u32be(j)`), local: a run's "
-                             "randomness from its run seed (version 2, R6, R14)", "08"),
-    "LABEL_KS2_RUN_PAYLOAD": ("`ExpandLabel`, local: a run's round-1 payload from its run seed "
-                              "(version 2)", "08"),
+                             "randomness from its run seed (R6, R14)", "08"),
+    "LABEL_KS2_RUN_PAYLOAD": ("`ExpandLabel`, local: a run's round-1 payload from its run seed",
+                              "08"),
     # 10 hub
     "LABEL_DIRECTORY_ENTRY": ("`ExpandLabel` (secret = `Hash(identity)`) for the directory-entry "
                               "key, and that entry's AEAD associated data (demo application: "
