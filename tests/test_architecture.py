@@ -123,3 +123,10 @@ def test_version_1_modules_are_gone_and_group_session_is_version_2() -> None:
     from triple_ratchet.group.session_v2 import GroupSessionV2
     assert triple_ratchet.GroupSession is GroupSessionV2
     assert importlib.import_module("triple_ratchet.group").GroupSession is GroupSessionV2
+
+
+def test_the_library_group_size_bound_is_one_thousand() -> None:
+    """Issue 8: GroupSession takes groups of up to 1,000 members; every layer's bound agrees."""
+    from triple_ratchet.group import control_log, epoch, key_schedule
+    assert epoch.MAX_GROUP_SIZE == key_schedule.MAX_GROUP_SIZE_V2 == 1000
+    assert control_log.MAX_GROUP_SIZE == 1000
