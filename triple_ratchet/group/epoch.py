@@ -55,10 +55,6 @@ MAX_EPOCH_STATE_ITEMS = (
     + MAX_KNOWN_DIGESTS + MAX_ECHO_CHECK + 2)
 
 
-def echo_window(version: int) -> int:
-    return MAX_ECHO_CHECK
-
-
 _T = TypeVar("_T")
 
 
