@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from triple_ratchet.group.events import Outgoing, WelcomeOut
-from triple_ratchet.group.session import GroupSession
-from triple_ratchet.identity import Account, Identity, IdentityKeyPair
+from triple_ratchet.group.events import Outgoing
+from triple_ratchet.group.join_keys import JoinKeyring
+from triple_ratchet.group.notice import NoticeAssembler, open_notice
+from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.identity import Account, IdentityKeyPair
 from triple_ratchet.pairwise import PairwiseSession
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.storage import seal_state
@@ -24,10 +26,9 @@ from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE
 
 REPO = Path(__file__).resolve().parents[1]
 VECTORS = REPO / "vectors"
-NOW = 1_700_000_000.0
-# The hub's acceptance time of every entry the fixtures deliver (integer Unix ms, spec 10.5).
-ENTRY_TIME = int(NOW * 1000)
 STORAGE_KEY = bytes(range(32))
+# The fixture group's hub clock starts here (integer Unix ms, spec 10.5).
+HUB_T0 = 1_800_000_000_000
 
 
 def vector_file(name: str) -> dict[str, Any]:
@@ -95,85 +96,124 @@ def pairwise() -> Pairwise:
                     tuple(b.to_bytes() for b in bundles))
 
 
-# --- Group -----------------------------------------------------------------------------------
+# --- Group ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Group:
     identity: bytes  # the reading member's identity key pair (IdentityKeyPair.to_bytes())
-    joining_state: bytes  # the member while the first epoch change runs
-    active_state: bytes  # the member in an active epoch, no group message read yet
-    attempt_blobs: tuple[bytes, ...]  # every blob of the first epoch change
-    group_blobs: tuple[bytes, ...]  # group messages of the active epoch, none read yet
-    welcome: bytes
+    keyring: bytes  # its join keyring before it joined (JoinKeyring.to_bytes())
+    notice_chunks: tuple[bytes, ...]  # its inbox: the notice that made it a member
+    state_before: bytes  # that member in epoch 1, the refresh's control entries not read yet
+    control_blobs: tuple[bytes, ...]  # every entry of epoch 1's control mailbox (the refresh)
+    state: bytes  # the same member in epoch 2, no group message read yet
+    group_blobs: tuple[bytes, ...]  # group messages of epoch 2, none read yet
+    entry_time: int  # hub time of the entries (after every blob above)
 
 
-class _Net:
-    """Moves outgoing blobs to mailboxes and welcomes to joiners, all in process."""
+@dataclass
+class _Member:
+    identity: IdentityKeyPair
+    rng: DeterministicRandom
+    keyring: JoinKeyring
+    inbox: bytes
+    session: GroupSessionV2 | None = None
 
-    def __init__(self, identities: dict[str, IdentityKeyPair]) -> None:
-        self.identities = identities
-        self.members: dict[str, GroupSession] = {}
-        self.logs: dict[bytes, list[bytes]] = {}
-        self.cursors: dict[tuple[str, bytes], int] = {}
-        self.welcomes: list[tuple[bytes, bytes, bytes]] = []
 
-    def send(self, sender: str, sends: list[Outgoing | WelcomeOut]) -> None:
-        for s in sends:
-            if isinstance(s, Outgoing):
-                self.logs.setdefault(s.mailbox_id, []).append(s.blob)
-            else:
-                me = self.identities[sender].public.to_bytes()
-                self.welcomes.append((s.recipient, s.welcome, me))
+class _Hub:
+    """Mailboxes in one order each with the hub's acceptance times, and the members' cursors."""
 
-    def step(self) -> bool:
+    def __init__(self) -> None:
+        self.t = HUB_T0
+        self.boxes: dict[bytes, list[tuple[bytes, int]]] = {}
+        self.cursors: dict[tuple[bytes, bytes], int] = {}  # (member's inbox, mailbox)
+
+    def post(self, outs: list[Outgoing]) -> None:
+        for o in outs:
+            self.t += 1
+            self.boxes.setdefault(o.mailbox_id, []).append((o.blob, self.t))
+
+    def pump(self, m: _Member) -> bool:
         moved = False
-        while self.welcomes:
-            recipient, welcome, welcomer = self.welcomes.pop(0)
-            for name, ident in self.identities.items():
-                if ident.public.to_bytes() == recipient:
-                    session, _, sends = GroupSession.join(
-                        ident, welcome, Identity.from_bytes(welcomer), NOW,
-                        rng=DeterministicRandom(b"fuzz join " + name.encode()))
-                    self.members[name] = session
-                    self.send(name, sends)
-                    moved = True
-        for name, session in list(self.members.items()):
-            for box in session.mailboxes():
-                log = self.logs.get(box, [])
-                while box in session.mailboxes() and self.cursors.get((name, box), 0) < len(log):
-                    blob = log[self.cursors.get((name, box), 0)]
-                    self.cursors[(name, box)] = self.cursors.get((name, box), 0) + 1
-                    moved = True
-                    _, sends = session.receive(blob, NOW, entry_time=ENTRY_TIME)
-                    self.send(name, sends)
+        i = m.inbox
+        if m.session is None:
+            assembler = NoticeAssembler(m.identity.suite, identity=m.identity.public.to_bytes(),
+                                        keys=tuple(m.keyring.keys()))
+            for blob, _ in self.boxes.get(m.inbox, []):
+                assembler, notice = assembler.receive(blob)
+                if notice is not None:
+                    start = open_notice(m.identity.suite, notice,
+                                        identity=m.identity.public.to_bytes(),
+                                        keys=m.keyring.keys())
+                    m.session, m.keyring = GroupSessionV2.join(m.identity, start, m.keyring,
+                                                               rng=m.rng)
+                    self.post(m.session.rotate(self.t / 1000))
+                    return True
+            return False
+        for box in m.session.mailboxes():
+            entries = self.boxes.get(box, [])
+            while box in m.session.mailboxes() and self.cursors.get((i, box), 0) < len(entries):
+                blob, t = entries[self.cursors.get((i, box), 0)]
+                self.cursors[(i, box)] = self.cursors.get((i, box), 0) + 1
+                moved = True
+                _, out = m.session.receive(blob, self.t / 1000, entry_time=t)
+                self.post(out)
+            if box in m.session.mailboxes():
+                _, out = m.session.caught_up(box, self.t / 1000)
+                self.post(out)
         return moved
+
+    def settle(self, members: list[_Member]) -> None:
+        quiet = 0
+        while quiet < 80:
+            moved = any([self.pump(m) for m in members])
+            if not moved:
+                self.t += 1_000
+                for m in members:
+                    if m.session is not None:
+                        _, out = m.session.tick(self.t / 1000)
+                        self.post(out)
+                        moved |= bool(out)
+            quiet = 0 if moved else quiet + 1
 
 
 @functools.cache
 def group() -> Group:
-    rng = DeterministicRandom(b"fuzz group")
-    identities = {name: IdentityKeyPair.generate(DEFAULT_SUITE, rng) for name in "abc"}
-    net = _Net(identities)
-    creator, sends = GroupSession.create(identities["a"], [identities[x].public for x in "bc"],
-                                         NOW, rng=DeterministicRandom(b"fuzz creator"))
-    net.members["a"] = creator
-    net.send("a", sends)
-    welcome = net.welcomes[0][1]
-    net.step()  # b and c join; nothing read yet by b
-    joining_state = net.members["b"].to_bytes()
-    while net.step():
-        pass
-    attempt_blobs = tuple(blob for log in net.logs.values() for blob in log)
-    assert all(s.status == "active" for s in net.members.values()), "the fixture group is active"
-    active_state = net.members["b"].to_bytes()
-    group_blobs: list[bytes] = []
-    for name in "aca":
-        for out in net.members[name].encrypt(f"hello from {name}".encode(), NOW):
-            if isinstance(out, Outgoing):
-                group_blobs.append(out.blob)
-    return Group(identities["b"].to_bytes(), joining_state, active_state, attempt_blobs,
-                 tuple(group_blobs), welcome)
+    """Three members: a creates the group with b and c, then refreshes it once (a whole epoch
+    change through the control mailbox); a and c then write in the new epoch."""
+    members = []
+    for name in "abc":
+        rng = DeterministicRandom(b"fuzz group " + name.encode())
+        identity = IdentityKeyPair.generate(DEFAULT_SUITE, rng)
+        inbox = rng(32)
+        keyring = JoinKeyring.empty(DEFAULT_SUITE).generate(
+            identity, one_time=1, last_resort=True, inbox_id=inbox, expiry=HUB_T0 + 10**10,
+            rng=rng)
+        members.append(_Member(identity, rng, keyring, inbox))
+    hub = _Hub()
+    a, b, c = members
+    keyring = b.keyring.to_bytes()
+    joiners = [next(h for h in m.keyring.held if h.one_time).join_key for m in (b, c)]
+    a.session, out = GroupSessionV2.create(a.identity, joiners, hub.t / 1000,
+                                           group_id=b"fuzz group", rng=a.rng)
+    hub.post(out)
+    hub.settle(members)
+    assert b.session is not None and b.session.epoch == 1, "the fixture group is formed"
+    state_before = b.session.to_bytes()
+    control_box = b.session.control_mailbox_id
+    hub.t += 3_601_000  # a refresh is proposed an hour into the epoch (as the tests do)
+    hub.post(a.session.propose(hub.t / 1000, refresh=True))
+    # b stays away while the others run the change, so its saved state has not read it.
+    hub.settle([a, c])
+    hub.settle(members)
+    assert a.session.epoch == b.session.epoch == 2, "the fixture's refresh completes"
+    state = b.session.to_bytes()
+    control = tuple(blob for blob, _ in hub.boxes.get(control_box, []))
+    blobs = [o.blob for m in (a, c, a) if m.session is not None
+             for o in m.session.encrypt(b"hello from the fuzz group", hub.t / 1000)]
+    notice = tuple(blob for blob, _ in hub.boxes.get(b.inbox, []))
+    return Group(b.identity.to_bytes(), keyring, notice, state_before, control, state,
+                 tuple(blobs), hub.t + 1_000)
 
 
 # --- Storage ---------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def cbor_decode(data: bytes) -> None:
 
 
 def _flat_seeds() -> list[bytes]:
-    blobs = [*fx.pairwise().messages, *fx.group().group_blobs,
+    blobs = [*fx.pairwise().messages, *fx.vector_hex("group.json", "blob")[:3],
              cbor.encode([0, 23, 24, 255, 256, 2**32, 2**64 - 1, b"", b"x" * 300])]
     out: list[bytes] = []
     for blob in blobs:
@@ -251,7 +251,7 @@ def pairwise_decrypt(data: bytes) -> None:
     _require(data in p.messages, "decrypt accepted a message the peer never sent")
 
 
-# --- Group ------------------------------------------------------------------------------------
+# --- Group sessions (spec 11, 09) -------------------------------------------------------------
 
 
 @functools.cache
@@ -260,67 +260,64 @@ def _group_identity() -> Any:
     return IdentityKeyPair.from_bytes(fx.group().identity)
 
 
-@target("group_state", lambda: [fx.group().active_state, fx.group().joining_state],
-        max_len=65536)
+@target("group_state", lambda: [fx.group().state_before, fx.group().state], max_len=65536)
 def group_state(data: bytes) -> None:
     """`GroupSession.from_bytes` (a saved group session), then `tick` and, when it says it is
     active, `encrypt`: a state that loads must work or refuse with our errors."""
-    from triple_ratchet.group.session import GroupSession
+    from triple_ratchet.group import GroupSession
     from triple_ratchet.random import DeterministicRandom
     session = GroupSession.from_bytes(data, _group_identity(), rng=DeterministicRandom(b"fuzz"))
     _require(session.to_bytes() == data, "group session re-encodes differently")
-    # A state that loads must also be usable: sending and the clock refuse only with our errors.
-    session.tick(fx.NOW + 1)
+    now = fx.group().entry_time / 1000
+    session.tick(now)
     if session.status == "active":
-        session.encrypt(b"after loading", fx.NOW + 2)
+        session.encrypt(b"after loading", now)
 
 
-def _group_receive(state: bytes, valid: tuple[bytes, ...], data: bytes) -> None:
-    from triple_ratchet.group.session import GroupSession
+def _group_receive(state: bytes, data: bytes) -> Any:
+    from triple_ratchet.group import GroupSession
     from triple_ratchet.random import DeterministicRandom
     session = GroupSession.from_bytes(state, _group_identity(), rng=DeterministicRandom(b"fuzz"))
+    t = fx.group().entry_time
     try:
-        session.receive(data, fx.NOW + 1, entry_time=fx.ENTRY_TIME + 1000)
+        return session.receive(data, t / 1000, entry_time=t)
     except TripleRatchetError:
         _require(session.to_bytes() == state, "a refused blob changed the group session")
         raise
-    _require(data in valid, "the group session accepted a blob nobody sent")
 
 
 @target("group_receive_active", lambda: list(fx.group().group_blobs))
 def group_receive_active(data: bytes) -> None:
-    """`GroupSession.receive` by a member of an active epoch (group messages)."""
+    """`GroupSession.receive` of group-mailbox entries by a member of an active epoch: only
+    the messages members sent are accepted."""
+    from triple_ratchet.group.events import MessageReceived
     g = fx.group()
-    _group_receive(g.active_state, g.group_blobs, data)
+    events, _ = _group_receive(g.state, data)
+    if any(isinstance(e, MessageReceived) for e in events):
+        _require(data in g.group_blobs, "the group session accepted a message nobody sent")
 
 
-@target("group_receive_attempt", lambda: list(fx.group().attempt_blobs), max_len=16384)
-def group_receive_attempt(data: bytes) -> None:
-    """`GroupSession.receive` by a member while the group's first epoch change runs (the
-    attempt mailbox's announcements, round-1 messages, round-3 signatures)."""
+@target("group_receive_control", lambda: list(fx.group().control_blobs), max_len=65536)
+def group_receive_control(data: bytes) -> None:
+    """`GroupSession.receive` of control-mailbox entries (an epoch change) by a member that has
+    not read them yet: bad entries are reported and ignored, never crash."""
+    _group_receive(fx.group().state_before, data)
+
+
+@target("group_notice", lambda: list(fx.group().notice_chunks), max_len=65536)
+def group_notice(data: bytes) -> None:
+    """A joiner's inbox: `NoticeAssembler.receive` of one chunk and, when a notice is whole,
+    `open_notice` with the joiner's join keys."""
+    from triple_ratchet.group.join_keys import JoinKeyring
+    from triple_ratchet.group.notice import NoticeAssembler, open_notice
     g = fx.group()
-    _group_receive(g.joining_state, g.attempt_blobs, data)
-
-
-def _group_item_seeds() -> list[bytes]:
-    from triple_ratchet.group.welcome import Welcome
-    welcome = fx.group().welcome
-    return (_tagged(0, [welcome]) + _tagged(1, [Welcome.from_bytes(welcome).proposal.to_bytes()]))
-
-
-@target("group_items", _group_item_seeds, max_len=16384)
-def group_items(data: bytes) -> None:
-    """`Welcome.from_bytes` (0) and `SignedProposal.from_bytes` (1)."""
-    from triple_ratchet.group.proposal import SignedProposal
-    from triple_ratchet.group.welcome import Welcome
-
-    def welcome(blob: bytes) -> None:
-        _require(Welcome.from_bytes(blob).to_bytes() == blob, "welcome re-encodes differently")
-
-    def proposal(blob: bytes) -> None:
-        _require(SignedProposal.from_bytes(blob).to_bytes() == blob,
-                 "proposal re-encodes differently")
-    _select(data, [welcome, proposal])
+    identity = _group_identity()
+    keys = tuple(JoinKeyring.from_bytes(g.keyring).keys())
+    me = identity.public.to_bytes()
+    assembler = NoticeAssembler(identity.suite, identity=me, keys=keys)
+    _, notice = assembler.receive(data)
+    if notice is not None:
+        open_notice(identity.suite, notice, identity=me, keys=keys)
 
 
 # --- Hub frames -------------------------------------------------------------------------------
@@ -444,45 +441,22 @@ def dkg_messages(data: bytes) -> None:
 
 
 def _abort_seeds() -> list[bytes]:
-    from triple_ratchet.group.attempt_mailbox import Round3
-    from triple_ratchet.group.welcome import Welcome
-    d = _dkg()
-    welcome = Welcome.from_bytes(fx.group().welcome)
-    return (_tagged(0, list(d.aborts)) + _tagged(2, [Round3(1, bytes(64)).to_bytes()])
-            + _tagged(1, [cbor.encode([cbor.encode([1, 1, [2], b"evidence"]), bytes(64)])])
-            + _tagged(3, [welcome.proposal.to_bytes()]))
+    return list(_dkg().aborts)
 
 
 @target("dkg_aborts", _abort_seeds, max_len=16384)
 def dkg_aborts(data: bytes) -> None:
-    """Aborts and their neighbours: the DKG's signed abort (0, then its signature and verdict
-    for the t = 2, n = 3 session), the attempt mailbox's abort (1) and round-3 item (2), and a
-    signed announcement (3)."""
+    """The DKG's signed abort (spec 07) for the t = 2, n = 3 session: decode, signature,
+    verdict."""
     from triple_ratchet.dkg import abort as ab
-    from triple_ratchet.group import attempt_mailbox as am
-    from triple_ratchet.group.announcement import SignedAnnouncement
-    from triple_ratchet.suites import DEFAULT_SUITE
     d = _dkg()
-
-    def dkg_abort(blob: bytes) -> None:
-        abort = ab.Abort.from_bytes(blob)
-        _require(abort.to_bytes() == blob, "DKG abort re-encodes differently")
-        abort.check_signature(d.params)
-        ab.judge(d.params, abort)
-
-    def mailbox_abort(blob: bytes) -> None:
-        _require(am.Abort.from_bytes(blob).to_bytes() == blob,
-                 "attempt abort re-encodes differently")
-
-    def round3(blob: bytes) -> None:
-        _require(am.Round3.from_bytes(blob).to_bytes() == blob, "round 3 re-encodes differently")
-
-    def announcement(blob: bytes) -> None:
-        SignedAnnouncement.from_bytes(DEFAULT_SUITE, blob)
-    _select(data, [dkg_abort, mailbox_abort, round3, announcement])
+    abort = ab.Abort.from_bytes(data)
+    _require(abort.to_bytes() == data, "DKG abort re-encodes differently")
+    abort.check_signature(d.params)
+    ab.judge(d.params, abort)
 
 
-# --- Version 2 values (spec 11 v2, 08 v2) and HPKE sealing ---------------------------------------
+# --- Epoch-change values (spec 11, 08) and HPKE sealing ---------------------------------------
 
 
 @dataclass(frozen=True)

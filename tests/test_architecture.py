@@ -111,102 +111,22 @@ def test_every_label_is_in_the_spec() -> None:
     assert not missing, f"labels not written in spec/: {missing}"
 
 
-
-# Version 1 of the epoch change (spec 11 §11.1-11.9): the modules "the switch" deletes. Nothing
-# outside this set imports one of them, so deleting them is a pure deletion; the only exceptions
-# are the re-exports of `GroupSession` below, whose lines the switch deletes too.
-V1_MODULES = frozenset({
-    "triple_ratchet.group.session",
-    "triple_ratchet.group.session_state",
-    "triple_ratchet.group.attempt_driver",
-    "triple_ratchet.group.attempt_mailbox",
-    "triple_ratchet.group.epoch_change",
-    "triple_ratchet.group.proposal",
-    "triple_ratchet.group.welcome",
-    "triple_ratchet.group.announcement",
-})
-V1_REEXPORTS = {
-    "triple_ratchet/__init__.py": {("triple_ratchet.group", "GroupSession")},
-    "triple_ratchet/group/__init__.py": {("triple_ratchet.group.session", "GroupSession")},
-}
-
-V1_REEXPORTERS = frozenset({"triple_ratchet", "triple_ratchet.group"})
-# The atheris harness still fuzzes version 1: fixtures.py's `Group` (and `_Net`, `group()`), and
-# targets.py's group_state, group_receive_active, group_receive_attempt, group_items and
-# dkg_aborts (with their seeds, `_group_identity`, `_group_receive`, and fuzz/corpus/<target>/).
-FUZZ_V1_USERS = frozenset({"fuzz/fixtures.py", "fuzz/targets.py"})
+# Version 1 of the epoch change is withdrawn (spec 11 "Version 1 (withdrawn)"): its modules are
+# gone, and the public GroupSession is the committee protocol's.
+V1_MODULES = ("session", "session_state", "attempt_driver", "attempt_mailbox", "epoch_change",
+              "proposal", "welcome", "announcement")
 
 
-def _module_name(path: Path) -> str:
-    rel = path.relative_to(REPO).with_suffix("")
-    parts = rel.parts[:-1] if rel.parts[-1] == "__init__" else rel.parts
-    return ".".join(parts)
+def test_version_1_modules_are_gone_and_group_session_is_version_2() -> None:
+    present = [name for name in V1_MODULES if (PKG / "group" / f"{name}.py").exists()]
+    assert not present, f"version-1 modules still present: {present}"
+    from triple_ratchet.group.session_v2 import GroupSessionV2
+    assert triple_ratchet.GroupSession is GroupSessionV2
+    assert importlib.import_module("triple_ratchet.group").GroupSession is GroupSessionV2
 
 
-def _imported_names(path: Path) -> set[tuple[str, str]]:
-    """(module, name) for each `from module import name`, and (module, "") for `import module`;
-    `from triple_ratchet.group import session` counts as importing the module itself."""
-    out: set[tuple[str, str]] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out.update((alias.name, "") for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for alias in node.names:
-                out.add((node.module, alias.name))
-                out.add((f"{node.module}.{alias.name}", ""))
-    return out
-
-
-def test_nothing_outside_version_1_imports_a_version_1_module() -> None:
-    for name in V1_MODULES:  # the list names real modules (a typo would make the test vacuous)
-        importlib.import_module(name)
-    files = [*PKG.rglob("*.py"), *(REPO / "bench").glob("*.py"), *(REPO / "tools").glob("*.py"),
-             *(REPO / "fuzz").glob("*.py")]
-    violations = []
-    users = set()
-    for path in files:
-        if _module_name(path) in V1_MODULES:
-            continue
-        if str(path.relative_to(REPO)) in FUZZ_V1_USERS:
-            users.add(str(path.relative_to(REPO)))
-            continue
-        allowed = V1_REEXPORTS.get(str(path.relative_to(REPO)), set())
-        for module, name in _imported_names(path):
-            if (module, name) in allowed:
-                continue
-            if module in V1_MODULES or (module in V1_REEXPORTERS and name == "GroupSession"):
-                violations.append(f"{path.relative_to(REPO)} imports {module} {name}".rstrip())
-    assert not violations, "\n".join(sorted(violations))
-    assert users == FUZZ_V1_USERS
-
-
-def test_the_v1_import_check_sees_an_import() -> None:
-    # The check above must be able to fail: sealing.py once imported proposal.MAX_IDENTITY_LEN.
-    probe = PKG / "group" / "sealing.py"
-    names = _imported_names(probe)
-    assert ("triple_ratchet.group.records", "MAX_IDENTITY_LEN") in names
-    assert not any(module in V1_MODULES for module, _ in names)
-
-
-# Test files of version 1 only: the switch deletes them whole (`test_brief_rules_v2.py::
-# V1_TEST_FILES` is the same set but for the helper module test_group_support.py).
-V1_TEST_FILES = frozenset({
-    "test_brief_rules.py", "test_group_epoch_change.py", "test_group_equivocation.py",
-    "test_group_fastpath_v1.py", "test_group_hub_time.py", "test_group_messages.py",
-    "test_group_pairwise.py", "test_group_robustness.py", "test_group_saved_state.py",
-    "test_group_stateful.py", "test_group_v1_fixes.py", "test_group_support.py",
-})
-
-
-def test_only_the_listed_test_files_use_version_1() -> None:
-    tests = REPO / "tests"
-    helpers = {f"{name.removesuffix('.py')}" for name in V1_TEST_FILES}
-    users = set()
-    for path in tests.glob("*.py"):
-        for module, name in _imported_names(path):
-            if (module in V1_MODULES or module in helpers
-                    or (module in V1_REEXPORTERS and name == "GroupSession")):
-                users.add(path.name)
-    assert users == V1_TEST_FILES  # no other file uses version 1, and the list is not stale
-    from test_brief_rules_v2 import V1_TEST_FILES as table_list
-    assert V1_TEST_FILES - {"test_group_support.py"} == table_list
+def test_the_library_group_size_bound_is_one_thousand() -> None:
+    """Issue 8: GroupSession takes groups of up to 1,000 members; every layer's bound agrees."""
+    from triple_ratchet.group import control_log, epoch, key_schedule
+    assert epoch.MAX_GROUP_SIZE == key_schedule.MAX_GROUP_SIZE_V2 == 1000
+    assert control_log.MAX_GROUP_SIZE == 1000

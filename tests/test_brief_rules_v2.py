@@ -1,9 +1,8 @@
-"""The brief's rules and properties, checked on version 2 of the epoch change (GroupSessionV2,
-spec 11 and 08 "Version 2", 09 §9.11) where tests/test_brief_rules.py checks them on version 1.
+"""The brief's rules and properties, checked on the group protocol (GroupSession, spec 11, 08
+and 09 §9.11).
 
-spec/13-security.md's tables name these next to the version-1 tests (marked "v2:"), so that
-deleting version 1 leaves every row with a test; `test_security_table_survives_the_switch`
-checks that.
+spec/13-security.md's tables name these tests; a test below checks that every test it names
+exists.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from triple_ratchet.group.key_schedule import derive_epoch_v2
 from triple_ratchet.group.message import (
     CONTENT_APPLICATION,
     LABEL_GROUP_CONTENT_SIGNATURE,
-    VERSION_V2,
+    VERSION,
     Content,
     GroupMessage,
     _aad,
@@ -71,7 +70,7 @@ def _epoch(n: int, suite: Suite) -> tuple[list[EpochState], list[RecordKeys]]:
 
 
 def _to_be_signed(c: Content, label: bytes = LABEL_GROUP_CONTENT_SIGNATURE,
-                  version: int = VERSION_V2) -> bytes:
+                  version: int = VERSION) -> bytes:
     return cbor.encode([label, version, c.suite_id, c.group_id, c.epoch, c.sender, c.generation,
                         c.content_type, c.last_seen, c.body])
 
@@ -106,7 +105,7 @@ def test_v2_content_signature_covers_every_field(suite: Suite) -> None:
     and consumes nothing."""
     (a, b), keys = _epoch(2, suite)
     sent = Content(suite.suite_id, a.group_id, a.epoch, 0, 0, CONTENT_APPLICATION, b"",
-                   b"hello", VERSION_V2)
+                   b"hello", VERSION)
     assert sent.to_be_signed() == _to_be_signed(sent)  # the layout this test assumes
     variants = [
         _to_be_signed(sent, label=LABEL_GROUP_CONTENT_SIGNATURE[:-1] + b"E"),
@@ -148,7 +147,7 @@ def test_v2_malleated_ecdsa_signature_is_the_same_message() -> None:
     (a, b, c), keys = _epoch(3, DEFAULT_SUITE)
     assert DEFAULT_SUITE.suite_id == 1  # P-256: ECDSA
     sent = Content(DEFAULT_SUITE.suite_id, a.group_id, a.epoch, 0, 0, CONTENT_APPLICATION, b"",
-                   b"malleable", VERSION_V2)
+                   b"malleable", VERSION)
     signature = keys[0].signing_key.sign(sent.to_be_signed())
     r, s = signature[:32], int.from_bytes(signature[32:], "big")
     other = r + (n - s).to_bytes(32, "big")
@@ -178,12 +177,12 @@ def test_v2_member_cannot_forge_or_burn_another_members_generation(garbage: bool
     assert isinstance(root, ReceivingChain) and root.next_generation == 0
     msg_keys, _ = root.keys_for(suite, 0)
     content = Content(suite.suite_id, c.group_id, c.epoch, 0, 0, CONTENT_APPLICATION, b"",
-                      b"I am member 0", VERSION_V2)
+                      b"I am member 0", VERSION)
     guard = b"\x01" * 8
     forged = seal(suite, content, keys[2].signing_key, msg_keys, guard, c.sender_data_secret,
                   c.mailbox_id)
     if garbage:
-        m = GroupMessage.from_bytes(suite, forged, version=VERSION_V2)
+        m = GroupMessage.from_bytes(suite, forged, version=VERSION)
         flipped = bytes([m.ciphertext[0] ^ 1]) + m.ciphertext[1:]
         sd_key, sd_nonce = _sender_data_key_nonce(suite, c.sender_data_secret, flipped)
         sd = suite.aead_encrypt(sd_key, sd_nonce, (0).to_bytes(4, "big") + bytes(4) + guard,
@@ -234,7 +233,7 @@ def test_v2_reuse_guard_changes_the_nonce_when_an_old_state_is_restored() -> Non
     first, _ = encrypt_v2(a, b"one", DeterministicRandom(b"first"))
     again, _ = encrypt_v2(copy, b"two", DeterministicRandom(b"after restore"))
     sd1, sd2 = (open_sender_data(b.suite, GroupMessage.from_bytes(b.suite, x.blob,
-                                                                  version=VERSION_V2),
+                                                                  version=VERSION),
                                  b.sender_data_secret) for x in (first, again))
     assert sd1.generation == sd2.generation == 0 and sd1.sender == sd2.sender == 0
     keys, _ = a.sending.step(a.suite)
@@ -248,7 +247,7 @@ def test_v2_blobs_show_only_the_rotating_mailbox_and_a_padded_size() -> None:
     lengths = set()
     for size in range(0, 3000, 97):
         out, a = encrypt_v2(a, bytes(size), DeterministicRandom(b"%d" % size))
-        m = GroupMessage.from_bytes(a.suite, out.blob, version=VERSION_V2)
+        m = GroupMessage.from_bytes(a.suite, out.blob, version=VERSION)
         assert m.mailbox_id == a.mailbox_id
         lengths.add(len(m.ciphertext))
     assert len(lengths) <= 5  # 31 sizes, a handful of buckets
@@ -723,7 +722,7 @@ def test_group_benchmark_measures_version_2() -> None:
     assert all(float(ours) > 0 and float(floor) > 0 for ours, floor, _ in rows)
 
 
-# Moved here from test_brief_rules.py (version 1's file), unchanged.
+# Moved here from the withdrawn version 1's test_brief_rules.py, unchanged.
 # --- The benchmark is not empty -----------------------------------------------------------------
 
 
@@ -792,41 +791,3 @@ def test_security_table_names_existing_tests() -> None:  # moved from test_brief
         source = (root / "tests" / file).read_text()
         assert re.search(rf"^(def {name}\(|class {name}\(|{name} = )", source, re.MULTILINE), \
             f"{file}::{name} is named in spec/13-security.md but not defined"
-
-
-# --- The table in spec/13-security.md survives the switch ----------------------------------
-
-# Test files of version 1 only: the switch deletes them, with their rows' references.
-V1_TEST_FILES = frozenset({
-    "test_brief_rules.py", "test_group_epoch_change.py", "test_group_equivocation.py",
-    "test_group_fastpath_v1.py", "test_group_hub_time.py", "test_group_messages.py",
-    "test_group_pairwise.py",
-    "test_group_robustness.py", "test_group_saved_state.py", "test_group_stateful.py",
-    "test_group_v1_fixes.py",
-})
-
-
-def test_security_table_survives_the_switch() -> None:
-    """spec/13-security.md, "Where each rule of the brief is tested": every row names at least
-    one test outside the version-1 files, every `file::test` after "v2:" exists, and no v2
-    reference points into a version-1 file."""
-    root = Path(__file__).resolve().parents[1]
-    text = (root / "spec" / "13-security.md").read_text()
-    section = text[text.index("## Where each rule of the brief is tested"):]
-    section = section[:section.index("\n## ", 5)]
-    rows = [line for line in section.splitlines()
-            if line.startswith("| ") and "`test_" in line]
-    assert len(rows) > 40
-    orphans = []
-    for row in rows:
-        refs = re.findall(r"`(test_[a-z0-9_]+\.py)::([A-Za-z_][A-Za-z0-9_]*)`", row)
-        if not [f for f, _ in refs if f not in V1_TEST_FILES]:
-            orphans.append(row[:80])
-        if "v2:" in row:
-            for file, name in re.findall(r"`(test_[a-z0-9_]+\.py)::([A-Za-z_][A-Za-z0-9_]*)`",
-                                         row[row.index("v2:"):]):
-                assert file not in V1_TEST_FILES, f"v2 reference into a v1 file: {file}"
-                source = (root / "tests" / file).read_text()
-                assert re.search(rf"^(def {name}\(|class {name}\(|{name} = )", source,
-                                 re.MULTILINE), f"{file}::{name} is not defined"
-    assert not orphans, "rows that name only version-1 tests:\n" + "\n".join(orphans)

@@ -18,7 +18,7 @@ from triple_ratchet.group.events import MessageReceived
 from triple_ratchet.group.key_schedule import derive_epoch_v2
 from triple_ratchet.group.message import (
     CONTENT_APPLICATION,
-    VERSION_V2,
+    VERSION,
     GroupMessage,
     _sender_data_key_nonce,
 )
@@ -71,14 +71,14 @@ def test_v2_blob_fast_parse_agrees_with_strict_parse(suite: Suite) -> None:
     blob, a = _send(a, bytes(100))
     big, _ = _send(a, bytes(60_000))  # a 64 KiB bucket: a 4-byte length
     for candidate in [blob, big, *_mutations(blob, rnd), *_mutations(big, rnd)[:40]]:
-        fast = GroupMessage._parse_canonical(suite, candidate, VERSION_V2)
-        strict = _outcome(lambda c=candidate: GroupMessage._parse_strict(suite, c, VERSION_V2))
+        fast = GroupMessage._parse_canonical(suite, candidate, VERSION)
+        strict = _outcome(lambda c=candidate: GroupMessage._parse_strict(suite, c, VERSION))
         if fast is not None:
             assert strict == ("ok", fast)
         assert _outcome(lambda c=candidate: GroupMessage.from_bytes(
-            suite, c, version=VERSION_V2)) == strict
-    assert GroupMessage._parse_canonical(suite, blob, VERSION_V2) is not None
-    assert GroupMessage._parse_canonical(suite, big, VERSION_V2) is not None
+            suite, c, version=VERSION)) == strict
+    assert GroupMessage._parse_canonical(suite, blob, VERSION) is not None
+    assert GroupMessage._parse_canonical(suite, big, VERSION) is not None
 
 
 def test_v2_evolve_copies_and_refuses_unknown_fields() -> None:

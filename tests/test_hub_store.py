@@ -578,3 +578,13 @@ def test_two_hubs_on_one_redis_give_monotone_times(redis_server: RedisServer) ->
             await slow.close()
 
     asyncio.run(main())
+
+
+def test_default_retention_is_by_age_only_for_thirty_days() -> None:
+    """Issue 8 item 4 / spec 10.2: group and control mailboxes are kept RETENTION (30 days) by
+    age, never trimmed by count by default (a member catching up after a month reads every
+    message and every entry of each epoch it missed)."""
+    thirty_days = 30 * 24 * 3600 * 1000
+    r = Retention()
+    assert r.group_max_count is None
+    assert r.group_max_age_ms == thirty_days == r.control_max_age_ms

@@ -23,7 +23,7 @@ from triple_ratchet.errors import (
     UsageError,
 )
 from triple_ratchet.group import sealing as sl
-from triple_ratchet.group.key_schedule import derive_epoch, initial_init_secret
+from triple_ratchet.group.key_schedule import derive_epoch_v2, initial_init_secret
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, P256_SHA256_AES256GCM, Suite
 from triple_ratchet.suites.hpke import KemKeyPair, hpke_for_suite
@@ -143,7 +143,7 @@ def test_removed_member_holding_all_of_epoch_e_opens_no_sealing(suite: Suite) ->
     rng = DeterministicRandom(b"removed member" + suite.name.encode())
     hpke = hpke_for_suite(suite)
     removed = hpke.kem.derive_key_pair(rng(32))
-    epoch_e = derive_epoch(suite, initial_init_secret(suite), rng(64), [rng(32) for _ in range(5)])
+    epoch_e = derive_epoch_v2(suite, rng(suite.hash_len), rng(suite.hash_len), 5)
     old_commit_secret, old_member_base = rng(suite.hash_len), rng(suite.hash_len)
     held = [old_commit_secret, old_member_base, epoch_e.sender_data_secret,
             epoch_e.init_secret_next, *epoch_e.chain_roots,

@@ -240,90 +240,8 @@ def test_suites_dh(case: dict[str, Any]) -> None:
     assert s.dh(h(i["private_key"]), h(i["peer_public_key"])).hex() == o["shared_secret"]
 
 
-# ---------------------------------------------------------------------------------------------
-# spec/08: key schedule
-# ---------------------------------------------------------------------------------------------
-
-
 def u32(x: int) -> bytes:
     return struct.pack(">I", x)
-
-
-def derive_epoch(s: RSuite, init_secret: bytes, transcript_hash: bytes,
-                 payloads: list[bytes]) -> dict[str, Any]:
-    if len(init_secret) != s.nh or len(transcript_hash) != 64 or any(
-            len(p) != 32 for p in payloads):
-        raise SpecUsageError("lengths")
-    if not 1 <= len(payloads) <= 256:
-        raise OverflowError("n")  # the spec's LimitExceeded
-    es = s.extract(transcript_hash, init_secret + b"".join(payloads))
-    priv, pub = s.signing_from_seed(s.expand_label(es, b"ks group mailbox access seed", b"", 32))
-    return {
-        "epoch_secret": es.hex(),
-        "chain_roots": [s.expand_label(es, b"ks chain root", u32(k), s.nh).hex()
-                        for k in range(len(payloads))],
-        "sender_data_secret": s.expand_label(es, b"ks sender data secret", b"", s.nh).hex(),
-        "group_mailbox": {"access_private": priv.hex(), "access_public": pub.hex(),
-                          "mailbox_id": mailbox_id(s, pub).hex()},
-        "epoch_id": s.expand_label(es, b"ks epoch id", b"", 32).hex(),
-        "init_secret_next": s.expand_label(es, b"ks init secret", b"", s.nh).hex(),
-    }
-
-
-def joiner_confirmation(s: RSuite, init_secret: bytes, roster: list[bytes],
-                        session_id: bytes) -> bytes:
-    ctx = u32(len(roster)) + b"".join(u32(len(r)) + r for r in roster)
-    ctx += bytes([len(session_id)]) + session_id
-    return s.expand_label(init_secret, b"ks joiner confirmation", ctx, s.nh)
-
-
-def attempt_values(s: RSuite, attempt_secret: bytes) -> dict[str, Any]:
-    if len(attempt_secret) != s.nh:
-        raise SpecUsageError("attempt secret")
-    priv, pub = s.signing_from_seed(
-        s.expand_label(attempt_secret, b"ks attempt mailbox access seed", b"", 32))
-    return {"attempt_mailbox": {"access_private": priv.hex(), "access_public": pub.hex(),
-                                "mailbox_id": mailbox_id(s, pub).hex()},
-            "traffic_key": s.expand_label(attempt_secret, b"ks attempt traffic key", b"",
-                                          32).hex()}
-
-
-@params("key-schedule.json", "epoch")
-def test_key_schedule_epoch(case: dict[str, Any]) -> None:
-    s, i = SUITES[case["suite"]], case["inputs"]
-    assert i["roster_size"] == len(i["payloads"])
-    got = derive_epoch(s, h(i["init_secret"]), h(i["transcript_hash"]),
-                       [h(p) for p in i["payloads"]])
-    assert got == case["outputs"]
-
-
-@params("key-schedule.json", "epoch", valid=False)
-def test_key_schedule_epoch_refused(case: dict[str, Any]) -> None:
-    s, i = SUITES[case["suite"]], case["inputs"]
-    expected = {"UsageError": SpecUsageError, "LimitExceeded": OverflowError}
-    with pytest.raises(expected[case["error"]["type"]]):
-        derive_epoch(s, h(i["init_secret"]), h(i["transcript_hash"]),
-                     [h(p) for p in i["payloads"]])
-
-
-@params("key-schedule.json", "joiner_confirmation")
-def test_key_schedule_joiner_confirmation(case: dict[str, Any]) -> None:
-    s, i = SUITES[case["suite"]], case["inputs"]
-    got = joiner_confirmation(s, h(i["init_secret"]), [h(r) for r in i["previous_roster"]],
-                              h(i["session_id"]))
-    assert got.hex() == case["outputs"]["confirmation"]
-
-
-@params("key-schedule.json", "attempt")
-def test_key_schedule_attempt(case: dict[str, Any]) -> None:
-    s, i = SUITES[case["suite"]], case["inputs"]
-    assert attempt_values(s, h(i["attempt_secret"])) == case["outputs"]
-
-
-@params("key-schedule.json", "attempt", valid=False)
-def test_key_schedule_attempt_refused(case: dict[str, Any]) -> None:
-    with pytest.raises(SpecUsageError):
-        attempt_values(SUITES[case["suite"]], h(case["inputs"]["attempt_secret"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,7 +481,7 @@ def pad(x: bytes) -> bytes:
 
 def group_tbs(s: RSuite, group_id: bytes, epoch: int, sender: int, generation: int,
               content_type: int, last_seen: bytes, body: bytes) -> bytes:
-    return cbor([GROUP_SIG, 1, s.suite_id, group_id, epoch, sender, generation, content_type,
+    return cbor([GROUP_SIG, 2, s.suite_id, group_id, epoch, sender, generation, content_type,
                  last_seen, body])
 
 
@@ -579,8 +497,8 @@ class GroupEpoch:
 
 
 def group_epoch_from(s: RSuite, i: dict[str, Any]) -> GroupEpoch:
-    ks = derive_epoch(s, h(i["init_secret"]), h(i["transcript_hash"]),
-                      [h(p) for p in i["payloads"]])
+    """09 §9.11: the epoch's keys from 08's schedule, each member's record key from a seed."""
+    ks = ks2_epoch(s, h(i["member_base"]), h(i["group_context"]), len(i["signing_seeds"]))
     return GroupEpoch(s, h(i["group_id"]), i["epoch"], [h(c) for c in ks["chain_roots"]],
                       h(ks["sender_data_secret"]), h(ks["group_mailbox"]["mailbox_id"]),
                       [s.signing_from_seed(h(seed)) for seed in i["signing_seeds"]])
@@ -599,7 +517,7 @@ def group_seal(ep: GroupEpoch, sender: int, generation: int, ck: bytes, body: by
     sd_key, sd_nonce = group_sender_data_key_nonce(s, ep.sender_data_secret, ciphertext)
     esd = s.aead_encrypt(sd_key, sd_nonce, struct.pack(">II", sender, generation) + reuse_guard,
                          aad)
-    blob = cbor([0x20, 1, ep.mailbox_id, esd, ciphertext])
+    blob = cbor([0x20, 2, ep.mailbox_id, esd, ciphertext])
     return blob, hashlib.new(s.hash_name, GROUP_DIGEST + tbs).digest()
 
 
@@ -647,7 +565,7 @@ def group_open(ep: GroupEpoch, blob: bytes) -> tuple[int, int, bytes, bytes]:
 
     s = ep.suite
     msg_type, version, mbox, esd, ciphertext = cbor_decode(blob)
-    assert (msg_type, version, mbox) == (0x20, 1, ep.mailbox_id)
+    assert (msg_type, version, mbox) == (0x20, 2, ep.mailbox_id)
     aad = GROUP_AAD + ep.mailbox_id
     sd_key, sd_nonce = group_sender_data_key_nonce(s, ep.sender_data_secret, ciphertext)
     try:
@@ -697,7 +615,7 @@ def test_group_sender_chain(case: dict[str, Any]) -> None:
     assert steps == case["outputs"]["steps"]
 
 
-@params("group.json", "messages")
+@params("group.json", "messages-v2")
 def test_group_messages_reseal_and_open(case: dict[str, Any]) -> None:
     s, i = SUITES[case["suite"]], case["inputs"]
     ep = group_epoch_from(s, i)
@@ -718,7 +636,7 @@ def test_group_messages_reseal_and_open(case: dict[str, Any]) -> None:
         last_seen = digest
 
 
-@params("group.json", "open", valid=False)
+@params("group.json", "open-v2", valid=False)
 def test_group_open_refused(case: dict[str, Any]) -> None:
     s, i = SUITES[case["suite"]], case["inputs"]
     with pytest.raises(GroupOpenError) as info:

@@ -48,10 +48,9 @@ GATHERING_PAGES = {"12"}
 
 EXTRA_CONSTANTS = {"PROTOCOL_LABEL", "CIPHERSUITE_ID"}
 # Prefix relations that are safe, and why (spec 00, "Label registry"): PROTOCOL_LABEL starts only
-# HKDF info strings; the two stream purposes are len32-framed contexts of one ExpandLabel.
+# HKDF info strings.
 PROTOCOL_PREFIX = "triple-ratchet v1"
-# (Version 1's stream purposes: deleting version 1 empties this set.)
-ALLOWED_PREFIXES = {("round 1", "round 1 signature")}
+ALLOWED_PREFIXES: set[tuple[str, str]] = set()
 
 # key (constant name, or "module:literal" for inline strings) -> (what it is used for, section)
 USES: dict[str, tuple[str, str]] = {
@@ -75,8 +74,10 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_IDENTITY_SIGNED_PREKEY": ("identity signature: a signed prekey", "03"),
     "LABEL_IDENTITY_BUNDLE": ("identity signature: a whole prekey bundle, one-time prekey included",
                               "03"),
-    "LABEL_IDENTITY_PROPOSAL": ("identity signature: a group proposal (section 11.2)", "03"),
-    "LABEL_IDENTITY_ANNOUNCEMENT": ("identity signature: a key announcement (section 11.5)", "03"),
+    "LABEL_IDENTITY_PROPOSAL": ("identity signature: a proposal control entry (section 11.v2.5)",
+                                "03"),
+    "LABEL_IDENTITY_ANNOUNCEMENT": ("identity signature: an announcement control entry (section "
+                                    "11.v2.5)", "03"),
     "LABEL_IDENTITY_MEMBER_KEYS": ("identity signature: a member key record's `record` bytes "
                                    "(section 11.v2.3), and record entries", "03"),
     "LABEL_IDENTITY_JOIN_KEY": ("identity signature: a group join key's `join_key` bytes "
@@ -113,34 +114,24 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_DKG_DLEQ_CHALLENGE": ("SHA-512 prefix: DLEQ Fiat-Shamir challenge", "07"),
     "LABEL_DKG_BLAME_PROOF": ("prefix of the message bound into a blame's DLEQ proof", "07"),
     # 08 key schedule
-    "LABEL_KS_CHAIN_ROOT": ("`ExpandLabel` (context `u32be(k)`): member k's sending-chain root",
-                            "08"),
-    "LABEL_KS_SENDER_DATA": ("`ExpandLabel`: the epoch's sender-data secret", "08"),
-    "LABEL_KS_MAILBOX_SEED": ("`ExpandLabel`: seed of the group mailbox access key", "08"),
-    "LABEL_KS_EPOCH_ID": ("`ExpandLabel`: public epoch id", "08"),
-    "LABEL_KS_INIT_SECRET": ("`ExpandLabel`: `init_secret(e+1)`", "08"),
-    "LABEL_KS_JOINER_CONFIRMATION": ("`ExpandLabel` (roster context): joiner confirmation", "08"),
-    "LABEL_KS_ATTEMPT_MAILBOX_SEED": ("`ExpandLabel`: seed of the attempt mailbox access key",
-                                      "08"),
-    "LABEL_KS_ATTEMPT_TRAFFIC_KEY": ("`ExpandLabel`: key encrypting all attempt traffic", "08"),
-    # 08 key schedule, version 2
-    "LABEL_KS_RUN": ("hash prefix: `run_session_id` (version 2)", "08"),
-    "LABEL_KS_GROUP_CONTEXT": ("hash prefix: `group_context` (version 2)", "08"),
-    "LABEL_KS_DKG_EXTENSION": ("SHA-512 prefix: a run's COCKTAIL extension (version 2)", "08"),
+    # 08 key schedule
+    "LABEL_KS_RUN": ("hash prefix: `run_session_id`", "08"),
+    "LABEL_KS_GROUP_CONTEXT": ("hash prefix: `group_context`", "08"),
+    "LABEL_KS_DKG_EXTENSION": ("SHA-512 prefix: a run's COCKTAIL extension", "08"),
     "LABEL_KS2_EPOCH_SECRET": ("`ExpandLabel` (context `group_context`): `epoch_secret` from "
                                "`member_base`", "08"),
     "LABEL_KS2_CONFIRMATION_KEY": ("`ExpandLabel`: key of the confirmation tag", "08"),
-    "LABEL_KS2_CHAIN_ROOT": ("`ExpandLabel` (context `u32be(m)`): member m's sending-chain root "
-                             "(version 2)", "08"),
-    "LABEL_KS2_SENDER_DATA": ("`ExpandLabel`: sender-data secret (version 2)", "08"),
-    "LABEL_KS2_GROUP_MAILBOX_SEED": ("`ExpandLabel`: seed of the group mailbox access key "
-                                     "(version 2)", "08"),
+    "LABEL_KS2_CHAIN_ROOT": ("`ExpandLabel` (context `u32be(m)`): member m's sending-chain root",
+                             "08"),
+    "LABEL_KS2_SENDER_DATA": ("`ExpandLabel`: sender-data secret", "08"),
+    "LABEL_KS2_GROUP_MAILBOX_SEED": ("`ExpandLabel`: seed of the group mailbox access key",
+                                     "08"),
     "LABEL_KS2_CONTROL_MAILBOX_SEED": ("`ExpandLabel`: seed of the control mailbox access key",
                                        "08"),
     "LABEL_KS2_CONTROL_TRAFFIC_KEY": ("`ExpandLabel`: key of every control blob of an epoch",
                                       "08"),
-    "LABEL_KS2_EPOCH_ID": ("`ExpandLabel`: public epoch id (version 2)", "08"),
-    "LABEL_KS2_INIT_SECRET": ("`ExpandLabel`: `init_secret(e+1)` (version 2)", "08"),
+    "LABEL_KS2_EPOCH_ID": ("`ExpandLabel`: public epoch id", "08"),
+    "LABEL_KS2_INIT_SECRET": ("`ExpandLabel`: `init_secret(e+1)`", "08"),
     # 09 group messages
     "LABEL_GROUP_CHAIN_NEXT": ("`ExpandLabel`: next sender-chain key", "09"),
     "LABEL_GROUP_MESSAGE_KEY": ("`ExpandLabel`: group message key", "09"),
@@ -153,23 +144,7 @@ USES: dict[str, tuple[str, str]] = {
                                       "message", "09"),
     "LABEL_GROUP_MESSAGE_DIGEST": ("hash prefix: message digest (`last_seen`)", "09"),
     "LABEL_GROUP_MESSAGE_AAD": ("AEAD associated-data prefix of group messages", "09"),
-    # 11 epoch change, version 1: defined in group/attempt_mailbox.py, epoch_change.py and
-    # proposal.py; deleting version 1 deletes these nine entries (through the inline ones).
-    "LABEL_GROUP_PROPOSAL_HASH": ("hash prefix: `session_id` of a proposal", "11"),
-    "LABEL_GROUP_ATTEMPT_AAD": ("AEAD associated-data prefix of attempt-mailbox blobs", "11"),
-    "LABEL_GROUP_ABORT_SIGNATURE": ("DKG-key signature label: group-layer abort", "11"),
-    "LABEL_GROUP_ATTEMPT_STREAM": ("`ExpandLabel`: participant randomness stream from the attempt "
-                                   "seed (context = purpose ‖ `u32(i)`)", "11"),
-    "LABEL_GROUP_ATTEMPT_PAYLOAD": ("`ExpandLabel`: round-1 payload from the attempt seed", "11"),
-    "LABEL_GROUP_ATTEMPT_SIGNING": ("`ExpandLabel`: per-epoch signing key seed from the attempt "
-                                    "seed", "11"),
-    "group.epoch_change:dkg static key": ("purpose of the attempt stream: the DKG static key",
-                                          "11"),
-    "group.epoch_change:round 1": ("purpose of the attempt stream: COCKTAIL round-1 randomness",
-                                   "11"),
-    "group.epoch_change:round 1 signature": ("purpose of the attempt stream: round-1 wrapper "
-                                             "signature nonce", "11"),
-    # 11 epoch change, version 2
+    # 11 epoch change
     "LABEL_MEMBER_SIGNATURE": ("prefix of every member-key signature input (then `u16(suite_id)`, "
                                "`len8(label)`, label, content)", "11"),
     "LABEL_MEMBER_POSSESSION": ("member signature label: proof of possession of a record's or "
@@ -185,25 +160,25 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_CONTROL_AAD": ("AEAD associated-data prefix of control blobs (then the control "
                           "mailbox id)", "11"),
     "LABEL_APPLIED_PROPOSALS": ("hash prefix: applied-proposals hash", "11"),
-    "LABEL_ROSTER_HASH": ("hash prefix: roster hash (version 2)", "11"),
+    "LABEL_ROSTER_HASH": ("hash prefix: roster hash", "11"),
     "LABEL_ROUND3_SIGNATURE": ("DKG-key signature label: a round-3 item's own signature", "11"),
     "LABEL_VIEW_HASH": ("hash of an epoch's view (T0, carried set, dormant members) in an "
                         "announcement", "11"),
     "LABEL_KS2_SEAL_SECRET": ("`ExpandLabel` (context `run_session_id`): `seal_secret` from "
-                              "`commit_secret` (version 2, R2)", "08"),
+                              "`commit_secret` (R2)", "08"),
     "LABEL_KS2_SEAL_EPHEMERAL": ("`ExpandLabel` (context `CBOR[identity_i, pk_i, info_i, "
-                                 "plaintext_i]`, 32 bytes): a sealing's HPKE `ikmE` (version 2, "
+                                 "plaintext_i]`, 32 bytes): a sealing's HPKE `ikmE` ("
                                  "R2)", "08"),
-    "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (version 2, R2)", "11"),
+    "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (R2)", "11"),
     "LABEL_KS2_NOTICE_KEY": ("`ExpandLabel` (context `identity_i`): a recipient's notice key "
                              "from `member_base` (Decision 3)", "08"),
     "LABEL_NOTICE_AAD": ("AEAD associated-data prefix (then the notice header) of a notice's "
                          "sealed body", "11"),
     "LABEL_NOTICE_ID": ("hash prefix: id of a notice's chunks", "11"),
     "LABEL_KS2_RUN_STREAM": ("`ExpandLabel` (context = purpose ‖ `u32be(j)`), local: a run's "
-                             "randomness from its run seed (version 2, R6, R14)", "08"),
-    "LABEL_KS2_RUN_PAYLOAD": ("`ExpandLabel`, local: a run's round-1 payload from its run seed "
-                              "(version 2)", "08"),
+                             "randomness from its run seed (R6, R14)", "08"),
+    "LABEL_KS2_RUN_PAYLOAD": ("`ExpandLabel`, local: a run's round-1 payload from its run seed",
+                              "08"),
     # 10 hub
     "LABEL_DIRECTORY_ENTRY": ("`ExpandLabel` (secret = `Hash(identity)`) for the directory-entry "
                               "key, and that entry's AEAD associated data (demo application: "

@@ -6,7 +6,7 @@ only from layers below it; the core does no I/O and reads no clock.
 
 The recipes most applications need are re-exported here::
 
-    from triple_ratchet import Account, GroupSessionV2, PairwiseSession
+    from triple_ratchet import Account, GroupSession, PairwiseSession
 """
 
 from triple_ratchet import errors
@@ -18,7 +18,6 @@ from triple_ratchet.group.events import (
     MembershipChanged,
     MessageReceived,
     Outgoing,
-    WelcomeOut,
 )
 from triple_ratchet.identity import (
     Account,
@@ -52,7 +51,6 @@ __all__ = [
     "PrekeyBundle",
     "SafetyNumber",
     "Suite",
-    "WelcomeOut",
     "__version__",
     "errors",
     "safety_number",

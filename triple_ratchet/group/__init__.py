@@ -1,62 +1,62 @@
 """The group layer (the Triple Ratchet's top): epochs, sender chains, group messages.
 
-`GroupSessionV2` (version 2 of the epoch change, spec 11 and 08 "Version 2") and `GroupSession`
-(version 1, to be deleted) are what applications drive; `key_schedule` turns a decided change
-into every key of the new epoch (spec 08).
+`GroupSession` (spec 11 and 09) is what applications drive: a committee of the members online
+runs each epoch change, and members offline catch up when they return. Version 1 of the epoch
+change is withdrawn: its saved states and messages raise `UnsupportedError`.
 """
 
 from __future__ import annotations
 
 from triple_ratchet.group.events import (
-    AttemptAborted,
     EpochChanged,
-    EpochChangeStarted,
     Event,
     ForkDetected,
     GapDetected,
+    HubClockSkew,
     Ignored,
+    MemberDormant,
+    MemberExcluded,
     MembershipChanged,
+    MembershipConfirmed,
+    MembershipUnconfirmed,
     MessageReceived,
     MessagesLost,
+    MisbehaviourReported,
     Outgoing,
+    ProposalVoid,
     RejoinNeeded,
     RemovedFromGroup,
-    WelcomeOut,
+    SealingConvicted,
+    UpdateNotApplied,
 )
-from triple_ratchet.group.key_schedule import (
-    AttemptSecrets,
-    EpochSecrets,
-    MailboxKeys,
-    derive_attempt,
-    derive_epoch,
-    initial_init_secret,
-    joiner_confirmation,
-)
-from triple_ratchet.group.session import GroupSession
+from triple_ratchet.group.key_schedule import MailboxKeys
 from triple_ratchet.group.session_v2 import GroupSessionV2
 
+# The integrator renames session_v2.py / GroupSessionV2 once the parallel work on it is merged.
+GroupSession = GroupSessionV2
+
 __all__ = [
-    "AttemptAborted",
-    "AttemptSecrets",
-    "EpochChangeStarted",
     "EpochChanged",
-    "EpochSecrets",
     "Event",
     "ForkDetected",
     "GapDetected",
     "GroupSession",
     "GroupSessionV2",
+    "HubClockSkew",
     "Ignored",
     "MailboxKeys",
+    "MemberDormant",
+    "MemberExcluded",
     "MembershipChanged",
+    "MembershipConfirmed",
+    "MembershipUnconfirmed",
     "MessageReceived",
     "MessagesLost",
+    "MisbehaviourReported",
     "Outgoing",
+    "ProposalVoid",
     "RejoinNeeded",
     "RemovedFromGroup",
-    "WelcomeOut",
-    "derive_attempt",
-    "derive_epoch",
-    "initial_init_secret",
-    "joiner_confirmation",
+    "SealingConvicted",
+    "UpdateNotApplied",
 ]

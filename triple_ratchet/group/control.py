@@ -13,8 +13,8 @@ Version 1's two identity labels are safe to reuse: their version-1 contents begi
 entry binds its body to one group, epoch and author position: copied into another epoch's
 mailbox or under another author it does not verify.
 
-Entries travel padded and encrypted under the control mailbox's traffic key, as version 1's
-attempt-mailbox items do (random nonce: every member writes under the one key):
+Entries travel padded and encrypted under the control mailbox's traffic key (random nonce: every
+member writes under the one key):
 
     ct          = AEAD(traffic_key, nonce, pad(SignedEntry), "triple-ratchet v2 control aad" ‖ id)
     ControlBlob = CBOR[0x22, 2, control_mailbox_id, nonce, ct]

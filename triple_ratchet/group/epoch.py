@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from triple_ratchet import cbor
-from triple_ratchet.errors import DecodeError, ProtocolError, UsageError
-from triple_ratchet.group.key_schedule import MAX_GROUP_SIZE_V2, EpochSecrets, EpochSecretsV2
+from triple_ratchet.errors import DecodeError, ProtocolError, UnsupportedError, UsageError
+from triple_ratchet.group.key_schedule import MAX_GROUP_SIZE_V2, EpochSecretsV2
 from triple_ratchet.group.message import (
     MAX_BODY,
     MAX_GROUP_ID_LEN,
+    V1_UNSUPPORTED,
     VERSION,
-    VERSION_V2,
     sender_data_mac,
 )
 from triple_ratchet.group.ordering import MAX_HELD, Held, SenderOrder
@@ -35,40 +35,24 @@ from triple_ratchet.suites import SigningKey, Suite, VerifyingKey, suite_by_id
 
 # Recent message digests kept to tell a receiver whether a message's predecessor is known.
 MAX_KNOWN_DIGESTS = 1024
-# Hashes of our last sent blobs, kept to check the hub's echoes of them (older echoes cannot
-# be checked: we keep no key that could open our own messages).
-MAX_ECHO_CHECK = 256
-# Largest roster this library accepts (the DKG's cost grows with n^2; spec: Limits).
-MAX_GROUP_SIZE = 64
-# CBOR items of one saved epoch state at most: the fixed fields, the roster, every receiving
-# chain with a full skipped-key window, every sender's full held window, the known digests.
-# A decode is charged against it before anything is built, so a hostile saved state is refused
-# at the first array header that overdraws it instead of after building millions of items.
-MAX_EPOCH_STATE_ITEMS = (
-    32 + MAX_GROUP_SIZE * 3
-    + MAX_GROUP_SIZE * (5 + MAX_SKIPPED * 4)
-    + MAX_GROUP_SIZE * (3 + MAX_HELD * 8)
-    + MAX_KNOWN_DIGESTS + MAX_ECHO_CHECK + 2)
-
-
-# Version 2 (spec 09 §9.11, R13): group-wide caps so memory does not grow with n × per-sender
-# bounds, and a longer echo window (the hashes of our blobs of the epoch, last MAX_KNOWN_DIGESTS).
+# Largest roster this library accepts (R13: the committee's cost does not grow with n²).
+MAX_GROUP_SIZE = MAX_GROUP_SIZE_V2
+# Group-wide caps (spec 09 §9.11, R13), so memory does not grow with n × per-sender bounds.
 MAX_SKIPPED_TOTAL = 4096
 MAX_HELD_TOTAL = 1024
-MAX_ECHO_CHECK_V2 = MAX_KNOWN_DIGESTS
-MAX_EPOCH_STATE_ITEMS_V2 = (
-    32 + MAX_GROUP_SIZE_V2 * 3
-    + MAX_GROUP_SIZE_V2 * 5 + MAX_SKIPPED_TOTAL * 4
-    + MAX_GROUP_SIZE_V2 * 3 + MAX_HELD_TOTAL * 8
-    + MAX_KNOWN_DIGESTS + MAX_ECHO_CHECK_V2 + 2)
-
-
-def max_group_size(version: int) -> int:
-    return MAX_GROUP_SIZE_V2 if version == VERSION_V2 else MAX_GROUP_SIZE
-
-
-def echo_window(version: int) -> int:
-    return MAX_ECHO_CHECK_V2 if version == VERSION_V2 else MAX_ECHO_CHECK
+# Hashes of our last sent blobs, kept to check the hub's echoes of them (older echoes cannot
+# be checked: we keep no key that could open our own messages).
+MAX_ECHO_CHECK = MAX_KNOWN_DIGESTS
+# CBOR items of one saved epoch state at most: the fixed fields, the roster, every receiving
+# chain and the group-wide skipped keys, every sender's order and the group-wide held messages,
+# the known digests. A decode is charged against it before anything is built, so a hostile saved
+# state is refused at the first array header that overdraws it instead of after building
+# millions of items.
+MAX_EPOCH_STATE_ITEMS = (
+    32 + MAX_GROUP_SIZE * 3
+    + MAX_GROUP_SIZE * 5 + MAX_SKIPPED_TOTAL * 4
+    + MAX_GROUP_SIZE * 3 + MAX_HELD_TOTAL * 8
+    + MAX_KNOWN_DIGESTS + MAX_ECHO_CHECK + 2)
 
 
 _T = TypeVar("_T")
@@ -208,8 +192,8 @@ class EpochState:
     # HMAC keyed with `sender_data_secret`, filled on first use: copying it skips the key
     # setup in both per-message derivations.
     sd_mac: _KeyedMac | None = field(default=None, compare=False, repr=False)
-    # Wire version of the epoch's messages: 1 (per-epoch signing keys) or 2 (record keys,
-    # spec 09 §9.11).
+    # Wire version of the epoch's messages (spec 09 §9.11; saved, so that a state of another
+    # version is refused by name).
     version: int = VERSION
 
     @property
@@ -223,9 +207,9 @@ class EpochState:
                  public_epoch_id: bytes, init_secret: bytes, signing_key: SigningKey,
                  version: int = VERSION) -> EpochState:
         """Build the state from the key schedule's outputs for this epoch."""
-        if version not in (VERSION, VERSION_V2):
+        if version != VERSION:
             raise UsageError("unknown group message version")
-        if not 0 < len(roster) <= max_group_size(version) or len(chain_roots) != len(roster):
+        if not 0 < len(roster) <= MAX_GROUP_SIZE or len(chain_roots) != len(roster):
             raise UsageError("roster and chain roots must have the same size, 1..MAX_GROUP_SIZE")
         if not 0 <= own_index < len(roster):
             raise UsageError("own index outside the roster")
@@ -244,19 +228,6 @@ class EpochState:
         )
 
     @classmethod
-    def from_secrets(cls, secrets: EpochSecrets, *, group_id: bytes, epoch: int,
-                     roster: Sequence[Member], own_index: int,
-                     signing_key: SigningKey) -> EpochState:
-        """Build the state from `key_schedule.derive_epoch`'s output (indices there are 1..n)."""
-        return cls.activate(
-            suite=secrets.suite, group_id=group_id, epoch=epoch, roster=roster,
-            own_index=own_index, chain_roots=secrets.chain_roots,
-            sender_data_secret=secrets.sender_data_secret,
-            mailbox_access_key=secrets.mailbox.access_key.to_bytes(),
-            mailbox_id=secrets.mailbox.mailbox_id, public_epoch_id=secrets.epoch_id,
-            init_secret=secrets.init_secret_next, signing_key=signing_key)
-
-    @classmethod
     def from_secrets_v2(cls, secrets: EpochSecretsV2, *, group_id: bytes, epoch: int,
                         roster: Sequence[Member], own_index: int,
                         signing_key: SigningKey) -> EpochState:
@@ -270,7 +241,7 @@ class EpochState:
             mailbox_access_key=secrets.mailbox.access_key.to_bytes(),
             mailbox_id=secrets.mailbox.mailbox_id, public_epoch_id=secrets.epoch_id,
             init_secret=secrets.init_secret_next, signing_key=signing_key,
-            version=VERSION_V2)
+            version=VERSION)
 
     def skipped_total(self) -> int:
         return sum(len(c.skipped) for c in self.receiving if c is not None)
@@ -345,7 +316,7 @@ class EpochState:
         """A saved epoch state, decoded within its own item budget (see MAX_EPOCH_STATE_ITEMS)."""
         return cls.from_cbor(cbor.decode(
             data, max_size=max_size,
-            max_items=max(MAX_EPOCH_STATE_ITEMS, MAX_EPOCH_STATE_ITEMS_V2), max_depth=5))
+            max_items=MAX_EPOCH_STATE_ITEMS, max_depth=5))
 
     def to_cbor(self) -> list[cbor.CborEncodable]:
         return [
@@ -361,22 +332,23 @@ class EpochState:
                                 h.predecessor_known, h.received_ms, h.body] for h in o.held]]
              for o in self.order],
             self.last_sent, list(self.sent_blobs),
-            *([self.version] if self.version != VERSION else []),
+            self.version,
         ]
 
     @classmethod
     def from_cbor(cls, value: cbor.CborValue) -> EpochState:
         items = cbor.as_list(value, "epoch state")
-        if len(items) == 18:
-            version = VERSION
-        elif len(items) == 19 and cbor.as_int(items[18], "version") == VERSION_V2:
-            version = VERSION_V2
-        else:
+        if len(items) == 18:  # version 1's epoch state had no version element
+            raise UnsupportedError(V1_UNSUPPORTED)
+        if len(items) != 19:
             raise DecodeError("epoch state has the wrong shape")
+        if cbor.as_int(items[18], "version") != VERSION:
+            raise DecodeError("epoch state of an unknown version")
+        version = VERSION
         suite = suite_by_id(cbor.as_int(items[0], "suite id"))
         h = suite.hash_len
         roster_items = cbor.as_list(items[3], "roster")
-        if not 0 < len(roster_items) <= max_group_size(version):
+        if not 0 < len(roster_items) <= MAX_GROUP_SIZE:
             raise DecodeError("roster size out of range")
         roster = []
         for r in roster_items:
@@ -407,8 +379,7 @@ class EpochState:
         orders = tuple(_order_from_cbor(o, h) for o in cbor.as_list(items[15], "order"))
         if len(orders) != len(roster):
             raise DecodeError("one delivery order per member expected")
-        if version == VERSION_V2 and (
-                sum(len(c.skipped) for c in chains if c is not None) > MAX_SKIPPED_TOTAL
+        if (sum(len(c.skipped) for c in chains if c is not None) > MAX_SKIPPED_TOTAL
                 or sum(len(o.held) for o in orders) > MAX_HELD_TOTAL):
             raise DecodeError("more skipped keys or held messages than the group-wide caps")
         known = [cbor.as_bytes(d, "digest", length=h)
@@ -417,7 +388,7 @@ class EpochState:
             raise DecodeError("too many known digests")
         last_seen = cbor.as_bytes(items[13], "last seen", max_length=h)
         sent_blobs = cbor.as_list(items[17], "sent blob hashes")
-        if len(sent_blobs) > echo_window(version):
+        if len(sent_blobs) > MAX_ECHO_CHECK:
             raise DecodeError("too many sent blob hashes")
         return cls(
             suite.suite_id,

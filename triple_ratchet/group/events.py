@@ -75,8 +75,8 @@ class MessagesLost(Event):
 
 @dataclass(frozen=True)
 class MembershipChanged(Event):
-    """The roster of `epoch` differs from the previous one. `reason` is "added", "removed" or
-    "removed: unresponsive"; `proposer` is the identity key of who proposed it."""
+    """The roster of `epoch` differs from the previous one. `reason` is "added" or "removed"
+    (nobody is removed for being offline); `proposer` is the identity key of who proposed it."""
 
     epoch: int
     added: tuple[bytes, ...]
@@ -105,47 +105,10 @@ class ForkDetected(Event):
 
 @dataclass(frozen=True)
 class Ignored(Event):
-    """Valid input ignored by a protocol rule (a second proposal, a late abort...)."""
+    """Valid input ignored by a protocol rule (an entry of another epoch, a void proposal...)."""
 
     reason: str
     member: bytes | None = None
-
-
-@dataclass(frozen=True)
-class WelcomeOut:
-    """A welcome for a joiner: send `welcome` to `recipient` (an identity encoding) over a
-    pairwise session (`PairwiseSession.encrypt`, or `initiate(..., plaintext=welcome)`)."""
-
-    recipient: bytes
-    welcome: bytes = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"WelcomeOut(recipient={self.recipient.hex()[:16]}…, <welcome>)"
-
-
-@dataclass(frozen=True)
-class EpochChangeStarted(Event):
-    """A proposal became the attempt for `epoch` (the change to epoch + 1)."""
-
-    epoch: int
-    proposer: bytes
-    added: tuple[bytes, ...]
-    removed: tuple[bytes, ...]
-    reason: str
-    attempt_mailbox: bytes
-
-
-@dataclass(frozen=True)
-class AttemptAborted(Event):
-    """The attempt ended without a new epoch. `named` are the identities the abort names (for
-    blame and equivocation: whom its evidence convicts, possibly the accuser itself);
-    `detail` is the verdict on the evidence, when it has one."""
-
-    epoch: int
-    by: bytes
-    reason: str
-    named: tuple[bytes, ...]
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,9 +125,6 @@ class RejoinNeeded(Event):
     """A restored state cannot tell what it already sent in an epoch change; ask to be re-added."""
 
     epoch: int
-
-
-# --- Version 2 of the epoch change (spec 11.v2.33) ---------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,25 @@
-"""The epoch key schedule: from a certified DKG attempt to every key of the new epoch.
+"""The epoch key schedule: from a certified committee run to every key of the new epoch.
 
-Spec: 08-key-schedule.md. One extraction, then one labelled expansion per derived value::
+Spec: 08-key-schedule.md. The run's session id binds the run; the committee's payloads give the
+commit secret; `init_secret(e)` chains epochs; the group context binds the new epoch's public
+facts; every value of the epoch is expanded from the epoch secret at once by `derive_epoch_v2`,
+which then drops it::
 
-    epoch_secret = HKDF-Extract(salt = transcript_hash,
-                                ikm  = init_secret(e) ‖ payload_1 ‖ … ‖ payload_n)
+    run_session_id   = H("triple-ratchet v2 run" ‖ CBOR[suite_id, group_id, e, epoch_id(e), r,
+                         applied_proposals_hash, [announcement entry bytes, committee order]])
+    commit_secret    = HKDF-Extract(salt = run_session_id, ikm = payload_1 ‖ … ‖ payload_k)
+    member_base      = HKDF-Extract(salt = init_secret(e), ikm = commit_secret)
+    group_context    = H("triple-ratchet v2 group context" ‖ CBOR[suite_id, group_id, e+1,
+                         epoch_id(e), new_roster_hash, applied_proposals_hash, bundle_root,
+                         transcript_hash])
+    epoch_secret     = ExpandLabel(member_base, "ks v2 epoch secret", group_context, Nh)
+    confirmation_tag = MAC(ExpandLabel(epoch_secret, "ks v2 confirmation key", "", Nh),
+                           group_context)
 
-Every value of the epoch is expanded from `epoch_secret` at once by `derive_epoch`, which then
-drops it: the returned `EpochSecrets` holds the derived values only, so a state captured later
-cannot re-derive anything it was not handed.
+The hash inputs are CBOR arrays, so the variable-length fields frame themselves. (The labels
+say "v2": version 1's schedule, with labels of its own, is withdrawn.)
 
-Member indices here are roster positions, 0..n-1, as the group layer numbers senders. (The DKG
-numbers the same members 1..n: COCKTAIL participant index = roster position + 1.)
+Member indices here are roster positions, 0..n-1, as the group layer numbers senders.
 """
 
 from __future__ import annotations
@@ -22,43 +31,21 @@ from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
 from triple_ratchet.dkg.attempt import PAYLOAD_HASH_LEN, PAYLOAD_LEN, announcements_hash
-from triple_ratchet.dkg.cocktail import MAX_PARTICIPANTS
 from triple_ratchet.errors import AuthenticationError, LimitExceeded, UsageError
 from triple_ratchet.group.sender_chain import KeyedHmac
 from triple_ratchet.mailbox import mailbox_id
 from triple_ratchet.suites import SigningKey, Suite
 
-# --- Labels (spec 08, label table). expand_label binds the protocol label and suite id. ----------
-LABEL_KS_CHAIN_ROOT = b"ks chain root"
-LABEL_KS_SENDER_DATA = b"ks sender data secret"
-LABEL_KS_MAILBOX_SEED = b"ks group mailbox access seed"
-LABEL_KS_EPOCH_ID = b"ks epoch id"
-LABEL_KS_INIT_SECRET = b"ks init secret"
-LABEL_KS_JOINER_CONFIRMATION = b"ks joiner confirmation"
-LABEL_KS_ATTEMPT_MAILBOX_SEED = b"ks attempt mailbox access seed"
-LABEL_KS_ATTEMPT_TRAFFIC_KEY = b"ks attempt traffic key"
-
-# --- Sizes -------------------------------------------------------------------------------------
-# PAYLOAD_LEN (each member's 32-byte round-1 payload) is the DKG layer's, imported above.
 TRANSCRIPT_HASH_LEN = 64
 """SHA-512 of the COCKTAIL(Ed25519, SHA-512) transcript."""
 MAILBOX_SEED_LEN = 32
 """`Suite.signing_from_seed` takes 32 bytes."""
 EPOCH_ID_LEN = 32
 """Public, compared by users out of band: 256 bits make a chosen collision infeasible."""
-MAX_ROSTER_SIZE = MAX_PARTICIPANTS
-"""Roster sizes accepted here: the DKG's own maximum (one place for the bound, spec 06)."""
-MAX_ROSTER_ENTRY_LEN = 1024
-"""Bound on one previous-roster entry (an identity encoding) in the joiner confirmation."""
 
 
 def _u32(value: int) -> bytes:
     return value.to_bytes(4, "big")
-
-
-def _check_secret(suite: Suite, value: bytes, what: str) -> None:
-    if not isinstance(value, bytes | bytearray) or len(value) != suite.hash_len:
-        raise UsageError(f"{what} must be {suite.hash_len} bytes for suite {suite.name}")
 
 
 def initial_init_secret(suite: Suite) -> bytes:
@@ -85,162 +72,7 @@ class MailboxKeys:
         return f"MailboxKeys(mailbox_id={self.mailbox_id.hex()}, access_key=<secret>)"
 
 
-@dataclass(frozen=True, repr=False)
-class EpochSecrets:
-    """Everything derived from one epoch secret (which is not kept).
-
-    `chain_roots[k]` is the sending-chain root of the member at roster position k.
-    """
-
-    suite: Suite
-    chain_roots: tuple[bytes, ...]
-    sender_data_secret: bytes
-    mailbox: MailboxKeys
-    epoch_id: bytes
-    init_secret_next: bytes
-
-    @property
-    def roster_size(self) -> int:
-        return len(self.chain_roots)
-
-    def chain_root(self, index: int) -> bytes:
-        """The sending-chain root of the member at roster position `index` (0..n-1)."""
-        if not isinstance(index, int) or not 0 <= index < len(self.chain_roots):
-            raise UsageError(f"member index must be 0..{len(self.chain_roots) - 1}")
-        return self.chain_roots[index]
-
-    def __repr__(self) -> str:
-        return (
-            f"EpochSecrets(suite={self.suite.name}, n={self.roster_size}, "
-            f"epoch_id={self.epoch_id.hex()}, mailbox_id={self.mailbox.mailbox_id.hex()}, "
-            "<secrets redacted>)"
-        )
-
-
-@dataclass(frozen=True, repr=False)
-class AttemptSecrets:
-    """What a DKG attempt derives from its proposal's attempt secret."""
-
-    mailbox: MailboxKeys
-    traffic_key: bytes
-
-    def __repr__(self) -> str:
-        return f"AttemptSecrets(mailbox_id={self.mailbox.mailbox_id.hex()}, <secrets redacted>)"
-
-
-def _validate_epoch_inputs(
-    suite: Suite, init_secret: bytes, transcript_hash: bytes, payloads: Sequence[bytes]
-) -> None:
-    _check_secret(suite, init_secret, "init_secret")
-    if not isinstance(transcript_hash, bytes | bytearray) or (
-        len(transcript_hash) != TRANSCRIPT_HASH_LEN
-    ):
-        raise UsageError(f"transcript hash must be {TRANSCRIPT_HASH_LEN} bytes")
-    if not 1 <= len(payloads) <= MAX_ROSTER_SIZE:
-        raise LimitExceeded(f"roster size must be 1..{MAX_ROSTER_SIZE}")
-    for payload in payloads:
-        if not isinstance(payload, bytes | bytearray) or len(payload) != PAYLOAD_LEN:
-            raise UsageError(f"every payload must be exactly {PAYLOAD_LEN} bytes")
-
-
-def extract_epoch_secret(
-    suite: Suite, init_secret: bytes, transcript_hash: bytes, payloads: Sequence[bytes]
-) -> bytes:
-    """The epoch secret. Only `derive_epoch` and the vectors call this; never store the result."""
-    _validate_epoch_inputs(suite, init_secret, transcript_hash, payloads)
-    ikm = bytes(init_secret) + b"".join(bytes(p) for p in payloads)
-    return suite.hkdf_extract(bytes(transcript_hash), ikm)
-
-
-def derive_epoch(
-    suite: Suite, init_secret: bytes, transcript_hash: bytes, payloads: Sequence[bytes]
-) -> EpochSecrets:
-    """Derive every value of the new epoch from a certified attempt (brief step 6).
-
-    `payloads` are the n round-1 payloads in roster order; n is the new roster size, so there
-    is one chain root per payload.
-    """
-    secret = extract_epoch_secret(suite, init_secret, transcript_hash, payloads)
-    n = len(payloads)
-    roots = tuple(
-        suite.expand_label(secret, LABEL_KS_CHAIN_ROOT, _u32(i), suite.hash_len)
-        for i in range(n)
-    )
-    sender_data = suite.expand_label(secret, LABEL_KS_SENDER_DATA, b"", suite.hash_len)
-    seed = suite.expand_label(secret, LABEL_KS_MAILBOX_SEED, b"", MAILBOX_SEED_LEN)
-    epoch_id = suite.expand_label(secret, LABEL_KS_EPOCH_ID, b"", EPOCH_ID_LEN)
-    init_next = suite.expand_label(secret, LABEL_KS_INIT_SECRET, b"", suite.hash_len)
-    # `secret` goes out of scope here; Python cannot wipe it (spec 12, honest limits).
-    del secret
-    return EpochSecrets(
-        suite=suite,
-        chain_roots=roots,
-        sender_data_secret=sender_data,
-        mailbox=MailboxKeys.from_seed(suite, seed),
-        epoch_id=epoch_id,
-        init_secret_next=init_next,
-    )
-
-
-def roster_context(previous_roster: Sequence[bytes], session_id: bytes) -> bytes:
-    """The KDF context of the joiner confirmation: the framed previous roster and session id."""
-    if not 1 <= len(previous_roster) <= MAX_ROSTER_SIZE:
-        raise LimitExceeded(f"previous roster size must be 1..{MAX_ROSTER_SIZE}")
-    parts = [_u32(len(previous_roster))]
-    for entry in previous_roster:
-        if not isinstance(entry, bytes | bytearray) or not 1 <= len(entry) <= MAX_ROSTER_ENTRY_LEN:
-            raise UsageError(f"a roster entry must be 1..{MAX_ROSTER_ENTRY_LEN} bytes")
-        parts.append(_u32(len(entry)) + bytes(entry))
-    if not isinstance(session_id, bytes | bytearray) or not 1 <= len(session_id) <= 255:
-        raise UsageError("session id must be 1..255 bytes")
-    parts.append(bytes([len(session_id)]) + bytes(session_id))
-    return b"".join(parts)
-
-
-def joiner_confirmation(
-    suite: Suite, init_secret: bytes, previous_roster: Sequence[bytes], session_id: bytes
-) -> bytes:
-    """The value the COCKTAIL extension commits to so that a wrong welcome fails certification.
-
-    expand_label(init_secret(e), LABEL_KS_JOINER_CONFIRMATION,
-                 roster_context(previous roster, session id), hash_len)
-    `previous_roster` is epoch e's roster in order, one identity encoding per member.
-    """
-    _check_secret(suite, init_secret, "init_secret")
-    context = roster_context(previous_roster, session_id)
-    return suite.expand_label(
-        bytes(init_secret), LABEL_KS_JOINER_CONFIRMATION, context, suite.hash_len
-    )
-
-
-def derive_attempt(suite: Suite, attempt_secret: bytes) -> AttemptSecrets:
-    """The attempt's DKG mailbox keys and the key that encrypts all of its traffic."""
-    _check_secret(suite, attempt_secret, "attempt secret")
-    seed = suite.expand_label(
-        bytes(attempt_secret), LABEL_KS_ATTEMPT_MAILBOX_SEED, b"", MAILBOX_SEED_LEN
-    )
-    traffic = suite.expand_label(
-        bytes(attempt_secret), LABEL_KS_ATTEMPT_TRAFFIC_KEY, b"", suite.aead_key_len
-    )
-    return AttemptSecrets(mailbox=MailboxKeys.from_seed(suite, seed), traffic_key=traffic)
-
-
-# === Version 2 (spec 08, "Version 2"; not yet used by GroupSession) ============================
-#
-#     run_session_id   = H("triple-ratchet v2 run" ‖ CBOR[suite_id, group_id, e, epoch_id(e), r,
-#                          applied_proposals_hash, [announcement entry bytes, committee order]])
-#     commit_secret    = HKDF-Extract(salt = run_session_id, ikm = payload_1 ‖ … ‖ payload_k)
-#     member_base      = HKDF-Extract(salt = init_secret(e), ikm = commit_secret)
-#     group_context    = H("triple-ratchet v2 group context" ‖ CBOR[suite_id, group_id, e+1,
-#                          epoch_id(e), new_roster_hash, applied_proposals_hash, bundle_root,
-#                          transcript_hash])
-#     epoch_secret     = ExpandLabel(member_base, "ks v2 epoch secret", group_context, Nh)
-#     confirmation_tag = MAC(ExpandLabel(epoch_secret, "ks v2 confirmation key", "", Nh),
-#                            group_context)
-#
-# The hash inputs are CBOR arrays, so the variable-length fields frame themselves. Every value of
-# the new epoch has a label of its own, distinct from version 1's.
-
+# --- Labels (spec 08, label table). expand_label binds the protocol label and suite id. ----------
 LABEL_KS_RUN = b"triple-ratchet v2 run"
 LABEL_KS_GROUP_CONTEXT = b"triple-ratchet v2 group context"
 LABEL_KS_DKG_EXTENSION = b"triple-ratchet v2 dkg extension"
@@ -505,38 +337,22 @@ __all__ = [
     "LABEL_KS2_GROUP_MAILBOX_SEED",
     "LABEL_KS2_INIT_SECRET",
     "LABEL_KS2_SENDER_DATA",
-    "LABEL_KS_ATTEMPT_MAILBOX_SEED",
-    "LABEL_KS_ATTEMPT_TRAFFIC_KEY",
-    "LABEL_KS_CHAIN_ROOT",
     "LABEL_KS_DKG_EXTENSION",
-    "LABEL_KS_EPOCH_ID",
     "LABEL_KS_GROUP_CONTEXT",
-    "LABEL_KS_INIT_SECRET",
-    "LABEL_KS_JOINER_CONFIRMATION",
-    "LABEL_KS_MAILBOX_SEED",
     "LABEL_KS_RUN",
-    "LABEL_KS_SENDER_DATA",
     "MAX_COMMITTEE",
     "MAX_GROUP_SIZE_V2",
-    "MAX_ROSTER_SIZE",
     "PAYLOAD_LEN",
     "TRANSCRIPT_HASH_LEN",
-    "AttemptSecrets",
-    "EpochSecrets",
     "EpochSecretsV2",
     "MailboxKeys",
     "confirmation_tag",
-    "derive_attempt",
-    "derive_epoch",
     "derive_epoch_v2",
     "expand_epoch_secret",
     "extract_commit_secret",
-    "extract_epoch_secret",
     "extract_member_base",
     "group_context",
     "initial_init_secret",
-    "joiner_confirmation",
-    "roster_context",
     "run_extension",
     "run_session_id",
 ]

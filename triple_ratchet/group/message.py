@@ -33,23 +33,20 @@ LABEL_GROUP_SENDER_DATA_KEY = b"group sender data key"
 LABEL_GROUP_SENDER_DATA_NONCE = b"group sender data nonce"
 
 WIRE_GROUP_MESSAGE = 0x20
-VERSION = 1
-# Version 2 of the epoch change (spec 09 §9.11): same layout, version element 2, signed with the
-# sender's current record key, application content only.
-VERSION_V2 = 2
-VERSIONS = frozenset({VERSION, VERSION_V2})
+# The wire version (spec 09 §9.11): messages are signed with the sender's current record key and
+# carry application content only. Version 1 (the withdrawn epoch change's) is refused.
+VERSION = 2
+VERSIONS = frozenset({VERSION})
 V1_UNSUPPORTED = "protocol version 1 is no longer supported"
 
-# Content types (the whole registry; anything else is refused).
+# Content types (the whole registry; anything else is refused). Proposals are control entries
+# (spec 11.v2.6), never group messages: type 2, version 1's proposal, is refused.
 CONTENT_APPLICATION = 1
-CONTENT_PROPOSAL = 2
-CONTENT_TYPES = frozenset({CONTENT_APPLICATION, CONTENT_PROPOSAL})
-# Version 2 carries proposals as control entries (spec 11.v2.6): type 2 is refused.
-CONTENT_TYPES_V2 = frozenset({CONTENT_APPLICATION})
+CONTENT_TYPES = frozenset({CONTENT_APPLICATION})
 
 
 def content_types(version: int) -> frozenset[int]:
-    return CONTENT_TYPES_V2 if version == VERSION_V2 else CONTENT_TYPES
+    return CONTENT_TYPES if version == VERSION else frozenset()
 
 # Padded plaintext lengths: powers of two from 256 B to 128 KiB, so the hub learns only a
 # bucket. The application body is capped so that the largest bucket always has room for the
@@ -148,8 +145,8 @@ class GroupMessage:
 
     @classmethod
     def from_bytes(cls, suite: Suite, blob: bytes, *, version: int = VERSION) -> GroupMessage:
-        """Parse a blob of wire `version`; a version-2 reader refuses version 1 with
-        `UnsupportedError` (spec 09 §9.11), any other mismatch is a `DecodeError`."""
+        """Parse a blob of wire `version`: version 1 is refused with `UnsupportedError`
+        (spec 09 §9.11), any other mismatch is a `DecodeError`."""
         if len(blob) > MAX_BLOB_LEN:
             raise LimitExceeded("group message larger than the largest bucket")
         fast = cls._parse_canonical(suite, blob, version)
@@ -164,7 +161,7 @@ class GroupMessage:
             raise DecodeError("not a group message")
         found = cbor.as_int(items[1], "version")
         if found != version:
-            if version == VERSION_V2 and found == VERSION:
+            if found == 1:
                 raise UnsupportedError(V1_UNSUPPORTED)
             raise DecodeError("unsupported group message version")
         mailbox = cbor.as_bytes(items[2], "mailbox id", length=MAILBOX_ID_LEN)
@@ -207,7 +204,7 @@ def _tbs_prefix(suite_id: int, group_id: bytes, epoch: int, version: int = VERSI
 _MESSAGE_PREFIXES = {v: (b"\x85"  # CBOR array of 5
                          + cbor.encode_flat((WIRE_GROUP_MESSAGE, v))[1:]
                          + cbor.bstr_head(MAILBOX_ID_LEN))
-                     for v in (VERSION, VERSION_V2)}
+                     for v in VERSIONS}
 _TBS_HEAD = b"\x8a"  # the signed content is a CBOR array of 10
 
 

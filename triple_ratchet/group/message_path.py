@@ -1,8 +1,7 @@
 """The application-message path of one epoch: seal, open, order and expire (spec 09).
 
 Pure functions over an immutable `EpochState` (each returns the new state, committed by the
-caller only if nothing raised). Version 1's `send_application` lives with its session state
-(session_state.py), so this module imports nothing of version 1.
+caller only if nothing raised).
 """
 
 from __future__ import annotations
@@ -18,10 +17,10 @@ from triple_ratchet.errors import (
     UsageError,
 )
 from triple_ratchet.group.epoch import (
+    MAX_ECHO_CHECK,
     MAX_HELD_TOTAL,
     MAX_SKIPPED_TOTAL,
     EpochState,
-    echo_window,
     evolve,
 )
 from triple_ratchet.group.events import (
@@ -35,7 +34,7 @@ from triple_ratchet.group.events import (
 from triple_ratchet.group.message import (
     CONTENT_APPLICATION,
     MAX_BODY,
-    VERSION_V2,
+    VERSION,
     Content,
     GroupMessage,
     open_content,
@@ -46,15 +45,14 @@ from triple_ratchet.group.ordering import Delivery, Held, OrderResult, SenderOrd
 from triple_ratchet.group.sender_chain import new_reuse_guard
 from triple_ratchet.random import RandomSource
 
-# Version 2 grace (spec 09 §9.11, 11.v2.29): an epoch-e message from a member of e+1 is still
+# Grace (spec 09 §9.11, 11.v2.29): an epoch-e message from a member of e+1 is still
 # delivered up to this long (hub time) after the entry time of the commit that decided e.
 GRACE_MS = 300_000
 
 
 class AlteredEcho(AuthenticationError):
     """A group-mailbox entry under our index and a generation we sent, not byte-identical to
-    what we sent (version 1 reports it as this `AuthenticationError`, version 2 as a
-    `ForkDetected` event)."""
+    what we sent (`receive_v2` reports it as a `ForkDetected` event)."""
 
 
 def encrypt_in_epoch(state: EpochState, content_type: int, body: bytes,
@@ -68,7 +66,7 @@ def encrypt_in_epoch(state: EpochState, content_type: int, body: bytes,
                 state.sender_data_secret, state.mailbox_id,
                 sender_data_hmac=state.sender_data_hmac())
     digest = content.digest(suite)
-    window = echo_window(state.version)
+    window = MAX_ECHO_CHECK
     sent = (*state.sent_blobs[len(state.sent_blobs) + 1 - window:], suite.hash(blob))
     return blob, evolve(state, sending=chain, last_sent=digest, last_seen=digest,
                         known_digests=state.known_digests.add(digest), sent_blobs=sent)
@@ -101,7 +99,7 @@ def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | Non
         raise ProtocolError("old-epoch message past the sender's announced generation")
     chain = state.receiving_chain(sender_data.sender)
     keys, new_chain = chain.keys_for(suite, sender_data.generation)
-    if state.version == VERSION_V2 and len(new_chain.skipped) > len(chain.skipped):
+    if len(new_chain.skipped) > len(chain.skipped):
         # Group-wide cap (R13): the sender whose gap overflowed it loses its oldest keys
         # (those messages are then lost, as with the per-sender bound).
         excess = state.skipped_total() - len(chain.skipped) + len(new_chain.skipped) \
@@ -183,7 +181,7 @@ def _deliveries_seen(state: EpochState, result: OrderResult) -> EpochState:
     return state
 
 
-# --- version 2 (spec 09 §9.11) -------------------------------------------------------------
+# --- hub time, sending and receiving (spec 09 §9.11) ------------------------------------------
 
 
 def deliverable_by_hub_time(t: int, decided_t: int | None, sender_in_next_roster: bool,
@@ -199,8 +197,8 @@ def deliverable_by_hub_time(t: int, decided_t: int | None, sender_in_next_roster
 def encrypt_v2(state: EpochState, plaintext: bytes, rng: RandomSource
                ) -> tuple[Outgoing, EpochState]:
     """R11: the plaintext is checked at once and sealed now, never held for later."""
-    if state.version != VERSION_V2:
-        raise UsageError("not a version-2 epoch")
+    if state.version != VERSION:  # pragma: no cover - EpochState.activate refuses others
+        raise UsageError("not an epoch of this wire version")
     if not isinstance(plaintext, bytes | bytearray):
         raise UsageError("plaintext must be bytes")
     if len(plaintext) > MAX_BODY:
@@ -211,8 +209,8 @@ def encrypt_v2(state: EpochState, plaintext: bytes, rng: RandomSource
 
 def parse_v2(state: EpochState, blob: bytes) -> GroupMessage:
     """Parse a group-mailbox entry for a version-2 epoch: version 1 is `UnsupportedError`."""
-    message = GroupMessage.from_bytes(state.suite, blob, version=VERSION_V2)
-    if message.version != VERSION_V2:  # pragma: no cover - from_bytes guarantees it
+    message = GroupMessage.from_bytes(state.suite, blob, version=VERSION)
+    if message.version != VERSION:  # pragma: no cover - from_bytes guarantees it
         raise UnsupportedError("protocol version 1 is no longer supported")
     return message
 

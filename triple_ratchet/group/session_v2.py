@@ -159,6 +159,7 @@ MAX_OWN_RECORDS = 16
 MAX_ANSWERED = 16  # rejoin requests one member answers per epoch (review F8)
 ACTIVE, REMOVED, REJOIN = "active", "removed", "rejoin needed"
 _WIRE_CONTROL = 0x22
+_WIRE_ATTEMPT_V1 = 0x21  # version 1's attempt-mailbox blob: refused by name
 # Our clock's wait before announcing again when our announcement of a run did not count.
 ANNOUNCE_RETRY = 5_000
 TICK_RETRY = 5_000
@@ -1261,7 +1262,7 @@ def _peek(blob: bytes) -> tuple[int, bytes]:
     kind, version, mailbox = items[0], items[1], items[2]
     if type(kind) is not int or type(mailbox) is not bytes or len(mailbox) != MAILBOX_ID_LEN:
         raise DecodeError("not a group message or control blob")
-    if kind == WIRE_GROUP_MESSAGE and version == 1:
+    if kind in (WIRE_GROUP_MESSAGE, _WIRE_ATTEMPT_V1) and version == 1:
         raise UnsupportedError(V1_UNSUPPORTED)
     return kind, mailbox
 

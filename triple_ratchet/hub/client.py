@@ -18,11 +18,11 @@ cannot link them by connection (spec/10-hub.md, "What the hub sees"). A member, 
     await inbox_conn.follow(inbox_key, Kind.INBOX)  # AccessKey.generate(suite), kept secret
     # after every GroupSession step: follow exactly its mailboxes
     keys = {m: AccessKey(suite, session.mailbox_access_key(m)) for m in session.mailboxes()}
-    await group_conn.sync(keys, pinned=[attempt_mailbox_id])  # DKG mailbox created pinned
+    await group_conn.sync(keys, control=[session.control_mailbox_id])
     for out in outgoing:                            # after storing the new state
         if out.mailbox_id in keys:
             await group_conn.put(out.mailbox_id, out.blob)
-        else:                                       # a welcome to someone's inbox
+        else:                                       # a notice chunk to someone's inbox
             await send_to_inbox(url, out.mailbox_id, out.blob)
     event = await group_conn.next_event()           # Delivery(mailbox, cursor, blob, t, ...)
     await inbox_conn.ack(inbox_key.mailbox_id, cursor)  # once the inbox message is processed
@@ -582,7 +582,7 @@ class MailboxClient:
     async def sync(self, keys: Mapping[bytes, AccessKey],
                    pinned: Collection[bytes] = (), control: Collection[bytes] = ()) -> None:
         """Follow exactly these group mailboxes (id -> access key): open the new ones (those in
-        `pinned` created pinned, for DKG attempts; those in `control` as control mailboxes) and
+        `pinned` created pinned; those in `control` as control mailboxes) and
         stop following the others. Made for `GroupSession.mailboxes()` /
         `mailbox_access_key()` after every step."""
         for mailbox in [m for m in self._follows if m not in keys]:
@@ -630,7 +630,7 @@ class MailboxClient:
         await self._retrying(lambda conn: conn.ack(mailbox, cursor, incarnation=inc))
 
     async def unpin(self, mailbox: bytes) -> None:
-        """DKG mailbox: the attempt ended; let normal group retention apply."""
+        """A pinned mailbox is no longer needed whole; let normal group retention apply."""
         await self._retrying(lambda conn: conn.unpin(mailbox))
 
     async def fetch(self, mailbox: bytes, after: int, limit: int = MAX_BATCH_ENTRIES, *,

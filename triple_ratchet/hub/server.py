@@ -103,7 +103,7 @@ PROOF_BURST = 1024.0
 READ_RATE = 50.0
 READ_BURST = 500.0
 # A connection may follow this many mailboxes and hold this many access proofs: a member's
-# group connection needs one group mailbox plus the DKG mailboxes of live attempts.
+# group connection needs its epoch's group and control mailboxes plus a few old epochs'.
 MAX_SUBSCRIPTIONS = 256
 MAX_AUTHORIZED = 1024
 # Wrong proofs are either bugs or probing; a few are allowed, then the connection is closed.

@@ -32,11 +32,12 @@ Listener = Callable[[bytes | None], None]
 class Retention:
     """Retention and capacity. Defaults are sized for chat groups; every number is a promise."""
 
-    # A group mailbox keeps its newest `group_max_count` entries younger than `group_max_age_ms`:
-    # enough for a member offline for a week, bounded so an abandoned mailbox costs little.
-    # None keeps group mailboxes by age only (what version 2 of the epoch change needs).
-    group_max_count: int | None = 10_000
-    group_max_age_ms: int = 7 * 24 * 3600 * 1000
+    # A group mailbox keeps its entries younger than `group_max_age_ms` (RETENTION, 30 days): a
+    # member catching up reads every message of each epoch it missed (spec 11.v2.31), so by
+    # default nothing is trimmed by count. A deployment may set `group_max_count` to keep only
+    # the newest entries (members offline longer then lose messages, reported as MessagesLost).
+    group_max_count: int | None = None
+    group_max_age_ms: int = 30 * 24 * 3600 * 1000
     # A control mailbox (one per epoch change) is kept by age only, never by count: a member
     # catching up must find every entry of the change (ASYNC-EPOCHS R12, RETENTION = 30 days).
     control_max_age_ms: int = 30 * 24 * 3600 * 1000

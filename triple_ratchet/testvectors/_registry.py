@@ -17,7 +17,6 @@ from triple_ratchet.testvectors import (
     hpke,  # noqa: F401
     hub,  # noqa: F401
     identity,  # noqa: F401
-    key_schedule,  # noqa: F401
     suites,  # noqa: F401
     wycheproof,  # noqa: F401
 )

@@ -3,14 +3,13 @@
 Each case names an `operation`:
 - "sender-chain": input a chain root; outputs message key, nonce base and next chain key for
   the first generations.
-- "messages": a small group's epoch (key-schedule inputs, the members' per-epoch signing seeds)
-  and a sequence of messages (sender, body, reuse guard); outputs every blob and content digest.
-  The verifier re-seals each message and checks the blob byte for byte, then opens it as another
-  member would (sender data, chain, signature) and checks the body.
-- "open": one blob with an error expected (tampered ciphertext, forged signature).
-- "messages-v2" and "open-v2": the same for wire version 2 (spec 09 §9.11): the epoch from
-  version 2's key schedule (member_base, group context, roster size), each member signing with
-  its record signing key (from a seed here), the blobs of version 2.
+- "messages-v2": a small group's epoch (spec 09 §9.11: the key schedule's member_base, group
+  context and roster size; each member's record signing key from a seed) and a sequence of
+  messages (sender, body, reuse guard); outputs every blob and content digest. The verifier
+  re-seals each message and checks the blob byte for byte, then opens it as another member
+  would (sender data, chain, signature) and checks the body.
+- "open-v2": one blob with an error expected (tampered ciphertext, forged signature).
+(The "-v2" names are the wire version's; version 1's "messages" and "open" are withdrawn.)
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from triple_ratchet.errors import UnsupportedError
-from triple_ratchet.group.key_schedule import derive_epoch, derive_epoch_v2
+from triple_ratchet.group.key_schedule import derive_epoch_v2
 from triple_ratchet.group.message import (
     CONTENT_APPLICATION,
     VERSION,
-    VERSION_V2,
     Content,
     GroupMessage,
     open_content,
@@ -75,25 +73,16 @@ def _chain_case(suite: Suite, rng: DeterministicRandom) -> dict[str, Any]:
 
 
 def _epoch(suite: Suite, inputs: dict[str, Any]) -> tuple[Any, list[Any]]:
-    if _version(inputs) == VERSION_V2:
-        secrets: Any = derive_epoch_v2(suite, bytes.fromhex(inputs["member_base"]),
-                                       bytes.fromhex(inputs["group_context"]),
-                                       len(inputs["signing_seeds"]))
-    else:
-        secrets = derive_epoch(suite, bytes.fromhex(inputs["init_secret"]),
-                               bytes.fromhex(inputs["transcript_hash"]),
-                               [bytes.fromhex(p) for p in inputs["payloads"]])
+    secrets = derive_epoch_v2(suite, bytes.fromhex(inputs["member_base"]),
+                              bytes.fromhex(inputs["group_context"]),
+                              len(inputs["signing_seeds"]))
     keys = [suite.signing_from_seed(bytes.fromhex(s)) for s in inputs["signing_seeds"]]
     return secrets, keys
 
 
-def _version(inputs: dict[str, Any]) -> int:
-    return VERSION_V2 if inputs["operation"].endswith("-v2") else VERSION
-
-
 def _seal_all(suite: Suite, inputs: dict[str, Any]) -> list[dict[str, str]]:
     secrets, keys = _epoch(suite, inputs)
-    version = _version(inputs)
+    version = VERSION
     chains = [SendingChain(r) for r in secrets.chain_roots]
     last_seen = b""
     out = []
@@ -112,27 +101,12 @@ def _seal_all(suite: Suite, inputs: dict[str, Any]) -> list[dict[str, str]]:
 def _open(suite: Suite, inputs: dict[str, Any], blob: bytes) -> bytes:
     """Open `blob` as a fresh receiver of the epoch would."""
     secrets, keys = _epoch(suite, inputs)
-    msg = GroupMessage.from_bytes(suite, blob, version=_version(inputs))
+    msg = GroupMessage.from_bytes(suite, blob, version=VERSION)
     expect_equal("mailbox id", msg.mailbox_id.hex(), secrets.mailbox.mailbox_id.hex())
     sd = open_sender_data(suite, msg, secrets.sender_data_secret)
     mk, _ = ReceivingChain(secrets.chain_roots[sd.sender]).keys_for(suite, sd.generation)
     content = open_content(suite, msg, sd, mk, GROUP_ID, EPOCH, keys[sd.sender].public_key())
     return content.body
-
-
-def _messages_case(suite: Suite, rng: DeterministicRandom) -> dict[str, Any]:
-    n = 3
-    inputs: dict[str, Any] = {
-        "operation": "messages", "group_id": _h(GROUP_ID), "epoch": EPOCH,
-        "init_secret": _h(rng(suite.hash_len)), "transcript_hash": _h(rng(64)),
-        "payloads": [_h(rng(32)) for _ in range(n)],
-        "signing_seeds": [_h(rng(32)) for _ in range(n)],
-        "messages": [{"sender": s, "body": _h(f"message {i} from {s}".encode()),
-                      "reuse_guard": _h(rng(8))} for i, s in enumerate([0, 1, 0, 2, 1])],
-    }
-    return {"description": "a 3-member epoch: derived keys and five signed, encrypted messages",
-            "suite": suite.name, "inputs": inputs, "outputs": {"messages": _seal_all(suite,
-                                                                                     inputs)}}
 
 
 def _messages_v2_case(suite: Suite, rng: DeterministicRandom) -> dict[str, Any]:
@@ -155,18 +129,13 @@ def _negative_cases(suite: Suite, good: dict[str, Any]) -> list[dict[str, Any]]:
     tampered = bytearray(blob)
     tampered[-1] ^= 1
     inputs = dict(good["inputs"])
-    if inputs["operation"] == "messages-v2":
-        # The first message's sender's neighbour signs it with its own record key.
-        sender = inputs["messages"][0]["sender"]
-        seeds = list(inputs["signing_seeds"])
-        seeds[sender] = seeds[(sender + 1) % len(seeds)]
-        forged_inputs = dict(inputs, signing_seeds=seeds)
-    else:
-        # A member (sender 1) signs a message claiming to be sender 0: the signature fails.
-        forged_inputs = dict(inputs, signing_seeds=[inputs["signing_seeds"][1]] * 2
-                             + [inputs["signing_seeds"][2]])
+    # The first message's sender's neighbour signs it with its own record key.
+    sender = inputs["messages"][0]["sender"]
+    seeds = list(inputs["signing_seeds"])
+    seeds[sender] = seeds[(sender + 1) % len(seeds)]
+    forged_inputs = dict(inputs, signing_seeds=seeds)
     forged = bytes.fromhex(_seal_all(suite, forged_inputs)[0]["blob"])
-    open_op = "open-v2" if inputs["operation"] == "messages-v2" else "open"
+    open_op = "open-v2"
     return [
         {"description": "tampered ciphertext", "suite": suite.name,
          "inputs": dict(inputs, operation=open_op, blob=_h(bytes(tampered))),
@@ -182,10 +151,7 @@ def generate() -> dict[str, dict[str, Any]]:
     for suite in ALL_SUITES:
         rng = DeterministicRandom(b"group vectors " + suite.name.encode())
         cases.append(_chain_case(suite, rng))
-        good = _messages_case(suite, rng)
-        cases.append(good)
-        cases += _negative_cases(suite, good)
-    for suite in ALL_SUITES:  # version 2 after every version-1 case (deleting v1 keeps these)
+    for suite in ALL_SUITES:
         rng = DeterministicRandom(b"group vectors v2 " + suite.name.encode())
         good = _messages_v2_case(suite, rng)
         cases.append(good)
@@ -205,14 +171,14 @@ def _check(case: dict[str, Any]) -> None:
             expect_equal("message key", _h(keys.key), want["message_key"])
             expect_equal("nonce base", _h(keys.nonce_base), want["nonce_base"])
             expect_equal("next chain key", _h(chain.chain_key), want["next_chain_key"])
-    elif op in ("messages", "messages-v2"):
+    elif op == "messages-v2":
         got = _seal_all(suite, inputs)
         for i, (g, want) in enumerate(zip(got, case["outputs"]["messages"], strict=True)):
             expect_equal(f"message {i} blob", g["blob"], want["blob"])
             expect_equal(f"message {i} digest", g["digest"], want["digest"])
             body = _open(suite, inputs, bytes.fromhex(want["blob"]))
             expect_equal(f"message {i} body", _h(body), inputs["messages"][i]["body"])
-    elif op in ("open", "open-v2"):
+    elif op == "open-v2":
         _open(suite, inputs, bytes.fromhex(inputs["blob"]))
     else:
         raise AssertionError(f"unknown operation {op!r}")
