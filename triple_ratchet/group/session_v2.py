@@ -84,6 +84,7 @@ from triple_ratchet.group.epoch import EpochState, Member
 from triple_ratchet.group.events import (
     EpochChanged,
     Event,
+    ForkDetected,
     Ignored,
     MembershipChanged,
     Outgoing,
@@ -550,8 +551,31 @@ class GroupSessionV2:
         now_ms = int(now * 1000)
         events, epoch = expire_in_epoch(self._s.epoch, now_ms)
         self._s = replace(self._s, epoch=epoch)
+        events += self._another_copy_announced()
         out = self._act(now_ms)
         return events, out
+
+    def _another_copy_announced(self) -> list[Event]:
+        """R6: an announcement in our name in the current run whose DKG key our seed does not
+        make (an older copy of us restored from a backup, say): we send nothing more in that
+        run (its items would not be ours) and report it once."""
+        s = self._s
+        log = s.log
+        if log is None or log.decided is not None or log.attempt is None:
+            return []
+        run = log.run
+        mine = s.run if s.run.run == run.run else _Run(run=run.run)
+        if mine.commit and not mine.seed:  # reported already, or nothing left to send
+            return []
+        ours = [a.dkg_key for a in run.announcements if a.author == self.own_index]
+        if not ours or (mine.seed and all(
+                k == RunSeed.from_bytes(self.suite, mine.seed).dkg_key().to_bytes()
+                for k in ours)):
+            return []
+        self._s = replace(s, run=replace(mine, seed=b"", announced=True, round1=True,
+                                         round3=True, commit=True))
+        return [ForkDetected("another copy of us", self._identity.public.to_bytes(),
+                             f"an announcement in our name in run {run.run} we did not make")]
 
     # --- group messages -------------------------------------------------------------------
 
@@ -699,7 +723,8 @@ class GroupSessionV2:
         last_run, last_phase = mine.ticked
         same = last_run == run.run and last_phase.split("@")[0] == phase
         count, at = (int(x) for x in last_phase.split("@")[1:3]) if same else (0, 0)
-        if (deadline is not None and now_ms >= deadline and signing is not None
+        silent = mine.commit and not mine.seed  # another copy of us announced in this run
+        if (deadline is not None and now_ms >= deadline and signing is not None and not silent
                 and count < MAX_TICKS and (count == 0 or now_ms >= at + TICK_RETRY)):
             out.append(self._member_out(signing, TYPE_TICK, b""))
             mine = replace(mine, ticked=(run.run, f"{phase}@{count + 1}@{now_ms}"))
@@ -845,7 +870,9 @@ class GroupSessionV2:
             [s.run.run, s.run.seed, s.run.announce_at_ms, s.run.announced, s.run.round1,
              s.run.round3, s.run.commit, s.run.commit_phase_seen_ms, s.run.ticked[0],
              s.run.ticked[1]],
-            s.control_cursor + 1, sorted(s.caught_up), s.proposed,
+            # Saved as caught up nowhere: a loaded state reads each mailbox to its end before it
+            # acts (R10), so a restored backup sees what its newer self sent (R6).
+            s.control_cursor + 1, [], s.proposed,
             [[i, b] for i, b in s.resume_inboxes], s.first_epoch, sorted(s.answered),
         ])
 
