@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from group_v2_sim import Hub, Node, create, make_node, settle
 
-from triple_ratchet.errors import TripleRatchetError
+from triple_ratchet.errors import AuthenticationError, TripleRatchetError, UsageError
 from triple_ratchet.group import control_log as cl
 from triple_ratchet.group.change_proposal import KIND_ADD, KIND_REMOVE, ChangeProposal
 from triple_ratchet.group.control import (
@@ -33,6 +33,7 @@ from triple_ratchet.group.events import (
     RejoinNeeded,
     RemovedFromGroup,
 )
+from triple_ratchet.group.notice import NoticeAssembler, make_rejoin_request, open_notice
 from triple_ratchet.group.records import PURPOSE_ROTATE, MemberKeyRecord, RecordKeys
 from triple_ratchet.group.session_v2 import GroupSessionV2
 
@@ -395,3 +396,86 @@ def test_a_restored_member_never_sends_in_a_run_its_newer_self_announced_in() ->
         ("another copy of us", b.id)]
     assert _s(a).epoch == _s(b).epoch == _s(d).epoch == 2
     assert b.id in _s(a).roster
+
+
+# --- R7, R12: a reused one-time join key ---------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, raises=UsageError, reason=(
+    "no path back in: a joiner that cannot open its notice learns neither the group id nor its "
+    "anchor (the test takes them from the adder's roster), and a member with no session cannot "
+    "start from the resume notice its rejoin request brings (join() wants a join key, resume() "
+    "an existing session)"))
+def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_request() -> None:
+    """The directory hands J's one-time join key out twice: P adds J to group 1 (J opens its
+    notice and deletes the key, R7), then X creates group 2 with the same key. J cannot open
+    group 2's notice; through a rejoin request to X it is resumed, gets a notice it can open,
+    and reads group 2's messages."""
+    hub = Hub()
+    p, j, x, y = (make_node(n) for n in "PJXY")
+    reused = j.take_join_key()
+    create(hub, p, [j])
+    settle(hub, [p, j])
+    assert _s(j).epoch == 1 and all(h.join_key != reused for h in j.keyring.held)
+    group1_chunks = len(hub.boxes[j.inbox])
+    x.session, out = GroupSessionV2.create(x.identity, [y.take_join_key(), reused], hub.now,
+                                           group_id=b"group 2", rng=x.rng)
+    hub.post(out)
+    settle(hub, [x, y])
+    suite = j.identity.suite
+
+    def notice_at(start: int) -> bytes:
+        asm, notice = NoticeAssembler(suite), None
+        for blob, _ in hub.boxes[j.inbox][start:]:
+            asm, notice = asm.receive(blob)
+        assert notice is not None
+        return notice
+
+    with pytest.raises(AuthenticationError):
+        open_notice(suite, notice_at(group1_chunks), identity=j.id, keys=j.keyring.keys())
+    # J asks X (over their pairwise session) to resume it.
+    roster = _s(x).control_log.view.roster
+    entry = roster.entries[roster.index_of(j.id) or 0]
+    keys = RecordKeys.from_seed(suite, j.rng(32))
+    request = make_rejoin_request(j.identity, keys, group_id=b"group 2",
+                                  own_counters=[entry.counter], anchor=entry.anchor,
+                                  inbox_id=j.inbox)
+    resumed_from = len(hub.boxes[j.inbox])
+    events, out = _s(x).on_rejoin_request(request.to_bytes(), j.identity.public, hub.now)
+    assert events == [] and out
+    hub.post(out)
+    settle(hub, [x, y])
+    assert _s(x).epoch == 2
+    start = open_notice(suite, notice_at(resumed_from), identity=j.id, keys=[keys])
+    assert start.resumed and start.epoch == 2
+    joined, _ = GroupSessionV2.join(j.identity, start, j.keyring, rng=j.rng)
+    assert joined.public_epoch_id == _s(x).public_epoch_id
+
+
+# --- Found while auditing: a member removed while offline ---------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a removal drops every epoch state (session_v2._process_commit: old=()) and a removed session "
+    "ignores every later entry, so the messages of the removed member's last epoch are lost "
+    "when it reads the control mailbox before that epoch's group mailbox"))
+def test_a_member_removed_while_offline_still_reads_its_last_epochs_messages() -> None:
+    """C is offline through epoch 2 and is removed at its end. Back, it reads (control mailbox
+    first, as after any absence) epoch 1's change, then epoch 2's: the message sent to it in
+    epoch 2, before its removal, is one it was a member for."""
+    hub, (a, b, c) = _group("ABC")
+    c.online = False
+    hub.advance(HOUR + 1_000)
+    hub.post(_s(a).propose(hub.now, refresh=True))
+    settle(hub, [a, b])
+    assert _s(a).epoch == 2
+    hub.post(_s(b).encrypt(b"epoch 2, C still a member", hub.now))
+    settle(hub, [a, b])
+    hub.advance(61_000)
+    hub.post(_s(a).propose(hub.now, remove=[c.id]))
+    settle(hub, [a, b])
+    assert _s(a).epoch == 3 and c.id not in _s(a).roster
+    c.online = True
+    settle(hub, [a, b, c])
+    assert _s(c).status == "removed"
+    assert c.messages() == [b"epoch 2, C still a member"]
