@@ -73,6 +73,54 @@ def _ignored(node: Node) -> list[str]:
     return [e.reason for e in node.events if isinstance(e, Ignored)]
 
 
+def _entries(hub: Hub, view: cl.EpochView) -> list[tuple[int, ControlEntry]]:
+    """Every readable entry of one control mailbox, with its place."""
+    out = []
+    for cursor, (blob, _) in enumerate(hub.boxes.get(view.mailbox_id, [])):
+        try:
+            out.append((cursor, open_entry(view.suite, view.traffic_key, view.mailbox_id, blob,
+                                           group_id=view.group_id, epoch=view.epoch,
+                                           roster_size=len(view.roster))))
+        except TripleRatchetError:
+            continue
+    return out
+
+
+def _by(hub: Hub, view: cl.EpochView, node: Node, entry_type: int) -> list[tuple[int, bytes]]:
+    index = view.roster.index_of(node.id)
+    return [(cursor, ce.body) for cursor, ce in _entries(hub, view)
+            if ce.author == index and ce.entry_type == entry_type]
+
+
+def _step_until(hub: Hub, nodes: list[Node], done: Callable[[], bool]) -> None:
+    """settle(), one member's read at a time, stopping as soon as `done()` holds."""
+    for _ in range(400):
+        for n in nodes:
+            n.pump(hub)
+            if done():
+                return
+        hub.advance(500)
+        for n in nodes:
+            if n.online and n.session is not None and n.session.status == "active":
+                events, out = n.session.tick(n.now(hub))
+                n.events += events
+                hub.post(out)
+                if done():
+                    return
+    raise AssertionError("never happened")
+
+
+def _saved(node: Node) -> tuple[bytes, dict[bytes, int]]:
+    return _s(node).to_bytes(), dict(node.cursors)
+
+
+def _restore(node: Node, saved: tuple[bytes, dict[bytes, int]]) -> None:
+    """The member's device is restored from an earlier backup: its state and its place in each
+    mailbox go back; everything it sent since stays at the hub."""
+    node.session = GroupSessionV2.from_bytes(saved[0], node.identity, rng=node.rng)
+    node.cursors = dict(saved[1])
+
+
 # --- Any subset offline ------------------------------------------------------------------------
 
 
@@ -181,6 +229,37 @@ def test_two_adds_that_overflow_the_roster_apply_the_first_and_void_the_second(
     hub.post(_s(c).propose(hub.now, remove=[x.id]))
     settle(hub, [a, b, c, x])
     assert _s(a).epoch == 4 and x.id not in _s(a).roster
+
+
+def test_a_proposal_during_an_attempt_is_carried_and_applied_next_with_no_fork_report() -> None:
+    """Issue 8's "an honest proposal sent during an attempt triggers a false fork report", on
+    version 2: C proposes a remove while A's add is being decided. Nobody reports a fork; the
+    remove is pending, carried into epoch 2 and applied by its first change."""
+    hub, (a, b, c, d) = _group("ABCD")
+    x = make_node("X")
+    hub.post(_s(a).propose(hub.now, add=[x.take_join_key()]))
+    _step_until(hub, [a, b, c, d], lambda: _s(c).control_log.run.phase != cl.WAITING)
+    assert _s(c).epoch == 1 and _s(c).control_log.attempt is not None
+    hub.post(_s(c).propose(hub.now, remove=[d.id]))
+    settle(hub, [a, b, c, d, x])
+    assert _s(a).epoch == 3 == _s(x).epoch and d.id not in _s(a).roster
+    assert x.id in _s(a).roster and _s(d).status == "removed"
+    assert not any(isinstance(e, ForkDetected) for n in (a, b, c, x) for e in n.events)
+
+
+def test_removing_the_last_member_is_void_and_nothing_raises() -> None:
+    """Issue 8's empty-roster proposal, on version 2: the only member removes itself; the
+    proposal is void ("would leave the group empty") for it, nothing raises, and the attempt
+    runs as a refresh."""
+    hub = Hub()
+    a = make_node("A")
+    create(hub, a, [])
+    settle(hub, [a])
+    hub.post(_s(a).propose(hub.now, remove=[a.id]))
+    settle(hub, [a])
+    assert [(v.kind, v.reason) for v in a.events if isinstance(v, ProposalVoid)] == [
+        (KIND_REMOVE, "would leave the group empty")]
+    assert _s(a).status == "active" and _s(a).epoch == 2 and _s(a).roster == (a.id,)
 
 
 def test_a_replayed_removal_from_an_earlier_epoch_is_ignored() -> None:
@@ -294,54 +373,6 @@ def test_a_group_with_no_commit_for_31_days_still_seals_to_its_online_members() 
 
 
 # --- R6, R10: a restored committee member ------------------------------------------------------
-
-
-def _entries(hub: Hub, view: cl.EpochView) -> list[tuple[int, ControlEntry]]:
-    """Every readable entry of one control mailbox, with its place."""
-    out = []
-    for cursor, (blob, _) in enumerate(hub.boxes.get(view.mailbox_id, [])):
-        try:
-            out.append((cursor, open_entry(view.suite, view.traffic_key, view.mailbox_id, blob,
-                                           group_id=view.group_id, epoch=view.epoch,
-                                           roster_size=len(view.roster))))
-        except TripleRatchetError:
-            continue
-    return out
-
-
-def _by(hub: Hub, view: cl.EpochView, node: Node, entry_type: int) -> list[tuple[int, bytes]]:
-    index = view.roster.index_of(node.id)
-    return [(cursor, ce.body) for cursor, ce in _entries(hub, view)
-            if ce.author == index and ce.entry_type == entry_type]
-
-
-def _step_until(hub: Hub, nodes: list[Node], done: Callable[[], bool]) -> None:
-    """settle(), one member's read at a time, stopping as soon as `done()` holds."""
-    for _ in range(400):
-        for n in nodes:
-            n.pump(hub)
-            if done():
-                return
-        hub.advance(500)
-        for n in nodes:
-            if n.online and n.session is not None and n.session.status == "active":
-                events, out = n.session.tick(n.now(hub))
-                n.events += events
-                hub.post(out)
-                if done():
-                    return
-    raise AssertionError("never happened")
-
-
-def _saved(node: Node) -> tuple[bytes, dict[bytes, int]]:
-    return _s(node).to_bytes(), dict(node.cursors)
-
-
-def _restore(node: Node, saved: tuple[bytes, dict[bytes, int]]) -> None:
-    """The member's device is restored from an earlier backup: its state and its place in each
-    mailbox go back; everything it sent since stays at the hub."""
-    node.session = GroupSessionV2.from_bytes(saved[0], node.identity, rng=node.rng)
-    node.cursors = dict(saved[1])
 
 
 def test_a_restored_committee_member_resends_byte_identical_items() -> None:
