@@ -510,3 +510,29 @@ def test_a_member_removed_while_offline_still_reads_its_last_epochs_messages() -
     settle(hub, [a, b, c])
     assert _s(c).status == "removed"
     assert c.messages() == [b"epoch 2, C still a member"]
+
+
+# --- Found while measuring: a committee member sealed the bundle up to three times ---------------
+
+
+def test_a_committee_member_seals_the_bundle_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundle is n sealings (0.3 s at n = 1,000): each committee member computes it once
+    per run — for its round-3 item — and reuses it for its commit and for processing the commit
+    (it did so three times); nothing of it stays in memory once the epoch is decided (R14)."""
+    from triple_ratchet.group import session_v2
+
+    calls: list[bytes] = []
+    real = session_v2.make_round3
+
+    def counted(seed, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(seed.to_bytes())
+        return real(seed, *args, **kwargs)
+
+    hub, nodes = _group("ABC")
+    d = make_node("D")
+    monkeypatch.setattr(session_v2, "make_round3", counted)
+    hub.post(_s(nodes[0]).propose(hub.now, add=[d.take_join_key()]))
+    settle(hub, [*nodes, d])
+    assert all(_s(n).epoch == 2 for n in [*nodes, d])
+    assert len(calls) == len(set(calls)) == 3, "one bundle per committee member"
+    assert all(_s(n)._outcome is None for n in nodes)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from triple_ratchet import cbor
+from triple_ratchet.dkg.attempt import SignedRound1
 from triple_ratchet.errors import (
     DecodeError,
     LimitExceeded,
@@ -119,6 +120,8 @@ from triple_ratchet.group.records import (
     decode_keys,
 )
 from triple_ratchet.group.roster import Roster
+from triple_ratchet.group.run import Round3Item
+from triple_ratchet.group.run_secrets import RunInputs, RunOutcome
 from triple_ratchet.group.sealing import Sealing
 from triple_ratchet.identity import Identity, IdentityKeyPair
 from triple_ratchet.mailbox import MAILBOX_ID_LEN
@@ -218,6 +221,8 @@ class GroupSessionV2:
         self._identity = identity
         self._s = state
         self._rng = rng
+        # Our outcome of the current run, in memory only (see `_round3`).
+        self._outcome: tuple[bytes, Round3Item, RunOutcome] | None = None
 
     # --- starting -------------------------------------------------------------------------
 
@@ -624,7 +629,20 @@ class GroupSessionV2:
         if log.decided is None:
             return list(events), []
         more, out = self._process_commit(now_ms)
+        self._outcome = None  # R14: nothing of the run stays once the epoch is decided
         return list(events) + more, out
+
+    def _round3(self, seed: RunSeed, inputs: RunInputs, round1: Sequence[SignedRound1],
+                payloads: Sequence[bytes], init_secret: bytes) -> tuple[Round3Item, RunOutcome]:
+        """`make_round3` once per run: our item, our commit and our processing of the commit
+        share one outcome, whose bundle is n sealings (0.3 s at n = 1,000, measured)."""
+        key = self.suite.hash(cbor.encode([seed.to_bytes(), inputs.session_id(),
+                                           [r.to_bytes() for r in round1], list(payloads),
+                                           init_secret]))
+        if self._outcome is None or not hmac.compare_digest(self._outcome[0], key):
+            item, outcome = make_round3(seed, inputs, round1, payloads, init_secret)
+            self._outcome = (key, item, outcome)
+        return self._outcome[1], self._outcome[2]
 
     def _own_keys(self, own: OwnRecord) -> MemberKeyRecord | JoinKey:
         return decode_keys(self.suite, own.keys_bytes)
@@ -692,7 +710,7 @@ class GroupSessionV2:
                 round1 = [r[2] for r in run.round1 if r is not None]
                 local = local_round2(seed, inputs, round1)
                 if local.payloads is not None:
-                    item3, _ = make_round3(seed, inputs, round1, local.payloads,
+                    item3, _ = self._round3(seed, inputs, round1, local.payloads,
                                            view.init_secret)
                     out.append(self._member_out(signing, TYPE_ROUND3, item3.to_bytes()))
                 elif local.blame is not None:
@@ -709,7 +727,7 @@ class GroupSessionV2:
                     round1 = [r[2] for r in run.round1 if r is not None]
                     local = local_round2(seed, inputs, round1)
                     if local.payloads is not None:
-                        _, outcome = make_round3(seed, inputs, round1, local.payloads,
+                        _, outcome = self._round3(seed, inputs, round1, local.payloads,
                                                  view.init_secret)
                         out.append(self._member_out(signing, TYPE_COMMIT,
                                                     make_commit(inputs, outcome).to_bytes()))
@@ -789,7 +807,7 @@ class GroupSessionV2:
             seed = RunSeed.from_bytes(suite, s.run.seed)
             local = local_round2(seed, inputs, round1)
             if local.payloads is not None:
-                _, outcome = make_round3(seed, inputs, round1, local.payloads,
+                _, outcome = self._round3(seed, inputs, round1, local.payloads,
                                          view.init_secret)
         if outcome is None:
             try:
