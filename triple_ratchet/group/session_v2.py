@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from triple_ratchet import cbor
+from triple_ratchet.dkg.attempt import SignedRound1
 from triple_ratchet.errors import (
     DecodeError,
     LimitExceeded,
@@ -134,7 +135,8 @@ from triple_ratchet.group.records import (
     decode_keys,
 )
 from triple_ratchet.group.roster import Roster
-from triple_ratchet.group.run_secrets import RunOutcome
+from triple_ratchet.group.run import Round3Item
+from triple_ratchet.group.run_secrets import RunInputs, RunOutcome
 from triple_ratchet.group.sealing import Sealing
 from triple_ratchet.group.session_features import (
     Features,
@@ -247,6 +249,8 @@ class GroupSessionV2:
         self._identity = identity
         self._s = state
         self._rng = rng
+        # Our outcome of the current run, in memory only (see `_round3`).
+        self._outcome: tuple[bytes, Round3Item, RunOutcome] | None = None
 
     # --- starting -------------------------------------------------------------------------
 
@@ -652,9 +656,32 @@ class GroupSessionV2:
         now_ms = int(now * 1000)
         events, epoch = expire_in_epoch(self._s.epoch, now_ms)
         self._s = replace(self._s, epoch=epoch)
+        events += self._another_copy_announced()
         out = self._act(now_ms)
         more, out2 = self._member_steps(now)
         return events + more, out + out2
+
+    def _another_copy_announced(self) -> list[Event]:
+        """R6: an announcement in our name in the current run whose DKG key our seed does not
+        make (an older copy of us restored from a backup, say): we send nothing more in that
+        run (its items would not be ours) and report it once."""
+        s = self._s
+        log = s.log
+        if log is None or log.decided is not None or log.attempt is None:
+            return []
+        run = log.run
+        mine = s.run if s.run.run == run.run else _Run(run=run.run)
+        if mine.commit and not mine.seed:  # reported already, or nothing left to send
+            return []
+        ours = [a.dkg_key for a in run.announcements if a.author == self.own_index]
+        if not ours or (mine.seed and all(
+                k == RunSeed.from_bytes(self.suite, mine.seed).dkg_key().to_bytes()
+                for k in ours)):
+            return []
+        self._s = replace(s, run=replace(mine, seed=b"", announced=True, round1=True,
+                                         round3=True, commit=True))
+        return [ForkDetected("another copy of us", self._identity.public.to_bytes(),
+                             f"an announcement in our name in run {run.run} we did not make")]
 
     # --- group messages -------------------------------------------------------------------
 
@@ -705,7 +732,20 @@ class GroupSessionV2:
         if log.decided is None:
             return list(events), []
         more, out = self._process_commit(now_ms)
+        self._outcome = None  # R14: nothing of the run stays once the epoch is decided
         return list(events) + more, out
+
+    def _round3(self, seed: RunSeed, inputs: RunInputs, round1: Sequence[SignedRound1],
+                payloads: Sequence[bytes], init_secret: bytes) -> tuple[Round3Item, RunOutcome]:
+        """`make_round3` once per run: our item, our commit and our processing of the commit
+        share one outcome, whose bundle is n sealings (0.3 s at n = 1,000, measured)."""
+        key = self.suite.hash(cbor.encode([seed.to_bytes(), inputs.session_id(),
+                                           [r.to_bytes() for r in round1], list(payloads),
+                                           init_secret]))
+        if self._outcome is None or not hmac.compare_digest(self._outcome[0], key):
+            item, outcome = make_round3(seed, inputs, round1, payloads, init_secret)
+            self._outcome = (key, item, outcome)
+        return self._outcome[1], self._outcome[2]
 
     def _own_keys(self, own: OwnRecord) -> MemberKeyRecord | JoinKey:
         return decode_keys(self.suite, own.keys_bytes)
@@ -773,7 +813,7 @@ class GroupSessionV2:
                 round1 = [r[2] for r in run.round1 if r is not None]
                 local = local_round2(seed, inputs, round1)
                 if local.payloads is not None:
-                    item3, _ = make_round3(seed, inputs, round1, local.payloads,
+                    item3, _ = self._round3(seed, inputs, round1, local.payloads,
                                            view.init_secret)
                     out.append(self._member_out(signing, TYPE_ROUND3, item3.to_bytes()))
                 elif local.blame is not None:
@@ -790,7 +830,7 @@ class GroupSessionV2:
                     round1 = [r[2] for r in run.round1 if r is not None]
                     local = local_round2(seed, inputs, round1)
                     if local.payloads is not None:
-                        _, outcome = make_round3(seed, inputs, round1, local.payloads,
+                        _, outcome = self._round3(seed, inputs, round1, local.payloads,
                                                  view.init_secret)
                         out.append(self._member_out(signing, TYPE_COMMIT,
                                                     make_commit(inputs, outcome).to_bytes()))
@@ -804,7 +844,8 @@ class GroupSessionV2:
         last_run, last_phase = mine.ticked
         same = last_run == run.run and last_phase.split("@")[0] == phase
         count, at = (int(x) for x in last_phase.split("@")[1:3]) if same else (0, 0)
-        if (deadline is not None and now_ms >= deadline and signing is not None
+        silent = mine.commit and not mine.seed  # another copy of us announced in this run
+        if (deadline is not None and now_ms >= deadline and signing is not None and not silent
                 and count < MAX_TICKS and (count == 0 or now_ms >= at + TICK_RETRY)):
             out.append(self._member_out(signing, TYPE_TICK, b""))
             mine = replace(mine, ticked=(run.run, f"{phase}@{count + 1}@{now_ms}"))
@@ -871,7 +912,7 @@ class GroupSessionV2:
             seed = RunSeed.from_bytes(suite, s.run.seed)
             local = local_round2(seed, inputs, round1)
             if local.payloads is not None:
-                _, outcome = make_round3(seed, inputs, round1, local.payloads,
+                _, outcome = self._round3(seed, inputs, round1, local.payloads,
                                          view.init_secret)
         if outcome is None:
             try:
@@ -1095,7 +1136,9 @@ class GroupSessionV2:
             [s.run.run, s.run.seed, s.run.announce_at_ms, s.run.announced, s.run.round1,
              s.run.round3, s.run.commit, s.run.commit_phase_seen_ms, s.run.ticked[0],
              s.run.ticked[1]],
-            s.control_cursor + 1, sorted(s.caught_up), s.proposed,
+            # Saved as caught up nowhere: a loaded state reads each mailbox to its end before it
+            # acts (R10), so a restored backup sees what its newer self sent (R6).
+            s.control_cursor + 1, [], s.proposed,
             [[i, b] for i, b in s.resume_inboxes], s.first_epoch, sorted(s.answered),
             None if s.sealing_inputs is None else s.sealing_inputs.to_bytes(),
             s.features.to_cbor(),
@@ -1162,12 +1205,12 @@ class GroupSessionV2:
                         cbor.as_str(rr[9], "ticked phase", max_length=64)))
             if run.seed:
                 RunSeed.from_bytes(suite, run.seed)
+            if cbor.as_list(f[12], "caught up"):  # always saved empty (R10): one encoding
+                raise DecodeError("a saved state is caught up in no mailbox")
             state = _State(
                 suite.suite_id, cbor.as_bytes(f[3], "group id", max_length=64), status, epoch,
                 log, cbor.as_bytes(f[7], "control access key", max_length=64), tuple(records),
-                tuple(old), run, cbor.as_int(f[11], "control cursor") - 1,
-                frozenset(cbor.as_bytes(m, "mailbox", length=MAILBOX_ID_LEN)
-                          for m in cbor.as_list(f[12], "caught up")),
+                tuple(old), run, cbor.as_int(f[11], "control cursor") - 1, frozenset(),
                 cbor.as_bool(f[13], "proposed"),
                 _resume_inboxes(f[14]), cbor.as_bool(f[15], "first epoch"),
                 _answered(f[16]), features=Features.from_cbor(f[18]))
