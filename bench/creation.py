@@ -4,17 +4,20 @@ Run: /work/venv/bin/python bench/creation.py [--sizes 64,256,1000] [--suites 1,2
 
 For each suite and n, `GroupSessionV2.create` with n − 1 join keys (made untimed), once:
 
-- **per notice**: the bytes of one joiner's notice (all its chunks) and what its sealed body
-  holds — the roster, the applied add proposals, the certificate (announcement, round-1 and
-  round-3 items) and the clear header;
-- **creator upload**: the bytes of every notice `create` returns (what the creator PUTs);
+- **per notice**: the bytes of one joiner's notice (all its chunks; since the common part it is
+  the clear header and the sealed hash of the common part);
+- **common part**: the bytes posted once in the change's common mailbox (all its chunks) and
+  what its sealed body holds — the roster, the applied add proposals, the certificate
+  (announcement, round-1 and round-3 items);
+- **creator upload**: the common part plus every notice `create` returns (what the creator PUTs);
 - **create**: wall and CPU time of `GroupSessionV2.create`, and the process's peak RSS after it
   (the returned notices are held in memory at once);
-- **join**: one joiner's `open_notice` (CPU time): every roster entry's signatures and every
-  applied proposal's identity signature checked.
+- **join**: one joiner's opening of its notice and the common part (CPU time): every roster
+  entry's signatures and every applied proposal's identity signature checked.
 
-Issue 8 asks that nothing grow with n²: the per-notice column grows with n (each notice carries
-the roster and the n − 1 add proposals), so the upload grows with n².
+Issue 8 asks that nothing grow with n²: before the common part, each notice carried the roster
+and the n − 1 add proposals, so the upload grew with n²; now the body is posted once (it grows
+with n) and each notice is constant in n but for its Merkle path (log n).
 """
 
 from __future__ import annotations
@@ -24,7 +27,12 @@ import resource
 import time
 
 from triple_ratchet.group.join_keys import JoinKeyring
-from triple_ratchet.group.notice import Notice, NoticeAssembler, create_group, open_notice
+from triple_ratchet.group.notice import (
+    Notice,
+    NoticeAssembler,
+    create_group,
+    open_notice_sealing,
+)
 from triple_ratchet.group.records import JoinKey, RecordKeys
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
@@ -58,7 +66,9 @@ def run(suite: Suite, n: int) -> None:
                                   rng=rng)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    upload = sum(len(c) for o in notices for c in o.chunks)
+    assert start.common is not None
+    common_bytes = sum(len(c) for c in start.common.chunks)
+    upload = sum(len(c) for o in notices for c in o.chunks) + common_bytes
     change = start.change
     roster = len(change.roster.to_bytes())
     applied = sum(len(a) for a in change.applied)
@@ -73,13 +83,20 @@ def run(suite: Suite, n: int) -> None:
         raise SystemExit("the first notice did not reassemble")
     header = len(Notice.from_bytes(notice).header)
     join_cpu = time.process_time()
-    open_notice(suite, notice, identity=first_identity.public.to_bytes(),
-                keys=first_ring.keys())
+    opened = open_notice_sealing(suite, notice, identity=first_identity.public.to_bytes(),
+                                 keys=first_ring.keys())
+    common_assembler, common = opened.assembler(), None
+    for chunk in start.common.chunks:  # what the joiner reads from the common mailbox
+        common_assembler, common = common_assembler.receive(chunk)
+    if common is None:
+        raise SystemExit("the common part did not reassemble")
+    opened.complete(common)
     join_cpu = time.process_time() - join_cpu
-    print(f"suite {suite.suite_id} n={n:5}: per notice {len(notice):9,} B "
-          f"(roster {roster:,}, applied {applied:,}, certificate {certificate:,}, "
-          f"header {header:,}); creator upload {upload / 1e6:9.1f} MB in {len(notices)} "
-          f"notices; create {wall:.2f} s wall, {cpu:.2f} s CPU, peak RSS {rss_mb:,} MB; "
+    print(f"suite {suite.suite_id} n={n:5}: per notice {len(notice):9,} B (header {header:,}); "
+          f"common part {common_bytes:,} B once (roster {roster:,}, applied {applied:,}, "
+          f"certificate {certificate:,}); creator upload {upload / 1e6:9.1f} MB in "
+          f"{len(notices)} notices + common; "
+          f"create {wall:.2f} s wall, {cpu:.2f} s CPU, peak RSS {rss_mb:,} MB; "
           f"join {join_cpu * 1000:.0f} ms CPU", flush=True)
 
 

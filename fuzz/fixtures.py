@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from triple_ratchet.group.events import Outgoing
+from triple_ratchet.group.events import CommonOut, Outgoing
 from triple_ratchet.group.join_keys import JoinKeyring
-from triple_ratchet.group.notice import NoticeAssembler, open_notice
+from triple_ratchet.group.notice import NoticeAssembler, open_notice_sealing
 from triple_ratchet.group.session_v2 import GroupSessionV2
 from triple_ratchet.identity import Account, IdentityKeyPair
 from triple_ratchet.pairwise import PairwiseSession
@@ -109,6 +109,7 @@ class Group:
     state: bytes  # the same member in epoch 2, no group message read yet
     group_blobs: tuple[bytes, ...]  # group messages of epoch 2, none read yet
     entry_time: int  # hub time of the entries (after every blob above)
+    common_chunks: tuple[bytes, ...] = ()  # the common mailbox of its notice (11.v2.13)
 
 
 @dataclass
@@ -142,9 +143,17 @@ class _Hub:
             for blob, _ in self.boxes.get(m.inbox, []):
                 assembler, notice = assembler.receive(blob)
                 if notice is not None:
-                    start = open_notice(m.identity.suite, notice,
-                                        identity=m.identity.public.to_bytes(),
-                                        keys=m.keyring.keys())
+                    opened = open_notice_sealing(m.identity.suite, notice,
+                                                 identity=m.identity.public.to_bytes(),
+                                                 keys=m.keyring.keys())
+                    common, part = opened.assembler(), None
+                    for entry, _ in self.boxes.get(opened.common_mailbox.mailbox_id, []):
+                        common, part = common.receive(entry)
+                        if part is not None:
+                            break
+                    if part is None:
+                        return False
+                    start = opened.complete(part)
                     m.session, m.keyring = GroupSessionV2.join(m.identity, start, m.keyring,
                                                                rng=m.rng)
                     self.post(m.session.rotate(self.t / 1000))
@@ -212,8 +221,11 @@ def group() -> Group:
     blobs = [o.blob for m in (a, c, a) if m.session is not None
              for o in m.session.encrypt(b"hello from the fuzz group", hub.t / 1000)]
     notice = tuple(blob for blob, _ in hub.boxes.get(b.inbox, []))
+    # Every notice of the creation names one common part, in one common mailbox.
+    (common_box,) = {o.mailbox_id for o in out if isinstance(o, CommonOut)}
+    common = tuple(blob for blob, _ in hub.boxes[common_box])
     return Group(b.identity.to_bytes(), keyring, notice, state_before, control, state,
-                 tuple(blobs), hub.t + 1_000)
+                 tuple(blobs), hub.t + 1_000, common)
 
 
 # --- Storage ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Targets that cover several decoders take the first input byte as a selector (see
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import gzip
@@ -304,20 +305,30 @@ def group_receive_control(data: bytes) -> None:
     _group_receive(fx.group().state_before, data)
 
 
-@target("group_notice", lambda: list(fx.group().notice_chunks), max_len=65536)
+@target("group_notice", lambda: [*fx.group().notice_chunks, *fx.group().common_chunks],
+        max_len=65536)
 def group_notice(data: bytes) -> None:
-    """A joiner's inbox: `NoticeAssembler.receive` of one chunk and, when a notice is whole,
-    `open_notice` with the joiner's join keys."""
+    """A joiner's inbox and its second fetch: `NoticeAssembler.receive` of one chunk and, when
+    a notice is whole, its opening with the fixture's common part; and the same chunk read
+    from the common mailbox (`CommonAssembler.receive`) for the fixture's notice, completed
+    when whole."""
     from triple_ratchet.group.join_keys import JoinKeyring
-    from triple_ratchet.group.notice import NoticeAssembler, open_notice
+    from triple_ratchet.group.notice import NoticeAssembler, NoticeChunk, open_notice_sealing
     g = fx.group()
     identity = _group_identity()
     keys = tuple(JoinKeyring.from_bytes(g.keyring).keys())
     me = identity.public.to_bytes()
     assembler = NoticeAssembler(identity.suite, identity=me, keys=keys)
-    _, notice = assembler.receive(data)
-    if notice is not None:
-        open_notice(identity.suite, notice, identity=me, keys=keys)
+    common = b"".join(NoticeChunk.from_bytes(identity.suite, c).data for c in g.common_chunks)
+    with contextlib.suppress(TripleRatchetError):  # a refused chunk: the second path still runs
+        _, notice = assembler.receive(data)
+        if notice is not None:
+            open_notice_sealing(identity.suite, notice, identity=me, keys=keys).complete(common)
+    good = b"".join(NoticeChunk.from_bytes(identity.suite, c).data for c in g.notice_chunks)
+    opened = open_notice_sealing(identity.suite, good, identity=me, keys=keys)
+    _, part = opened.assembler().receive(data)
+    if part is not None:
+        opened.complete(part)
 
 
 # --- Hub frames -------------------------------------------------------------------------------

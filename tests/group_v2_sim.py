@@ -4,13 +4,19 @@ in hub order and say when they have read one to its end (`caught_up`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from triple_ratchet.errors import RemoteError
 from triple_ratchet.group.events import Event, Outgoing
 from triple_ratchet.group.join_keys import JoinKeyring
-from triple_ratchet.group.notice import NoticeAssembler, open_notice
-from triple_ratchet.group.records import JoinKey
+from triple_ratchet.group.notice import (
+    JoinStart,
+    NoticeAssembler,
+    OpenedNotice,
+    open_notice_sealing,
+)
+from triple_ratchet.group.records import JoinKey, RecordKeys
 from triple_ratchet.group.session_v2 import GroupSessionV2
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
@@ -49,6 +55,7 @@ class Node:
     events: list[Event] = field(default_factory=list)
     online: bool = True
     assembler: NoticeAssembler | None = None
+    opened: OpenedNotice | None = None  # a notice whose common part is still being read
     reload: bool = False  # save and load the session after every step
     skew_ms: int = 0  # this member's clock minus the hub's
 
@@ -128,7 +135,31 @@ class Node:
             return s.control_mailbox_id
         return boxes[0]
 
+    def _read_common(self, hub: Hub) -> bool:
+        """The second fetch of a joiner (11.v2.28): the common part its notice names, read
+        whole from the change's common mailbox; join once it is there."""
+        assert self.opened is not None
+        assembler = self.opened.assembler()
+        for blob, _ in hub.boxes.get(self.opened.common_mailbox.mailbox_id, []):
+            try:
+                assembler, common = assembler.receive(blob)
+            except RemoteError as exc:
+                self.events.append(_Raised(type(exc).__name__, str(exc)))
+                assembler = assembler.reset()
+                continue
+            if common is None:
+                continue
+            start_ = self.opened.complete(common)
+            self.opened = None
+            self.session, self.keyring = GroupSessionV2.join(self.identity, start_,
+                                                             self.keyring, rng=self.rng)
+            hub.post(self.session.rotate(hub.now))
+            return True
+        return False
+
     def _read_inbox(self, hub: Hub) -> bool:
+        if self.opened is not None:
+            return self._read_common(hub)
         entries = hub.boxes.get(self.inbox, [])
         start = self.cursors.get(self.inbox, 0)
         if self.assembler is None:
@@ -140,11 +171,9 @@ class Node:
             self.assembler, notice = self.assembler.receive(blob)
             if notice is None:
                 continue
-            start_ = open_notice(self.identity.suite, notice, identity=self.id,
-                                 keys=self.keyring.keys())
-            self.session, self.keyring = GroupSessionV2.join(self.identity, start_,
-                                                             self.keyring, rng=self.rng)
-            hub.post(self.session.rotate(hub.now))
+            self.opened = open_notice_sealing(self.identity.suite, notice, identity=self.id,
+                                              keys=self.keyring.keys())
+            self._read_common(hub)
             return True
         return start < len(entries)
 
@@ -185,6 +214,23 @@ def settle(hub: Hub, nodes: list[Node], *, rounds: int = 200, step_ms: int = 1_0
             quiet = 0 if moved else quiet + 1
             if quiet > quiet_rounds:
                 return
+
+
+def common_at(hub: Hub, opened: OpenedNotice) -> bytes:
+    """The common part a notice names, read whole from its common mailbox at `hub`."""
+    assembler = opened.assembler()
+    for blob, _ in hub.boxes.get(opened.common_mailbox.mailbox_id, []):
+        assembler, common = assembler.receive(blob)
+        if common is not None:
+            return common
+    raise AssertionError("the common part is not (whole) at the hub")
+
+
+def open_from_hub(hub: Hub, suite: Suite, notice: bytes, *, identity: bytes,
+                  keys: Sequence[RecordKeys]) -> JoinStart:
+    """`open_notice` with the common part read from the change's common mailbox at `hub`."""
+    opened = open_notice_sealing(suite, notice, identity=identity, keys=keys)
+    return opened.complete(common_at(hub, opened))
 
 
 def create(hub: Hub, creator: Node, others: list[Node]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from group_v2_sim import Hub, Node, create, make_node, settle
+from group_v2_sim import Hub, Node, common_at, create, make_node, settle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +44,7 @@ from triple_ratchet.group.message import (
     seal,
 )
 from triple_ratchet.group.message_path import encrypt_v2, parse_v2, receive_v2
-from triple_ratchet.group.notice import NoticeAssembler, open_notice
+from triple_ratchet.group.notice import NoticeAssembler, open_notice, open_notice_sealing
 from triple_ratchet.group.records import RecordKeys
 from triple_ratchet.group.sender_chain import ReceivingChain, new_reuse_guard
 from triple_ratchet.group.session_v2 import GroupSessionV2
@@ -631,6 +631,8 @@ def _targets() -> dict[str, tuple[bytes, Callable[[bytes], object], Callable[[],
 
     receiver = fresh()
     suite = d.identity.suite
+    common = common_at(hub, open_notice_sealing(suite, notice, identity=d.id,
+                                                keys=keyring_before.keys()))
     return {
         "GroupSessionV2.receive (group message)": (
             group.blob, lambda x: receiver.receive(x, now, entry_time=t), receiver.to_bytes),
@@ -642,7 +644,8 @@ def _targets() -> dict[str, tuple[bytes, Callable[[bytes], object], Callable[[],
             request, lambda x: receiver.on_rejoin_request(x, d.identity.public, now),
             receiver.to_bytes),
         "open_notice": (notice, lambda x: open_notice(suite, x, identity=d.id,
-                                                      keys=keyring_before.keys()), lambda: b""),
+                                                      keys=keyring_before.keys(), common=common),
+                        lambda: b""),
         "NoticeAssembler.receive": (chunks[0], NoticeAssembler(suite).receive, lambda: b""),
         "JoinKeyring.from_bytes": (keyring_before.to_bytes(), JoinKeyring.from_bytes,
                                    lambda: b""),

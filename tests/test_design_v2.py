@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
-from group_v2_sim import Hub, Node, create, make_node, settle
+from group_v2_sim import Hub, Node, create, make_node, open_from_hub, settle
 
 from triple_ratchet.errors import AuthenticationError, TripleRatchetError, UsageError
 from triple_ratchet.group import control_log as cl
@@ -33,7 +33,7 @@ from triple_ratchet.group.events import (
     RejoinNeeded,
     RemovedFromGroup,
 )
-from triple_ratchet.group.notice import NoticeAssembler, make_rejoin_request, open_notice
+from triple_ratchet.group.notice import NoticeAssembler, make_rejoin_request
 from triple_ratchet.group.records import PURPOSE_ROTATE, MemberKeyRecord, RecordKeys
 from triple_ratchet.group.session_v2 import GroupSessionV2
 
@@ -463,7 +463,7 @@ def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_re
         return notice
 
     with pytest.raises(AuthenticationError):
-        open_notice(suite, notice_at(group1_chunks), identity=j.id, keys=j.keyring.keys())
+        open_from_hub(hub, suite, notice_at(group1_chunks), identity=j.id, keys=j.keyring.keys())
     # J asks X (over their pairwise session) to resume it.
     roster = _s(x).control_log.view.roster
     entry = roster.entries[roster.index_of(j.id) or 0]
@@ -477,7 +477,7 @@ def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_re
     hub.post(out)
     settle(hub, [x, y])
     assert _s(x).epoch == 2
-    start = open_notice(suite, notice_at(resumed_from), identity=j.id, keys=[keys])
+    start = open_from_hub(hub, suite, notice_at(resumed_from), identity=j.id, keys=[keys])
     assert start.resumed and start.epoch == 2
     joined, _ = GroupSessionV2.join(j.identity, start, j.keyring, rng=j.rng)
     assert joined.public_epoch_id == _s(x).public_epoch_id

@@ -54,21 +54,27 @@ from triple_ratchet.group.notice import (
     JoinStart,
     Notice,
     NoticeAssembler,
+    NoticeBody,
     NoticeChunk,
     NoticeHeader,
+    OutgoingCommon,
     OutgoingNotice,
     Repair,
     ResumeInstead,
     accept_repaired_sealing,
     answer_rejoin,
     answer_rejoin_for_run,
+    build_common,
     build_notice,
     build_notices,
     check_rejoin_request,
     chunk_notice,
     create_group,
     make_rejoin_request,
+    notice_id,
     open_notice,
+    open_notice_sealing,
+    seal_common,
     seal_notice,
 )
 from triple_ratchet.group.records import (
@@ -102,6 +108,36 @@ def suite(request: pytest.FixtureRequest) -> Suite:
     return s
 
 
+# Every common part made in these tests, by its hash: `_open` finds the one a notice names
+# (what a recipient reads from the change's common mailbox).
+_COMMONS: dict[bytes, bytes] = {}
+
+
+def _register(suite: Suite, common: OutgoingCommon | None) -> OutgoingCommon:
+    assert common is not None
+    _COMMONS[common.common_hash] = b"".join(NoticeChunk.from_bytes(suite, c).data
+                                            for c in common.chunks)
+    return common
+
+
+def _insider(header: NoticeHeader, body: NoticeBody | bytes, member_base: bytes,
+             identity: bytes, rng: DeterministicRandom) -> bytes:
+    """An insider (holding member_base) sealing a common part of its own and a notice naming
+    it."""
+    plain = body if isinstance(body, bytes) else body.to_bytes()
+    common = seal_common(header.suite, plain, member_base, rng)
+    _COMMONS[notice_id(header.suite, common)] = common
+    return seal_notice(header, notice_id(header.suite, common), member_base, identity, rng)
+
+
+def _open(suite: Suite, data: bytes, *, identity: bytes,
+          keys: list[RecordKeys]) -> JoinStart:
+    """`open_notice` with the common part the notice names (empty if none was made)."""
+    opened = open_notice_sealing(suite, data, identity=identity, keys=keys)
+    return open_notice(suite, data, identity=identity, keys=keys,
+                       common=_COMMONS.get(opened.common_hash, b""))
+
+
 class Member:
     def __init__(self, suite: Suite, rng: DeterministicRandom) -> None:
         self.identity = IdentityKeyPair.generate(suite, rng)
@@ -127,6 +163,8 @@ class World:
         self.start, self.notices = create_group(
             self.creator, self.creator_keys, group_id=GROUP,
             join_keys=[m.join_key for m in self.members], now=NOW, rng=self.rng)
+        if self.start.common is not None:  # none for a group alone
+            self.common = _register(suite, self.start.common)
 
     def notice_of(self, i: int) -> bytes:
         data = b"".join(NoticeChunk.from_bytes(self.suite, c).data
@@ -136,7 +174,7 @@ class World:
     def open(self, i: int, data: bytes | None = None,
              keys: list[RecordKeys] | None = None) -> JoinStart:
         m = self.members[i]
-        return open_notice(self.suite, self.notice_of(i) if data is None else data,
+        return _open(self.suite, self.notice_of(i) if data is None else data,
                            identity=m.id, keys=[m.join_keys] if keys is None else keys)
 
     def reseal(self, i: int, *, header: NoticeHeader | None = None,
@@ -145,7 +183,7 @@ class World:
         change = self.start.change
         m = self.members[i]
         body = dataclasses.replace(change.body(), **body_changes)  # type: ignore[arg-type]
-        return seal_notice(header or change.header_for(m.id), body, self.start.member_base,
+        return _insider(header or change.header_for(m.id), body, self.start.member_base,
                            m.id, self.rng)
 
 
@@ -373,13 +411,14 @@ def test_a_one_time_join_key_used_by_another_notice_cannot_open_it(suite: Suite)
     remaining = [k for k in [bob.join_keys] if k.receive_public != js.opened_with]
     assert remaining == []
     second_creator = IdentityKeyPair.generate(suite, world.rng)
-    _, notices = create_group(second_creator, RecordKeys.generate(suite, world.rng),
-                              group_id=b"second group", join_keys=[bob.join_key], now=NOW,
-                              rng=world.rng)
+    second, notices = create_group(second_creator, RecordKeys.generate(suite, world.rng),
+                                   group_id=b"second group", join_keys=[bob.join_key], now=NOW,
+                                   rng=world.rng)
+    _register(suite, second.common)
     data = b"".join(NoticeChunk.from_bytes(suite, c).data for c in notices[0].chunks)
     with pytest.raises(AuthenticationError):
-        open_notice(suite, data, identity=bob.id, keys=remaining)
-    assert open_notice(suite, data, identity=bob.id, keys=[bob.join_keys]).group_id == (
+        _open(suite, data, identity=bob.id, keys=remaining)
+    assert _open(suite, data, identity=bob.id, keys=[bob.join_keys]).group_id == (
         b"second group")
 
 
@@ -617,11 +656,13 @@ def test_a_wrong_sealing_is_repaired_and_convicted(w: World) -> None:
 
 def test_outgoing_notice_and_build_notice_agree(w: World) -> None:
     m = w.members[2]
-    again = build_notice(w.start.change, w.start.member_base, m.id, w.rng)
+    again = build_notice(w.start.change, w.start.member_base, m.id, w.common.common_hash,
+                         w.rng)
     assert w.open(2, again).own_index == 3  # a repeated notice (fresh nonce) opens too
     assert isinstance(w.notices[2], OutgoingNotice)
     with pytest.raises(UsageError):
-        build_notice(w.start.change, w.start.member_base, w.creator.public.to_bytes(), w.rng)
+        build_notice(w.start.change, w.start.member_base, w.creator.public.to_bytes(),
+                     w.common.common_hash, w.rng)
 
 
 def test_a_forged_round1_item_is_refused(w: World) -> None:
@@ -717,24 +758,27 @@ class Resumed:
             (announcement.to_bytes(),), (signed(TYPE_ROUND1, item1.to_bytes()),),
             (signed(TYPE_ROUND3, item3.to_bytes()),), (proposal.to_bytes(),), (), self.T0,
             roster, self.outcome.bundle.sealings, self.inputs.recipients)
+        self.common = _register(suite, build_common(self.change, self.outcome.member_base,
+                                                    w.rng))
         self.bad_carried = carried
 
 
 def test_a_resumed_member_gets_a_notice_and_joins_the_epoch_of_the_others(w: World) -> None:
     r = Resumed(w)
-    assert build_notices(r.change, r.outcome.member_base, rng=w.rng) == ()  # inbox unknown
-    (notice,) = build_notices(r.change, r.outcome.member_base,
+    # The inbox unknown: no notice.
+    assert build_notices(r.change, r.outcome.member_base, common=r.common, rng=w.rng) == ()
+    (notice,) = build_notices(r.change, r.outcome.member_base, common=r.common,
                               resumed_inboxes={r.bob.id: r.inbox}, rng=w.rng)
     assert notice.identity == r.bob.id and notice.inbox_id == r.inbox
     # Had a later proposal of the attempt removed Bob again, he would be no recipient: no notice.
     gone = dataclasses.replace(r.change, bundle=r.change.bundle[1:],
                                recipient_indices=r.change.recipient_indices[1:])
-    assert build_notices(gone, r.outcome.member_base, resumed_inboxes={r.bob.id: r.inbox},
-                         rng=w.rng) == ()
+    assert build_notices(gone, r.outcome.member_base, common=r.common,
+                         resumed_inboxes={r.bob.id: r.inbox}, rng=w.rng) == ()
     data = b"".join(NoticeChunk.from_bytes(w.suite, c).data for c in notice.chunks)
     with pytest.raises(AuthenticationError):  # sealed to the resume record's key only
-        open_notice(w.suite, data, identity=r.bob.id, keys=[r.bob.join_keys])
-    js = open_notice(w.suite, data, identity=r.bob.id, keys=[r.bob.join_keys, r.resume_keys])
+        _open(w.suite, data, identity=r.bob.id, keys=[r.bob.join_keys])
+    js = _open(w.suite, data, identity=r.bob.id, keys=[r.bob.join_keys, r.resume_keys])
     assert js.resumed and js.added_by == w.creator.public.to_bytes()
     assert js.epoch == 2 and js.previous_epoch_id == w.start.epoch_id and js.t0 == r.T0
     assert js.own_index == 1 and js.opened_with == r.resume_keys.receive_public
@@ -750,7 +794,9 @@ def test_a_resumed_member_gets_a_notice_and_joins_the_epoch_of_the_others(w: Wor
     # A carried entry that is neither a proposal nor a record is refused.
     bad = dataclasses.replace(r.change, carried=r.bad_carried)
     with pytest.raises(ProtocolError):
-        open_notice(w.suite, build_notice(bad, r.outcome.member_base, r.bob.id, w.rng),
+        _open(w.suite, build_notice(bad, r.outcome.member_base, r.bob.id,
+                                    _register(w.suite, build_common(bad, r.outcome.member_base,
+                                                                    w.rng)).common_hash, w.rng),
                     identity=r.bob.id, keys=[r.resume_keys])
 
 
@@ -760,10 +806,10 @@ def test_a_notice_tells_the_newcomer_who_was_dormant_at_the_previous_snapshot(w:
     epoch's view holds it), and a notice whose dormant set does not fit the bundle is refused."""
     dave = w.members[2].id
     r = Resumed(w, frozenset({dave}))
-    (notice,) = build_notices(r.change, r.outcome.member_base,
+    (notice,) = build_notices(r.change, r.outcome.member_base, common=r.common,
                               resumed_inboxes={r.bob.id: r.inbox}, rng=w.rng)
     data = b"".join(NoticeChunk.from_bytes(w.suite, c).data for c in notice.chunks)
-    js = open_notice(w.suite, data, identity=r.bob.id, keys=[r.resume_keys])
+    js = _open(w.suite, data, identity=r.bob.id, keys=[r.resume_keys])
     assert js.dormant_before == frozenset({dave})
     assert r.change.body().dormant == (js.roster.index_of(dave),)
     # An insider holding member_base hides or invents a dormant member: refused.
@@ -772,9 +818,9 @@ def test_a_notice_tells_the_newcomer_who_was_dormant_at_the_previous_snapshot(w:
                     (js.roster.index_of(w.creator.public.to_bytes()),)):
         body = dataclasses.replace(r.change.body(), dormant=tuple(sorted(
             {*dormant, *(() if dormant == () else r.change.dormant)})))
-        forged = seal_notice(header, body, r.outcome.member_base, r.bob.id, w.rng)
+        forged = _insider(header, body, r.outcome.member_base, r.bob.id, w.rng)
         with pytest.raises(ProtocolError):
-            open_notice(w.suite, forged, identity=r.bob.id, keys=[r.resume_keys])
+            _open(w.suite, forged, identity=r.bob.id, keys=[r.resume_keys])
 
 
 def test_a_carried_entry_without_its_authors_identity_signature_is_refused(w: World) -> None:
@@ -793,7 +839,7 @@ def test_a_carried_entry_without_its_authors_identity_signature_is_refused(w: Wo
 
     def opened(carried: tuple[bytes, ...]) -> JoinStart:
         body = dataclasses.replace(r.change.body(), carried=carried)
-        return open_notice(w.suite, seal_notice(header, body, r.outcome.member_base, r.bob.id,
+        return _open(w.suite, _insider(header, body, r.outcome.member_base, r.bob.id,
                                                 w.rng), identity=r.bob.id, keys=[r.resume_keys])
 
     assert opened((proposal.to_bytes(),)).carried == (proposal.to_bytes(),)
@@ -854,7 +900,7 @@ def test_any_change_to_a_notices_body_or_header_by_an_insider_is_a_typed_error(w
         for at in r.sample(mutable, r.choice((1, 2, 5))):
             b[at] ^= 1 + r.randrange(255)
         with pytest.raises(RemoteError):
-            w.open(0, seal_notice(change.header_for(m.id), bytes(b), w.start.member_base, m.id,
+            w.open(0, _insider(change.header_for(m.id), bytes(b), w.start.member_base, m.id,
                                   w.rng))
     for _ in range(120):
         h = bytearray(header)

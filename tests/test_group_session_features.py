@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from group_v2_sim import Hub, Node, create, make_node, settle
+from group_v2_sim import Hub, Node, create, make_node, open_from_hub, settle
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError, LimitExceeded, ProtocolError, UnsupportedError
@@ -147,7 +147,7 @@ def test_a_member_rotates_after_a_commit_when_its_record_is_older_than_a_day() -
 
 
 def test_a_resumed_member_posts_its_rotation_record_at_once() -> None:
-    from triple_ratchet.group.notice import NoticeAssembler, open_notice
+    from triple_ratchet.group.notice import NoticeAssembler
 
     hub, (a, b, c) = _group()
     c.online = False
@@ -161,7 +161,7 @@ def test_a_resumed_member_posts_its_rotation_record_at_once() -> None:
     for blob, _ in hub.boxes[c.inbox]:
         asm, notice = asm.receive(blob)
     assert notice is not None
-    start = open_notice(c.identity.suite, notice, identity=c.id, keys=_s(c).resume_keys())
+    start = open_from_hub(hub, c.identity.suite, notice, identity=c.id, keys=_s(c).resume_keys())
     events = _s(c).resume(start)
     assert MembershipUnconfirmed() in events
     c.cursors = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from group_v2_sim import Hub, create, make_node, settle
+from group_v2_sim import Hub, create, make_node, open_from_hub, settle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +18,7 @@ from triple_ratchet.errors import (
 from triple_ratchet.group.events import ForkDetected, Ignored, RemovedFromGroup
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.message import MAX_BODY
-from triple_ratchet.group.notice import NoticeAssembler, open_notice
+from triple_ratchet.group.notice import NoticeAssembler
 from triple_ratchet.group.session_v2 import GroupSessionV2
 
 
@@ -237,7 +237,8 @@ def test_rejoin_request_resume_proposal_and_notice() -> None:
     for blob, _ in hub.boxes[c.inbox]:
         asm, notice = asm.receive(blob)
     assert notice is not None
-    start = open_notice(c.identity.suite, notice, identity=c.id, keys=c.session.resume_keys())
+    start = open_from_hub(hub, c.identity.suite, notice, identity=c.id,
+                          keys=c.session.resume_keys())
     assert start.resumed and start.epoch == 2
     c.session.resume(start)
     c.cursors = {}
@@ -385,7 +386,7 @@ def test_a_joiners_first_epoch_view_holds_the_notices_dormant_members() -> None:
     for blob, _ in hub.boxes[b.inbox]:
         asm, notice = asm.receive(blob)
     assert notice is not None
-    start = open_notice(b.identity.suite, notice, identity=b.id, keys=b.keyring.keys())
+    start = open_from_hub(hub, b.identity.suite, notice, identity=b.id, keys=b.keyring.keys())
     assert start.dormant_before == frozenset()  # a created group has nobody dormant
     start = dataclasses.replace(start, dormant_before=frozenset({a.id}))
     session, _ = GroupSessionV2.join(b.identity, start, b.keyring, rng=b.rng)

@@ -1891,8 +1891,9 @@ def test_v2_whole_run_keys_sealings_and_tree(case: dict[str, Any]) -> None:
 @params("epoch-run-v2.json", "creation")
 def test_v2_creation_notices_from_spec(case: dict[str, Any]) -> None:
     """11.v2.13 and 11.v2.28: each initial member opens its sealing with its join key (HPKE),
-    gets member_base, re-derives epoch 1 and rebuilds its notice byte for byte: notice key,
-    header (position, count, sealing, Merkle path), AEAD body, notice id and chunks."""
+    gets member_base, re-derives epoch 1, rebuilds the common part (common mailbox, common key,
+    AEAD body, its hash and chunks) and its notice byte for byte: notice key, header (position,
+    count, sealing, Merkle path), AEAD of the common part's hash, notice id and chunks."""
     s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
     hp = HPKE[s.suite_id]
     group_id, rsid, roster_hash = h(i["group_id"]), h(o["run_session_id"]), h(o["roster_hash"])
@@ -1914,25 +1915,42 @@ def test_v2_creation_notices_from_spec(case: dict[str, Any]) -> None:
         context = h(o["group_context"])
         assert ks2_epoch(s, member_base, context, len(roster))["epoch_id"] == \
             o["new_epoch"]["epoch_id"]
+        # the common part, the same for every recipient (11.v2.13)
+        com = o["common"]
+        box = ks2_mailbox(s, member_base, b"ks v2 notice common mailbox seed")
+        common_key = s.expand_label(member_base, b"ks v2 notice common key", b"", 32)
+        common = h(com["common"])
+        parts = cbor_decode(common)
+        assert parts[:2] == [0x57, 2] and len(parts) == 4
+        body = s.aead_decrypt(common_key, parts[2], parts[3], b"")
+        assert common == cbor([0x57, 2, parts[2], s.aead_encrypt(common_key, parts[2], body,
+                                                                  b"")])
+        common_hash = rhash(s, b"triple-ratchet v2 notice id" + common)
+        size = 65536
+        pieces = [common[j:j + size] for j in range(0, len(common), size)]
+        assert (box["mailbox_id"], box["access_public"], common_key.hex(), body.hex(),
+                common_hash.hex(),
+                [cbor([0x53, 2, common_hash, j, len(pieces), x]).hex()
+                 for j, x in enumerate(pieces)]) == (
+            com["mailbox_id"], com["access_public"], com["common_key"], com["body"],
+            com["common_hash"], com["chunks"])
         key = s.expand_label(member_base, b"ks v2 notice key", identity, 32)
         path = merkle_path_of(s, leaves_, p)
         merkle_verify(s, root, len(leaves_), p, leaves_[p], path)
         header = cbor([s.suite_id, group_id, 1, rsid, roster_hash, p, len(pairs), pairs[p][0],
                        pairs[p][1], path])
         nonce = h(notice_out["nonce"])
-        sealed = s.aead_encrypt(key, nonce, h(notice_out["body"]),
-                                b"triple-ratchet v2 notice aad" + header)
+        sealed = s.aead_encrypt(key, nonce, common_hash, b"triple-ratchet v2 notice aad" + header)
         notice = cbor([0x52, 2, header, nonce, sealed])
         nid = rhash(s, b"triple-ratchet v2 notice id" + notice)
-        size = 65536
         pieces = [notice[j:j + size] for j in range(0, len(notice), size)]
         chunks = [cbor([0x53, 2, nid, j, len(pieces), x]).hex() for j, x in enumerate(pieces)]
         assert (key.hex(), header.hex(), notice.hex(), nid.hex(), chunks) == (
             notice_out["notice_key"], notice_out["header"], notice_out["notice"],
             notice_out["notice_id"], notice_out["chunks"])
         # the body's run (11.v2.13): e = 0, empty epoch id, r = 1, T0 null for a creation
-        body = cbor_decode(h(notice_out["body"]))
-        assert body[:3] == [0, b"", 1] and body[8] is None and cbor(body[9]) == cbor(roster)
+        fields = cbor_decode(body)
+        assert fields[:3] == [0, b"", 1] and fields[8] is None and cbor(fields[9]) == cbor(roster)
 
 
 @params("epoch-run-v2.json", "rejoin")

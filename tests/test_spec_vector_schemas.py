@@ -158,14 +158,15 @@ def test_the_epoch_script_schema_names_every_step_and_action_of_the_file() -> No
                 assert not refused or action[0] == "receive"
                 shapes.add(call[0])
                 argument = {"create": "[names]", "chunk": "mailbox, entry",
-                            "receive": "mailbox, entry", "caught_up": "mailbox",
+                            "common": "mailbox, entry", "receive": "mailbox, entry",
+                            "caught_up": "mailbox",
                             "encrypt": "text", "propose_add": "joiner"}.get(call[0])
                 want = f'["{call[0]}", ' + (f"{argument}, " if argument else "") + "now, posted]"
                 assert want in schema, want
     for step in steps:
         assert f'`"{step}"`' in schema, step
-    assert shapes == {"create", "chunk", "rotate", "receive", "caught_up", "tick", "encrypt",
-                      "propose_add"}
+    assert shapes == {"create", "chunk", "common", "rotate", "receive", "caught_up", "tick",
+                      "encrypt", "propose_add"}
     table = " ".join(_section("14-test-vectors.md",
                               "## Version 2 — not yet implemented (wire version 2)").split())
     assert ("| `epoch-script-v2` | `vectors/epoch-script-v2.json` (module "

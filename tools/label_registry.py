@@ -172,9 +172,15 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_V2_SEAL_INFO": ("first element of a sealing's HPKE `info` (R2)", "11"),
     "LABEL_KS2_NOTICE_KEY": ("`ExpandLabel` (context `identity_i`): a recipient's notice key "
                              "from `member_base` (Decision 3)", "08"),
+    "LABEL_KS2_NOTICE_COMMON_SEED": ("`ExpandLabel` (empty context, 32 bytes): the access "
+                                     "key seed of a change's common mailbox from `member_base`",
+                                     "08"),
+    "LABEL_KS2_NOTICE_COMMON_KEY": ("`ExpandLabel` (empty context): the key of a change's "
+                                    "notice common part from `member_base`", "08"),
     "LABEL_NOTICE_AAD": ("AEAD associated-data prefix (then the notice header) of a notice's "
-                         "sealed body", "11"),
-    "LABEL_NOTICE_ID": ("hash prefix: id of a notice's chunks", "11"),
+                         "sealed common-part hash", "11"),
+    "LABEL_NOTICE_ID": ("hash prefix: id of a notice's chunks, and the hash of a notice's common "
+                        "part (its chunks' id)", "11"),
     "LABEL_KS2_RUN_STREAM": ("`ExpandLabel` (context = purpose ‖ `u32be(j)`), local: a run's "
                              "randomness from its run seed (R6, R14)", "08"),
     "LABEL_KS2_RUN_PAYLOAD": ("`ExpandLabel`, local: a run's round-1 payload from its run seed",

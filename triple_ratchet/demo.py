@@ -3,11 +3,13 @@
 Every member is a device with its own identity, group join keys published in the hub's directory,
 an inbox connection (for notices) and a group connection (group and control mailboxes) to a real
 hub over WebSockets. The demo creates a group (the creator alone as the first committee, notices
-to every member's inbox), exchanges messages, and then — with `--offline K` members neither
-reading nor answering — adds a member, removes one and refreshes the keys; then the offline
-members come back and catch up epoch by epoch. It checks that every plaintext reached exactly the
-members it should have, that the removed member read nothing sent after its removal, that the
-offline members caught up, and that nobody was removed for being offline.
+to every member's inbox naming one common part the creator posts once in the change's common
+mailbox, which each joiner then reads on a one-off connection), exchanges messages, and then —
+with `--offline K` members neither reading nor answering — adds a member, removes one and
+refreshes the keys; then the offline members come back and catch up epoch by epoch. It checks
+that every plaintext reached exactly the members it should have, that the removed member read
+nothing sent after its removal, that the offline members caught up, and that nobody was removed
+for being offline.
 
 The epoch change of version 2 runs on the hub's clock (60 s minimum epoch age, 10 s announcement
 window, 1 h minimum age for a refresh). The local hub therefore runs in this process on a clock
@@ -40,6 +42,7 @@ from triple_ratchet.errors import (
 )
 from triple_ratchet.group.control_log import RETENTION
 from triple_ratchet.group.events import (
+    CommonOut,
     EpochChanged,
     Event,
     HubClockSkew,
@@ -48,11 +51,11 @@ from triple_ratchet.group.events import (
     RemovedFromGroup,
 )
 from triple_ratchet.group.join_keys import JoinKeyring
-from triple_ratchet.group.notice import NoticeAssembler, open_notice
+from triple_ratchet.group.notice import NoticeAssembler, OpenedNotice, open_notice_sealing
 from triple_ratchet.group.records import JoinKey
 from triple_ratchet.group.session_v2 import GroupSessionV2
 from triple_ratchet.hub.access import AccessKey, directory_id
-from triple_ratchet.hub.client import Delivery, MailboxClient, send_to_inbox
+from triple_ratchet.hub.client import START, Delivery, MailboxClient, send_to_inbox
 from triple_ratchet.hub.frames import Kind
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import system_random
@@ -215,8 +218,13 @@ class Device:
                 self.assembler, notice = self.assembler.receive(event.blob)
                 if notice is None:
                     continue
-                start = open_notice(self.suite, notice, identity=self.public,
-                                    keys=self.keyring.keys())
+                opened = open_notice_sealing(self.suite, notice, identity=self.public,
+                                             keys=self.keyring.keys())
+                common = await self._fetch_common(opened)
+                while common is None:  # not posted (whole) yet: wait for it, then read again
+                    await asyncio.sleep(TICK_INTERVAL)
+                    common = await self._fetch_common(opened)
+                start = opened.complete(common)
                 self.session, self.keyring = GroupSessionV2.join(self.identity, start,
                                                                  self.keyring)
             except RemoteError:
@@ -225,6 +233,48 @@ class Device:
             # R10: a rotation record at once after joining.
             await self._after_step([], self.session.rotate(self.clock()))
             await self.inbox.ack(self.inbox_key.mailbox_id, event.cursor)
+
+    async def _fetch_common(self, opened: OpenedNotice) -> bytes | None:
+        """A joiner's second fetch (11.v2.28): the common part its notice names, read from the
+        change's common mailbox on a one-off connection (its access key opens it)."""
+        key = AccessKey(self.suite, opened.common_mailbox.access_key)
+        conn = MailboxClient(self.url)
+        try:
+            await conn.follow(key, Kind.CONTROL)  # created here if not posted yet
+            assembler, after = opened.assembler(), START
+            while True:
+                batch = await conn.fetch(key.mailbox_id, after)
+                for entry in batch.entries:
+                    try:
+                        assembler, common = assembler.receive(entry.blob)
+                    except RemoteError:
+                        self.tally.rejected += 1
+                        assembler = assembler.reset()
+                        continue
+                    if common is not None:
+                        return common
+                if not batch.more or not batch.entries:
+                    return None
+                after = batch.next_cursor
+        finally:
+            await conn.close()
+
+    async def _post_common(self, sends: list[CommonOut]) -> None:
+        """The common part of a change's notices, once, into its common mailbox (a control
+        mailbox this member creates with the access key the session gave)."""
+        by_box: dict[bytes, list[CommonOut]] = {}
+        for send in sends:
+            by_box.setdefault(send.mailbox_id, []).append(send)
+        for chunks in by_box.values():
+            conn = MailboxClient(self.url)
+            try:
+                await conn.follow(AccessKey(self.suite, chunks[0].access_key), Kind.CONTROL)
+                for send in chunks:
+                    await conn.put_entry(send.mailbox_id, send.blob)
+                    self.tally.blobs_put += 1
+                    self.tally.bytes_put += len(send.blob)
+            finally:
+                await conn.close()
 
     async def _read_groups(self) -> None:
         while True:
@@ -318,7 +368,11 @@ class Device:
         self._state_path.write_bytes(self.session.to_bytes())
         await self._follow_mailboxes()
         boxes = set(self.session.mailboxes())
+        # The notices' common part first: a joiner reads it once its notice came.
+        await self._post_common([s for s in out if isinstance(s, CommonOut)])
         for send in out:
+            if isinstance(send, CommonOut):
+                continue
             if send.mailbox_id in boxes:
                 accepted = await self.groups.put_entry(send.mailbox_id, send.blob)
                 # The PUT_OK's acceptance time against our clock (11.v2.32).

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from triple_ratchet.suites import SigningKey
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -14,6 +16,15 @@ class Outgoing:
 
     def __repr__(self) -> str:
         return f"Outgoing(mailbox_id={self.mailbox_id.hex()[:16]}…, {len(self.blob)} bytes)"
+
+
+@dataclass(frozen=True, repr=False)
+class CommonOut(Outgoing):
+    """A chunk of a notice's common part (spec 11.v2.13): append `blob` to `mailbox_id`, a
+    control-kind mailbox the caller creates (and opens at the hub) with `access_key` (the
+    change's common mailbox, which the session does not read itself)."""
+
+    access_key: SigningKey = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)

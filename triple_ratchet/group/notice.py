@@ -7,15 +7,24 @@ value every member of e+1 that held `init_secret(e)` can compute and send to its
     header      = CBOR[suite_id, group_id, e+1, run_session_id, new_roster_hash, p, N, enc_i, ct_i,
                        merkle_path]
     Notice      = CBOR[0x52, 2, header (bytes), nonce, sealed_body]
-    sealed_body = AEAD(notice_key, nonce, NoticeBody, "triple-ratchet v2 notice aad" ‖ header)
+    sealed_body = AEAD(notice_key, nonce, common_hash, "triple-ratchet v2 notice aad" ‖ header)
+    common_key  = ExpandLabel(member_base, "ks v2 notice common key", "", Nk)
+    Common      = CBOR[0x57, 2, nonce, AEAD(common_key, nonce, NoticeBody, "")]
+    common_hash = H("triple-ratchet v2 notice id" ‖ Common)
     NoticeBody  = CBOR[e, epoch_id(e), r, announcements, round1, round3, applied, carried,
-                       T0(e+1) | null, roster]
+                       T0(e+1) | null, roster, dormant]
 
-The header in the clear carries only what opening the sealing needs (no identity, roster or
-signature: the hub learns the group id and the epoch). Notices travel cut into `NoticeChunk`s
-named by `notice_id = H("triple-ratchet v2 notice id" ‖ Notice)`; `NoticeAssembler` keeps at most
-`MAX_PENDING_NOTICES` incomplete ones. `open_notice` runs the recipient's checks of 11.v2.28 and
-returns a `JoinStart`, everything the member needs to start its first epoch.
+The body is the same for every recipient of a change, so it is encrypted once (`Common`) and
+posted once, cut into `NoticeChunk`s named by `common_hash`, in the change's **common mailbox**
+(a control-kind mailbox whose access key comes from `member_base`: every recipient can read it);
+each recipient's notice only names it (11.v2.13: nothing per notice grows with n). The header in
+the clear carries only what opening the sealing needs (no identity, roster or signature: the hub
+learns the group id and the epoch). Notices travel cut into `NoticeChunk`s named by `notice_id =
+H("triple-ratchet v2 notice id" ‖ Notice)`; `NoticeAssembler` keeps at most `MAX_PENDING_NOTICES`
+incomplete ones, `CommonAssembler` the chunks of the one common part a notice names.
+`open_notice_sealing` opens a notice (the common mailbox to read follows from it), `open_notice`
+(or `OpenedNotice.complete`) runs the recipient's checks of 11.v2.28 on it and its common part
+and returns a `JoinStart`, everything the member needs to start its first epoch.
 
 Also here, as pure functions: creation of a group (11.v2.27), rejoin requests (11.v2.14, 11.v2.31)
 and repaired sealings (11.v2.25).
@@ -69,11 +78,13 @@ from triple_ratchet.group.control import (
 )
 from triple_ratchet.group.key_schedule import (
     EPOCH_ID_LEN,
+    MAILBOX_SEED_LEN,
     MAX_COMMITTEE,
     MAX_EPOCH,
     MAX_GROUP_SIZE_V2,
     MAX_RUN,
     EpochSecretsV2,
+    MailboxKeys,
     derive_epoch_v2,
     extract_member_base,
     initial_init_secret,
@@ -128,9 +139,12 @@ from triple_ratchet.suites import Suite, suite_by_id
 LABEL_KS2_NOTICE_KEY = b"ks v2 notice key"
 LABEL_NOTICE_AAD = b"triple-ratchet v2 notice aad"
 LABEL_NOTICE_ID = b"triple-ratchet v2 notice id"
+LABEL_KS2_NOTICE_COMMON_SEED = b"ks v2 notice common mailbox seed"
+LABEL_KS2_NOTICE_COMMON_KEY = b"ks v2 notice common key"
 
 WIRE_NOTICE = 0x52
 WIRE_NOTICE_CHUNK = 0x53
+WIRE_NOTICE_COMMON = 0x57
 VERSION = 2
 
 NOTICE_CHUNK_SIZE = 65536
@@ -154,6 +168,26 @@ def notice_key(suite: Suite, member_base: bytes, identity: bytes) -> bytes:
     if not isinstance(identity, bytes) or not identity:
         raise UsageError("identity must be non-empty bytes")
     return suite.expand_label(member_base, LABEL_KS2_NOTICE_KEY, identity, suite.aead_key_len)
+
+
+def _check_member_base(suite: Suite, member_base: bytes) -> None:
+    if not isinstance(member_base, bytes) or len(member_base) != suite.hash_len:
+        raise UsageError(f"member_base must be {suite.hash_len} bytes")
+
+
+def common_mailbox(suite: Suite, member_base: bytes) -> MailboxKeys:
+    """The change's common mailbox (a control-kind mailbox, 11.v2.13): its access key from
+    `ExpandLabel(member_base, "ks v2 notice common mailbox seed", "", 32)`."""
+    _check_member_base(suite, member_base)
+    return MailboxKeys.from_seed(suite, suite.expand_label(
+        member_base, LABEL_KS2_NOTICE_COMMON_SEED, b"", MAILBOX_SEED_LEN))
+
+
+def common_key(suite: Suite, member_base: bytes) -> bytes:
+    """`ExpandLabel(member_base, "ks v2 notice common key", "", Nk)`: the common part's key."""
+    _check_member_base(suite, member_base)
+    return suite.expand_label(member_base, LABEL_KS2_NOTICE_COMMON_KEY, b"",
+                              suite.aead_key_len)
 
 
 # --- Header, body and notice ----------------------------------------------------------------
@@ -303,16 +337,14 @@ def _aad(header: bytes) -> bytes:
     return LABEL_NOTICE_AAD + header
 
 
-def seal_notice(header: NoticeHeader, body: NoticeBody | bytes, member_base: bytes,
+def seal_notice(header: NoticeHeader, common_hash: bytes, member_base: bytes,
                 identity: bytes, rng: RandomSource = system_random) -> bytes:
-    """The encoded `Notice` for the recipient `identity` (fresh nonce: several members may send
-    the same notice under the one key). `body` may be given encoded (the same for every
-    recipient of a commit)."""
+    """The encoded `Notice` for the recipient `identity`, naming the common part `common_hash`
+    (fresh nonce: several members may send the same notice under the one key)."""
     suite = header.suite
     raw_header = header.to_bytes()
     nonce = rng(suite.aead_nonce_len)
-    plain = body if isinstance(body, bytes) else body.to_bytes()
-    sealed = suite.aead_encrypt(notice_key(suite, member_base, identity), nonce, plain,
+    sealed = suite.aead_encrypt(notice_key(suite, member_base, identity), nonce, common_hash,
                                 _aad(raw_header))
     data = Notice(raw_header, nonce, sealed).to_bytes()
     if len(data) > MAX_NOTICE_LEN:
@@ -481,6 +513,91 @@ def _make_room(others: tuple[_Pending, ...]) -> tuple[_Pending, ...]:
     return tuple(kept)
 
 
+# --- The common part (11.v2.13) -------------------------------------------------------------
+
+
+def seal_common(suite: Suite, body: bytes, member_base: bytes,
+                rng: RandomSource = system_random) -> bytes:
+    """The encoded common part `CBOR[0x57, 2, nonce, AEAD(common_key, nonce, body, "")]` (the
+    key is the change's own: nothing else is ever sealed under it but copies of this body)."""
+    nonce = rng(suite.aead_nonce_len)
+    data = cbor.encode([WIRE_NOTICE_COMMON, VERSION, nonce,
+                        suite.aead_encrypt(common_key(suite, member_base), nonce, body, b"")])
+    if len(data) > MAX_NOTICE_LEN:
+        raise LimitExceeded("this notice body would exceed MAX_NOTICE_CHUNKS chunks")
+    return data
+
+
+def open_common(suite: Suite, data: bytes, member_base: bytes) -> bytes:
+    """The notice body inside an encoded common part (`DecodeError`, `AuthenticationError`)."""
+    if not isinstance(data, bytes | bytearray):
+        raise UsageError("expected bytes")
+    if len(data) > MAX_NOTICE_LEN:
+        raise LimitExceeded("common part larger than its bound")
+    f = cbor.as_list(cbor.decode(bytes(data), max_size=MAX_NOTICE_LEN, max_items=8,
+                                 max_depth=1), "notice common part", 4)
+    if cbor.as_int(f[0], "notice common part type") != WIRE_NOTICE_COMMON:
+        raise DecodeError("not a notice's common part")
+    if cbor.as_int(f[1], "notice common part version") != VERSION:
+        raise UnsupportedError("notice common part: only version 2 is supported")
+    nonce = cbor.as_bytes(f[2], "common part nonce", length=suite.aead_nonce_len)
+    ct = cbor.as_bytes(f[3], "sealed notice body")
+    return suite.aead_decrypt(common_key(suite, member_base), nonce, ct, b"")
+
+
+@dataclass(frozen=True)
+class OutgoingCommon:
+    """A change's common part to post: the encoded chunks, into the common `mailbox` (created
+    as a control mailbox with its access key), named `common_hash` by every notice."""
+
+    mailbox: MailboxKeys
+    common_hash: bytes
+    chunks: tuple[bytes, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CommonAssembler:
+    """A recipient's common part as read from the common mailbox: only chunks named by the
+    `common_hash` its notice gave (other ids are other posters' copies: ignored), so at most
+    `MAX_NOTICE_CHUNKS` chunks (4 MiB) are held. An immutable value like `NoticeAssembler`:
+    a refused chunk raises and leaves the caller's value as it was."""
+
+    suite: Suite
+    common_hash: bytes
+    count: int = 0
+    chunks: tuple[tuple[int, bytes], ...] = field(default=(), repr=False)
+
+    def receive(self, data: bytes) -> tuple[CommonAssembler, bytes | None]:
+        """Take one entry of the common mailbox; the encoded common part once complete.
+
+        `DecodeError` (not a chunk), `AuthenticationError` (the joined chunks are not the part
+        the notice names: the caller `reset()`s and reads on, waiting for a correct copy). A
+        chunk inconsistent with those held (another count, other data at an index) replaces
+        them, as in `NoticeAssembler`; a duplicate changes nothing."""
+        chunk = NoticeChunk.from_bytes(self.suite, data)
+        if not hmac.compare_digest(chunk.notice_id, self.common_hash):
+            return self, None
+        held = dict(self.chunks)
+        if chunk.count == self.count and chunk.index in held and hmac.compare_digest(
+                held[chunk.index], chunk.data):
+            return self, None
+        if chunk.count != self.count or chunk.index in held:
+            held = {}
+        held[chunk.index] = chunk.data
+        if len(held) < chunk.count:
+            return replace(self, count=chunk.count, chunks=tuple(sorted(held.items()))), None
+        common = b"".join(d for _, d in sorted(held.items()))
+        if not hmac.compare_digest(notice_id(self.suite, common), self.common_hash):
+            raise AuthenticationError("the common part read is not the one the notice names")
+        return self.reset(), common
+
+    def reset(self) -> CommonAssembler:
+        return replace(self, count=0, chunks=())
+
+    def held_bytes(self) -> int:
+        return sum(len(d) for _, d in self.chunks)
+
+
 # --- Building notices (11.v2.28) --------------------------------------------------------------
 
 
@@ -590,19 +707,29 @@ class OutgoingNotice:
     chunks: tuple[bytes, ...] = field(repr=False)
 
 
+def build_common(change: DecidedChange, member_base: bytes,
+                 rng: RandomSource = system_random) -> OutgoingCommon:
+    """The change's common part, sealed once for every notice of it (any member holding
+    `member_base`)."""
+    common = seal_common(change.suite, change.body_bytes, member_base, rng)
+    return OutgoingCommon(common_mailbox(change.suite, member_base),
+                          notice_id(change.suite, common), chunk_notice(change.suite, common))
+
+
 def build_notice(change: DecidedChange, member_base: bytes, identity: bytes,
-                 rng: RandomSource = system_random) -> bytes:
-    """The encoded `Notice` for recipient `identity` (any member holding `member_base`)."""
-    return seal_notice(change.header_for(identity), change.body_bytes, member_base, identity,
-                       rng)
+                 common_hash: bytes, rng: RandomSource = system_random) -> bytes:
+    """The encoded `Notice` for recipient `identity` (any member holding `member_base`),
+    naming the common part `common_hash` (`build_common`)."""
+    return seal_notice(change.header_for(identity), common_hash, member_base, identity, rng)
 
 
-def build_notices(change: DecidedChange, member_base: bytes, *,
+def build_notices(change: DecidedChange, member_base: bytes, *, common: OutgoingCommon,
                   resumed_inboxes: Mapping[bytes, bytes] | None = None,
                   rng: RandomSource = system_random) -> tuple[OutgoingNotice, ...]:
     """Notices for every joiner (to its join key's inbox) and every resumed member whose inbox
-    is known (from the rejoin request it sent us; `resumed_inboxes` maps identity -> inbox id).
-    A resumed member whose inbox we do not know gets none from us (another member may send it)."""
+    is known (from the rejoin request it sent us; `resumed_inboxes` maps identity -> inbox id),
+    each naming `common` (which the sender posts too). A resumed member whose inbox we do not
+    know gets none from us (another member may send it)."""
     resumed_inboxes = resumed_inboxes or {}
     out = []
     for identity, _, keys in change.newcomers():
@@ -611,7 +738,7 @@ def build_notices(change: DecidedChange, member_base: bytes, *,
         # A later proposal of the attempt may have removed it again: then it is no recipient.
         if inbox is None or index is None or index not in change.recipient_indices:
             continue
-        notice = build_notice(change, member_base, identity, rng)
+        notice = build_notice(change, member_base, identity, common.common_hash, rng)
         out.append(OutgoingNotice(identity, inbox, chunk_notice(change.suite, notice)))
     return tuple(out)
 
@@ -673,27 +800,69 @@ def _decode_entry(suite: Suite, raw: bytes, group_id: bytes, epoch: int, entry_t
     return entry
 
 
-def open_notice(suite: Suite, data: bytes, *, identity: bytes,
-                keys: Sequence[RecordKeys]) -> JoinStart:
-    """Run the recipient's checks of 11.v2.28 on an encoded notice: open the sealing with one
-    of `keys` (a joiner's join keys, or a resumed member's resume keys), decrypt the body,
-    check the roster, the certificate, the Merkle path and the confirmation tag.
+@dataclass(frozen=True)
+class OpenedNotice:
+    """A notice whose sealing opened with one of our keys: the common part it names is to be
+    read from `common_mailbox` (`CommonAssembler(suite, common_hash)`), then `complete`d."""
 
-    Any failure raises the typed error (`DecodeError`, `LimitExceeded`, `UnsupportedError`,
-    `AuthenticationError`, `InvalidSignature`, `ProtocolError`) and nothing is kept: the
-    recipient keeps waiting for another copy."""
+    suite: Suite
+    header: NoticeHeader
+    identity: bytes
+    common_hash: bytes
+    member_base: bytes = field(repr=False)
+    opened: RecordKeys = field(repr=False)
+
+    @property
+    def common_mailbox(self) -> MailboxKeys:
+        return common_mailbox(self.suite, self.member_base)
+
+    def assembler(self) -> CommonAssembler:
+        return CommonAssembler(self.suite, self.common_hash)
+
+    def complete(self, common: bytes) -> JoinStart:
+        """The checks of 11.v2.28 steps 2-5 with the encoded common part (see `open_notice`)."""
+        if not isinstance(common, bytes | bytearray) or not hmac.compare_digest(
+                notice_id(self.suite, bytes(common)), self.common_hash):
+            raise AuthenticationError("the common part is not the one the notice names")
+        plain = open_common(self.suite, bytes(common), self.member_base)
+        return _check_body(self, NoticeBody.from_bytes(self.suite, plain,
+                                                       group_id=self.header.group_id))
+
+
+def open_notice_sealing(suite: Suite, data: bytes, *, identity: bytes,
+                        keys: Sequence[RecordKeys]) -> OpenedNotice:
+    """11.v2.28 step 1: open the notice's sealing with one of `keys` (a joiner's join keys, or
+    a resumed member's resume keys) and learn `member_base` and the common part's hash."""
     notice = Notice.from_bytes(data)
     header = NoticeHeader.from_bytes(notice.header)
     if header.suite.suite_id != suite.suite_id:
         raise ProtocolError("notice of another suite")
     if len(notice.nonce) != suite.aead_nonce_len:
         raise DecodeError(f"a notice nonce is {suite.aead_nonce_len} bytes")
-    # 1. our sealing
     member_base, opened = _open_header_sealing(header, identity, keys)
-    # 2. the body
-    plain = suite.aead_decrypt(notice_key(suite, member_base, identity), notice.nonce,
-                               notice.sealed_body, _aad(notice.header))
-    body = NoticeBody.from_bytes(suite, plain, group_id=header.group_id)
+    common_hash = suite.aead_decrypt(notice_key(suite, member_base, identity), notice.nonce,
+                                     notice.sealed_body, _aad(notice.header))
+    if len(common_hash) != suite.hash_len:
+        raise DecodeError("a notice names its common part by one hash")
+    return OpenedNotice(suite, header, identity, common_hash, member_base, opened)
+
+
+def open_notice(suite: Suite, data: bytes, *, identity: bytes, keys: Sequence[RecordKeys],
+                common: bytes) -> JoinStart:
+    """Run the recipient's checks of 11.v2.28 on an encoded notice and the encoded common part
+    it names: open the sealing with one of `keys`, check the common part's hash before
+    decoding it, decrypt the body, check the roster, the certificate, the Merkle path and the
+    confirmation tag.
+
+    Any failure raises the typed error (`DecodeError`, `LimitExceeded`, `UnsupportedError`,
+    `AuthenticationError`, `InvalidSignature`, `ProtocolError`) and nothing is kept: the
+    recipient keeps waiting for another copy."""
+    return open_notice_sealing(suite, data, identity=identity, keys=keys).complete(common)
+
+
+def _check_body(notice: OpenedNotice, body: NoticeBody) -> JoinStart:
+    suite, header, identity = notice.suite, notice.header, notice.identity
+    member_base, opened = notice.member_base, notice.opened
     if body.epoch + 1 != header.epoch:
         raise ProtocolError("notice body of another epoch than its header")
     # 3. the roster, our entry, the roster hash
@@ -873,6 +1042,8 @@ class CreatorStart:
     group_context: bytes = field(repr=False)
     commit: ControlEntry = field(repr=False)  # epoch 0's commit (exists only for the record)
     inputs: RunInputs = field(repr=False)  # run 1 of epoch 0, to answer rejoin requests
+    common: OutgoingCommon | None = field(default=None, repr=False)
+    """the notices' common part to post (None without another member)"""
 
     epoch = 1
 
@@ -888,8 +1059,9 @@ def create_group(identity: IdentityKeyPair, keys: RecordKeys, *, group_id: bytes
     """Create a group (11.v2.27): the creator's record (counter 1, anchor zeros), one add
     proposal per initial member's join key in the order given (expiry checked against `now`,
     the creator's clock), the creator alone as run 1's committee of epoch 0, `member_base`
-    sealed to every join key, and a notice for each (to its join key's inbox). A group with no
-    other member has an empty bundle and sends no notice.
+    sealed to every join key, and a notice for each (to its join key's inbox) naming the common
+    part (`start.common`, to post in the common mailbox). A group with no other member has an
+    empty bundle and sends no notice.
 
     `UsageError` for a join key of another suite, of the creator, or twice for one identity;
     `ProtocolError` for an expired join key or one whose keys are already in the roster."""
@@ -951,10 +1123,13 @@ def create_group(identity: IdentityKeyPair, keys: RecordKeys, *, group_id: bytes
         (round1_entry.to_bytes(),), (round3_entry.to_bytes(),),
         tuple(p.to_bytes() for p in proposals), (), None, roster, outcome.bundle.sealings,
         inputs.recipients)
+    common = build_common(change, member_base, rng) if change.bundle else None
     start = CreatorStart(suite, group_id, record, roster, outcome.secrets(suite), change,
                          member_base, outcome.commit_secret, outcome.group_context, commit,
-                         inputs)
-    return start, build_notices(change, member_base, rng=rng)
+                         inputs, common)
+    if common is None:
+        return start, ()
+    return start, build_notices(change, member_base, common=common, rng=rng)
 
 
 # --- Rejoin requests and repaired sealings (11.v2.14, 11.v2.25, 11.v2.31) ---------------------
@@ -1084,6 +1259,8 @@ def accept_repaired_sealing(repaired: RepairedSealing, *, decided: SealingContex
     return secrets
 
 __all__ = [
+    "LABEL_KS2_NOTICE_COMMON_KEY",
+    "LABEL_KS2_NOTICE_COMMON_SEED",
     "LABEL_KS2_NOTICE_KEY",
     "LABEL_NOTICE_AAD",
     "LABEL_NOTICE_ID",
@@ -1091,6 +1268,7 @@ __all__ = [
     "MAX_NOTICE_LEN",
     "MAX_PENDING_NOTICES",
     "NOTICE_CHUNK_SIZE",
+    "CommonAssembler",
     "CreatorStart",
     "DecidedChange",
     "JoinStart",
@@ -1099,20 +1277,28 @@ __all__ = [
     "NoticeBody",
     "NoticeChunk",
     "NoticeHeader",
+    "OpenedNotice",
+    "OutgoingCommon",
     "OutgoingNotice",
     "Repair",
     "ResumeInstead",
     "accept_repaired_sealing",
     "answer_rejoin",
     "answer_rejoin_for_run",
+    "build_common",
     "build_notice",
     "build_notices",
     "check_rejoin_request",
     "chunk_notice",
+    "common_key",
+    "common_mailbox",
     "create_group",
     "make_rejoin_request",
     "notice_id",
     "notice_key",
+    "open_common",
     "open_notice",
+    "open_notice_sealing",
+    "seal_common",
     "seal_notice",
 ]

@@ -91,6 +91,7 @@ from triple_ratchet.group.epoch_claim import (
     judge_claim,
 )
 from triple_ratchet.group.events import (
+    CommonOut,
     EpochChanged,
     Event,
     ForkDetected,
@@ -118,7 +119,9 @@ from triple_ratchet.group.notice import (
     CreatorStart,
     DecidedChange,
     JoinStart,
+    OutgoingCommon,
     Repair,
+    build_common,
     build_notices,
     check_rejoin_request,
     create_group,
@@ -259,8 +262,8 @@ class GroupSessionV2:
                group_id: bytes | None = None, rng: RandomSource = system_random
                ) -> tuple[GroupSessionV2, list[Outgoing]]:
         """Create a group with the members whose join keys the caller fetched from the hub
-        directory (`take_join_key`); returns the session and the notices (chunks to each
-        joiner's inbox)."""
+        directory (`take_join_key`); returns the session and the notices (the common part's
+        chunks as `CommonOut`, then the chunks to each joiner's inbox)."""
         suite = identity.suite
         gid = group_id if group_id is not None else rng(32)
         seed = rng(RECORD_SEED_LEN)
@@ -269,7 +272,8 @@ class GroupSessionV2:
                                       now=int(now * 1000), rng=rng)
         session = cls._from_start(identity, start, OwnRecord(start.record.to_bytes(), seed),
                                   rng)
-        out = [Outgoing(n.inbox_id, c) for n in notices for c in n.chunks]
+        out = _common_out(start.common)
+        out += [Outgoing(n.inbox_id, c) for n in notices for c in n.chunks]
         return session, out
 
     @classmethod
@@ -957,10 +961,14 @@ class GroupSessionV2:
                 tuple(p.signed() for p in attempt.applied), log.carried_out(), decided.t,
                 new_roster, tuple(Sealing(enc, ct) for enc, ct in decided.commit.bundle),
                 inputs.recipients)
-            for n in build_notices(change, outcome.member_base, resumed_inboxes=ours,
-                                   rng=self._rng):
-                if position == 0 or n.identity in ours:
-                    out += [Outgoing(n.inbox_id, c) for c in n.chunks]
+            # The body once, in the change's common mailbox; each notice names it (11.v2.13).
+            common = build_common(change, outcome.member_base, rng=self._rng)
+            notices = [n for n in build_notices(change, outcome.member_base, common=common,
+                                                resumed_inboxes=ours, rng=self._rng)
+                       if position == 0 or n.identity in ours]
+            if notices:
+                out += _common_out(common)
+            out += [Outgoing(n.inbox_id, c) for n in notices for c in n.chunks]
         self._s = replace(s, epoch=new_epoch, log=new_log,
                           control_access_key=secrets.control_mailbox.access_key.to_bytes(),
                           records=records, old=old, run=_Run(), control_cursor=-1,
@@ -1292,6 +1300,13 @@ def _resumes(suite: Suite, body: bytes, identity: bytes) -> bool:
         return False
     return p.kind == KIND_RESUME and isinstance(p.change, MemberKeyRecord) and (
         p.change.identity == identity)
+
+
+def _common_out(common: OutgoingCommon | None) -> list[Outgoing]:
+    if common is None:
+        return []
+    return [CommonOut(common.mailbox.mailbox_id, c, common.mailbox.access_key)
+            for c in common.chunks]
 
 
 def _peek(blob: bytes) -> tuple[int, bytes]:

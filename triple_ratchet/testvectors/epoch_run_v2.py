@@ -9,8 +9,9 @@
   Merkle leaves, root and every path, group_context, epoch_secret, confirmation_tag and the new
   epoch's values), with the joiner's opening of the commit.
 - `creation`: the creator alone as committee of epoch 0 with two initial members: its record,
-  the proposals, the run's entries, epoch 1's values and each initial member's notice (notice
-  key, header, body, notice id, chunks) and its opening.
+  the proposals, the run's entries, epoch 1's values, the notices' common part (body, common
+  mailbox, common key, the part, its hash and chunks) and each initial member's notice (notice
+  key, header, notice id, chunks) and its opening with the common part.
 - `rejoin`: after that creation, a rejoin request of initial member 1 answered by the creator
   as if the bundle had held member 2's pair at member 1's place: the repaired sealing, the
   conviction entry (epoch 1, control blob) and the requester's acceptance.
@@ -61,6 +62,7 @@ from triple_ratchet.group.notice import (
     Repair,
     accept_repaired_sealing,
     answer_rejoin,
+    common_key,
     create_group,
     make_rejoin_request,
     notice_id,
@@ -372,19 +374,23 @@ def _op_creation(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     if rng.rest():
         raise AssertionError("vector randomness left over")
     change = start.change
+    if start.common is None:
+        raise AssertionError("a creation with members posts a common part")
+    common = b"".join(NoticeChunk.from_bytes(suite, c).data for c in start.common.chunks)
+    expect_equal("common part hash", start.common.common_hash, notice_id(suite, common))
     out_notices = []
     for (ident, jk_keys, _), outgoing in zip(members, notices, strict=True):
         identity = ident.public.to_bytes()
         expect_equal("notice recipient", outgoing.identity, identity)
         data = b"".join(NoticeChunk.from_bytes(suite, c).data for c in outgoing.chunks)
         notice = Notice.from_bytes(data)
-        joined = open_notice(suite, data, identity=identity, keys=[jk_keys])
+        joined = open_notice(suite, data, identity=identity, keys=[jk_keys], common=common)
         expect_equal("joiner's epoch_id", joined.epoch_id, start.epoch_id)
         out_notices.append({
             "identity": identity.hex(), "inbox_id": outgoing.inbox_id.hex(),
             "notice_key": notice_key(suite, start.member_base, identity).hex(),
             "header": notice.header.hex(), "nonce": notice.nonce.hex(),
-            "body": change.body_bytes.hex(), "notice": data.hex(),
+            "notice": data.hex(),
             "notice_id": notice_id(suite, data).hex(),
             "chunks": [c.hex() for c in outgoing.chunks],
             "opened": {"own_index": joined.own_index, "epoch": joined.epoch,
@@ -407,15 +413,27 @@ def _op_creation(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
         "group_context": start.group_context.hex(),
         "sealings": [{"enc": s.enc.hex(), "ct": s.ct.hex()} for s in change.bundle],
         "new_epoch": _epoch_values(start.secrets),
+        "common": {"body": change.body_bytes.hex(),
+                   "mailbox_id": start.common.mailbox.mailbox_id.hex(),
+                   "access_public": start.common.mailbox.access_public.hex(),
+                   "common_key": common_key(suite, start.member_base).hex(),
+                   "common": common.hex(), "common_hash": start.common.common_hash.hex(),
+                   "chunks": [c.hex() for c in start.common.chunks]},
         "notices": out_notices,
     }
 
 
 def _op_rejoin(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     rng = _Given(_h(i["randomness"]))
-    start, _, members = _create(suite, i, rng)
+    start, notices, members = _create(suite, i, rng)
     if rng.rest():
         raise AssertionError("vector randomness left over")
+    if start.common is None:
+        raise AssertionError("a creation with members posts a common part")
+    # The creation's notices and common part pin every byte of the randomness drawn.
+    creation = {"common_hash": start.common.common_hash.hex(),
+                "notice_ids": [NoticeChunk.from_bytes(suite, n.chunks[0]).notice_id.hex()
+                               for n in notices]}
     ident, jk_keys, jk = members[0]
     resume_keys = RecordKeys.from_seed(suite, _h(i["resume_record_seed"]))
     request = make_rejoin_request(ident, resume_keys, group_id=_h(i["group_id"]),
@@ -450,7 +468,7 @@ def _op_rejoin(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
             "rejoin_request": request.to_bytes().hex(),
             "repaired_sealing": answer.repaired.to_bytes().hex(),
             "conviction_entry": conviction.to_bytes().hex(), "conviction_blob": blob.hex(),
-            "epoch_id": accepted.epoch_id.hex()}
+            "epoch_id": accepted.epoch_id.hex(), "creation": creation}
 
 
 _OPERATIONS = {"run": _op_run, "creation": _op_creation, "rejoin": _op_rejoin}

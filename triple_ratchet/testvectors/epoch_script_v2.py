@@ -39,7 +39,13 @@ from triple_ratchet.group.committee import open_commit
 from triple_ratchet.group.control_log import ControlLog, Entry
 from triple_ratchet.group.events import EpochChanged, Event, MessageReceived, Outgoing
 from triple_ratchet.group.join_keys import JoinKeyring
-from triple_ratchet.group.notice import NoticeAssembler, notice_id, open_notice
+from triple_ratchet.group.notice import (
+    CommonAssembler,
+    NoticeAssembler,
+    OpenedNotice,
+    notice_id,
+    open_notice_sealing,
+)
 from triple_ratchet.group.records import JoinKey, decode_keys
 from triple_ratchet.group.session_v2 import GroupSessionV2
 from triple_ratchet.identity import IdentityKeyPair
@@ -145,6 +151,9 @@ class _Member:
     join_key_seed: bytes
     session: GroupSessionV2 | None = None
     assembler: NoticeAssembler | None = None
+    opened: OpenedNotice | None = None  # our notice, its common part still being read
+    common: CommonAssembler | None = None
+    common_mailbox: bytes = b""
     online: bool = True
     cursors: dict[int, int] = field(default_factory=dict)
     actions: list[list[Any]] = field(default_factory=list)
@@ -314,11 +323,21 @@ def _apply(script: _Script, member: _Member, action: list[Any]
                                                keys=tuple(member.keyring.keys()))
         member.assembler, notice = member.assembler.receive(blob)
         if notice is not None:
-            start = open_notice(script.suite, notice, identity=member.id,
-                                keys=member.keyring.keys())
+            member.opened = open_notice_sealing(script.suite, notice, identity=member.id,
+                                                keys=member.keyring.keys())
+            member.common = member.opened.assembler()
+            member.common_mailbox = member.opened.common_mailbox.mailbox_id
+            member.notice_id = notice_id(script.suite, notice)
+    elif op == "common":  # the second fetch: the common part our notice names (11.v2.28)
+        blob, _ = script.blob_at(action[1], action[2])
+        if member.opened is None or member.common is None:
+            raise AssertionError(f"{member.name} reads a common part without a notice")
+        member.common, common = member.common.receive(blob)
+        if common is not None:
+            start = member.opened.complete(common)
+            member.opened = member.common = None
             member.session, member.keyring = GroupSessionV2.join(
                 member.identity, start, member.keyring, rng=member.rng)
-            member.notice_id = notice_id(script.suite, notice)
             member.epochs.append({**_epoch_values(script, member.session),
                                   "entered_by": "notice",
                                   "change": {"run": start.run,
@@ -398,11 +417,19 @@ class _Hub(_Script):
         if member.session is None:
             box = self.box(member.inbox)
             moved = False
-            while member.session is None and member.cursors.get(box, 0) < len(self.entries[box]):
+            while member.opened is None and member.cursors.get(box, 0) < len(self.entries[box]):
                 i = member.cursors.get(box, 0)
                 member.cursors[box] = i + 1
                 self.act(member, ["chunk", box, i, self.t])
                 moved = True
+            if member.opened is not None:
+                box = self.box(member.opened.common_mailbox.mailbox_id)
+                while member.session is None and (
+                        member.cursors.get(box, 0) < len(self.entries[box])):
+                    i = member.cursors.get(box, 0)
+                    member.cursors[box] = i + 1
+                    self.act(member, ["common", box, i, self.t])
+                    moved = True
             if member.session is not None:
                 self.act(member, ["rotate", self.t])  # R10: a joiner posts its own record
             return moved
@@ -462,6 +489,8 @@ def _outputs(script: _Script) -> dict[str, Any]:
     what: dict[bytes, str] = {}
     for m in script.members:
         what[m.inbox] = f"inbox of {m.name}"
+        if m.common_mailbox and m.epochs:
+            what[m.common_mailbox] = f"common mailbox of epoch {m.epochs[0]['epoch']}'s notices"
         for e in m.epochs:
             what[_h(e["group_mailbox_id"])] = f"group mailbox of epoch {e['epoch']}"
             what[_h(e["control_mailbox_id"])] = f"control mailbox of epoch {e['epoch']}"
