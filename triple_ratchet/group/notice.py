@@ -244,9 +244,10 @@ class NoticeHeader:
 
 @dataclass(frozen=True)
 class NoticeBody:
-    """What the notice's AEAD hides: the certificate, the applied proposals, the carried set,
-    T0(e+1), the new roster (every entry with its signatures) and the members of e+1 dormant at
-    S(e) (new-roster indices, increasing: they lack init_secret(e+1), review F2)."""
+    """What the common part's AEAD hides (the same for every notice of a change): the
+    certificate, the applied proposals, the carried set, T0(e+1), the new roster (every entry
+    with its signatures) and the members of e+1 dormant at S(e) (new-roster indices, increasing:
+    they lack init_secret(e+1), review F2)."""
 
     epoch: int  # e (the epoch whose change this is)
     epoch_id: bytes  # epoch_id(e), empty for e = 0

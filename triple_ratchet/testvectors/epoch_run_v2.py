@@ -17,8 +17,9 @@
   conviction entry (epoch 1, control blob) and the requester's acceptance.
 
 Randomness: each run seed is given (32 bytes, 11.v2.9); any other random byte drawn (HPKE is
-deterministic from ikmE; notice nonces, DKG-signature randomness of the equivocating second
-round-1 item, control-blob nonces) is given in the order drawn as `randomness`.
+deterministic from ikmE; the common part's nonce and the notice nonces, DKG-signature randomness
+of the equivocating second round-1 item, control-blob nonces) is given in the order drawn as
+`randomness`.
 """
 
 from __future__ import annotations
