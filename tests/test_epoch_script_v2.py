@@ -221,7 +221,6 @@ STICKY_CAUGHT_UP = (
     "the module docstring rules out)")
 
 
-@pytest.mark.xfail(strict=True, reason=STICKY_CAUGHT_UP)
 def test_a_member_back_from_offline_posts_nothing_after_the_deciding_commit() -> None:
     """Through the in-memory hub of tests/group_v2_sim.py: C reads epoch 1's control mailbox to
     its end, goes offline, A adds D (epoch 2), C comes back and catches up. Nothing may follow
@@ -245,7 +244,6 @@ def test_a_member_back_from_offline_posts_nothing_after_the_deciding_commit() ->
     assert len(hub.boxes[control_1]) == decided
 
 
-@pytest.mark.xfail(strict=True, reason=STICKY_CAUGHT_UP)
 @pytest.mark.parametrize("c", DOC["cases"], ids=lambda c: c["suite"])
 def test_in_the_vectors_no_entry_follows_the_deciding_commit(c: dict[str, Any]) -> None:
     change = _member(c, "C")["epochs"][1]["change"]
