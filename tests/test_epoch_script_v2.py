@@ -214,11 +214,8 @@ def test_a_hostile_case_is_a_failure_not_a_crash_nor_a_long_run() -> None:
 
 # --- what the script showed about the session -----------------------------------------------------
 
-STICKY_CAUGHT_UP = (
-    "session_v2: `caught_up` stays set for the control mailbox a member had read to its end "
-    "before going offline, so coming back it acts while reading the backlog: it TICKs into "
-    "its old epoch's control mailbox after the deciding commit (posting into history, which "
-    "the module docstring rules out)")
+# A member back from offline used to TICK into its old control mailbox after the deciding
+# commit while reading its backlog (`caught_up` stayed set); 11.v2.29 now rules it out.
 
 
 def test_a_member_back_from_offline_posts_nothing_after_the_deciding_commit() -> None:
