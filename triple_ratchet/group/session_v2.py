@@ -13,7 +13,11 @@ after many epochs therefore reads each control mailbox up to its deciding commit
 anything into history, moves to the next epoch, and reads on; each old epoch's group mailbox
 stays in `mailboxes()` until `caught_up` is called for it (or one of its entries is read past the
 grace, 11.v2.29), then its reading state is deleted. An online caller calls `caught_up` after
-each fetch that returned everything (a new epoch's mailboxes start "not caught up").
+each fetch that returned everything (a new epoch's mailboxes start "not caught up"). An entry
+read as backlog (`hub_time − t > SKEW_MAX`, 11.v2.32) takes the mark away until the next
+`caught_up`; what only the clock makes due (announcing after the jitter, a later committee
+member's commit, a TICK) is posted only from `caught_up`, never from `tick` alone (a clock
+that jumped after a week offline says nothing of what the mailbox holds now).
 
 Times: `now` is the caller's clock in seconds; `entry_time` the hub's acceptance time in ms.
 Deadlines and grace are judged on hub time only; the caller's clock only says when to TICK,
@@ -139,6 +143,7 @@ from triple_ratchet.group.run import Round3Item
 from triple_ratchet.group.run_secrets import RunInputs, RunOutcome
 from triple_ratchet.group.sealing import Sealing
 from triple_ratchet.group.session_features import (
+    SKEW_MAX,
     Features,
     after_commit,
     clock_skew,
@@ -615,7 +620,7 @@ class GroupSessionV2:
         if mailbox_id not in self.mailboxes():
             raise UsageError("not a mailbox of this session")
         self._s = replace(s, caught_up=s.caught_up | {mailbox_id})
-        return self.tick(now)
+        return self._tick(now, read_to_end=mailbox_id == self.control_mailbox_id)
 
     def receive(self, blob: bytes, now: float, *, entry_time: int, hub_time: int | None = None
                 ) -> tuple[list[Event], list[Outgoing]]:
@@ -636,6 +641,7 @@ class GroupSessionV2:
         now_ms = int(now * 1000)
         if kind == WIRE_GROUP_MESSAGE:
             events = self._on_group(blob, mailbox, entry_time, now_ms)
+            self._note_backlog(mailbox, entry_time, hub_time, now_ms)
             events = self._observe(mailbox, entry_time, hub_time, now_ms, events)
             more, out = self.tick(now)
             return events + more, out
@@ -644,20 +650,26 @@ class GroupSessionV2:
             if mailbox != log.view.mailbox_id:
                 return [Ignored("control entry of another epoch")], []
             events, out = self._on_control(blob, entry_time, now_ms)
+            self._note_backlog(mailbox, entry_time, hub_time, now_ms)
             events = self._observe(mailbox, entry_time, hub_time, now_ms, events)
             more, out2 = self.tick(now)
             return events + more, out + out2
         raise DecodeError("neither a group message nor a control entry")
 
     def tick(self, now: float) -> tuple[list[Event], list[Outgoing]]:
-        """Expire gaps and act in the current run when due (by our clock)."""
+        """Expire gaps and act in the current run on what was read. What only our clock
+        makes due (an announcement after its jitter, a later committee member's commit, a
+        TICK) waits for `caught_up` of the control mailbox (11.v2.29)."""
+        return self._tick(now, read_to_end=False)
+
+    def _tick(self, now: float, *, read_to_end: bool) -> tuple[list[Event], list[Outgoing]]:
         if self._s.status != ACTIVE or self._s.epoch is None:
             return [], []
         now_ms = int(now * 1000)
         events, epoch = expire_in_epoch(self._s.epoch, now_ms)
         self._s = replace(self._s, epoch=epoch)
         events += self._another_copy_announced()
-        out = self._act(now_ms)
+        out = self._act(now_ms, read_to_end=read_to_end)
         more, out2 = self._member_steps(now)
         return events + more, out + out2
 
@@ -711,6 +723,9 @@ class GroupSessionV2:
 
     def _control_out(self, ce: object) -> Outgoing:
         log = self._log()
+        if log.decided is not None:
+            # Nothing of ours may follow the deciding commit (11.v2.29): defence in depth.
+            raise StateError("the epoch of this control mailbox is decided")
         return Outgoing(log.view.mailbox_id,
                         seal_entry(self.suite, log.view.traffic_key, log.view.mailbox_id,
                                    ce, self._rng))  # type: ignore[arg-type]
@@ -757,8 +772,11 @@ class GroupSessionV2:
                 return rk
         return None
 
-    def _act(self, now_ms: int) -> list[Outgoing]:
-        """Honest member's steps in the current run (11.v2.18, 11.v2.19, 11.v2.22)."""
+    def _act(self, now_ms: int, *, read_to_end: bool) -> list[Outgoing]:
+        """Honest member's steps in the current run (11.v2.18, 11.v2.19, 11.v2.22). Steps
+        that only our clock makes due are taken only `read_to_end`: right after the caller
+        said it read the control mailbox to its end, never on a clock that jumped or during
+        a backlog (11.v2.29)."""
         s = self._s
         log = s.log
         if log is None or s.epoch is None or log.decided is not None:
@@ -786,7 +804,7 @@ class GroupSessionV2:
                 if mine.announce_at_ms is None:
                     jitter = int.from_bytes(self._rng(2), "big") % 2000
                     mine = replace(mine, announce_at_ms=now_ms + jitter)
-                if now_ms >= (mine.announce_at_ms or 0):
+                if read_to_end and now_ms >= (mine.announce_at_ms or 0):
                     seed = RunSeed.generate(self.suite, self._rng)
                     attempt = log.attempt
                     body = make_announcement(seed, group_id=view.group_id, epoch=view.epoch,
@@ -826,7 +844,7 @@ class GroupSessionV2:
                     seen = now_ms
                     mine = replace(mine, commit_phase_seen_ms=seen)
                 position = run.committee.index(index)
-                if now_ms >= seen + position * 2000:
+                if (position == 0 or read_to_end) and now_ms >= seen + position * 2000:
                     round1 = [r[2] for r in run.round1 if r is not None]
                     local = local_round2(seed, inputs, round1)
                     if local.payloads is not None:
@@ -845,7 +863,8 @@ class GroupSessionV2:
         same = last_run == run.run and last_phase.split("@")[0] == phase
         count, at = (int(x) for x in last_phase.split("@")[1:3]) if same else (0, 0)
         silent = mine.commit and not mine.seed  # another copy of us announced in this run
-        if (deadline is not None and now_ms >= deadline and signing is not None and not silent
+        if (read_to_end and deadline is not None and now_ms >= deadline and signing is not None
+                and not silent
                 and count < MAX_TICKS and (count == 0 or now_ms >= at + TICK_RETRY)):
             out.append(self._member_out(signing, TYPE_TICK, b""))
             mine = replace(mine, ticked=(run.run, f"{phase}@{count + 1}@{now_ms}"))
@@ -1045,6 +1064,14 @@ class GroupSessionV2:
         self._s = replace(self._s, features=replace(f, unconfirmed_by=(),
                                                     unconfirmed_reported=False))
         return [MembershipConfirmed()]
+
+    def _note_backlog(self, mailbox: bytes, t: int, hub_time: int | None, now_ms: int) -> None:
+        """An entry read as backlog (11.v2.32: accepted more than SKEW_MAX before the frame's
+        hub_time, or without one before our estimate of hub time) means the caller has not
+        read that mailbox to its end: we act in it again only after `caught_up` (11.v2.29)."""
+        hub_now = hub_time if hub_time is not None else self._s.features.hub_now(now_ms)
+        if hub_now - t > SKEW_MAX and mailbox in self._s.caught_up:
+            self._s = replace(self._s, caught_up=self._s.caught_up - {mailbox})
 
     def _observe(self, mailbox: bytes, t: int, hub_time: int | None, now_ms: int,
                  events: list[Event]) -> list[Event]:
