@@ -174,7 +174,9 @@ def settle(hub: Hub, nodes: list[Node], *, rounds: int = 200, step_ms: int = 1_0
         moved = False
         for n in nodes:
             moved |= n.pump(hub)
-        if not moved:
+        if moved:  # entries read (and what caught_up posted): not quiet
+            quiet = 0
+        else:
             hub.advance(step_ms)
             for n in nodes:
                 if n.online and n.session is not None and n.session.status == "active":

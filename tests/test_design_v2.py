@@ -216,7 +216,7 @@ def test_two_adds_that_overflow_the_roster_apply_the_first_and_void_the_second(
     x, y = make_node("X"), make_node("Y")
     hub.post(_s(b).propose(hub.now, add=[x.take_join_key()]))
     hub.post(_s(c).propose(hub.now, add=[y.take_join_key()]))
-    settle(hub, [a, b, c, x, y])
+    settle(hub, [a, b, c, x, y], rounds=400)  # two changes, each waiting EPOCH_MIN_AGE
     assert y.session is None and hub.boxes.get(y.inbox) is None
     assert _s(x).epoch == _s(a).epoch == 3 == _s(c).epoch
     assert set(_s(a).roster) == {a.id, b.id, c.id, x.id}
@@ -241,7 +241,7 @@ def test_a_proposal_during_an_attempt_is_carried_and_applied_next_with_no_fork_r
     _step_until(hub, [a, b, c, d], lambda: _s(c).control_log.run.phase != cl.WAITING)
     assert _s(c).epoch == 1 and _s(c).control_log.attempt is not None
     hub.post(_s(c).propose(hub.now, remove=[d.id]))
-    settle(hub, [a, b, c, d, x])
+    settle(hub, [a, b, c, d, x], rounds=400)  # two changes, each waiting EPOCH_MIN_AGE
     assert _s(a).epoch == 3 == _s(x).epoch and d.id not in _s(a).roster
     assert x.id in _s(a).roster and _s(d).status == "removed"
     assert not any(isinstance(e, ForkDetected) for n in (a, b, c, x) for e in n.events)

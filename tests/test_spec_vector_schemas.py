@@ -167,6 +167,6 @@ def test_the_epoch_script_schema_names_every_step_and_action_of_the_file() -> No
     assert shapes == {"create", "chunk", "rotate", "receive", "caught_up", "tick", "encrypt",
                       "propose_add"}
     table = " ".join(_section("14-test-vectors.md",
-                              "## Version 2 — not yet implemented (wire version 2)").split())
+                              "## The epoch change's files").split())
     assert ("| `epoch-script-v2` | `vectors/epoch-script-v2.json` (module "
             "`epoch_script_v2.py`) | `script` |") in table
