@@ -629,11 +629,14 @@ class GroupSessionV2:
             raise UsageError("entry_time is the hub's acceptance time in ms")
         if hub_time is not None and (type(hub_time) is not int or hub_time < 0):
             raise UsageError("hub_time is the hub's clock in ms")
-        if self._s.status != ACTIVE:
+        removed = self._s.status == REMOVED and bool(self._s.old)
+        if self._s.status != ACTIVE and not removed:
             return [Ignored(f"session {self._s.status}")], []
         blob = bytes(blob)
         kind, mailbox = _peek(blob)
         now_ms = int(now * 1000)
+        if removed and kind != WIRE_GROUP_MESSAGE:  # only old epochs' group mailboxes remain
+            return [Ignored(f"session {self._s.status}")], []
         if kind == WIRE_GROUP_MESSAGE:
             events = self._on_group(blob, mailbox, entry_time, now_ms)
             events = self._observe(mailbox, entry_time, hub_time, now_ms, events)
@@ -687,14 +690,20 @@ class GroupSessionV2:
 
     def _on_group(self, blob: bytes, mailbox: bytes, t: int, now_ms: int) -> list[Event]:
         s = self._s
-        epoch = self._current()
-        if mailbox == epoch.mailbox_id:
+        epoch = s.epoch
+        if epoch is not None and mailbox == epoch.mailbox_id:
             message = parse_v2(epoch, blob)
             events, new = receive_v2(epoch, message, t, now_ms)
             self._s = replace(s, epoch=new)
             return events
         for i, o in enumerate(s.old):
             if o.state.mailbox_id == mailbox:
+                if t > o.decided_t and self._identity.public.to_bytes() not in o.next_roster:
+                    # Removed by C(e): nothing sent after it is ours, even within the grace
+                    # (11.v2.29); not opened, so nothing of it is judged.
+                    if t > o.decided_t + GRACE_MS:
+                        self._s = replace(s, old=s.old[:i] + s.old[i + 1:])
+                    return [Ignored("group message sent after our removal")]
                 message = parse_v2(o.state, blob)
                 events, new = receive_v2(o.state, message, t, now_ms, decided_t=o.decided_t,
                                          next_roster=o.next_roster)
@@ -883,8 +892,15 @@ class GroupSessionV2:
         if me in attempt.removed:
             by = next((p.identity for p in attempt.applied
                        if _removes(suite, p.entry.body, me)), b"")
-            self._s = replace(s, status=REMOVED, epoch=None, log=None, old=(),
-                              sealing_inputs=None)
+            # 11.v2.26: the session ends, but epoch e's messages sent before C(e) are ours to
+            # read (catch-up reads the control mailbox first); the grace rule deletes them.
+            gone = OldEpoch(epoch, decided.t,
+                            frozenset(e.identity for e in attempt.roster.entries))
+            self._s = replace(s, status=REMOVED, epoch=None, log=None,
+                              old=(*s.old, gone)[-MAX_OLD_EPOCHS:], sealing_inputs=None,
+                              run=_Run(), caught_up=frozenset(), proposed=False,
+                              resume_inboxes=(), answered=frozenset())
+            self._outcome = None
             return [RemovedFromGroup(view.epoch, by, "removed")], []
         if me in attempt.dormant:
             self._s = replace(s, status=REJOIN)
@@ -1175,7 +1191,8 @@ class GroupSessionV2:
             epoch = None if f[5] is None else EpochState.from_bytes(
                 cbor.as_bytes(f[5], "epoch"), max_size=MAX_STATE_LEN)
             log = None if f[6] is None else ControlLog.from_bytes(cbor.as_bytes(f[6], "log"))
-            if (epoch is None) != (log is None) or (status == ACTIVE and epoch is None):
+            if (epoch is None) != (log is None) or (status == ACTIVE and epoch is None) or (
+                    status == REMOVED and epoch is not None):
                 raise DecodeError("status disagrees with the epoch held")
             records = []
             for r in cbor.as_list(f[8], "own records"):
@@ -1195,6 +1212,11 @@ class GroupSessionV2:
                               for i in cbor.as_list(x[2], "next roster"))))
             if len(old) > MAX_OLD_EPOCHS:
                 raise DecodeError("too many old epochs")
+            me = identity.public.to_bytes()
+            if any(me not in o.next_roster for o in old[:-1]) or (
+                    old and me not in old[-1].next_roster and status != REMOVED):
+                # Only the epoch we were removed at, kept last by a removed session (11.v2.26).
+                raise DecodeError("an old epoch we are not a member after")
             rr = cbor.as_list(f[10], "run", 10)
             run = _Run(cbor.as_int(rr[0], "run"), cbor.as_bytes(rr[1], "seed", max_length=32),
                        None if rr[2] is None else cbor.as_int(rr[2], "announce at"),
