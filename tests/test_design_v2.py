@@ -17,7 +17,6 @@ from triple_ratchet.errors import (
     DecodeError,
     StateError,
     TripleRatchetError,
-    UsageError,
 )
 from triple_ratchet.group import control_log as cl
 from triple_ratchet.group.change_proposal import KIND_ADD, KIND_REMOVE, ChangeProposal
@@ -41,7 +40,7 @@ from triple_ratchet.group.events import (
     RemovedFromGroup,
 )
 from triple_ratchet.group.message_path import GRACE_MS
-from triple_ratchet.group.notice import NoticeAssembler, make_rejoin_request, open_notice
+from triple_ratchet.group.notice import NoticeAssembler, PendingRejoin, open_notice
 from triple_ratchet.group.records import PURPOSE_ROTATE, MemberKeyRecord, RecordKeys
 from triple_ratchet.group.session_v2 import GroupSessionV2
 
@@ -440,16 +439,13 @@ def test_a_restored_member_never_sends_in_a_run_its_newer_self_announced_in() ->
 # --- R7, R12: a reused one-time join key ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=UsageError, reason=(
-    "no path back in: a joiner that cannot open its notice learns neither the group id nor its "
-    "anchor (the test takes them from the adder's roster), and a member with no session cannot "
-    "start from the resume notice its rejoin request brings (join() wants a join key, resume() "
-    "an existing session)"))
 def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_request() -> None:
     """The directory hands J's one-time join key out twice: P adds J to group 1 (J opens its
     notice and deletes the key, R7), then X creates group 2 with the same key. J cannot open
-    group 2's notice; through a rejoin request to X it is resumed, gets a notice it can open,
-    and reads group 2's messages."""
+    group 2's notice and holds no session of it. X tells J over their pairwise session which
+    group added it (a membership hint, 11.v2.31); J makes a rejoin request without a session,
+    keeping only the resume record's seed; X answers with a resume proposal, the next commit
+    resumes J, and J starts from the resume notice and reads and writes in group 2."""
     hub = Hub()
     p, j, x, y = (make_node(n) for n in "PJXY")
     reused = j.take_join_key()
@@ -472,23 +468,29 @@ def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_re
 
     with pytest.raises(AuthenticationError):
         open_notice(suite, notice_at(group1_chunks), identity=j.id, keys=j.keyring.keys())
-    # J asks X (over their pairwise session) to resume it.
-    roster = _s(x).control_log.view.roster
-    entry = roster.entries[roster.index_of(j.id) or 0]
-    keys = RecordKeys.from_seed(suite, j.rng(32))
-    request = make_rejoin_request(j.identity, keys, group_id=b"group 2",
-                                  own_counters=[entry.counter], anchor=entry.anchor,
-                                  inbox_id=j.inbox)
+    # Over their pairwise session: X's hint to J, J's request to X.
+    hint = _s(x).membership_hint(j.identity.public)
+    request, pending = GroupSessionV2.request_rejoin(j.identity, hint, j.inbox, rng=j.rng)
+    pending = PendingRejoin.from_bytes(pending.to_bytes(), j.identity)  # kept across restarts
     resumed_from = len(hub.boxes[j.inbox])
-    events, out = _s(x).on_rejoin_request(request.to_bytes(), j.identity.public, hub.now)
+    events, out = _s(x).on_rejoin_request(request, j.identity.public, hub.now)
     assert events == [] and out
     hub.post(out)
     settle(hub, [x, y])
     assert _s(x).epoch == 2
-    start = open_notice(suite, notice_at(resumed_from), identity=j.id, keys=[keys])
-    assert start.resumed and start.epoch == 2
-    joined, _ = GroupSessionV2.join(j.identity, start, j.keyring, rng=j.rng)
-    assert joined.public_epoch_id == _s(x).public_epoch_id
+    start = open_notice(suite, notice_at(resumed_from), identity=j.id, keys=[pending.keys()])
+    assert start.resumed and start.epoch == 2 and start.added_by == x.id
+    # J's group-2 session lives beside its group-1 one (same identity and inbox).
+    j2 = Node("J in group 2", j.identity, j.rng, j.keyring, j.inbox)
+    j2.session = GroupSessionV2.from_rejoin(j.identity, start, pending, rng=j.rng)
+    assert j2.session.public_epoch_id == _s(x).public_epoch_id
+    settle(hub, [x, y, j2])
+    hub.post(_s(x).encrypt(b"welcome back", hub.now))
+    hub.post(_s(j2).encrypt(b"thanks", hub.now))
+    settle(hub, [x, y, j2])
+    assert b"welcome back" in j2.messages()
+    assert b"thanks" in x.messages() and b"thanks" in y.messages()
+    assert _s(j).group_id == b"sim group" and _s(j).status == "active"
 
 
 # --- Found while auditing: a member removed while offline ---------------------------------------

@@ -118,11 +118,14 @@ from triple_ratchet.group.notice import (
     CreatorStart,
     DecidedChange,
     JoinStart,
+    MembershipHint,
+    PendingRejoin,
     Repair,
     build_notices,
     check_rejoin_request,
     create_group,
     make_rejoin_request,
+    rejoin_from_hint,
 )
 from triple_ratchet.group.records import (
     PURPOSE_RESUME,
@@ -324,23 +327,55 @@ class GroupSessionV2:
                     == start.opened_with), None)
         if own is None:
             raise UsageError("no resume record of ours opened the notice")
-        if not hmac.compare_digest(start.own_entry.identity, self._identity.public.to_bytes()):
-            raise UsageError("the notice is for another identity")
-        suite = start.suite
-        epoch = EpochState.from_secrets_v2(
-            start.secrets, group_id=start.group_id, epoch=start.epoch,
-            roster=_members(start.roster), own_index=start.own_index,
-            signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
-        log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
-                                     start.roster, start.t0, start.carried,
-                                     start.dormant_before))
-        self._s = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
-                         start.secrets.control_mailbox.access_key.to_bytes(), (own,),
-                         first_epoch=True, features=replace(_first_epoch_features(start),
-                                                            unconfirmed_reported=True))
+        state = _resumed_state(self._identity, start, own)
+        self._s = replace(state, features=replace(state.features, unconfirmed_reported=True))
         return [EpochChanged(start.epoch, start.secrets.epoch_id,
                              tuple(e.identity for e in start.roster.entries)),
                 MembershipUnconfirmed()]
+
+    def membership_hint(self, member: Identity | bytes) -> bytes:
+        """A `MembershipHint` for a member of our current roster that may hold no session of
+        the group (a joiner whose one-time join key was used before our notice came, say), to
+        send over the pairwise session with it (11.v2.31): the group id and its entry's anchor
+        and counter, for `request_rejoin`."""
+        self._check_active()
+        who = member.to_bytes() if isinstance(member, Identity) else member
+        roster = self._log().view.roster
+        index = roster.index_of(who)
+        if index is None:
+            raise UsageError("not a member of our current roster")
+        entry = roster.entries[index]
+        return MembershipHint(self.suite, self._s.group_id, entry.anchor,
+                              entry.counter).to_bytes()
+
+    @staticmethod
+    def request_rejoin(identity: IdentityKeyPair, hint: bytes, inbox_id: bytes, *,
+                       rng: RandomSource = system_random) -> tuple[bytes, PendingRejoin]:
+        """A rejoin request made without a session, from a member's `MembershipHint`
+        (11.v2.31): the `RejoinRequest` to send to a member over a pairwise session, and the
+        `PendingRejoin` to keep (saved before the request leaves) until the resume notice,
+        opened with `pending.keys()`, goes to `from_rejoin`."""
+        request, pending = rejoin_from_hint(identity, hint, inbox_id=inbox_id, rng=rng)
+        return request.to_bytes(), pending
+
+    @classmethod
+    def from_rejoin(cls, identity: IdentityKeyPair, start: JoinStart, pending: PendingRejoin,
+                    *, rng: RandomSource = system_random) -> GroupSessionV2:
+        """Start our first epoch from the resume notice our `request_rejoin` brought
+        (`open_notice(..., keys=[pending.keys()])`): the notice's certificate and roster bind
+        everything; it must resume the pending record itself (`UsageError` otherwise). Like
+        `join`, the session posts its rotation record once it has read the control mailbox to
+        its end, and reports `MembershipUnconfirmed` at its first `tick`."""
+        if not start.resumed:
+            raise UsageError("not a notice for a resume")
+        if start.suite.suite_id != pending.record.suite.suite_id or not hmac.compare_digest(
+                start.group_id, pending.group_id):
+            raise UsageError("the notice is for another group than the pending rejoin's")
+        if not (pending.record.same_body(start.own_entry.keys) and hmac.compare_digest(
+                pending.record.receive_key, start.opened_with)):
+            raise UsageError("the notice resumes another record than the pending one")
+        own = OwnRecord(pending.record.to_bytes(), pending.seed)
+        return cls(identity, _resumed_state(identity, start, own), rng=rng)
 
     def resume_keys(self) -> tuple[RecordKeys, ...]:
         """The private keys of our records, to open a resume notice with."""
@@ -1271,6 +1306,23 @@ class GroupSessionV2:
         s = self._s
         epoch = "-" if s.epoch is None else str(s.epoch.epoch)
         return f"GroupSessionV2(status={s.status}, epoch={epoch}, <secrets>)"
+
+
+def _resumed_state(identity: IdentityKeyPair, start: JoinStart, own: OwnRecord) -> _State:
+    """A resumed member's first epoch from its notice, with `own` the resume record it opened
+    (11.v2.31)."""
+    if not hmac.compare_digest(start.own_entry.identity, identity.public.to_bytes()):
+        raise UsageError("the notice is for another identity")
+    suite = start.suite
+    epoch = EpochState.from_secrets_v2(
+        start.secrets, group_id=start.group_id, epoch=start.epoch,
+        roster=_members(start.roster), own_index=start.own_index,
+        signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
+    log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
+                                 start.roster, start.t0, start.carried, start.dormant_before))
+    return _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
+                  start.secrets.control_mailbox.access_key.to_bytes(), (own,),
+                  first_epoch=True, features=_first_epoch_features(start))
 
 
 def _first_epoch_features(start: JoinStart) -> Features:
