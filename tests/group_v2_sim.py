@@ -112,8 +112,8 @@ class Node:
                 hub.post(out)
                 self._reloaded()
                 seen_boxes.add(box)
-            if self.session.status != "active":
-                break
+            if self.session.status not in ("active", "removed"):
+                break  # a removed session still reads its last epoch's group mailbox
         return progressed
 
     def _next_box(self, boxes: list[bytes]) -> bytes:

@@ -44,7 +44,7 @@ from triple_ratchet.group.message import (
     seal,
 )
 from triple_ratchet.group.message_path import encrypt_v2, parse_v2, receive_v2
-from triple_ratchet.group.notice import NoticeAssembler, open_notice
+from triple_ratchet.group.notice import NoticeAssembler, PendingRejoin, open_notice
 from triple_ratchet.group.records import RecordKeys
 from triple_ratchet.group.sender_chain import ReceivingChain, new_reuse_guard
 from triple_ratchet.group.session_v2 import GroupSessionV2
@@ -624,6 +624,8 @@ def _targets() -> dict[str, tuple[bytes, Callable[[bytes], object], Callable[[],
         c.session.control_mailbox_id) else hub.boxes[next(iter(hub.boxes))][0][0]
     saved = c.session.to_bytes()
     request = d.session.rejoin_request(d.inbox)
+    hint = a.session.membership_hint(d.id)
+    _, pending = GroupSessionV2.request_rejoin(d.identity, hint, d.inbox, rng=d.rng)
     t, now = hub.t, hub.now
 
     def fresh() -> GroupSessionV2:
@@ -641,6 +643,12 @@ def _targets() -> dict[str, tuple[bytes, Callable[[bytes], object], Callable[[],
         "GroupSessionV2.on_rejoin_request": (
             request, lambda x: receiver.on_rejoin_request(x, d.identity.public, now),
             receiver.to_bytes),
+        "GroupSessionV2.request_rejoin (membership hint)": (
+            hint, lambda x: GroupSessionV2.request_rejoin(d.identity, x, d.inbox, rng=d.rng),
+            lambda: b""),
+        "PendingRejoin.from_bytes": (pending.to_bytes(),
+                                     lambda x: PendingRejoin.from_bytes(x, d.identity),
+                                     lambda: b""),
         "open_notice": (notice, lambda x: open_notice(suite, x, identity=d.id,
                                                       keys=keyring_before.keys()), lambda: b""),
         "NoticeAssembler.receive": (chunks[0], NoticeAssembler(suite).receive, lambda: b""),

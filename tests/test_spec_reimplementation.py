@@ -2130,3 +2130,11 @@ def test_v2_epoch_script_keys_sealing_and_messages_from_spec(case: dict[str, Any
             sent.add((epoch_values["epoch"], roster[sender], generation, body.decode()))
     assert sent == read
     assert len(sent) == sum(1 for step in i["steps"] if step["do"] == "send")
+
+
+@params("epoch-change-v2.json", "membership_hint")
+def test_membership_hint_from_the_spec(case: dict[str, Any]) -> None:
+    """11.v2.14: MembershipHint = CBOR[0x57, 2, suite_id, group_id, anchor, counter]."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    hint = cbor([0x57, 2, s.suite_id, h(i["group_id"]), h(i["anchor"]), i["counter"]])
+    assert hint.hex() == o["membership_hint"]

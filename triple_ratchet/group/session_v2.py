@@ -122,11 +122,14 @@ from triple_ratchet.group.notice import (
     CreatorStart,
     DecidedChange,
     JoinStart,
+    MembershipHint,
+    PendingRejoin,
     Repair,
     build_notices,
     check_rejoin_request,
     create_group,
     make_rejoin_request,
+    rejoin_from_hint,
 )
 from triple_ratchet.group.records import (
     PURPOSE_RESUME,
@@ -329,23 +332,55 @@ class GroupSessionV2:
                     == start.opened_with), None)
         if own is None:
             raise UsageError("no resume record of ours opened the notice")
-        if not hmac.compare_digest(start.own_entry.identity, self._identity.public.to_bytes()):
-            raise UsageError("the notice is for another identity")
-        suite = start.suite
-        epoch = EpochState.from_secrets_v2(
-            start.secrets, group_id=start.group_id, epoch=start.epoch,
-            roster=_members(start.roster), own_index=start.own_index,
-            signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
-        log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
-                                     start.roster, start.t0, start.carried,
-                                     start.dormant_before))
-        self._s = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
-                         start.secrets.control_mailbox.access_key.to_bytes(), (own,),
-                         first_epoch=True, features=replace(_first_epoch_features(start),
-                                                            unconfirmed_reported=True))
+        state = _resumed_state(self._identity, start, own)
+        self._s = replace(state, features=replace(state.features, unconfirmed_reported=True))
         return [EpochChanged(start.epoch, start.secrets.epoch_id,
                              tuple(e.identity for e in start.roster.entries)),
                 MembershipUnconfirmed()]
+
+    def membership_hint(self, member: Identity | bytes) -> bytes:
+        """A `MembershipHint` for a member of our current roster that may hold no session of
+        the group (a joiner whose one-time join key was used before our notice came, say), to
+        send over the pairwise session with it (11.v2.31): the group id and its entry's anchor
+        and counter, for `request_rejoin`."""
+        self._check_active()
+        who = member.to_bytes() if isinstance(member, Identity) else member
+        roster = self._log().view.roster
+        index = roster.index_of(who)
+        if index is None:
+            raise UsageError("not a member of our current roster")
+        entry = roster.entries[index]
+        return MembershipHint(self.suite, self._s.group_id, entry.anchor,
+                              entry.counter).to_bytes()
+
+    @staticmethod
+    def request_rejoin(identity: IdentityKeyPair, hint: bytes, inbox_id: bytes, *,
+                       rng: RandomSource = system_random) -> tuple[bytes, PendingRejoin]:
+        """A rejoin request made without a session, from a member's `MembershipHint`
+        (11.v2.31): the `RejoinRequest` to send to a member over a pairwise session, and the
+        `PendingRejoin` to keep (saved before the request leaves) until the resume notice,
+        opened with `pending.keys()`, goes to `from_rejoin`."""
+        request, pending = rejoin_from_hint(identity, hint, inbox_id=inbox_id, rng=rng)
+        return request.to_bytes(), pending
+
+    @classmethod
+    def from_rejoin(cls, identity: IdentityKeyPair, start: JoinStart, pending: PendingRejoin,
+                    *, rng: RandomSource = system_random) -> GroupSessionV2:
+        """Start our first epoch from the resume notice our `request_rejoin` brought
+        (`open_notice(..., keys=[pending.keys()])`): the notice's certificate and roster bind
+        everything; it must resume the pending record itself (`UsageError` otherwise). Like
+        `join`, the session posts its rotation record once it has read the control mailbox to
+        its end, and reports `MembershipUnconfirmed` at its first `tick`."""
+        if not start.resumed:
+            raise UsageError("not a notice for a resume")
+        if start.suite.suite_id != pending.record.suite.suite_id or not hmac.compare_digest(
+                start.group_id, pending.group_id):
+            raise UsageError("the notice is for another group than the pending rejoin's")
+        if not (pending.record.same_body(start.own_entry.keys) and hmac.compare_digest(
+                pending.record.receive_key, start.opened_with)):
+            raise UsageError("the notice resumes another record than the pending one")
+        own = OwnRecord(pending.record.to_bytes(), pending.seed)
+        return cls(identity, _resumed_state(identity, start, own), rng=rng)
 
     def resume_keys(self) -> tuple[RecordKeys, ...]:
         """The private keys of our records, to open a resume notice with."""
@@ -634,11 +669,14 @@ class GroupSessionV2:
             raise UsageError("entry_time is the hub's acceptance time in ms")
         if hub_time is not None and (type(hub_time) is not int or hub_time < 0):
             raise UsageError("hub_time is the hub's clock in ms")
-        if self._s.status != ACTIVE:
+        removed = self._s.status == REMOVED and bool(self._s.old)
+        if self._s.status != ACTIVE and not removed:
             return [Ignored(f"session {self._s.status}")], []
         blob = bytes(blob)
         kind, mailbox = _peek(blob)
         now_ms = int(now * 1000)
+        if removed and kind != WIRE_GROUP_MESSAGE:  # only old epochs' group mailboxes remain
+            return [Ignored(f"session {self._s.status}")], []
         if kind == WIRE_GROUP_MESSAGE:
             events = self._on_group(blob, mailbox, entry_time, now_ms)
             self._note_backlog(mailbox, entry_time, hub_time, now_ms)
@@ -699,14 +737,20 @@ class GroupSessionV2:
 
     def _on_group(self, blob: bytes, mailbox: bytes, t: int, now_ms: int) -> list[Event]:
         s = self._s
-        epoch = self._current()
-        if mailbox == epoch.mailbox_id:
+        epoch = s.epoch
+        if epoch is not None and mailbox == epoch.mailbox_id:
             message = parse_v2(epoch, blob)
             events, new = receive_v2(epoch, message, t, now_ms)
             self._s = replace(s, epoch=new)
             return events
         for i, o in enumerate(s.old):
             if o.state.mailbox_id == mailbox:
+                if t > o.decided_t and self._identity.public.to_bytes() not in o.next_roster:
+                    # Removed by C(e): nothing sent after it is ours, even within the grace
+                    # (11.v2.29); not opened, so nothing of it is judged.
+                    if t > o.decided_t + GRACE_MS:
+                        self._s = replace(s, old=s.old[:i] + s.old[i + 1:])
+                    return [Ignored("group message sent after our removal")]
                 message = parse_v2(o.state, blob)
                 events, new = receive_v2(o.state, message, t, now_ms, decided_t=o.decided_t,
                                          next_roster=o.next_roster)
@@ -902,8 +946,15 @@ class GroupSessionV2:
         if me in attempt.removed:
             by = next((p.identity for p in attempt.applied
                        if _removes(suite, p.entry.body, me)), b"")
-            self._s = replace(s, status=REMOVED, epoch=None, log=None, old=(),
-                              sealing_inputs=None)
+            # 11.v2.26: the session ends, but epoch e's messages sent before C(e) are ours to
+            # read (catch-up reads the control mailbox first); the grace rule deletes them.
+            gone = OldEpoch(epoch, decided.t,
+                            frozenset(e.identity for e in attempt.roster.entries))
+            self._s = replace(s, status=REMOVED, epoch=None, log=None,
+                              old=(*s.old, gone)[-MAX_OLD_EPOCHS:], sealing_inputs=None,
+                              run=_Run(), caught_up=frozenset(), proposed=False,
+                              resume_inboxes=(), answered=frozenset())
+            self._outcome = None
             return [RemovedFromGroup(view.epoch, by, "removed")], []
         if me in attempt.dormant:
             self._s = replace(s, status=REJOIN)
@@ -1202,7 +1253,8 @@ class GroupSessionV2:
             epoch = None if f[5] is None else EpochState.from_bytes(
                 cbor.as_bytes(f[5], "epoch"), max_size=MAX_STATE_LEN)
             log = None if f[6] is None else ControlLog.from_bytes(cbor.as_bytes(f[6], "log"))
-            if (epoch is None) != (log is None) or (status == ACTIVE and epoch is None):
+            if (epoch is None) != (log is None) or (status == ACTIVE and epoch is None) or (
+                    status == REMOVED and epoch is not None):
                 raise DecodeError("status disagrees with the epoch held")
             records = []
             for r in cbor.as_list(f[8], "own records"):
@@ -1222,6 +1274,11 @@ class GroupSessionV2:
                               for i in cbor.as_list(x[2], "next roster"))))
             if len(old) > MAX_OLD_EPOCHS:
                 raise DecodeError("too many old epochs")
+            me = identity.public.to_bytes()
+            if any(me not in o.next_roster for o in old[:-1]) or (
+                    old and me not in old[-1].next_roster and status != REMOVED):
+                # Only the epoch we were removed at, kept last by a removed session (11.v2.26).
+                raise DecodeError("an old epoch we are not a member after")
             rr = cbor.as_list(f[10], "run", 10)
             run = _Run(cbor.as_int(rr[0], "run"), cbor.as_bytes(rr[1], "seed", max_length=32),
                        None if rr[2] is None else cbor.as_int(rr[2], "announce at"),
@@ -1276,6 +1333,23 @@ class GroupSessionV2:
         s = self._s
         epoch = "-" if s.epoch is None else str(s.epoch.epoch)
         return f"GroupSessionV2(status={s.status}, epoch={epoch}, <secrets>)"
+
+
+def _resumed_state(identity: IdentityKeyPair, start: JoinStart, own: OwnRecord) -> _State:
+    """A resumed member's first epoch from its notice, with `own` the resume record it opened
+    (11.v2.31)."""
+    if not hmac.compare_digest(start.own_entry.identity, identity.public.to_bytes()):
+        raise UsageError("the notice is for another identity")
+    suite = start.suite
+    epoch = EpochState.from_secrets_v2(
+        start.secrets, group_id=start.group_id, epoch=start.epoch,
+        roster=_members(start.roster), own_index=start.own_index,
+        signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
+    log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
+                                 start.roster, start.t0, start.carried, start.dormant_before))
+    return _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
+                  start.secrets.control_mailbox.access_key.to_bytes(), (own,),
+                  first_epoch=True, features=_first_epoch_features(start))
 
 
 def _first_epoch_features(start: JoinStart) -> Features:
