@@ -17,7 +17,7 @@ from typing import Any
 from triple_ratchet.group.events import Outgoing
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.notice import NoticeAssembler, open_notice
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.identity import Account, IdentityKeyPair
 from triple_ratchet.pairwise import PairwiseSession
 from triple_ratchet.random import DeterministicRandom
@@ -117,7 +117,7 @@ class _Member:
     rng: DeterministicRandom
     keyring: JoinKeyring
     inbox: bytes
-    session: GroupSessionV2 | None = None
+    session: GroupSession | None = None
 
 
 class _Hub:
@@ -145,7 +145,7 @@ class _Hub:
                     start = open_notice(m.identity.suite, notice,
                                         identity=m.identity.public.to_bytes(),
                                         keys=m.keyring.keys())
-                    m.session, m.keyring = GroupSessionV2.join(m.identity, start, m.keyring,
+                    m.session, m.keyring = GroupSession.join(m.identity, start, m.keyring,
                                                                rng=m.rng)
                     self.post(m.session.rotate(self.t / 1000))
                     return True
@@ -194,7 +194,7 @@ def group() -> Group:
     a, b, c = members
     keyring = b.keyring.to_bytes()
     joiners = [next(h for h in m.keyring.held if h.one_time).join_key for m in (b, c)]
-    a.session, out = GroupSessionV2.create(a.identity, joiners, hub.t / 1000,
+    a.session, out = GroupSession.create(a.identity, joiners, hub.t / 1000,
                                            group_id=b"fuzz group", rng=a.rng)
     hub.post(out)
     hub.settle(members)

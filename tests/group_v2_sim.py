@@ -1,4 +1,4 @@
-"""An in-memory hub with its own clock and members driving GroupSessionV2 through it: every blob
+"""An in-memory hub with its own clock and members driving GroupSession through it: every blob
 goes through a mailbox, every entry gets the hub's acceptance time, members read their mailboxes
 in hub order and say when they have read one to its end (`caught_up`)."""
 
@@ -11,7 +11,7 @@ from triple_ratchet.group.events import Event, Outgoing
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.notice import NoticeAssembler, open_notice
 from triple_ratchet.group.records import JoinKey
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import DEFAULT_SUITE, Suite
@@ -44,7 +44,7 @@ class Node:
     rng: DeterministicRandom
     keyring: JoinKeyring
     inbox: bytes
-    session: GroupSessionV2 | None = None
+    session: GroupSession | None = None
     cursors: dict[bytes, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     online: bool = True
@@ -58,7 +58,7 @@ class Node:
     def _reloaded(self) -> None:
         if self.reload and self.session is not None:
             data = self.session.to_bytes()
-            self.session = GroupSessionV2.from_bytes(data, self.identity, rng=self.rng)
+            self.session = GroupSession.from_bytes(data, self.identity, rng=self.rng)
             assert self.session.to_bytes() == data
 
     @property
@@ -142,7 +142,7 @@ class Node:
                 continue
             start_ = open_notice(self.identity.suite, notice, identity=self.id,
                                  keys=self.keyring.keys())
-            self.session, self.keyring = GroupSessionV2.join(self.identity, start_,
+            self.session, self.keyring = GroupSession.join(self.identity, start_,
                                                              self.keyring, rng=self.rng)
             hub.post(self.session.rotate(hub.now))
             return True
@@ -190,7 +190,7 @@ def settle(hub: Hub, nodes: list[Node], *, rounds: int = 200, step_ms: int = 1_0
 
 
 def create(hub: Hub, creator: Node, others: list[Node]) -> None:
-    creator.session, out = GroupSessionV2.create(
+    creator.session, out = GroupSession.create(
         creator.identity, [o.take_join_key() for o in others], hub.now,
         group_id=b"sim group", rng=creator.rng)
     hub.post(out)

@@ -1,5 +1,5 @@
 """Properties ASYNC-EPOCHS.md "Tests the design needs" lists that no other test proved end to end,
-each driven through GroupSessionV2 sessions and the in-memory hub of tests/group_v2_sim.py (hub
+each driven through GroupSession sessions and the in-memory hub of tests/group_v2_sim.py (hub
 time on every entry, members reading in hub order). The audit that found them is in the report
 closing issue 8; the properties other files prove are named there with their tests."""
 
@@ -42,7 +42,7 @@ from triple_ratchet.group.events import (
 from triple_ratchet.group.message_path import GRACE_MS
 from triple_ratchet.group.notice import NoticeAssembler, PendingRejoin, open_notice
 from triple_ratchet.group.records import PURPOSE_ROTATE, MemberKeyRecord, RecordKeys
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -57,7 +57,7 @@ def _group(names: str) -> tuple[Hub, list[Node]]:
     return hub, nodes
 
 
-def _s(node: Node) -> GroupSessionV2:
+def _s(node: Node) -> GroupSession:
     assert node.session is not None
     return node.session
 
@@ -124,7 +124,7 @@ def _saved(node: Node) -> tuple[bytes, dict[bytes, int]]:
 def _restore(node: Node, saved: tuple[bytes, dict[bytes, int]]) -> None:
     """The member's device is restored from an earlier backup: its state and its place in each
     mailbox go back; everything it sent since stays at the hub."""
-    node.session = GroupSessionV2.from_bytes(saved[0], node.identity, rng=node.rng)
+    node.session = GroupSession.from_bytes(saved[0], node.identity, rng=node.rng)
     node.cursors = dict(saved[1])
 
 
@@ -453,7 +453,7 @@ def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_re
     settle(hub, [p, j])
     assert _s(j).epoch == 1 and all(h.join_key != reused for h in j.keyring.held)
     group1_chunks = len(hub.boxes[j.inbox])
-    x.session, out = GroupSessionV2.create(x.identity, [y.take_join_key(), reused], hub.now,
+    x.session, out = GroupSession.create(x.identity, [y.take_join_key(), reused], hub.now,
                                            group_id=b"group 2", rng=x.rng)
     hub.post(out)
     settle(hub, [x, y])
@@ -470,7 +470,7 @@ def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_re
         open_notice(suite, notice_at(group1_chunks), identity=j.id, keys=j.keyring.keys())
     # Over their pairwise session: X's hint to J, J's request to X.
     hint = _s(x).membership_hint(j.identity.public)
-    request, pending = GroupSessionV2.request_rejoin(j.identity, hint, j.inbox, rng=j.rng)
+    request, pending = GroupSession.request_rejoin(j.identity, hint, j.inbox, rng=j.rng)
     pending = PendingRejoin.from_bytes(pending.to_bytes(), j.identity)  # kept across restarts
     resumed_from = len(hub.boxes[j.inbox])
     events, out = _s(x).on_rejoin_request(request, j.identity.public, hub.now)
@@ -482,7 +482,7 @@ def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_re
     assert start.resumed and start.epoch == 2 and start.added_by == x.id
     # J's group-2 session lives beside its group-1 one (same identity and inbox).
     j2 = Node("J in group 2", j.identity, j.rng, j.keyring, j.inbox)
-    j2.session = GroupSessionV2.from_rejoin(j.identity, start, pending, rng=j.rng)
+    j2.session = GroupSession.from_rejoin(j.identity, start, pending, rng=j.rng)
     assert j2.session.public_epoch_id == _s(x).public_epoch_id
     settle(hub, [x, y, j2])
     hub.post(_s(x).encrypt(b"welcome back", hub.now))
@@ -550,13 +550,13 @@ def test_a_removed_members_saved_state_keeps_its_last_epoch_strictly() -> None:
         c.events += _s(c).receive(blob, hub.now, entry_time=t)[0]
     assert _s(c).status == "removed" and len(_s(c).mailboxes()) == 1
     data = _s(c).to_bytes()
-    loaded = GroupSessionV2.from_bytes(data, c.identity)
+    loaded = GroupSession.from_bytes(data, c.identity)
     assert loaded.to_bytes() == data and loaded.mailboxes() == _s(c).mailboxes()
     fields = cbor.decode(data)
     assert isinstance(fields, list)
     for status in ("active", "rejoin needed"):
         with pytest.raises(DecodeError):
-            GroupSessionV2.from_bytes(cbor.encode([*fields[:4], status, *fields[5:]]),
+            GroupSession.from_bytes(cbor.encode([*fields[:4], status, *fields[5:]]),
                                       c.identity)
     # Read to its end, the kept epoch goes and nothing is left.
     assert loaded.caught_up(loaded.mailboxes()[0], hub.now) == ([], [])
@@ -570,10 +570,10 @@ def test_a_committee_member_seals_the_bundle_once_per_run(monkeypatch: pytest.Mo
     """The bundle is n sealings (0.3 s at n = 1,000): each committee member computes it once
     per run — for its round-3 item — and reuses it for its commit and for processing the commit
     (it did so three times); nothing of it stays in memory once the epoch is decided (R14)."""
-    from triple_ratchet.group import session_v2
+    from triple_ratchet.group import session
 
     calls: list[bytes] = []
-    real = session_v2.make_round3
+    real = session.make_round3
 
     def counted(seed, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(seed.to_bytes())
@@ -581,7 +581,7 @@ def test_a_committee_member_seals_the_bundle_once_per_run(monkeypatch: pytest.Mo
 
     hub, nodes = _group("ABC")
     d = make_node("D")
-    monkeypatch.setattr(session_v2, "make_round3", counted)
+    monkeypatch.setattr(session, "make_round3", counted)
     hub.post(_s(nodes[0]).propose(hub.now, add=[d.take_join_key()]))
     settle(hub, [*nodes, d])
     assert all(_s(n).epoch == 2 for n in [*nodes, d])

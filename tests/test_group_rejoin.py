@@ -26,11 +26,11 @@ from triple_ratchet.group.notice import (
     PendingRejoin,
     open_notice,
 )
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.suites import ALL_SUITES, Suite
 
 
-def _s(node: Node) -> GroupSessionV2:
+def _s(node: Node) -> GroupSession:
     assert node.session is not None
     return node.session
 
@@ -41,7 +41,7 @@ def _groups() -> tuple[Hub, Node, Node, Node, Node]:
     p, j, x, y = (make_node(n) for n in "PJXY")
     create(hub, p, [j])
     settle(hub, [p, j])
-    x.session, out = GroupSessionV2.create(x.identity, [y.take_join_key()], hub.now,
+    x.session, out = GroupSession.create(x.identity, [y.take_join_key()], hub.now,
                                            group_id=b"group 2", rng=x.rng)
     hub.post(out)
     settle(hub, [x, y])
@@ -62,7 +62,7 @@ def test_a_hint_for_a_group_that_did_not_add_us_gets_a_refused_request() -> None
     of another group (P) is refused too."""
     hub, p, j, x, y = _groups()
     forged = _s(x).membership_hint(y.id)  # the right group, another member's entry
-    request, _ = GroupSessionV2.request_rejoin(j.identity, forged, j.inbox, rng=j.rng)
+    request, _ = GroupSession.request_rejoin(j.identity, forged, j.inbox, rng=j.rng)
     before = _s(x).to_bytes()
     events, out = _s(x).on_rejoin_request(request, j.identity.public, hub.now)
     assert out == [] and [type(e) for e in events] == [Ignored]
@@ -78,7 +78,7 @@ def test_a_hint_with_another_memberships_anchor_gets_a_refused_request() -> None
     hub, p, j, x, y = _groups()
     theirs = MembershipHint.from_bytes(x.identity.suite, _s(x).membership_hint(y.id))
     forged = dataclasses.replace(theirs, group_id=_s(p).group_id).to_bytes()
-    request, _ = GroupSessionV2.request_rejoin(j.identity, forged, j.inbox, rng=j.rng)
+    request, _ = GroupSession.request_rejoin(j.identity, forged, j.inbox, rng=j.rng)
     before = _s(p).to_bytes()
     events, out = _s(p).on_rejoin_request(request, j.identity.public, hub.now)
     assert out == [] and "another membership" in events[0].reason  # type: ignore[attr-defined]
@@ -89,7 +89,7 @@ def test_a_request_forwarded_by_another_peer_is_refused() -> None:
     """The request is the requester's own: X forwarding J's request to P over its pairwise
     session is refused (the resume record's identity must be the pairwise peer's)."""
     hub, p, j, x, _ = _groups()
-    request, _ = GroupSessionV2.request_rejoin(j.identity, _s(p).membership_hint(j.id),
+    request, _ = GroupSession.request_rejoin(j.identity, _s(p).membership_hint(j.id),
                                                j.inbox, rng=j.rng)
     events, out = _s(p).on_rejoin_request(request, x.identity.public, hub.now)
     assert out == [] and "pairwise peer" in events[0].reason  # type: ignore[attr-defined]
@@ -101,8 +101,8 @@ def test_a_resume_notice_for_another_record_is_not_opened() -> None:
     resumed nobody (J's add) is refused by `from_rejoin` too."""
     hub, p, j, _, _ = _groups()
     hint = _s(p).membership_hint(j.identity.public)
-    request, first = GroupSessionV2.request_rejoin(j.identity, hint, j.inbox, rng=j.rng)
-    _, second = GroupSessionV2.request_rejoin(j.identity, hint, j.inbox, rng=j.rng)
+    request, first = GroupSession.request_rejoin(j.identity, hint, j.inbox, rng=j.rng)
+    _, second = GroupSession.request_rejoin(j.identity, hint, j.inbox, rng=j.rng)
     assert first.record.counter == second.record.counter == 1 and first != second
     start_at = len(hub.boxes[j.inbox])
     events, out = _s(p).on_rejoin_request(request, j.identity.public, hub.now)
@@ -116,13 +116,13 @@ def test_a_resume_notice_for_another_record_is_not_opened() -> None:
         open_notice(suite, notice, identity=j.id, keys=[second.keys()])
     start = open_notice(suite, notice, identity=j.id, keys=[first.keys()])
     with pytest.raises(UsageError, match="another record"):
-        GroupSessionV2.from_rejoin(j.identity, start, second, rng=j.rng)
+        GroupSession.from_rejoin(j.identity, start, second, rng=j.rng)
     with pytest.raises(UsageError, match="not a notice for a resume"):
-        GroupSessionV2.from_rejoin(j.identity, dataclasses.replace(start, resumed=False),
+        GroupSession.from_rejoin(j.identity, dataclasses.replace(start, resumed=False),
                                    first, rng=j.rng)
     with pytest.raises(UsageError, match="another identity"):
-        GroupSessionV2.from_rejoin(p.identity, start, first, rng=p.rng)
-    resumed = GroupSessionV2.from_rejoin(j.identity, start, first, rng=j.rng)
+        GroupSession.from_rejoin(p.identity, start, first, rng=p.rng)
+    resumed = GroupSession.from_rejoin(j.identity, start, first, rng=j.rng)
     assert resumed.public_epoch_id == _s(p).public_epoch_id
 
 
@@ -170,9 +170,9 @@ def test_membership_hints_decode_strictly() -> None:
 
 def test_a_pending_rejoin_is_saved_strictly() -> None:
     _, p, j, _, _ = _groups()
-    _, pending = GroupSessionV2.request_rejoin(j.identity, _s(p).membership_hint(j.id),
+    _, pending = GroupSession.request_rejoin(j.identity, _s(p).membership_hint(j.id),
                                                j.inbox, rng=j.rng)
-    _, other = GroupSessionV2.request_rejoin(j.identity, _s(p).membership_hint(j.id),
+    _, other = GroupSession.request_rejoin(j.identity, _s(p).membership_hint(j.id),
                                              j.inbox, rng=j.rng)
     data = pending.to_bytes()
     assert PendingRejoin.from_bytes(data, j.identity) == pending
@@ -192,11 +192,11 @@ def test_a_pending_rejoin_is_saved_strictly() -> None:
 def test_a_request_from_a_hint_with_a_bad_inbox_is_a_usage_error() -> None:
     _, p, j, _, _ = _groups()
     with pytest.raises(UsageError):
-        GroupSessionV2.request_rejoin(j.identity, _s(p).membership_hint(j.id), b"short",
+        GroupSession.request_rejoin(j.identity, _s(p).membership_hint(j.id), b"short",
                                       rng=j.rng)
     other = make_node("Q", suite=_other_suite(j))
     with pytest.raises(ProtocolError):  # a hint of another suite than ours
-        GroupSessionV2.request_rejoin(other.identity, _s(p).membership_hint(j.id),
+        GroupSession.request_rejoin(other.identity, _s(p).membership_hint(j.id),
                                       other.inbox, rng=other.rng)
 
 

@@ -1,6 +1,6 @@
 """A saved session's control log is loaded by judging its kept entries again (11.v2.35): every
 kept entry must be kept again exactly as saved, and all of them must be there. A tampered,
-dropped, repeated or reordered kept entry makes `GroupSessionV2.from_bytes` raise `DecodeError`
+dropped, repeated or reordered kept entry makes `GroupSession.from_bytes` raise `DecodeError`
 (one strict decoder: never a shorter log that re-encodes differently)."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from group_v2_sim import Hub, create, make_node, settle
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.identity import IdentityKeyPair
 
-LOG_FIELD = 6  # the control log in a saved session (GroupSessionV2.to_bytes)
+LOG_FIELD = 6  # the control log in a saved session (GroupSession.to_bytes)
 KEPT_FIELD = 13  # the kept entries in a saved control log (ControlLog.to_bytes)
 
 Kept = list[cbor.CborValue]
@@ -71,7 +71,7 @@ def test_the_saved_state_has_entries_to_tamper_with() -> None:
 
 def test_the_untouched_state_round_trips_byte_identically() -> None:
     data, identity = _saved()
-    assert GroupSessionV2.from_bytes(data, identity).to_bytes() == data
+    assert GroupSession.from_bytes(data, identity).to_bytes() == data
     # Re-encoding our own decoding changes nothing either (the mutations below are real).
     assert _with_kept(data, lambda kept: kept) == data
 
@@ -79,7 +79,7 @@ def test_the_untouched_state_round_trips_byte_identically() -> None:
 def _refused(data: bytes) -> None:
     _, identity = _saved()
     with pytest.raises(DecodeError):
-        GroupSessionV2.from_bytes(data, identity)
+        GroupSession.from_bytes(data, identity)
 
 
 @pytest.mark.parametrize("where", ["first", "middle", "last"])

@@ -50,7 +50,7 @@ from triple_ratchet.group.events import (
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.notice import NoticeAssembler, open_notice
 from triple_ratchet.group.records import JoinKey
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import Delivery, MailboxClient, send_to_inbox
 from triple_ratchet.hub.frames import Kind
@@ -140,7 +140,7 @@ class Device:
         self.groups = MailboxClient(url)
         self.keyring = JoinKeyring.empty(suite)
         self.assembler = NoticeAssembler(suite)
-        self.session: GroupSessionV2 | None = None
+        self.session: GroupSession | None = None
         self.received: list[MessageReceived] = []
         self.skews: list[Event] = []  # HubClockSkew reports
         self.epochs: list[EpochChanged] = []
@@ -217,7 +217,7 @@ class Device:
                     continue
                 start = open_notice(self.suite, notice, identity=self.public,
                                     keys=self.keyring.keys())
-                self.session, self.keyring = GroupSessionV2.join(self.identity, start,
+                self.session, self.keyring = GroupSession.join(self.identity, start,
                                                                  self.keyring)
             except RemoteError:
                 self.tally.rejected += 1
@@ -286,7 +286,7 @@ class Device:
 
     async def create_group(self, others: list[Device]) -> None:
         join_keys = [await self.fetch_join_key(o.public) for o in others]
-        self.session, out = GroupSessionV2.create(self.identity, join_keys, self.clock())
+        self.session, out = GroupSession.create(self.identity, join_keys, self.clock())
         await self._after_step([], out)
 
     async def fetch_join_key(self, identity: bytes) -> JoinKey:

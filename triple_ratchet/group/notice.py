@@ -1053,7 +1053,7 @@ class MembershipHint:
 class PendingRejoin:
     """A rejoin request made without a session (11.v2.31): the resume record it carries and
     the seed of its private keys, kept (and saved, `to_bytes`) until its resume notice comes
-    (`open_notice(..., keys=[pending.keys()])`, then `GroupSessionV2.from_rejoin`)."""
+    (`open_notice(..., keys=[pending.keys()])`, then `GroupSession.from_rejoin`)."""
 
     record: MemberKeyRecord
     seed: bytes = field(repr=False)

@@ -8,7 +8,7 @@ commits epoch 2; A, B and D send in epoch 2; C comes back, reads epoch 1's contr
 the commit, opens its sealing, reads both epochs' group mailboxes and epoch 2's control mailbox,
 and sends a message everyone reads.
 
-**Writer side** (`_run_script`): the members' `GroupSessionV2`s talk through an in-memory hub
+**Writer side** (`_run_script`): the members' `GroupSession`s talk through an in-memory hub
 with a scripted clock (every entry is accepted 1 ms after the previous one; while nothing
 moves, the clock advances `step_ms` and every online member ticks). Each member's randomness is
 one `DeterministicRandom(rng_seed)` stream: its identity, inbox id and join key are drawn
@@ -41,7 +41,7 @@ from triple_ratchet.group.events import EpochChanged, Event, MessageReceived, Ou
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.notice import NoticeAssembler, notice_id, open_notice
 from triple_ratchet.group.records import JoinKey, decode_keys
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, Suite, suite_by_name
@@ -143,7 +143,7 @@ class _Member:
     keyring: JoinKeyring
     join_key_bytes: bytes
     join_key_seed: bytes
-    session: GroupSessionV2 | None = None
+    session: GroupSession | None = None
     assembler: NoticeAssembler | None = None
     online: bool = True
     cursors: dict[int, int] = field(default_factory=dict)
@@ -211,7 +211,7 @@ class _Script:
         return keys
 
 
-def _epoch_values(script: _Script, session: GroupSessionV2) -> dict[str, Any]:
+def _epoch_values(script: _Script, session: GroupSession) -> dict[str, Any]:
     """The values a member holds on entering an epoch (spec 08 v2 §8.v2.3), read from its
     state before any message of the epoch is processed (so the chains are at their roots)."""
     # A vector generator reads the secrets it records from the session's state.
@@ -287,7 +287,7 @@ def _change(script: _Script, member: _Member, before: ControlLog, blob: bytes, t
     return change
 
 
-def session_of(member: _Member) -> GroupSessionV2:
+def session_of(member: _Member) -> GroupSession:
     if member.session is None:
         raise AssertionError(f"{member.name} has no session")
     return member.session
@@ -304,7 +304,7 @@ def _apply(script: _Script, member: _Member, action: list[Any]
     out: list[Outgoing] = []
     error = None
     if op == "create":
-        member.session, out = GroupSessionV2.create(
+        member.session, out = GroupSession.create(
             member.identity, [script.join_key(n) for n in action[1]], now,
             group_id=script.group_id, rng=member.rng)
     elif op == "chunk":
@@ -316,7 +316,7 @@ def _apply(script: _Script, member: _Member, action: list[Any]
         if notice is not None:
             start = open_notice(script.suite, notice, identity=member.id,
                                 keys=member.keyring.keys())
-            member.session, member.keyring = GroupSessionV2.join(
+            member.session, member.keyring = GroupSession.join(
                 member.identity, start, member.keyring, rng=member.rng)
             member.notice_id = notice_id(script.suite, notice)
             member.epochs.append({**_epoch_values(script, member.session),

@@ -249,7 +249,7 @@ def _view(suite: Suite, group_id: bytes, epoch: int, secrets: EpochSecretsV2, ro
                      secrets.control_mailbox.mailbox_id, dormant_before)
 
 
-class GroupSessionV2:
+class GroupSession:
     """One member's view of one group (version 2). See the module docstring for the I/O rules."""
 
     def __init__(self, identity: IdentityKeyPair, state: _State, *,
@@ -265,7 +265,7 @@ class GroupSessionV2:
     @classmethod
     def create(cls, identity: IdentityKeyPair, join_keys: Sequence[JoinKey], now: float, *,
                group_id: bytes | None = None, rng: RandomSource = system_random
-               ) -> tuple[GroupSessionV2, list[Outgoing]]:
+               ) -> tuple[GroupSession, list[Outgoing]]:
         """Create a group with the members whose join keys the caller fetched from the hub
         directory (`take_join_key`); returns the session and the notices (chunks to each
         joiner's inbox)."""
@@ -282,7 +282,7 @@ class GroupSessionV2:
 
     @classmethod
     def _from_start(cls, identity: IdentityKeyPair, start: CreatorStart, own: OwnRecord,
-                    rng: RandomSource) -> GroupSessionV2:
+                    rng: RandomSource) -> GroupSession:
         suite = start.suite
         epoch = EpochState.from_secrets_v2(
             start.secrets, group_id=start.group_id, epoch=1, roster=_members(start.roster),
@@ -296,7 +296,7 @@ class GroupSessionV2:
 
     @classmethod
     def join(cls, identity: IdentityKeyPair, start: JoinStart, keyring: JoinKeyring, *,
-             rng: RandomSource = system_random) -> tuple[GroupSessionV2, JoinKeyring]:
+             rng: RandomSource = system_random) -> tuple[GroupSession, JoinKeyring]:
         """Start our first epoch from a verified notice (`notice.open_notice(..., keys=
         keyring.keys())`). Returns the session and the keyring without the one-time key used.
         The session posts its rotation record itself once it has read the control mailbox to
@@ -365,7 +365,7 @@ class GroupSessionV2:
 
     @classmethod
     def from_rejoin(cls, identity: IdentityKeyPair, start: JoinStart, pending: PendingRejoin,
-                    *, rng: RandomSource = system_random) -> GroupSessionV2:
+                    *, rng: RandomSource = system_random) -> GroupSession:
         """Start our first epoch from the resume notice our `request_rejoin` brought
         (`open_notice(..., keys=[pending.keys()])`): the notice's certificate and roster bind
         everything; it must resume the pending record itself (`UsageError` otherwise). Like
@@ -1224,7 +1224,7 @@ class GroupSessionV2:
 
     @classmethod
     def from_bytes(cls, data: bytes, identity: IdentityKeyPair, *,
-                   rng: RandomSource = system_random) -> GroupSessionV2:
+                   rng: RandomSource = system_random) -> GroupSession:
         """Strict, bounded: version 1 is `UnsupportedError`, anything that does not hold
         together `DecodeError`, another member's state `UsageError`."""
         if not isinstance(data, bytes | bytearray):
@@ -1332,7 +1332,7 @@ class GroupSessionV2:
     def __repr__(self) -> str:
         s = self._s
         epoch = "-" if s.epoch is None else str(s.epoch.epoch)
-        return f"GroupSessionV2(status={s.status}, epoch={epoch}, <secrets>)"
+        return f"GroupSession(status={s.status}, epoch={epoch}, <secrets>)"
 
 
 def _resumed_state(identity: IdentityKeyPair, start: JoinStart, own: OwnRecord) -> _State:
@@ -1411,4 +1411,4 @@ def _peek(blob: bytes) -> tuple[int, bytes]:
     return kind, mailbox
 
 
-__all__ = ["GroupSessionV2", "OldEpoch", "OwnRecord"]
+__all__ = ["GroupSession", "OldEpoch", "OwnRecord"]
