@@ -2,7 +2,7 @@
 
 Run: /work/venv/bin/python bench/creation.py [--sizes 64,256,1000] [--suites 1,2]
 
-For each suite and n, `GroupSessionV2.create` with n − 1 join keys (made untimed), once:
+For each suite and n, `GroupSession.create` with n − 1 join keys (made untimed), once:
 
 - **per notice**: the bytes of one joiner's notice (all its chunks; since the common part it is
   the clear header and the sealed hash of the common part);
@@ -10,7 +10,7 @@ For each suite and n, `GroupSessionV2.create` with n − 1 join keys (made untim
   what its sealed body holds — the roster, the applied add proposals, the certificate
   (announcement, round-1 and round-3 items);
 - **creator upload**: the common part plus every notice `create` returns (what the creator PUTs);
-- **create**: wall and CPU time of `GroupSessionV2.create`, and the process's peak RSS after it
+- **create**: wall and CPU time of `GroupSession.create`, and the process's peak RSS after it
   (the returned notices are held in memory at once);
 - **join**: one joiner's opening of its notice and the common part (CPU time): every roster
   entry's signatures and every applied proposal's identity signature checked.

@@ -4,8 +4,8 @@ Run: /work/venv/bin/python bench/group.py [--rounds N] [--quick] [--no-refresh]
 
 Per suite, measured in one process, interleaved in rounds (see _timing.py), medians reported:
 - steady: one version-2 group message (spec 09 §9.11) sealed by member 0 (`encrypt_v2`, what
-  `GroupSessionV2.encrypt` runs) and received by member 1 (`parse_v2` + `receive_v2` +
-  `expire_in_epoch`, what `GroupSessionV2.receive` runs for a group-mailbox entry of the current
+  `GroupSession.encrypt` runs) and received by member 1 (`parse_v2` + `receive_v2` +
+  `expire_in_epoch`, what `GroupSession.receive` runs for a group-mailbox entry of the current
   epoch, without the control-run step `tick` also takes) of a 3-member group (and of a
   64-member one, to show the per-message cost does not grow with the roster) in one epoch
   (states built straight from the version-2 key schedule, as tests/test_group_messages_v2.py's

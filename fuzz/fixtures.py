@@ -17,7 +17,7 @@ from typing import Any
 from triple_ratchet.group.events import CommonOut, Outgoing
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.notice import NoticeAssembler, open_notice_sealing
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.identity import Account, IdentityKeyPair
 from triple_ratchet.pairwise import PairwiseSession
 from triple_ratchet.random import DeterministicRandom
@@ -118,7 +118,7 @@ class _Member:
     rng: DeterministicRandom
     keyring: JoinKeyring
     inbox: bytes
-    session: GroupSessionV2 | None = None
+    session: GroupSession | None = None
 
 
 class _Hub:
@@ -154,7 +154,7 @@ class _Hub:
                     if part is None:
                         return False
                     start = opened.complete(part)
-                    m.session, m.keyring = GroupSessionV2.join(m.identity, start, m.keyring,
+                    m.session, m.keyring = GroupSession.join(m.identity, start, m.keyring,
                                                                rng=m.rng)
                     self.post(m.session.rotate(self.t / 1000))
                     return True
@@ -203,7 +203,7 @@ def group() -> Group:
     a, b, c = members
     keyring = b.keyring.to_bytes()
     joiners = [next(h for h in m.keyring.held if h.one_time).join_key for m in (b, c)]
-    a.session, out = GroupSessionV2.create(a.identity, joiners, hub.t / 1000,
+    a.session, out = GroupSession.create(a.identity, joiners, hub.t / 1000,
                                            group_id=b"fuzz group", rng=a.rng)
     hub.post(out)
     hub.settle(members)

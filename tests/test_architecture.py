@@ -113,16 +113,18 @@ def test_every_label_is_in_the_spec() -> None:
 
 # Version 1 of the epoch change is withdrawn (spec 11 "Version 1 (withdrawn)"): its modules are
 # gone, and the public GroupSession is the committee protocol's.
-V1_MODULES = ("session", "session_state", "attempt_driver", "attempt_mailbox", "epoch_change",
-              "proposal", "welcome", "announcement")
+# `session.py` is version 2's session now (it took the name of version 1's).
+V1_MODULES = ("session_state", "attempt_driver", "attempt_mailbox", "epoch_change", "proposal",
+              "welcome", "announcement", "session_v2")
 
 
 def test_version_1_modules_are_gone_and_group_session_is_version_2() -> None:
     present = [name for name in V1_MODULES if (PKG / "group" / f"{name}.py").exists()]
     assert not present, f"version-1 modules still present: {present}"
-    from triple_ratchet.group.session_v2 import GroupSessionV2
-    assert triple_ratchet.GroupSession is GroupSessionV2
-    assert importlib.import_module("triple_ratchet.group").GroupSession is GroupSessionV2
+    from triple_ratchet.group.session import STATE_VERSION, GroupSession
+    assert STATE_VERSION == 2  # the session module is version 2's
+    assert triple_ratchet.GroupSession is GroupSession
+    assert importlib.import_module("triple_ratchet.group").GroupSession is GroupSession
 
 
 def test_the_library_group_size_bound_is_one_thousand() -> None:

@@ -1,5 +1,5 @@
 """Properties ASYNC-EPOCHS.md "Tests the design needs" lists that no other test proved end to end,
-each driven through GroupSessionV2 sessions and the in-memory hub of tests/group_v2_sim.py (hub
+each driven through GroupSession sessions and the in-memory hub of tests/group_v2_sim.py (hub
 time on every entry, members reading in hub order). The audit that found them is in the report
 closing issue 8; the properties other files prove are named there with their tests."""
 
@@ -11,7 +11,13 @@ from collections.abc import Callable
 import pytest
 from group_v2_sim import Hub, Node, create, make_node, open_from_hub, settle
 
-from triple_ratchet.errors import AuthenticationError, TripleRatchetError, UsageError
+from triple_ratchet import cbor
+from triple_ratchet.errors import (
+    AuthenticationError,
+    DecodeError,
+    StateError,
+    TripleRatchetError,
+)
 from triple_ratchet.group import control_log as cl
 from triple_ratchet.group.change_proposal import KIND_ADD, KIND_REMOVE, ChangeProposal
 from triple_ratchet.group.control import (
@@ -33,9 +39,10 @@ from triple_ratchet.group.events import (
     RejoinNeeded,
     RemovedFromGroup,
 )
-from triple_ratchet.group.notice import NoticeAssembler, make_rejoin_request
+from triple_ratchet.group.message_path import GRACE_MS
+from triple_ratchet.group.notice import NoticeAssembler, PendingRejoin
 from triple_ratchet.group.records import PURPOSE_ROTATE, MemberKeyRecord, RecordKeys
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -50,7 +57,7 @@ def _group(names: str) -> tuple[Hub, list[Node]]:
     return hub, nodes
 
 
-def _s(node: Node) -> GroupSessionV2:
+def _s(node: Node) -> GroupSession:
     assert node.session is not None
     return node.session
 
@@ -117,7 +124,7 @@ def _saved(node: Node) -> tuple[bytes, dict[bytes, int]]:
 def _restore(node: Node, saved: tuple[bytes, dict[bytes, int]]) -> None:
     """The member's device is restored from an earlier backup: its state and its place in each
     mailbox go back; everything it sent since stays at the hub."""
-    node.session = GroupSessionV2.from_bytes(saved[0], node.identity, rng=node.rng)
+    node.session = GroupSession.from_bytes(saved[0], node.identity, rng=node.rng)
     node.cursors = dict(saved[1])
 
 
@@ -216,7 +223,7 @@ def test_two_adds_that_overflow_the_roster_apply_the_first_and_void_the_second(
     x, y = make_node("X"), make_node("Y")
     hub.post(_s(b).propose(hub.now, add=[x.take_join_key()]))
     hub.post(_s(c).propose(hub.now, add=[y.take_join_key()]))
-    settle(hub, [a, b, c, x, y])
+    settle(hub, [a, b, c, x, y], rounds=400)  # two changes, each waiting EPOCH_MIN_AGE
     assert y.session is None and hub.boxes.get(y.inbox) is None
     assert _s(x).epoch == _s(a).epoch == 3 == _s(c).epoch
     assert set(_s(a).roster) == {a.id, b.id, c.id, x.id}
@@ -241,7 +248,7 @@ def test_a_proposal_during_an_attempt_is_carried_and_applied_next_with_no_fork_r
     _step_until(hub, [a, b, c, d], lambda: _s(c).control_log.run.phase != cl.WAITING)
     assert _s(c).epoch == 1 and _s(c).control_log.attempt is not None
     hub.post(_s(c).propose(hub.now, remove=[d.id]))
-    settle(hub, [a, b, c, d, x])
+    settle(hub, [a, b, c, d, x], rounds=400)  # two changes, each waiting EPOCH_MIN_AGE
     assert _s(a).epoch == 3 == _s(x).epoch and d.id not in _s(a).roster
     assert x.id in _s(a).roster and _s(d).status == "removed"
     assert not any(isinstance(e, ForkDetected) for n in (a, b, c, x) for e in n.events)
@@ -432,16 +439,13 @@ def test_a_restored_member_never_sends_in_a_run_its_newer_self_announced_in() ->
 # --- R7, R12: a reused one-time join key ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=UsageError, reason=(
-    "no path back in: a joiner that cannot open its notice learns neither the group id nor its "
-    "anchor (the test takes them from the adder's roster), and a member with no session cannot "
-    "start from the resume notice its rejoin request brings (join() wants a join key, resume() "
-    "an existing session)"))
 def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_request() -> None:
     """The directory hands J's one-time join key out twice: P adds J to group 1 (J opens its
     notice and deletes the key, R7), then X creates group 2 with the same key. J cannot open
-    group 2's notice; through a rejoin request to X it is resumed, gets a notice it can open,
-    and reads group 2's messages."""
+    group 2's notice and holds no session of it. X tells J over their pairwise session which
+    group added it (a membership hint, 11.v2.31); J makes a rejoin request without a session,
+    keeping only the resume record's seed; X answers with a resume proposal, the next commit
+    resumes J, and J starts from the resume notice and reads and writes in group 2."""
     hub = Hub()
     p, j, x, y = (make_node(n) for n in "PJXY")
     reused = j.take_join_key()
@@ -449,7 +453,7 @@ def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_re
     settle(hub, [p, j])
     assert _s(j).epoch == 1 and all(h.join_key != reused for h in j.keyring.held)
     group1_chunks = len(hub.boxes[j.inbox])
-    x.session, out = GroupSessionV2.create(x.identity, [y.take_join_key(), reused], hub.now,
+    x.session, out = GroupSession.create(x.identity, [y.take_join_key(), reused], hub.now,
                                            group_id=b"group 2", rng=x.rng)
     hub.post(out)
     settle(hub, [x, y])
@@ -464,52 +468,99 @@ def test_a_joiner_whose_one_time_key_was_reused_gets_back_in_through_a_rejoin_re
 
     with pytest.raises(AuthenticationError):
         open_from_hub(hub, suite, notice_at(group1_chunks), identity=j.id, keys=j.keyring.keys())
-    # J asks X (over their pairwise session) to resume it.
-    roster = _s(x).control_log.view.roster
-    entry = roster.entries[roster.index_of(j.id) or 0]
-    keys = RecordKeys.from_seed(suite, j.rng(32))
-    request = make_rejoin_request(j.identity, keys, group_id=b"group 2",
-                                  own_counters=[entry.counter], anchor=entry.anchor,
-                                  inbox_id=j.inbox)
+    # Over their pairwise session: X's hint to J, J's request to X.
+    hint = _s(x).membership_hint(j.identity.public)
+    request, pending = GroupSession.request_rejoin(j.identity, hint, j.inbox, rng=j.rng)
+    pending = PendingRejoin.from_bytes(pending.to_bytes(), j.identity)  # kept across restarts
     resumed_from = len(hub.boxes[j.inbox])
-    events, out = _s(x).on_rejoin_request(request.to_bytes(), j.identity.public, hub.now)
+    events, out = _s(x).on_rejoin_request(request, j.identity.public, hub.now)
     assert events == [] and out
     hub.post(out)
     settle(hub, [x, y])
     assert _s(x).epoch == 2
-    start = open_from_hub(hub, suite, notice_at(resumed_from), identity=j.id, keys=[keys])
-    assert start.resumed and start.epoch == 2
-    joined, _ = GroupSessionV2.join(j.identity, start, j.keyring, rng=j.rng)
-    assert joined.public_epoch_id == _s(x).public_epoch_id
+    start = open_from_hub(hub, suite, notice_at(resumed_from), identity=j.id, keys=[pending.keys()])
+    assert start.resumed and start.epoch == 2 and start.added_by == x.id
+    # J's group-2 session lives beside its group-1 one (same identity and inbox).
+    j2 = Node("J in group 2", j.identity, j.rng, j.keyring, j.inbox)
+    j2.session = GroupSession.from_rejoin(j.identity, start, pending, rng=j.rng)
+    assert j2.session.public_epoch_id == _s(x).public_epoch_id
+    settle(hub, [x, y, j2])
+    hub.post(_s(x).encrypt(b"welcome back", hub.now))
+    hub.post(_s(j2).encrypt(b"thanks", hub.now))
+    settle(hub, [x, y, j2])
+    assert b"welcome back" in j2.messages()
+    assert b"thanks" in x.messages() and b"thanks" in y.messages()
+    assert _s(j).group_id == b"sim group" and _s(j).status == "active"
 
 
 # --- Found while auditing: a member removed while offline ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a removal drops every epoch state (session_v2._process_commit: old=()) and a removed session "
-    "ignores every later entry, so the messages of the removed member's last epoch are lost "
-    "when it reads the control mailbox before that epoch's group mailbox"))
 def test_a_member_removed_while_offline_still_reads_its_last_epochs_messages() -> None:
     """C is offline through epoch 2 and is removed at its end. Back, it reads (control mailbox
     first, as after any absence) epoch 1's change, then epoch 2's: the message sent to it in
-    epoch 2, before its removal, is one it was a member for."""
+    epoch 2, before its removal, is one it was a member for (11.v2.26). Nothing sent after the
+    commit reaches it — not B's epoch-2 message within the grace, not an entry past
+    the grace, nothing of epoch 3 — and then its session has nothing left: no mailbox, no
+    encrypt. C saves and loads its state after every step (the kept epoch survives, strictly)."""
     hub, (a, b, c) = _group("ABC")
     c.online = False
+    c.reload = True
     hub.advance(HOUR + 1_000)
     hub.post(_s(a).propose(hub.now, refresh=True))
     settle(hub, [a, b])
     assert _s(a).epoch == 2
+    epoch2_box = _s(a).mailbox_id
     hub.post(_s(b).encrypt(b"epoch 2, C still a member", hub.now))
     settle(hub, [a, b])
     hub.advance(61_000)
+    b.online = False  # B processes the removal late: it still sends in epoch 2
     hub.post(_s(a).propose(hub.now, remove=[c.id]))
     settle(hub, [a, b])
-    assert _s(a).epoch == 3 and c.id not in _s(a).roster
+    assert _s(a).epoch == 3 and c.id not in _s(a).roster and _s(b).epoch == 2
+    hub.post(_s(b).encrypt(b"epoch 2, after C's removal", hub.now))
+    b.online = True
+    settle(hub, [a, b])
+    assert _s(b).epoch == 3
+    hub.post(_s(a).encrypt(b"epoch 3", hub.now))
+    hub.advance(GRACE_MS + 1_000)
+    first = hub.boxes[epoch2_box][0][0]
+    hub.boxes[epoch2_box].append((first, hub.t))  # an epoch-2 entry past the grace
     c.online = True
     settle(hub, [a, b, c])
     assert _s(c).status == "removed"
+    assert [e.proposer for e in c.events if isinstance(e, RemovedFromGroup)] == [a.id]
     assert c.messages() == [b"epoch 2, C still a member"]
+    assert _ignored(c).count("group message sent after our removal") == 2
+    assert _s(c).mailboxes() == ()
+    with pytest.raises(StateError):
+        _s(c).encrypt(b"still here?", hub.now)
+
+
+def test_a_removed_members_saved_state_keeps_its_last_epoch_strictly() -> None:
+    """The removed session's saved state holds the epoch it was removed at, and only a removed
+    session may: the same state labelled active or "rejoin needed" is refused (DecodeError)."""
+    hub, (a, b, c) = _group("ABC")
+    hub.advance(61_000)
+    c.online = False
+    hub.post(_s(a).propose(hub.now, remove=[c.id]))
+    settle(hub, [a, b])
+    box = _s(c).control_mailbox_id
+    for blob, t in hub.boxes[box][c.cursors.get(box, 0):]:
+        c.events += _s(c).receive(blob, hub.now, entry_time=t)[0]
+    assert _s(c).status == "removed" and len(_s(c).mailboxes()) == 1
+    data = _s(c).to_bytes()
+    loaded = GroupSession.from_bytes(data, c.identity)
+    assert loaded.to_bytes() == data and loaded.mailboxes() == _s(c).mailboxes()
+    fields = cbor.decode(data)
+    assert isinstance(fields, list)
+    for status in ("active", "rejoin needed"):
+        with pytest.raises(DecodeError):
+            GroupSession.from_bytes(cbor.encode([*fields[:4], status, *fields[5:]]),
+                                      c.identity)
+    # Read to its end, the kept epoch goes and nothing is left.
+    assert loaded.caught_up(loaded.mailboxes()[0], hub.now) == ([], [])
+    assert loaded.mailboxes() == ()
 
 
 # --- Found while measuring: a committee member sealed the bundle up to three times ---------------
@@ -519,10 +570,10 @@ def test_a_committee_member_seals_the_bundle_once_per_run(monkeypatch: pytest.Mo
     """The bundle is n sealings (0.3 s at n = 1,000): each committee member computes it once
     per run — for its round-3 item — and reuses it for its commit and for processing the commit
     (it did so three times); nothing of it stays in memory once the epoch is decided (R14)."""
-    from triple_ratchet.group import session_v2
+    from triple_ratchet.group import session
 
     calls: list[bytes] = []
-    real = session_v2.make_round3
+    real = session.make_round3
 
     def counted(seed, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(seed.to_bytes())
@@ -530,7 +581,7 @@ def test_a_committee_member_seals_the_bundle_once_per_run(monkeypatch: pytest.Mo
 
     hub, nodes = _group("ABC")
     d = make_node("D")
-    monkeypatch.setattr(session_v2, "make_round3", counted)
+    monkeypatch.setattr(session, "make_round3", counted)
     hub.post(_s(nodes[0]).propose(hub.now, add=[d.take_join_key()]))
     settle(hub, [*nodes, d])
     assert all(_s(n).epoch == 2 for n in [*nodes, d])

@@ -214,14 +214,10 @@ def test_a_hostile_case_is_a_failure_not_a_crash_nor_a_long_run() -> None:
 
 # --- what the script showed about the session -----------------------------------------------------
 
-STICKY_CAUGHT_UP = (
-    "session_v2: `caught_up` stays set for the control mailbox a member had read to its end "
-    "before going offline, so coming back it acts while reading the backlog: it TICKs into "
-    "its old epoch's control mailbox after the deciding commit (posting into history, which "
-    "the module docstring rules out)")
+# A member back from offline used to TICK into its old control mailbox after the deciding
+# commit while reading its backlog (`caught_up` stayed set); 11.v2.29 now rules it out.
 
 
-@pytest.mark.xfail(strict=True, reason=STICKY_CAUGHT_UP)
 def test_a_member_back_from_offline_posts_nothing_after_the_deciding_commit() -> None:
     """Through the in-memory hub of tests/group_v2_sim.py: C reads epoch 1's control mailbox to
     its end, goes offline, A adds D (epoch 2), C comes back and catches up. Nothing may follow
@@ -245,7 +241,6 @@ def test_a_member_back_from_offline_posts_nothing_after_the_deciding_commit() ->
     assert len(hub.boxes[control_1]) == decided
 
 
-@pytest.mark.xfail(strict=True, reason=STICKY_CAUGHT_UP)
 @pytest.mark.parametrize("c", DOC["cases"], ids=lambda c: c["suite"])
 def test_in_the_vectors_no_entry_follows_the_deciding_commit(c: dict[str, Any]) -> None:
     change = _member(c, "C")["epochs"][1]["change"]

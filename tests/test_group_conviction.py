@@ -1,5 +1,5 @@
 """A wrong sealing is convicted and repaired (issue 8; spec 11.v2.25), end to end in
-GroupSessionV2 through the in-memory hub (tests/group_v2_sim.py).
+GroupSession through the in-memory hub (tests/group_v2_sim.py).
 
 A committee of one (A, alone online for an add) certifies a bundle whose sealing for D holds a
 wrong secret. D reports RejoinNeeded and asks B; B recomputes D's sealing from what it kept of
@@ -35,7 +35,7 @@ from triple_ratchet.group.events import (
     SealingConvicted,
 )
 from triple_ratchet.group.run import Conviction, RepairedSealing
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 
 WRONG = b"\x5a" * 32
 
@@ -111,7 +111,7 @@ def test_a_wrong_sealing_is_convicted_and_repaired(monkeypatch: pytest.MonkeyPat
     assert (repaired.decided_epoch, repaired.run) == (1, 1)
     w.hub.post(posted)
     # D waits in a saved state: what it kept of the commit it could not open survives it.
-    d.session = GroupSessionV2.from_bytes(d.session.to_bytes(), d.identity, rng=d.rng)
+    d.session = GroupSession.from_bytes(d.session.to_bytes(), d.identity, rng=d.rng)
     events, out = d.session.on_repaired_sealing(payload, b.identity.public, w.hub.now)
     w.hub.post(out)
     assert d.session.status == "active" and d.session.epoch == 2
@@ -240,7 +240,7 @@ def test_the_kept_sealing_inputs_are_saved_strictly_and_dropped_at_the_next_epoc
     assert secret.hex() not in repr(kept) and secret.hex() not in repr(b.session)
     data = b.session.to_bytes()
     assert secret in data
-    again = GroupSessionV2.from_bytes(data, b.identity, rng=b.rng)
+    again = GroupSession.from_bytes(data, b.identity, rng=b.rng)
     assert again.to_bytes() == data and again._s.sealing_inputs == kept
     # A saved state whose kept inputs do not hold together is refused.
     f = cbor.decode(data, max_size=len(data), max_items=10**7, max_depth=8)
@@ -256,7 +256,7 @@ def test_the_kept_sealing_inputs_are_saved_strictly_and_dropped_at_the_next_epoc
     ]
     for value in bad:
         with pytest.raises(DecodeError):
-            GroupSessionV2.from_bytes(cbor.encode([*f[:17], cbor.encode(value)]), b.identity)
+            GroupSession.from_bytes(cbor.encode([*f[:17], cbor.encode(value)]), b.identity)
     # The next epoch begins: the inputs of C(1) are gone (forward secrecy), C(2)'s kept.
     w.hub.advance(3_601_000)
     w.hub.post(c.session.propose(w.hub.now, refresh=True))

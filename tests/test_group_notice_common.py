@@ -24,8 +24,10 @@ from triple_ratchet.group.events import CommonOut, Outgoing
 from triple_ratchet.group.notice import (
     MAX_NOTICE_CHUNKS,
     NOTICE_CHUNK_SIZE,
+    WIRE_MEMBERSHIP_HINT,
     WIRE_NOTICE_COMMON,
     CreatorStart,
+    MembershipHint,
     NoticeChunk,
     OpenedNotice,
     OutgoingNotice,
@@ -40,7 +42,7 @@ from triple_ratchet.group.notice import (
     seal_common,
 )
 from triple_ratchet.group.records import JoinKey, RecordKeys
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.mailbox import mailbox_id
 from triple_ratchet.random import DeterministicRandom
@@ -251,6 +253,40 @@ def test_joined_chunks_that_do_not_hash_to_the_name_are_dropped_and_a_good_copy_
     assert done is not None and opened.complete(done).own_index == 1
 
 
+def test_the_common_part_and_the_membership_hint_have_types_of_their_own() -> None:
+    """0x57 is the membership hint's (11.v2.14), 0x58 the common part's (spec 01, 11.v2.2): a
+    hint read as a common part, or a common part as a hint, is refused by its type."""
+    from triple_ratchet.group import (
+        control,
+        epoch_claim,
+        message,
+        notice,
+        records,
+        run,
+    )
+    assert (WIRE_MEMBERSHIP_HINT, WIRE_NOTICE_COMMON) == (0x57, 0x58)
+    codes = [v for m in (control, epoch_claim, message, notice, records, run)
+             for k, v in vars(m).items() if k.startswith("WIRE_")]
+    assert len(codes) == len(set(codes))
+    suite = DEFAULT_SUITE
+    start, _, _ = _creation(suite, 2)
+    common = seal_common(suite, start.change.body_bytes, start.member_base,
+                         rng=DeterministicRandom(b"common"))
+    # the common part's own shape and key under the hint's type: refused by the type alone
+    _, _, nonce, sealed = cbor.as_list(cbor.decode(common), "common part", 4)
+    as_hint = cbor.encode([WIRE_MEMBERSHIP_HINT, 2, nonce, sealed])
+    assert open_common(suite, common, start.member_base) == start.change.body_bytes
+    with pytest.raises(DecodeError, match="not a notice's common part"):
+        open_common(suite, as_hint, start.member_base)
+    # and a hint's own shape under the common part's type is no hint
+    hint = MembershipHint(suite, b"g", bytes(suite.hash_len), 1)
+    assert MembershipHint.from_bytes(suite, hint.to_bytes()) == hint
+    fields = cbor.as_list(cbor.decode(hint.to_bytes()), "hint", 6)
+    as_common = cbor.encode([WIRE_NOTICE_COMMON, *fields[1:]])
+    with pytest.raises(DecodeError, match="not a membership hint"):
+        MembershipHint.from_bytes(suite, as_common)
+
+
 def test_junk_in_the_common_mailbox_is_a_typed_error_or_skipped(suite: Suite) -> None:
     start, notices, joiners = _creation(suite, 2)
     opened = _opened(suite, notices, joiners)
@@ -287,8 +323,8 @@ def test_a_seal_refuses_a_common_part_beyond_its_bound() -> None:
 def test_creation_posts_the_common_part_once_as_control_mailbox_entries() -> None:
     hub = Hub()
     a, b, c = (make_node(n) for n in "ABC")
-    a.session, out = GroupSessionV2.create(a.identity, [b.take_join_key(), c.take_join_key()],
-                                           hub.now, group_id=b"e2e", rng=a.rng)
+    a.session, out = GroupSession.create(a.identity, [b.take_join_key(), c.take_join_key()],
+                                         hub.now, group_id=b"e2e", rng=a.rng)
     common = [o for o in out if isinstance(o, CommonOut)]
     assert common and len({o.mailbox_id for o in common}) == 1
     box = common[0].mailbox_id
@@ -311,8 +347,8 @@ def test_a_joiner_whose_common_part_is_not_there_yet_waits_then_joins() -> None:
     joins on its next read."""
     hub = Hub()
     a, b = make_node("A"), make_node("B")
-    a.session, out = GroupSessionV2.create(a.identity, [b.take_join_key()], hub.now,
-                                           group_id=b"late common", rng=a.rng)
+    a.session, out = GroupSession.create(a.identity, [b.take_join_key()], hub.now,
+                                         group_id=b"late common", rng=a.rng)
     common = [o for o in out if isinstance(o, CommonOut)]
     hub.post([o for o in out if not isinstance(o, CommonOut)])
     for _ in range(3):

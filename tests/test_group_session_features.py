@@ -37,8 +37,8 @@ from triple_ratchet.group.events import (
     UpdateNotApplied,
 )
 from triple_ratchet.group.records import PURPOSE_ROTATE, MemberKeyRecord
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.group.session_features import ROTATE_MAX_AGE, SKEW_MAX
-from triple_ratchet.group.session_v2 import GroupSessionV2
 from triple_ratchet.random import DeterministicRandom
 
 DAY = 24 * 3_600_000
@@ -61,12 +61,12 @@ def _records_applied(hub: Hub, nodes: list[Node]) -> None:
     assert all(_s(n).epoch == 2 for n in nodes)
 
 
-def _s(node: Node) -> GroupSessionV2:
+def _s(node: Node) -> GroupSession:
     assert node.session is not None
     return node.session
 
 
-def _entry_types(session: GroupSessionV2, out: list[Outgoing]) -> list[int]:
+def _entry_types(session: GroupSession, out: list[Outgoing]) -> list[int]:
     """The control entry types of what `session` posts into its current control mailbox."""
     view = session.control_log.view
     return [open_entry(view.suite, view.traffic_key, view.mailbox_id, o.blob,
@@ -75,7 +75,7 @@ def _entry_types(session: GroupSessionV2, out: list[Outgoing]) -> list[int]:
             for o in out if o.mailbox_id == view.mailbox_id]
 
 
-def _entry_of(session: GroupSessionV2, identity: bytes) -> MemberKeyRecord:
+def _entry_of(session: GroupSession, identity: bytes) -> MemberKeyRecord:
     view = session.control_log.view
     index = view.roster.index_of(identity)
     assert index is not None
@@ -84,7 +84,7 @@ def _entry_of(session: GroupSessionV2, identity: bytes) -> MemberKeyRecord:
     return keys
 
 
-def _records_by(session: GroupSessionV2, identity: bytes) -> list[MemberKeyRecord]:
+def _records_by(session: GroupSession, identity: bytes) -> list[MemberKeyRecord]:
     return [p.keys() for p in session.control_log.records
             if p.identity == identity and p.cursor is not None]
 
@@ -93,7 +93,7 @@ def _clone(node: Node, name: str) -> Node:
     """Another copy of `node` (same identity and state, its own randomness and cursors)."""
     assert node.session is not None
     rng = DeterministicRandom(b"clone " + name.encode())
-    session = GroupSessionV2.from_bytes(node.session.to_bytes(), node.identity, rng=rng)
+    session = GroupSession.from_bytes(node.session.to_bytes(), node.identity, rng=rng)
     return Node(name, node.identity, rng, node.keyring, node.inbox, session,
                 dict(node.cursors), online=node.online)
 
@@ -254,7 +254,7 @@ def test_a_record_reposted_once_and_again_not_applied_gives_way_to_a_fresh_rotat
     """11.v2.16: a record is re-posted as is once; not applied again, it is forgotten and a new
     rotation record (fresh keys, a higher counter) is posted instead. And 11.v2.15: a proposal
     that keeps missing the commit is re-made at most MAX_REMAKES times; a refresh never."""
-    from triple_ratchet.group import session_v2
+    from triple_ratchet.group import session
     from triple_ratchet.group.change_proposal import KIND_REFRESH, KIND_REMOVE, ChangeProposal
     from triple_ratchet.group.session_features import (
         MAX_REMAKES,
@@ -271,7 +271,7 @@ def test_a_record_reposted_once_and_again_not_applied_gives_way_to_a_fresh_rotat
         calls.append((f, log, records, kw))
         return after_commit(f, log, records, **kw)
 
-    monkeypatch.setattr(session_v2, "after_commit", spy)
+    monkeypatch.setattr(session, "after_commit", spy)
     hub, nodes = _group()
     a, b, _c = nodes
     _records_applied(hub, nodes)
@@ -328,7 +328,7 @@ def test_membership_rests_on_the_committee_until_a_member_outside_it_writes() ->
     settle(hub, [a, b, c])
     assert b.events.count(MembershipConfirmed()) == 1 and _s(b).membership_confirmed
     assert b.events.count(MembershipUnconfirmed()) == 1
-    again = GroupSessionV2.from_bytes(_s(b).to_bytes(), b.identity)
+    again = GroupSession.from_bytes(_s(b).to_bytes(), b.identity)
     assert again.membership_confirmed
 
 
@@ -354,18 +354,18 @@ def test_a_live_entry_far_from_our_clock_is_hub_clock_skew_a_backlog_entry_is_no
     hub.post([msg])
     _, t = hub.boxes[msg.mailbox_id][-1]
     ahead = (t + SKEW_MAX + 60_000) / 1000
-    live = GroupSessionV2.from_bytes(_s(b).to_bytes(), b.identity)
+    live = GroupSession.from_bytes(_s(b).to_bytes(), b.identity)
     events, _ = live.receive(msg.blob, ahead, entry_time=t, hub_time=t + 500)
     assert HubClockSkew(msg.mailbox_id, t, int(ahead * 1000)) in events
     # The same entry as backlog (the frame's hub_time far past it) says nothing of the clocks.
-    backlog = GroupSessionV2.from_bytes(_s(b).to_bytes(), b.identity)
+    backlog = GroupSession.from_bytes(_s(b).to_bytes(), b.identity)
     events, _ = backlog.receive(msg.blob, ahead, entry_time=t, hub_time=t + SKEW_MAX + 1)
     assert not any(isinstance(e, HubClockSkew) for e in events)
     # Without the frame's hub_time, nothing either; and a close clock says nothing.
-    quiet = GroupSessionV2.from_bytes(_s(b).to_bytes(), b.identity)
+    quiet = GroupSession.from_bytes(_s(b).to_bytes(), b.identity)
     events, _ = quiet.receive(msg.blob, ahead, entry_time=t)
     assert not any(isinstance(e, HubClockSkew) for e in events)
-    close = GroupSessionV2.from_bytes(_s(b).to_bytes(), b.identity)
+    close = GroupSession.from_bytes(_s(b).to_bytes(), b.identity)
     events, _ = close.receive(msg.blob, (t + SKEW_MAX) / 1000, entry_time=t, hub_time=t)
     assert not any(isinstance(e, HubClockSkew) for e in events)
 
@@ -541,7 +541,7 @@ def test_bad_epoch_claims_are_typed_errors_and_leave_the_state_unchanged() -> No
 
 def test_remembered_epoch_ids_are_in_the_saved_state() -> None:
     (a, _b, _c), (a2, _b2, _c2), hub1, _ = _two_branches()
-    again = GroupSessionV2.from_bytes(_s(a).to_bytes(), a.identity)
+    again = GroupSession.from_bytes(_s(a).to_bytes(), a.identity)
     events = again.compare_epoch_claim(_s(a2).epoch_claim(), a2.identity.public, hub1.now)
     assert [getattr(e, "kind", None) for e in events] == [FORK_TWO_COMMITS]
     assert [h.epoch for h in again._s.features.held] == [1, 2]

@@ -1,5 +1,5 @@
 """A 1,000-member group forms and changes (issue 8), end to end through the in-memory hub of
-tests/group_v2_sim.py: GroupSessionV2.create with 999 join keys, a dozen members online (a
+tests/group_v2_sim.py: GroupSession.create with 999 join keys, a dozen members online (a
 committee of k = 8 and readers outside it), the other members offline throughout — version 2
 changes the epoch without them — and one member offline since creation that joins late and
 catches up across every change.
@@ -23,7 +23,7 @@ from group_v2_sim import Hub, Node, create, make_node, settle
 from triple_ratchet.group.control import MAX_COMMIT_ENTRY_LEN, MAX_CONTROL_BLOB_LEN
 from triple_ratchet.group.control_log import COMMITTEE_SIZE, MAX_GROUP_SIZE, ControlLog, Entry
 from triple_ratchet.group.events import EpochChanged, ProposalVoid
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
 
 pytestmark = pytest.mark.slow
@@ -142,7 +142,7 @@ def test_a_thousand_member_group_forms_and_changes_with_most_members_offline(
     settle(hub, [*online, newcomer, late])
     assert newcomer.messages()[-1] == b"back after three changes"
     saved = late.session.to_bytes()
-    assert GroupSessionV2.from_bytes(saved, late.identity).to_bytes() == saved
+    assert GroupSession.from_bytes(saved, late.identity).to_bytes() == saved
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"\n{suite.name}: 1,000 members formed and changed three times in {elapsed:.1f} s; "

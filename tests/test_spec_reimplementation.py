@@ -1921,9 +1921,9 @@ def test_v2_creation_notices_from_spec(case: dict[str, Any]) -> None:
         common_key = s.expand_label(member_base, b"ks v2 notice common key", b"", 32)
         common = h(com["common"])
         parts = cbor_decode(common)
-        assert parts[:2] == [0x57, 2] and len(parts) == 4
+        assert parts[:2] == [0x58, 2] and len(parts) == 4
         body = s.aead_decrypt(common_key, parts[2], parts[3], b"")
-        assert common == cbor([0x57, 2, parts[2], s.aead_encrypt(common_key, parts[2], body,
+        assert common == cbor([0x58, 2, parts[2], s.aead_encrypt(common_key, parts[2], body,
                                                                   b"")])
         common_hash = rhash(s, b"triple-ratchet v2 notice id" + common)
         size = 65536
@@ -2148,3 +2148,11 @@ def test_v2_epoch_script_keys_sealing_and_messages_from_spec(case: dict[str, Any
             sent.add((epoch_values["epoch"], roster[sender], generation, body.decode()))
     assert sent == read
     assert len(sent) == sum(1 for step in i["steps"] if step["do"] == "send")
+
+
+@params("epoch-change-v2.json", "membership_hint")
+def test_membership_hint_from_the_spec(case: dict[str, Any]) -> None:
+    """11.v2.14: MembershipHint = CBOR[0x57, 2, suite_id, group_id, anchor, counter]."""
+    s, i, o = SUITES[case["suite"]], case["inputs"], case["outputs"]
+    hint = cbor([0x57, 2, s.suite_id, h(i["group_id"]), h(i["anchor"]), i["counter"]])
+    assert hint.hex() == o["membership_hint"]

@@ -11,7 +11,7 @@ The recipes most applications need are re-exported here::
 
 from triple_ratchet import errors
 from triple_ratchet.double_ratchet import DoubleRatchet, Limits
-from triple_ratchet.group import GroupSession, GroupSessionV2
+from triple_ratchet.group import GroupSession
 from triple_ratchet.group.events import (
     EpochChanged,
     Event,
@@ -40,7 +40,6 @@ __all__ = [
     "EpochChanged",
     "Event",
     "GroupSession",
-    "GroupSessionV2",
     "Identity",
     "IdentityKeyPair",
     "Limits",

@@ -53,7 +53,7 @@ from triple_ratchet.group.events import (
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.notice import NoticeAssembler, OpenedNotice, open_notice_sealing
 from triple_ratchet.group.records import JoinKey
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import START, Delivery, MailboxClient, send_to_inbox
 from triple_ratchet.hub.frames import Kind
@@ -143,7 +143,7 @@ class Device:
         self.groups = MailboxClient(url)
         self.keyring = JoinKeyring.empty(suite)
         self.assembler = NoticeAssembler(suite)
-        self.session: GroupSessionV2 | None = None
+        self.session: GroupSession | None = None
         self.received: list[MessageReceived] = []
         self.skews: list[Event] = []  # HubClockSkew reports
         self.epochs: list[EpochChanged] = []
@@ -225,7 +225,7 @@ class Device:
                     await asyncio.sleep(TICK_INTERVAL)
                     common = await self._fetch_common(opened)
                 start = opened.complete(common)
-                self.session, self.keyring = GroupSessionV2.join(self.identity, start,
+                self.session, self.keyring = GroupSession.join(self.identity, start,
                                                                  self.keyring)
             except RemoteError:
                 self.tally.rejected += 1
@@ -336,7 +336,7 @@ class Device:
 
     async def create_group(self, others: list[Device]) -> None:
         join_keys = [await self.fetch_join_key(o.public) for o in others]
-        self.session, out = GroupSessionV2.create(self.identity, join_keys, self.clock())
+        self.session, out = GroupSession.create(self.identity, join_keys, self.clock())
         await self._after_step([], out)
 
     async def fetch_join_key(self, identity: bytes) -> JoinKey:

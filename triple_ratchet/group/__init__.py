@@ -30,10 +30,7 @@ from triple_ratchet.group.events import (
     UpdateNotApplied,
 )
 from triple_ratchet.group.key_schedule import MailboxKeys
-from triple_ratchet.group.session_v2 import GroupSessionV2
-
-# The integrator renames session_v2.py / GroupSessionV2 once the parallel work on it is merged.
-GroupSession = GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 
 __all__ = [
     "EpochChanged",
@@ -41,7 +38,6 @@ __all__ = [
     "ForkDetected",
     "GapDetected",
     "GroupSession",
-    "GroupSessionV2",
     "HubClockSkew",
     "Ignored",
     "MailboxKeys",

@@ -145,7 +145,7 @@ EXCLUDED_FALSE_ACCUSATION = "false accusation"
 EXCLUDED_REVEALED = "revealed"
 
 _LOG_WIRE = "triple-ratchet v2 control log"
-_LOG_VERSION = 1
+_LOG_VERSION = 2  # 2: the number of kept entries is saved beside them
 
 Policy = Callable[[Roster, ChangeProposal, int], bool]
 """The group policy (11.v2.17): a pure function of certified state — the roster as changed so
@@ -1201,11 +1201,15 @@ class ControlLog:
             [[e.cursor, e.t, bytes(e.blob)] for e in self._s.kept],
             # Where reading resumes: entries after the last kept one changed nothing.
             self._s.last_cursor + 1, self._s.last_t,
+            len(self._s.kept),  # a dropped kept entry shows (the rest may still judge the same)
         ])
 
     @classmethod
     def from_bytes(cls, data: bytes, policy: Policy = accept_all) -> ControlLog:
-        """Strict, bounded decoding; the state is rebuilt by judging the kept entries again."""
+        """Strict, bounded decoding; the state is rebuilt by judging the kept entries again.
+        Every saved entry must be kept again exactly as saved, and their number must be the
+        one saved: a tampered, dropped, repeated or reordered entry is `DecodeError`, never a
+        shorter log (11.v2.35)."""
         if not isinstance(data, bytes | bytearray):
             raise UsageError("expected bytes")
         max_entries = 5 * CONTROL_ENTRY_BUDGET * MAX_GROUP_SIZE
@@ -1215,7 +1219,7 @@ class ControlLog:
             raise LimitExceeded("saved control log too large")
         f = cbor.as_list(cbor.decode(bytes(data), max_size=max_size,
                                      max_items=16 + 4 * max_entries + MAX_GROUP_SIZE * 4,
-                                     max_depth=3), "saved control log", 16)
+                                     max_depth=3), "saved control log", 17)
         if cbor.as_str(f[0], "saved control log", max_length=64) != _LOG_WIRE:
             raise DecodeError("not a saved control log")
         if cbor.as_int(f[1], "saved control log version") != _LOG_VERSION:
@@ -1233,6 +1237,8 @@ class ControlLog:
         kept = cbor.as_list(f[13], "kept entries")
         if len(kept) > max_entries:
             raise LimitExceeded("too many kept entries")
+        if cbor.as_int(f[16], "number of kept entries") != len(kept):
+            raise DecodeError("saved control log: kept entries missing or added")
         try:
             view = EpochView(
                 suite, group_id, cbor.as_int(f[4], "epoch", maximum=MAX_EPOCH),
@@ -1254,6 +1260,8 @@ class ControlLog:
             if entry.cursor <= log._s.last_cursor or entry.t < log._s.last_t:
                 raise DecodeError("saved control log: entries out of order")
             log, _ = log.judge(entry)
+            if log._s.kept[-1:] != (entry,):
+                raise DecodeError("saved control log: a kept entry is not kept again")
         next_cursor = cbor.as_int(f[14], "next cursor")
         last_t = cbor.as_int(f[15], "last hub time")
         if next_cursor - 1 < log._s.last_cursor or last_t < log._s.last_t:

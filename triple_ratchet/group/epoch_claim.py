@@ -7,7 +7,7 @@ epoch it holds, so that two members shown two orders by the hub find out in band
 which no commit started). A claim is not signed: the pairwise session it travels in
 authenticates the peer, and a claim only prompts a report, never a change of state.
 
-The sans-IO session cannot talk to peers: it makes the claim (`GroupSessionV2.epoch_claim`) and
+The sans-IO session cannot talk to peers: it makes the claim (`GroupSession.epoch_claim`) and
 judges a peer's (`compare_epoch_claim`); the transport (the client layer) carries claims.
 """
 

@@ -9,7 +9,7 @@ value every member of e+1 that held `init_secret(e)` can compute and send to its
     Notice      = CBOR[0x52, 2, header (bytes), nonce, sealed_body]
     sealed_body = AEAD(notice_key, nonce, common_hash, "triple-ratchet v2 notice aad" ‖ header)
     common_key  = ExpandLabel(member_base, "ks v2 notice common key", "", Nk)
-    Common      = CBOR[0x57, 2, nonce, AEAD(common_key, nonce, NoticeBody, "")]
+    Common      = CBOR[0x58, 2, nonce, AEAD(common_key, nonce, NoticeBody, "")]
     common_hash = H("triple-ratchet v2 notice id" ‖ Common)
     NoticeBody  = CBOR[e, epoch_id(e), r, announcements, round1, round3, applied, carried,
                        T0(e+1) | null, roster, dormant]
@@ -92,8 +92,11 @@ from triple_ratchet.group.key_schedule import (
 )
 from triple_ratchet.group.records import (
     MAX_GROUP_ID_LEN,
+    MAX_RECORD_COUNTER,
+    MAX_RECORD_LEN,
     PURPOSE_RESUME,
     PURPOSE_ROTATE,
+    RECORD_SEED_LEN,
     JoinKey,
     MemberKeyRecord,
     RecordKeys,
@@ -144,7 +147,7 @@ LABEL_KS2_NOTICE_COMMON_KEY = b"ks v2 notice common key"
 
 WIRE_NOTICE = 0x52
 WIRE_NOTICE_CHUNK = 0x53
-WIRE_NOTICE_COMMON = 0x57
+WIRE_NOTICE_COMMON = 0x58
 VERSION = 2
 
 NOTICE_CHUNK_SIZE = 65536
@@ -519,7 +522,7 @@ def _make_room(others: tuple[_Pending, ...]) -> tuple[_Pending, ...]:
 
 def seal_common(suite: Suite, body: bytes, member_base: bytes,
                 rng: RandomSource = system_random) -> bytes:
-    """The encoded common part `CBOR[0x57, 2, nonce, AEAD(common_key, nonce, body, "")]` (the
+    """The encoded common part `CBOR[0x58, 2, nonce, AEAD(common_key, nonce, body, "")]` (the
     key is the change's own: nothing else is ever sealed under it but copies of this body)."""
     nonce = rng(suite.aead_nonce_len)
     data = cbor.encode([WIRE_NOTICE_COMMON, VERSION, nonce,
@@ -1171,6 +1174,123 @@ def check_rejoin_request(suite: Suite, data: bytes, *, group_id: bytes, peer: Id
     return request
 
 
+WIRE_MEMBERSHIP_HINT = 0x57
+MAX_MEMBERSHIP_HINT_LEN = 256
+_PENDING_REJOIN = "triple-ratchet pending rejoin"
+
+
+@dataclass(frozen=True)
+class MembershipHint:
+    """What a member tells another member of its roster over their pairwise session when that
+    one may hold no session of the group — a joiner whose notice did not open because its
+    one-time join key had already been used (11.v2.31): the group, and the anchor and counter
+    of its roster entry, to name its membership in a rejoin request.
+
+        MembershipHint = CBOR[0x57, 2, suite_id, group_id, anchor, counter]
+
+    Nothing in it is trusted: the members' check of the request (the anchor and counter against
+    the requester's roster entry) and the resume notice's certificate decide; a forged hint
+    only makes its recipient send a request that is refused."""
+
+    suite: Suite
+    group_id: bytes
+    anchor: bytes
+    counter: int
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode([WIRE_MEMBERSHIP_HINT, VERSION, self.suite.suite_id, self.group_id,
+                            self.anchor, self.counter])
+
+    @classmethod
+    def from_bytes(cls, suite: Suite, data: bytes) -> MembershipHint:
+        """Decode strictly (`DecodeError`, `LimitExceeded`, `UnsupportedError`; another suite
+        than ours `ProtocolError`)."""
+        if not isinstance(data, bytes | bytearray):
+            raise UsageError("expected bytes")
+        if len(data) > MAX_MEMBERSHIP_HINT_LEN:
+            raise LimitExceeded("membership hint larger than its bound")
+        f = cbor.as_list(cbor.decode(bytes(data), max_size=MAX_MEMBERSHIP_HINT_LEN,
+                                     max_items=8, max_depth=1), "membership hint", 6)
+        if cbor.as_int(f[0], "membership hint type") != WIRE_MEMBERSHIP_HINT:
+            raise DecodeError("not a membership hint")
+        if cbor.as_int(f[1], "membership hint version") != VERSION:
+            raise UnsupportedError("membership hint: only version 2 is supported")
+        if suite_by_id(cbor.as_int(f[2], "suite", maximum=0xFFFF)).suite_id != suite.suite_id:
+            raise ProtocolError("membership hint of another suite than ours")
+        group_id = cbor.as_bytes(f[3], "group id", max_length=MAX_GROUP_ID_LEN)
+        if not group_id:
+            raise DecodeError("membership hint: empty group id")
+        # The request's record takes counter + 1, so the largest counter has no successor.
+        return cls(suite, group_id, cbor.as_bytes(f[4], "anchor", length=suite.hash_len),
+                   cbor.as_int(f[5], "counter", maximum=MAX_RECORD_COUNTER - 1))
+
+
+@dataclass(frozen=True)
+class PendingRejoin:
+    """A rejoin request made without a session (11.v2.31): the resume record it carries and
+    the seed of its private keys, kept (and saved, `to_bytes`) until its resume notice comes
+    (`open_notice_sealing(..., keys=[pending.keys()])`, the common part it names read from the
+    change's common mailbox, `complete`, then `GroupSession.from_rejoin`)."""
+
+    record: MemberKeyRecord
+    seed: bytes = field(repr=False)
+
+    @property
+    def group_id(self) -> bytes:
+        return self.record.group_id
+
+    def keys(self) -> RecordKeys:
+        return RecordKeys.from_seed(self.record.suite, self.seed)
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode([_PENDING_REJOIN, VERSION, self.record.suite.suite_id,
+                            self.record.to_bytes(), self.seed])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, identity: IdentityKeyPair) -> PendingRejoin:
+        """Strict: a resume record of `identity` whose keys the seed makes (`DecodeError`;
+        another member's `UsageError`)."""
+        if not isinstance(data, bytes | bytearray):
+            raise UsageError("expected bytes")
+        if len(data) > MAX_RECORD_LEN + 128:
+            raise LimitExceeded("saved pending rejoin too large")
+        f = cbor.as_list(cbor.decode(bytes(data), max_size=MAX_RECORD_LEN + 128, max_items=8,
+                                     max_depth=1), "pending rejoin", 5)
+        if cbor.as_str(f[0], "pending rejoin", max_length=64) != _PENDING_REJOIN:
+            raise DecodeError("not a pending rejoin")
+        if cbor.as_int(f[1], "pending rejoin version") != VERSION:
+            raise DecodeError("pending rejoin of another version")
+        suite = identity.suite
+        if cbor.as_int(f[2], "suite", maximum=0xFFFF) != suite.suite_id:
+            raise DecodeError("pending rejoin of another suite")
+        try:
+            record = MemberKeyRecord.from_bytes(
+                suite, cbor.as_bytes(f[3], "resume record", max_length=MAX_RECORD_LEN))
+        except RemoteError as exc:
+            raise DecodeError(f"pending rejoin: {exc}") from None
+        seed = cbor.as_bytes(f[4], "seed", length=RECORD_SEED_LEN)
+        if record.purpose != PURPOSE_RESUME:
+            raise DecodeError("pending rejoin: not a resume record")
+        if not RecordKeys.from_seed(suite, seed).holds(record):
+            raise DecodeError("pending rejoin: the seed does not make the record's keys")
+        if not hmac.compare_digest(record.identity, identity.public.to_bytes()):
+            raise UsageError("pending rejoin of another member")
+        return cls(record, seed)
+
+
+def rejoin_from_hint(identity: IdentityKeyPair, hint: bytes, *, inbox_id: bytes,
+                     rng: RandomSource = system_random) -> tuple[RejoinRequest, PendingRejoin]:
+    """A rejoin request made without a session, from a `MembershipHint` a member sent us: a
+    resume record with fresh keys (counter one above the hint's, the hint's anchor), for the
+    caller to send over the pairwise session, and what to keep until the notice comes."""
+    decoded = MembershipHint.from_bytes(identity.suite, hint)
+    seed = rng(RECORD_SEED_LEN)
+    request = make_rejoin_request(identity, RecordKeys.from_seed(identity.suite, seed),
+                                  group_id=decoded.group_id, own_counters=[decoded.counter],
+                                  anchor=decoded.anchor, inbox_id=inbox_id)
+    return request, PendingRejoin(request.record, seed)
+
+
 @dataclass(frozen=True)
 class Repair:
     """The certified sealing was wrong: send `repaired` to the requester over the pairwise
@@ -1265,6 +1385,7 @@ __all__ = [
     "LABEL_KS2_NOTICE_KEY",
     "LABEL_NOTICE_AAD",
     "LABEL_NOTICE_ID",
+    "MAX_MEMBERSHIP_HINT_LEN",
     "MAX_NOTICE_CHUNKS",
     "MAX_NOTICE_LEN",
     "MAX_PENDING_NOTICES",
@@ -1273,6 +1394,7 @@ __all__ = [
     "CreatorStart",
     "DecidedChange",
     "JoinStart",
+    "MembershipHint",
     "Notice",
     "NoticeAssembler",
     "NoticeBody",
@@ -1281,6 +1403,7 @@ __all__ = [
     "OpenedNotice",
     "OutgoingCommon",
     "OutgoingNotice",
+    "PendingRejoin",
     "Repair",
     "ResumeInstead",
     "accept_repaired_sealing",
@@ -1300,6 +1423,7 @@ __all__ = [
     "open_common",
     "open_notice",
     "open_notice_sealing",
+    "rejoin_from_hint",
     "seal_common",
     "seal_notice",
 ]

@@ -2,7 +2,7 @@
 by age (11.v2.29), re-sending own entries a commit did not take (11.v2.15-16), confirmed
 membership (11.v2.28), the hub's clock (11.v2.32) and the ids of past epochs (11.v2.37).
 
-Pure values and functions; `session_v2.GroupSessionV2` holds one `Features` in its state.
+Pure values and functions; `session.GroupSession` holds one `Features` in its state.
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ Two files:
   `join_key`, `control_entry`, `proposal`, `announcement`, `round1`, `round3`, `tick`,
   `commit_entry` (the bundle as opaque pairs; the sealing itself is `group/sealing.py`'s),
   `reveal`, `evidence`, `conviction` (each a signed entry and its control blob),
-  `rejoin_request`, `repaired_sealing`, `roster_hash`, `applied_proposals_hash`, `judge_record`
-  (the supersede rules), and `parse` (negative cases: bytes that a strict reader must refuse with
-  the named error). Control blobs take the control mailbox's `traffic_key` and `mailbox_id`
-  directly (the key schedule file derives them from an epoch).
+  `rejoin_request`, `repaired_sealing`, `membership_hint`, `roster_hash`,
+  `applied_proposals_hash`, `judge_record` (the supersede rules), and `parse` (negative cases:
+  bytes that a strict reader must refuse with the named error). Control blobs take the control
+  mailbox's `traffic_key` and `mailbox_id` directly (the key schedule file derives them from an
+  epoch).
 
 Private inputs: identity keys as `identity_private` = `{"signing", "dh"}` (section 2
 encodings), record and join-key key pairs as a 32-byte `record_seed` (section 11.v2.3, local
@@ -56,6 +57,7 @@ from triple_ratchet.group.control import (
     sign_member_entry,
 )
 from triple_ratchet.group.epoch_claim import EpochClaim
+from triple_ratchet.group.notice import MembershipHint
 from triple_ratchet.group.records import (
     PURPOSE_RESUME,
     PURPOSE_ROTATE,
@@ -421,6 +423,13 @@ def _op_epoch_claim(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     return {"epoch_claim": claim.to_bytes().hex()}
 
 
+def _op_membership_hint(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
+    hint = MembershipHint(suite, _h(i["group_id"]), _h(i["anchor"]), i["counter"])
+    expect_equal("decoded membership hint", MembershipHint.from_bytes(suite, hint.to_bytes()),
+                 hint)
+    return {"membership_hint": hint.to_bytes().hex()}
+
+
 def _op_roster_hash(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     roster = Roster(suite, tuple(
         RosterEntry(_h(e["identity"]), decode_keys(suite, _h(e["keys"])), e["posted_at"],
@@ -459,6 +468,7 @@ _PARSERS: dict[str, Callable[[Suite, bytes, dict[str, Any]], object]] = {
     "roster": lambda s, d, i: Roster.from_bytes(s, d, group_id=_h(i["group_id"])),
     "commit": lambda s, d, i: Commit.from_bytes(s, d),
     "epoch_claim": lambda s, d, i: EpochClaim.from_bytes(s, d, group_id=_h(i["group_id"])),
+    "membership_hint": lambda s, d, i: MembershipHint.from_bytes(s, d),
 }
 
 
@@ -472,6 +482,7 @@ _OPERATIONS: dict[str, Callable[[Suite, dict[str, Any]], dict[str, Any]]] = {
     "control_entry": _op_control_entry,
     "announcement": _op_announcement, "rejoin_request": _op_rejoin_request,
     "repaired_sealing": _op_repaired_sealing, "epoch_claim": _op_epoch_claim,
+    "membership_hint": _op_membership_hint,
     "roster_hash": _op_roster_hash,
     "applied_proposals_hash": _op_applied_proposals_hash, "judge_record": _op_judge_record,
     "parse": _op_parse, **{op: _op_member_entry(op) for op in MEMBER_SIGNED},
@@ -716,6 +727,23 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
     ):
         negative(description, {"operation": "parse", "what": "epoch_claim", "data": data.hex(),
                                "group_id": group}, error)
+    # A membership hint (11.v2.14, 11.v2.31): Bob's entry is still his join key (counter 0).
+    hint = _h(add("membership hint: Bob's membership, still his join key", {
+        "operation": "membership_hint", "group_id": group, "anchor": join_key["anchor"],
+        "counter": 0})["membership_hint"])
+    hint_fields = cbor.decode(hint)
+    assert isinstance(hint_fields, list)
+    for description, index, value, error in (
+        ("membership hint of version 1", 1, 1, "UnsupportedError"),
+        ("membership hint with a 31-byte anchor", 4, _h(join_key["anchor"])[:31], "DecodeError"),
+        ("membership hint whose counter has no successor", 5, 2**64 - 1, "DecodeError"),
+    ):
+        changed = list(hint_fields)
+        changed[index] = value
+        negative(description, {"operation": "parse", "what": "membership_hint",
+                               "data": cbor.encode(changed).hex()}, error)
+    negative("membership hint truncated", {"operation": "parse", "what": "membership_hint",
+                                           "data": hint[:-1].hex()}, "DecodeError")
     return cases
 
 

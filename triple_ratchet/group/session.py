@@ -13,7 +13,11 @@ after many epochs therefore reads each control mailbox up to its deciding commit
 anything into history, moves to the next epoch, and reads on; each old epoch's group mailbox
 stays in `mailboxes()` until `caught_up` is called for it (or one of its entries is read past the
 grace, 11.v2.29), then its reading state is deleted. An online caller calls `caught_up` after
-each fetch that returned everything (a new epoch's mailboxes start "not caught up").
+each fetch that returned everything (a new epoch's mailboxes start "not caught up"). An entry
+read as backlog (`hub_time − t > SKEW_MAX`, 11.v2.32) takes the mark away until the next
+`caught_up`; what only the clock makes due (announcing after the jitter, a later committee
+member's commit, a TICK) is posted only from `caught_up`, never from `tick` alone (a clock
+that jumped after a week offline says nothing of what the mailbox holds now).
 
 Times: `now` is the caller's clock in seconds; `entry_time` the hub's acceptance time in ms.
 Deadlines and grace are judged on hub time only; the caller's clock only says when to TICK,
@@ -119,13 +123,16 @@ from triple_ratchet.group.notice import (
     CreatorStart,
     DecidedChange,
     JoinStart,
+    MembershipHint,
     OutgoingCommon,
+    PendingRejoin,
     Repair,
     build_common,
     build_notices,
     check_rejoin_request,
     create_group,
     make_rejoin_request,
+    rejoin_from_hint,
 )
 from triple_ratchet.group.records import (
     PURPOSE_RESUME,
@@ -142,6 +149,7 @@ from triple_ratchet.group.run import Round3Item
 from triple_ratchet.group.run_secrets import RunInputs, RunOutcome
 from triple_ratchet.group.sealing import Sealing
 from triple_ratchet.group.session_features import (
+    SKEW_MAX,
     Features,
     after_commit,
     clock_skew,
@@ -244,7 +252,7 @@ def _view(suite: Suite, group_id: bytes, epoch: int, secrets: EpochSecretsV2, ro
                      secrets.control_mailbox.mailbox_id, dormant_before)
 
 
-class GroupSessionV2:
+class GroupSession:
     """One member's view of one group (version 2). See the module docstring for the I/O rules."""
 
     def __init__(self, identity: IdentityKeyPair, state: _State, *,
@@ -260,7 +268,7 @@ class GroupSessionV2:
     @classmethod
     def create(cls, identity: IdentityKeyPair, join_keys: Sequence[JoinKey], now: float, *,
                group_id: bytes | None = None, rng: RandomSource = system_random
-               ) -> tuple[GroupSessionV2, list[Outgoing]]:
+               ) -> tuple[GroupSession, list[Outgoing]]:
         """Create a group with the members whose join keys the caller fetched from the hub
         directory (`take_join_key`); returns the session and the notices (the common part's
         chunks as `CommonOut`, then the chunks to each joiner's inbox)."""
@@ -278,7 +286,7 @@ class GroupSessionV2:
 
     @classmethod
     def _from_start(cls, identity: IdentityKeyPair, start: CreatorStart, own: OwnRecord,
-                    rng: RandomSource) -> GroupSessionV2:
+                    rng: RandomSource) -> GroupSession:
         suite = start.suite
         epoch = EpochState.from_secrets_v2(
             start.secrets, group_id=start.group_id, epoch=1, roster=_members(start.roster),
@@ -292,7 +300,7 @@ class GroupSessionV2:
 
     @classmethod
     def join(cls, identity: IdentityKeyPair, start: JoinStart, keyring: JoinKeyring, *,
-             rng: RandomSource = system_random) -> tuple[GroupSessionV2, JoinKeyring]:
+             rng: RandomSource = system_random) -> tuple[GroupSession, JoinKeyring]:
         """Start our first epoch from a verified notice (`notice.open_notice(..., keys=
         keyring.keys())`). Returns the session and the keyring without the one-time key used.
         The session posts its rotation record itself once it has read the control mailbox to
@@ -328,23 +336,56 @@ class GroupSessionV2:
                     == start.opened_with), None)
         if own is None:
             raise UsageError("no resume record of ours opened the notice")
-        if not hmac.compare_digest(start.own_entry.identity, self._identity.public.to_bytes()):
-            raise UsageError("the notice is for another identity")
-        suite = start.suite
-        epoch = EpochState.from_secrets_v2(
-            start.secrets, group_id=start.group_id, epoch=start.epoch,
-            roster=_members(start.roster), own_index=start.own_index,
-            signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
-        log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
-                                     start.roster, start.t0, start.carried,
-                                     start.dormant_before))
-        self._s = _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
-                         start.secrets.control_mailbox.access_key.to_bytes(), (own,),
-                         first_epoch=True, features=replace(_first_epoch_features(start),
-                                                            unconfirmed_reported=True))
+        state = _resumed_state(self._identity, start, own)
+        self._s = replace(state, features=replace(state.features, unconfirmed_reported=True))
         return [EpochChanged(start.epoch, start.secrets.epoch_id,
                              tuple(e.identity for e in start.roster.entries)),
                 MembershipUnconfirmed()]
+
+    def membership_hint(self, member: Identity | bytes) -> bytes:
+        """A `MembershipHint` for a member of our current roster that may hold no session of
+        the group (a joiner whose one-time join key was used before our notice came, say), to
+        send over the pairwise session with it (11.v2.31): the group id and its entry's anchor
+        and counter, for `request_rejoin`."""
+        self._check_active()
+        who = member.to_bytes() if isinstance(member, Identity) else member
+        roster = self._log().view.roster
+        index = roster.index_of(who)
+        if index is None:
+            raise UsageError("not a member of our current roster")
+        entry = roster.entries[index]
+        return MembershipHint(self.suite, self._s.group_id, entry.anchor,
+                              entry.counter).to_bytes()
+
+    @staticmethod
+    def request_rejoin(identity: IdentityKeyPair, hint: bytes, inbox_id: bytes, *,
+                       rng: RandomSource = system_random) -> tuple[bytes, PendingRejoin]:
+        """A rejoin request made without a session, from a member's `MembershipHint`
+        (11.v2.31): the `RejoinRequest` to send to a member over a pairwise session, and the
+        `PendingRejoin` to keep (saved before the request leaves) until the resume notice,
+        opened with `pending.keys()`, goes to `from_rejoin`."""
+        request, pending = rejoin_from_hint(identity, hint, inbox_id=inbox_id, rng=rng)
+        return request.to_bytes(), pending
+
+    @classmethod
+    def from_rejoin(cls, identity: IdentityKeyPair, start: JoinStart, pending: PendingRejoin,
+                    *, rng: RandomSource = system_random) -> GroupSession:
+        """Start our first epoch from the resume notice our `request_rejoin` brought
+        (`open_notice(..., keys=[pending.keys()], common=...)`, the common part read from the
+        change's common mailbox the notice names): the notice's certificate and roster bind
+        everything; it must resume the pending record itself (`UsageError` otherwise). Like
+        `join`, the session posts its rotation record once it has read the control mailbox to
+        its end, and reports `MembershipUnconfirmed` at its first `tick`."""
+        if not start.resumed:
+            raise UsageError("not a notice for a resume")
+        if start.suite.suite_id != pending.record.suite.suite_id or not hmac.compare_digest(
+                start.group_id, pending.group_id):
+            raise UsageError("the notice is for another group than the pending rejoin's")
+        if not (pending.record.same_body(start.own_entry.keys) and hmac.compare_digest(
+                pending.record.receive_key, start.opened_with)):
+            raise UsageError("the notice resumes another record than the pending one")
+        own = OwnRecord(pending.record.to_bytes(), pending.seed)
+        return cls(identity, _resumed_state(identity, start, own), rng=rng)
 
     def resume_keys(self) -> tuple[RecordKeys, ...]:
         """The private keys of our records, to open a resume notice with."""
@@ -619,7 +660,7 @@ class GroupSessionV2:
         if mailbox_id not in self.mailboxes():
             raise UsageError("not a mailbox of this session")
         self._s = replace(s, caught_up=s.caught_up | {mailbox_id})
-        return self.tick(now)
+        return self._tick(now, read_to_end=mailbox_id == self.control_mailbox_id)
 
     def receive(self, blob: bytes, now: float, *, entry_time: int, hub_time: int | None = None
                 ) -> tuple[list[Event], list[Outgoing]]:
@@ -633,13 +674,17 @@ class GroupSessionV2:
             raise UsageError("entry_time is the hub's acceptance time in ms")
         if hub_time is not None and (type(hub_time) is not int or hub_time < 0):
             raise UsageError("hub_time is the hub's clock in ms")
-        if self._s.status != ACTIVE:
+        removed = self._s.status == REMOVED and bool(self._s.old)
+        if self._s.status != ACTIVE and not removed:
             return [Ignored(f"session {self._s.status}")], []
         blob = bytes(blob)
         kind, mailbox = _peek(blob)
         now_ms = int(now * 1000)
+        if removed and kind != WIRE_GROUP_MESSAGE:  # only old epochs' group mailboxes remain
+            return [Ignored(f"session {self._s.status}")], []
         if kind == WIRE_GROUP_MESSAGE:
             events = self._on_group(blob, mailbox, entry_time, now_ms)
+            self._note_backlog(mailbox, entry_time, hub_time, now_ms)
             events = self._observe(mailbox, entry_time, hub_time, now_ms, events)
             more, out = self.tick(now)
             return events + more, out
@@ -648,20 +693,26 @@ class GroupSessionV2:
             if mailbox != log.view.mailbox_id:
                 return [Ignored("control entry of another epoch")], []
             events, out = self._on_control(blob, entry_time, now_ms)
+            self._note_backlog(mailbox, entry_time, hub_time, now_ms)
             events = self._observe(mailbox, entry_time, hub_time, now_ms, events)
             more, out2 = self.tick(now)
             return events + more, out + out2
         raise DecodeError("neither a group message nor a control entry")
 
     def tick(self, now: float) -> tuple[list[Event], list[Outgoing]]:
-        """Expire gaps and act in the current run when due (by our clock)."""
+        """Expire gaps and act in the current run on what was read. What only our clock
+        makes due (an announcement after its jitter, a later committee member's commit, a
+        TICK) waits for `caught_up` of the control mailbox (11.v2.29)."""
+        return self._tick(now, read_to_end=False)
+
+    def _tick(self, now: float, *, read_to_end: bool) -> tuple[list[Event], list[Outgoing]]:
         if self._s.status != ACTIVE or self._s.epoch is None:
             return [], []
         now_ms = int(now * 1000)
         events, epoch = expire_in_epoch(self._s.epoch, now_ms)
         self._s = replace(self._s, epoch=epoch)
         events += self._another_copy_announced()
-        out = self._act(now_ms)
+        out = self._act(now_ms, read_to_end=read_to_end)
         more, out2 = self._member_steps(now)
         return events + more, out + out2
 
@@ -691,14 +742,20 @@ class GroupSessionV2:
 
     def _on_group(self, blob: bytes, mailbox: bytes, t: int, now_ms: int) -> list[Event]:
         s = self._s
-        epoch = self._current()
-        if mailbox == epoch.mailbox_id:
+        epoch = s.epoch
+        if epoch is not None and mailbox == epoch.mailbox_id:
             message = parse_v2(epoch, blob)
             events, new = receive_v2(epoch, message, t, now_ms)
             self._s = replace(s, epoch=new)
             return events
         for i, o in enumerate(s.old):
             if o.state.mailbox_id == mailbox:
+                if t > o.decided_t and self._identity.public.to_bytes() not in o.next_roster:
+                    # Removed by C(e): nothing sent after it is ours, even within the grace
+                    # (11.v2.29); not opened, so nothing of it is judged.
+                    if t > o.decided_t + GRACE_MS:
+                        self._s = replace(s, old=s.old[:i] + s.old[i + 1:])
+                    return [Ignored("group message sent after our removal")]
                 message = parse_v2(o.state, blob)
                 events, new = receive_v2(o.state, message, t, now_ms, decided_t=o.decided_t,
                                          next_roster=o.next_roster)
@@ -715,6 +772,9 @@ class GroupSessionV2:
 
     def _control_out(self, ce: object) -> Outgoing:
         log = self._log()
+        if log.decided is not None:
+            # Nothing of ours may follow the deciding commit (11.v2.29): defence in depth.
+            raise StateError("the epoch of this control mailbox is decided")
         return Outgoing(log.view.mailbox_id,
                         seal_entry(self.suite, log.view.traffic_key, log.view.mailbox_id,
                                    ce, self._rng))  # type: ignore[arg-type]
@@ -761,8 +821,11 @@ class GroupSessionV2:
                 return rk
         return None
 
-    def _act(self, now_ms: int) -> list[Outgoing]:
-        """Honest member's steps in the current run (11.v2.18, 11.v2.19, 11.v2.22)."""
+    def _act(self, now_ms: int, *, read_to_end: bool) -> list[Outgoing]:
+        """Honest member's steps in the current run (11.v2.18, 11.v2.19, 11.v2.22). Steps
+        that only our clock makes due are taken only `read_to_end`: right after the caller
+        said it read the control mailbox to its end, never on a clock that jumped or during
+        a backlog (11.v2.29)."""
         s = self._s
         log = s.log
         if log is None or s.epoch is None or log.decided is not None:
@@ -790,7 +853,7 @@ class GroupSessionV2:
                 if mine.announce_at_ms is None:
                     jitter = int.from_bytes(self._rng(2), "big") % 2000
                     mine = replace(mine, announce_at_ms=now_ms + jitter)
-                if now_ms >= (mine.announce_at_ms or 0):
+                if read_to_end and now_ms >= (mine.announce_at_ms or 0):
                     seed = RunSeed.generate(self.suite, self._rng)
                     attempt = log.attempt
                     body = make_announcement(seed, group_id=view.group_id, epoch=view.epoch,
@@ -830,7 +893,7 @@ class GroupSessionV2:
                     seen = now_ms
                     mine = replace(mine, commit_phase_seen_ms=seen)
                 position = run.committee.index(index)
-                if now_ms >= seen + position * 2000:
+                if (position == 0 or read_to_end) and now_ms >= seen + position * 2000:
                     round1 = [r[2] for r in run.round1 if r is not None]
                     local = local_round2(seed, inputs, round1)
                     if local.payloads is not None:
@@ -849,7 +912,8 @@ class GroupSessionV2:
         same = last_run == run.run and last_phase.split("@")[0] == phase
         count, at = (int(x) for x in last_phase.split("@")[1:3]) if same else (0, 0)
         silent = mine.commit and not mine.seed  # another copy of us announced in this run
-        if (deadline is not None and now_ms >= deadline and signing is not None and not silent
+        if (read_to_end and deadline is not None and now_ms >= deadline and signing is not None
+                and not silent
                 and count < MAX_TICKS and (count == 0 or now_ms >= at + TICK_RETRY)):
             out.append(self._member_out(signing, TYPE_TICK, b""))
             mine = replace(mine, ticked=(run.run, f"{phase}@{count + 1}@{now_ms}"))
@@ -887,8 +951,15 @@ class GroupSessionV2:
         if me in attempt.removed:
             by = next((p.identity for p in attempt.applied
                        if _removes(suite, p.entry.body, me)), b"")
-            self._s = replace(s, status=REMOVED, epoch=None, log=None, old=(),
-                              sealing_inputs=None)
+            # 11.v2.26: the session ends, but epoch e's messages sent before C(e) are ours to
+            # read (catch-up reads the control mailbox first); the grace rule deletes them.
+            gone = OldEpoch(epoch, decided.t,
+                            frozenset(e.identity for e in attempt.roster.entries))
+            self._s = replace(s, status=REMOVED, epoch=None, log=None,
+                              old=(*s.old, gone)[-MAX_OLD_EPOCHS:], sealing_inputs=None,
+                              run=_Run(), caught_up=frozenset(), proposed=False,
+                              resume_inboxes=(), answered=frozenset())
+            self._outcome = None
             return [RemovedFromGroup(view.epoch, by, "removed")], []
         if me in attempt.dormant:
             self._s = replace(s, status=REJOIN)
@@ -1054,6 +1125,14 @@ class GroupSessionV2:
                                                     unconfirmed_reported=False))
         return [MembershipConfirmed()]
 
+    def _note_backlog(self, mailbox: bytes, t: int, hub_time: int | None, now_ms: int) -> None:
+        """An entry read as backlog (11.v2.32: accepted more than SKEW_MAX before the frame's
+        hub_time, or without one before our estimate of hub time) means the caller has not
+        read that mailbox to its end: we act in it again only after `caught_up` (11.v2.29)."""
+        hub_now = hub_time if hub_time is not None else self._s.features.hub_now(now_ms)
+        if hub_now - t > SKEW_MAX and mailbox in self._s.caught_up:
+            self._s = replace(self._s, caught_up=self._s.caught_up - {mailbox})
+
     def _observe(self, mailbox: bytes, t: int, hub_time: int | None, now_ms: int,
                  events: list[Event]) -> list[Event]:
         """After an entry was read: the hub's clock (11.v2.32), and whether a member outside
@@ -1154,7 +1233,7 @@ class GroupSessionV2:
 
     @classmethod
     def from_bytes(cls, data: bytes, identity: IdentityKeyPair, *,
-                   rng: RandomSource = system_random) -> GroupSessionV2:
+                   rng: RandomSource = system_random) -> GroupSession:
         """Strict, bounded: version 1 is `UnsupportedError`, anything that does not hold
         together `DecodeError`, another member's state `UsageError`."""
         if not isinstance(data, bytes | bytearray):
@@ -1183,7 +1262,8 @@ class GroupSessionV2:
             epoch = None if f[5] is None else EpochState.from_bytes(
                 cbor.as_bytes(f[5], "epoch"), max_size=MAX_STATE_LEN)
             log = None if f[6] is None else ControlLog.from_bytes(cbor.as_bytes(f[6], "log"))
-            if (epoch is None) != (log is None) or (status == ACTIVE and epoch is None):
+            if (epoch is None) != (log is None) or (status == ACTIVE and epoch is None) or (
+                    status == REMOVED and epoch is not None):
                 raise DecodeError("status disagrees with the epoch held")
             records = []
             for r in cbor.as_list(f[8], "own records"):
@@ -1203,6 +1283,11 @@ class GroupSessionV2:
                               for i in cbor.as_list(x[2], "next roster"))))
             if len(old) > MAX_OLD_EPOCHS:
                 raise DecodeError("too many old epochs")
+            me = identity.public.to_bytes()
+            if any(me not in o.next_roster for o in old[:-1]) or (
+                    old and me not in old[-1].next_roster and status != REMOVED):
+                # Only the epoch we were removed at, kept last by a removed session (11.v2.26).
+                raise DecodeError("an old epoch we are not a member after")
             rr = cbor.as_list(f[10], "run", 10)
             run = _Run(cbor.as_int(rr[0], "run"), cbor.as_bytes(rr[1], "seed", max_length=32),
                        None if rr[2] is None else cbor.as_int(rr[2], "announce at"),
@@ -1256,7 +1341,24 @@ class GroupSessionV2:
     def __repr__(self) -> str:
         s = self._s
         epoch = "-" if s.epoch is None else str(s.epoch.epoch)
-        return f"GroupSessionV2(status={s.status}, epoch={epoch}, <secrets>)"
+        return f"GroupSession(status={s.status}, epoch={epoch}, <secrets>)"
+
+
+def _resumed_state(identity: IdentityKeyPair, start: JoinStart, own: OwnRecord) -> _State:
+    """A resumed member's first epoch from its notice, with `own` the resume record it opened
+    (11.v2.31)."""
+    if not hmac.compare_digest(start.own_entry.identity, identity.public.to_bytes()):
+        raise UsageError("the notice is for another identity")
+    suite = start.suite
+    epoch = EpochState.from_secrets_v2(
+        start.secrets, group_id=start.group_id, epoch=start.epoch,
+        roster=_members(start.roster), own_index=start.own_index,
+        signing_key=RecordKeys.from_seed(suite, own.seed).signing_key)
+    log = ControlLog.start(_view(suite, start.group_id, start.epoch, start.secrets,
+                                 start.roster, start.t0, start.carried, start.dormant_before))
+    return _State(suite.suite_id, start.group_id, ACTIVE, epoch, log,
+                  start.secrets.control_mailbox.access_key.to_bytes(), (own,),
+                  first_epoch=True, features=_first_epoch_features(start))
 
 
 def _first_epoch_features(start: JoinStart) -> Features:
@@ -1325,4 +1427,4 @@ def _peek(blob: bytes) -> tuple[int, bytes]:
     return kind, mailbox
 
 
-__all__ = ["GroupSessionV2", "OldEpoch", "OwnRecord"]
+__all__ = ["GroupSession", "OldEpoch", "OwnRecord"]

@@ -19,7 +19,7 @@ from triple_ratchet.group.events import ForkDetected, Ignored, RemovedFromGroup
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.message import MAX_BODY
 from triple_ratchet.group.notice import NoticeAssembler
-from triple_ratchet.group.session_v2 import GroupSessionV2
+from triple_ratchet.group.session import GroupSession
 
 
 def test_create_join_and_talk() -> None:
@@ -109,12 +109,12 @@ def test_saved_state_version_1_is_unsupported_and_junk_is_decode_error() -> None
     assert isinstance(items, list)
     items[1] = 1
     with pytest.raises(UnsupportedError, match="protocol version 1 is no longer supported"):
-        GroupSessionV2.from_bytes(cbor.encode(items), a.identity)
+        GroupSession.from_bytes(cbor.encode(items), a.identity)
     with pytest.raises(UsageError):
-        GroupSessionV2.from_bytes(data, b.identity)
+        GroupSession.from_bytes(data, b.identity)
     for cut in (10, len(data) // 2, len(data) - 1):
         with pytest.raises(DecodeError):
-            GroupSessionV2.from_bytes(data[:cut], a.identity)
+            GroupSession.from_bytes(data[:cut], a.identity)
 
 
 def test_version_1_group_message_is_refused() -> None:
@@ -141,7 +141,7 @@ def test_altered_echo_of_our_message_is_reported() -> None:
     hub, (a, _b, _) = _group()
     # A copy of A's state (someone holding the epoch's keys) writes under A's index and the
     # generation A is about to use.
-    forged = GroupSessionV2.from_bytes(a.session.to_bytes(), a.identity)
+    forged = GroupSession.from_bytes(a.session.to_bytes(), a.identity)
     (mine,) = a.session.encrypt(b"second", hub.now)
     events, _ = a.session.receive(mine.blob, hub.now, entry_time=hub.t)
     assert events == []  # the byte-identical echo is ignored
@@ -176,7 +176,7 @@ def test_hostile_blobs_give_typed_errors_and_leave_the_state_unchanged(
         junk: bytes, where: int, t: int) -> None:
     hub, (a, b, _c) = _SHARED
     assert a.session is not None and b.session is not None
-    s2 = GroupSessionV2.from_bytes(b.session.to_bytes(), b.identity)
+    s2 = GroupSession.from_bytes(b.session.to_bytes(), b.identity)
     boxes = [s2.mailbox_id, s2.control_mailbox_id]
     if where == 0:
         blob = junk
@@ -184,7 +184,7 @@ def test_hostile_blobs_give_typed_errors_and_leave_the_state_unchanged(
         blob = cbor.encode([0x20 if where == 1 else 0x22, 2, boxes[where - 1], junk[:32],
                             junk[32:]])
     else:  # a real message of A's, one byte changed
-        sender = GroupSessionV2.from_bytes(a.session.to_bytes(), a.identity)
+        sender = GroupSession.from_bytes(a.session.to_bytes(), a.identity)
         flipped = bytearray(sender.encrypt(b"x", hub.now)[0].blob)
         flipped[len(junk) % len(flipped)] ^= 1 + (len(junk) % 255)
         blob = bytes(flipped)
@@ -202,11 +202,11 @@ def test_hostile_saved_state_is_refused_quickly() -> None:
     huge = cbor.encode(["triple-ratchet group session", 2, 1, b"g", "active", None, None, b"",
                         [[b"", b""]] * 100_000, [], [], 0, [], False])
     with pytest.raises((DecodeError, LimitExceeded)):
-        GroupSessionV2.from_bytes(huge, a.identity)
+        GroupSession.from_bytes(huge, a.identity)
     wrong_status = cbor.encode(["triple-ratchet group session", 2, 1, b"g", "active", None,
                                 None, b"", [], [], [], 0, [], False])
     with pytest.raises(DecodeError):
-        GroupSessionV2.from_bytes(wrong_status, a.identity)
+        GroupSession.from_bytes(wrong_status, a.identity)
 
 
 _SHARED = _group()
@@ -311,7 +311,7 @@ def test_a_newcomer_shown_another_view_by_a_roster_member_reports_rejoin_needed(
     from triple_ratchet.group.committee import RunSeed, make_announcement
     from triple_ratchet.group.control import TYPE_ANNOUNCEMENT, seal_entry, sign_identity_entry
     from triple_ratchet.group.events import RejoinNeeded
-    from triple_ratchet.group.session_v2 import Outgoing
+    from triple_ratchet.group.session import Outgoing
 
     hub = Hub()
     a, b, c, d, e = (make_node(n) for n in "ABCDE")
@@ -389,7 +389,7 @@ def test_a_joiners_first_epoch_view_holds_the_notices_dormant_members() -> None:
     start = open_from_hub(hub, b.identity.suite, notice, identity=b.id, keys=b.keyring.keys())
     assert start.dormant_before == frozenset()  # a created group has nobody dormant
     start = dataclasses.replace(start, dormant_before=frozenset({a.id}))
-    session, _ = GroupSessionV2.join(b.identity, start, b.keyring, rng=b.rng)
+    session, _ = GroupSession.join(b.identity, start, b.keyring, rng=b.rng)
     assert session._log().view.dormant_before == frozenset({a.id})
-    again = GroupSessionV2.from_bytes(session.to_bytes(), b.identity, rng=b.rng)
+    again = GroupSession.from_bytes(session.to_bytes(), b.identity, rng=b.rng)
     assert again._log().view.dormant_before == frozenset({a.id})
