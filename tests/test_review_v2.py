@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from group_v2_sim import Hub, Node, create, make_node, settle
 
-from triple_ratchet.errors import TripleRatchetError
+from triple_ratchet.errors import StateError, TripleRatchetError
 from triple_ratchet.group import control_log as cl
 from triple_ratchet.group.committee import RunSeed, make_announcement
 from triple_ratchet.group.control import (
@@ -333,11 +333,6 @@ def test_a_rejoin_request_replayed_after_its_resume_is_refused() -> None:
 # --- (4) a removed member reading a returning member's messages, long after its removal ---------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "encrypt() seals in the old epoch however long the member was away without reading its "
-    "control mailbox (11.v2.29 'reads its current control mailbox to the end before sending'), "
-    "so a removed member holding that epoch's keys reads messages sent long after its removal, "
-    "beyond spec 13's 'within GRACE'"))
 def test_a_member_back_from_a_day_offline_cannot_send_in_the_epoch_a_removal_ended() -> None:
     """B is offline while A removes C (C(2) decided). A day later B's device wakes and the app
     sends at once, before reading: encrypt() seals in epoch 2, whose keys C holds. C's library
@@ -364,13 +359,15 @@ def test_a_member_back_from_a_day_offline_cannot_send_in_the_epoch_a_removal_end
     assert _s(c).status == "removed" and len(_s(c).mailboxes()) == 1
     hub.advance(24 * HOUR)
     b.online = True
-    try:
-        out = _s(b).encrypt(b"a day after C's removal", b.now(hub))
-    except TripleRatchetError:
-        return  # withstood: B must read before it sends
+    before = _s(b).to_bytes()
+    with pytest.raises(StateError, match="caught_up"):
+        _s(b).encrypt(b"a day after C's removal", b.now(hub))
+    assert _s(b).to_bytes() == before
+    # Once B has read its control mailbox to the end it is in epoch 3, which C cannot read.
+    settle(hub, [a, b])
+    assert _s(b).epoch == 3
+    out = _s(b).encrypt(b"a day after C's removal", b.now(hub))
+    assert out[0].mailbox_id not in _s(c).mailboxes()  # C cannot even name its mailbox
     hub.post(out)
-    assert out[0].mailbox_id in _s(c).mailboxes(), "sealed in the epoch C still holds"
-    # C's modified client (or a hub lying to C about the entry's time) opens it.
-    events, _ = _s(c).receive(out[0].blob, hub.now, entry_time=decided_at - 1)
-    read = [e for e in events if getattr(e, "body", None) == b"a day after C's removal"]
-    assert not read, "a removed member read a message sent a day after its removal"
+    settle(hub, [a, b])
+    assert a.messages()[-1:] == [b"a day after C's removal"]
