@@ -527,6 +527,75 @@ def test_schnorr_sign_verify() -> None:
     )
 
 
+def _reference_schnorr_verify(public: Point, message: bytes, signature: bytes) -> bool:
+    """Schnorr Verify as it was written before `schnorr_equation_holds`: R decoded strictly
+    (canonical, on the curve, in the subgroup, not the identity), then z·B == R + c·P."""
+    from triple_ratchet.dkg.cocktail import LABEL_COCKTAIL_H7
+    from triple_ratchet.dkg.ed25519 import hash_to_scalar
+    from triple_ratchet.errors import DecodeError
+
+    if len(signature) != 64 or public.is_identity():
+        return False
+    try:
+        r = Point.from_bytes(signature[:32])
+        z = Scalar.from_bytes(signature[32:])
+    except DecodeError:
+        return False
+    c = hash_to_scalar(LABEL_COCKTAIL_H7, r.to_bytes(), public.to_bytes(), message)
+    return Point.base_mul(z) == r + public * c
+
+
+# Points of small order (libsodium's list of encodings it refuses), to add torsion to an R.
+_ORDER_2 = ((2**255 - 19) - 1).to_bytes(32, "little")  # (0, -1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(secret=st.integers(1, L - 1), message=st.binary(max_size=40),
+       r_bytes=st.binary(min_size=32, max_size=32), z=st.integers(0, L - 1))
+def test_schnorr_verify_checks_r_as_strict_decoding_did(secret: int, message: bytes,
+                                                        r_bytes: bytes, z: int) -> None:
+    """`schnorr_verify` checks R through the equation (zB − cP compared with R's bytes) instead
+    of decoding R first: the same signatures pass and fail as with R decoded strictly — an honest
+    one, arbitrary R bytes, R with a torsion part, R the identity with an equation that holds
+    (z = c·d), and the same for our DKG signatures."""
+    from nacl import bindings
+
+    from triple_ratchet.dkg.cocktail import LABEL_COCKTAIL_H7
+    from triple_ratchet.dkg.ed25519 import hash_to_scalar
+    from triple_ratchet.dkg.signature import (
+        LABEL_DKG_SIG_CHALLENGE,
+        dkg_sign,
+        dkg_verify,
+    )
+    from triple_ratchet.errors import InvalidSignature
+
+    d = Scalar.from_int(secret)
+    public = Point.base_mul(d)
+    honest = schnorr_sign(d, message)
+    z_bytes = Scalar.from_int(z).to_bytes()
+    torsioned = bindings.crypto_core_ed25519_add(honest[:32], _ORDER_2)
+    c_identity = hash_to_scalar(LABEL_COCKTAIL_H7, IDENTITY.to_bytes(), public.to_bytes(),
+                                message)
+    identity_sig = IDENTITY.to_bytes() + (c_identity * d).to_bytes()
+    cases = [honest, r_bytes + z_bytes, r_bytes + honest[32:], torsioned + honest[32:],
+             _ORDER_2 + honest[32:], identity_sig]
+    expected = [True, False, False, False, False, False]
+    for sig, want in zip(cases, expected, strict=True):
+        assert schnorr_verify(public, message, sig) is want
+        assert _reference_schnorr_verify(public, message, sig) is want
+    # DKG signatures (another label, the same equation)
+    context, body = b"c" * 32, message
+    ours = dkg_sign(d, b"label", context, body, DeterministicRandom(r_bytes))
+    dkg_verify(public, b"label", context, body, ours)
+    m = b"label" + len(context).to_bytes(8, "little") + context + body
+    c_id = hash_to_scalar(LABEL_DKG_SIG_CHALLENGE, IDENTITY.to_bytes(), public.to_bytes(), m)
+    for bad in (IDENTITY.to_bytes() + (c_id * d).to_bytes(),
+                bindings.crypto_core_ed25519_add(ours[:32], _ORDER_2) + ours[32:],
+                r_bytes + ours[32:]):
+        with pytest.raises(InvalidSignature):
+            dkg_verify(public, b"label", context, body, bad)
+
+
 # --- Transcript, certificate, recovery ----------------------------------------------------------
 
 

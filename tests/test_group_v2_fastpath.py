@@ -53,7 +53,7 @@ from triple_ratchet.group.sealing import (
     merkle_root,
     pair_leaves,
 )
-from triple_ratchet.identity import IdentityKeyPair
+from triple_ratchet.identity import Identity, IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import ALL_SUITES, Suite
 
@@ -216,6 +216,60 @@ def test_record_caches_equal_fresh_values(suite: Suite) -> None:
     assert join.body() is join.body()
     assert replace(join, expiry=2**41).body() != join.body()
     assert JoinKey.from_bytes(suite, join.to_bytes()) == join
+
+
+@SUITES
+def test_record_decoding_validates_each_key_once_and_keeps_it(
+        suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`from_bytes` (the load path of every roster entry) decodes the owner's identity and
+    validates each signing key once, and keeps them and the wire body: its own `verify` and later
+    readers reuse them (the old code decoded the identity and validated both signing keys twice
+    and re-encoded the body). Nothing is skipped: a bad signature or key is still refused."""
+    rng = DeterministicRandom(b"record decoding once" + suite.name.encode())
+    identity = IdentityKeyPair.generate(suite, rng)
+    keys = RecordKeys.from_seed(suite, rng(32))
+    record = MemberKeyRecord.sign(identity, keys, group_id=GROUP_ID, counter=3,
+                                  purpose=PURPOSE_ROTATE, anchor=creator_anchor(suite))
+    join = JoinKey.sign(identity, keys, expiry=2**40, inbox_id=bytes(32))
+    calls = {"identity": 0, "verifying": 0}
+    from_bytes = Identity.from_bytes
+    verifying_from_bytes = type(suite).verifying_from_bytes
+
+    def counted_identity(data: bytes, s: Suite | None = None) -> object:
+        calls["identity"] += 1
+        return from_bytes(data, s)
+
+    def counted_verifying(self: Suite, data: bytes) -> object:
+        calls["verifying"] += 1
+        return verifying_from_bytes(self, data)
+
+    monkeypatch.setattr(Identity, "from_bytes", staticmethod(counted_identity))
+    monkeypatch.setattr(type(suite), "verifying_from_bytes", counted_verifying)
+    for value, decode in ((record, MemberKeyRecord.from_bytes), (join, JoinKey.from_bytes)):
+        calls.update(identity=0, verifying=0)
+        twin = decode(suite, value.to_bytes())
+        # one identity decoding, which validates the identity's signing key; one record key
+        assert calls == {"identity": 1, "verifying": 2}
+        assert twin._body is not None and twin._owner is not None
+        assert twin._verifying_key is not None
+        twin.verify()
+        twin.verifying_key()
+        assert calls == {"identity": 1, "verifying": 2}
+        assert twin == value and twin.body() == value.body() == replace(value).body()
+        assert twin.verifying_key().to_bytes() == value.signing_key
+        assert twin.owner().to_bytes() == value.identity
+    monkeypatch.undo()
+    # still refused: either signature altered, a signing key that is not a valid point
+    for value, decode in ((record, MemberKeyRecord.from_bytes), (join, JoinKey.from_bytes)):
+        for which in ("identity_signature", "possession_signature"):
+            sig = bytearray(getattr(value, which))
+            sig[-1] ^= 1
+            with pytest.raises((InvalidSignature, DecodeError)):
+                decode(suite, replace(value, **{which: bytes(sig)}).to_bytes())
+        bad = bytes(suite.sign_public_len) if suite.sign_public_len != 65 else (
+            b"\x04" + bytes(64))
+        with pytest.raises(InvalidKey):
+            decode(suite, replace(value, signing_key=bad).to_bytes())
 
 
 # --- Bundle leaves and Merkle root ------------------------------------------------------------

@@ -18,7 +18,7 @@ class OfflineGroup(RuleBasedStateMachine):
         super().__init__()
         self.hub = Hub()
         self.nodes = [make_node(n) for n in "ABC"]
-        self.spare = [make_node(n) for n in "DEF"]
+        self.spare = [make_node(n) for n in "DEFG"]
         create(self.hub, self.nodes[0], self.nodes[1:])
         settle(self.hub, self.nodes)
         # body -> names expected to read it (members of the sender's epoch but the sender)
@@ -85,6 +85,23 @@ class OfflineGroup(RuleBasedStateMachine):
         self.nodes.append(joiner)
         self.hub.advance(61_000)
         self.hub.post(proposer.session.propose(self.hub.now, add=[joiner.take_join_key()]))
+        self._settle()
+
+    @precondition(lambda self: len(self.spare) >= 2)
+    @rule(data=st.data())
+    def two_adds_at_once(self, data: st.DataObject) -> None:
+        """Two members add at once: one decides the change, the other is carried into the
+        next epoch and applied there (its notice names a proposal of the earlier epoch)."""
+        first = self._proposer(data)
+        second = self._proposer(data)
+        if first is None or second is None or first is second:
+            return
+        assert first.session is not None and second.session is not None
+        joiners = [self.spare.pop(0), self.spare.pop(0)]
+        self.nodes += joiners
+        self.hub.advance(61_000)
+        self.hub.post(first.session.propose(self.hub.now, add=[joiners[0].take_join_key()]))
+        self.hub.post(second.session.propose(self.hub.now, add=[joiners[1].take_join_key()]))
         self._settle()
 
     @rule(data=st.data())

@@ -451,6 +451,13 @@ def bstr_head(length: int) -> bytes:
     return _SHORT_BSTR_HEAD[length] if length < 256 else _head(2, length)
 
 
+def uint_head(value: int) -> bytes:
+    """The canonical encoding of the unsigned integer `value` (0..2^64-1)."""
+    if type(value) is not int or not 0 <= value <= _UINT64_MAX:
+        raise UsageError("an unsigned integer must be in [0, 2^64-1]")
+    return _head(0, value)
+
+
 def encode_flat(items: Sequence[int | bytes]) -> bytes:
     """`encode(list(items))` for a flat array of byte strings and unsigned integers."""
     out = [_head(4, len(items))]
@@ -594,4 +601,5 @@ __all__ = [
     "encode",
     "encode_flat",
     "encode_key",
+    "uint_head",
 ]

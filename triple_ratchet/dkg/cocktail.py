@@ -24,7 +24,15 @@ from nacl.exceptions import CryptoError
 
 from ..errors import DecodeError, DkgError, InvalidKey, UsageError
 from ..random import RandomSource, system_random
-from .ed25519 import IDENTITY, POINT_SIZE, SCALAR_SIZE, Point, Scalar, hash_to_scalar
+from .ed25519 import (
+    IDENTITY,
+    POINT_SIZE,
+    SCALAR_SIZE,
+    Point,
+    Scalar,
+    hash_to_scalar,
+    schnorr_equation_holds,
+)
 
 # --- Constants ----------------------------------------------------------------------------------
 
@@ -221,16 +229,17 @@ def schnorr_sign(secret: Scalar, message: bytes) -> bytes:
 
 
 def schnorr_verify(public: Point, message: bytes, signature: bytes) -> bool:
-    """COCKTAIL's Schnorr Verify: z canonical, R a valid non-identity point, zB = R + cP."""
+    """COCKTAIL's Schnorr Verify: z canonical, R a valid non-identity point, zB = R + cP (R's
+    validity checked by the equation itself: `schnorr_equation_holds`)."""
     if len(signature) != SIGNATURE_SIZE or public.is_identity():
         return False
     try:
-        r = Point.from_bytes(signature[:POINT_SIZE])
         z = Scalar.from_bytes(signature[POINT_SIZE:])
     except DecodeError:
         return False
-    c = hash_to_scalar(LABEL_COCKTAIL_H7, r.to_bytes(), public.to_bytes(), message)
-    return Point.base_mul(z) == r + public * c
+    r = bytes(signature[:POINT_SIZE])
+    c = hash_to_scalar(LABEL_COCKTAIL_H7, r, public.to_bytes(), message)
+    return schnorr_equation_holds(public, c, z, r)
 
 
 # --- Polynomials and VSS commitments ------------------------------------------------------------

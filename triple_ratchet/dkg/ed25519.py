@@ -246,6 +246,18 @@ def hash_to_scalar(*parts: bytes) -> Scalar:
     return Scalar.from_bytes_wide(h.digest())
 
 
+def schnorr_equation_holds(public: Point, c: Scalar, z: Scalar, r_encoding: bytes) -> bool:
+    """Whether `r_encoding` encodes a valid non-identity subgroup point R with z·B = R + c·P.
+
+    R' = z·B − c·P is computed and compared with `r_encoding` byte for byte: R' is a subgroup
+    point, canonically encoded, so equal bytes mean R is canonical, on the curve and in the
+    subgroup (all that `Point.from_bytes` checks), without a separate subgroup test of R (a
+    multiplication by L); an identity R' is refused, as `from_bytes` refuses the identity."""
+    expected = Point.base_mul(z) - public * c
+    return not expected.is_identity() and hmac.compare_digest(expected.to_bytes(),
+                                                              bytes(r_encoding))
+
+
 def sum_points(points: list[Point] | tuple[Point, ...]) -> Point:
     acc = IDENTITY
     for p in points:
@@ -264,5 +276,6 @@ __all__ = [
     "Point",
     "Scalar",
     "hash_to_scalar",
+    "schnorr_equation_holds",
     "sum_points",
 ]

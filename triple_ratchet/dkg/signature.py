@@ -10,12 +10,20 @@ message. The nonce is hedged with 32 fresh random bytes (COCKTAIL's fault-inject
     R = k·B;  c = HashToScalar(LABEL_DKG_SIG_CHALLENGE ‖ R ‖ P ‖ m);  z = k + c·d
     signature = R ‖ z  (64 bytes)
 
-Verification is COCKTAIL's: z canonical, R a valid non-identity subgroup point, z·B = R + c·P.
+Verification is COCKTAIL's: z canonical, R a valid non-identity subgroup point, z·B = R + c·P
+(R's validity checked by the equation: `schnorr_equation_holds`).
 """
 
 from __future__ import annotations
 
-from triple_ratchet.dkg.ed25519 import POINT_SIZE, SCALAR_SIZE, Point, Scalar, hash_to_scalar
+from triple_ratchet.dkg.ed25519 import (
+    POINT_SIZE,
+    SCALAR_SIZE,
+    Point,
+    Scalar,
+    hash_to_scalar,
+    schnorr_equation_holds,
+)
 from triple_ratchet.errors import DecodeError, InvalidSignature, UsageError
 from triple_ratchet.random import RandomSource, system_random
 
@@ -59,14 +67,15 @@ def dkg_verify(public: Point, label: bytes, context: bytes, body: bytes, signatu
     if not isinstance(signature, bytes | bytearray) or len(signature) != DKG_SIGNATURE_SIZE:
         raise InvalidSignature(f"DKG signature must be {DKG_SIGNATURE_SIZE} bytes")
     try:
-        r = Point.from_bytes(bytes(signature[:POINT_SIZE]))
         z = Scalar.from_bytes(bytes(signature[POINT_SIZE:]))
     except DecodeError:
-        raise InvalidSignature("DKG signature has an invalid R or a non-canonical z") from None
+        raise InvalidSignature("DKG signature has a non-canonical z") from None
+    r = bytes(signature[:POINT_SIZE])
     m = _message(label, context, body)
-    c = hash_to_scalar(LABEL_DKG_SIG_CHALLENGE, r.to_bytes(), public.to_bytes(), m)
-    if Point.base_mul(z) != r + public * c:
-        raise InvalidSignature("DKG signature does not verify")
+    c = hash_to_scalar(LABEL_DKG_SIG_CHALLENGE, r, public.to_bytes(), m)
+    # R's validity (canonical, subgroup, not the identity) is checked by the equation itself
+    if not schnorr_equation_holds(public, c, z, r):
+        raise InvalidSignature("DKG signature does not verify (or its R is not a valid point)")
 
 
 __all__ = [

@@ -694,8 +694,7 @@ class DecidedChange:
         brought in, application order: those sealed `member_base` who need a notice."""
         out = []
         for raw in self.applied:
-            entry = ControlEntry.from_bytes(self.suite, raw, group_id=self.group_id,
-                                            epoch=self.epoch)
+            entry = _applied_entry(self.suite, raw, self.group_id, self.epoch)
             proposal = ChangeProposal.from_bytes(self.suite, entry.body)
             if isinstance(proposal.change, JoinKey | MemberKeyRecord):
                 out.append((proposal.change.identity, proposal.kind, proposal.change))
@@ -796,6 +795,17 @@ def _open_header_sealing(header: NoticeHeader, identity: bytes,
     raise AuthenticationError("no key of ours opens the notice's sealing")
 
 
+def _applied_entry(suite: Suite, raw: bytes, group_id: bytes, epoch: int) -> ControlEntry:
+    """An applied proposal of epoch `epoch`'s attempt: posted in `epoch`, or carried into it
+    from `epoch - 1` (11.v2.17: an attempt applies the carried proposals first)."""
+    try:
+        return ControlEntry.from_bytes(suite, raw, group_id=group_id, epoch=epoch)
+    except ProtocolError:
+        if epoch == 0:
+            raise
+        return ControlEntry.from_bytes(suite, raw, group_id=group_id, epoch=epoch - 1)
+
+
 def _decode_entry(suite: Suite, raw: bytes, group_id: bytes, epoch: int, entry_type: int,
                   what: str) -> ControlEntry:
     entry = ControlEntry.from_bytes(suite, raw, group_id=group_id, epoch=epoch)
@@ -880,8 +890,10 @@ def _check_body(notice: OpenedNotice, body: NoticeBody) -> JoinStart:
     if not opened.holds(own_entry.keys):
         raise ProtocolError("our roster entry is not the keys our sealing opened with")
     # 4. the certificate
-    applied = tuple(_decode_entry(suite, raw, header.group_id, body.epoch, TYPE_PROPOSAL,
-                                  "an applied proposal") for raw in body.applied)
+    applied = tuple(_applied_entry(suite, raw, header.group_id, body.epoch)
+                    for raw in body.applied)
+    if any(entry.entry_type != TYPE_PROPOSAL for entry in applied):
+        raise ProtocolError("notice: an applied proposal is another type of entry")
     added_by, resumed = _check_applied(roster, applied, own_entry, body, header)
     applied_hash = applied_proposals_hash(suite, applied)
     announcements = _check_announcements(roster, body, header, applied_hash)
@@ -949,7 +961,10 @@ def _check_applied(roster: Roster, applied: Sequence[ControlEntry], own: RosterE
         if not hmac.compare_digest(proposal.group_id, entry.group_id) or (
                 proposal.epoch != entry.epoch):
             raise ProtocolError("proposal for another group or epoch than its entry")
-        if not hmac.compare_digest(proposal.epoch_id, body.epoch_id):
+        # A proposal carried from e-1 names epoch_id(e-1), which a newcomer cannot know; the
+        # certificate's applied-proposals hash binds it (every committee member checked it).
+        if entry.epoch == body.epoch and not hmac.compare_digest(proposal.epoch_id,
+                                                                 body.epoch_id):
             raise ProtocolError("an applied proposal of another epoch id")
         change = proposal.change
         if isinstance(change, JoinKey | MemberKeyRecord) and change.same_body(own.keys):

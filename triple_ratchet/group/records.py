@@ -130,9 +130,21 @@ def _key_fields(suite: Suite, receive: cbor.CborValue, signing: cbor.CborValue
     return receive_key, signing_key
 
 
-def _validate_keys(suite: Suite, receive_key: bytes, signing_key: bytes) -> None:
+def _validate_keys(suite: Suite, receive_key: bytes, signing_key: bytes) -> VerifyingKey:
+    """Validate both keys; the validated signing key, which the caller keeps (validated once)."""
     suite.dh_public_from_bytes(receive_key)
-    suite.verifying_from_bytes(signing_key)
+    return suite.verifying_from_bytes(signing_key)
+
+
+def _keep_decoded(value: MemberKeyRecord | JoinKey, body: bytes, owner: Identity,
+                  verifying_key: VerifyingKey) -> None:
+    """Keep what `from_bytes` decoded and validated as the value's computed-once fields, so
+    that `verify` (and every later reader) uses them instead of decoding and validating the same
+    identity and key again. The body is the wire's own bytes: the strict canonical decoder
+    accepted it, so it is exactly what `body()` would encode from the fields."""
+    object.__setattr__(value, "_body", body)
+    object.__setattr__(value, "_owner", owner)
+    object.__setattr__(value, "_verifying_key", verifying_key)
 
 
 def identity_field(value: cbor.CborValue, what: str) -> bytes:
@@ -171,6 +183,9 @@ def _open_signed(data: bytes, what: str, max_len: int, suite: Suite, wire: int,
 
 # --- Member key records -------------------------------------------------------------------------
 
+# A record body's first bytes: the head of its 10-element array, its type and its version.
+_RECORD_BODY_HEAD = cbor.encode([None] * 10)[:1] + cbor.encode([WIRE_RECORD, VERSION])[1:]
+
 
 @dataclass(frozen=True)
 class MemberKeyRecord:
@@ -200,9 +215,15 @@ class MemberKeyRecord:
         # Encoded once: the roster hash re-reads every member's body at each epoch change.
         body = self._body
         if body is None:
-            body = cbor.encode_flat((WIRE_RECORD, VERSION, self.suite.suite_id, self.group_id,
-                                     self.identity, self.counter, self.purpose,
-                                     self.receive_key, self.signing_key, self.anchor))
+            # joined from the fields' heads (a cold roster encodes up to 1,000 bodies for its
+            # hash); equality with the general encoder is tested
+            head, uint = cbor.bstr_head, cbor.uint_head
+            group_id, identity, receive, signing, anchor = (
+                self.group_id, self.identity, self.receive_key, self.signing_key, self.anchor)
+            body = b"".join((_RECORD_BODY_HEAD, uint(self.suite.suite_id),
+                             head(len(group_id)), group_id, head(len(identity)), identity,
+                             uint(self.counter), uint(self.purpose), head(len(receive)), receive,
+                             head(len(signing)), signing, head(len(anchor)), anchor))
             object.__setattr__(self, "_body", body)
         return body
 
@@ -264,7 +285,7 @@ class MemberKeyRecord:
         `LimitExceeded` (size), `DecodeError` (shape, type, lengths, purpose),
         `UnsupportedError` (version, unknown suite), `ProtocolError` (not the group's suite),
         `InvalidKey`, `InvalidSignature`."""
-        _, f, identity_sig, possession_sig = _open_signed(
+        body, f, identity_sig, possession_sig = _open_signed(
             data, "member key record", MAX_RECORD_LEN, suite, WIRE_RECORD, 10)
         group_id = cbor.as_bytes(f[3], "group id", max_length=MAX_GROUP_ID_LEN)
         if not group_id:
@@ -276,10 +297,11 @@ class MemberKeyRecord:
             raise DecodeError("member key record: unknown purpose")
         receive, signing = _key_fields(suite, f[7], f[8])
         anchor = cbor.as_bytes(f[9], "record anchor", length=suite.hash_len)
-        Identity.from_bytes(identity, suite)
-        _validate_keys(suite, receive, signing)
+        owner = Identity.from_bytes(identity, suite)
+        verifying_key = _validate_keys(suite, receive, signing)
         record = cls(suite, group_id, identity, counter, purpose, receive, signing, anchor,
                      identity_sig, possession_sig)
+        _keep_decoded(record, body, owner, verifying_key)
         record.verify()
         return record
 
@@ -384,16 +406,17 @@ class JoinKey:
     def from_bytes(cls, suite: Suite, data: bytes) -> JoinKey:
         """Decode a `SignedJoinKey` strictly (as records), validate both keys, verify both
         signatures. Expiry is the rules' business, never decoding's."""
-        _, f, identity_sig, possession_sig = _open_signed(
+        body, f, identity_sig, possession_sig = _open_signed(
             data, "join key", MAX_JOIN_KEY_LEN, suite, WIRE_JOIN_KEY, 8)
         identity = identity_field(f[3], "join key identity")
         receive, signing = _key_fields(suite, f[4], f[5])
         expiry = cbor.as_int(f[6], "join key expiry", maximum=MAX_EXPIRY)
         inbox_id = cbor.as_bytes(f[7], "inbox id", length=MAILBOX_ID_LEN)
-        Identity.from_bytes(identity, suite)
-        _validate_keys(suite, receive, signing)
+        owner = Identity.from_bytes(identity, suite)
+        verifying_key = _validate_keys(suite, receive, signing)
         join_key = cls(suite, identity, receive, signing, expiry, inbox_id, identity_sig,
                        possession_sig)
+        _keep_decoded(join_key, body, owner, verifying_key)
         join_key.verify()
         return join_key
 

@@ -587,6 +587,12 @@ class GroupSession:
         """Seal one application message now (R11: nothing is held; `LimitExceeded` at once
         for an oversized plaintext)."""
         self._check_active()
+        f = self._s.features
+        if f.synced_at and f.hub_now(int(now * 1000)) - f.synced_at > GRACE_MS:
+            # Back from an absence: the epoch may have ended (a removed member still holds its
+            # keys), so read the control mailbox to its end first (11.v2.29).
+            raise StateError("read the control mailbox to its end (caught_up) before sending: "
+                             "it was last read more than GRACE ago")
         out, epoch = encrypt_v2(self._current(), plaintext, self._rng)
         self._s = replace(self._s, epoch=epoch)
         return [out]
@@ -660,6 +666,10 @@ class GroupSession:
         if mailbox_id not in self.mailboxes():
             raise UsageError("not a mailbox of this session")
         self._s = replace(s, caught_up=s.caught_up | {mailbox_id})
+        if mailbox_id == self.control_mailbox_id:
+            f = self._s.features
+            self._s = replace(self._s, features=replace(
+                f, synced_at=max(f.synced_at, f.hub_now(int(now * 1000)))))
         return self._tick(now, read_to_end=mailbox_id == self.control_mailbox_id)
 
     def receive(self, blob: bytes, now: float, *, entry_time: int, hub_time: int | None = None
@@ -1155,7 +1165,7 @@ class GroupSession:
             posted_at=posted_at, decided_t=decided_t, epoch_id=epoch_id)
         records = tuple(r for r in s.records if r.keys_bytes not in stale) or s.records
         self._s = replace(s, proposed=s.proposed or bool(features.resend_proposal),
-                          records=records, features=features)
+                          records=records, features=replace(features, synced_at=decided_t))
         return events
 
     def _member_steps(self, now: float) -> tuple[list[Event], list[Outgoing]]:
@@ -1365,7 +1375,7 @@ def _first_epoch_features(start: JoinStart) -> Features:
     """A joiner's or resumed member's first epoch: its id remembered, its membership resting on
     the committee that certified it (11.v2.28)."""
     return Features(held=(HeldEpoch(start.epoch, start.epoch_id, start.t0),),
-                    unconfirmed_by=start.committee)
+                    unconfirmed_by=start.committee, synced_at=start.t0 or 0)
 
 
 def _removes(suite: Suite, body: bytes, identity: bytes) -> bool:

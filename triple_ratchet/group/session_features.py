@@ -53,6 +53,10 @@ class Features:
     # The committee our first epoch's notice rests on, while no one outside it wrote (11.v2.28).
     unconfirmed_by: tuple[bytes, ...] = ()
     unconfirmed_reported: bool = False
+    # Hub time when we last knew the current control mailbox read to its end (caught_up, or
+    # the deciding commit that began the epoch): we send nothing while it is older than GRACE
+    # (11.v2.29), so a member back from an absence cannot seal in an epoch a removal ended.
+    synced_at: int = 0
 
     def hub_now(self, now_ms: int) -> int:
         """Hub time now: the latest seen, moved on by our clock's progress since."""
@@ -68,11 +72,11 @@ class Features:
         return [[h.to_cbor() for h in self.held], self.hub_t, self.hub_seen_at,
                 self.rotate_after_commit, self.own_proposal, self.remakes,
                 self.resend_proposal, list(self.resend_records), counters,
-                list(self.unconfirmed_by), self.unconfirmed_reported]
+                list(self.unconfirmed_by), self.unconfirmed_reported, self.synced_at]
 
     @classmethod
     def from_cbor(cls, value: cbor.CborValue) -> Features:
-        f = cbor.as_list(value, "session features", 11)
+        f = cbor.as_list(value, "session features", 12)
         held = tuple(HeldEpoch.from_cbor(h) for h in cbor.as_list(f[0], "held epochs"))
         if len(held) > MAX_REMEMBERED_EPOCHS:
             raise DecodeError("too many remembered epochs")
@@ -90,7 +94,8 @@ class Features:
                    cbor.as_bytes(f[4], "own proposal", max_length=MAX_PROPOSAL_LEN),
                    cbor.as_int(f[5], "remakes", maximum=MAX_REMAKES),
                    cbor.as_bytes(f[6], "queued proposal", max_length=MAX_PROPOSAL_LEN),
-                   records, reposted, committee, cbor.as_bool(f[10], "unconfirmed reported"))
+                   records, reposted, committee, cbor.as_bool(f[10], "unconfirmed reported"),
+                   cbor.as_int(f[11], "synced at"))
 
 
 def clock_skew(mailbox: bytes, t: int, hub_time: int | None, now_ms: int) -> list[Event]:
