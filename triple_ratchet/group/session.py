@@ -253,7 +253,21 @@ def _view(suite: Suite, group_id: bytes, epoch: int, secrets: EpochSecretsV2, ro
 
 
 class GroupSession:
-    """One member's view of one group (version 2). See the module docstring for the I/O rules."""
+    """One member's view of one group (version 2), sans-IO. The caller's duties (the module
+    docstring says why; README "Using a group session" runs them):
+
+    - Start with `create`, `join` (from a notice: `NoticeAssembler`, then
+      `open_notice_sealing(...).complete(common)`), `from_rejoin` or `from_bytes`.
+    - Follow every mailbox of `mailboxes()` (opened with `mailbox_access_key`); ask again after
+      each call, an epoch change changes them. Hand each entry, in hub order and ours included,
+      to `receive(blob, now, entry_time=t, hub_time=h)`.
+    - Call `caught_up(mailbox, now)` whenever a mailbox is read to its end: what the clock makes
+      due waits for it, and `encrypt` raises `StateError` while the control mailbox was last
+      read to its end more than GRACE (5 min of hub time) ago. Call `tick(now)` every few seconds.
+    - Store `to_bytes()` before sending anything a call returned. Send `Outgoing` to its hub
+      mailbox (its PUT_OK time to `put_accepted`); a `CommonOut` to a CONTROL-kind mailbox the
+      caller creates with its `access_key` first; a `PairwiseOut` over the pairwise session with
+      its `peer`. `now` is the caller's clock in seconds, hub times are ms."""
 
     def __init__(self, identity: IdentityKeyPair, state: _State, *,
                  rng: RandomSource = system_random) -> None:
@@ -573,6 +587,7 @@ class GroupSession:
         return tuple(boxes)
 
     def mailbox_access_key(self, mailbox_id: bytes) -> SigningKey:
+        """The key that opens one of `mailboxes()` at the hub (`UsageError` for another)."""
         s = self._s
         if s.log is not None and s.log.view.mailbox_id == mailbox_id:
             return self.suite.signing_from_bytes(s.control_access_key)
@@ -585,7 +600,8 @@ class GroupSession:
 
     def encrypt(self, plaintext: bytes, now: float) -> list[Outgoing]:
         """Seal one application message now (R11: nothing is held; `LimitExceeded` at once
-        for an oversized plaintext)."""
+        for an oversized plaintext). `StateError` while the control mailbox was last read to
+        its end (`caught_up`) more than GRACE of hub time ago (11.v2.29)."""
         self._check_active()
         f = self._s.features
         if f.synced_at and f.hub_now(int(now * 1000)) - f.synced_at > GRACE_MS:
@@ -1222,6 +1238,8 @@ class GroupSession:
     # --- saving ---------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
+        """The state to store durably before sending anything a call returned (R10); it holds
+        secrets. A loaded session acts in a mailbox only after its next `caught_up`."""
         s = self._s
         return cbor.encode([
             STATE_WIRE, STATE_VERSION, s.suite_id, s.group_id, s.status,
