@@ -1,10 +1,12 @@
 """GroupSession on version 2 of the epoch change (spec 11 "Version 2", 09 §9.11): sans-IO.
 
 The caller moves blobs: everything `receive`, `tick`, `propose` and `encrypt` return as
-`Outgoing(mailbox_id, blob)` goes to that hub mailbox (group, control or a joiner's inbox), and
-every entry of every mailbox in `mailboxes()` comes back through `receive(blob, now,
-entry_time=t)` in hub order, our own entries included (we judge our control entries when the hub
-echoes them, in their place, as every other reader does).
+`Outgoing(mailbox_id, blob)` goes to that hub mailbox (group, control or a joiner's inbox; a
+`CommonOut`, a notice's common part, to a CONTROL mailbox it names with its access key), a
+`PairwiseOut(peer, payload)` goes over the pairwise session with `peer`, and every entry of every
+mailbox in `mailboxes()` comes back through `receive(blob, now, entry_time=t)` in hub order,
+our own entries included (we judge our control entries when the hub echoes them, in their place,
+as every other reader does).
 
 **Catch-up and `caught_up`.** The session judges a control mailbox entry by entry as any reader
 does, but it *acts* on it (announces, posts round items, TICKs, commits) only once the caller has
