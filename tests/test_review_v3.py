@@ -1,0 +1,113 @@
+"""Adversarial review of the newest paths of version 2's group layer: the notices' common part
+(11.v2.13, 11.v2.28), the rejoin path without a session (11.v2.31), and the rule that a member
+sends nothing while its control mailbox was last read more than GRACE ago (11.v2.29) under a
+hub that lies about its clock. An attack the code withstands is a passing test that pins the
+property; a flaw is a strict xfail naming the rule it breaks."""
+
+from __future__ import annotations
+
+import pytest
+from group_v2_sim import Hub, Node, create, make_node, settle
+
+from triple_ratchet.errors import (
+    AuthenticationError,
+    StateError,
+    TripleRatchetError,
+)
+from triple_ratchet.group.notice import (
+    NOTICE_CHUNK_SIZE,
+    CommonAssembler,
+    MembershipHint,
+    NoticeChunk,
+    chunk_notice,
+    notice_id,
+    open_common,
+    seal_common,
+)
+from triple_ratchet.group.session import GroupSession
+from triple_ratchet.random import DeterministicRandom
+from triple_ratchet.suites import DEFAULT_SUITE
+
+YEAR = 365 * 24 * 3_600_000
+
+
+def _s(node: Node) -> GroupSession:
+    assert node.session is not None
+    return node.session
+
+
+def _group(names: str) -> tuple[Hub, list[Node]]:
+    hub = Hub()
+    nodes = [make_node(n) for n in names]
+    create(hub, nodes[0], nodes[1:])
+    settle(hub, nodes)
+    assert all(n.session is not None and n.session.epoch == 1 for n in nodes)
+    return hub, nodes
+
+
+def _common_chunks(rng: DeterministicRandom, member_base: bytes) -> tuple[bytes, bytes, list[bytes]]:
+    """A common part of three chunks (a big group's roster makes one this long)."""
+    body = rng(2 * NOTICE_CHUNK_SIZE + 1000)
+    common = seal_common(DEFAULT_SUITE, body, member_base, rng)
+    return body, common, list(chunk_notice(DEFAULT_SUITE, common))
+
+
+# --- (1) the common part: a member injects one chunk while the honest copy is being posted ----
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "11.v2.13/11.v2.28: every member of e+1 knows member_base, so it can read the common "
+    "mailbox, learn the common_hash from the first honest chunk, and post one chunk with that "
+    "hash and the same index but other data before the honest copy's next chunk lands; "
+    "CommonAssembler.receive then drops every chunk it held, and the honest copy never "
+    "completes although all of its chunks are in the mailbox: the joiner never joins"))
+def test_one_injected_chunk_keeps_the_joiner_from_assembling_a_common_part_all_at_the_hub(
+) -> None:
+    rng = DeterministicRandom(b"review3 common")
+    member_base = rng(DEFAULT_SUITE.hash_len)
+    body, common, honest = _common_chunks(rng, member_base)
+    assert len(honest) == 3
+    nid = notice_id(DEFAULT_SUITE, common)
+    # The insider saw chunk 0 (its id is in the clear); it posts a chunk 1 of its own.
+    forged = NoticeChunk(nid, 1, 3, bytes(NOTICE_CHUNK_SIZE)).to_bytes()
+    mailbox = [honest[0], forged, honest[1], honest[2]]  # in the order the hub accepted them
+    # The joiner reads the mailbox as 11.v2.28 says: refused chunks reset, read on.
+    assembler = CommonAssembler(DEFAULT_SUITE, nid)
+    got = None
+    for blob in mailbox:
+        try:
+            assembler, part = assembler.receive(blob)
+        except AuthenticationError:
+            assembler = assembler.reset()
+            continue
+        got = part if part is not None else got
+    assert got == common
+    assert open_common(DEFAULT_SUITE, got, member_base) == body
+
+
+def test_a_forged_whole_copy_under_the_notices_hash_is_refused_and_the_honest_one_still_read(
+) -> None:
+    """Withstood: a complete wrong copy named by the notice's hash (posted before the honest
+    one) fails the hash check at its last chunk; after `reset` the honest copy assembles."""
+    rng = DeterministicRandom(b"review3 common whole")
+    member_base = rng(DEFAULT_SUITE.hash_len)
+    body, common, honest = _common_chunks(rng, member_base)
+    nid = notice_id(DEFAULT_SUITE, common)
+    forged = [NoticeChunk(nid, i, 3, bytes(len(NoticeChunk.from_bytes(
+        DEFAULT_SUITE, c).data))).to_bytes() for i, c in enumerate(honest)]
+    assembler = CommonAssembler(DEFAULT_SUITE, nid)
+    refused = 0
+    got = None
+    for blob in forged + honest:
+        try:
+            assembler, part = assembler.receive(blob)
+        except AuthenticationError:
+            assembler = assembler.reset()
+            refused += 1
+            continue
+        got = part if part is not None else got
+    assert refused == 1
+    assert got is not None and open_common(DEFAULT_SUITE, got, member_base) == body
+    # An outsider (no member_base) learns nothing from the mailbox.
+    with pytest.raises(AuthenticationError):
+        open_common(DEFAULT_SUITE, common, rng(DEFAULT_SUITE.hash_len))
