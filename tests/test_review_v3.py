@@ -111,3 +111,47 @@ def test_a_forged_whole_copy_under_the_notices_hash_is_refused_and_the_honest_on
     # An outsider (no member_base) learns nothing from the mailbox.
     with pytest.raises(AuthenticationError):
         open_common(DEFAULT_SUITE, common, rng(DEFAULT_SUITE.hash_len))
+
+
+# --- (2) the GRACE rule of 11.v2.29 under a hub that lies about its clock -------------------
+
+
+def _lie_once(hub: Hub, node: Node, ahead_ms: int) -> None:
+    """The hub answers one PUT with an acceptance time `ahead_ms` in the future."""
+    s = _s(node)
+    s.put_accepted(s.control_mailbox_id, hub.t + ahead_ms, node.now(hub))
+
+
+def test_a_hub_time_a_year_ahead_does_not_stop_a_member_sending_for_good() -> None:
+    """The hub's one lie moves the member's estimate of hub time a year on (it never goes back:
+    11.v2.32). The member is refused at once (its last read looks a year old), but reading the
+    control mailbox to its end again lets it send, and it still sends after the next change."""
+    hub, nodes = _group("ABCD")
+    a, b, c, d = nodes
+    _lie_once(hub, b, YEAR)
+    with pytest.raises(StateError):
+        _s(b).encrypt(b"too early", b.now(hub))
+    settle(hub, nodes)
+    hub.post(_s(b).encrypt(b"after reading to the end", b.now(hub)))
+    hub.post(_s(a).propose(a.now(hub), remove=[d.id]))
+    settle(hub, nodes)
+    assert _s(b).epoch == _s(a).epoch == 2 and d.id not in _s(b).roster
+    hub.post(_s(b).encrypt(b"in the next epoch", b.now(hub)))
+    settle(hub, nodes)
+    assert b"after reading to the end" in a.messages()
+    assert b"in the next epoch" in a.messages() and b"in the next epoch" in c.messages()
+
+
+def test_a_hub_time_a_year_ahead_does_not_make_the_group_change_epochs_without_end() -> None:
+    """The same lie makes every own record of the member look older than ROTATE_MAX_AGE
+    (R10): it must rotate once, not after every commit (each rotation is a change of the whole
+    group)."""
+    hub, nodes = _group("ABC")
+    a, b, _ = nodes
+    _lie_once(hub, b, YEAR)
+    settle(hub, nodes)
+    first = _s(a).epoch
+    for _ in range(3):
+        settle(hub, nodes)
+    assert _s(a).epoch == first
+    assert first <= 3
