@@ -155,3 +155,33 @@ def test_a_hub_time_a_year_ahead_does_not_make_the_group_change_epochs_without_e
         settle(hub, nodes)
     assert _s(a).epoch == first
     assert first <= 3
+
+
+# --- (3) the grace after a change: a late member's last epoch-e message -------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "11.v2.29: an epoch-e message from a member of the new roster with t <= t(C(e)) + GRACE is "
+    "delivered, and e's reading state is deleted only once an entry past the grace is read; "
+    "but GroupSession.caught_up deletes an old epoch's reading state (and drops its mailbox "
+    "from mailboxes()) as soon as an *active* member has read it to its end, so a message B "
+    "sends in e a minute after the change, before reading it, is silently lost to A and C"))
+def test_a_late_members_message_within_the_grace_reaches_the_members_that_moved_on() -> None:
+    hub, nodes = _group("ABCD")
+    a, b, c, d = nodes
+    hub.advance(61_000)
+    b.online = False  # B reads the change late (its last read is recent: it may still send)
+    hub.post(_s(a).propose(a.now(hub), remove=[d.id]))
+    settle(hub, [a, c, d])
+    assert _s(a).epoch == _s(c).epoch == 2 and _s(b).epoch == 1
+    decided_at = _s(a).control_log.view.t0
+    assert decided_at is not None
+    hub.t = max(hub.t, decided_at) + 60_000  # a minute after the change: within GRACE
+    b.online = True
+    out = _s(b).encrypt(b"B, a minute after the change, in epoch 1", b.now(hub))
+    hub.post(out)
+    assert hub.t - decided_at <= 300_000
+    settle(hub, nodes)
+    assert _s(b).epoch == 2
+    assert b"B, a minute after the change, in epoch 1" in a.messages()
+    assert b"B, a minute after the change, in epoch 1" in c.messages()
