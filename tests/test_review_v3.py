@@ -6,6 +6,8 @@ property; a flaw is a strict xfail naming the rule it breaks."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from group_v2_sim import Hub, Node, create, make_node, settle
 
@@ -13,11 +15,11 @@ from triple_ratchet.errors import (
     AuthenticationError,
     StateError,
     TripleRatchetError,
+    UsageError,
 )
 from triple_ratchet.group.notice import (
     NOTICE_CHUNK_SIZE,
     CommonAssembler,
-    MembershipHint,
     NoticeChunk,
     chunk_notice,
     notice_id,
@@ -45,7 +47,8 @@ def _group(names: str) -> tuple[Hub, list[Node]]:
     return hub, nodes
 
 
-def _common_chunks(rng: DeterministicRandom, member_base: bytes) -> tuple[bytes, bytes, list[bytes]]:
+def _common_chunks(rng: DeterministicRandom, member_base: bytes
+                   ) -> tuple[bytes, bytes, list[bytes]]:
     """A common part of three chunks (a big group's roster makes one this long)."""
     body = rng(2 * NOTICE_CHUNK_SIZE + 1000)
     common = seal_common(DEFAULT_SUITE, body, member_base, rng)
@@ -185,3 +188,31 @@ def test_a_late_members_message_within_the_grace_reaches_the_members_that_moved_
     assert _s(b).epoch == 2
     assert b"B, a minute after the change, in epoch 1" in a.messages()
     assert b"B, a minute after the change, in epoch 1" in c.messages()
+
+
+U64_MAX = 2**64 - 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "11.v2.32/11.v2.29 and the project rule 'bad input never corrupts': a hub frame's "
+    "hub_time is any u64 (hub/frames.py reads it with r.u64), and GroupSession.receive takes "
+    "it unbounded; one frame with hub_time = 2^64-1 sets the never-decreasing hub_t, the next "
+    "caught_up sets synced_at = hub_t + our clock's progress > 2^64-1, and from then on "
+    "to_bytes raises (cbor.encode: integer above 2^64-1) for good: the member cannot save its "
+    "state, so (saving before sending, R10) it can never send again"))
+def test_one_frame_with_the_largest_hub_time_does_not_make_the_session_unsavable() -> None:
+    hub, nodes = _group("ABC")
+    a, b, _ = nodes
+    hub.post(_s(a).encrypt(b"hello", a.now(hub)))
+    blob, t = hub.boxes[_s(a).mailbox_id][-1]
+    s = _s(b)
+    with contextlib.suppress(UsageError):  # refusing the frame's time outright is a fix too
+        s.receive(blob, b.now(hub), entry_time=t, hub_time=U64_MAX)
+    hub.advance(5_000)
+    s.caught_up(s.control_mailbox_id, b.now(hub))
+    try:
+        data = s.to_bytes()
+    except TripleRatchetError as exc:
+        pytest.fail(f"the session can no longer be saved: {exc}")
+    loaded = GroupSession.from_bytes(data, b.identity, rng=b.rng)
+    assert loaded.to_bytes() == data
