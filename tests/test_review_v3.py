@@ -216,3 +216,38 @@ def test_one_frame_with_the_largest_hub_time_does_not_make_the_session_unsavable
         pytest.fail(f"the session can no longer be saved: {exc}")
     loaded = GroupSession.from_bytes(data, b.identity, rng=b.rng)
     assert loaded.to_bytes() == data
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "11.v2.29: 'Epoch e's reading state is deleted once an entry with t > t(C(e)) + GRACE has "
+    "been read in e's group mailbox or any mailbox of a later epoch'; GroupSession._on_group "
+    "deletes it only for an entry of e's own mailbox (or at caught_up): a member that read e "
+    "to its end keeps e's chains (up to MAX_OLD_EPOCHS = 64 epochs of them) however late the "
+    "entries of e+1 it reads — keys a later compromise of the device reveals"))
+def test_an_old_epochs_reading_state_goes_once_a_later_epochs_entry_past_the_grace_is_read(
+) -> None:
+    hub, nodes = _group("ABCD")
+    a, b, c, d = nodes
+    hub.advance(61_000)
+    epoch1_box = _s(a).mailbox_id
+    hub.post(_s(b).encrypt(b"epoch 1", b.now(hub)))
+    c.online = False
+    hub.post(_s(a).propose(a.now(hub), remove=[d.id]))
+    settle(hub, [a, b, d])
+    decided_at = _s(a).control_log.view.t0
+    assert _s(a).epoch == 2 and decided_at is not None
+    # C catches up by hand: epoch 1's group mailbox to its end, then the control mailbox (the
+    # deciding commit); it says caught_up of neither.
+    read: list[object] = []
+    for box in (epoch1_box, _s(c).control_mailbox_id):
+        for blob, t in hub.boxes[box]:
+            read += _s(c).receive(blob, c.now(hub), entry_time=t, hub_time=hub.t)[0]
+    assert _s(c).epoch == 2
+    assert [getattr(e, "body", None) for e in read].count(b"epoch 1") == 1
+    assert epoch1_box in _s(c).mailboxes()
+    hub.t = decided_at + 300_000 + 10_000  # past the grace of C(1)
+    hub.post(_s(a).encrypt(b"epoch 2, past the grace", a.now(hub)))
+    blob, t = hub.boxes[_s(a).mailbox_id][-1]
+    events, _ = _s(c).receive(blob, c.now(hub), entry_time=t, hub_time=hub.t)
+    assert [getattr(e, "body", None) for e in events].count(b"epoch 2, past the grace") == 1
+    assert epoch1_box not in _s(c).mailboxes()
