@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from group_v2_sim import Hub, Node, create, make_node, settle
+from group_v2_sim import T_START, Hub, Node, create, make_node, settle
 
 from triple_ratchet.errors import (
     AuthenticationError,
@@ -22,11 +22,15 @@ from triple_ratchet.group.notice import (
     CommonAssembler,
     NoticeChunk,
     chunk_notice,
+    create_group,
     notice_id,
     open_common,
+    open_notice_sealing,
     seal_common,
 )
+from triple_ratchet.group.records import JoinKey, RecordKeys
 from triple_ratchet.group.session import GroupSession
+from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import DEFAULT_SUITE
 
@@ -86,6 +90,49 @@ def test_one_injected_chunk_keeps_the_joiner_from_assembling_a_common_part_all_a
         got = part if part is not None else got
     assert got == common
     assert open_common(DEFAULT_SUITE, got, member_base) == body
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "11.v2.13/11.v2.28 (CommonAssembler.receive): a group of 64 already has a common part of "
+    "two chunks; the insider (any member of epoch 1: it holds member_base, so the common "
+    "mailbox's key and the part's key) posts a chunk 1 of its own under the notice's hash "
+    "between the honest chunks; the joiner, reading the mailbox from its start as often as it "
+    "likes, never completes the part and is never told why: it never joins"))
+def test_a_joiner_of_a_64_member_group_joins_despite_an_insiders_chunk_in_the_common_mailbox(
+) -> None:
+    suite = DEFAULT_SUITE
+    rng = DeterministicRandom(b"review3 big creation")
+    creator = IdentityKeyPair.generate(suite, rng)
+    joiners = []
+    for _ in range(63):
+        identity = IdentityKeyPair.generate(suite, rng)
+        keys = RecordKeys.generate(suite, rng)
+        joiners.append((identity, keys, JoinKey.sign(identity, keys, expiry=T_START + 10**9,
+                                                      inbox_id=rng(32))))
+    start, notices = create_group(creator, RecordKeys.generate(suite, rng),
+                                  group_id=b"review3 big", join_keys=[j[2] for j in joiners],
+                                  now=T_START, rng=rng)
+    assert start.common is not None and len(start.common.chunks) == 2
+    identity, keys, _ = joiners[0]
+    me = identity.public.to_bytes()
+    notice = b"".join(NoticeChunk.from_bytes(suite, c).data for c in notices[0].chunks)
+    opened = open_notice_sealing(suite, notice, identity=me, keys=[keys])
+    first = NoticeChunk.from_bytes(suite, start.common.chunks[0])
+    # Insider: it read chunk 0 (or computed member_base's mailbox and watched it).
+    forged = NoticeChunk(first.notice_id, 1, first.count, b"insider").to_bytes()
+    mailbox = [start.common.chunks[0], forged, start.common.chunks[1]]
+    got = None
+    for _ in range(3):  # the joiner reads the whole mailbox again, and again
+        assembler = opened.assembler()
+        for blob in mailbox:
+            try:
+                assembler, part = assembler.receive(blob)
+            except AuthenticationError:
+                assembler = assembler.reset()
+                continue
+            got = part if part is not None else got
+    assert got is not None
+    assert opened.complete(got).epoch_id == start.epoch_id
 
 
 def test_a_forged_whole_copy_under_the_notices_hash_is_refused_and_the_honest_one_still_read(
