@@ -215,7 +215,9 @@ def test_a_hub_time_a_year_ahead_does_not_make_the_group_change_epochs_without_e
     "delivered, and e's reading state is deleted only once an entry past the grace is read; "
     "but GroupSession.caught_up deletes an old epoch's reading state (and drops its mailbox "
     "from mailboxes()) as soon as an *active* member has read it to its end, so a message B "
-    "sends in e a minute after the change, before reading it, is silently lost to A and C"))
+    "sends in e a minute after the change, before reading it, is silently lost to A and C "
+    "(spec 09 9.11 says the same as the code: 'read until caught_up is called for it or one "
+    "of its entries is past the grace' -- the two spec rules disagree)"))
 def test_a_late_members_message_within_the_grace_reaches_the_members_that_moved_on() -> None:
     hub, nodes = _group("ABCD")
     a, b, c, d = nodes
