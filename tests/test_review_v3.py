@@ -7,9 +7,10 @@ property; a flaw is a strict xfail naming the rule it breaks."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 import pytest
-from group_v2_sim import T_START, Hub, Node, create, make_node, settle
+from group_v2_sim import T_START, Hub, Node, common_at, create, make_node, settle
 
 from triple_ratchet.errors import (
     AuthenticationError,
@@ -17,16 +18,21 @@ from triple_ratchet.errors import (
     TripleRatchetError,
     UsageError,
 )
+from triple_ratchet.group.events import ForkDetected, Outgoing, RejoinNeeded
 from triple_ratchet.group.notice import (
     NOTICE_CHUNK_SIZE,
     CommonAssembler,
+    NoticeAssembler,
+    NoticeBody,
     NoticeChunk,
     chunk_notice,
+    common_mailbox,
     create_group,
     notice_id,
     open_common,
     open_notice_sealing,
     seal_common,
+    seal_notice,
 )
 from triple_ratchet.group.records import JoinKey, RecordKeys
 from triple_ratchet.group.session import GroupSession
@@ -34,7 +40,8 @@ from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import DEFAULT_SUITE
 
-YEAR = 365 * 24 * 3_600_000
+HOUR = 3_600_000
+YEAR = 365 * 24 * HOUR
 
 
 def _s(node: Node) -> GroupSession:
@@ -329,3 +336,59 @@ def test_a_creator_back_a_day_after_creating_cannot_send_in_the_epoch_a_removal_
     with pytest.raises(StateError, match="caught_up"):
         _s(a).encrypt(b"a day after D's removal", a.now(hub))
     assert _s(a).to_bytes() == before
+
+
+# --- (5) the notice's T0, taken as given: an insider's own notice to a joiner -------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "11.v2.28: T0 and the carried set are taken as given from the notice, and a first-epoch "
+    "member whose view disagrees with a roster member's announcement must report RejoinNeeded; "
+    "but any member of e+1 holds member_base and can send the joiner its own notice naming its "
+    "own common part with T0 moved 30 min later; ControlLog._announcement refuses the honest "
+    "announcements as 'announcement too early' BEFORE comparing the view hash, so the joiner "
+    "never sees ANOTHER_EPOCH_VIEW: it stays 'active', misses the next change, later makes an "
+    "epoch 3 of its own (another epoch id and mailbox) and nothing is reported anywhere: a "
+    "silent split made by one insider"))
+def test_an_insiders_notice_with_a_later_t0_does_not_split_the_joiner_off_silently() -> None:
+    suite = DEFAULT_SUITE
+    hub, nodes = _group("ABC")
+    a, b, c = nodes
+    e = make_node("E")
+    hub.advance(61_000)
+    first = len(hub.boxes.get(e.inbox, []))
+    hub.post(_s(a).propose(a.now(hub), add=[e.take_join_key()]))
+    settle(hub, [a, b, c])
+    assert _s(a).epoch == 2
+    # The insider B (a member of epoch 2: it holds member_base, as every recipient of C(1))
+    # reads the honest notice's public header and the common part, and sends E its own.
+    assembler, notice, at = NoticeAssembler(suite), None, first
+    for blob, _ in hub.boxes[e.inbox][first:]:
+        assembler, notice = assembler.receive(blob)
+        if notice is not None:
+            break
+        at += 1
+    assert notice is not None
+    opened = open_notice_sealing(suite, notice, identity=e.id, keys=e.keyring.keys())
+    member_base = opened.member_base  # what B computes itself
+    body = NoticeBody.from_bytes(suite, open_common(suite, common_at(hub, opened), member_base),
+                                 group_id=opened.header.group_id)
+    assert body.t0 is not None
+    rng = DeterministicRandom(b"review3 insider B")
+    forged = seal_common(suite, replace(body, t0=body.t0 + 30 * 60_000).to_bytes(),
+                         member_base, rng)
+    hub.post([Outgoing(common_mailbox(suite, member_base).mailbox_id, ch)
+              for ch in chunk_notice(suite, forged)])
+    own_notice = seal_notice(opened.header, notice_id(suite, forged), member_base, e.id, rng)
+    for j, chunk in enumerate(chunk_notice(suite, own_notice)):  # B's came first
+        hub.boxes[e.inbox].insert(at + j, (chunk, hub.t))
+    settle(hub, [a, b, c, e])
+    assert _s(e).epoch == 2
+    hub.advance(61_000)
+    hub.post(_s(b).propose(b.now(hub), remove=[c.id]))
+    settle(hub, [a, b, c, e])
+    hub.advance(HOUR)
+    settle(hub, [a, b, c, e])
+    assert _s(a).epoch == _s(b).epoch == 3
+    told = any(isinstance(ev, RejoinNeeded | ForkDetected) for ev in e.events)
+    assert told or _s(e).public_epoch_id == _s(a).public_epoch_id
