@@ -351,6 +351,16 @@ def test_a_creator_back_a_day_after_creating_cannot_send_in_the_epoch_a_removal_
     "epoch 3 of its own (another epoch id and mailbox) and nothing is reported anywhere: a "
     "silent split made by one insider"))
 def test_an_insiders_notice_with_a_later_t0_does_not_split_the_joiner_off_silently() -> None:
+    _insiders_notice_moves_t0(30 * 60_000)
+
+
+def test_an_insiders_notice_with_an_earlier_t0_is_caught_at_the_next_announcement() -> None:
+    """Withstood: T0 moved 30 min earlier leaves the honest announcements in time for the
+    joiner, whose view hash then differs: RejoinNeeded, not a silent split."""
+    _insiders_notice_moves_t0(-30 * 60_000)
+
+
+def _insiders_notice_moves_t0(delta_ms: int) -> None:
     suite = DEFAULT_SUITE
     hub, nodes = _group("ABC")
     a, b, c = nodes
@@ -375,7 +385,7 @@ def test_an_insiders_notice_with_a_later_t0_does_not_split_the_joiner_off_silent
                                  group_id=opened.header.group_id)
     assert body.t0 is not None
     rng = DeterministicRandom(b"review3 insider B")
-    forged = seal_common(suite, replace(body, t0=body.t0 + 30 * 60_000).to_bytes(),
+    forged = seal_common(suite, replace(body, t0=body.t0 + delta_ms).to_bytes(),
                          member_base, rng)
     hub.post([Outgoing(common_mailbox(suite, member_base).mailbox_id, ch)
               for ch in chunk_notice(suite, forged)])
