@@ -6,7 +6,6 @@ property; a flaw is a strict xfail naming the rule it breaks."""
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 
 import pytest
@@ -14,9 +13,9 @@ from group_v2_sim import T_START, Hub, Node, common_at, create, make_node, settl
 
 from triple_ratchet.errors import (
     AuthenticationError,
+    ProtocolError,
     StateError,
     TripleRatchetError,
-    UsageError,
 )
 from triple_ratchet.group.events import ForkDetected, Outgoing, RejoinNeeded
 from triple_ratchet.group.notice import (
@@ -249,21 +248,19 @@ def test_a_late_members_message_within_the_grace_reaches_the_members_that_moved_
 U64_MAX = 2**64 - 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "11.v2.32/11.v2.29 and the project rule 'bad input never corrupts': a hub frame's "
-    "hub_time is any u64 (hub/frames.py reads it with r.u64), and GroupSession.receive takes "
-    "it unbounded; one frame with hub_time = 2^64-1 sets the never-decreasing hub_t, the next "
-    "caught_up sets synced_at = hub_t + our clock's progress > 2^64-1, and from then on "
-    "to_bytes raises (cbor.encode: integer above 2^64-1) for good: the member cannot save its "
-    "state, so (saving before sending, R10) it can never send again"))
 def test_one_frame_with_the_largest_hub_time_does_not_make_the_session_unsavable() -> None:
     hub, nodes = _group("ABC")
     a, b, _ = nodes
     hub.post(_s(a).encrypt(b"hello", a.now(hub)))
     blob, t = hub.boxes[_s(a).mailbox_id][-1]
     s = _s(b)
-    with contextlib.suppress(UsageError):  # refusing the frame's time outright is a fix too
+    before = s.to_bytes()
+    with pytest.raises(ProtocolError, match="hub time"):  # refused outright, nothing kept
         s.receive(blob, b.now(hub), entry_time=t, hub_time=U64_MAX)
+    assert s.to_bytes() == before
+    with pytest.raises(ProtocolError, match="hub time"):
+        s.put_accepted(s.mailbox_id, U64_MAX, b.now(hub))
+    assert s.to_bytes() == before
     hub.advance(5_000)
     s.caught_up(s.control_mailbox_id, b.now(hub))
     try:
@@ -341,15 +338,6 @@ def test_a_creator_back_a_day_after_creating_cannot_send_in_the_epoch_a_removal_
 # --- (5) the notice's T0, taken as given: an insider's own notice to a joiner -------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "11.v2.28: T0 and the carried set are taken as given from the notice, and a first-epoch "
-    "member whose view disagrees with a roster member's announcement must report RejoinNeeded; "
-    "but any member of e+1 holds member_base and can send the joiner its own notice naming its "
-    "own common part with T0 moved 30 min later; ControlLog._announcement refuses the honest "
-    "announcements as 'announcement too early' BEFORE comparing the view hash, so the joiner "
-    "never sees ANOTHER_EPOCH_VIEW: it stays 'active', misses the next change, later makes an "
-    "epoch 3 of its own (another epoch id and mailbox) and nothing is reported anywhere: a "
-    "silent split made by one insider"))
 def test_an_insiders_notice_with_a_later_t0_does_not_split_the_joiner_off_silently() -> None:
     _insiders_notice_moves_t0(30 * 60_000)
 

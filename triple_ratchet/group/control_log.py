@@ -908,6 +908,10 @@ class ControlLog:
         attempt = s.attempt
         if attempt is None:
             raise _ignored("announcement without an attempt", author.identity)
+        # The view first: a newcomer shown a later T0 by one insider's notice would otherwise
+        # call every honest announcement "too early" and drift off silently (review v3).
+        if not hmac.compare_digest(a.view_hash, v.view_hash):
+            raise _ignored(ANOTHER_EPOCH_VIEW, author.identity)
         if v.epoch != 1 and (v.t0 is None or entry.t < v.t0 + EPOCH_MIN_AGE):
             raise _ignored("announcement too early", author.identity)
         run = s.run
@@ -918,8 +922,6 @@ class ControlLog:
         identity = author.identity
         if identity in attempt.removed or identity in attempt.dormant:
             raise _ignored("announcer not eligible", identity)
-        if not hmac.compare_digest(a.view_hash, v.view_hash):
-            raise _ignored(ANOTHER_EPOCH_VIEW, identity)
         if not (hmac.compare_digest(a.applied_proposals_hash, attempt.applied_hash)
                 and hmac.compare_digest(a.roster_hash, attempt.roster_hash)):
             raise _ignored("announcement for another view", identity)

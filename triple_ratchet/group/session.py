@@ -702,6 +702,7 @@ class GroupSession:
             raise UsageError("entry_time is the hub's acceptance time in ms")
         if hub_time is not None and (type(hub_time) is not int or hub_time < 0):
             raise UsageError("hub_time is the hub's clock in ms")
+        _check_hub_time(entry_time, hub_time)
         removed = self._s.status == REMOVED and bool(self._s.old)
         if self._s.status != ACTIVE and not removed:
             return [Ignored(f"session {self._s.status}")], []
@@ -1140,6 +1141,7 @@ class GroupSession:
         when our clock is more than SKEW_MAX away (11.v2.32); the hub's time is followed."""
         if type(t) is not int or t < 0:
             raise UsageError("t is the hub's acceptance time in ms")
+        _check_hub_time(t, None)
         now_ms = int(now * 1000)
         self._s = replace(self._s, features=self._s.features.saw_hub_time(t, now_ms))
         return clock_skew(mailbox_id, t, t, now_ms)
@@ -1396,6 +1398,16 @@ def _first_epoch_features(start: JoinStart) -> Features:
     the committee that certified it (11.v2.28)."""
     return Features(held=(HeldEpoch(start.epoch, start.epoch_id, start.t0),),
                     unconfirmed_by=start.committee, synced_at=start.t0 or 0)
+
+
+# Hub times are u64 on the wire; one beyond any real clock (2^53 ms is 285,000 years) would ride
+# into the saved state and, plus our clock's progress, past what CBOR encodes (review v3).
+MAX_HUB_TIME = 2**53
+
+
+def _check_hub_time(t: int, hub_time: int | None) -> None:
+    if t > MAX_HUB_TIME or (hub_time is not None and hub_time > MAX_HUB_TIME):
+        raise ProtocolError("hub time beyond any real clock")
 
 
 def _removes(suite: Suite, body: bytes, identity: bytes) -> bool:
