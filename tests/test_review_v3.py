@@ -309,13 +309,6 @@ def test_an_old_epochs_reading_state_goes_once_a_later_epochs_entry_past_the_gra
 # --- (4) the GRACE rule for the creator, who has never said caught_up ---------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "11.v2.29: a member sends nothing while the last time it knew its control mailbox read to "
-    "its end (caught_up, or the hub time of the change that began the epoch) is more than "
-    "GRACE ago; the creator's session starts with synced_at = 0 (GroupSession._from_start) and "
-    "encrypt() skips the rule while synced_at is 0, so a creator that never read its control "
-    "mailbox seals in epoch 1 a day later, after a removal ended it: the removed member reads "
-    "it (same for a joiner of epoch 1, whose notice has no T0)"))
 def test_a_creator_back_a_day_after_creating_cannot_send_in_the_epoch_a_removal_ended() -> None:
     hub = Hub()
     a, b, c, d = (make_node(n) for n in "ABCD")

@@ -296,6 +296,9 @@ class GroupSession:
                                       now=int(now * 1000), rng=rng)
         session = cls._from_start(identity, start, OwnRecord(start.record.to_bytes(), seed),
                                   rng)
+        # The creator starts read to the end (there is nothing yet): GRACE runs from now.
+        f = session._s.features
+        session._s = replace(session._s, features=replace(f, synced_at=int(now * 1000)))
         out = _common_out(start.common)
         out += [Outgoing(n.inbox_id, c) for n in notices for c in n.chunks]
         return session, out
@@ -606,6 +609,8 @@ class GroupSession:
         its end (`caught_up`) more than GRACE of hub time ago (11.v2.29)."""
         self._check_active()
         f = self._s.features
+        # synced_at is 0 only for a joiner of a created group (its notice has no T0(1)) that
+        # has not read its control mailbox to the end yet.
         if f.synced_at and f.hub_now(int(now * 1000)) - f.synced_at > GRACE_MS:
             # Back from an absence: the epoch may have ended (a removed member still holds its
             # keys), so read the control mailbox to its end first (11.v2.29).
