@@ -216,14 +216,6 @@ def test_a_hub_time_a_year_ahead_does_not_make_the_group_change_epochs_without_e
 # --- (3) the grace after a change: a late member's last epoch-e message -------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "11.v2.29: an epoch-e message from a member of the new roster with t <= t(C(e)) + GRACE is "
-    "delivered, and e's reading state is deleted only once an entry past the grace is read; "
-    "but GroupSession.caught_up deletes an old epoch's reading state (and drops its mailbox "
-    "from mailboxes()) as soon as an *active* member has read it to its end, so a message B "
-    "sends in e a minute after the change, before reading it, is silently lost to A and C "
-    "(spec 09 9.11 says the same as the code: 'read until caught_up is called for it or one "
-    "of its entries is past the grace' -- the two spec rules disagree)"))
 def test_a_late_members_message_within_the_grace_reaches_the_members_that_moved_on() -> None:
     hub, nodes = _group("ABCD")
     a, b, c, d = nodes
@@ -271,12 +263,6 @@ def test_one_frame_with_the_largest_hub_time_does_not_make_the_session_unsavable
     assert loaded.to_bytes() == data
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "11.v2.29: 'Epoch e's reading state is deleted once an entry with t > t(C(e)) + GRACE has "
-    "been read in e's group mailbox or any mailbox of a later epoch'; GroupSession._on_group "
-    "deletes it only for an entry of e's own mailbox (or at caught_up): a member that read e "
-    "to its end keeps e's chains (up to MAX_OLD_EPOCHS = 64 epochs of them) however late the "
-    "entries of e+1 it reads — keys a later compromise of the device reveals"))
 def test_an_old_epochs_reading_state_goes_once_a_later_epochs_entry_past_the_grace_is_read(
 ) -> None:
     hub, nodes = _group("ABCD")

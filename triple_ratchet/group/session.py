@@ -13,8 +13,9 @@ does, but it *acts* on it (announces, posts round items, TICKs, commits) only on
 said that it has read that mailbox to its current end: `caught_up(mailbox_id, now)`. A member back
 after many epochs therefore reads each control mailbox up to its deciding commit without posting
 anything into history, moves to the next epoch, and reads on; each old epoch's group mailbox
-stays in `mailboxes()` until `caught_up` is called for it (or one of its entries is read past the
-grace, 11.v2.29), then its reading state is deleted. An online caller calls `caught_up` after
+stays in `mailboxes()` until an entry past its grace is read (in it or a later mailbox), or
+`caught_up` is called for it once the grace has passed (11.v2.29); then its reading state is
+deleted. An online caller calls `caught_up` after
 each fetch that returned everything (a new epoch's mailboxes start "not caught up"). An entry
 read as backlog (`hub_time − t > SKEW_MAX`, 11.v2.32) takes the mark away until the next
 `caught_up`; what only the clock makes due (announcing after the jitter, a later committee
@@ -680,11 +681,17 @@ class GroupSession:
     def caught_up(self, mailbox_id: bytes, now: float) -> tuple[list[Event], list[Outgoing]]:
         """The caller has read `mailbox_id` to its current end. For the control mailbox: the
         session may act in it from now on. For an old epoch's group mailbox: its reading state
-        is deleted (nothing later of it will be read)."""
+        is deleted once the grace after its commit has passed (11.v2.29)."""
         s = self._s
         if any(o.state.mailbox_id == mailbox_id for o in s.old):
-            self._s = replace(s, old=tuple(o for o in s.old
-                                           if o.state.mailbox_id != mailbox_id))
+            # A member of the next epoch still takes its senders' messages within GRACE of the
+            # commit (11.v2.29): the state goes once that has passed, or at once if we were
+            # removed (nothing after the commit is ours).
+            hub_now = s.features.hub_now(int(now * 1000))
+            me = self._identity.public.to_bytes()
+            self._s = replace(s, old=tuple(
+                o for o in s.old if o.state.mailbox_id != mailbox_id or (
+                    me in o.next_roster and hub_now <= o.decided_t + GRACE_MS)))
             return [], []
         if mailbox_id not in self.mailboxes():
             raise UsageError("not a mailbox of this session")
@@ -694,6 +701,14 @@ class GroupSession:
             self._s = replace(self._s, features=replace(
                 f, synced_at=max(f.synced_at, f.hub_now(int(now * 1000)))))
         return self._tick(now, read_to_end=mailbox_id == self.control_mailbox_id)
+
+    def _forget_old_epochs(self, t: int) -> None:
+        """An entry read at hub time t past an old epoch's commit + GRACE, in any mailbox:
+        nothing more of that epoch can be delivered, so its chains go (11.v2.29)."""
+        old = self._s.old
+        kept = tuple(o for o in old if t <= o.decided_t + GRACE_MS)
+        if len(kept) != len(old):
+            self._s = replace(self._s, old=kept)
 
     def receive(self, blob: bytes, now: float, *, entry_time: int, hub_time: int | None = None
                 ) -> tuple[list[Event], list[Outgoing]]:
@@ -718,6 +733,7 @@ class GroupSession:
             return [Ignored(f"session {self._s.status}")], []
         if kind == WIRE_GROUP_MESSAGE:
             events = self._on_group(blob, mailbox, entry_time, now_ms)
+            self._forget_old_epochs(entry_time)
             self._note_backlog(mailbox, entry_time, hub_time, now_ms)
             events = self._observe(mailbox, entry_time, hub_time, now_ms, events)
             more, out = self.tick(now)
@@ -727,6 +743,7 @@ class GroupSession:
             if mailbox != log.view.mailbox_id:
                 return [Ignored("control entry of another epoch")], []
             events, out = self._on_control(blob, entry_time, now_ms)
+            self._forget_old_epochs(entry_time)
             self._note_backlog(mailbox, entry_time, hub_time, now_ms)
             events = self._observe(mailbox, entry_time, hub_time, now_ms, events)
             more, out2 = self.tick(now)
