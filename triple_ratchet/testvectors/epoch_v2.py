@@ -57,7 +57,15 @@ from triple_ratchet.group.control import (
     sign_member_entry,
 )
 from triple_ratchet.group.epoch_claim import EpochClaim
-from triple_ratchet.group.notice import MembershipHint
+from triple_ratchet.group.notice import (
+    MembershipHint,
+    chunk_notice,
+    common_key,
+    common_mailbox,
+    notice_id,
+    open_common,
+    seal_common,
+)
 from triple_ratchet.group.records import (
     PURPOSE_RESUME,
     PURPOSE_ROTATE,
@@ -416,6 +424,20 @@ def _op_repaired_sealing(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     return {"repaired_sealing": repaired.to_bytes().hex()}
 
 
+def _op_notice_common(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
+    """A change's notice common part (11.v2.13): its mailbox and key from `member_base`, the
+    body sealed once under `nonce`, its hash (what every notice names) and its chunks."""
+    member_base, body = _h(i["member_base"]), _h(i["body"])
+    common = seal_common(suite, body, member_base, lambda n: _h(i["nonce"])[:n])
+    expect_equal("opened common part", open_common(suite, common, member_base), body)
+    mailbox = common_mailbox(suite, member_base)
+    return {"mailbox_id": mailbox.mailbox_id.hex(),
+            "access_public": mailbox.access_public.hex(),
+            "common_key": common_key(suite, member_base).hex(), "common": common.hex(),
+            "common_hash": notice_id(suite, common).hex(),
+            "chunks": [c.hex() for c in chunk_notice(suite, common)]}
+
+
 def _op_epoch_claim(suite: Suite, i: dict[str, Any]) -> dict[str, Any]:
     claim = EpochClaim(suite, _h(i["group_id"]), i["epoch"], _h(i["epoch_id"]), i["t0"])
     expect_equal("decoded epoch claim", EpochClaim.from_bytes(
@@ -469,6 +491,7 @@ _PARSERS: dict[str, Callable[[Suite, bytes, dict[str, Any]], object]] = {
     "commit": lambda s, d, i: Commit.from_bytes(s, d),
     "epoch_claim": lambda s, d, i: EpochClaim.from_bytes(s, d, group_id=_h(i["group_id"])),
     "membership_hint": lambda s, d, i: MembershipHint.from_bytes(s, d),
+    "notice_common": lambda s, d, i: open_common(s, d, _h(i["member_base"])),
 }
 
 
@@ -482,7 +505,7 @@ _OPERATIONS: dict[str, Callable[[Suite, dict[str, Any]], dict[str, Any]]] = {
     "control_entry": _op_control_entry,
     "announcement": _op_announcement, "rejoin_request": _op_rejoin_request,
     "repaired_sealing": _op_repaired_sealing, "epoch_claim": _op_epoch_claim,
-    "membership_hint": _op_membership_hint,
+    "membership_hint": _op_membership_hint, "notice_common": _op_notice_common,
     "roster_hash": _op_roster_hash,
     "applied_proposals_hash": _op_applied_proposals_hash, "judge_record": _op_judge_record,
     "parse": _op_parse, **{op: _op_member_entry(op) for op in MEMBER_SIGNED},
@@ -744,6 +767,28 @@ def _generate_suite(suite: Suite) -> list[dict[str, Any]]:
                                "data": cbor.encode(changed).hex()}, error)
     negative("membership hint truncated", {"operation": "parse", "what": "membership_hint",
                                            "data": hint[:-1].hex()}, "DecodeError")
+    # A notice common part (11.v2.13), sealed once per change under a key from member_base.
+    member_base = rng(h).hex()
+    common_in = {"operation": "notice_common", "member_base": member_base,
+                 "nonce": rng(suite.aead_nonce_len).hex(), "body": rng(300).hex()}
+    common = _h(add("notice common part of a change (a 300-byte body here)",
+                    common_in)["common"])
+    common_fields = cbor.decode(common)
+    assert isinstance(common_fields, list)
+    parse_common = {"operation": "parse", "what": "notice_common", "member_base": member_base}
+    for description, index, value, error in (
+        ("notice common part of version 1", 1, 1, "UnsupportedError"),
+        ("notice common part with a short nonce", 2,
+         _h(common_in["nonce"])[:-1], "DecodeError"),
+    ):
+        changed = list(common_fields)
+        changed[index] = value
+        negative(description, {**parse_common, "data": cbor.encode(changed).hex()}, error)
+    negative("notice common part truncated", {**parse_common, "data": common[:-1].hex()},
+             "DecodeError")
+    negative("notice common part under another change's member_base",
+             {**parse_common, "data": common.hex(), "member_base": rng(h).hex()},
+             "AuthenticationError")
     return cases
 
 
