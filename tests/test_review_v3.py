@@ -369,3 +369,14 @@ def _insiders_notice_moves_t0(delta_ms: int) -> None:
     assert _s(a).epoch == _s(b).epoch == 3
     told = any(isinstance(ev, RejoinNeeded | ForkDetected) for ev in e.events)
     assert told or _s(e).public_epoch_id == _s(a).public_epoch_id
+
+
+def test_an_absurd_local_clock_cannot_make_the_saved_state_unloadable() -> None:
+    """The caller's clock feeds the hub-time estimate saved with the session: one far beyond
+    any real time is clamped, so the state still saves and loads."""
+    _, nodes = _group("ABC")
+    b = nodes[1]
+    s = _s(b)
+    s.caught_up(s.control_mailbox_id, 2.0**62)  # seconds: far past 2^53 ms
+    data = s.to_bytes()
+    assert GroupSession.from_bytes(data, b.identity, rng=b.rng).to_bytes() == data

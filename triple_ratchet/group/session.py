@@ -152,6 +152,7 @@ from triple_ratchet.group.run import Round3Item
 from triple_ratchet.group.run_secrets import RunInputs, RunOutcome
 from triple_ratchet.group.sealing import Sealing
 from triple_ratchet.group.session_features import (
+    HUB_TIME_LIMIT,
     SKEW_MAX,
     Features,
     after_commit,
@@ -1422,13 +1423,8 @@ def _first_epoch_features(start: JoinStart) -> Features:
                     unconfirmed_by=start.committee, synced_at=start.t0 or 0)
 
 
-# Hub times are u64 on the wire; one beyond any real clock (2^53 ms is 285,000 years) would ride
-# into the saved state and, plus our clock's progress, past what CBOR encodes (review v3).
-MAX_HUB_TIME = 2**53
-
-
 def _check_hub_time(t: int, hub_time: int | None) -> None:
-    if t > MAX_HUB_TIME or (hub_time is not None and hub_time > MAX_HUB_TIME):
+    if t > HUB_TIME_LIMIT or (hub_time is not None and hub_time > HUB_TIME_LIMIT):
         raise ProtocolError("hub time beyond any real clock")
 
 

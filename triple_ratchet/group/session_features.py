@@ -22,6 +22,10 @@ from triple_ratchet.group.records import PURPOSE_ROTATE, WIRE_RECORD
 ROTATE_MIN_INTERVAL = 24 * 3_600_000  # ms: rotate after a commit if the latest record is older
 ROTATE_MAX_AGE = 7 * 24 * 3_600_000  # ms: rotate while online if the latest record is older
 SKEW_MAX = 120_000  # ms: HubClockSkew threshold, and what makes a delivered entry live
+# Hub times are u64 on the wire; one beyond any real clock (2^53 ms is 285,000 years) would ride
+# into the saved state and, plus our clock's progress, past what CBOR encodes (review v3). The
+# session refuses such times, and a saved state holding one does not load.
+HUB_TIME_LIMIT = 2**53
 # How often one own proposal is re-made for a later epoch when it keeps missing the commit.
 MAX_REMAKES = 3
 MAX_QUEUED_RECORDS = 16
@@ -60,12 +64,14 @@ class Features:
 
     def hub_now(self, now_ms: int) -> int:
         """Hub time now: the latest seen, moved on by our clock's progress since."""
-        return self.hub_t + max(0, now_ms - self.hub_seen_at) if self.hub_t else now_ms
+        now_ms = min(now_ms, HUB_TIME_LIMIT)
+        return min(HUB_TIME_LIMIT, self.hub_t + max(0, now_ms - self.hub_seen_at)
+                   if self.hub_t else now_ms)
 
     def saw_hub_time(self, t: int, now_ms: int) -> Features:
         if t <= self.hub_t:
             return self
-        return replace(self, hub_t=t, hub_seen_at=now_ms)
+        return replace(self, hub_t=t, hub_seen_at=min(max(0, now_ms), HUB_TIME_LIMIT))
 
     def to_cbor(self) -> cbor.CborValue:
         counters: list[cbor.CborValue] = [c for c in sorted(self.reposted)]
@@ -89,13 +95,14 @@ class Features:
         if (len(records) > MAX_QUEUED_RECORDS or len(reposted) > MAX_QUEUED_RECORDS
                 or len(committee) > COMMITTEE_SIZE):
             raise DecodeError("session features out of range")
-        return cls(held, cbor.as_int(f[1], "hub time"), cbor.as_int(f[2], "hub time seen at"),
+        return cls(held, cbor.as_int(f[1], "hub time", maximum=HUB_TIME_LIMIT),
+                   cbor.as_int(f[2], "hub time seen at", maximum=HUB_TIME_LIMIT),
                    cbor.as_bool(f[3], "rotate after commit"),
                    cbor.as_bytes(f[4], "own proposal", max_length=MAX_PROPOSAL_LEN),
                    cbor.as_int(f[5], "remakes", maximum=MAX_REMAKES),
                    cbor.as_bytes(f[6], "queued proposal", max_length=MAX_PROPOSAL_LEN),
                    records, reposted, committee, cbor.as_bool(f[10], "unconfirmed reported"),
-                   cbor.as_int(f[11], "synced at"))
+                   cbor.as_int(f[11], "synced at", maximum=HUB_TIME_LIMIT))
 
 
 def clock_skew(mailbox: bytes, t: int, hub_time: int | None, now_ms: int) -> list[Event]:
