@@ -11,23 +11,29 @@ import argparse
 
 def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     """The hub command's options (shared by `triple-ratchet hub` and `python -m ...hub`)."""
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8765,
+                        help="port to listen on (0: any free one, printed at start)")
     parser.add_argument("--store", default="sqlite:hub.sqlite3",
                         help="memory:, sqlite:PATH or redis://HOST:PORT/DB "
                              "(?max_connections=N&timeout=S size the Redis pool)")
     parser.add_argument("--store-pool", type=int, default=None, metavar="N",
-                        help="Redis connection pool size (overrides the URL's max_connections)")
+                        help="Redis connection pool size (overrides the URL's max_connections; "
+                             "default: the URL's, else the store's own)")
     parser.add_argument("--max-connections", type=int, default=None, metavar="N",
-                        help="default: the descriptor limit minus a reserve of 64")
+                        help="connections the hub holds at once (default: the descriptor limit "
+                             "minus a reserve of 64)")
     parser.add_argument("--max-per-address", type=int, default=None, metavar="N",
                         help="connections per client address (an IPv4 address or an IPv6 /64);"
                              " default: 256, or an eighth of --max-connections if smaller")
     parser.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
                         help="a reverse proxy whose X-Forwarded-For names the client "
-                             "(repeatable); see spec/10-hub.md 10.11")
+                             "(repeatable; default: none, the peer address counts); "
+                             "see spec/10-hub.md 10.11")
     parser.add_argument("--log-level", default="warning",
-                        choices=["debug", "info", "warning", "error"])
+                        choices=["debug", "info", "warning", "error"],
+                        help="what the hub logs to stderr (logger triple_ratchet.hub): info "
+                             "adds connections and quota hits, debug every refusal and resync")
 
 
 def run_hub_from_args(args: argparse.Namespace) -> None:
@@ -43,7 +49,8 @@ def run_hub_from_args(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="triple-ratchet hub", description=__doc__)
+    parser = argparse.ArgumentParser(prog="triple-ratchet hub", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_hub_arguments(parser)
     run_hub_from_args(parser.parse_args(argv))
 

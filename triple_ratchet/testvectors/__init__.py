@@ -120,6 +120,26 @@ def verify_document(doc: Any) -> Iterator[CaseResult]:
     return verifier(doc)
 
 
+PUBLISHED_PACKAGE_DIR = "published"  # setup.py copies vectors/*.json here when building a wheel
+
+
+def source_checkout() -> Path | None:
+    """The repository this package is imported from (a clone, or an editable install), or None
+    for a regular install: the folder holding both `triple_ratchet/` and its pyproject.toml."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() and (root / "vectors").is_dir() else None
+
+
+def published_vectors_dir() -> Path | None:
+    """Where this version's published vectors are: the checkout's `vectors/` (the canonical
+    copy) or, from a regular install, the copy shipped as package data; None if neither."""
+    root = source_checkout()
+    if root is not None:
+        return root / "vectors"
+    packaged = Path(__file__).resolve().parent / PUBLISHED_PACKAGE_DIR
+    return packaged if packaged.is_dir() else None
+
+
 def load(path: Path) -> Any:
     with path.open("rb") as f:
         return json.load(f)
