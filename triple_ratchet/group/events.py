@@ -86,8 +86,12 @@ class MessagesLost(Event):
 
 @dataclass(frozen=True)
 class MembershipChanged(Event):
-    """The roster of `epoch` differs from the previous one. `reason` is "added" or "removed"
-    (nobody is removed for being offline); `proposer` is the identity key of who proposed it."""
+    """The roster of `epoch` differs from the previous one (a refresh, which keeps the roster,
+    reports only `EpochChanged`). `added` and `removed` are the identities that entered and
+    left. `reason` is exactly one of two strings: "added" when the commit added anyone (it may
+    also have removed others: read `removed`), else "removed". Nobody is removed for being
+    offline. `proposer` is the identity of the author of the first proposal the commit applied
+    (one commit may apply several), or b"" when it applied none."""
 
     epoch: int
     added: tuple[bytes, ...]
@@ -124,7 +128,8 @@ class Ignored(Event):
 
 @dataclass(frozen=True)
 class RemovedFromGroup(Event):
-    """We are not in the new roster; the session is over."""
+    """We are not in the new roster of `epoch`; the session is over. `proposer` is the identity
+    of who proposed our removal (b"" when unknown); `reason` is "removed"."""
 
     epoch: int
     proposer: bytes
