@@ -34,6 +34,7 @@ import asyncio
 import collections
 import contextlib
 import enum
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -88,6 +89,16 @@ from triple_ratchet.hub.frames import (
     encode,
 )
 from triple_ratchet.random import RandomSource, system_random
+
+# The client's decisions at DEBUG (connects, losses, back-off, resyncs, refusals, gaps) for an
+# application to switch on; never a blob, a key or a proof, and mailbox ids only by their first
+# four bytes.
+_log = logging.getLogger("triple_ratchet.hub.client")
+
+
+def _short(mailbox: bytes) -> str:
+    return mailbox[:4].hex() + "…"
+
 
 _T = TypeVar("_T")
 
@@ -433,16 +444,20 @@ class MailboxClient:
         while True:
             try:
                 conn = await HubConnection.connect(self.url, on_push=self._on_push)
-            except ConnectionError:
+            except ConnectionError as exc:
+                _log.debug("hub not reached (%s): retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 continue
             except RemoteError as exc:
+                _log.debug("hub refused the connection: %s: giving up", type(exc).__name__)
                 self._fail(exc)
                 return
             try:
                 await self._reopen(conn)
-            except ConnectionError:  # lost again, or the hub's store failed: back off
+            except ConnectionError as exc:  # lost again, or the hub's store failed: back off
+                _log.debug("connection lost while reopening %d mailboxes (%s): retrying in "
+                           "%.2f s", len(self._follows), exc, delay)
                 await conn.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
@@ -453,13 +468,18 @@ class MailboxClient:
                 return
             self._conn = conn
             self._connected.set()
+            _log.debug("connected (%d mailboxes followed, %d reconnects so far)",
+                       len(self._follows), self.reconnects)
             delay = 0.02
             await conn.wait_closed()
             self._connected.clear()
             self._conn = None
             if conn.error is not None and not isinstance(conn.error, ConnectionError):
+                _log.debug("hub broke the protocol: %s: giving up", type(conn.error).__name__)
                 self._fail(conn.error)
                 return
+            _log.debug("connection lost (%s): reconnecting",
+                       conn.error if conn.error is not None else "closed")
             self.reconnects += 1
 
     async def _reopen(self, conn: HubConnection) -> None:
@@ -487,6 +507,7 @@ class MailboxClient:
         self._keys.pop(mailbox, None)
         cursor = follow.cursor if follow is not None else START
         incarnation = follow.incarnation if follow is not None else None
+        _log.debug("hub refused mailbox %s: %s: no longer following it", _short(mailbox), exc)
         self._refusals.append(HubRefused(f"hub refused a followed mailbox: {exc}", mailbox,
                                          cursor, exc, incarnation))
         self._wake()
@@ -714,9 +735,13 @@ class MailboxClient:
         if follow.incarnation is not None and frame.incarnation != follow.incarnation:
             # The store lost data: our cursor names nothing in this history, which the hub
             # sends from its start.
+            _log.debug("mailbox %s: the store's history changed: reading it from its start",
+                        _short(mailbox))
             emit(Gap(mailbox, follow.cursor, history_changed=True))
             follow.cursor = START
         elif frame.fell_behind:
+            _log.debug("mailbox %s: entries after cursor %d were trimmed: gap",
+                       _short(mailbox), follow.cursor)
             emit(Gap(mailbox, follow.cursor))
         follow.incarnation = frame.incarnation
         for entry in frame.entries:
@@ -731,6 +756,8 @@ class MailboxClient:
             follow.again = True  # one worker per mailbox keeps deliveries in order
             return
         self.resyncs += 1
+        _log.debug("mailbox %s: out of live pushes: fetching from cursor %d", _short(mailbox),
+                   follow.cursor)
         task = asyncio.create_task(self._resync(mailbox, follow))
         follow.worker = task
         self._workers.add(task)

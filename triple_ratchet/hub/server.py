@@ -74,7 +74,9 @@ from triple_ratchet.hub.frames import (
 from triple_ratchet.hub.store import MemoryStore, Store
 from triple_ratchet.random import RandomSource, system_random
 
-_log = logging.getLogger(__name__)
+# One logger for every hub decision, the name an operator configures. Never logged: a blob, a
+# key, a proof, an access key, a mailbox id or a store URL's credentials.
+_log = logging.getLogger("triple_ratchet.hub")
 
 HELLO_TIMEOUT = 10.0
 # Connection lifecycle (spec 10.12, 12). A connection whose answers do not drain within
@@ -955,9 +957,13 @@ class _Connection:
                 more = res.more
 
     def _overflow(self, sub: _Subscription) -> None:
+        """A subscriber fell behind its live queue: RESYNC (it fetches instead). The first per
+        connection at INFO (a load signal), later ones at DEBUG; all are counted."""
         self.resyncs += 1
         self.hub.stats.resyncs += 1
-        _log.debug("connection %d: a subscriber fell behind its live queue: resync", self.number)
+        _log.log(logging.INFO if self.resyncs == 1 else logging.DEBUG,
+                 "connection %d: a subscriber fell behind its live queue: resync (%d on this "
+                 "connection)", self.number, self.resyncs)
         self._drop(sub)
         self.out.put(encode(Resync(sub.mailbox, sub.cursor)))
 
@@ -991,7 +997,11 @@ async def serve_hub(host: str, port: int, store: Store, *, config: HubConfig | N
                     stop: asyncio.Event | None = None,
                     ready: Callable[[int], None] | None = None) -> None:
     """Serve until `stop` is set; then close every connection (1001) and the store."""
-    await store.start()
+    try:
+        await store.start()
+    except Exception as exc:
+        _log.error("store failed to start: %s", describe_failure(exc))
+        raise
     hub = Hub(store, config)
     stop = stop or asyncio.Event()
     try:
@@ -1000,17 +1010,27 @@ async def serve_hub(host: str, port: int, store: Store, *, config: HubConfig | N
                              process_request=hub.process_request)
         try:
             bound = server.sockets[0].getsockname()[1] if server.sockets else port
+            _log.info("hub serving on %s:%d (%s store; at most %d connections, %d per address)",
+                      host, bound, type(store).__name__, hub.max_connections,
+                      hub.max_per_address)
             if ready is not None:
                 ready(int(bound))
             await stop.wait()
         finally:
+            _log.info("hub stopping: closing %d connections", len(hub.connections))
             server.close()
             # A handler stuck on a dead store link must not keep the process from exiting.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), SHUTDOWN_GRACE_SECONDS)
     finally:
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(store.close(), SHUTDOWN_GRACE_SECONDS)
+        except TimeoutError:
+            _log.warning("hub stopped without closing its store within %.0f s",
+                         SHUTDOWN_GRACE_SECONDS)
+        except Exception as exc:
+            hub.store_failed("close", exc)
+        _log.info("hub stopped: %s", hub.stats)
 
 
 # Buffers at least this big get a mapping of their own from glibc's malloc (M_MMAP_THRESHOLD).
