@@ -191,3 +191,45 @@ def test_a_lost_connection_with_requests_in_flight_leaves_no_unretrieved_excepti
     messages = [str(c.get("message")) for c in reported]
     messages += [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert not [m for m in messages if "never retrieved" in m], messages
+
+
+def test_the_client_tells_its_connection_state() -> None:
+    """`connected` and `on_state` follow the link: up, down when the hub dies, up again when
+    a hub is back on the same port, down at close; a listener that raises changes nothing."""
+    key = AccessKey.generate(DEFAULT_SUITE)
+    process = start_hub("memory:")
+    port = process.port
+    states: list[bool] = []
+
+    def broken(up: bool) -> None:
+        raise RuntimeError("an app bug")
+
+    async def wait_for(want: bool, client: MailboxClient) -> None:
+        for _ in range(500):
+            if client.connected == want and states and states[-1] == want:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError((want, states))
+
+    try:
+
+        async def main() -> None:
+            nonlocal process
+            client = MailboxClient(process.url, retry_timeout=5.0)
+            client.on_state(broken)
+            client.on_state(states.append)
+            assert not client.connected
+            await client.follow(key)
+            await wait_for(True, client)
+            process.kill()
+            await wait_for(False, client)
+            process = start_hub("memory:", port)
+            await wait_for(True, client)
+            assert client.reconnects == 1
+            await client.close()
+            assert not client.connected
+
+        arun(main())
+    finally:
+        process.kill()
+    assert states == [True, False, True, False]

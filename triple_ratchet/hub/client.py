@@ -414,6 +414,8 @@ class MailboxClient:
         self._failure: Exception | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._workers: set[asyncio.Task[None]] = set()
+        self._state_listeners: list[Callable[[bool], None]] = []
+        self._up = False  # the last state told to the listeners
         self.reconnects = 0  # connections lost and re-established (for tests and monitoring)
         self.resyncs = 0  # times a mailbox fell out of live pushes and was fetched instead
 
@@ -431,6 +433,30 @@ class MailboxClient:
             task.cancel()
         if self._conn is not None:
             await self._conn.close()
+        self._tell_state(False)
+
+    @property
+    def connected(self) -> bool:
+        """A live connection to the hub, with every followed mailbox reopened on it."""
+        conn = self._conn
+        return conn is not None and not conn.closed
+
+    def on_state(self, listener: Callable[[bool], None]) -> None:
+        """Call `listener(True)` each time the client is connected (mailboxes reopened) and
+        `listener(False)` each time it loses the connection or gives up. It runs inside the
+        client's connection task: it must not block; an exception from it is logged and
+        ignored."""
+        self._state_listeners.append(listener)
+
+    def _tell_state(self, up: bool) -> None:
+        if up == self._up:
+            return
+        self._up = up
+        for listener in list(self._state_listeners):
+            try:
+                listener(up)
+            except Exception as exc:  # an app's callback must not stop the connection loop
+                _log.warning("connection state listener raised %s", type(exc).__name__)
 
     async def __aenter__(self) -> MailboxClient:
         await self.start()
@@ -470,10 +496,12 @@ class MailboxClient:
             self._connected.set()
             _log.debug("connected (%d mailboxes followed, %d reconnects so far)",
                        len(self._follows), self.reconnects)
+            self._tell_state(True)
             delay = 0.02
             await conn.wait_closed()
             self._connected.clear()
             self._conn = None
+            self._tell_state(False)
             if conn.error is not None and not isinstance(conn.error, ConnectionError):
                 _log.debug("hub broke the protocol: %s: giving up", type(conn.error).__name__)
                 self._fail(conn.error)
@@ -518,6 +546,7 @@ class MailboxClient:
 
     def _fail(self, exc: Exception) -> None:
         self._failure = exc
+        self._tell_state(False)
         self._connected.set()  # wake waiters so they see the failure
         self._wake()
 
