@@ -141,3 +141,14 @@ def test_verify_says_so_when_no_published_vectors_exist(
     monkeypatch.setattr(tv, "published_vectors_dir", lambda: None)
     assert main(["vectors", "verify"]) == 2
     assert "no published vectors found" in capsys.readouterr().err
+
+
+def test_python_m_hub_without_websockets_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from triple_ratchet.hub.__main__ import main as hub_main
+
+    monkeypatch.setitem(sys.modules, "websockets", None)
+    with pytest.raises(SystemExit) as stop:
+        hub_main(["--store", "memory:", "--port", "0"])
+    assert stop.value.code == 2
+    assert "pip install 'triple_ratchet[hub]'" in capsys.readouterr().err

@@ -129,10 +129,11 @@ def _cmd_vectors_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_hub(args: argparse.Namespace) -> int:
-    require_extra("websockets", "hub", "triple-ratchet hub")
-    if args.store.startswith(("redis://", "rediss://", "unix://")):
-        require_extra("redis", "redis", "a Redis store")
-    from triple_ratchet.hub.__main__ import run_hub_from_args
+    from triple_ratchet.hub.__main__ import missing_dependency, run_hub_from_args
+
+    missing = missing_dependency(args.store)
+    if missing is not None:
+        raise MissingExtra(missing)
 
     run_hub_from_args(args)
     return 0

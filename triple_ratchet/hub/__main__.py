@@ -7,6 +7,7 @@ the hub's optional dependencies installed.
 from __future__ import annotations
 
 import argparse
+import importlib
 
 
 def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,11 +49,32 @@ def run_hub_from_args(args: argparse.Namespace) -> None:
             pool_size=args.store_pool)
 
 
+def missing_dependency(store_url: str) -> str | None:
+    """What to install when the hub's optional dependencies are absent (`websockets`, and
+    `redis` for a Redis store), or None: one line instead of a ModuleNotFoundError."""
+    needs = [("websockets", "hub")]
+    if store_url.startswith(("redis://", "rediss://", "unix://")):
+        needs.append(("redis", "redis"))
+    for module, extra in needs:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] != module:
+                raise
+            return (f"the hub needs the optional dependency {module!r}: "
+                    f"pip install 'triple_ratchet[{extra}]'")
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="triple-ratchet hub", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_hub_arguments(parser)
-    run_hub_from_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    missing = missing_dependency(args.store)
+    if missing is not None:
+        parser.exit(2, f"triple-ratchet hub: {missing}\n")
+    run_hub_from_args(args)
 
 
 if __name__ == "__main__":
