@@ -1,8 +1,9 @@
-"""What a user gets from `pip install .` (issue 10, item 4): a wheel built in an isolated build
-environment, installed (not editable) into a fresh venv, runs `triple-ratchet --version`,
-`vectors verify` from another folder (the published vectors ship as package data, byte for byte
-the repository's vectors/), the demo, and type-checks an app under `mypy --strict`; so does an
-editable install. Nothing at runtime imports cbor2 (a test-only dependency)."""
+"""What a user gets from `pip install .` (issue 10, item 4): an sdist and a wheel built from it
+in an isolated build environment; the wheel, installed (not editable) into a fresh venv, runs
+`triple-ratchet --version`, `vectors verify` from another folder (the published vectors ship as
+package data, byte for byte the repository's vectors/), `vectors generate` (only where told) and
+the demo, and an app on it passes `mypy --strict`; so does one on an editable install. Nothing at
+runtime imports cbor2 (a test-only dependency)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 import site
 import subprocess
 import sys
+import tarfile
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -69,12 +71,14 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-def _venv(path: Path) -> Path:
-    """A fresh venv whose own site-packages comes first; the running interpreter's
-    site-packages follows it (a plain path line, so an editable install of the checkout there
-    is not picked up) and provides the dependencies without a download."""
+def _venv(path: Path, *, dependencies: bool = True) -> Path:
+    """A fresh venv whose own site-packages comes first; with `dependencies`, the running
+    interpreter's site-packages follows it (a plain path line, so an editable install of the
+    checkout there is not picked up) and provides the dependencies without a download."""
     _ok(_run(sys.executable, "-m", "venv", "--without-pip", path, cwd=path.parent))
     python = path / "bin" / "python"
+    if not dependencies:
+        return python
     purelib = _ok(_run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
                        cwd=path.parent)).strip()
     Path(purelib, "_test_dependencies.pth").write_text(
@@ -101,10 +105,25 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def wheel(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sdist(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The source distribution, made as `python -m build` would: by the build backend, in a
+    venv holding only what [build-system] requires."""
+    builder = _venv(tmp_path_factory.mktemp("builder") / "venv", dependencies=False)
+    requires = tomllib.loads((source / "pyproject.toml").read_text())["build-system"]["requires"]
+    _pip(builder, "install", "-q", *requires, cwd=source)
+    out = tmp_path_factory.mktemp("sdist")
+    _ok(_run(builder, "-c", "import sys; from setuptools import build_meta as backend; "
+             "backend.build_sdist(sys.argv[1])", out, cwd=source))
+    (built,) = out.glob("triple_ratchet-*.tar.gz")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from the sdist (as `python -m build` does), by pip in an isolated build
+    environment with [build-system] requires (setuptools>=77)."""
     out = tmp_path_factory.mktemp("wheel")
-    # pip builds in an isolated environment with [build-system] requires (setuptools>=77).
-    _ok(_run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", out, source,
+    _ok(_run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", out, sdist,
              cwd=out, timeout=300))
     (built,) = out.glob("triple_ratchet-*.whl")
     return built
@@ -127,6 +146,15 @@ def test_the_wheel_ships_the_published_vectors_byte_for_byte(wheel: Path) -> Non
     assert sorted(packaged) == sorted(published)
     for name, data in published.items():
         assert packaged[name] == data, name
+
+
+def test_the_sdist_carries_the_licence_the_vectors_and_the_spec(sdist: Path) -> None:
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"LICENSE", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in",
+            "triple_ratchet/py.typed"} <= names
+    assert {f"vectors/{p.name}" for p in (REPO / "vectors").glob("*.json")} <= names
+    assert {f"spec/{p.name}" for p in (REPO / "spec").glob("*.md")} <= names
 
 
 def test_the_wheel_metadata(wheel: Path) -> None:
