@@ -152,3 +152,14 @@ def test_python_m_hub_without_websockets_names_the_extra(
         hub_main(["--store", "memory:", "--port", "0"])
     assert stop.value.code == 2
     assert "pip install 'triple_ratchet[hub]'" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    import subprocess
+
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(  # `... vectors verify | head -1`, the reader gone after one line
+        ["/bin/sh", "-c", f"'{sys.executable}' -m triple_ratchet vectors verify | head -1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.stdout.count("\n") == 1 and "passed" in run.stdout
+    assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr, run.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import site
 import sys
 import sysconfig
@@ -221,6 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"triple-ratchet: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `triple-ratchet vectors verify | head`: the reader left; exit quietly, and keep the
+        # interpreter's final flush from failing again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return result
 
 
