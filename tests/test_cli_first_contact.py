@@ -5,6 +5,7 @@ it is told (never into an installed package)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,11 +39,29 @@ def test_version_falls_back_to_dunder_version_when_not_installed(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.metadata as metadata
 
-    def missing(name: str) -> str:
+    def missing(name: str) -> metadata.Distribution:
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(metadata, "version", missing)
+    monkeypatch.setattr(metadata, "distribution", missing)
     assert cli.version() == triple_ratchet.__version__
+
+
+def test_version_of_another_installed_copy_is_not_reported(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An older triple_ratchet installed elsewhere must not lend its version to this code."""
+    import importlib.metadata as metadata
+
+    class Elsewhere(metadata.Distribution):
+        version = "0.0.1"
+
+        def read_text(self, filename: str) -> str | None:
+            return None
+
+        def locate_file(self, path: str | os.PathLike[str]) -> Path:
+            return tmp_path / path
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Elsewhere())
+    assert cli.version() == triple_ratchet.__version__ != "0.0.1"
 
 
 def test_every_option_of_every_subcommand_shows_its_default(

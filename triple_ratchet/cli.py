@@ -23,17 +23,21 @@ class MissingExtra(UsageError):
 
 
 def version() -> str:
-    """The installed distribution's version, or the package's own when it is not installed
-    (run from a checkout with PYTHONPATH)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
+    """The installed distribution's version when it is the code running; otherwise (run from
+    a checkout with PYTHONPATH, or beside another installed copy) the package's `__version__`,
+    which the build also reads (pyproject's dynamic version)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    import triple_ratchet
 
     try:
-        return dist_version(DISTRIBUTION)
+        dist = distribution(DISTRIBUTION)
     except PackageNotFoundError:
-        from triple_ratchet import __version__
-
-        return __version__
+        return triple_ratchet.__version__
+    installed = Path(str(dist.locate_file("triple_ratchet/__init__.py"))).resolve()
+    if installed == Path(triple_ratchet.__file__).resolve():
+        return dist.version
+    return triple_ratchet.__version__
 
 
 def require_extra(module: str, extra: str, command: str) -> None:
