@@ -86,6 +86,7 @@ def test_hybrid_suites_are_their_classical_suite_plus_mlkem() -> None:
         assert (hybrid.suite_id, hybrid.name) == (suite_id, name)
         assert suite_by_id(suite_id) is hybrid and suite_by_name(name) is hybrid
         assert hybrid.post_quantum and not classical.post_quantum
+        assert hybrid.classical is classical and classical.classical is classical
         assert pickle.loads(pickle.dumps(hybrid)) is hybrid
         for attribute in ("hash_name", "hash_len", "dh_public_len", "dh_private_len",
                           "sign_public_len", "signature_len", "aead_key_len", "aead_nonce_len"):

@@ -143,6 +143,12 @@ class Suite(_Immutable, ABC):
     # everything else about them is their classical suite's.
     post_quantum: bool = False
 
+    @property
+    def classical(self) -> Suite:
+        """The classical suite this one extends (a classical suite's is itself): code whose rule
+        depends on the primitives, e.g. ECDSA's low-s rule, tests this, not the suite id."""
+        return self
+
     def __init__(self) -> None:
         # hashlib.sha256 is about twice as fast as hashlib.new("sha256") on short inputs.
         self._hash_ctor: Callable[[bytes], Any] = getattr(hashlib, self.hash_name)

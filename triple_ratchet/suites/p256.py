@@ -222,5 +222,9 @@ class P256MlKem768Suite(P256Suite):
     name = "P256-MLKEM768-SHA256-AES256GCM"
     post_quantum = True
 
+    @property
+    def classical(self) -> Suite:
+        return P256_SHA256_AES256GCM
+
 
 P256_MLKEM768_SHA256_AES256GCM: Suite = P256MlKem768Suite()

@@ -191,5 +191,9 @@ class X25519MlKem768Suite(X25519Suite):
     name = "X25519-MLKEM768-SHA512-XCHACHA20POLY1305"
     post_quantum = True
 
+    @property
+    def classical(self) -> Suite:
+        return X25519_SHA512_XCHACHA20
+
 
 X25519_MLKEM768_SHA512_XCHACHA20: Suite = X25519MlKem768Suite()
