@@ -217,3 +217,13 @@ def test_other_parameter_sets_are_skipped(shared_vectors: Path) -> None:
     results = list(verify_document(doc))
     skipped = [r for r in results if r.status == "skipped"]
     assert len(skipped) == len(doc["testGroups"][0]["tests"]) and "ML-KEM-768" in skipped[0].reason
+
+
+def test_forgetting_one_key_keeps_the_others() -> None:
+    rng = DeterministicRandom(b"mlkem forget")
+    first, second = (MlKemPrivateKey.generate(rng).public_key() for _ in range(2))
+    clear_expanded_key_cache()
+    first.encapsulate(bytes(32))
+    second.encapsulate(bytes(32))
+    clear_expanded_key_cache(first)
+    assert list(mlkem._cache) == [second.to_bytes()]
