@@ -227,3 +227,13 @@ def test_forgetting_one_key_keeps_the_others() -> None:
     second.encapsulate(bytes(32))
     clear_expanded_key_cache(first)
     assert list(mlkem._cache) == [second.to_bytes()]
+
+
+def test_random_encapsulation_through_cryptography() -> None:
+    key = MlKemPrivateKey.from_seed(bytes(range(64)))
+    first = key.public_key().encapsulate_random()
+    second = key.public_key().encapsulate_random()
+    for shared, ciphertext in (first, second):
+        assert len(shared) == 32 and len(ciphertext) == MLKEM768_CIPHERTEXT_LEN
+        assert key.decapsulate(ciphertext) == shared
+    assert first != second  # fresh randomness each time

@@ -22,9 +22,7 @@ from collections import OrderedDict
 from threading import Lock
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.mlkem import (
-    MLKEM768PrivateKey,
-)
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 
 from triple_ratchet.errors import DecodeError, InvalidKey, UsageError
 from triple_ratchet.random import RandomSource, system_random
@@ -298,6 +296,13 @@ class MlKemPublicKey(_Immutable):
         g = hashlib.sha3_512(m + expanded.h_ek).digest()
         shared, r = g[:SHARED_LEN], g[SHARED_LEN:]
         return shared, _encrypt(expanded, m, r)
+
+    def encapsulate_random(self) -> tuple[bytes, bytes]:
+        """`(shared_secret, ciphertext)` with `m` drawn by `cryptography` from the OS (its
+        `ML-KEM.Encaps`, ~0.1 ms): for an encapsulation nobody needs to reproduce, e.g. a
+        handshake with the system random source. Sealings use `encapsulate(m)`."""
+        shared, ciphertext = MLKEM768PublicKey.from_public_bytes(self._encoded).encapsulate()
+        return shared, ciphertext
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, MlKemPublicKey) and hmac.compare_digest(
