@@ -37,12 +37,14 @@ MAX_BATCH_BYTES = 1024 * 1024
 MAX_BATCH_ENTRIES = 256
 MAX_BUNDLE_SIZE = 8 * 1024
 # A one-time prekey entry is a whole signed bundle (spec 03 signs each bundle with its
-# one-time prekey, ~471 B for P-256) plus what the app wraps around it, such as its inbox id.
-MAX_PREKEY_SIZE = 1024
+# one-time prekey, ~471 B for P-256, ~1.7 KB with a hybrid suite's ML-KEM prekey) plus what the
+# app wraps around it, such as its inbox id.
+MAX_PREKEY_SIZE = 4096
 MAX_PREKEYS_PER_PUBLISH = 200
 # A group join key (ASYNC-EPOCHS R7: identity, two public keys, expiry, inbox id, signature,
-# ~450 B for P-256) plus what the app wraps around it; opaque to the hub like a prekey.
-MAX_JOIN_KEY_SIZE = 1024
+# ~450 B for P-256, ~1.7 KB with a hybrid suite's KEM receive key) plus what the app wraps around
+# it; opaque to the hub like a prekey.
+MAX_JOIN_KEY_SIZE = 4096
 MAX_JOIN_KEYS_PER_PUBLISH = 200
 MAX_REASON_LEN = 200
 # Per entry on the wire: cursor (8), time (8), length (4).
