@@ -641,8 +641,16 @@ class _SignedPrekeySecret:
 
 @dataclass
 class _OneTimeKemSecret:
-    private_key: MlKemPrivateKey
+    seed: bytes = field(repr=False)
     signature: bytes
+    # Expanded on first use: expanding a thousand seeds would make every account load ~0.5 s.
+    key: MlKemPrivateKey | None = field(default=None, repr=False)
+
+    @property
+    def private_key(self) -> MlKemPrivateKey:
+        if self.key is None:
+            self.key = MlKemPrivateKey.from_seed(self.seed)
+        return self.key
 
     def public(self, prekey_id: int) -> KemPrekey:
         return KemPrekey(prekey_id, self.private_key.public_key(), self.signature, True)
@@ -774,7 +782,8 @@ class Account:
             key = MlKemPrivateKey.generate(rng)
             prekey_id = self._next_one_time_kem_id
             signed = self._identity.sign_kem_prekey(prekey_id, key.public_key(), one_time=True)
-            self._one_time_kem[prekey_id] = _OneTimeKemSecret(key, signed.signature)
+            self._one_time_kem[prekey_id] = _OneTimeKemSecret(key.to_bytes(), signed.signature,
+                                                              key)
             out.append(signed)
             self._next_one_time_kem_id += 1
         return out
@@ -926,8 +935,7 @@ class Account:
         ]
         if hybrid:
             fields += [self._next_one_time_kem_id,
-                       [[i, k.private_key.to_bytes(), k.signature]
-                        for i, k in self._one_time_kem.items()]]
+                       [[i, k.seed, k.signature] for i, k in self._one_time_kem.items()]]
         return cbor.encode(fields)
 
     @classmethod
@@ -997,8 +1005,9 @@ class Account:
         return account
 
     def _load_one_time_kem(self, next_id: cbor.CborValue, items: cbor.CborValue) -> None:
-        # Their signatures are checked when a bundle is made (the bundle verifies every one):
-        # re-verifying a thousand on every load would cost a thousand key expansions.
+        # Seeds are expanded, and signatures checked, when a key is first used (a bundle
+        # verifies its KEM prekey's signature): doing it for a thousand keys on every load would
+        # cost ~0.5 s.
         self._next_one_time_kem_id = cbor.as_int(next_id, "next one-time KEM prekey id",
                                                  maximum=MAX_PREKEY_ID + 1)
         one_time = cbor.as_list(items, "one-time KEM prekeys")
@@ -1013,8 +1022,7 @@ class Account:
                 raise DecodeError("account: one-time KEM prekeys out of order")
             previous = prekey_id
             self._one_time_kem[prekey_id] = _OneTimeKemSecret(
-                MlKemPrivateKey.from_seed(
-                    cbor.as_bytes(o[1], "one-time KEM prekey secret", MLKEM768_SEED_LEN)),
+                cbor.as_bytes(o[1], "one-time KEM prekey secret", MLKEM768_SEED_LEN),
                 cbor.as_bytes(o[2], "one-time KEM prekey signature", self.suite.signature_len))
 
     def __repr__(self) -> str:
