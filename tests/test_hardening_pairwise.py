@@ -266,7 +266,7 @@ def test_a_later_message_swapped_into_the_initial_message_is_refused(
     account_before = bob.to_bytes()
     for blob in later:
         # Anyone on the path: keep the handshake header, put a later ratchet message inside.
-        swapped = cbor.encode([*fields[:6], cbor.as_list(cbor.decode(blob), "msg")[1]])
+        swapped = cbor.encode([*fields[:-1], cbor.as_list(cbor.decode(blob), "msg")[1]])
         with pytest.raises(ProtocolError):
             PairwiseSession.respond(bob, swapped)
         assert bob.to_bytes() == account_before  # no prekey consumed, no replay tag recorded

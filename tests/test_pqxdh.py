@@ -125,6 +125,28 @@ def test_account_makes_paired_one_time_bundles(suite: Suite) -> None:
     assert "KEM" in repr(account)
 
 
+@HYBRIDS
+def test_account_bundles_only_its_own_current_kem_prekeys(suite: Suite) -> None:
+    account, other = Account.generate(suite), Account.generate(suite)
+    foreign = other.generate_one_time_kem_prekeys(1)[0]
+    own = account.generate_one_time_kem_prekeys(1)[0]
+    with pytest.raises(UsageError):
+        account.bundle(None, foreign)  # same id 0, another key
+    with pytest.raises(UsageError):
+        account.bundle(None, other.last_resort_kem_prekey)
+    stale = account.last_resort_kem_prekey
+    account.rotate_signed_prekey()
+    with pytest.raises(UsageError):
+        account.bundle(None, stale)
+    assert account.bundle(None, own).kem_prekey == own
+    assert account.bundle().kem_prekey == account.last_resort_kem_prekey != stale
+    # A one-time KEM prekey that was used is no longer offered.
+    alice = IdentityKeyPair.generate(suite)
+    accept(account, initiate(alice, account.bundle(None, own)).initial_message(b"")).commit()
+    with pytest.raises(UsageError):
+        account.bundle(None, own)
+
+
 @pytest.mark.parametrize("suite", CLASSICAL, ids=lambda s: s.name)
 def test_classical_accounts_have_no_kem_prekeys(suite: Suite) -> None:
     account = Account.generate(suite)
