@@ -417,8 +417,8 @@ def test_replayed_hybrid_message_refused(suite: Suite, one_time: tuple[bool, boo
 def test_hybrid_and_classical_messages_cross_refused(suite: Suite) -> None:
     classical = _classical_twin(suite)
     alice, bob, bundle = _parties(suite)
-    c_alice, c_bob, c_bundle = (IdentityKeyPair.generate(classical), *(lambda a: (
-        a, a.new_bundles(1)[0]))(Account.generate(classical)))
+    c_alice, c_bob = IdentityKeyPair.generate(classical), Account.generate(classical)
+    c_bundle = c_bob.new_bundles(1)[0]
     hybrid_message = initiate(alice, bundle).initial_message(b"")
     classical_message = initiate(c_alice, c_bundle).initial_message(b"")
     with pytest.raises(ProtocolError, match="suite"):
