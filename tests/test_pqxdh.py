@@ -322,6 +322,25 @@ def test_hybrid_handshake_agrees(suite: Suite, one_time: tuple[bool, bool]) -> N
 
 
 @HYBRIDS
+def test_deterministic_and_system_random_initiators_both_handshake(suite: Suite) -> None:
+    """With a RandomSource, m comes from it (reproducible, what the vectors use); with the
+    system RNG the suites layer's randomised encapsulation is used. Both are accepted."""
+    alice, bob, bundle = _parties(suite, (False, False))
+    a = initiate(alice, bundle, DeterministicRandom(b"initiator"))
+    b = initiate(alice, bundle, DeterministicRandom(b"initiator"))
+    assert a.initial_message(b"") == b.initial_message(b"")
+    ek = suite.generate_dh(DeterministicRandom(b"initiator"))
+    m = DeterministicRandom(b"initiator")
+    m(suite.dh_private_len)  # the RNG's first draw made EK (both suites draw 32 bytes)
+    assert initiate_with_ephemeral(alice, bundle, ek, m(32)).shared_secret == a.shared_secret
+    live = [initiate(alice, bundle) for _ in range(2)]
+    assert live[0].header.kem_ciphertext != live[1].header.kem_ciphertext
+    for start in (a, *live):
+        got = accept(bob, start.initial_message(b""))
+        assert got.shared_secret == start.shared_secret
+
+
+@HYBRIDS
 def test_kem_secret_enters_the_key_derivation(suite: Suite) -> None:
     alice, _, bundle = _parties(suite)
     ek = suite.generate_dh(DeterministicRandom(b"ek"))

@@ -256,11 +256,21 @@ class Initiation:
 
 def initiate(own: IdentityKeyPair, bundle: PrekeyBundle,
              rng: RandomSource = system_random) -> Initiation:
-    """Start a session with the owner of `bundle` (already verified when it was decoded). In a
-    hybrid suite the ML-KEM encapsulation randomness comes from `rng` too, after EK."""
-    ephemeral = bundle.suite.generate_dh(rng)
-    kem_randomness = rng(KEM_RANDOMNESS_LEN) if bundle.suite.post_quantum else None
-    return initiate_with_ephemeral(own, bundle, ephemeral, kem_randomness)
+    """Start a session with the owner of `bundle` (already verified when it was decoded).
+
+    In a hybrid suite the ML-KEM encapsulation randomness `m` is drawn from `rng` after EK, so
+    a deterministic `rng` reproduces the handshake; with the system RNG (nothing to reproduce)
+    the suites layer's randomised encapsulation is used instead, the same ML-KEM.Encaps with `m`
+    from the OS, ~40 times faster than the pure-Python derandomised one for a new key."""
+    suite = bundle.suite
+    if own.suite.suite_id != suite.suite_id:  # before any encapsulation
+        raise ProtocolError("the bundle's suite is not the initiator identity's suite")
+    ephemeral = suite.generate_dh(rng)
+    if bundle.kem_prekey is None:
+        return initiate_with_ephemeral(own, bundle, ephemeral)
+    if rng is system_random:
+        return _initiate(own, bundle, ephemeral, bundle.kem_prekey.public_key.encapsulate_random())
+    return initiate_with_ephemeral(own, bundle, ephemeral, rng(KEM_RANDOMNESS_LEN))
 
 
 def initiate_with_ephemeral(own: IdentityKeyPair, bundle: PrekeyBundle,
@@ -268,14 +278,23 @@ def initiate_with_ephemeral(own: IdentityKeyPair, bundle: PrekeyBundle,
                             kem_randomness: bytes | None = None) -> Initiation:
     """`initiate` with a given ephemeral key (and, in a hybrid suite, the 32-byte ML-KEM
     encapsulation randomness `m`): for known-answer vectors only (both must be fresh)."""
-    suite = bundle.suite
-    if own.suite.suite_id != suite.suite_id:
-        raise ProtocolError("the bundle's suite is not the initiator identity's suite")
-    if suite.post_quantum:
+    if bundle.suite.post_quantum:
         if not isinstance(kem_randomness, bytes) or len(kem_randomness) != KEM_RANDOMNESS_LEN:
             raise UsageError("a hybrid suite's handshake needs 32 bytes of KEM randomness")
     elif kem_randomness is not None:
         raise UsageError("a classical suite's handshake takes no KEM randomness")
+    encapsulation = None
+    if bundle.kem_prekey is not None and kem_randomness is not None:
+        encapsulation = bundle.kem_prekey.public_key.encapsulate(kem_randomness)
+    return _initiate(own, bundle, ephemeral, encapsulation)
+
+
+def _initiate(own: IdentityKeyPair, bundle: PrekeyBundle, ephemeral: DhPrivateKey,
+              encapsulation: tuple[bytes, bytes] | None) -> Initiation:
+    """Both initiators' common part; `encapsulation` is (SS, CT) in a hybrid suite."""
+    suite = bundle.suite
+    if own.suite.suite_id != suite.suite_id:
+        raise ProtocolError("the bundle's suite is not the initiator identity's suite")
     responder = bundle.identity
     me = own.public
     if me == responder:
@@ -291,11 +310,10 @@ def initiate_with_ephemeral(own: IdentityKeyPair, bundle: PrekeyBundle,
     if opk is not None:
         dh_outputs.append(ephemeral.exchange(opk.public_key))
     kem = None
-    if bundle.kem_prekey is not None and kem_randomness is not None:
-        kem_public = bundle.kem_prekey.public_key
-        ss, ct = kem_public.encapsulate(kem_randomness)
+    if bundle.kem_prekey is not None and encapsulation is not None:
+        ss, ct = encapsulation
         kem = _KemPart(bundle.kem_prekey.prekey_id if bundle.kem_prekey.one_time else None,
-                       kem_public.to_bytes(), ct, ss)
+                       bundle.kem_prekey.public_key.to_bytes(), ct, ss)
 
     opk_id = None if opk is None else opk.prekey_id
     kem_id = None if kem is None else kem.one_time_id
