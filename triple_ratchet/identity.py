@@ -4,9 +4,13 @@ An identity is a signing key plus a DH identity key signed by it: the signing ke
 and the DH key never signs (key hygiene). Every signature the identity key makes is over
 `signature_input(suite, label, content)` with a label of its own kind, so a signature made for one
 purpose can never be presented as another. Public values (`Identity`, `SignedPrekey`,
-`OneTimePrekey`, `PrekeyBundle`) are frozen and valid by construction: their constructors verify
-every signature, and their decoders validate every key first. Secrets live in `IdentityKeyPair`
-and `Account`, whose reprs never show them.
+`OneTimePrekey`, `KemPrekey`, `PrekeyBundle`) are frozen; an identity and a bundle are valid by
+construction: their constructors verify every signature, and their decoders validate every key
+first. Secrets live in `IdentityKeyPair` and `Account`, whose reprs never show them.
+
+Hybrid suites (`suite.post_quantum`) add PQXDH's signed ML-KEM-768 prekeys: a last-resort one per
+signed prekey and one-time ones; each bundle carries one. Classical suites' encodings are
+unchanged.
 """
 
 from __future__ import annotations
