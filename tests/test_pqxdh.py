@@ -285,6 +285,19 @@ def test_malformed_kem_key_refused(suite: Suite) -> None:
 
 
 @HYBRIDS
+@pytest.mark.parametrize("one_time_kem", [True, False], ids=["one-time", "last-resort"])
+def test_every_bundle_byte_change_is_a_typed_refusal(suite: Suite, one_time_kem: bool) -> None:
+    """Hostile bundles: each byte flipped (and each truncation point) gives a RemoteError, never
+    a crash and never another valid bundle (there is one valid encoding)."""
+    _, _, bundle = _parties(suite, (True, one_time_kem))
+    data = bundle.to_bytes()
+    for i in range(len(data)):
+        for mutated in (data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:], data[:i]):
+            with pytest.raises(RemoteError):
+                PrekeyBundle.from_bytes(mutated)
+
+
+@HYBRIDS
 def test_hybrid_bundle_size_bound(suite: Suite) -> None:
     _, _, bundle = _parties(suite)
     fields = _fields(bundle.to_bytes())
