@@ -37,7 +37,9 @@ from triple_ratchet.identity import (
     LABEL_IDENTITY_ONE_TIME_KEM_PREKEY,
     LABEL_IDENTITY_SIGNED_PREKEY,
     MAX_HYBRID_BUNDLE_SIZE,
+    P256_ORDER,
     Account,
+    Identity,
     IdentityKeyPair,
     KemPrekey,
     PrekeyBundle,
@@ -304,6 +306,18 @@ def test_hybrid_bundle_size_bound(suite: Suite) -> None:
     fields[B_KEM_KEY] = bytes(MAX_HYBRID_BUNDLE_SIZE)
     with pytest.raises(LimitExceeded):
         PrekeyBundle.from_bytes(cbor.encode(fields))
+
+
+def test_hybrid_p256_identities_have_one_encoding() -> None:
+    """The low-s rule (03) follows the signature scheme: the hybrid P-256 suite signs with
+    ECDSA too, so its identity's high-s twin is refused like suite 1's."""
+    suite = next(h for h in HYBRID if h.classical.suite_id == 1)
+    identity = IdentityKeyPair.generate(suite, DeterministicRandom(b"low s")).public
+    fields = _fields(identity.to_bytes())
+    sig = cbor.as_bytes(fields[4], "sig")
+    fields[4] = sig[:32] + (P256_ORDER - int.from_bytes(sig[32:], "big")).to_bytes(32, "big")
+    with pytest.raises(DecodeError, match="low-s"):
+        Identity.from_bytes(cbor.encode(fields), suite)
 
 
 # --- Handshake -------------------------------------------------------------------------------
