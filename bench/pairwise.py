@@ -7,6 +7,9 @@ Per suite, measured in one process, interleaved in rounds (see _timing.py), medi
 - DH step: ping-pong, every message makes its receiver do a DH ratchet step;
 - handshake (when triple_ratchet.pairwise is present): verify a prekey bundle, initiate with an
   empty first message, respond.
+Every suite runs, the hybrid ones (ML-KEM-768 beside the curve: the PQXDH-style handshake) after
+the classical ones; then each hybrid suite is timed against its classical suite in the same
+interleaved rounds (handshake and DH step), with the sizes of their bundles and initial messages.
 Floors are the primitive calls the protocol cannot avoid, made through the same suite functions
 the library uses: steady = 2 header AEADs + 2 body AEADs + 4 HMACs (KDF_CK on each side);
 DH step = the steady part + 1 key generation + 2 DH + 2 KDF_RK (HKDF).
@@ -33,7 +36,7 @@ from triple_ratchet.double_ratchet import (
     kdf_root,
 )
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, HYBRID_SUITES, Suite
 
 AD = b"benchmark associated data, about the size of two identities: " + bytes(64)
 SECRET = bytes(range(32))
@@ -154,6 +157,18 @@ def handshake(suite: Suite) -> Batch | None:
     return batch
 
 
+def sizes(suite: Suite) -> tuple[int, int]:
+    """Bytes of a bundle with one-time prekeys and of an initial message with an empty first
+    ratchet message (small prekey ids)."""
+    from triple_ratchet.identity import Account, IdentityKeyPair
+    from triple_ratchet.pairwise import PairwiseSession
+
+    rng = DeterministicRandom(b"sizes")
+    bundle = Account.generate(suite, rng).new_bundles(1, rng)[0]
+    _, blob = PairwiseSession.initiate(IdentityKeyPair.generate(suite, rng), bundle, rng)
+    return len(bundle.to_bytes()), len(blob)
+
+
 def prekey_generation(suite: Suite) -> Batch | None:
     try:
         import triple_ratchet.identity  # noqa: F401
@@ -263,6 +278,53 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:9.1f}"
 
 
+def handshake_from_pool(suite: Suite, pool_size: int = 2000) -> Batch:
+    """Verify a bundle, initiate, respond, with the bundles made beforehand (no subtraction of a
+    separately timed generation, which doubles the noise on a loaded machine)."""
+    from triple_ratchet.identity import IdentityKeyPair, PrekeyBundle
+    from triple_ratchet.pairwise import PairwiseSession
+
+    alice = IdentityKeyPair.generate(suite)
+    pool = _fresh_bundles(suite, pool_size)
+
+    def batch(n: int) -> None:
+        for _ in range(n):
+            if not pool:  # not expected with the default size; keeps a long run going
+                pool.extend(_fresh_bundles(suite, 200))
+            bob, data = pool.pop()
+            bundle = PrekeyBundle.from_bytes(data, suite)
+            _, blob = PairwiseSession.initiate(alice, bundle)
+            PairwiseSession.respond(bob, blob)
+    return batch
+
+
+def hybrid_against_classical(rounds: int, batch_seconds: float) -> None:
+    """Each hybrid suite against its classical suite, timed in the same interleaved rounds, so
+    the ratio compares like with like on a machine whose speed drifts."""
+    print("-- hybrid (PQXDH-style) against classical, interleaved in the same rounds")
+    print(f"{'':<34}{'classical':>11}{'hybrid':>11}{'hybrid/cl.':>12}")
+    for hybrid in HYBRID_SUITES:
+        classical = hybrid.classical
+        contenders: dict[str, Batch] = {}
+        for tag, suite in (("c", classical), ("h", hybrid)):
+            gen = prekey_generation(suite)
+            if gen is None:
+                return
+            contenders[f"hs-{tag}"] = handshake_from_pool(suite)
+            contenders[f"gen-{tag}"] = gen
+            contenders[f"dh-{tag}"] = ours_dh_step(suite, 100)
+        results = run_rounds(contenders, rounds, batch_seconds * 5)
+        print(f"{hybrid.name} vs {classical.name}")
+        for label, key in (("  handshake (verify+init+resp)", "hs"),
+                           ("  one-time prekey (bundle) made", "gen"),
+                           ("  DH step (ping-pong) 100 B", "dh")):
+            c, h = results[f"{key}-c"], results[f"{key}-h"]
+            print(f"{label:<34}{_us(c.median):>11}{_us(h.median):>11}{ratio(h, c):>11.2f}x")
+        (cb, cm), (hb, hm) = sizes(classical), sizes(hybrid)
+        print(f"{'  bundle / initial message, bytes':<34}{f'{cb} / {cm}':>13}"
+              f"{f'{hb} / {hm}':>13}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -276,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pairwise benchmark: {rounds} interleaved rounds, medians (µs per operation)")
     print(f"{'operation':<34}{'ours':>9}{'floor':>9}{'ours/floor':>11}{'target':>8}"
           f"{'doubleratchet':>15}{'pkg/ours':>9}")
-    for suite in ALL_SUITES:
+    for suite in (*CLASSICAL_SUITES, *HYBRID_SUITES):
         print(f"-- {suite.name}")
         for label, size, ours_fn, floor_fn, target, ping_pong in (
             ("steady 100 B", 100, ours_steady, floor_steady, 2.0, False),
@@ -306,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                 results["handshake"].per_round, results["prekeys"].per_round, strict=True)])
             print(f"{'handshake (bundle verify+init+resp)':<34}{_us(net.median)}"
                   f"{'':>9}{'':>11}{'':>8}   (one-time prekey generation excluded)")
+    if handshake(CLASSICAL_SUITES[0]) is not None:
+        hybrid_against_classical(rounds, batch_seconds)
     if peer is None:
         print("(the doubleratchet package is not importable: no peer column)")
     for failure in failures:

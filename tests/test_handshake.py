@@ -25,10 +25,18 @@ from triple_ratchet.handshake import (
 )
 from triple_ratchet.identity import Account, IdentityKeyPair, PrekeyBundle
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, X25519_SHA512_XCHACHA20, Suite
+from triple_ratchet.suites import (
+    ALL_SUITES,
+    CLASSICAL_SUITES,
+    HYBRID_SUITES,
+    X25519_SHA512_XCHACHA20,
+    Suite,
+)
 
 SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
 OPK = pytest.mark.parametrize("with_opk", [True, False], ids=["opk", "no-opk"])
+# The sealed identity is the initial message's second-to-last element in every suite (spec 04).
+SEALED = -2
 
 
 def _parties(suite: Suite, with_opk: bool = True) -> tuple[IdentityKeyPair, Account,
@@ -61,8 +69,9 @@ def test_both_sides_agree(suite: Suite, with_opk: bool) -> None:
 def test_one_time_prekey_changes_the_secret(suite: Suite) -> None:
     alice, bob, bundle = _parties(suite)
     ek = suite.generate_dh()
-    with_opk = initiate_with_ephemeral(alice, bundle, ek)
-    without = initiate_with_ephemeral(alice, bob.bundle(), ek)
+    m = bytes(32) if suite.post_quantum else None  # a hybrid suite's KEM randomness
+    with_opk = initiate_with_ephemeral(alice, bundle, ek, m)
+    without = initiate_with_ephemeral(alice, bob.bundle(), ek, m)
     assert with_opk.shared_secret != without.shared_secret
     assert with_opk.associated_data != without.associated_data
 
@@ -86,7 +95,7 @@ def test_initiator_identity_is_sealed(suite: Suite, with_opk: bool) -> None:
         # Not even a recognisable fragment of it.
         assert public[1:17] not in data
     fields = cbor.as_list(cbor.decode(data), "message")
-    assert len(cbor.as_bytes(fields[5], "sealed")) == sealed_identity_length(suite)
+    assert len(cbor.as_bytes(fields[SEALED], "sealed")) == sealed_identity_length(suite)
     assert accept(bob, data).peer == alice.public
 
 
@@ -217,12 +226,12 @@ def test_sealed_identity_tampering_is_authentication_error(suite: Suite) -> None
     alice, bob, bundle = _parties(suite)
     data = initiate(alice, bundle).initial_message(b"")
     fields = cbor.as_list(cbor.decode(data), "message")
-    sealed = bytearray(cbor.as_bytes(fields[5], "sealed"))
+    sealed = bytearray(cbor.as_bytes(fields[SEALED], "sealed"))
     sealed[0] ^= 1
-    fields[5] = bytes(sealed)
+    fields[SEALED] = bytes(sealed)
     with pytest.raises(AuthenticationError):
         accept(bob, cbor.encode(fields))
-    fields[5] = bytes(sealed[:-1])
+    fields[SEALED] = bytes(sealed[:-1])
     with pytest.raises(DecodeError):
         accept(bob, cbor.encode(fields))
 
@@ -251,7 +260,8 @@ def test_initial_message_encoding(suite: Suite) -> None:
     data = start.initial_message(b"ratchet")
     message = InitialMessage.from_bytes(data)
     assert message.to_bytes() == data
-    assert data[0] == 0x87 and data[1] == MSG_TYPE_INITIAL
+    # A 7-element array (9 with a hybrid suite's KEM prekey id and ciphertext) of type 0x10.
+    assert data[0] == (0x89 if suite.post_quantum else 0x87) and data[1] == MSG_TYPE_INITIAL
     assert message.one_time_prekey_id == bundle.one_time_prekey.prekey_id  # type: ignore[union-attr]
     assert message.ratchet_message == b"ratchet"
     assert start.associated_data == handshake.associated_data(
@@ -282,7 +292,8 @@ def test_vectors_file_verifies_and_is_reproducible() -> None:
     assert results and all(r.status == "passed" for r in results), results
     errors = {c["error"]["type"] for c in doc["cases"] if "error" in c}
     assert {"ReplayError", "ProtocolError", "InvalidSignature"} <= errors
-    assert {c["suite"] for c in doc["cases"]} == {s.name for s in ALL_SUITES}
+    assert {c["suite"] for c in doc["cases"]} == {s.name for s in (*CLASSICAL_SUITES,
+                                                                   *HYBRID_SUITES)}
     assert handshake_vectors.generate()[handshake_vectors.FILE] == doc
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from nacl import bindings as sodium
@@ -43,6 +44,16 @@ class RSuite:
     suite_id: int
     name: str
     hash_name: str
+    # A hybrid suite (02) is its classical suite (`classical`: 1 or 2) plus ML-KEM-768.
+    classical: int = 0
+
+    @property
+    def p256(self) -> bool:
+        return (self.classical or self.suite_id) == 1
+
+    @property
+    def hybrid(self) -> bool:
+        return self.classical != 0
 
     @property
     def nh(self) -> int:
@@ -81,7 +92,7 @@ class RSuite:
     def signing_from_seed(self, seed: bytes) -> tuple[bytes, bytes]:
         if len(seed) != 32:
             raise SpecUsageError("seed")
-        if self.suite_id == 1:
+        if self.p256:
             w = self.expand_label(seed, b"suites signing key from seed", b"", 48)
             d = int.from_bytes(w, "big") % (P256_N - 1) + 1
             return d.to_bytes(32, "big"), p256_public(d)
@@ -90,7 +101,7 @@ class RSuite:
         return sk, pk
 
     def sign(self, private: bytes, message: bytes) -> bytes:
-        if self.suite_id == 1:
+        if self.p256:
             key = ec.derive_private_key(int.from_bytes(private, "big"), ec.SECP256R1())
             # RFC 6979 deterministic nonces (cryptography >= 44 on OpenSSL 3.2+).
             der = key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
@@ -100,28 +111,28 @@ class RSuite:
         return sodium.crypto_sign(message, full)[:64]
 
     def aead_encrypt(self, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
-        if self.suite_id == 1:
+        if self.p256:
             return AESGCM(key).encrypt(nonce, plaintext, aad)
         return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, key)
 
     def aead_decrypt(self, key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
-        if self.suite_id == 1:
+        if self.p256:
             return AESGCM(key).decrypt(nonce, ciphertext, aad)
         return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, key)
 
     @property
     def nonce_len(self) -> int:
-        return 12 if self.suite_id == 1 else 24
+        return 12 if self.p256 else 24
 
     def dh(self, private: bytes, public: bytes) -> bytes:
-        if self.suite_id == 1:
+        if self.p256:
             key = ec.derive_private_key(int.from_bytes(private, "big"), ec.SECP256R1())
             peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public)
             return key.exchange(ec.ECDH(), peer)
         return sodium.crypto_scalarmult(private, public)
 
     def dh_public(self, private: bytes) -> bytes:
-        if self.suite_id == 1:
+        if self.p256:
             return p256_public(int.from_bytes(private, "big"))
         return sodium.crypto_scalarmult_base(private)
 
@@ -134,6 +145,9 @@ def p256_public(d: int) -> bytes:
 SUITES = {
     "P256-SHA256-AES256GCM": RSuite(1, "P256-SHA256-AES256GCM", "sha256"),
     "X25519-SHA512-XCHACHA20POLY1305": RSuite(2, "X25519-SHA512-XCHACHA20POLY1305", "sha512"),
+    "P256-MLKEM768-SHA256-AES256GCM": RSuite(3, "P256-MLKEM768-SHA256-AES256GCM", "sha256", 1),
+    "X25519-MLKEM768-SHA512-XCHACHA20POLY1305": RSuite(
+        4, "X25519-MLKEM768-SHA512-XCHACHA20POLY1305", "sha512", 2),
 }
 
 
@@ -265,7 +279,7 @@ def dr_kdf_ck(s: RSuite, ck: bytes) -> tuple[bytes, bytes]:
 
 
 def dr_npk(s: RSuite) -> int:
-    return 65 if s.suite_id == 1 else 32
+    return 65 if s.p256 else 32
 
 
 def dr_open(s: RSuite, blob: bytes, ad: bytes, header_key: bytes,
@@ -301,7 +315,7 @@ def test_double_ratchet_open_scripted_messages_by_hand(case: dict[str, Any]) -> 
         header, plaintext = dr_open(s, h(m["blob"]), ad, h(m["header_key"]), h(m["message_key"]))
         assert header.hex() == m["header"]
         assert plaintext.hex() == step[2]
-        assert len(h(m["blob"])) == len(plaintext) + (118 if s.suite_id == 1 else 97)
+        assert len(h(m["blob"])) == len(plaintext) + (118 if s.p256 else 97)
     # Alice's first header key is HKa of InitialKeys (05 §5.3, initiator: HKs = HKa).
     _, hka, _ = dr_initial_keys(s, h(i["shared_secret"]), ad)
     assert o["messages"][0]["header_key"] == hka.hex()
@@ -347,7 +361,7 @@ def cbor(value: Any) -> bytes:
 
 
 def signing_public(s: RSuite, private: bytes) -> bytes:
-    if s.suite_id == 1:
+    if s.p256:
         return p256_public(int.from_bytes(private, "big"))
     pk, _ = sodium.crypto_sign_seed_keypair(private)
     return pk
@@ -361,7 +375,7 @@ def identity_sign(s: RSuite, private: bytes, label: bytes, content: bytes) -> by
 def low_s(s: RSuite, signature: bytes) -> bytes:
     """03 "One encoding per identity": suite 1's DH-key signature has s <= (n - 1) / 2."""
     value = int.from_bytes(signature[32:], "big")
-    if s.suite_id != 1 or value <= P256_N // 2:
+    if not s.p256 or value <= P256_N // 2:
         return signature
     return signature[:32] + (P256_N - value).to_bytes(32, "big")
 
@@ -385,10 +399,30 @@ def bundle_encoding(s: RSuite, r: dict[str, Any]) -> bytes:
     # identity = CBOR [1, suite, sig, dh, dh_sig]: its fields 2..4 are the bundle's fields 2..4
     dh_key_sig = ident[-64:]
     fields = [1, s.suite_id, sig_pub, dh_pub, dh_key_sig, spk_id, spk_pub, spk_sig, opk_id, opk_pub]
+    if s.hybrid:
+        # 03 "Prekey bundle": the KEM prekey, one-time (its id) or the signed prekey's last-resort
+        # one (null), each kind signed under its own label.
+        kem_id = r["kem_prekey_id"]
+        kem_pub = kem_public(h(r["kem_prekey_seed"]))
+        label = (b"identity: last-resort kem prekey" if kem_id is None
+                 else b"identity: one-time kem prekey")
+        kem_sig = identity_sign(s, sig_priv, label,
+                                cbor([sig_pub, spk_id if kem_id is None else kem_id, kem_pub]))
+        fields += [kem_id, kem_pub, kem_sig]
     return cbor([*fields, identity_sign(s, sig_priv, b"identity: prekey bundle", cbor(fields))])
 
 
-def handshake_initiator(s: RSuite, i: dict[str, Any], ratchet_message: bytes) -> dict[str, Any]:
+def kem_public(seed: bytes) -> bytes:
+    """ML-KEM-768 encapsulation key from the 64-byte seed d ‖ z (FIPS 203 KeyGen_internal)."""
+    return MLKEM768PrivateKey.from_seed_bytes(seed).public_key().public_bytes_raw()
+
+
+def kem_decapsulate(seed: bytes, ciphertext: bytes) -> bytes:
+    return MLKEM768PrivateKey.from_seed_bytes(seed).decapsulate(ciphertext)
+
+
+def handshake_initiator(s: RSuite, i: dict[str, Any], ratchet_message: bytes,
+                        kem_ciphertext: str = "") -> dict[str, Any]:
     """04's initiator side; the first ratchet message is framed as given (the responder below
     checks it is message 0 of the first chain and opens it, 05)."""
     a, b = i["initiator"], i["responder"]
@@ -402,22 +436,38 @@ def handshake_initiator(s: RSuite, i: dict[str, Any], ratchet_message: bytes) ->
     dhs = [s.dh(h(a["dh_private"]), spk), s.dh(ek_priv, ik_dh_b), s.dh(ek_priv, spk)]
     if opk is not None:
         dhs.append(s.dh(ek_priv, opk))
-    transcript = cbor([ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b, spk_id, spk, opk_id, opk, ek])
-    sk = s.derive_secret(b"", b"".join(dhs), b"handshake: shared secret", transcript, 32)
-    seal_context = cbor([ik_sig_b, ik_dh_b, spk_id, spk, ek])
-    key_nonce = s.derive_secret(b"", dhs[2], b"handshake: sealed identity", seal_context,
+    # 04 "Hybrid suites": (SS, CT) = Encaps_internal(PQPK_B, m). `cryptography` has no
+    # derandomised encapsulation, so CT is the vector's (hybrid-kem.json checks Encaps from m)
+    # and SS is checked here by decapsulating it with B's KEM seed.
+    kem_fields: list[Any] = []
+    ss = b""
+    out: dict[str, Any] = {}
+    if s.hybrid:
+        kem_seed = h(b["kem_prekey_seed"])
+        ct = h(kem_ciphertext)
+        ss = kem_decapsulate(kem_seed, ct)
+        kem_fields = [b["kem_prekey_id"], kem_public(kem_seed), ct]
+        out = {"kem_ciphertext": ct.hex(), "kem_shared_secret": ss.hex()}
+    transcript = cbor([ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b, spk_id, spk, opk_id, opk, ek,
+                       *kem_fields])
+    sk = s.derive_secret(b"", b"".join(dhs) + ss, b"handshake: shared secret", transcript, 32)
+    seal_context = cbor([ik_sig_b, ik_dh_b, spk_id, spk, ek, *kem_fields])
+    key_nonce = s.derive_secret(b"", dhs[2] + ss, b"handshake: sealed identity", seal_context,
                                 32 + s.nonce_len)
     identity_a = identity_encoding(s, h(a["signing_private"]), h(a["dh_private"]))
-    seal_aad = cbor([0x10, s.suite_id, ek, spk_id, opk_id])
+    # The message's KEM fields: the one-time KEM prekey id (or null) and CT, after opk_id.
+    message_kem = [kem_fields[0], kem_fields[2]] if kem_fields else []
+    seal_aad = cbor([0x10, s.suite_id, ek, spk_id, opk_id, *message_kem])
     sealed = s.aead_encrypt(key_nonce[:32], key_nonce[32:], identity_a, seal_aad)
-    header = cbor([0x10, s.suite_id, ek, spk_id, opk_id, sealed])
+    header = cbor([0x10, s.suite_id, ek, spk_id, opk_id, *message_kem, sealed])
     ad = cbor([s.suite_id, ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b,
                hashlib.new(s.hash_name, header).digest()])
     tag_label = b"handshake: replay tag"
-    tag = hashlib.new(s.hash_name, bytes([len(tag_label)]) + tag_label + ek + sealed).digest()[:16]
-    initial = cbor([0x10, s.suite_id, ek, spk_id, opk_id, sealed, ratchet_message])
+    tag = hashlib.new(s.hash_name, bytes([len(tag_label)]) + tag_label + ek + sealed
+                      + (message_kem[1] if message_kem else b"")).digest()[:16]
+    initial = cbor([0x10, s.suite_id, ek, spk_id, opk_id, *message_kem, sealed, ratchet_message])
     return {"initiator_identity": identity_a.hex(), "bundle": bundle_encoding(s, b).hex(),
-            "ephemeral_public": ek.hex(), "dh_outputs": [d.hex() for d in dhs],
+            "ephemeral_public": ek.hex(), "dh_outputs": [d.hex() for d in dhs], **out,
             "shared_secret": sk.hex(), "associated_data": ad.hex(),
             "sealed_identity": sealed.hex(), "replay_tag": tag.hex(),
             "ratchet_message": ratchet_message.hex(), "initial_message": initial.hex()}
@@ -427,7 +477,8 @@ def handshake_initiator(s: RSuite, i: dict[str, Any], ratchet_message: bytes) ->
 def test_handshake_initiator_side(case: dict[str, Any]) -> None:
     s = SUITES[case["suite"]]
     want = case["outputs"]
-    got = handshake_initiator(s, case["inputs"], h(want["ratchet_message"]))
+    got = handshake_initiator(s, case["inputs"], h(want["ratchet_message"]),
+                              want.get("kem_ciphertext", ""))
     assert set(got) == set(want)
     for name in got:
         assert got[name] == want[name], name
@@ -442,12 +493,19 @@ def test_handshake_responder_opens_sealed_identity(case: dict[str, Any]) -> None
     dh3 = s.dh(h(b["signed_prekey_private"]), ek)
     spk_id, spk = b["signed_prekey_id"], s.dh_public(h(b["signed_prekey_private"]))
     ik_sig_b, ik_dh_b = signing_public(s, h(b["signing_private"])), s.dh_public(h(b["dh_private"]))
-    kn = s.derive_secret(b"", dh3, b"handshake: sealed identity",
-                         cbor([ik_sig_b, ik_dh_b, spk_id, spk, ek]), 32 + s.nonce_len)
-    aad = cbor([0x10, s.suite_id, ek, spk_id, b["one_time_prekey_id"]])
+    ss, context_kem, aad_kem = b"", [], []
+    if s.hybrid:  # B decapsulates CT with the KEM prekey the message names (04 step 5)
+        seed, ct = h(b["kem_prekey_seed"]), h(o["kem_ciphertext"])
+        ss = kem_decapsulate(seed, ct)
+        context_kem = [b["kem_prekey_id"], kem_public(seed), ct]
+        aad_kem = [b["kem_prekey_id"], ct]
+    kn = s.derive_secret(b"", dh3 + ss, b"handshake: sealed identity",
+                         cbor([ik_sig_b, ik_dh_b, spk_id, spk, ek, *context_kem]),
+                         32 + s.nonce_len)
+    aad = cbor([0x10, s.suite_id, ek, spk_id, b["one_time_prekey_id"], *aad_kem])
     opened = s.aead_decrypt(kn[:32], kn[32:], h(o["sealed_identity"]), aad)
     assert opened.hex() == o["initiator_identity"]
-    assert len(h(o["sealed_identity"])) == (219 if s.suite_id == 1 else 153)
+    assert len(h(o["sealed_identity"])) == (219 if s.p256 else 153)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,7 +647,7 @@ def group_open(ep: GroupEpoch, blob: bytes) -> tuple[int, int, bytes, bytes]:
     tbs = group_tbs(s, ep.group_id, ep.epoch, sender, generation, content_type, last_seen, body)
     public = ep.signing[sender][1]
     try:
-        if s.suite_id == 1:
+        if s.p256:
             from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
             key_obj = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public)
             der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
@@ -1028,7 +1086,9 @@ def test_identity_bundle(case: dict[str, Any]) -> None:
     got = {"identity": identity_encoding(s, h(i["signing_private"]), h(i["dh_private"])),
            "dh_key_signature": fields[4], "signed_prekey_public": fields[6],
            "signed_prekey_signature": fields[7], "one_time_prekey_public": fields[9],
-           "bundle_signature": fields[10], "bundle": bundle}
+           "bundle_signature": fields[-1], "bundle": bundle}
+    if s.hybrid:
+        got |= {"kem_prekey_public": fields[11], "kem_prekey_signature": fields[12]}
     assert {k: None if v is None else v.hex() for k, v in got.items()} == o
 
 
@@ -1090,7 +1150,7 @@ class SuiteError(Exception):
 
 
 def dh_public_from_bytes(s: RSuite, pk: bytes) -> bytes:
-    if s.suite_id == 1:
+    if s.p256:
         if len(pk) != 65 or pk[0] != 0x04:
             raise SuiteError("InvalidKey")
         x, y = int.from_bytes(pk[1:33], "big"), int.from_bytes(pk[33:], "big")
@@ -1104,13 +1164,13 @@ def dh_public_from_bytes(s: RSuite, pk: bytes) -> bytes:
 
 
 def dh_private_check(s: RSuite, sk: bytes) -> bytes:
-    if len(sk) != 32 or (s.suite_id == 1 and not 1 <= int.from_bytes(sk, "big") < P256_N):
+    if len(sk) != 32 or (s.p256 and not 1 <= int.from_bytes(sk, "big") < P256_N):
         raise SuiteError("InvalidKey")
     return sk
 
 
 def verifying_from_bytes(s: RSuite, pk: bytes) -> bytes:
-    if s.suite_id == 1:
+    if s.p256:
         return dh_public_from_bytes(s, pk)  # the same SEC 1 rules (spec/02 "Public keys")
     if len(pk) != 32 or not sodium.crypto_core_ed25519_is_valid_point(pk):
         raise SuiteError("InvalidKey")
@@ -1125,7 +1185,7 @@ def verify_signature(s: RSuite, pk: bytes, message: bytes, signature: bytes) -> 
     verifying_from_bytes(s, pk)
     if len(signature) != 64:
         raise SuiteError("InvalidSignature")
-    if s.suite_id == 1:
+    if s.p256:
         r, sv = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
         if not (1 <= r < P256_N and 1 <= sv < P256_N):
             raise SuiteError("InvalidSignature")
@@ -1228,12 +1288,24 @@ class Responder:
     keys: dict[str, Any]
     opk_held: bool
     replay_cache: set[bytes]
+    kem_held: bool = False  # hybrid suites: the one-time KEM prekey, if the vector has one
 
     def accept(self, data: bytes) -> tuple[bytes, bytes, bytes, bytes]:
         """04 "Responder processing" steps 1-6 and the commit: (SK, AD, identity_A, ratchet)."""
         s, b = self.suite, self.keys
-        msg_type, suite_id, ek, spk_id, opk_id, sealed, ratchet = cbor_decode(data)
+        fields = cbor_decode(data)
+        if len(fields) not in (7, 9):
+            raise HandshakeError("DecodeError")
+        msg_type, suite_id, ek, spk_id, opk_id = fields[:5]
         assert msg_type == 0x10
+        # A hybrid suite's message has 9 elements, the KEM prekey id and CT after opk_id.
+        message_suite = next(r for r in SUITES.values() if r.suite_id == suite_id)
+        if len(fields) != (9 if message_suite.hybrid else 7):
+            raise HandshakeError("DecodeError")
+        kem_id, ct = fields[5:7] if message_suite.hybrid else (None, b"")
+        if message_suite.hybrid and len(ct) != 1088:
+            raise HandshakeError("DecodeError")
+        sealed, ratchet = fields[-2:]
         if suite_id != s.suite_id:
             raise HandshakeError("ProtocolError")
         if spk_id != b["signed_prekey_id"]:
@@ -1243,9 +1315,21 @@ class Responder:
                 raise HandshakeError("ProtocolError")
             if not self.opk_held:
                 raise HandshakeError("ReplayError")
+        kem_seed = b""
+        if s.hybrid:
+            if kem_id is None:  # the signed prekey's last-resort KEM prekey
+                kem_seed = h(b["kem_prekey_seed"] if b["kem_prekey_id"] is None
+                             else b["last_resort_kem_prekey_seed"])
+            elif kem_id != b["kem_prekey_id"]:
+                raise HandshakeError("ProtocolError")
+            elif not self.kem_held:
+                raise HandshakeError("ReplayError")
+            else:
+                kem_seed = h(b["kem_prekey_seed"])
         label = b"handshake: replay tag"
-        tag = hashlib.new(s.hash_name, bytes([len(label)]) + label + ek + sealed).digest()[:16]
-        if opk_id is None and tag in self.replay_cache:
+        tag = hashlib.new(s.hash_name, bytes([len(label)]) + label + ek + sealed
+                          + ct).digest()[:16]
+        if opk_id is None and kem_id is None and tag in self.replay_cache:
             raise HandshakeError("ReplayError")
         dh_public_from_bytes(s, ek)
         spk_priv = h(b["signed_prekey_private"])
@@ -1253,10 +1337,16 @@ class Responder:
         ik_sig_b = signing_public(s, h(b["signing_private"]))
         ik_dh_b = s.dh_public(h(b["dh_private"]))
         dh3 = s.dh(spk_priv, ek)
-        kn = s.derive_secret(b"", dh3, b"handshake: sealed identity",
-                             cbor([ik_sig_b, ik_dh_b, spk_id, spk, ek]), 32 + s.nonce_len)
+        ss, kem_bound, message_kem = b"", [], []
+        if s.hybrid:
+            ss = kem_decapsulate(kem_seed, ct)
+            kem_bound = [kem_id, kem_public(kem_seed), ct]
+            message_kem = [kem_id, ct]
+        kn = s.derive_secret(b"", dh3 + ss, b"handshake: sealed identity",
+                             cbor([ik_sig_b, ik_dh_b, spk_id, spk, ek, *kem_bound]),
+                             32 + s.nonce_len)
         identity = _aead_open(s, kn[:32], kn[32:], sealed,
-                              cbor([0x10, s.suite_id, ek, spk_id, opk_id]))
+                              cbor([0x10, s.suite_id, ek, spk_id, opk_id, *message_kem]))
         if identity is None:
             raise HandshakeError("AuthenticationError")
         _, _, ik_sig_a, ik_dh_a, dh_sig = cbor_decode(identity)
@@ -1269,9 +1359,11 @@ class Responder:
         if opk_id is not None:
             opk = s.dh_public(h(b["one_time_prekey_private"]))
             dhs.append(s.dh(h(b["one_time_prekey_private"]), ek))
-        transcript = cbor([ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b, spk_id, spk, opk_id, opk, ek])
-        sk = s.derive_secret(b"", b"".join(dhs), b"handshake: shared secret", transcript, 32)
-        header = cbor([0x10, s.suite_id, ek, spk_id, opk_id, sealed])
+        transcript = cbor([ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b, spk_id, spk, opk_id, opk, ek,
+                           *kem_bound])
+        sk = s.derive_secret(b"", b"".join(dhs) + ss, b"handshake: shared secret", transcript,
+                             32)
+        header = cbor([0x10, s.suite_id, ek, spk_id, opk_id, *message_kem, sealed])
         ad = cbor([s.suite_id, ik_sig_a, ik_dh_a, ik_sig_b, ik_dh_b,
                    hashlib.new(s.hash_name, header).digest()])
         # The first ratchet message must decrypt, and be message 0 of A's first chain (05
@@ -1279,7 +1371,9 @@ class Responder:
         plaintext = dr_first_decrypt(s, sk, ad, spk_priv, ratchet)
         if opk_id is not None:
             self.opk_held = False
-        else:
+        if kem_id is not None:
+            self.kem_held = False
+        if opk_id is None and kem_id is None:
             self.replay_cache.add(tag)
         return sk, ad, identity, plaintext
 
@@ -1303,7 +1397,8 @@ def dr_first_decrypt(s: RSuite, sk: bytes, ad: bytes, spk_priv: bytes, blob: byt
 
 
 def responder_for(s: RSuite, keys: dict[str, Any]) -> Responder:
-    return Responder(s, keys, keys["one_time_prekey_id"] is not None, set())
+    return Responder(s, keys, keys["one_time_prekey_id"] is not None, set(),
+                     keys.get("kem_prekey_id") is not None)
 
 
 @params("handshake.json", "handshake")
@@ -1336,10 +1431,16 @@ def test_handshake_initiate_refuses_bad_bundle(case: dict[str, Any]) -> None:
         verify_signature(s, f[2], prefix + struct.pack(">HB", s.suite_id, len(label)) + label
                          + content, sig)
 
-    with pytest.raises(SuiteError) as info:
+    with pytest.raises((SuiteError, HandshakeError)) as info:
+        if s.hybrid and len(f) == 11:  # 03 step 3: a hybrid bundle without its KEM prekey
+            raise HandshakeError("ProtocolError")
         check(b"identity: dh identity key", cbor([f[2], f[3]]), f[4])
         check(b"identity: signed prekey", cbor([f[2], f[5], f[6]]), f[7])
-        check(b"identity: prekey bundle", cbor(f[:10]), f[10])
+        if s.hybrid:
+            kem_label = (b"identity: last-resort kem prekey" if f[10] is None
+                         else b"identity: one-time kem prekey")
+            check(kem_label, cbor([f[2], f[5] if f[10] is None else f[10], f[11]]), f[12])
+        check(b"identity: prekey bundle", cbor(f[:-1]), f[-1])
     assert info.value.kind == case["error"]["type"]
 
 

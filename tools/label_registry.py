@@ -84,11 +84,16 @@ USES: dict[str, tuple[str, str]] = {
                                 "(section 11.v2.4)", "03"),
     "LABEL_IDENTITY_FINGERPRINT": ("hash prefix: first iteration of a safety-number fingerprint",
                                    "03"),
+    "LABEL_IDENTITY_LAST_RESORT_KEM_PREKEY": ("identity signature: a hybrid suite's last-resort "
+                                              "ML-KEM-768 prekey (id = its signed prekey's)",
+                                              "03"),
+    "LABEL_IDENTITY_ONE_TIME_KEM_PREKEY": ("identity signature: a hybrid suite's one-time "
+                                           "ML-KEM-768 prekey", "03"),
     # 04 handshake
-    "LABEL_HANDSHAKE_SHARED_SECRET": ("`DeriveSecret`: `SK` from DH1..DH4 and the transcript",
-                                      "04"),
-    "LABEL_HANDSHAKE_SEAL": ("`DeriveSecret`: key and nonce sealing the initiator's identity",
-                             "04"),
+    "LABEL_HANDSHAKE_SHARED_SECRET": ("`DeriveSecret`: `SK` from DH1..DH4 (and the ML-KEM secret "
+                                      "`SS` in a hybrid suite) and the transcript", "04"),
+    "LABEL_HANDSHAKE_SEAL": ("`DeriveSecret`: key and nonce sealing the initiator's identity "
+                             "(from DH3, and `SS` in a hybrid suite)", "04"),
     "LABEL_HANDSHAKE_REPLAY": ("hash prefix: replay-cache tag of an initial message", "04"),
     # 05 double ratchet
     "LABEL_DR_INIT": ("`DeriveSecret` (context `AD`): `RK0`, `HKa`, `NHKb` from `SK`", "05"),

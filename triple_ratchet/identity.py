@@ -4,9 +4,13 @@ An identity is a signing key plus a DH identity key signed by it: the signing ke
 and the DH key never signs (key hygiene). Every signature the identity key makes is over
 `signature_input(suite, label, content)` with a label of its own kind, so a signature made for one
 purpose can never be presented as another. Public values (`Identity`, `SignedPrekey`,
-`OneTimePrekey`, `PrekeyBundle`) are frozen and valid by construction: their constructors verify
-every signature, and their decoders validate every key first. Secrets live in `IdentityKeyPair`
-and `Account`, whose reprs never show them.
+`OneTimePrekey`, `KemPrekey`, `PrekeyBundle`) are frozen; an identity and a bundle are valid by
+construction: their constructors verify every signature, and their decoders validate every key
+first. Secrets live in `IdentityKeyPair` and `Account`, whose reprs never show them.
+
+Hybrid suites (`suite.post_quantum`) add PQXDH's signed ML-KEM-768 prekeys: a last-resort one per
+signed prekey and one-time ones; each bundle carries one. Classical suites' encodings are
+unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ from triple_ratchet.suites import (
     VerifyingKey,
     suite_by_id,
 )
+from triple_ratchet.suites.mlkem import (
+    MLKEM768_PUBLIC_KEY_LEN,
+    MLKEM768_SEED_LEN,
+    MlKemPrivateKey,
+    MlKemPublicKey,
+)
 
 # --- Labels (spec/03, "Labels"): one per kind of signature, plus the fingerprint hash. --------
 
@@ -41,6 +51,11 @@ LABEL_IDENTITY_SIGNATURE = b"triple-ratchet v1 identity signature"
 LABEL_IDENTITY_DH_KEY = b"identity: dh identity key"
 LABEL_IDENTITY_SIGNED_PREKEY = b"identity: signed prekey"
 LABEL_IDENTITY_BUNDLE = b"identity: prekey bundle"
+# Hybrid suites (PQXDH's signed ML-KEM prekeys): a last-resort KEM prekey, paired with the signed
+# prekey of the same id, and one-time KEM prekeys. Two labels, so that neither kind of signature
+# can pass for the other (their ids come from different counters).
+LABEL_IDENTITY_LAST_RESORT_KEM_PREKEY = b"identity: last-resort kem prekey"
+LABEL_IDENTITY_ONE_TIME_KEM_PREKEY = b"identity: one-time kem prekey"
 # Reserved for the group layer: the only labels callers may sign with (`IdentityKeyPair.sign`).
 LABEL_IDENTITY_PROPOSAL = b"identity: group proposal"
 LABEL_IDENTITY_ANNOUNCEMENT = b"identity: key announcement"
@@ -53,7 +68,8 @@ LABEL_IDENTITY_FINGERPRINT = b"identity: safety number fingerprint"
 
 # Labels the identity signs only through this module's own methods.
 _INTERNAL_LABELS = frozenset({LABEL_IDENTITY_DH_KEY, LABEL_IDENTITY_SIGNED_PREKEY,
-                              LABEL_IDENTITY_BUNDLE})
+                              LABEL_IDENTITY_BUNDLE, LABEL_IDENTITY_LAST_RESORT_KEM_PREKEY,
+                              LABEL_IDENTITY_ONE_TIME_KEM_PREKEY})
 CALLER_SIGNATURE_LABELS = frozenset({LABEL_IDENTITY_PROPOSAL, LABEL_IDENTITY_ANNOUNCEMENT,
                                      LABEL_IDENTITY_MEMBER_KEYS, LABEL_IDENTITY_JOIN_KEY})
 
@@ -69,6 +85,9 @@ MAX_PREKEY_ID = 2**32 - 1
 # One-time prekeys an account holds at once: each costs ~40 bytes of saved state, and a relay
 # hands out at most this many before the owner must upload more.
 MAX_ONE_TIME_PREKEYS = 1000
+# One-time ML-KEM-768 prekeys an account holds at once (hybrid suites): each costs ~140 bytes of
+# saved state (seed and signature) and a 1184-byte public key in the upload.
+MAX_ONE_TIME_KEM_PREKEYS = 1000
 # Signed prekeys kept (the current one and older ones still accepting initial messages that were
 # sent before a rotation reached the sender). Retiring one also drops its replay cache.
 MAX_SIGNED_PREKEYS = 3
@@ -76,6 +95,9 @@ MAX_SIGNED_PREKEYS = 3
 # entry is evicted and `signed_prekey_rotation_due` becomes true: rotate to close the window.
 REPLAY_CACHE_CAPACITY = 2048
 REPLAY_TAG_LEN = 16
+# Largest bundle encodings: 471 bytes classical, 1,725 bytes hybrid (P-256, one-time prekeys).
+MAX_BUNDLE_SIZE = 1024
+MAX_HYBRID_BUNDLE_SIZE = 2048
 
 # Safety numbers (Signal's scheme): 5200 hash iterations make a 2^100 second-preimage search on
 # a 30-digit half ~2^12 times costlier; 30 digits per identity, sorted, 60 in all.
@@ -91,7 +113,8 @@ P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 def _is_ecdsa(suite: Suite) -> bool:
-    return suite.suite_id == P256_SHA256_AES256GCM.suite_id
+    # A hybrid suite signs as its classical suite does.
+    return suite.classical.suite_id == P256_SHA256_AES256GCM.suite_id
 
 
 def _low_s(suite: Suite, signature: bytes) -> bytes:
@@ -337,12 +360,26 @@ class IdentityKeyPair:
             _signed_prekey_content(self._public, prekey_id, public_key))
         return SignedPrekey(prekey_id, public_key, signature)
 
-    def sign_bundle(self, signed_prekey: SignedPrekey,
-                    one_time_prekey: OneTimePrekey | None) -> PrekeyBundle:
-        """Sign a bundle of this identity's prekeys (`Account.bundle` is the usual way)."""
-        fields = _bundle_fields(self._public, signed_prekey, one_time_prekey)
+    def sign_kem_prekey(self, prekey_id: int, public_key: MlKemPublicKey,
+                        one_time: bool) -> KemPrekey:
+        """Sign an ML-KEM-768 prekey (hybrid suites): the last-resort one of signed prekey
+        `prekey_id` (`one_time=False`), or the one-time KEM prekey `prekey_id`."""
+        if not self.suite.post_quantum:
+            raise UsageError("KEM prekeys belong to hybrid suites only")
+        _check_id(prekey_id, "KEM prekey id")
+        if not isinstance(public_key, MlKemPublicKey):
+            raise UsageError("public_key must be an MlKemPublicKey")
+        signature = self._sign_internal(
+            _kem_prekey_label(one_time), _kem_prekey_content(self._public, prekey_id, public_key))
+        return KemPrekey(prekey_id, public_key, signature, one_time)
+
+    def sign_bundle(self, signed_prekey: SignedPrekey, one_time_prekey: OneTimePrekey | None,
+                    kem_prekey: KemPrekey | None = None) -> PrekeyBundle:
+        """Sign a bundle of this identity's prekeys (`Account.bundle` is the usual way). A
+        hybrid suite's bundle needs its `kem_prekey`; a classical one has none."""
+        fields = _bundle_fields(self._public, signed_prekey, one_time_prekey, kem_prekey)
         signature = self._sign_internal(LABEL_IDENTITY_BUNDLE, cbor.encode(fields))
-        return PrekeyBundle(self._public, signed_prekey, one_time_prekey, signature)
+        return PrekeyBundle(self._public, signed_prekey, one_time_prekey, signature, kem_prekey)
 
     def _sign_internal(self, label: bytes, content: bytes) -> bytes:
         assert label in _INTERNAL_LABELS
@@ -384,6 +421,14 @@ def _signed_prekey_content(identity: Identity, prekey_id: int, key: DhPublicKey)
     return cbor.encode([identity.signing_key.to_bytes(), prekey_id, key.to_bytes()])
 
 
+def _kem_prekey_content(identity: Identity, prekey_id: int, key: MlKemPublicKey) -> bytes:
+    return cbor.encode([identity.signing_key.to_bytes(), prekey_id, key.to_bytes()])
+
+
+def _kem_prekey_label(one_time: bool) -> bytes:
+    return LABEL_IDENTITY_ONE_TIME_KEM_PREKEY if one_time else LABEL_IDENTITY_LAST_RESORT_KEM_PREKEY
+
+
 @dataclass(frozen=True)
 class SignedPrekey:
     """A medium-term DH prekey and the identity's signature on (identity, id, key)."""
@@ -408,9 +453,35 @@ class OneTimePrekey:
     public_key: DhPublicKey
 
 
-def _bundle_fields(identity: Identity, spk: SignedPrekey,
-                   opk: OneTimePrekey | None) -> list[cbor.CborEncodable]:
-    return [
+@dataclass(frozen=True)
+class KemPrekey:
+    """A signed ML-KEM-768 prekey of a hybrid suite (PQXDH's PQPK).
+
+    The last-resort one (`one_time=False`) belongs to the signed prekey with the same id and is
+    rotated with it; a one-time one has an id of its own counter and is used once. The identity
+    signs (identity, id, key) under a label per kind.
+    """
+
+    prekey_id: int
+    public_key: MlKemPublicKey
+    signature: bytes
+    one_time: bool
+
+    def verify(self, identity: Identity) -> None:
+        identity.signing_key.verify(
+            self.signature,
+            signature_input(identity.suite, _kem_prekey_label(self.one_time),
+                            _kem_prekey_content(identity, self.prekey_id, self.public_key)),
+        )
+
+    def __repr__(self) -> str:
+        kind = "one-time" if self.one_time else "last-resort"
+        return f"KemPrekey({kind} {self.prekey_id}, {self.public_key.to_bytes()[:8].hex()}…)"
+
+
+def _bundle_fields(identity: Identity, spk: SignedPrekey, opk: OneTimePrekey | None,
+                   kem: KemPrekey | None = None) -> list[cbor.CborEncodable]:
+    fields: list[cbor.CborEncodable] = [
         BUNDLE_VERSION,
         identity.suite.suite_id,
         identity.signing_key.to_bytes(),
@@ -422,20 +493,39 @@ def _bundle_fields(identity: Identity, spk: SignedPrekey,
         None if opk is None else opk.prekey_id,
         None if opk is None else opk.public_key.to_bytes(),
     ]
+    if kem is not None:
+        # A last-resort KEM prekey's id is its signed prekey's (field 5): null here.
+        fields += [kem.prekey_id if kem.one_time else None, kem.public_key.to_bytes(),
+                   kem.signature]
+    return fields
+
+
+def bundle_size_limit(suite: Suite) -> int:
+    """The largest bundle encoding `PrekeyBundle.from_bytes` reads in `suite`."""
+    return MAX_HYBRID_BUNDLE_SIZE if suite.post_quantum else MAX_BUNDLE_SIZE
+
+
+def _bundle_field_count(suite: Suite) -> int:
+    return 14 if suite.post_quantum else 11
 
 
 @dataclass(frozen=True)
 class PrekeyBundle:
-    """What an initiator fetches: identity, signed prekey, optional one-time prekey, all signed.
+    """What an initiator fetches: identity, signed prekey, optional one-time prekey, all signed;
+    in a hybrid suite also a signed ML-KEM-768 prekey (one-time, or the signed prekey's
+    last-resort one).
 
-    Valid by construction: `__post_init__` verifies the DH identity key's, the signed prekey's and
-    the bundle's signatures and checks that the keys are distinct.
+    Valid by construction: `__post_init__` verifies the DH identity key's, the signed prekey's,
+    the KEM prekey's and the bundle's signatures, checks that the DH keys are distinct, and that
+    a hybrid suite's bundle has its KEM prekey and a classical one has none (`ProtocolError`: a
+    hybrid bundle stripped of its KEM prekey is never taken for a classical one).
     """
 
     identity: Identity
     signed_prekey: SignedPrekey
     one_time_prekey: OneTimePrekey | None
     signature: bytes
+    kem_prekey: KemPrekey | None = None
 
     def __post_init__(self) -> None:
         _check_id(self.signed_prekey.prekey_id, "signed prekey id")
@@ -445,7 +535,19 @@ class PrekeyBundle:
             keys.append(self.one_time_prekey.public_key.to_bytes())
         if len(set(keys)) != len(keys):
             raise ProtocolError("prekey bundle uses one DH key for two roles")
+        kem = self.kem_prekey
+        if self.suite.post_quantum and kem is None:
+            raise ProtocolError("a hybrid-suite prekey bundle must carry a signed KEM prekey")
+        if not self.suite.post_quantum and kem is not None:
+            raise ProtocolError("a classical-suite prekey bundle carries no KEM prekey")
+        if kem is not None:
+            _check_id(kem.prekey_id, "KEM prekey id")
+            if not kem.one_time and kem.prekey_id != self.signed_prekey.prekey_id:
+                raise ProtocolError("a last-resort KEM prekey must be the bundle's signed "
+                                    "prekey's")
         self.signed_prekey.verify(self.identity)
+        if kem is not None:
+            kem.verify(self.identity)
         self.identity.signing_key.verify(
             self.signature,
             signature_input(self.suite, LABEL_IDENTITY_BUNDLE, self.signed_content()),
@@ -456,7 +558,8 @@ class PrekeyBundle:
         return self.identity.suite
 
     def _fields(self) -> list[cbor.CborEncodable]:
-        return _bundle_fields(self.identity, self.signed_prekey, self.one_time_prekey)
+        return _bundle_fields(self.identity, self.signed_prekey, self.one_time_prekey,
+                              self.kem_prekey)
 
     def signed_content(self) -> bytes:
         """The bundle signature's content: the encoding of every field but the signature."""
@@ -469,14 +572,26 @@ class PrekeyBundle:
     def from_bytes(cls, data: bytes, suite: Suite | None = None) -> PrekeyBundle:
         """Decode strictly, validate every key, verify every signature.
 
-        Errors: `DecodeError`/`InvalidKey` (malformed, off-curve, low-order), `UnsupportedError`
-        (unknown suite), `ProtocolError` (not the expected `suite`, or a key reused),
+        Errors: `DecodeError`/`InvalidKey` (malformed, off-curve, low-order, a KEM key failing
+        FIPS 203's checks), `UnsupportedError` (unknown suite), `ProtocolError` (not the expected
+        `suite`, a key reused, a hybrid suite's bundle without its KEM prekey),
         `InvalidSignature`.
         """
-        f = cbor.as_list(cbor.decode(data, max_size=1024, max_items=16), "prekey bundle", 11)
+        f = cbor.as_list(cbor.decode(data, max_size=MAX_HYBRID_BUNDLE_SIZE, max_items=16),
+                         "prekey bundle")
+        if not f:
+            raise DecodeError("prekey bundle: empty array")
         if cbor.as_int(f[0], "prekey bundle version") != BUNDLE_VERSION:
             raise DecodeError("prekey bundle: unknown version")
+        if len(f) < 2:
+            raise DecodeError("prekey bundle: no suite")
         s = _suite_of(f[1], "prekey bundle suite", suite)
+        if len(bytes(data)) > bundle_size_limit(s):
+            raise LimitExceeded("prekey bundle larger than its suite's bound")
+        if s.post_quantum and len(f) == 11:
+            raise ProtocolError("a hybrid-suite prekey bundle without its KEM prekey (refused, "
+                                "never read as a classical bundle)")
+        cbor.as_list(f, "prekey bundle", _bundle_field_count(s))
         # Every length and key is checked before any signature is verified.
         spk_id = cbor.as_int(f[5], "signed prekey id", maximum=MAX_PREKEY_ID)
         spk = s.dh_public_from_bytes(cbor.as_bytes(f[6], "signed prekey", s.dh_public_len))
@@ -489,9 +604,19 @@ class PrekeyBundle:
                 cbor.as_int(f[8], "one-time prekey id", maximum=MAX_PREKEY_ID),
                 s.dh_public_from_bytes(cbor.as_bytes(f[9], "one-time prekey", s.dh_public_len)),
             )
-        signature = cbor.as_bytes(f[10], "prekey bundle signature", s.signature_len)
+        kem = None
+        if s.post_quantum:
+            kem_id = (spk_id if f[10] is None
+                      else cbor.as_int(f[10], "one-time KEM prekey id", maximum=MAX_PREKEY_ID))
+            kem = KemPrekey(
+                kem_id,
+                MlKemPublicKey.from_bytes(
+                    cbor.as_bytes(f[11], "KEM prekey", MLKEM768_PUBLIC_KEY_LEN)),
+                cbor.as_bytes(f[12], "KEM prekey signature", s.signature_len),
+                f[10] is not None)
+        signature = cbor.as_bytes(f[-1], "prekey bundle signature", s.signature_len)
         identity = Identity._from_fields(s, f[2], f[3], f[4])
-        return cls(identity, SignedPrekey(spk_id, spk, spk_sig), opk, signature)
+        return cls(identity, SignedPrekey(spk_id, spk, spk_sig), opk, signature, kem)
 
 
 # --- Account: the private side of the prekeys --------------------------------------------------
@@ -505,9 +630,34 @@ class _SignedPrekeySecret:
     # Ordered set of replay tags of initial messages that used no one-time prekey (oldest first).
     replay_tags: dict[bytes, None] = field(default_factory=dict)
     evicted: bool = False
+    # Hybrid suites: the last-resort KEM prekey paired with this signed prekey, and its signature.
+    kem_key: MlKemPrivateKey | None = None
+    kem_signature: bytes = b""
 
     def public(self) -> SignedPrekey:
         return SignedPrekey(self.prekey_id, self.private_key.public_key(), self.signature)
+
+    def public_kem(self) -> KemPrekey:
+        if self.kem_key is None:
+            raise UsageError("KEM prekeys belong to hybrid suites only")
+        return KemPrekey(self.prekey_id, self.kem_key.public_key(), self.kem_signature, False)
+
+
+@dataclass
+class _OneTimeKemSecret:
+    seed: bytes = field(repr=False)
+    signature: bytes
+    # Expanded on first use: expanding a thousand seeds would make every account load ~0.5 s.
+    key: MlKemPrivateKey | None = field(default=None, repr=False)
+
+    @property
+    def private_key(self) -> MlKemPrivateKey:
+        if self.key is None:
+            self.key = MlKemPrivateKey.from_seed(self.seed)
+        return self.key
+
+    def public(self, prekey_id: int) -> KemPrekey:
+        return KemPrekey(prekey_id, self.private_key.public_key(), self.signature, True)
 
 
 class Account:
@@ -515,13 +665,15 @@ class Account:
 
     Holds the identity key pair, the signed prekeys (current last), the unused one-time prekeys
     and, per signed prekey, the replay cache of initial messages that used no one-time prekey.
+    In a hybrid suite each signed prekey has its last-resort ML-KEM prekey (made, kept and
+    retired with it) and the account also holds unused one-time KEM prekeys.
     Ids are allocated in increasing order, so an id below the next one that is no longer held was
     consumed (one-time) or retired (signed). Save `to_bytes()` durably after every change and
     before publishing anything it returned.
     """
 
-    __slots__ = ("_identity", "_next_one_time_id", "_next_signed_id", "_one_time", "_signed",
-                 "suite")
+    __slots__ = ("_identity", "_next_one_time_id", "_next_one_time_kem_id", "_next_signed_id",
+                 "_one_time", "_one_time_kem", "_signed", "suite")
 
     def __init__(self, identity: IdentityKeyPair) -> None:
         self.suite = identity.suite
@@ -530,6 +682,8 @@ class Account:
         self._next_signed_id = 0
         self._one_time: dict[int, DhPrivateKey] = {}
         self._next_one_time_id = 0
+        self._one_time_kem: dict[int, _OneTimeKemSecret] = {}
+        self._next_one_time_kem_id = 0
 
     @classmethod
     def generate(cls, suite: Suite, rng: RandomSource = system_random) -> Account:
@@ -561,8 +715,18 @@ class Account:
         return self._current().public()
 
     @property
+    def last_resort_kem_prekey(self) -> KemPrekey:
+        """The current signed prekey's last-resort KEM prekey (hybrid suites; `UsageError`
+        for a classical one)."""
+        return self._current().public_kem()
+
+    @property
     def one_time_prekey_count(self) -> int:
         return len(self._one_time)
+
+    @property
+    def one_time_kem_prekey_count(self) -> int:
+        return len(self._one_time_kem)
 
     @property
     def signed_prekey_rotation_due(self) -> bool:
@@ -573,14 +737,21 @@ class Account:
     # --- Prekey management -------------------------------------------------------------
 
     def rotate_signed_prekey(self, rng: RandomSource = system_random) -> SignedPrekey:
-        """Make a new current signed prekey; the oldest beyond `MAX_SIGNED_PREKEYS` is retired
-        with its replay cache. The caller decides when (the core reads no clock)."""
+        """Make a new current signed prekey (in a hybrid suite with its last-resort KEM
+        prekey); the oldest beyond `MAX_SIGNED_PREKEYS` is retired with its replay cache (and
+        KEM prekey). The caller decides when (the core reads no clock)."""
         if self._next_signed_id > MAX_PREKEY_ID:
             raise UsageError("signed prekey ids exhausted")
         key = self.suite.generate_dh(rng)
         prekey_id = self._next_signed_id
         signed = self._identity.sign_prekey(prekey_id, key.public_key())
-        self._signed[prekey_id] = _SignedPrekeySecret(prekey_id, key, signed.signature)
+        secret = _SignedPrekeySecret(prekey_id, key, signed.signature)
+        if self.suite.post_quantum:
+            kem_key = MlKemPrivateKey.generate(rng)
+            secret.kem_key = kem_key
+            secret.kem_signature = self._identity.sign_kem_prekey(
+                prekey_id, kem_key.public_key(), one_time=False).signature
+        self._signed[prekey_id] = secret
         self._next_signed_id += 1
         while len(self._signed) > MAX_SIGNED_PREKEYS:
             del self._signed[next(iter(self._signed))]
@@ -593,12 +764,8 @@ class Account:
 
     def generate_one_time_prekeys(self, count: int,
                                   rng: RandomSource = system_random) -> list[OneTimePrekey]:
-        if type(count) is not int or count < 0:
-            raise UsageError("count must be a non-negative integer")
-        if len(self._one_time) + count > MAX_ONE_TIME_PREKEYS:
-            raise UsageError(f"an account holds at most {MAX_ONE_TIME_PREKEYS} one-time prekeys")
-        if self._next_one_time_id + count - 1 > MAX_PREKEY_ID:
-            raise UsageError("one-time prekey ids exhausted")
+        self._check_one_time_room(count, len(self._one_time), MAX_ONE_TIME_PREKEYS,
+                                  self._next_one_time_id, "one-time prekeys")
         out = []
         for _ in range(count):
             key = self.suite.generate_dh(rng)
@@ -607,18 +774,73 @@ class Account:
             self._next_one_time_id += 1
         return out
 
-    def bundle(self, one_time_prekey: OneTimePrekey | None = None) -> PrekeyBundle:
+    def generate_one_time_kem_prekeys(self, count: int,
+                                      rng: RandomSource = system_random) -> list[KemPrekey]:
+        """`count` new signed one-time ML-KEM-768 prekeys (hybrid suites only)."""
+        if not self.suite.post_quantum:
+            raise UsageError("KEM prekeys belong to hybrid suites only")
+        self._check_one_time_room(count, len(self._one_time_kem), MAX_ONE_TIME_KEM_PREKEYS,
+                                  self._next_one_time_kem_id, "one-time KEM prekeys")
+        out = []
+        for _ in range(count):
+            key = MlKemPrivateKey.generate(rng)
+            prekey_id = self._next_one_time_kem_id
+            signed = self._identity.sign_kem_prekey(prekey_id, key.public_key(), one_time=True)
+            self._one_time_kem[prekey_id] = _OneTimeKemSecret(key.to_bytes(), signed.signature,
+                                                              key)
+            out.append(signed)
+            self._next_one_time_kem_id += 1
+        return out
+
+    @staticmethod
+    def _check_one_time_room(count: int, held: int, limit: int, next_id: int,
+                             what: str) -> None:
+        if type(count) is not int or count < 0:
+            raise UsageError("count must be a non-negative integer")
+        if held + count > limit:
+            raise UsageError(f"an account holds at most {limit} {what}")
+        if next_id + count - 1 > MAX_PREKEY_ID:
+            raise UsageError(f"{what}: ids exhausted")
+
+    def bundle(self, one_time_prekey: OneTimePrekey | None = None,
+               kem_prekey: KemPrekey | None = None) -> PrekeyBundle:
         """A signed bundle with the current signed prekey and the given unused one-time prekey
-        (None: the last-resort bundle, whose handshakes go through the replay cache)."""
+        (None: the last-resort bundle, whose handshakes go through the replay cache). In a hybrid
+        suite it also carries `kem_prekey`, an unused one-time KEM prekey, or by default the
+        current last-resort KEM prekey; a classical suite takes none."""
         if one_time_prekey is not None:
             held = self._one_time.get(one_time_prekey.prekey_id)
             if held is None or held.public_key() != one_time_prekey.public_key:
                 raise UsageError("that one-time prekey is not held by this account")
-        return self._identity.sign_bundle(self.signed_prekey, one_time_prekey)
+        if not self.suite.post_quantum:
+            if kem_prekey is not None:
+                raise UsageError("a classical suite's bundle carries no KEM prekey")
+            return self._identity.sign_bundle(self.signed_prekey, one_time_prekey)
+        if kem_prekey is None:
+            kem_prekey = self.last_resort_kem_prekey
+        elif kem_prekey.one_time:
+            held_kem = self._one_time_kem.get(kem_prekey.prekey_id)
+            if held_kem is None or (held_kem.private_key.public_key().to_bytes()
+                                    != kem_prekey.public_key.to_bytes()):
+                raise UsageError("that one-time KEM prekey is not held by this account")
+            kem_prekey = held_kem.public(kem_prekey.prekey_id)
+        elif (kem_prekey.prekey_id != self._current().prekey_id
+              or kem_prekey.public_key.to_bytes()
+              != self.last_resort_kem_prekey.public_key.to_bytes()):
+            raise UsageError("a last-resort KEM prekey in a new bundle must be the current one")
+        return self._identity.sign_bundle(self.signed_prekey, one_time_prekey, kem_prekey)
 
     def new_bundles(self, count: int, rng: RandomSource = system_random) -> list[PrekeyBundle]:
-        """`count` fresh one-time prekeys, each in its own signed bundle, for upload."""
-        return [self.bundle(opk) for opk in self.generate_one_time_prekeys(count, rng)]
+        """`count` fresh one-time prekeys, each in its own signed bundle, for upload. In a
+        hybrid suite each bundle also has a fresh one-time KEM prekey."""
+        if not self.suite.post_quantum:
+            return [self.bundle(opk) for opk in self.generate_one_time_prekeys(count, rng)]
+        # Both limits are checked before either kind of key is made.
+        self._check_one_time_room(count, len(self._one_time_kem), MAX_ONE_TIME_KEM_PREKEYS,
+                                  self._next_one_time_kem_id, "one-time KEM prekeys")
+        opks = self.generate_one_time_prekeys(count, rng)
+        kems = self.generate_one_time_kem_prekeys(count, rng)
+        return [self.bundle(opk, kem) for opk, kem in zip(opks, kems, strict=True)]
 
     # --- Used by the handshake (responder side) ----------------------------------------
 
@@ -627,12 +849,15 @@ class Account:
 
     def _signed_prekey_secret(self, prekey_id: int) -> DhPrivateKey:
         """Cheap lookup, no DH. ProtocolError for an unknown or retired id."""
+        return self._signed_prekey_entry(prekey_id).private_key
+
+    def _signed_prekey_entry(self, prekey_id: int) -> _SignedPrekeySecret:
         spk = self._signed.get(prekey_id)
         if spk is None:
             if prekey_id < self._next_signed_id:
                 raise ProtocolError("initial message uses a retired signed prekey")
             raise ProtocolError("initial message uses an unknown signed prekey")
-        return spk.private_key
+        return spk
 
     def _one_time_prekey_secret(self, prekey_id: int) -> DhPrivateKey:
         """Cheap lookup, no DH. ReplayError for a consumed id, ProtocolError for an unknown one."""
@@ -643,22 +868,48 @@ class Account:
             raise ProtocolError("initial message uses an unknown one-time prekey")
         return key
 
+    def _kem_prekey_secret(self, signed_prekey_id: int,
+                           one_time_kem_id: int | None) -> tuple[MlKemPrivateKey, KemPrekey]:
+        """The KEM prekey an initial message names: the one-time one `one_time_kem_id` (consumed:
+        ReplayError; unknown: ProtocolError) or, for None, the signed prekey's last-resort one."""
+        if one_time_kem_id is None:
+            spk = self._signed_prekey_entry(signed_prekey_id)
+            if spk.kem_key is None:
+                raise ProtocolError("this account's suite has no KEM prekeys")
+            return spk.kem_key, spk.public_kem()
+        held = self._one_time_kem.get(one_time_kem_id)
+        if held is None:
+            if one_time_kem_id < self._next_one_time_kem_id:
+                raise ReplayError("one-time KEM prekey was already used")
+            raise ProtocolError("initial message uses an unknown one-time KEM prekey")
+        return held.private_key, held.public(one_time_kem_id)
+
     def _check_replay(self, signed_prekey_id: int, tag: bytes) -> None:
         spk = self._signed.get(signed_prekey_id)
         if spk is not None and tag in spk.replay_tags:
             raise ReplayError("initial message was already processed")
 
     def _consume(self, signed_prekey_id: int, one_time_prekey_id: int | None,
-                 replay_tag: bytes) -> None:
-        """Commit an accepted initial message: all checks first, then the change."""
+                 replay_tag: bytes, one_time_kem_id: int | None = None) -> None:
+        """Commit an accepted initial message: all checks first, then the change. A message that
+        used a one-time prekey of either kind is consumed with it; any other goes to the replay
+        cache."""
         spk = self._signed.get(signed_prekey_id)
         if spk is None:
             raise ProtocolError("signed prekey was retired before the handshake completed")
         if one_time_prekey_id is not None:
             self._one_time_prekey_secret(one_time_prekey_id)
+        if one_time_kem_id is not None:
+            self._kem_prekey_secret(signed_prekey_id, one_time_kem_id)
+        if one_time_prekey_id is None and one_time_kem_id is None:
+            self._check_replay(signed_prekey_id, replay_tag)
+        # Checks done: now the change.
+        if one_time_prekey_id is not None:
             del self._one_time[one_time_prekey_id]
+        if one_time_kem_id is not None:
+            del self._one_time_kem[one_time_kem_id]
+        if one_time_prekey_id is not None or one_time_kem_id is not None:
             return
-        self._check_replay(signed_prekey_id, replay_tag)
         spk.replay_tags[replay_tag] = None
         if len(spk.replay_tags) > REPLAY_CACHE_CAPACITY:
             del spk.replay_tags[next(iter(spk.replay_tags))]
@@ -667,24 +918,40 @@ class Account:
     # --- Serialization -----------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Versioned CBOR holding every secret of the account."""
-        return cbor.encode([
+        """Versioned CBOR holding every secret of the account (a hybrid suite's adds its KEM
+        prekeys: each signed prekey's last-resort one, then the one-time ones)."""
+        hybrid = self.suite.post_quantum
+        signed: list[cbor.CborEncodable] = []
+        for s in self._signed.values():
+            entry: list[cbor.CborEncodable] = [s.prekey_id, s.private_key.to_bytes(), s.signature,
+                                               s.evicted, list(s.replay_tags)]
+            if s.kem_key is not None:
+                entry += [s.kem_key.to_bytes(), s.kem_signature]
+            signed.append(entry)
+        fields: list[cbor.CborEncodable] = [
             ACCOUNT_STATE_VERSION,
             self.suite.suite_id,
             self._identity._state(),
             self._next_signed_id,
-            [[s.prekey_id, s.private_key.to_bytes(), s.signature, s.evicted, list(s.replay_tags)]
-             for s in self._signed.values()],
+            signed,
             self._next_one_time_id,
             [[i, k.to_bytes()] for i, k in self._one_time.items()],
-        ])
+        ]
+        if hybrid:
+            fields += [self._next_one_time_kem_id,
+                       [[i, k.seed, k.signature] for i, k in self._one_time_kem.items()]]
+        return cbor.encode(fields)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Account:
-        f = cbor.as_list(cbor.decode(data), "account", 7)
-        if cbor.as_int(f[0], "account version") != ACCOUNT_STATE_VERSION:
+        f = cbor.as_list(cbor.decode(data), "account")
+        if not f or cbor.as_int(f[0], "account version") != ACCOUNT_STATE_VERSION:
             raise DecodeError("account: unknown state version")
+        if len(f) < 2:
+            raise DecodeError("account: no suite")
         suite = _suite_of(f[1], "account suite", None)
+        hybrid = suite.post_quantum
+        cbor.as_list(f, "account", 9 if hybrid else 7)
         account = cls(IdentityKeyPair._from_state(
             suite, cbor.as_list(f[2], "account identity", 3)))
         account._next_signed_id = cbor.as_int(f[3], "next signed prekey id",
@@ -694,7 +961,7 @@ class Account:
             raise DecodeError(f"account: 1..{MAX_SIGNED_PREKEYS} signed prekeys expected")
         previous = -1
         for item in signed:
-            s = cbor.as_list(item, "signed prekey", 5)
+            s = cbor.as_list(item, "signed prekey", 7 if hybrid else 5)
             prekey_id = cbor.as_int(s[0], "signed prekey id",
                                     maximum=account._next_signed_id - 1)
             if prekey_id <= previous:
@@ -708,6 +975,12 @@ class Account:
                 evicted=cbor.as_bool(s[3], "replay cache evicted"),
             )
             secret.public().verify(account.public_identity)
+            if hybrid:
+                secret.kem_key = MlKemPrivateKey.from_seed(
+                    cbor.as_bytes(s[5], "last-resort KEM prekey secret", MLKEM768_SEED_LEN))
+                secret.kem_signature = cbor.as_bytes(s[6], "last-resort KEM prekey signature",
+                                                     suite.signature_len)
+                secret.public_kem().verify(account.public_identity)
             tags = cbor.as_list(s[4], "replay cache")
             if len(tags) > REPLAY_CACHE_CAPACITY:
                 raise LimitExceeded("account: replay cache larger than its capacity")
@@ -731,9 +1004,33 @@ class Account:
             previous = prekey_id
             account._one_time[prekey_id] = suite.dh_private_from_bytes(
                 cbor.as_bytes(o[1], "one-time prekey secret", suite.dh_private_len))
+        if hybrid:
+            account._load_one_time_kem(f[7], f[8])
         return account
 
-    def __repr__(self) -> str:
-        return (f"Account({self.public_identity!r}, signed prekeys={list(self._signed)}, "
-                f"one-time prekeys={len(self._one_time)}, <secrets>)")
+    def _load_one_time_kem(self, next_id: cbor.CborValue, items: cbor.CborValue) -> None:
+        # Seeds are expanded, and signatures checked, when a key is first used (a bundle
+        # verifies its KEM prekey's signature): doing it for a thousand keys on every load would
+        # cost ~0.5 s.
+        self._next_one_time_kem_id = cbor.as_int(next_id, "next one-time KEM prekey id",
+                                                 maximum=MAX_PREKEY_ID + 1)
+        one_time = cbor.as_list(items, "one-time KEM prekeys")
+        if len(one_time) > MAX_ONE_TIME_KEM_PREKEYS:
+            raise LimitExceeded("account: too many one-time KEM prekeys")
+        previous = -1
+        for item in one_time:
+            o = cbor.as_list(item, "one-time KEM prekey", 3)
+            prekey_id = cbor.as_int(o[0], "one-time KEM prekey id",
+                                    maximum=self._next_one_time_kem_id - 1)
+            if prekey_id <= previous:
+                raise DecodeError("account: one-time KEM prekeys out of order")
+            previous = prekey_id
+            self._one_time_kem[prekey_id] = _OneTimeKemSecret(
+                cbor.as_bytes(o[1], "one-time KEM prekey secret", MLKEM768_SEED_LEN),
+                cbor.as_bytes(o[2], "one-time KEM prekey signature", self.suite.signature_len))
 
+    def __repr__(self) -> str:
+        kem = (f", one-time KEM prekeys={len(self._one_time_kem)}" if self.suite.post_quantum
+               else "")
+        return (f"Account({self.public_identity!r}, signed prekeys={list(self._signed)}, "
+                f"one-time prekeys={len(self._one_time)}{kem}, <secrets>)")

@@ -45,11 +45,13 @@ def message_type(blob: bytes) -> int:
     `UnsupportedError` for another type number, `DecodeError` for anything else."""
     if not isinstance(blob, bytes):
         raise UsageError("blob must be bytes")
-    # An initial message is a 7-element CBOR array, a session message a 2-element one; both
-    # start with their type as a one-byte integer (canonical CBOR makes these bytes fixed).
+    # An initial message is a 7-element CBOR array (9 in a hybrid suite), a session message a
+    # 2-element one; all start with their type as a one-byte integer (canonical CBOR makes
+    # these bytes fixed).
     if len(blob) < 2 or blob[0] >> 5 != 4:
         raise DecodeError("not a CBOR array")
-    if (blob[0], blob[1]) in ((0x87, MSG_TYPE_INITIAL), (0x82, MSG_TYPE_PAIRWISE)):
+    if (blob[0], blob[1]) in ((0x87, MSG_TYPE_INITIAL), (0x89, MSG_TYPE_INITIAL),
+                              (0x82, MSG_TYPE_PAIRWISE)):
         return blob[1]
     if blob[1] >> 5 == 0 and blob[1] not in (MSG_TYPE_INITIAL, MSG_TYPE_PAIRWISE):
         raise UnsupportedError("unknown message type")
