@@ -1,0 +1,56 @@
+"""The client layer over a real hub: create, send, receive once with the right sender; add and
+remove through epoch changes; restart from the database; the outbox after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from client_support import Inbox, LocalHub, WarpClock, device, until
+
+from triple_ratchet.client import GroupJoined, GroupMessage
+
+EPOCH_AGE = 61.0
+
+
+def run(coro: object, timeout: float = 90) -> None:
+    asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
+
+
+def texts(inbox: Inbox) -> list[tuple[str, str | None]]:
+    return [(e.sender.name, e.text) for e in inbox.of(GroupMessage)]  # type: ignore[attr-defined]
+
+
+def test_create_send_receive_exactly_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob, carol = [await device(tmp_path, n, hub) for n in ("alice", "bob", "carol")]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob, carol)}
+            try:
+                group = await alice.create_group("friends", [bob.identity, carol.identity])
+                await until(lambda: all(i.of(GroupJoined) for n, i in inboxes.items()
+                                        if n != "alice"), "joins")
+                joined = inboxes["bob"].of(GroupJoined)[0]
+                assert joined.group.name == "friends"  # type: ignore[attr-defined]
+                assert joined.inviter.name == "alice"  # type: ignore[attr-defined]
+                await group.send("hi from alice")
+                bob_group = bob.group(group.id)
+                await until(lambda: bob_group.epoch >= 1, "bob in epoch 1")
+                await bob_group.send("hi from bob")
+                await until(lambda: len(texts(inboxes["carol"])) == 2, "carol's messages")
+                await until(lambda: len(texts(inboxes["alice"])) == 1, "alice's message")
+                await until(lambda: len(texts(inboxes["bob"])) == 1, "bob's message")
+                await asyncio.sleep(0.5)
+                assert sorted(texts(inboxes["carol"])) == [("alice", "hi from alice"),
+                                                           ("bob", "hi from bob")]
+                assert texts(inboxes["alice"]) == [("bob", "hi from bob")]
+                assert texts(inboxes["bob"]) == [("alice", "hi from alice")]
+                assert {m.name for m in group.members} == {"alice", "bob", "carol"}
+            finally:
+                for i in inboxes.values():
+                    await i.stop()
+                for c in (alice, bob, carol):
+                    await c.close()
+
+    run(main())
