@@ -26,13 +26,15 @@ from triple_ratchet.mailbox import MAILBOX_ID_LEN
 from triple_ratchet.random import system_random
 from triple_ratchet.suites import Suite
 
-LABEL_DIRECTORY_ENTRY = b"triple-ratchet directory entry"  # the demo's, spec 10.3
+# demo.LABEL_DIRECTORY_ENTRY's value (spec 10.3). Registered under the demo's name while demo.py
+# defines it; the integrator renames this one LABEL_DIRECTORY_ENTRY once the demo imports it.
+DIRECTORY_ENTRY_LABEL = b"triple-ratchet directory entry"
 INVITE_PREFIX = "tr1:"
 MAX_NAME_LEN = 256
 
 
 def _key(suite: Suite, identity: bytes) -> bytes:
-    return suite.expand_label(suite.hash(identity), LABEL_DIRECTORY_ENTRY, b"",
+    return suite.expand_label(suite.hash(identity), DIRECTORY_ENTRY_LABEL, b"",
                               suite.aead_key_len)
 
 
@@ -40,14 +42,14 @@ def seal(suite: Suite, identity: bytes, plaintext: bytes) -> bytes:
     """`nonce ‖ AEAD(key(identity), nonce, plaintext, aad = label)`."""
     nonce = system_random(suite.aead_nonce_len)
     return nonce + suite.aead_encrypt(_key(suite, identity), nonce, plaintext,
-                                      LABEL_DIRECTORY_ENTRY)
+                                      DIRECTORY_ENTRY_LABEL)
 
 
 def open_sealed(suite: Suite, identity: bytes, blob: bytes) -> bytes:
     n = suite.aead_nonce_len
     if len(blob) < n + suite.aead_tag_len:
         raise DecodeError("directory entry too short")
-    return suite.aead_decrypt(_key(suite, identity), blob[:n], blob[n:], LABEL_DIRECTORY_ENTRY)
+    return suite.aead_decrypt(_key(suite, identity), blob[:n], blob[n:], DIRECTORY_ENTRY_LABEL)
 
 
 @dataclass(frozen=True)
@@ -131,5 +133,5 @@ class Invite:
         return cls(identity, cbor.as_str(f[2], "name", max_length=MAX_NAME_LEN))
 
 
-__all__ = ["LABEL_DIRECTORY_ENTRY", "ContactEntry", "Invite", "open_join_key", "open_prekey",
+__all__ = ["DIRECTORY_ENTRY_LABEL", "ContactEntry", "Invite", "open_join_key", "open_prekey",
            "seal_join_key", "seal_prekey"]
