@@ -8,7 +8,13 @@ from pathlib import Path
 
 from client_support import Inbox, LocalHub, WarpClock, device, until
 
-from triple_ratchet.client import GroupJoined, GroupMessage
+from triple_ratchet.client import (
+    EpochChanged,
+    GroupJoined,
+    GroupMessage,
+    MembershipChanged,
+    RemovedFromGroup,
+)
 
 EPOCH_AGE = 61.0
 
@@ -54,3 +60,60 @@ def test_create_send_receive_exactly_once(tmp_path: Path) -> None:
                     await c.close()
 
     run(main())
+
+
+def test_add_and_remove_through_epoch_changes(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            names = ("alice", "bob", "carol", "dave")
+            alice, bob, carol, dave = [await device(tmp_path, n, hub) for n in names]
+            clients = (alice, bob, carol, dave)
+            inboxes = {c.name: Inbox(c) for c in clients}
+            try:
+                group = await alice.create_group("friends", [bob.identity, carol.identity])
+                await until(lambda: all(inboxes[n].of(GroupJoined) for n in ("bob", "carol")),
+                            "joins")
+                clock.warp(EPOCH_AGE)
+                await group.add(dave.identity)
+                await until(lambda: bool(inboxes["dave"].of(GroupJoined))
+                            and all(c.group(group.id).epoch >= 2 for c in (alice, bob, carol)),
+                            "epoch 2 (add dave)", warp=clock)
+                changed = inboxes["bob"].of(MembershipChanged)[-1]
+                assert [m.name for m in changed.added] == ["dave"]  # type: ignore[attr-defined]
+                assert changed.proposer.name == "alice"  # type: ignore[attr-defined]
+                assert inboxes["dave"].of(GroupJoined)[0].inviter.name == "alice"  # type: ignore[attr-defined]
+                dave_group = dave.group(group.id)
+                await until(lambda: {m.name for m in dave_group.members} == set(names),
+                            "dave learns the names")
+                assert dave_group.name == "friends"
+                await dave.group(group.id).send("dave here")
+                await until(lambda: all(("dave", "dave here") in texts(inboxes[n])
+                                        for n in ("alice", "bob", "carol")), "dave's message")
+
+                clock.warp(EPOCH_AGE)
+                await group.remove(carol.identity)
+                await until(lambda: bool(inboxes["carol"].of(RemovedFromGroup))
+                            and all(c.group(group.id).epoch >= 3 for c in (alice, bob, dave)),
+                            "epoch 3 (remove carol)", warp=clock)
+                before = len(texts(inboxes["carol"]))
+                await bob.group(group.id).send("after carol left")
+                await until(lambda: all(("bob", "after carol left") in texts(inboxes[n])
+                                        for n in ("alice", "dave")), "message after removal")
+                await asyncio.sleep(0.5)
+                assert len(texts(inboxes["carol"])) == before  # the removed member reads nothing
+                assert not carol.group(group.id).active
+                epochs = [e.epoch for e in inboxes["alice"].of(EpochChanged)]  # type: ignore[attr-defined]
+                assert epochs == [2, 3]
+                for n in ("alice", "bob", "dave"):  # each message exactly once
+                    got = texts(inboxes[n])
+                    assert len(got) == len(set(got))
+                ids = {c.group(group.id).epoch_id for c in (alice, bob, dave)}
+                assert len(ids) == 1
+            finally:
+                for i in inboxes.values():
+                    await i.stop()
+                for c in clients:
+                    await c.close()
+
+    run(main(), 120)

@@ -515,8 +515,8 @@ class Client:
         return Member(identity, gs.names.get(identity, ""))
 
     def _info(self, gs: _GroupState) -> bytes:
-        roster = gs.session.roster
-        names = tuple((i, self._member(gs, i).name) for i in roster)
+        known = dict.fromkeys([*gs.session.roster, *gs.names])
+        names = tuple((i, self._member(gs, i).name) for i in known)
         return Envelope(INFO, system_random(MESSAGE_ID_LEN), group_name=gs.name,
                         names=names).to_bytes()
 
@@ -567,9 +567,15 @@ class Client:
             await self._learn(add)
             join_keys.append(await self._take_join_key(add))
         async with gs.lock:
-            out = gs.session.propose(self._clock(), add=join_keys,
+            now = self._clock()
+            out = gs.session.propose(now, add=join_keys,
                                      remove=[] if remove is None else [remove], refresh=refresh)
-            gs.send_info = gs.send_info or add is not None
+            if add is not None:
+                # The joiner's name for the members now, and every name for the joiner once
+                # the new epoch is in.
+                gs.names[add] = self._member(gs, add).name
+                out += gs.session.encrypt(self._info(gs), now)
+                gs.send_info = True
             self._commit(gs, out)
         await self._flush()
 
