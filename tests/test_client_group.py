@@ -4,6 +4,7 @@ remove through epoch changes; restart from the database; the outbox after a cras
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from client_support import Inbox, LocalHub, WarpClock, device, until
@@ -13,8 +14,13 @@ from triple_ratchet.client import (
     GroupJoined,
     GroupMessage,
     MembershipChanged,
+    Refused,
     RemovedFromGroup,
 )
+from triple_ratchet.client.client import OUT_INBOX, _Out
+from triple_ratchet.errors import HubRefused
+from triple_ratchet.hub.access import AccessKey
+from triple_ratchet.hub.client import HubConnection
 
 EPOCH_AGE = 61.0
 
@@ -117,3 +123,45 @@ def test_add_and_remove_through_epoch_changes(tmp_path: Path) -> None:
                     await c.close()
 
     run(main(), 120)
+
+
+def test_forged_entries_are_dropped_and_hub_refusals_are_their_own_events(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob)}
+            try:
+                group = await alice.create_group("g", [bob.identity])
+                await until(lambda: bool(inboxes["bob"].of(GroupJoined)), "bob joins")
+                # Junk in the group mailbox from someone holding its access key.
+                session = bob._group_state(group.id).session
+                mailbox = session.mailbox_id
+                conn = await HubConnection.connect(hub.url)
+                await conn.authenticate(AccessKey(session.suite,
+                                                  session.mailbox_access_key(mailbox)))
+                for junk in (b"\x00" * 40, session.to_bytes()[:300]):
+                    await conn.put(mailbox, junk, os.urandom(16))
+                await conn.close()
+                await until(lambda: bob.dropped >= 2, "junk dropped")
+                assert not inboxes["bob"].of(Refused)
+                # A put the hub refuses (an inbox that does not exist) is a Refused event.
+                with bob._store.transaction() as tx:
+                    bad = _Out(bob._next_seq, os.urandom(16), OUT_INBOX, group.id,
+                               os.urandom(32), b"x" * 64)
+                    tx.put("outbox", bad.seq.to_bytes(8, "big"), bad.to_bytes())
+                bob._outbox[bad.seq] = bad
+                await until(lambda: bool(inboxes["bob"].of(Refused)), "the refusal")
+                refused = inboxes["bob"].of(Refused)[0]
+                assert isinstance(refused.error, HubRefused)  # type: ignore[attr-defined]
+                assert bob.refused == 1 and bob.dropped == 2 and not bob._outbox
+                await group.send("still fine")
+                await until(lambda: ("alice", "still fine") in texts(inboxes["bob"]), "message")
+            finally:
+                for i in inboxes.values():
+                    await i.stop()
+                for c in (alice, bob):
+                    await c.close()
+
+    run(main())
