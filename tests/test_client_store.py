@@ -177,3 +177,29 @@ def test_invites_contacts_and_safety_numbers(tmp_path: Path) -> None:
                 await bob.close()
 
     run(main())
+
+
+def test_directory_entries_hide_the_identity_and_inbox_from_the_hub() -> None:
+    from triple_ratchet.client.directory import ContactEntry, open_join_key, seal_join_key
+    from triple_ratchet.group.join_keys import JoinKeyring
+    from triple_ratchet.identity import Account, IdentityKeyPair
+    from triple_ratchet.suites import DEFAULT_SUITE
+
+    suite = DEFAULT_SUITE
+    me, other = IdentityKeyPair.generate(suite), IdentityKeyPair.generate(suite)
+    identity = me.public.to_bytes()
+    inbox = bytes(range(32))
+    ring = JoinKeyring.empty(suite).generate(me, one_time=1, last_resort=False, inbox_id=inbox,
+                                             expiry=2**40)
+    signed = ring.publishable()[1][0]
+    sealed = seal_join_key(suite, identity, signed)
+    assert inbox not in sealed and me.public.signing_key.to_bytes() not in sealed
+    assert open_join_key(suite, identity, sealed).to_bytes() == signed
+    with pytest.raises(AuthenticationError):  # looked up under another identity
+        open_join_key(suite, other.public.to_bytes(), sealed)
+    forged = seal_join_key(suite, other.public.to_bytes(), signed)  # names another identity
+    with pytest.raises(DecodeError):
+        open_join_key(suite, other.public.to_bytes(), forged)
+    entry = ContactEntry("a display name", inbox, Account.from_identity(me).bundle()).seal(suite)
+    assert inbox not in entry and b"a display name" not in entry
+    assert ContactEntry.open(suite, identity, entry).inbox_id == inbox

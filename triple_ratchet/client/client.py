@@ -983,7 +983,10 @@ class Client:
 
 
 def _connected(conn: MailboxClient) -> bool:
-    # MailboxClient has no public connection state yet (asked for in NOTES-pack.md).
+    # `MailboxClient.connected` comes with branch h3-pack; until it is merged, its definition.
+    state = getattr(conn, "connected", None)
+    if isinstance(state, bool):
+        return state
     live = conn._conn
     return live is not None and not live.closed
 
