@@ -258,6 +258,7 @@ class Client:
         self._tasks: list[asyncio.Task[None]] = []
         self._state = ConnectionState.CONNECTING
         self._closed = False
+        self._publish_due = False
         self.dropped = 0  # forged, corrupted or otherwise unusable entries (never raised)
         self.refused = 0  # hub refusals (HubRefused events)
 
@@ -362,14 +363,24 @@ class Client:
                 self._groups[gid] = gs
 
     async def _start(self) -> None:
-        await self._publish()
-        inbox_key = AccessKey(self.suite, self.suite.signing_from_bytes(self._account.inbox_key))
-        await self._inbox.follow(inbox_key, Kind.INBOX)
+        """Start reading; works offline too (the hub is reached when it can be): the inbox
+        and the groups are followed in the background, the outbox is sent in the background,
+        and a directory publish that found no hub is retried by the timer."""
         self._tasks.append(asyncio.create_task(self._read_inbox()))
         for gs in self._groups.values():
-            await self._open_group(gs)
+            await self._open_group(gs, follow=False)  # the timer follows them
         self._tasks.append(asyncio.create_task(self._tick_loop()))
-        await self._flush()
+        await self._republish(retry=False)
+        self._tasks.append(asyncio.create_task(self._flush()))
+
+    async def _republish(self, *, retry: bool = True) -> None:
+        try:
+            await self._publish(retry=retry)
+        except (ConnectionError, RemoteError) as exc:
+            self._publish_due = True
+            log.debug("directory publish postponed: %s", exc)
+        else:
+            self._publish_due = False
 
     async def close(self) -> None:
         """Stop reading and close the connections and the store (what was committed stays)."""
@@ -445,7 +456,7 @@ class Client:
     def _directory_id(self, identity: bytes) -> bytes:
         return directory_id(self.suite, identity)
 
-    async def _publish(self) -> None:
+    async def _publish(self, *, retry: bool = True) -> None:
         """Our directory entry (refreshed, so it does not expire) and join keys: the keyring
         is stored before any key of it is published."""
         acct = self._account
@@ -486,7 +497,7 @@ class Client:
                 None if last_resort is None else seal_join_key(self.suite, me, last_resort),
                 tuple(seal_join_key(self.suite, me, h.join_key.to_bytes()) for h in fresh))
 
-        await self._one_off(publish)
+        await self._one_off(publish, retry=retry)
         if fresh or prekeys:
             acct.pending_prekeys = acct.pending_prekeys[len(prekeys):]
             held_keys = {h.join_key.receive_key for h in keyring.held}
@@ -502,11 +513,12 @@ class Client:
         return AccessKey(self.suite,
                          self.suite.signing_from_bytes(self._account.inbox_key)).mailbox_id
 
-    async def _one_off(self, op: Callable[[HubConnection], Awaitable[_T]]) -> _T:
+    async def _one_off(self, op: Callable[[HubConnection], Awaitable[_T]], *,
+                       retry: bool = True) -> _T:
         """`op` on a connection of its own (the hub cannot link it to our other ones),
-        retried on a lost connection until `retry_timeout`."""
+        retried on a lost connection until `retry_timeout` (or tried once)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_timeout
+        deadline = loop.time() + (self.retry_timeout if retry else 0.0)
         delay = 0.02
         while True:
             try:
@@ -712,10 +724,11 @@ class Client:
 
         await self._one_off(put)
 
-    async def _open_group(self, gs: _GroupState) -> None:
+    async def _open_group(self, gs: _GroupState, *, follow: bool = True) -> None:
         if gs.conn is None:
             gs.conn = MailboxClient(self.hub, retry_timeout=self.retry_timeout)
-        await self._follow(gs)
+        if follow:
+            await self._follow(gs)
         if gs.reader is None and not self._closed:
             gs.reader = asyncio.create_task(self._read_group(gs))
 
@@ -899,7 +912,15 @@ class Client:
             self._emit(event)
 
     async def _read_inbox(self) -> None:
-        """Notices: assemble, open with our join keys, read the common part, join."""
+        """Notices: assemble, open with our join keys, read the common part, join; and
+        pairwise messages."""
+        inbox_key = AccessKey(self.suite, self.suite.signing_from_bytes(self._account.inbox_key))
+        while True:
+            try:
+                await self._inbox.follow(inbox_key, Kind.INBOX)
+                break
+            except ConnectionError:
+                await asyncio.sleep(self.tick_interval)
         while True:
             try:
                 event = await self._inbox.next_event()
@@ -965,8 +986,7 @@ class Client:
             await self._open_group(gs)
         log.debug("joined group %s at epoch %d", _short(gs.group_id), session.epoch)
         await self._flush()
-        with contextlib.suppress(ConnectionError, RemoteError):
-            await self._publish()  # refill the one-time join key the notice used
+        await self._republish()  # refill the one-time join key the notice used
 
     async def _fetch_common(self, opened: OpenedNotice) -> bytes:
         """The common part the notice names, from the change's common mailbox (it may not be
@@ -1093,8 +1113,7 @@ class Client:
         elif envelope.kind in (REJOIN_REQUEST, REPAIRED_SEALING):
             await self._on_group_payload(identity, envelope)
         if initial:
-            with contextlib.suppress(ConnectionError, RemoteError):
-                await self._publish()  # refill the one-time prekey it used
+            await self._republish()  # refill the one-time prekey it used
 
     def _trial_decrypt(self, blob: bytes) -> tuple[bytes, list[PairwiseSession], bytes]:
         # The inbox does not say who wrote (the hub must not know): every session is tried;
@@ -1148,6 +1167,8 @@ class Client:
                         await self._tick(gs)
                 except TripleRatchetError as exc:
                     log.debug("group %s: tick: %s", _short(gs.group_id), type(exc).__name__)
+            if self._publish_due and self._state is ConnectionState.CONNECTED:
+                await self._republish(retry=False)
             if self._outbox:
                 await self._flush()
 
