@@ -750,6 +750,7 @@ class Client:
             await gs.conn.follow(key, Kind.CONTROL if mailbox == control else Kind.GROUP,
                                  after=cursor, incarnation=inc)
             gs.followed[mailbox] = key
+            gs.quiet = False  # a whole tick for its backlog to come before caught_up
 
     # --- reading --------------------------------------------------------------------------
 
