@@ -103,6 +103,7 @@ _T = TypeVar("_T")
 ACCOUNT_VERSION = 1
 ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
 LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
+REPUBLISH_EVERY = 24 * 3600.0  # seconds: the directory entry lives 30 days after a publish
 COMMON_WAIT = 120.0  # seconds a joiner waits for the common part its notice names
 # Outbox kinds: a group or control mailbox of the session, a change's common mailbox (created
 # with the access key stored with the entry), someone's inbox.
@@ -259,6 +260,7 @@ class Client:
         self._state = ConnectionState.CONNECTING
         self._closed = False
         self._publish_due = False
+        self._published_at = 0.0
         self.dropped = 0  # forged, corrupted or otherwise unusable entries (never raised)
         self.refused = 0  # hub refusals (HubRefused events)
 
@@ -381,6 +383,7 @@ class Client:
             log.debug("directory publish postponed: %s", exc)
         else:
             self._publish_due = False
+            self._published_at = self._clock()
 
     async def close(self) -> None:
         """Stop reading and close the connections and the store (what was committed stays)."""
@@ -1168,7 +1171,8 @@ class Client:
                         await self._tick(gs)
                 except TripleRatchetError as exc:
                     log.debug("group %s: tick: %s", _short(gs.group_id), type(exc).__name__)
-            if self._publish_due and self._state is ConnectionState.CONNECTED:
+            if self._state is ConnectionState.CONNECTED and (
+                    self._publish_due or self._clock() - self._published_at > REPUBLISH_EVERY):
                 await self._republish(retry=False)
             if self._outbox:
                 await self._flush()
