@@ -145,6 +145,14 @@ def test_the_raw_file_holds_no_secret_and_no_id(tmp_path: Path) -> None:
             await bob_events.stop()
             await bob.close()
             await alice.close()
+            before = _rows(tmp_path / "alice.db")
+            with pytest.raises(AuthenticationError):
+                await Client.open(tmp_path / "alice.db", hub=hub.url, passphrase="wrong pw")
+            assert _rows(tmp_path / "alice.db") == before
+            again = await Client.open(tmp_path / "alice.db", hub=hub.url, passphrase="pw",
+                                      clock=clock)
+            assert again.name == "alice" and again.group(group.id).name == "secret club"
+            await again.close()
         raw = _files(tmp_path / "alice.db")
         assert len(raw) > 10_000
         for what, values in needles.items():

@@ -965,7 +965,7 @@ class Client:
         opened = open_notice_sealing(self.suite, notice, identity=me, keys=keys)
         known = self._groups.get(opened.header.group_id)
         if known is not None and known.session.status == "active":
-            log.debug("inbox: a notice for a group we are in")
+            log.debug("inbox: a notice for a group we are in")  # e.g. delivered again
             return
         common = await self._fetch_common(opened)
         start = opened.complete(common)
