@@ -743,6 +743,8 @@ class Client:
         for mailbox in [m for m in gs.followed if m not in boxes]:
             del gs.followed[mailbox]
             gs.cursors.pop(mailbox, None)
+            with self._store.transaction() as tx:
+                tx.delete(CURSORS, mailbox)
             await gs.conn.unfollow(mailbox)
         control = session.control_mailbox_id if session.status == "active" else None
         for mailbox in boxes:
