@@ -220,7 +220,7 @@ class _GroupState:
                             self.inviter, self.epoch, self.send_info])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Contact:
     """Someone found in the directory (by invite or identity)."""
 
@@ -263,6 +263,8 @@ class Client:
         self._published_at = 0.0
         self.dropped = 0  # forged, corrupted or otherwise unusable entries (never raised)
         self.refused = 0  # hub refusals (HubRefused events)
+        self.sent_blobs = 0  # blobs the hub acknowledged (for demos and monitoring)
+        self.sent_bytes = 0
 
     # --- opening and closing ------------------------------------------------------------------
 
@@ -696,6 +698,15 @@ class Client:
                     log.debug("outbox: hub refused an entry: %s", exc)
                     self._emit(Refused(None if gs is None else Group(self, gs.group_id),
                                        refused))
+                except _Unusable as exc:
+                    # Not a refusal: a directory answer that does not open (dropped, counted).
+                    self.dropped += 1
+                    log.debug("outbox: a peer's directory entry is unusable: %s",
+                              type(exc.error).__name__)
+                else:
+                    if out.kind != OUT_PAIRWISE:
+                        self.sent_blobs += 1
+                        self.sent_bytes += len(out.blob)
                 if self._closed:
                     return  # sent; the outbox entry goes with the next flush (sent again once)
                 with self._store.transaction() as tx:
@@ -1057,7 +1068,10 @@ class Client:
         """Send over the pairwise Double Ratchet session with `identity` (started from its
         directory entry when there is none); returns the message id."""
         envelope = _envelope(message)
-        await self._encrypt_direct(bytes(identity), envelope.to_bytes())
+        try:
+            await self._encrypt_direct(bytes(identity), envelope.to_bytes())
+        except _Unusable as exc:
+            raise exc.error from None
         await self._flush()
         return envelope.message_id
 
@@ -1073,13 +1087,16 @@ class Client:
             contact = self._contacts.get(identity)
             active = next((x for x in sessions if x.can_send), None)
             if contact is None or not contact.inbox_id or active is None:
-                taken = await self._one_off(
+                taken = await self._one_off(  # a hub refusal raises here
                     lambda c: c.take_bundle(self._directory_id(identity)))
-                entry = ContactEntry.open(self.suite, identity, taken.bundle)
-                contact = Contact(identity, entry.name, entry.inbox_id)
-                if active is None:
+                try:
+                    entry = ContactEntry.open(self.suite, identity, taken.bundle)
                     bundle = entry.bundle if taken.prekey is None else open_prekey(
                         self.suite, identity, taken.prekey)
+                except RemoteError as exc:
+                    raise _Unusable(exc) from None
+                contact = Contact(identity, entry.name, entry.inbox_id)
+                if active is None:
                     active, blob = PairwiseSession.initiate(self._account.identity, bundle,
                                                             plaintext=plaintext)
                 else:
@@ -1248,6 +1265,15 @@ class Client:
 
     async def next_event(self, timeout: float | None = None) -> Event:
         return await asyncio.wait_for(self._events.get(), timeout)
+
+
+class _Unusable(Exception):
+    """A directory answer that does not open (forged or corrupted), kept apart from a hub
+    refusal, which has the same error types (`hub.client.error_from_frame`)."""
+
+    def __init__(self, error: RemoteError) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
 
 
 def _connected(conn: MailboxClient) -> bool:
