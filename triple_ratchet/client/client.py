@@ -107,6 +107,7 @@ ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
 LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
 REPUBLISH_EVERY = 24 * 3600.0  # seconds: the directory entry lives 30 days after a publish
 COMMON_WAIT = 120.0  # seconds a joiner waits for the common part its notice names
+INFO_WAIT = 10.0  # seconds a joiner waits for the group's info before reporting GroupJoined
 LIMIT_TRIES = 60  # ticks an outbox entry may be held back by the hub's LIMIT before it goes
 # The largest plaintext sent one-to-one: its blob (Double Ratchet header and tag, CBOR framing,
 # and an initial message's handshake) stays within the hub's MAX_BLOB_SIZE.
@@ -212,6 +213,7 @@ class _GroupState:
     reader: asyncio.Task[None] | None = None
     quiet: bool = True
     busy: bool = False  # the reader holds an entry it has not delivered yet
+    waiting_since: float | None = None  # (loop time) a joiner began waiting for the info
     catching_up: bool = False
     send_info: bool = False  # we proposed an add: tell the new roster the names once it is in
     introducers: dict[bytes, bytes] = field(default_factory=dict)  # joiner -> who added it
@@ -1189,6 +1191,7 @@ class Client:
         log.debug("joined group %s at epoch %d", _short(gs.group_id), session.epoch)
         self._flush_soon()
         await self._republish()  # refill the one-time join key the notice used
+        await self._learn(start.added_by)  # the inviter's name, should the info not come
 
     async def _fetch_common(self, opened: OpenedNotice) -> bytes:
         """The common part the notice names, from the change's common mailbox (it may not be
@@ -1414,12 +1417,23 @@ class Client:
                 events += more
                 out += sends
         gs.quiet = True
+        app: list[Event] = []
+        if not gs.announced and session.status == "active":
+            # The info (the group's name) may never come (its sender went away): report the
+            # join without it after a while.
+            loop_now = asyncio.get_running_loop().time()
+            gs.waiting_since = gs.waiting_since or loop_now
+            if loop_now - gs.waiting_since > INFO_WAIT:
+                gs.announced = True
+                app.append(GroupJoined(Group(self, gs.group_id), self._member(gs, gs.inviter)))
         if session.status == "active":
             more, sends = session.tick(now)
             events += more
             out += sends
-        if events or out or set(gs.followed) != set(session.mailboxes()):
+        if events or out or app or set(gs.followed) != set(session.mailboxes()):
             await self._step(gs, events, out)
+        for event in app:
+            self._emit(event)
 
     # --- events ---------------------------------------------------------------------------
 
