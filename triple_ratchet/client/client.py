@@ -54,6 +54,7 @@ from triple_ratchet.client.events import (
 from triple_ratchet.client.group import (
     DATA,
     INFO,
+    MEMBERSHIP_HINT,
     MESSAGE_ID_LEN,
     REJOIN_REQUEST,
     REPAIRED_SEALING,
@@ -81,7 +82,13 @@ from triple_ratchet.errors import (
 from triple_ratchet.group import events as ge
 from triple_ratchet.group.control_log import RETENTION
 from triple_ratchet.group.join_keys import JoinKeyring
-from triple_ratchet.group.notice import NoticeAssembler, OpenedNotice, open_notice_sealing
+from triple_ratchet.group.notice import (
+    JoinStart,
+    NoticeAssembler,
+    OpenedNotice,
+    PendingRejoin,
+    open_notice_sealing,
+)
 from triple_ratchet.group.records import JoinKey, RecordKeys
 from triple_ratchet.group.session import GroupSession
 from triple_ratchet.group.session_features import SKEW_MAX
@@ -122,8 +129,8 @@ ONE_TIME_PREKEYS = 10  # pairwise one-time prekeys kept published
 
 _SELF, _KEYRING = b"self", b"keyring"  # row keys of the account table
 # Tables of the store (spec/15-client.md "The store").
-ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS, PAIRWISE = (
-    "account", "groups", "cursors", "outbox", "seen", "contacts", "pairwise")
+ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS, PAIRWISE, REJOINS = (
+    "account", "groups", "cursors", "outbox", "seen", "contacts", "pairwise", "rejoins")
 MAX_PAIRWISE_SESSIONS = 2  # per peer: the one we send on, and one a crossing handshake made
 
 
@@ -262,6 +269,7 @@ class Client:
         self._contacts: dict[bytes, Contact] = {}
         self._pairwise: dict[bytes, list[PairwiseSession]] = {}  # the one we send on first
         self._pairwise_lock = asyncio.Lock()
+        self._rejoins: dict[bytes, PendingRejoin] = {}  # group id -> a rejoin without a session
         self._seen: set[bytes] = set()
         self._outbox: dict[int, _Out] = {}
         self._next_seq = 1
@@ -362,6 +370,8 @@ class Client:
                     PairwiseSession.from_bytes(cbor.as_bytes(x, "pairwise session"))
                     for x in cbor.as_list(cbor.decode(value, max_size=len(value), max_items=8),
                                           "pairwise sessions")]
+            for gid, value in tx.items(REJOINS):
+                self._rejoins[gid] = PendingRejoin.from_bytes(value, self._account.identity)
             for key, value in tx.items(OUTBOX):
                 out = _Out.from_row(key, value)
                 self._outbox[out.seq] = out
@@ -1125,7 +1135,8 @@ class Client:
         # chunk at once (review F5).
         keys = (*self._keyring.keys(), *(k for gs in self._groups.values()
                                          if gs.session.status != "active"
-                                         for k in gs.session.resume_keys()))
+                                         for k in gs.session.resume_keys()),
+                *(p.keys() for p in self._rejoins.values()))
         self._assembler = replace(self._assembler, identity=me, keys=keys)
         self._assembler, notice = self._assembler.receive(d.blob)
         if notice is None:
@@ -1175,6 +1186,10 @@ class Client:
                     await self._step(known, known.session.resume(start), [])
                 self._flush_soon()
             return
+        pending = self._rejoins.get(start.group_id)
+        if start.resumed and pending is not None:
+            await self._start_rejoined(start, pending)
+            return
         session, keyring = GroupSession.join(self._account.identity, start, self._keyring)
         gs = _GroupState(session.group_id, session, announced=False, inviter=start.added_by,
                          last_epoch=session.epoch)
@@ -1192,6 +1207,34 @@ class Client:
         self._flush_soon()
         await self._republish()  # refill the one-time join key the notice used
         await self._learn(start.added_by)  # the inviter's name, should the info not come
+
+    async def _start_rejoined(self, start: JoinStart, pending: PendingRejoin) -> None:
+        """The resume notice our rejoin request (made without a session) brought."""
+        session = GroupSession.from_rejoin(self._account.identity, start, pending)
+        gs = _GroupState(session.group_id, session, announced=False, inviter=start.added_by,
+                         last_epoch=session.epoch)
+        self._groups[gs.group_id] = gs
+        del self._rejoins[gs.group_id]
+        async with gs.lock:
+
+            def done(tx: Transaction) -> None:
+                tx.delete(REJOINS, gs.group_id)
+
+            self._commit(gs, session.rotate(self._clock()), done)
+            await self._open_group(gs)
+        log.debug("rejoined group %s at epoch %d", _short(gs.group_id), session.epoch)
+        self._flush_soon()
+        await self._learn(start.added_by)
+
+    async def _offer_rejoin(self, group_id: bytes, identity: bytes) -> None:
+        self._check_open()
+        gs = self._group_state(group_id)
+        async with gs.lock:
+            hint = gs.session.membership_hint(identity)
+            envelope = Envelope(MEMBERSHIP_HINT, system_random(16), data=hint,
+                                group_id=group_id)
+            self._commit(gs, [], direct=[(identity, envelope)])
+        await self._flush()
 
     async def _fetch_common(self, opened: OpenedNotice) -> bytes:
         """The common part the notice names, from the change's common mailbox (it may not be
@@ -1334,6 +1377,8 @@ class Client:
                                      envelope.text, envelope.data, envelope.message_id))
         elif envelope.kind in (REJOIN_REQUEST, REPAIRED_SEALING):
             await self._on_group_payload(identity, envelope)
+        elif envelope.kind == MEMBERSHIP_HINT:
+            await self._on_hint(identity, envelope)
         if initial:
             await self._republish()  # refill the one-time prekey it used
 
@@ -1348,6 +1393,36 @@ class Client:
                     continue
                 return identity, [x, *(y for y in sessions if y is not x)], plaintext
         raise AuthenticationError("no pairwise session opens this message")
+
+    async def _on_hint(self, identity: bytes, envelope: Envelope) -> None:
+        """A member says we are in a group we hold no session of (11.v2.31): never trusted
+        as such (the members check the request, the resume notice's certificate decides). We
+        keep the pending rejoin and send the request back, in one transaction."""
+        known = self._groups.get(envelope.group_id)
+        if (known is not None and known.session.status == "active") or (
+                envelope.group_id in self._rejoins):
+            return
+        try:
+            request, pending = GroupSession.request_rejoin(self._account.identity,
+                                                           envelope.data, self._inbox_id)
+        except TripleRatchetError as exc:
+            self.dropped += 1
+            log.debug("a membership hint refused: %s", type(exc).__name__)
+            return
+        if pending.group_id != envelope.group_id:
+            self.dropped += 1
+            return
+        answer = Envelope(REJOIN_REQUEST, system_random(16), data=request,
+                          group_id=pending.group_id)
+        out = _Out(self._next_seq, system_random(16), OUT_PAIRWISE, pending.group_id, identity,
+                   answer.to_bytes())
+        self._next_seq += 1
+        with self._store.transaction() as tx:
+            tx.put(REJOINS, pending.group_id, pending.to_bytes())
+            tx.put(OUTBOX, out.seq.to_bytes(8, "big"), out.to_bytes())
+        self._rejoins[pending.group_id] = pending
+        self._outbox[out.seq] = out
+        self._flush_soon()
 
     async def _on_group_payload(self, identity: bytes, envelope: Envelope) -> None:
         """What a member's group session sent ours over the pairwise session: a rejoin
