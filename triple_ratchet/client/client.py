@@ -712,8 +712,11 @@ class Client:
                 # The joiner's name for the members now, and every name for the joiner once
                 # the new epoch is in.
                 gs.names[add] = self._member(gs, add).name
-                out += gs.session.encrypt(self._info(gs), now)
                 gs.send_info = True
+                try:
+                    out += gs.session.encrypt(self._info(gs), now)
+                except TripleRatchetError as exc:  # the proposal stands without it
+                    log.debug("group %s: info not sent: %s", _short(gs.group_id), exc)
             self._commit(gs, out)
         await self._flush()
 
