@@ -117,7 +117,8 @@ COMMON_WAIT = 120.0  # seconds a joiner waits for the common part its notice nam
 MAX_PROPOSED_NAMES = 256  # names of joiners not yet added, per group
 MAX_PENDING_REJOINS = 4  # rejoins without a session waiting for their notice
 INFO_WAIT = 10.0  # seconds a joiner waits for the group's info before reporting GroupJoined
-LIMIT_TRIES = 60  # ticks an outbox entry may be held back by the hub's LIMIT before it goes
+LIMIT_DELAY, LIMIT_DELAY_MAX = 1.0, 30.0  # seconds an entry the hub's LIMIT refused waits
+LIMIT_GIVE_UP = 600.0  # seconds of LIMIT refusals before an outbox entry is dropped
 # The largest plaintext sent one-to-one: its blob (Double Ratchet header and tag, CBOR framing,
 # and an initial message's handshake) stays within the hub's MAX_BLOB_SIZE.
 MAX_DIRECT_PLAINTEXT = MAX_BLOB_SIZE - 4096
@@ -279,7 +280,8 @@ class Client:
         self._next_seq = 1
         self._flushing = asyncio.Lock()
         self._flush_wanted = asyncio.Event()
-        self._limited: dict[int, int] = {}  # outbox entries the hub's LIMIT held back: tries
+        # Outbox entries the hub's LIMIT held back: (first refusal, not before, delay), loop time.
+        self._limited: dict[int, tuple[float, float, float]] = {}
         self._publishing = asyncio.Lock()
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()  # None: closed
         self._inbox = MailboxClient(hub, retry_timeout=retry_timeout)
@@ -786,13 +788,21 @@ class Client:
                 log.warning("outbox: %s", type(exc).__name__)
 
     async def _flush(self) -> None:
-        """Send the outbox in order; each entry leaves the outbox once the hub has it. A lost
-        hub leaves the rest for the next flush; a refusal drops the entry (`Refused`)."""
+        """Send the outbox in order (per mailbox); each entry leaves the outbox once the hub
+        has it. A lost hub leaves the rest for the next flush; the hub's LIMIT holds an entry
+        (and the later ones for its mailbox) back, with a growing delay; a refusal drops the
+        entry (`Refused`)."""
         async with self._flushing:
+            now = asyncio.get_running_loop().time()
+            held_back: set[bytes] = set()  # mailboxes whose next entry waits
             for seq in sorted(self._outbox):
                 out = self._outbox.get(seq)
                 if out is None or self._closed:
                     return
+                limited = self._limited.get(seq)
+                if out.mailbox in held_back or (limited is not None and limited[1] > now):
+                    held_back.add(out.mailbox)
+                    continue
                 try:
                     await self._put(out)
                 except ConnectionError as exc:
@@ -800,14 +810,17 @@ class Client:
                               len(self._outbox))
                     return
                 except RemoteError as exc:
-                    # The hub's LIMIT (a rate, a full mailbox) passes: keep the entry and try
-                    # again at a later tick; give up only after many tries.
+                    # The hub's LIMIT (a rate, a full mailbox) passes: keep the entry, wait
+                    # longer each time, give up after LIMIT_GIVE_UP.
                     limit = isinstance(exc, LimitExceeded) or (
                         isinstance(exc, HubRefused) and isinstance(exc.refusal, LimitExceeded))
-                    tries = self._limited[seq] = self._limited.get(seq, 0) + 1
-                    if limit and tries < LIMIT_TRIES:
-                        log.debug("outbox: hub limit (%s), try %d", exc, tries)
-                        return
+                    first, _, delay = limited or (now, now, LIMIT_DELAY / 2)
+                    if limit and now - first < LIMIT_GIVE_UP:
+                        delay = min(delay * 2, LIMIT_DELAY_MAX)
+                        self._limited[seq] = (first, now + delay, delay)
+                        held_back.add(out.mailbox)
+                        log.debug("outbox: hub limit (%s), again in %.1f s", exc, delay)
+                        continue
                     self._refuse(out, exc)
                 except _Unusable as exc:
                     # Not a refusal: a directory answer that does not open (dropped, counted).
