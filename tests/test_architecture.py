@@ -25,7 +25,8 @@ RANK = {
     "dkg": 7,
     "group": 8,
     "hub": 9,
-    "demo": 10, "testvectors": 10, "cli": 11, "__main__": 12, "__init__": 12,
+    "client": 10,
+    "demo": 11, "testvectors": 11, "cli": 12, "__main__": 13, "__init__": 13,
 }
 CORE = {name for name, rank in RANK.items() if rank <= RANK["group"]}
 IO_MODULES = {"socket", "asyncio", "sqlite3", "subprocess", "websockets", "redis", "time",

@@ -192,6 +192,11 @@ USES: dict[str, tuple[str, str]] = {
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "
                                "identity encoding (03)", "10"),
+    # 15 client
+    "LABEL_CLIENT_STORE_SEAL": ("HKDF-SHA256 info prefix (then the store id): the client "
+                                "store's sealing key from its master secret", "15"),
+    "LABEL_CLIENT_STORE_ROW": ("HKDF-SHA256 info prefix (then the store id): the key of the "
+                               "client store's row ids (HMAC)", "15"),
     # test-only
     "random:triple-ratchet test rng": ("SHA-256 prefix of `DeterministicRandom` (tests and vector "
                                        "generation only)", "14"),

@@ -1,0 +1,1000 @@
+"""`Client`: one device of one account, around the sans-IO sessions (spec/15-client.md).
+
+It owns what an application should not write: the store (sealed, one transaction per step),
+the outbox, the cursors, the hub connections (one for the inbox, one per group, one-off ones
+for the directory and for notices), the directory entry and join keys, and the timer that lets
+the sessions act on the clock.
+
+**The durability rule, done once.** Every step of a session (`encrypt`, `propose`, `receive`,
+`caught_up`, `tick`, `join`) is committed in one transaction together with the outbox entries
+it produced and the cursor of the entry it read, *before* anything is sent. Each outbox entry
+has a 16-byte id that is the hub's message id, so a crash between the commit and the send
+re-sends it after the restart and the hub keeps it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from triple_ratchet import cbor
+from triple_ratchet.client.directory import (
+    ContactEntry,
+    Invite,
+    open_join_key,
+    seal_join_key,
+)
+from triple_ratchet.client.events import (
+    CatchingUp,
+    ConnectionChanged,
+    ConnectionState,
+    EpochChanged,
+    Event,
+    Fork,
+    Gap,
+    GroupJoined,
+    GroupMessage,
+    Member,
+    MemberOffline,
+    MembershipChanged,
+    Refused,
+    RejoinNeeded,
+    RemovedFromGroup,
+)
+from triple_ratchet.client.group import DATA, INFO, MESSAGE_ID_LEN, TEXT, Envelope, Group
+from triple_ratchet.client.store import (
+    Passphrase,
+    SealedStore,
+    SQLiteStore,
+    StorageKey,
+    Store,
+    Transaction,
+)
+from triple_ratchet.errors import (
+    DecodeError,
+    HubRefused,
+    RemoteError,
+    TripleRatchetError,
+    UsageError,
+)
+from triple_ratchet.group import events as ge
+from triple_ratchet.group.control_log import RETENTION
+from triple_ratchet.group.join_keys import JoinKeyring
+from triple_ratchet.group.notice import NoticeAssembler, OpenedNotice, open_notice_sealing
+from triple_ratchet.group.records import JoinKey
+from triple_ratchet.group.session import GroupSession
+from triple_ratchet.group.session_features import SKEW_MAX
+from triple_ratchet.hub.access import AccessKey, directory_id
+from triple_ratchet.hub.client import START, Delivery, HubConnection, MailboxClient
+from triple_ratchet.hub.client import Gap as HubGap
+from triple_ratchet.hub.frames import Kind
+from triple_ratchet.identity import Account, Identity, IdentityKeyPair, safety_number
+from triple_ratchet.random import system_random
+from triple_ratchet.suites import DEFAULT_SUITE, Suite, suite_by_id
+
+log = logging.getLogger("triple_ratchet.client")
+_T = TypeVar("_T")
+
+ACCOUNT_VERSION = 1
+ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
+LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
+COMMON_WAIT = 120.0  # seconds a joiner waits for the common part its notice names
+# Outbox kinds: a group or control mailbox of the session, a change's common mailbox (created
+# with the access key stored with the entry), someone's inbox.
+OUT_GROUP, OUT_COMMON, OUT_INBOX = 0, 1, 2
+
+_SELF, _KEYRING = b"self", b"keyring"  # row keys of the account table
+# Tables of the store (spec/15-client.md "The store").
+ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS = (
+    "account", "groups", "cursors", "outbox", "seen", "contacts")
+
+
+def _short(data: bytes) -> str:
+    """An id for the debug log (a prefix of a public id: never a key, blob or plaintext)."""
+    return data.hex()[:12]
+
+
+@dataclass
+class _Account:
+    suite: Suite
+    name: str
+    pairwise: Account  # the identity key pair and the prekeys
+    inbox_key: bytes  # access signing key of our inbox
+    owner_key: bytes  # access signing key that owns our directory entry
+    published: list[bytes]  # receive keys of the one-time join keys published
+
+    @property
+    def identity(self) -> IdentityKeyPair:
+        return self.pairwise.identity
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode([ACCOUNT_VERSION, self.suite.suite_id, self.name,
+                            self.pairwise.to_bytes(), self.inbox_key, self.owner_key,
+                            self.published])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> _Account:
+        f = cbor.as_list(cbor.decode(data, max_size=len(data), max_items=4096), "account", 7)
+        if cbor.as_int(f[0], "account version") != ACCOUNT_VERSION:
+            raise DecodeError("client account of an unknown version")
+        suite = suite_by_id(cbor.as_int(f[1], "suite", maximum=0xFFFF))
+        pairwise = Account.from_bytes(cbor.as_bytes(f[3], "pairwise account"))
+        if pairwise.suite.suite_id != suite.suite_id:
+            raise DecodeError("client account of two suites")
+        return cls(suite, cbor.as_str(f[2], "name", max_length=256), pairwise,
+                   cbor.as_bytes(f[4], "inbox key", max_length=64),
+                   cbor.as_bytes(f[5], "owner key", max_length=64),
+                   [cbor.as_bytes(k, "published key", max_length=256)
+                    for k in cbor.as_list(f[6], "published")])
+
+
+@dataclass(frozen=True)
+class _Out:
+    """An outbox entry: `seq` orders them, `msg_id` is the hub's message id."""
+
+    seq: int
+    msg_id: bytes
+    kind: int
+    group_id: bytes
+    mailbox: bytes
+    blob: bytes = field(repr=False)
+    access_key: bytes = field(default=b"", repr=False)
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode([self.msg_id, self.kind, self.group_id, self.mailbox, self.blob,
+                            self.access_key])
+
+    @classmethod
+    def from_row(cls, key: bytes, data: bytes) -> _Out:
+        f = cbor.as_list(cbor.decode(data, max_size=len(data), max_items=8), "outbox entry", 6)
+        return cls(int.from_bytes(key, "big"), cbor.as_bytes(f[0], "msg id", length=16),
+                   cbor.as_int(f[1], "kind", maximum=OUT_INBOX),
+                   cbor.as_bytes(f[2], "group id", max_length=64),
+                   cbor.as_bytes(f[3], "mailbox", length=32), cbor.as_bytes(f[4], "blob"),
+                   cbor.as_bytes(f[5], "access key", max_length=64))
+
+
+@dataclass
+class _GroupState:
+    """One group as the client holds it (the session, and what the app sees around it)."""
+
+    group_id: bytes
+    session: GroupSession
+    name: str = ""
+    names: dict[bytes, str] = field(default_factory=dict)
+    announced: bool = True  # GroupJoined was reported (a joiner reports it once it has a name)
+    inviter: bytes = b""
+    last_epoch: int = 0  # the epoch last reported, for `Group.epoch` after a removal
+    cursors: dict[bytes, tuple[int, bytes | None]] = field(default_factory=dict)
+    conn: MailboxClient | None = None
+    followed: dict[bytes, AccessKey] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    reader: asyncio.Task[None] | None = None
+    quiet: bool = True
+    catching_up: bool = False
+    send_info: bool = False  # we proposed an add: tell the new roster the names once it is in
+
+    @property
+    def epoch(self) -> int:
+        if self.session.status == "active":
+            return self.session.epoch
+        return self.last_epoch
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode([self.session.to_bytes(), self.name,
+                            [[i, n] for i, n in sorted(self.names.items())], self.announced,
+                            self.inviter, self.epoch, self.send_info])
+
+
+@dataclass
+class Contact:
+    """Someone found in the directory (by invite or identity)."""
+
+    identity: bytes = field(repr=False)
+    name: str
+    inbox_id: bytes = field(default=b"", repr=False)
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode([self.name, self.inbox_id])
+
+
+class Client:
+    """One device of one account. Open with `await Client.open(...)`; see CLIENT-API.md."""
+
+    def __init__(self, store: SealedStore, account: _Account, hub: str, *,
+                 clock: Callable[[], float], tick_interval: float,
+                 retry_timeout: float) -> None:
+        self._store = store
+        self._account = account
+        self.hub = hub
+        self._clock = clock
+        self.tick_interval = tick_interval
+        self.retry_timeout = retry_timeout
+        self._keyring = JoinKeyring.empty(account.suite)
+        self._groups: dict[bytes, _GroupState] = {}
+        self._contacts: dict[bytes, Contact] = {}
+        self._seen: set[bytes] = set()
+        self._outbox: dict[int, _Out] = {}
+        self._next_seq = 1
+        self._flushing = asyncio.Lock()
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._inbox = MailboxClient(hub, retry_timeout=retry_timeout)
+        self._assembler = NoticeAssembler(account.suite)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._state = ConnectionState.CONNECTING
+        self._closed = False
+        self.dropped = 0  # forged, corrupted or otherwise unusable entries (never raised)
+        self.refused = 0  # hub refusals (HubRefused events)
+
+    # --- opening and closing ------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str] | None = None, *, hub: str,
+                   passphrase: str | Passphrase | None = None, key: StorageKey | None = None,
+                   name: str | None = None, suite: Suite | None = None,
+                   clock: Callable[[], float] | None = None, store: Store | None = None,
+                   tick_interval: float = 1.0, retry_timeout: float = 30.0) -> Client:
+        """Open the account in `path` (created with a new identity if absent), publish its
+        directory entry and join keys, and start reading. The storage secret is a passphrase
+        (Argon2id) or a 32-byte `StorageKey`; a wrong one is an `AuthenticationError` and
+        nothing is changed. `store` replaces the SQLite file (e.g. `MemoryStore()`)."""
+        if (passphrase is None) == (key is None):
+            raise UsageError("give a passphrase or a storage key (one of them)")
+        secret: StorageKey | Passphrase
+        if key is not None:
+            secret = key
+        elif isinstance(passphrase, Passphrase):
+            secret = passphrase
+        else:
+            secret = Passphrase(str(passphrase))
+        if store is None:
+            if path is None:
+                raise UsageError("give a path (or a store)")
+            store = SQLiteStore(path)
+        try:
+            sealed = SealedStore(store, secret)
+            account = cls._load_account(sealed, name, suite)
+        except BaseException:
+            store.close()
+            raise
+        client = cls(sealed, account, hub, clock=clock or time.time,
+                     tick_interval=tick_interval, retry_timeout=retry_timeout)
+        try:
+            client._load()
+            await client._start()
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    @staticmethod
+    def _load_account(store: SealedStore, name: str | None, suite: Suite | None) -> _Account:
+        with store.transaction() as tx:
+            raw = tx.get(ACCOUNT, _SELF)
+            if raw is not None:
+                account = _Account.from_bytes(raw)
+                if suite is not None and suite.suite_id != account.suite.suite_id:
+                    raise UsageError("this account is of another suite")
+                if name is not None and name != account.name:
+                    account.name = _check_name(name)
+                    tx.put(ACCOUNT, _SELF, account.to_bytes())
+                return account
+            suite = suite or DEFAULT_SUITE
+            account = _Account(suite, _check_name(name or ""),
+                               Account.from_identity(IdentityKeyPair.generate(suite)),
+                               suite.generate_signing().to_bytes(),
+                               suite.generate_signing().to_bytes(), [])
+            tx.put(ACCOUNT, _SELF, account.to_bytes())
+            return account
+
+    def _load(self) -> None:
+        me = self._account.identity
+        with self._store.transaction() as tx:
+            raw = tx.get(ACCOUNT, _KEYRING)
+            if raw is not None:
+                self._keyring = JoinKeyring.from_bytes(raw)
+            for key, value in tx.items(CONTACTS):
+                f = cbor.as_list(cbor.decode(value, max_items=8), "contact", 2)
+                self._contacts[key] = Contact(key, cbor.as_str(f[0], "name", max_length=256),
+                                              cbor.as_bytes(f[1], "inbox", max_length=32))
+            self._seen = {key for key, _ in tx.items(SEEN)}
+            for key, value in tx.items(OUTBOX):
+                out = _Out.from_row(key, value)
+                self._outbox[out.seq] = out
+            self._next_seq = max(self._outbox, default=0) + 1
+            cursors: dict[bytes, tuple[int, bytes | None]] = {}
+            for key, value in tx.items(CURSORS):
+                f = cbor.as_list(cbor.decode(value, max_items=4), "cursor", 2)
+                cursors[key] = (cbor.as_int(f[0], "cursor"),
+                                None if f[1] is None else cbor.as_bytes(f[1], "incarnation"))
+            for gid, value in tx.items(GROUPS):
+                f = cbor.as_list(cbor.decode(value, max_size=len(value), max_items=8 + 2 * 4096),
+                                 "group", 7)
+                session = GroupSession.from_bytes(cbor.as_bytes(f[0], "session"), me)
+                names = {cbor.as_bytes(p[0], "identity"): cbor.as_str(p[1], "name")
+                         for p in (cbor.as_list(x, "name", 2)
+                                   for x in cbor.as_list(f[2], "names"))}
+                gs = _GroupState(gid, session, cbor.as_str(f[1], "group name"), names,
+                                 cbor.as_bool(f[3], "announced"), cbor.as_bytes(f[4], "inviter"),
+                                 cbor.as_int(f[5], "epoch"),
+                                 send_info=cbor.as_bool(f[6], "send info"))
+                gs.cursors = {m: cursors[m] for m in session.mailboxes() if m in cursors}
+                self._groups[gid] = gs
+
+    async def _start(self) -> None:
+        await self._publish()
+        inbox_key = AccessKey(self.suite, self.suite.signing_from_bytes(self._account.inbox_key))
+        await self._inbox.follow(inbox_key, Kind.INBOX)
+        self._tasks.append(asyncio.create_task(self._read_inbox()))
+        for gs in self._groups.values():
+            await self._open_group(gs)
+        self._tasks.append(asyncio.create_task(self._tick_loop()))
+        await self._flush()
+
+    async def close(self) -> None:
+        """Stop reading and close the connections and the store (what was committed stays)."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = self._tasks + [gs.reader for gs in self._groups.values() if gs.reader]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for conn in [self._inbox] + [gs.conn for gs in self._groups.values() if gs.conn]:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._store.close()
+        self._set_state(ConnectionState.OFFLINE)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- who we are ---------------------------------------------------------------------------
+
+    @property
+    def suite(self) -> Suite:
+        return self._account.suite
+
+    @property
+    def identity(self) -> bytes:
+        """This account's public identity: what others add or look up."""
+        return self._account.identity.public.to_bytes()
+
+    @property
+    def name(self) -> str:
+        return self._account.name
+
+    @property
+    def connection(self) -> ConnectionState:
+        return self._state
+
+    def invite(self) -> str:
+        """A short copyable string with our identity and name (no secret)."""
+        return str(Invite(self.identity, self.name))
+
+    def safety_number(self, identity: bytes) -> str:
+        """Sixty digits in groups of five, the same on both sides, to compare out of band."""
+        peer = Identity.from_bytes(identity, self.suite)
+        return safety_number(self._account.identity.public, peer).formatted()
+
+    # --- contacts and the directory ------------------------------------------------------
+
+    def contacts(self) -> list[Contact]:
+        return list(self._contacts.values())
+
+    async def add_contact(self, invite_or_identity: str | bytes) -> Contact:
+        """Look the identity's directory entry up (its name and inbox) and keep it."""
+        if isinstance(invite_or_identity, str):
+            identity = Invite.parse(invite_or_identity).identity
+        else:
+            identity = bytes(invite_or_identity)
+            Identity.from_bytes(identity, self.suite)
+        taken = await self._one_off(lambda c: c.take_bundle(self._directory_id(identity)))
+        entry = ContactEntry.open(self.suite, identity, taken.bundle)
+        contact = Contact(identity, entry.name, entry.inbox_id)
+        with self._store.transaction() as tx:
+            tx.put(CONTACTS, identity, contact.to_bytes())
+        self._contacts[identity] = contact
+        return contact
+
+    def _directory_id(self, identity: bytes) -> bytes:
+        return directory_id(self.suite, identity)
+
+    async def _publish(self) -> None:
+        """Our directory entry (refreshed, so it does not expire) and join keys: the keyring
+        is stored before any key of it is published."""
+        acct = self._account
+        now_ms = int(self._clock() * 1000)
+        keyring = self._keyring.expire(now_ms)
+        held = [h for h in keyring.held if h.one_time]
+        last = [h for h in keyring.held if not h.one_time]
+        renew = not last or last[-1].join_key.expiry - now_ms < RETENTION - LAST_RESORT_RENEW_MS
+        missing = max(0, ONE_TIME_JOIN_KEYS - len(held))
+        if missing or renew:
+            keyring = keyring.generate(acct.identity, one_time=missing, last_resort=renew,
+                                       inbox_id=self._inbox_id, expiry=now_ms + RETENTION)
+        if keyring != self._keyring:
+            with self._store.transaction() as tx:
+                tx.put(ACCOUNT, _KEYRING, keyring.to_bytes())
+            self._keyring = keyring
+        last_resort, _ = keyring.publishable()
+        fresh = [h for h in keyring.held
+                 if h.one_time and h.join_key.receive_key not in acct.published]
+        me = self.identity
+        entry = ContactEntry(acct.name, self._inbox_id, acct.pairwise.bundle()).seal(self.suite)
+        owner = AccessKey(self.suite, self.suite.signing_from_bytes(acct.owner_key))
+        directory = self._directory_id(me)
+
+        async def publish(conn: HubConnection) -> None:
+            await conn.authenticate(owner)
+            await conn.publish(directory, owner.mailbox_id, entry)
+            await conn.publish_join_keys(
+                directory, owner.mailbox_id,
+                None if last_resort is None else seal_join_key(self.suite, me, last_resort),
+                tuple(seal_join_key(self.suite, me, h.join_key.to_bytes()) for h in fresh))
+
+        await self._one_off(publish)
+        if fresh:
+            held_keys = {h.join_key.receive_key for h in keyring.held}
+            acct.published = [k for k in acct.published if k in held_keys] + [
+                h.join_key.receive_key for h in fresh]
+            with self._store.transaction() as tx:
+                tx.put(ACCOUNT, _SELF, acct.to_bytes())
+        log.debug("published the directory entry and %d new join keys", len(fresh))
+
+    @property
+    def _inbox_id(self) -> bytes:
+        return AccessKey(self.suite,
+                         self.suite.signing_from_bytes(self._account.inbox_key)).mailbox_id
+
+    async def _one_off(self, op: Callable[[HubConnection], Awaitable[_T]]) -> _T:
+        """`op` on a connection of its own (the hub cannot link it to our other ones),
+        retried on a lost connection until `retry_timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_timeout
+        delay = 0.02
+        while True:
+            try:
+                conn = await HubConnection.connect(self.hub)
+                try:
+                    return await op(conn)
+                finally:
+                    await conn.close()
+            except ConnectionError:
+                if loop.time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _take_join_key(self, identity: bytes) -> JoinKey:
+        Identity.from_bytes(identity, self.suite)
+        taken = await self._one_off(lambda c: c.take_join_key(self._directory_id(identity)))
+        return open_join_key(self.suite, identity, taken.join_key)
+
+    async def _learn(self, identity: bytes) -> None:
+        """Add an unknown identity as a contact if it has a directory entry (for its name)."""
+        if identity in self._contacts or identity == self.identity:
+            return
+        try:
+            await self.add_contact(identity)
+        except RemoteError as exc:
+            log.debug("no directory entry for %s: %s", _short(identity), type(exc).__name__)
+
+    # --- groups -------------------------------------------------------------------------------
+
+    def groups(self) -> list[Group]:
+        return [Group(self, gid) for gid in self._groups]
+
+    def group(self, group_id: bytes) -> Group:
+        self._group_state(group_id)
+        return Group(self, group_id)
+
+    def _group_state(self, group_id: bytes) -> _GroupState:
+        gs = self._groups.get(group_id)
+        if gs is None:
+            raise UsageError("no such group on this device")
+        return gs
+
+    def _member(self, gs: _GroupState, identity: bytes) -> Member:
+        if identity == self.identity:
+            return Member(identity, self.name)
+        contact = self._contacts.get(identity)
+        if contact is not None:
+            return Member(identity, contact.name)
+        return Member(identity, gs.names.get(identity, ""))
+
+    def _info(self, gs: _GroupState) -> bytes:
+        known = dict.fromkeys([*gs.session.roster, *gs.names])
+        names = tuple((i, self._member(gs, i).name) for i in known)
+        return Envelope(INFO, system_random(MESSAGE_ID_LEN), group_name=gs.name,
+                        names=names).to_bytes()
+
+    async def create_group(self, name: str, members: list[bytes]) -> Group:
+        """Create a group with these identities (their join keys are taken from the
+        directory); they join from the notices the hub keeps in their inboxes."""
+        name = _check_name(name)
+        if len(set(members)) != len(members) or self.identity in members:
+            raise UsageError("members are other identities, each once")
+        for identity in members:
+            await self._learn(identity)
+        join_keys = [await self._take_join_key(identity) for identity in members]
+        now = self._clock()
+        session, out = GroupSession.create(self._account.identity, join_keys, now)
+        gs = _GroupState(session.group_id, session, name, announced=True,
+                         inviter=self.identity, last_epoch=session.epoch)
+        gs.names = {i: self._member(gs, i).name for i in session.roster}
+        # The group's name and the members' names, first message of epoch 1.
+        out += session.encrypt(self._info(gs), now)
+        self._groups[gs.group_id] = gs
+        async with gs.lock:
+            self._commit(gs, out)
+            await self._open_group(gs)
+        await self._flush()
+        log.debug("created group %s with %d members", _short(gs.group_id), len(members))
+        return Group(self, gs.group_id)
+
+    async def _send(self, group_id: bytes, message: str | bytes) -> bytes:
+        gs = self._group_state(group_id)
+        mid = system_random(MESSAGE_ID_LEN)
+        if isinstance(message, str):
+            envelope = Envelope(TEXT, mid, message, message.encode("utf-8"))
+        elif isinstance(message, bytes | bytearray):
+            envelope = Envelope(DATA, mid, None, bytes(message))
+        else:
+            raise UsageError("a message is a str or bytes")
+        async with gs.lock:
+            out = gs.session.encrypt(envelope.to_bytes(), self._clock())
+            self._commit(gs, out)
+        await self._flush()
+        return mid
+
+    async def _propose(self, group_id: bytes, *, add: bytes | None = None,
+                       remove: bytes | None = None, refresh: bool = False) -> None:
+        gs = self._group_state(group_id)
+        join_keys = []
+        if add is not None:
+            await self._learn(add)
+            join_keys.append(await self._take_join_key(add))
+        async with gs.lock:
+            now = self._clock()
+            out = gs.session.propose(now, add=join_keys,
+                                     remove=[] if remove is None else [remove], refresh=refresh)
+            if add is not None:
+                # The joiner's name for the members now, and every name for the joiner once
+                # the new epoch is in.
+                gs.names[add] = self._member(gs, add).name
+                out += gs.session.encrypt(self._info(gs), now)
+                gs.send_info = True
+            self._commit(gs, out)
+        await self._flush()
+
+    # --- the step: commit, then follow, then send ------------------------------------------
+
+    def _commit(self, gs: _GroupState, out: Sequence[ge.Outgoing | ge.PairwiseOut],
+                tx_extra: Callable[[Transaction], None] | None = None) -> None:
+        """Store the session with the outbox entries it produced and its cursors, in one
+        transaction (the caller holds the group's lock)."""
+        session = gs.session
+        boxes = set(session.mailboxes())
+        entries = []
+        for o in out:
+            if isinstance(o, ge.PairwiseOut):
+                log.debug("pairwise delivery not implemented yet: dropped one for %s",
+                          _short(o.peer))
+                continue
+            if isinstance(o, ge.CommonOut):
+                kind, key = OUT_COMMON, o.access_key.to_bytes()
+            elif o.mailbox_id in boxes:
+                kind, key = OUT_GROUP, session.mailbox_access_key(o.mailbox_id).to_bytes()
+            else:
+                kind, key = OUT_INBOX, b""
+            entries.append(_Out(self._next_seq, system_random(16), kind, gs.group_id,
+                                o.mailbox_id, o.blob, key))
+            self._next_seq += 1
+        if session.status == "active":
+            gs.last_epoch = session.epoch
+        with self._store.transaction() as tx:
+            tx.put(GROUPS, gs.group_id, gs.to_bytes())
+            for mailbox, (cursor, inc) in gs.cursors.items():
+                tx.put(CURSORS, mailbox, cbor.encode([cursor, inc]))
+            for e in entries:
+                tx.put(OUTBOX, e.seq.to_bytes(8, "big"), e.to_bytes())
+            if tx_extra is not None:
+                tx_extra(tx)
+        for e in entries:
+            self._outbox[e.seq] = e
+
+    async def _flush(self) -> None:
+        """Send the outbox in order; each entry leaves the outbox once the hub has it. A lost
+        hub leaves the rest for the next flush; a refusal drops the entry (`Refused`)."""
+        async with self._flushing:
+            for seq in sorted(self._outbox):
+                out = self._outbox.get(seq)
+                if out is None or self._closed:
+                    continue
+                try:
+                    await self._put(out)
+                except ConnectionError as exc:
+                    log.debug("outbox: hub unreachable (%s); %d entries wait", exc,
+                              len(self._outbox))
+                    return
+                except RemoteError as exc:
+                    gs = self._groups.get(out.group_id)
+                    refused = HubRefused(f"hub refused an outbox entry: {exc}", out.mailbox,
+                                         START, exc)
+                    self.refused += 1
+                    log.debug("outbox: hub refused an entry: %s", exc)
+                    self._emit(Refused(None if gs is None else Group(self, gs.group_id),
+                                       refused))
+                with self._store.transaction() as tx:
+                    tx.delete(OUTBOX, seq.to_bytes(8, "big"))
+                del self._outbox[seq]
+
+    async def _put(self, out: _Out) -> None:
+        if out.kind == OUT_INBOX:
+            await self._one_off(lambda c: c.put(out.mailbox, out.blob, out.msg_id))
+            return
+        gs = self._groups.get(out.group_id)
+        if out.kind == OUT_GROUP and gs is not None and gs.conn is not None and (
+                out.mailbox in gs.followed):
+            accepted = await gs.conn.put_entry(out.mailbox, out.blob, out.msg_id)
+            # The PUT_OK's time against our clock (11.v2.32), saved with the next step. No lock:
+            # a step commits before its first await, so this cannot fall inside one.
+            self._handle(gs, gs.session.put_accepted(out.mailbox, accepted.t, self._clock()))
+            return
+        # A change's common mailbox, or a mailbox the session no longer reads: a connection
+        # of its own, opened with the access key stored with the entry.
+        key = AccessKey(self.suite, self.suite.signing_from_bytes(out.access_key))
+
+        async def put(conn: HubConnection) -> None:
+            await conn.authenticate(key)
+            if out.kind == OUT_COMMON:
+                await conn.create(out.mailbox, Kind.CONTROL)
+            await conn.put(out.mailbox, out.blob, out.msg_id)
+
+        await self._one_off(put)
+
+    async def _open_group(self, gs: _GroupState) -> None:
+        if gs.conn is None:
+            gs.conn = MailboxClient(self.hub, retry_timeout=self.retry_timeout)
+        await self._follow(gs)
+        if gs.reader is None and not self._closed:
+            gs.reader = asyncio.create_task(self._read_group(gs))
+
+    async def _follow(self, gs: _GroupState) -> None:
+        """Follow exactly the session's mailboxes, each from its stored cursor."""
+        assert gs.conn is not None
+        session = gs.session
+        boxes = session.mailboxes()
+        for mailbox in [m for m in gs.followed if m not in boxes]:
+            del gs.followed[mailbox]
+            gs.cursors.pop(mailbox, None)
+            await gs.conn.unfollow(mailbox)
+        control = session.control_mailbox_id if session.status == "active" else None
+        for mailbox in boxes:
+            if mailbox in gs.followed:
+                continue
+            key = AccessKey(self.suite, session.mailbox_access_key(mailbox))
+            cursor, inc = gs.cursors.get(mailbox, (START, None))
+            await gs.conn.follow(key, Kind.CONTROL if mailbox == control else Kind.GROUP,
+                                 after=cursor, incarnation=inc)
+            gs.followed[mailbox] = key
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def _read_group(self, gs: _GroupState) -> None:
+        assert gs.conn is not None
+        while True:
+            try:
+                event = await gs.conn.next_event()
+            except HubRefused as refused:
+                # The hub refused a mailbox we follow: follow it again at the next step.
+                self.refused += 1
+                gs.followed.pop(refused.mailbox, None)
+                log.debug("group %s: hub refused a followed mailbox", _short(gs.group_id))
+                self._emit(Refused(Group(self, gs.group_id), refused))
+                continue
+            except (ConnectionError, RemoteError) as exc:
+                log.debug("group %s: connection failed: %s", _short(gs.group_id), exc)
+                await asyncio.sleep(self.tick_interval)
+                continue
+            if isinstance(event, HubGap):
+                log.debug("group %s: the hub trimmed entries before we read them",
+                          _short(gs.group_id))
+                continue
+            gs.quiet = False
+            async with gs.lock:
+                await self._deliver(gs, event)
+            await self._flush()
+
+    async def _deliver(self, gs: _GroupState, d: Delivery) -> None:
+        session = gs.session
+        if d.mailbox not in gs.followed:
+            return
+        if d.hub_time - d.t > SKEW_MAX and not gs.catching_up:
+            gs.catching_up = True
+            self._emit(CatchingUp(Group(self, gs.group_id)))
+        try:
+            events, out = session.receive(d.blob, self._clock(), entry_time=d.t,
+                                          hub_time=d.hub_time)
+        except TripleRatchetError as exc:
+            # Forged, replayed or corrupted: dropped and counted, never raised to the app.
+            self.dropped += 1
+            log.debug("group %s: dropped an entry: %s", _short(gs.group_id),
+                      type(exc).__name__)
+            events, out = [], []
+        assert gs.conn is not None
+        gs.cursors[d.mailbox] = (d.cursor, gs.conn.incarnation(d.mailbox))
+        await self._step(gs, events, out)
+
+    async def _step(self, gs: _GroupState, events: Sequence[ge.Event],
+                    out: Sequence[ge.Outgoing | ge.PairwiseOut]) -> None:
+        """After a session call: report, store (with the outbox and the ids delivered), follow
+        the new mailboxes. The caller flushes the outbox after releasing the lock."""
+        app, seen = self._translate(gs, events)
+        more = self._after_events(gs, events)
+
+        def mark(tx: Transaction) -> None:
+            for key in seen:
+                tx.put(SEEN, key, b"")
+
+        self._commit(gs, [*out, *more], mark)
+        self._seen.update(seen)
+        for event in app:
+            self._emit(event)
+        if gs.conn is not None and set(gs.followed) != set(gs.session.mailboxes()):
+            try:
+                await self._follow(gs)
+            except (ConnectionError, RemoteError) as exc:
+                log.debug("group %s: cannot follow yet: %s", _short(gs.group_id), exc)
+
+    def _after_events(self, gs: _GroupState, events: Sequence[ge.Event]) -> list[ge.Outgoing]:
+        """After the epoch change of an add we proposed: the names, for the new roster."""
+        if gs.send_info and gs.session.status == "active" and any(
+                isinstance(e, ge.MembershipChanged) and e.proposer == self.identity and e.added
+                for e in events):
+            gs.send_info = False
+            try:
+                return gs.session.encrypt(self._info(gs), self._clock())
+            except TripleRatchetError as exc:
+                log.debug("group %s: info not sent: %s", _short(gs.group_id), exc)
+        return []
+
+    def _translate(self, gs: _GroupState, events: Sequence[ge.Event]
+                   ) -> tuple[list[Event], list[bytes]]:
+        """The session's events as the app's (and the message ids to mark delivered)."""
+        group = Group(self, gs.group_id)
+        app: list[Event] = []
+        seen: list[bytes] = []
+        for e in events:
+            if isinstance(e, ge.MessageReceived):
+                if e.sender_identity == self.identity:
+                    continue
+                try:
+                    env = Envelope.from_bytes(e.body)
+                except TripleRatchetError as exc:
+                    self.dropped += 1
+                    log.debug("group %s: a message without a valid envelope: %s",
+                              _short(gs.group_id), type(exc).__name__)
+                    continue
+                key = gs.group_id + env.message_id
+                if key in self._seen or key in seen:
+                    log.debug("group %s: a message delivered before", _short(gs.group_id))
+                    continue
+                seen.append(key)
+                if env.kind == INFO:
+                    gs.name = env.group_name or gs.name
+                    gs.names.update(dict(env.names))
+                    if not gs.announced:
+                        gs.announced = True
+                        app.append(GroupJoined(group, self._member(gs, gs.inviter)))
+                    continue
+                if not gs.announced:
+                    gs.announced = True
+                    app.append(GroupJoined(group, self._member(gs, gs.inviter)))
+                app.append(GroupMessage(group, self._member(gs, e.sender_identity),
+                                        env.text if env.kind == TEXT else None, env.data,
+                                        env.message_id))
+            elif isinstance(e, ge.MembershipChanged):
+                app.append(MembershipChanged(
+                    group, e.epoch, tuple(self._member(gs, i) for i in e.added),
+                    tuple(self._member(gs, i) for i in e.removed),
+                    self._member(gs, e.proposer), e.reason))
+            elif isinstance(e, ge.EpochChanged):
+                app.append(EpochChanged(group, e.epoch, e.public_epoch_id))
+            elif isinstance(e, ge.RemovedFromGroup):
+                app.append(RemovedFromGroup(group, self._member(gs, e.proposer)))
+            elif isinstance(e, ge.MemberExcluded):
+                app.append(MemberOffline(group, self._member(gs, e.member), e.reason))
+            elif isinstance(e, ge.GapDetected | ge.MessagesLost):
+                app.append(Gap(group, self._member(gs, e.sender_identity), e.first, e.last,
+                               isinstance(e, ge.MessagesLost)))
+            elif isinstance(e, ge.ForkDetected):
+                app.append(Fork(group, e.kind, self._member(gs, e.member) if e.member else None,
+                                e.detail))
+            elif isinstance(e, ge.RejoinNeeded):
+                app.append(RejoinNeeded(group))
+            else:
+                log.debug("group %s: %s", _short(gs.group_id), type(e).__name__)
+        return app, seen
+
+    def _handle(self, gs: _GroupState, events: list[ge.Event]) -> None:
+        app, _ = self._translate(gs, events)
+        for event in app:
+            self._emit(event)
+
+    async def _read_inbox(self) -> None:
+        """Notices: assemble, open with our join keys, read the common part, join."""
+        while True:
+            try:
+                event = await self._inbox.next_event()
+            except (ConnectionError, RemoteError) as exc:
+                log.debug("inbox: %s", type(exc).__name__)
+                await asyncio.sleep(self.tick_interval)
+                continue
+            if not isinstance(event, Delivery):
+                continue
+            try:
+                await self._on_inbox(event)
+            except TripleRatchetError as exc:
+                self.dropped += 1
+                log.debug("inbox: dropped an entry: %s", type(exc).__name__)
+            if not self._assembler.pending:
+                # Nothing half-assembled: the hub may delete what we read.
+                with contextlib.suppress(ConnectionError, RemoteError):
+                    await self._inbox.ack(event.mailbox, event.cursor)
+
+    async def _on_inbox(self, d: Delivery) -> None:
+        me = self.identity
+        # Our current join keys open a notice's first chunk at once (review F5).
+        self._assembler = replace(self._assembler, identity=me, keys=self._keyring.keys())
+        self._assembler, notice = self._assembler.receive(d.blob)
+        if notice is None:
+            return
+        opened = open_notice_sealing(self.suite, notice, identity=me,
+                                     keys=self._keyring.keys())
+        if opened.header.group_id in self._groups:
+            log.debug("inbox: a notice for a group we are in")
+            return
+        common = await self._fetch_common(opened)
+        start = opened.complete(common)
+        session, keyring = GroupSession.join(self._account.identity, start, self._keyring)
+        gs = _GroupState(session.group_id, session, announced=False, inviter=start.added_by,
+                         last_epoch=session.epoch)
+        self._groups[gs.group_id] = gs
+        self._keyring = keyring
+        async with gs.lock:
+            out = session.rotate(self._clock())  # R10: our own keys at once
+
+            def save_keyring(tx: Transaction) -> None:
+                tx.put(ACCOUNT, _KEYRING, keyring.to_bytes())
+
+            self._commit(gs, out, save_keyring)
+            await self._open_group(gs)
+        log.debug("joined group %s at epoch %d", _short(gs.group_id), session.epoch)
+        await self._flush()
+        with contextlib.suppress(ConnectionError, RemoteError):
+            await self._publish()  # refill the one-time join key the notice used
+
+    async def _fetch_common(self, opened: OpenedNotice) -> bytes:
+        """The common part the notice names, from the change's common mailbox (it may not be
+        posted whole yet: wait for it)."""
+        keys = opened.common_mailbox
+        key = AccessKey(self.suite, keys.access_key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + COMMON_WAIT
+
+        async def read(conn: HubConnection) -> bytes | None:
+            await conn.authenticate(key)
+            await conn.create(key.mailbox_id, Kind.CONTROL)
+            assembler, after = opened.assembler(), START
+            while True:
+                batch = await conn.fetch(key.mailbox_id, after)
+                for entry in batch.entries:
+                    try:
+                        assembler, common = assembler.receive(entry.blob)
+                    except RemoteError:
+                        self.dropped += 1
+                        assembler = assembler.reset()
+                        continue
+                    if common is not None:
+                        return common
+                if not batch.more or not batch.entries:
+                    return None
+                after = batch.next_cursor
+
+        while True:
+            common = await self._one_off(read)
+            if common is not None:
+                return common
+            if loop.time() > deadline:
+                raise DecodeError("the common part of a notice never came")
+            await asyncio.sleep(self.tick_interval)
+
+    # --- the clock ----------------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            self._set_state(ConnectionState.CONNECTED if _connected(self._inbox)
+                            else ConnectionState.CONNECTING)
+            for gs in list(self._groups.values()):
+                if gs.session.status != "active" and not gs.session.mailboxes():
+                    continue
+                try:
+                    async with gs.lock:
+                        await self._tick(gs)
+                except TripleRatchetError as exc:
+                    log.debug("group %s: tick: %s", _short(gs.group_id), type(exc).__name__)
+            if self._outbox:
+                await self._flush()
+
+    async def _tick(self, gs: _GroupState) -> None:
+        session = gs.session
+        now = self._clock()
+        events: list[ge.Event] = []
+        out: list[ge.Outgoing] = []
+        if gs.quiet and gs.conn is not None and _connected(gs.conn) and (
+                set(gs.followed) == set(session.mailboxes())):
+            # Nothing arrived for a whole tick: every mailbox is read to its end (the session
+            # acts in a control mailbox only then, and drops old group mailboxes).
+            gs.catching_up = False
+            for box in session.mailboxes():
+                more, sends = session.caught_up(box, now)
+                events += more
+                out += sends
+        gs.quiet = True
+        if session.status == "active":
+            more, sends = session.tick(now)
+            events += more
+            out += sends
+        if events or out or set(gs.followed) != set(session.mailboxes()):
+            await self._step(gs, events, out)
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        self._events.put_nowait(event)
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state != self._state:
+            self._state = state
+            log.debug("connection %s", state.value)
+            self._emit(ConnectionChanged(state))
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event, in order, as it happens."""
+        while True:
+            yield await self._events.get()
+
+    async def next_event(self, timeout: float | None = None) -> Event:
+        return await asyncio.wait_for(self._events.get(), timeout)
+
+
+def _connected(conn: MailboxClient) -> bool:
+    # `MailboxClient.connected` comes with branch h3-pack; until it is merged, its definition.
+    state = getattr(conn, "connected", None)
+    if isinstance(state, bool):
+        return state
+    live = conn._conn
+    return live is not None and not live.closed
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or len(name.encode("utf-8")) > 256:
+        raise UsageError("a name is a string of at most 256 UTF-8 bytes")
+    return name
+
+
+__all__ = ["Client", "Contact"]
