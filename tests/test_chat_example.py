@@ -258,8 +258,14 @@ def test_three_processes_chat_through_a_real_hub(users: dict[str, User]) -> None
     alice, bob, carol, dave = (users[n] for n in ("alice", "bob", "carol", "dave"))
     ledger = Ledger(users)
     began = time.monotonic()
+
+    def phase(what: str) -> None:  # the real time each part took (pytest -s shows it)
+        print(f"  {time.monotonic() - began:6.1f} s  {what}")
+
     for user in users.values():
         user.start()
+
+    phase("processes started")
 
     # A group of three.
     mark = alice.type(f"/group friends {bob.invite} {carol.invite}")
@@ -270,6 +276,8 @@ def test_three_processes_chat_through_a_real_hub(users: dict[str, User]) -> None
     members = {"alice", "bob", "carol"}
     ledger.delivered(ledger.round(["alice", "bob", "carol", "bob"], members, "hello"),
                      sorted(members))
+
+    phase("group of three created, messages every way")
 
     # A fourth member (the epoch change waits for the epoch's minimum age on the hub's clock).
     marks = {u.name: len(u.lines) for u in (alice, bob, carol)}
@@ -283,10 +291,14 @@ def test_three_processes_chat_through_a_real_hub(users: dict[str, User]) -> None
     ledger.delivered(ledger.round(["dave", "alice", "bob", "carol"], members, "welcome"),
                      sorted(members))
 
+    phase("dave added")
+
     # Carol goes offline (her process ends); the group goes on without her.
     carol.quit()
     missed = ledger.round(["alice", "bob", "dave"], members, "while carol is away")
     ledger.delivered(missed, ["alice", "bob", "dave"])
+
+    phase("carol offline, messages without her")
 
     # Bob is removed while carol is offline.
     marks = {u.name: len(u.lines) for u in (alice, dave)}
@@ -299,13 +311,20 @@ def test_three_processes_chat_through_a_real_hub(users: dict[str, User]) -> None
     after_removal = ledger.round(["alice", "dave"], members, "after bob left")
     ledger.delivered(after_removal, ["alice", "dave"])
 
-    # Dave is killed outright and restarted from his saved db; what was sent meanwhile arrives.
+    phase("bob removed")
+
+    # Dave is killed outright the moment his message is stored (maybe before it left: then it
+    # goes from his saved outbox after the restart), and restarted from his saved db; what was
+    # sent meanwhile arrives.
+    while_dead = [ledger.send("dave", members, "just before dave is killed")]
     dave.sigkill()
-    while_dead = ledger.round(["alice"], members, "while dave is dead")
+    while_dead += ledger.round(["alice"], members, "while dave is dead")
     dave.start()
-    ledger.delivered(while_dead, ["dave"])
+    ledger.delivered(while_dead, ["alice", "dave"])
     after_restart = ledger.round(["dave", "alice"], members, "dave is back")
     ledger.delivered(after_restart, ["alice", "dave"])
+
+    phase("dave killed and restarted")
 
     # Carol comes back and catches up: the removal, then every message she missed.
     mark = len(carol.lines)
@@ -315,6 +334,8 @@ def test_three_processes_chat_through_a_real_hub(users: dict[str, User]) -> None
     ledger.delivered(missed + after_removal + while_dead + after_restart, ["carol"])
     ledger.delivered(ledger.round(["carol", "alice", "dave"], members, "all caught up"),
                      sorted(members))
+
+    phase("carol caught up")
 
     # Let stray deliveries land, end every process cleanly, then check the whole record.
     time.sleep(2.0)
