@@ -4,6 +4,7 @@ remove through epoch changes; restart from the database; the outbox after a cras
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 
@@ -33,7 +34,21 @@ def texts(inbox: Inbox) -> list[tuple[str, str | None]]:
     return [(e.sender.name, e.text) for e in inbox.of(GroupMessage)]  # type: ignore[attr-defined]
 
 
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def test_create_send_receive_exactly_once(tmp_path: Path) -> None:
+    records = Records()
+    logger = logging.getLogger("triple_ratchet.client")
+    logger.addHandler(records)
+    logger.setLevel(logging.DEBUG)
+
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -59,13 +74,23 @@ def test_create_send_receive_exactly_once(tmp_path: Path) -> None:
                 assert texts(inboxes["alice"]) == [("bob", "hi from bob")]
                 assert texts(inboxes["bob"]) == [("alice", "hi from alice")]
                 assert {m.name for m in group.members} == {"alice", "bob", "carol"}
+                # The debug log says what happened, never a plaintext, a blob or a whole id.
+                session = alice._group_state(group.id).session
+                secrets = ["hi from", group.id.hex(), session.mailbox_id.hex()[:16],
+                           alice._account.identity.public.to_bytes().hex()[:16]]
+                assert any("created group" in line for line in records.lines)
+                assert not [line for line in records.lines for x in secrets if x in line]
             finally:
                 for i in inboxes.values():
                     await i.stop()
                 for c in (alice, bob, carol):
                     await c.close()
 
-    run(main())
+    try:
+        run(main())
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(logging.NOTSET)
 
 
 def test_add_and_remove_through_epoch_changes(tmp_path: Path) -> None:

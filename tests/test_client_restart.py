@@ -211,3 +211,30 @@ def test_hub_restart_reconnects_and_nothing_is_lost(tmp_path: Path) -> None:
         assert not [c for c in unretrieved if "never retrieved" in str(c.get("message"))]
 
     run(main())
+
+
+def test_a_client_opens_without_a_hub_and_joins_in_when_it_comes(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        hub = LocalHub(tmp_path / "hub.db", clock)
+        await hub.start()
+        alice = await device(tmp_path, "alice", hub)
+        await hub.stop()  # the port is known; nothing listens on it now
+        bob = await device(tmp_path, "bob", hub)  # opens offline: a new account, unpublished
+        events = Inbox(bob)
+        try:
+            assert bob.connection is not ConnectionState.CONNECTED
+            await hub.start()
+            await until(lambda: bob.connection is ConnectionState.CONNECTED, "bob connects")
+            await until(lambda: not bob._publish_due, "bob's entry published")
+            group = await alice.create_group("late", [bob.identity])
+            await until(lambda: bool(events.of(GroupJoined)), "bob joins")
+            await group.send("welcome")
+            await until(lambda: ("alice", "welcome") in texts(events), "the message")
+        finally:
+            await events.stop()
+            await bob.close()
+            await alice.close()
+            await hub.stop()
+
+    run(main())

@@ -145,6 +145,14 @@ def test_the_raw_file_holds_no_secret_and_no_id(tmp_path: Path) -> None:
             await bob_events.stop()
             await bob.close()
             await alice.close()
+            before = _rows(tmp_path / "alice.db")
+            with pytest.raises(AuthenticationError):
+                await Client.open(tmp_path / "alice.db", hub=hub.url, passphrase="wrong pw")
+            assert _rows(tmp_path / "alice.db") == before
+            again = await Client.open(tmp_path / "alice.db", hub=hub.url, passphrase="pw",
+                                      clock=clock)
+            assert again.name == "alice" and again.group(group.id).name == "secret club"
+            await again.close()
         raw = _files(tmp_path / "alice.db")
         assert len(raw) > 10_000
         for what, values in needles.items():
@@ -203,3 +211,32 @@ def test_directory_entries_hide_the_identity_and_inbox_from_the_hub() -> None:
     entry = ContactEntry("a display name", inbox, Account.from_identity(me).bundle()).seal(suite)
     assert inbox not in entry and b"a display name" not in entry
     assert ContactEntry.open(suite, identity, entry).inbox_id == inbox
+
+
+def test_a_group_state_of_another_member_is_refused(tmp_path: Path) -> None:
+    from client_support import KEYS
+
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            events = Inbox(bob)
+            await alice.create_group("g", [bob.identity])
+            await until(lambda: bool(events.of(GroupJoined)), "bob joins")
+            await events.stop()
+            await bob.close()
+            await alice.close()
+            # Someone holding alice's storage key puts bob's group state in alice's store.
+            bob_store = SealedStore(SQLiteStore(tmp_path / "bob.db"), KEYS[str(tmp_path / "bob")])
+            with bob_store.transaction() as tx:
+                (gid, row), = tx.items("groups")
+            bob_store.close()
+            alice_store = SealedStore(SQLiteStore(tmp_path / "alice.db"),
+                                      KEYS[str(tmp_path / "alice")])
+            with alice_store.transaction() as tx:
+                tx.put("groups", gid, row)
+            alice_store.close()
+            with pytest.raises(UsageError, match="another member"):
+                await device(tmp_path, "alice", hub)
+
+    run(main())

@@ -28,12 +28,15 @@ from triple_ratchet.client.directory import (
     ContactEntry,
     Invite,
     open_join_key,
+    open_prekey,
     seal_join_key,
+    seal_prekey,
 )
 from triple_ratchet.client.events import (
     CatchingUp,
     ConnectionChanged,
     ConnectionState,
+    DirectMessage,
     EpochChanged,
     Event,
     Fork,
@@ -47,7 +50,16 @@ from triple_ratchet.client.events import (
     RejoinNeeded,
     RemovedFromGroup,
 )
-from triple_ratchet.client.group import DATA, INFO, MESSAGE_ID_LEN, TEXT, Envelope, Group
+from triple_ratchet.client.group import (
+    DATA,
+    INFO,
+    MESSAGE_ID_LEN,
+    REJOIN_REQUEST,
+    REPAIRED_SEALING,
+    TEXT,
+    Envelope,
+    Group,
+)
 from triple_ratchet.client.store import (
     Passphrase,
     SealedStore,
@@ -57,6 +69,7 @@ from triple_ratchet.client.store import (
     Transaction,
 )
 from triple_ratchet.errors import (
+    AuthenticationError,
     DecodeError,
     HubRefused,
     RemoteError,
@@ -70,11 +83,17 @@ from triple_ratchet.group.notice import NoticeAssembler, OpenedNotice, open_noti
 from triple_ratchet.group.records import JoinKey
 from triple_ratchet.group.session import GroupSession
 from triple_ratchet.group.session_features import SKEW_MAX
+from triple_ratchet.handshake import MSG_TYPE_INITIAL
 from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import START, Delivery, HubConnection, MailboxClient
 from triple_ratchet.hub.client import Gap as HubGap
 from triple_ratchet.hub.frames import Kind
 from triple_ratchet.identity import Account, Identity, IdentityKeyPair, safety_number
+from triple_ratchet.pairwise import (
+    MSG_TYPE_PAIRWISE,
+    PairwiseSession,
+    message_type,
+)
 from triple_ratchet.random import system_random
 from triple_ratchet.suites import DEFAULT_SUITE, Suite, suite_by_id
 
@@ -84,15 +103,21 @@ _T = TypeVar("_T")
 ACCOUNT_VERSION = 1
 ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
 LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
+REPUBLISH_EVERY = 24 * 3600.0  # seconds: the directory entry lives 30 days after a publish
 COMMON_WAIT = 120.0  # seconds a joiner waits for the common part its notice names
 # Outbox kinds: a group or control mailbox of the session, a change's common mailbox (created
 # with the access key stored with the entry), someone's inbox.
 OUT_GROUP, OUT_COMMON, OUT_INBOX = 0, 1, 2
+# ... and a plaintext envelope for a peer (`mailbox` is its identity), encrypted over the pairwise
+# session when it is sent.
+OUT_PAIRWISE = 3
+ONE_TIME_PREKEYS = 10  # pairwise one-time prekeys kept published
 
 _SELF, _KEYRING = b"self", b"keyring"  # row keys of the account table
 # Tables of the store (spec/15-client.md "The store").
-ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS = (
-    "account", "groups", "cursors", "outbox", "seen", "contacts")
+ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS, PAIRWISE = (
+    "account", "groups", "cursors", "outbox", "seen", "contacts", "pairwise")
+MAX_PAIRWISE_SESSIONS = 2  # per peer: the one we send on, and one a crossing handshake made
 
 
 def _short(data: bytes) -> str:
@@ -108,6 +133,7 @@ class _Account:
     inbox_key: bytes  # access signing key of our inbox
     owner_key: bytes  # access signing key that owns our directory entry
     published: list[bytes]  # receive keys of the one-time join keys published
+    pending_prekeys: list[bytes] = field(default_factory=list)  # sealed, not yet published
 
     @property
     def identity(self) -> IdentityKeyPair:
@@ -116,11 +142,11 @@ class _Account:
     def to_bytes(self) -> bytes:
         return cbor.encode([ACCOUNT_VERSION, self.suite.suite_id, self.name,
                             self.pairwise.to_bytes(), self.inbox_key, self.owner_key,
-                            self.published])
+                            self.published, self.pending_prekeys])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> _Account:
-        f = cbor.as_list(cbor.decode(data, max_size=len(data), max_items=4096), "account", 7)
+        f = cbor.as_list(cbor.decode(data, max_size=len(data), max_items=8192), "account", 8)
         if cbor.as_int(f[0], "account version") != ACCOUNT_VERSION:
             raise DecodeError("client account of an unknown version")
         suite = suite_by_id(cbor.as_int(f[1], "suite", maximum=0xFFFF))
@@ -131,7 +157,9 @@ class _Account:
                    cbor.as_bytes(f[4], "inbox key", max_length=64),
                    cbor.as_bytes(f[5], "owner key", max_length=64),
                    [cbor.as_bytes(k, "published key", max_length=256)
-                    for k in cbor.as_list(f[6], "published")])
+                    for k in cbor.as_list(f[6], "published")],
+                   [cbor.as_bytes(k, "pending prekey", max_length=2048)
+                    for k in cbor.as_list(f[7], "pending prekeys")])
 
 
 @dataclass(frozen=True)
@@ -154,9 +182,9 @@ class _Out:
     def from_row(cls, key: bytes, data: bytes) -> _Out:
         f = cbor.as_list(cbor.decode(data, max_size=len(data), max_items=8), "outbox entry", 6)
         return cls(int.from_bytes(key, "big"), cbor.as_bytes(f[0], "msg id", length=16),
-                   cbor.as_int(f[1], "kind", maximum=OUT_INBOX),
+                   cbor.as_int(f[1], "kind", maximum=OUT_PAIRWISE),
                    cbor.as_bytes(f[2], "group id", max_length=64),
-                   cbor.as_bytes(f[3], "mailbox", length=32), cbor.as_bytes(f[4], "blob"),
+                   cbor.as_bytes(f[3], "mailbox", max_length=512), cbor.as_bytes(f[4], "blob"),
                    cbor.as_bytes(f[5], "access key", max_length=64))
 
 
@@ -219,6 +247,8 @@ class Client:
         self._keyring = JoinKeyring.empty(account.suite)
         self._groups: dict[bytes, _GroupState] = {}
         self._contacts: dict[bytes, Contact] = {}
+        self._pairwise: dict[bytes, list[PairwiseSession]] = {}  # the one we send on first
+        self._pairwise_lock = asyncio.Lock()
         self._seen: set[bytes] = set()
         self._outbox: dict[int, _Out] = {}
         self._next_seq = 1
@@ -229,6 +259,8 @@ class Client:
         self._tasks: list[asyncio.Task[None]] = []
         self._state = ConnectionState.CONNECTING
         self._closed = False
+        self._publish_due = False
+        self._published_at = 0.0
         self.dropped = 0  # forged, corrupted or otherwise unusable entries (never raised)
         self.refused = 0  # hub refusals (HubRefused events)
 
@@ -304,6 +336,11 @@ class Client:
                 self._contacts[key] = Contact(key, cbor.as_str(f[0], "name", max_length=256),
                                               cbor.as_bytes(f[1], "inbox", max_length=32))
             self._seen = {key for key, _ in tx.items(SEEN)}
+            for peer, value in tx.items(PAIRWISE):
+                self._pairwise[peer] = [
+                    PairwiseSession.from_bytes(cbor.as_bytes(x, "pairwise session"))
+                    for x in cbor.as_list(cbor.decode(value, max_size=len(value), max_items=8),
+                                          "pairwise sessions")]
             for key, value in tx.items(OUTBOX):
                 out = _Out.from_row(key, value)
                 self._outbox[out.seq] = out
@@ -328,14 +365,25 @@ class Client:
                 self._groups[gid] = gs
 
     async def _start(self) -> None:
-        await self._publish()
-        inbox_key = AccessKey(self.suite, self.suite.signing_from_bytes(self._account.inbox_key))
-        await self._inbox.follow(inbox_key, Kind.INBOX)
+        """Start reading; works offline too (the hub is reached when it can be): the inbox
+        and the groups are followed in the background, the outbox is sent in the background,
+        and a directory publish that found no hub is retried by the timer."""
         self._tasks.append(asyncio.create_task(self._read_inbox()))
         for gs in self._groups.values():
-            await self._open_group(gs)
+            await self._open_group(gs, follow=False)  # the timer follows them
         self._tasks.append(asyncio.create_task(self._tick_loop()))
-        await self._flush()
+        await self._republish(retry=False)
+        self._tasks.append(asyncio.create_task(self._flush()))
+
+    async def _republish(self, *, retry: bool = True) -> None:
+        try:
+            await self._publish(retry=retry)
+        except (ConnectionError, RemoteError) as exc:
+            self._publish_due = True
+            log.debug("directory publish postponed: %s", exc)
+        else:
+            self._publish_due = False
+            self._published_at = self._clock()
 
     async def close(self) -> None:
         """Stop reading and close the connections and the store (what was committed stays)."""
@@ -411,7 +459,7 @@ class Client:
     def _directory_id(self, identity: bytes) -> bytes:
         return directory_id(self.suite, identity)
 
-    async def _publish(self) -> None:
+    async def _publish(self, *, retry: bool = True) -> None:
         """Our directory entry (refreshed, so it does not expire) and join keys: the keyring
         is stored before any key of it is published."""
         acct = self._account
@@ -428,6 +476,14 @@ class Client:
             with self._store.transaction() as tx:
                 tx.put(ACCOUNT, _KEYRING, keyring.to_bytes())
             self._keyring = keyring
+        if acct.pairwise.one_time_prekey_count < ONE_TIME_PREKEYS // 2:
+            # Stored (private halves, and the sealed bundles to publish) before publishing.
+            bundles = acct.pairwise.new_bundles(
+                ONE_TIME_PREKEYS - acct.pairwise.one_time_prekey_count)
+            acct.pending_prekeys += [seal_prekey(b) for b in bundles]
+            with self._store.transaction() as tx:
+                tx.put(ACCOUNT, _SELF, acct.to_bytes())
+        prekeys = tuple(acct.pending_prekeys)
         last_resort, _ = keyring.publishable()
         fresh = [h for h in keyring.held
                  if h.one_time and h.join_key.receive_key not in acct.published]
@@ -438,31 +494,34 @@ class Client:
 
         async def publish(conn: HubConnection) -> None:
             await conn.authenticate(owner)
-            await conn.publish(directory, owner.mailbox_id, entry)
+            await conn.publish(directory, owner.mailbox_id, entry, prekeys)
             await conn.publish_join_keys(
                 directory, owner.mailbox_id,
                 None if last_resort is None else seal_join_key(self.suite, me, last_resort),
                 tuple(seal_join_key(self.suite, me, h.join_key.to_bytes()) for h in fresh))
 
-        await self._one_off(publish)
-        if fresh:
+        await self._one_off(publish, retry=retry)
+        if fresh or prekeys:
+            acct.pending_prekeys = acct.pending_prekeys[len(prekeys):]
             held_keys = {h.join_key.receive_key for h in keyring.held}
             acct.published = [k for k in acct.published if k in held_keys] + [
                 h.join_key.receive_key for h in fresh]
             with self._store.transaction() as tx:
                 tx.put(ACCOUNT, _SELF, acct.to_bytes())
-        log.debug("published the directory entry and %d new join keys", len(fresh))
+        log.debug("published the directory entry, %d join keys and %d prekeys", len(fresh),
+                  len(prekeys))
 
     @property
     def _inbox_id(self) -> bytes:
         return AccessKey(self.suite,
                          self.suite.signing_from_bytes(self._account.inbox_key)).mailbox_id
 
-    async def _one_off(self, op: Callable[[HubConnection], Awaitable[_T]]) -> _T:
+    async def _one_off(self, op: Callable[[HubConnection], Awaitable[_T]], *,
+                       retry: bool = True) -> _T:
         """`op` on a connection of its own (the hub cannot link it to our other ones),
-        retried on a lost connection until `retry_timeout`."""
+        retried on a lost connection until `retry_timeout` (or tried once)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_timeout
+        deadline = loop.time() + (self.retry_timeout if retry else 0.0)
         delay = 0.02
         while True:
             try:
@@ -546,18 +605,12 @@ class Client:
 
     async def _send(self, group_id: bytes, message: str | bytes) -> bytes:
         gs = self._group_state(group_id)
-        mid = system_random(MESSAGE_ID_LEN)
-        if isinstance(message, str):
-            envelope = Envelope(TEXT, mid, message, message.encode("utf-8"))
-        elif isinstance(message, bytes | bytearray):
-            envelope = Envelope(DATA, mid, None, bytes(message))
-        else:
-            raise UsageError("a message is a str or bytes")
+        envelope = _envelope(message)
         async with gs.lock:
             out = gs.session.encrypt(envelope.to_bytes(), self._clock())
             self._commit(gs, out)
         await self._flush()
-        return mid
+        return envelope.message_id
 
     async def _propose(self, group_id: bytes, *, add: bytes | None = None,
                        remove: bytes | None = None, refresh: bool = False) -> None:
@@ -582,16 +635,22 @@ class Client:
     # --- the step: commit, then follow, then send ------------------------------------------
 
     def _commit(self, gs: _GroupState, out: Sequence[ge.Outgoing | ge.PairwiseOut],
-                tx_extra: Callable[[Transaction], None] | None = None) -> None:
+                tx_extra: Callable[[Transaction], None] | None = None,
+                direct: Sequence[tuple[bytes, Envelope]] = ()) -> None:
         """Store the session with the outbox entries it produced and its cursors, in one
         transaction (the caller holds the group's lock)."""
         session = gs.session
         boxes = set(session.mailboxes())
         entries = []
+        direct = [*direct, *((o.peer, Envelope(REPAIRED_SEALING, system_random(16),
+                                               data=o.payload, group_id=gs.group_id))
+                             for o in out if isinstance(o, ge.PairwiseOut))]
+        for peer, envelope in direct:
+            entries.append(_Out(self._next_seq, system_random(16), OUT_PAIRWISE, gs.group_id,
+                                peer, envelope.to_bytes()))
+            self._next_seq += 1
         for o in out:
             if isinstance(o, ge.PairwiseOut):
-                log.debug("pairwise delivery not implemented yet: dropped one for %s",
-                          _short(o.peer))
                 continue
             if isinstance(o, ge.CommonOut):
                 kind, key = OUT_COMMON, o.access_key.to_bytes()
@@ -639,9 +698,12 @@ class Client:
                                        refused))
                 with self._store.transaction() as tx:
                     tx.delete(OUTBOX, seq.to_bytes(8, "big"))
-                del self._outbox[seq]
+                self._outbox.pop(seq, None)
 
     async def _put(self, out: _Out) -> None:
+        if out.kind == OUT_PAIRWISE:
+            await self._encrypt_direct(out.mailbox, out.blob, done=out)
+            return
         if out.kind == OUT_INBOX:
             await self._one_off(lambda c: c.put(out.mailbox, out.blob, out.msg_id))
             return
@@ -665,10 +727,11 @@ class Client:
 
         await self._one_off(put)
 
-    async def _open_group(self, gs: _GroupState) -> None:
+    async def _open_group(self, gs: _GroupState, *, follow: bool = True) -> None:
         if gs.conn is None:
             gs.conn = MailboxClient(self.hub, retry_timeout=self.retry_timeout)
-        await self._follow(gs)
+        if follow:
+            await self._follow(gs)
         if gs.reader is None and not self._closed:
             gs.reader = asyncio.create_task(self._read_group(gs))
 
@@ -680,6 +743,8 @@ class Client:
         for mailbox in [m for m in gs.followed if m not in boxes]:
             del gs.followed[mailbox]
             gs.cursors.pop(mailbox, None)
+            with self._store.transaction() as tx:
+                tx.delete(CURSORS, mailbox)
             await gs.conn.unfollow(mailbox)
         control = session.control_mailbox_id if session.status == "active" else None
         for mailbox in boxes:
@@ -690,6 +755,7 @@ class Client:
             await gs.conn.follow(key, Kind.CONTROL if mailbox == control else Kind.GROUP,
                                  after=cursor, incarnation=inc)
             gs.followed[mailbox] = key
+            gs.quiet = False  # a whole tick for its backlog to come before caught_up
 
     # --- reading --------------------------------------------------------------------------
 
@@ -744,12 +810,13 @@ class Client:
         the new mailboxes. The caller flushes the outbox after releasing the lock."""
         app, seen = self._translate(gs, events)
         more = self._after_events(gs, events)
+        direct = self._rejoin(gs) if any(isinstance(e, ge.RejoinNeeded) for e in events) else []
 
         def mark(tx: Transaction) -> None:
             for key in seen:
                 tx.put(SEEN, key, b"")
 
-        self._commit(gs, [*out, *more], mark)
+        self._commit(gs, [*out, *more], mark, direct)
         self._seen.update(seen)
         for event in app:
             self._emit(event)
@@ -770,6 +837,22 @@ class Client:
             except TripleRatchetError as exc:
                 log.debug("group %s: info not sent: %s", _short(gs.group_id), exc)
         return []
+
+    def _rejoin(self, gs: _GroupState) -> list[tuple[bytes, Envelope]]:
+        """RejoinNeeded: a rejoin request (a resume record, stored with this step) to one
+        member over the pairwise session; its resume notice comes to our inbox (11.v2.31)."""
+        try:
+            roster = [e.identity for e in gs.session.control_log.view.roster.entries]
+            request = gs.session.rejoin_request(self._inbox_id)
+        except TripleRatchetError as exc:
+            log.debug("group %s: cannot ask to rejoin: %s", _short(gs.group_id), exc)
+            return []
+        others = [i for i in roster if i != self.identity]
+        peer = next((i for i in others if i in self._contacts), others[0] if others else None)
+        if peer is None:
+            return []
+        return [(peer, Envelope(REJOIN_REQUEST, system_random(16), data=request,
+                                group_id=gs.group_id))]
 
     def _translate(self, gs: _GroupState, events: Sequence[ge.Event]
                    ) -> tuple[list[Event], list[bytes]]:
@@ -835,7 +918,15 @@ class Client:
             self._emit(event)
 
     async def _read_inbox(self) -> None:
-        """Notices: assemble, open with our join keys, read the common part, join."""
+        """Notices: assemble, open with our join keys, read the common part, join; and
+        pairwise messages."""
+        inbox_key = AccessKey(self.suite, self.suite.signing_from_bytes(self._account.inbox_key))
+        while True:
+            try:
+                await self._inbox.follow(inbox_key, Kind.INBOX)
+                break
+            except ConnectionError:
+                await asyncio.sleep(self.tick_interval)
         while True:
             try:
                 event = await self._inbox.next_event()
@@ -856,19 +947,36 @@ class Client:
                     await self._inbox.ack(event.mailbox, event.cursor)
 
     async def _on_inbox(self, d: Delivery) -> None:
+        try:
+            kind = message_type(d.blob)
+        except RemoteError:
+            kind = None  # not a pairwise message: a notice chunk, or junk
+        if kind in (MSG_TYPE_INITIAL, MSG_TYPE_PAIRWISE):
+            await self._on_direct(d.blob, initial=kind == MSG_TYPE_INITIAL)
+            return
         me = self.identity
-        # Our current join keys open a notice's first chunk at once (review F5).
-        self._assembler = replace(self._assembler, identity=me, keys=self._keyring.keys())
+        # Our join keys (and the resume keys of groups we must rejoin) open a notice's first
+        # chunk at once (review F5).
+        keys = (*self._keyring.keys(), *(k for gs in self._groups.values()
+                                         if gs.session.status != "active"
+                                         for k in gs.session.resume_keys()))
+        self._assembler = replace(self._assembler, identity=me, keys=keys)
         self._assembler, notice = self._assembler.receive(d.blob)
         if notice is None:
             return
-        opened = open_notice_sealing(self.suite, notice, identity=me,
-                                     keys=self._keyring.keys())
-        if opened.header.group_id in self._groups:
-            log.debug("inbox: a notice for a group we are in")
+        opened = open_notice_sealing(self.suite, notice, identity=me, keys=keys)
+        known = self._groups.get(opened.header.group_id)
+        if known is not None and known.session.status == "active":
+            log.debug("inbox: a notice for a group we are in")  # e.g. delivered again
             return
         common = await self._fetch_common(opened)
         start = opened.complete(common)
+        if known is not None:
+            if start.resumed:
+                async with known.lock:
+                    await self._step(known, known.session.resume(start), [])
+                await self._flush()
+            return
         session, keyring = GroupSession.join(self._account.identity, start, self._keyring)
         gs = _GroupState(session.group_id, session, announced=False, inviter=start.added_by,
                          last_epoch=session.epoch)
@@ -884,8 +992,7 @@ class Client:
             await self._open_group(gs)
         log.debug("joined group %s at epoch %d", _short(gs.group_id), session.epoch)
         await self._flush()
-        with contextlib.suppress(ConnectionError, RemoteError):
-            await self._publish()  # refill the one-time join key the notice used
+        await self._republish()  # refill the one-time join key the notice used
 
     async def _fetch_common(self, opened: OpenedNotice) -> bytes:
         """The common part the notice names, from the change's common mailbox (it may not be
@@ -922,6 +1029,135 @@ class Client:
                 raise DecodeError("the common part of a notice never came")
             await asyncio.sleep(self.tick_interval)
 
+    # --- one-to-one -------------------------------------------------------------------------
+
+    async def send_direct(self, identity: bytes, message: str | bytes) -> bytes:
+        """Send over the pairwise Double Ratchet session with `identity` (started from its
+        directory entry when there is none); returns the message id."""
+        envelope = _envelope(message)
+        await self._encrypt_direct(bytes(identity), envelope.to_bytes())
+        await self._flush()
+        return envelope.message_id
+
+    async def _encrypt_direct(self, identity: bytes, plaintext: bytes,
+                              done: _Out | None = None) -> None:
+        """Encrypt for `identity` and commit the session with the inbox entry in one
+        transaction (`done`, the OUT_PAIRWISE entry this was, leaves the outbox in it)."""
+        if identity == self.identity:
+            raise UsageError("a direct message goes to someone else")
+        Identity.from_bytes(identity, self.suite)
+        async with self._pairwise_lock:
+            sessions = self._pairwise.get(identity, [])
+            contact = self._contacts.get(identity)
+            active = next((x for x in sessions if x.can_send), None)
+            if contact is None or not contact.inbox_id or active is None:
+                taken = await self._one_off(
+                    lambda c: c.take_bundle(self._directory_id(identity)))
+                entry = ContactEntry.open(self.suite, identity, taken.bundle)
+                contact = Contact(identity, entry.name, entry.inbox_id)
+                if active is None:
+                    bundle = entry.bundle if taken.prekey is None else open_prekey(
+                        self.suite, identity, taken.prekey)
+                    active, blob = PairwiseSession.initiate(self._account.identity, bundle,
+                                                            plaintext=plaintext)
+                else:
+                    blob = active.encrypt(plaintext)
+            else:
+                blob = active.encrypt(plaintext)
+            sessions = [active, *(x for x in sessions if x is not active)]
+            sessions = sessions[:MAX_PAIRWISE_SESSIONS]
+            out = _Out(self._next_seq, system_random(16), OUT_INBOX, b"", contact.inbox_id,
+                       blob)
+            self._next_seq += 1
+            with self._store.transaction() as tx:
+                tx.put(PAIRWISE, identity, cbor.encode([x.to_bytes() for x in sessions]))
+                tx.put(CONTACTS, identity, contact.to_bytes())
+                tx.put(OUTBOX, out.seq.to_bytes(8, "big"), out.to_bytes())
+                if done is not None:
+                    tx.delete(OUTBOX, done.seq.to_bytes(8, "big"))
+            self._pairwise[identity] = sessions
+            self._contacts[identity] = contact
+            self._outbox[out.seq] = out
+            if done is not None:
+                self._outbox.pop(done.seq, None)
+
+    async def _on_direct(self, blob: bytes, *, initial: bool) -> None:
+        """A pairwise message in our inbox: an initial message starts a session (the peer is
+        whoever its handshake proves), a session message is tried on every session."""
+        async with self._pairwise_lock:
+            if initial:
+                session, plaintext, peer = PairwiseSession.respond(self._account.pairwise, blob)
+                identity = peer.to_bytes()
+                sessions = [session, *self._pairwise.get(identity, [])]
+            else:
+                identity, sessions, plaintext = self._trial_decrypt(blob)
+            sessions = sessions[:MAX_PAIRWISE_SESSIONS]
+            try:
+                envelope: Envelope | None = Envelope.from_bytes(plaintext)
+            except TripleRatchetError as exc:
+                self.dropped += 1
+                log.debug("direct: a message without a valid envelope: %s", type(exc).__name__)
+                envelope = None
+            key = b"direct" + identity + (envelope.message_id if envelope else b"")
+            new = envelope is not None and key not in self._seen
+            with self._store.transaction() as tx:
+                tx.put(PAIRWISE, identity, cbor.encode([x.to_bytes() for x in sessions]))
+                if initial:  # its one-time prekey is used up
+                    tx.put(ACCOUNT, _SELF, self._account.to_bytes())
+                if new:
+                    tx.put(SEEN, key, b"")
+            self._pairwise[identity] = sessions
+            if new:
+                self._seen.add(key)
+        if envelope is None or not new:
+            return
+        if envelope.kind in (TEXT, DATA):
+            await self._learn(identity)
+            sender = self._contacts.get(identity)
+            self._emit(DirectMessage(Member(identity, sender.name if sender else ""),
+                                     envelope.text, envelope.data, envelope.message_id))
+        elif envelope.kind in (REJOIN_REQUEST, REPAIRED_SEALING):
+            await self._on_group_payload(identity, envelope)
+        if initial:
+            await self._republish()  # refill the one-time prekey it used
+
+    def _trial_decrypt(self, blob: bytes) -> tuple[bytes, list[PairwiseSession], bytes]:
+        # The inbox does not say who wrote (the hub must not know): every session is tried;
+        # a failed try leaves a session unchanged.
+        for identity, sessions in self._pairwise.items():
+            for x in sessions:
+                try:
+                    plaintext = x.decrypt(blob)
+                except TripleRatchetError:
+                    continue
+                return identity, [x, *(y for y in sessions if y is not x)], plaintext
+        raise AuthenticationError("no pairwise session opens this message")
+
+    async def _on_group_payload(self, identity: bytes, envelope: Envelope) -> None:
+        """What a member's group session sent ours over the pairwise session: a rejoin
+        request (we propose the resume) or a repaired sealing (we enter the epoch)."""
+        gs = self._groups.get(envelope.group_id)
+        if gs is None:
+            self.dropped += 1
+            return
+        peer = Identity.from_bytes(identity, self.suite)
+        async with gs.lock:
+            try:
+                if envelope.kind == REJOIN_REQUEST:
+                    events, out = gs.session.on_rejoin_request(envelope.data, peer,
+                                                               self._clock())
+                else:
+                    events, out2 = gs.session.on_repaired_sealing(envelope.data, peer,
+                                                                  self._clock())
+                    out = list(out2)
+            except TripleRatchetError as exc:
+                self.dropped += 1
+                log.debug("group %s: a pairwise payload refused: %s", _short(gs.group_id),
+                          type(exc).__name__)
+                return
+            await self._step(gs, events, out)
+        await self._flush()
+
     # --- the clock ----------------------------------------------------------------------------
 
     async def _tick_loop(self) -> None:
@@ -937,6 +1173,9 @@ class Client:
                         await self._tick(gs)
                 except TripleRatchetError as exc:
                     log.debug("group %s: tick: %s", _short(gs.group_id), type(exc).__name__)
+            if self._state is ConnectionState.CONNECTED and (
+                    self._publish_due or self._clock() - self._published_at > REPUBLISH_EVERY):
+                await self._republish(retry=False)
             if self._outbox:
                 await self._flush()
 
@@ -989,6 +1228,15 @@ def _connected(conn: MailboxClient) -> bool:
         return state
     live = conn._conn
     return live is not None and not live.closed
+
+
+def _envelope(message: str | bytes) -> Envelope:
+    mid = system_random(MESSAGE_ID_LEN)
+    if isinstance(message, str):
+        return Envelope(TEXT, mid, message, message.encode("utf-8"))
+    if isinstance(message, bytes | bytearray):
+        return Envelope(DATA, mid, None, bytes(message))
+    raise UsageError("a message is a str or bytes")
 
 
 def _check_name(name: str) -> str:

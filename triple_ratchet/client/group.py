@@ -3,7 +3,8 @@
 Every group plaintext is an envelope (spec/15-client.md "Envelope"): CBOR
 `[1, kind, message_id, payload]` with `kind` 0 (text: a string), 1 (data: bytes) or 2 (the
 group's info: `[name, [[identity, display name], ...]]`, sent by the creator at creation and by
-the proposer of an add after it). The 16-byte message id is the sender's; receivers keep the
+the proposer of an add); over a pairwise session also 3 (a rejoin request) and 4 (a repaired
+sealing), each `[group id, bytes]`. The 16-byte message id is the sender's; receivers keep the
 ids they delivered, so a message reaches the app once even across crashes and restarts.
 """
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 
 ENVELOPE_VERSION = 1
 TEXT, DATA, INFO = 0, 1, 2
+# Over a pairwise session only: what a group session hands the app for one peer (11.v2.25,
+# 11.v2.31), payload `[group id, bytes]`.
+REJOIN_REQUEST, REPAIRED_SEALING = 3, 4
 MESSAGE_ID_LEN = 16
 MAX_NAME_LEN = 256  # UTF-8 bytes of a display or group name
 
@@ -33,6 +37,7 @@ class Envelope:
     data: bytes = field(default=b"", repr=False)
     group_name: str = ""
     names: tuple[tuple[bytes, str], ...] = field(default=(), repr=False)
+    group_id: bytes = b""
 
     def to_bytes(self) -> bytes:
         payload: cbor.CborEncodable
@@ -40,6 +45,8 @@ class Envelope:
             payload = self.text or ""
         elif self.kind == DATA:
             payload = self.data
+        elif self.kind in (REJOIN_REQUEST, REPAIRED_SEALING):
+            payload = [self.group_id, self.data]
         else:
             payload = [self.group_name, [[i, n] for i, n in self.names]]
         return cbor.encode([ENVELOPE_VERSION, self.kind, self.message_id, payload])
@@ -67,6 +74,10 @@ class Envelope:
             return cls(INFO, mid, group_name=cbor.as_str(info[0], "group name",
                                                          max_length=MAX_NAME_LEN),
                        names=tuple(names))
+        if kind in (REJOIN_REQUEST, REPAIRED_SEALING):
+            pair = cbor.as_list(f[3], "group payload", 2)
+            return cls(kind, mid, data=cbor.as_bytes(pair[1], "group payload"),
+                       group_id=cbor.as_bytes(pair[0], "group id", max_length=64))
         raise DecodeError(f"unknown envelope kind {kind}")
 
 
