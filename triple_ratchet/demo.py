@@ -40,7 +40,6 @@ from triple_ratchet.client import (
     StorageKey,
 )
 from triple_ratchet.errors import UsageError
-from triple_ratchet.random import system_random
 from triple_ratchet.suites import ALL_SUITES, Suite
 
 PHASE_TIMEOUT = 120.0  # seconds of real time any one phase of the demo may take
@@ -89,7 +88,7 @@ class Member:
         self.suite = suite
         self.clock = clock
         # The storage key a real app keeps in the platform keystore (no KDF per open).
-        self.key = StorageKey(system_random(32))
+        self.key = StorageKey.generate()
         self.client: Client | None = None
         self.identity = b""
         self.group_id: bytes | None = None
