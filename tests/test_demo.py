@@ -48,26 +48,3 @@ def test_console_script_entry_point_runs() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert "demo" in done.stdout and "vectors" in done.stdout and "hub" in done.stdout
-
-
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
-def test_the_directory_sees_no_identity_or_inbox_in_a_join_key(suite) -> None:
-    """The demo publishes join keys encrypted under a key from the identity (spec 10.3): the
-    hub holds neither the identity nor the inbox id a join key names; a contact who knows the
-    identity opens it, anyone else gets an authentication error."""
-    from triple_ratchet.demo import _open_join_key, _seal_join_key
-    from triple_ratchet.errors import AuthenticationError
-    from triple_ratchet.group.join_keys import JoinKeyring
-    from triple_ratchet.identity import IdentityKeyPair
-
-    me, other = IdentityKeyPair.generate(suite), IdentityKeyPair.generate(suite)
-    inbox = bytes(range(32))
-    ring = JoinKeyring.empty(suite).generate(me, one_time=1, last_resort=False, inbox_id=inbox,
-                                             expiry=2**40)
-    signed = ring.publishable()[1][0]
-    me_bytes = me.public.to_bytes()
-    sealed = _seal_join_key(suite, me_bytes, signed)
-    assert me_bytes not in sealed and inbox not in sealed and signed not in sealed
-    assert _open_join_key(suite, me_bytes, sealed) == signed
-    with pytest.raises(AuthenticationError):
-        _open_join_key(suite, other.public.to_bytes(), sealed)
