@@ -192,8 +192,8 @@ USES: dict[str, tuple[str, str]] = {
                               "08"),
     # 10 hub
     "LABEL_DIRECTORY_ENTRY": ("`ExpandLabel` (secret = `Hash(identity)`) for the directory-entry "
-                              "key, and that entry's AEAD associated data (demo application: "
-                              "join keys in the directory)", "10"),
+                              "key, and that entry's AEAD associated data (client layer: "
+                              "the encrypted directory entry and join keys, spec 15)", "10"),
     "LABEL_HUB_CHALLENGE": ("access-key signature prefix (`len8` framed): hub challenge", "10"),
     "LABEL_HUB_DIRECTORY_ID": ("SHA-256 prefix (`len8` framed): prekey directory id from an "
                                "identity encoding (03)", "10"),

@@ -1645,17 +1645,11 @@ def _cursor(value: bytes) -> tuple[int, bytes | None]:
 
 
 def _nothing_queued(conn: MailboxClient) -> bool:
-    """No delivery waits in the hub client's queue (`MailboxClient` has no public query)."""
-    return conn._events.empty()
+    return conn.queued == 0
 
 
 def _connected(conn: MailboxClient) -> bool:
-    # `MailboxClient.connected` comes with branch h3-pack; until it is merged, its definition.
-    state = getattr(conn, "connected", None)
-    if isinstance(state, bool):
-        return state
-    live = conn._conn
-    return live is not None and not live.closed
+    return conn.connected
 
 
 def _envelope(message: str | bytes) -> Envelope:

@@ -27,9 +27,7 @@ from triple_ratchet.mailbox import MAILBOX_ID_LEN
 from triple_ratchet.random import system_random
 from triple_ratchet.suites import Suite
 
-# demo.LABEL_DIRECTORY_ENTRY's value (spec 10.3). Registered under the demo's name while demo.py
-# defines it; the integrator renames this one LABEL_DIRECTORY_ENTRY once the demo imports it.
-DIRECTORY_ENTRY_LABEL = b"triple-ratchet directory entry"
+LABEL_DIRECTORY_ENTRY = b"triple-ratchet directory entry"
 INVITE_PREFIX = "tr1:"
 MAX_NAME_LEN = 256
 # Bidirectional overrides, isolates and marks ("alice" could be shown for "ecila"), and line
@@ -50,7 +48,7 @@ def check_name(value: cbor.CborValue, what: str) -> str:
 
 
 def _key(suite: Suite, identity: bytes) -> bytes:
-    return suite.expand_label(suite.hash(identity), DIRECTORY_ENTRY_LABEL, b"",
+    return suite.expand_label(suite.hash(identity), LABEL_DIRECTORY_ENTRY, b"",
                               suite.aead_key_len)
 
 
@@ -58,14 +56,14 @@ def seal(suite: Suite, identity: bytes, plaintext: bytes) -> bytes:
     """`nonce ‖ AEAD(key(identity), nonce, plaintext, aad = label)`."""
     nonce = system_random(suite.aead_nonce_len)
     return nonce + suite.aead_encrypt(_key(suite, identity), nonce, plaintext,
-                                      DIRECTORY_ENTRY_LABEL)
+                                      LABEL_DIRECTORY_ENTRY)
 
 
 def open_sealed(suite: Suite, identity: bytes, blob: bytes) -> bytes:
     n = suite.aead_nonce_len
     if len(blob) < n + suite.aead_tag_len:
         raise DecodeError("directory entry too short")
-    return suite.aead_decrypt(_key(suite, identity), blob[:n], blob[n:], DIRECTORY_ENTRY_LABEL)
+    return suite.aead_decrypt(_key(suite, identity), blob[:n], blob[n:], LABEL_DIRECTORY_ENTRY)
 
 
 @dataclass(frozen=True)
@@ -149,5 +147,5 @@ class Invite:
         return cls(identity, check_name(f[2], "name"))
 
 
-__all__ = ["DIRECTORY_ENTRY_LABEL", "ContactEntry", "Invite", "open_join_key", "open_prekey",
+__all__ = ["LABEL_DIRECTORY_ENTRY", "ContactEntry", "Invite", "open_join_key", "open_prekey",
            "seal_join_key", "seal_prekey"]

@@ -441,6 +441,11 @@ class MailboxClient:
         conn = self._conn
         return conn is not None and not conn.closed
 
+    @property
+    def queued(self) -> int:
+        """Deliveries received from the hub and not yet taken with `next_event`/`events`."""
+        return self._events.qsize()
+
     def on_state(self, listener: Callable[[bool], None]) -> None:
         """Call `listener(True)` each time the client is connected (mailboxes reopened) and
         `listener(False)` each time it loses the connection or gives up. It runs inside the
