@@ -93,7 +93,6 @@ from triple_ratchet.group.key_schedule import (
 from triple_ratchet.group.records import (
     MAX_GROUP_ID_LEN,
     MAX_RECORD_COUNTER,
-    MAX_RECORD_LEN,
     PURPOSE_RESUME,
     PURPOSE_ROTATE,
     RECORD_SEED_LEN,
@@ -104,6 +103,7 @@ from triple_ratchet.group.records import (
     RejoinRequest,
     creator_anchor,
     judge_record,
+    max_record_len,
 )
 from triple_ratchet.group.roster import MAX_ROSTER_LEN, Roster, RosterEntry
 from triple_ratchet.group.run import (
@@ -1267,20 +1267,21 @@ class PendingRejoin:
         another member's `UsageError`)."""
         if not isinstance(data, bytes | bytearray):
             raise UsageError("expected bytes")
-        if len(data) > MAX_RECORD_LEN + 128:
+        suite = identity.suite
+        bound = max_record_len(suite) + 128
+        if len(data) > bound:
             raise LimitExceeded("saved pending rejoin too large")
-        f = cbor.as_list(cbor.decode(bytes(data), max_size=MAX_RECORD_LEN + 128, max_items=8,
+        f = cbor.as_list(cbor.decode(bytes(data), max_size=bound, max_items=8,
                                      max_depth=1), "pending rejoin", 5)
         if cbor.as_str(f[0], "pending rejoin", max_length=64) != _PENDING_REJOIN:
             raise DecodeError("not a pending rejoin")
         if cbor.as_int(f[1], "pending rejoin version") != VERSION:
             raise DecodeError("pending rejoin of another version")
-        suite = identity.suite
         if cbor.as_int(f[2], "suite", maximum=0xFFFF) != suite.suite_id:
             raise DecodeError("pending rejoin of another suite")
         try:
             record = MemberKeyRecord.from_bytes(
-                suite, cbor.as_bytes(f[3], "resume record", max_length=MAX_RECORD_LEN))
+                suite, cbor.as_bytes(f[3], "resume record", max_length=max_record_len(suite)))
         except RemoteError as exc:
             raise DecodeError(f"pending rejoin: {exc}") from None
         seed = cbor.as_bytes(f[4], "seed", length=RECORD_SEED_LEN)

@@ -54,6 +54,7 @@ from triple_ratchet.group.records import MAX_GROUP_ID_LEN, identity_field
 from triple_ratchet.identity import Identity
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import Suite
+from triple_ratchet.suites.hpke import hpke_for_suite
 
 LABEL_ROUND3_SIGNATURE = b"triple-ratchet v2 dkg round 3"
 LABEL_VIEW_HASH = b"triple-ratchet v2 view hash"
@@ -276,9 +277,10 @@ def check_tick_body(body: bytes) -> None:
 
 
 def sealing_sizes(suite: Suite) -> tuple[int, int]:
-    """(len(enc), len(ct)) of one sealing: the KEM's encapsulated key (the suite's DH public key
-    size) and the sealed Nh-byte secret with its tag: 65/48 (suite 1), 32/80 (suite 2)."""
-    return suite.dh_public_len, suite.hash_len + HPKE_TAG_LEN
+    """(len(enc), len(ct)) of one sealing: the HPKE KEM's encapsulated key (the suite's DH public
+    key size, or the hybrid KEM's Nenc) and the sealed Nh-byte secret with its tag: 65/48
+    (suite 1), 32/80 (suite 2), 1153/48 (suite 3, MLKEM768-P256), 1120/80 (suite 4, X-Wing)."""
+    return hpke_for_suite(suite).kem.n_enc, suite.hash_len + HPKE_TAG_LEN
 
 
 # Additional information 24, 25, 26: the argument's width and its smallest canonical value.
