@@ -309,3 +309,56 @@ def _committee_bundles_agree(nodes: list[Node]) -> None:
         assert tuple((s.enc, s.ct) for s in bundle.sealings) == kept.certified
         bundles.add(kept.certified)
     assert len(bundles) == 1
+
+
+# --- Harvest now, decrypt later -------------------------------------------------------------------
+
+
+def _attack(context: SealingContext, identity: bytes, sealing: Sealing, ss_t: bytes,
+            ek_t: bytes, ss_pq: bytes) -> bytes:
+    """Open a recorded hybrid sealing from the combiner's inputs: the traditional shared secret
+    (which a quantum attacker computes from the recorded ct_T and ek_T, modelled here by handing
+    it the recipient's curve private key) and a value for the ML-KEM shared secret."""
+    hpke = context.hpke
+    kem = hpke.kem
+    ct_t = sealing.enc[len(sealing.enc) - len(ek_t):]
+    shared = kem._combine(ss_pq, ss_t, ct_t, ek_t)
+    return hpke.key_schedule(shared, context.info(identity)).open(b"", sealing.ct)
+
+
+@pytest.mark.parametrize("suite", ALL_SUITES, ids=_names(list(ALL_SUITES)))
+def test_every_classical_private_key_opens_a_classical_sealing_but_not_a_hybrid_one(
+        suite: Suite) -> None:
+    """Given every DH (X25519 / P-256) private key of the recipient, but not its ML-KEM seed, an
+    attacker opens a recorded classical sealing and not a hybrid one."""
+    context, commit_secret, recipients, keys = _sealing_inputs(suite, 1)
+    sealing = seal_bundle(context, commit_secret, recipients).sealings[0]
+    identity, key = recipients[0].identity, keys[0]
+    if not is_hybrid(suite):
+        # The receive key is a DH key: holding it is holding the sealing.
+        stolen = suite.dh_private_from_bytes(key.receive_key.to_bytes()).to_bytes()
+        assert open_sealing(context, identity, stolen, sealing) == commit_secret
+        return
+    kem = context.hpke.kem
+    full = kem._expand(key.receive_key.to_bytes())
+    dh = full.group  # the recipient's curve private key, all the attacker needs classically
+    ek_t = dh.public_key().to_bytes()
+    assert key.receive_public.endswith(ek_t)
+    ct_t = sealing.enc[len(sealing.enc) - len(ek_t):]
+    ss_t = dh.exchange(suite.dh_public_from_bytes(ct_t))
+    ct_pq = sealing.enc[:len(sealing.enc) - len(ek_t)]
+    # The attack is right: with the ML-KEM shared secret too, it opens the sealing.
+    assert _attack(context, identity, sealing, ss_t, ek_t,
+                   full.mlkem.decapsulate(ct_pq)) == commit_secret
+    # Without it, no value it can compute opens: another ML-KEM key's (implicitly rejected)
+    # decapsulation of the recorded ciphertext, zeros, hashes of what it recorded.
+    from triple_ratchet.suites.mlkem import MlKemPrivateKey
+    own = MlKemPrivateKey.from_seed(DeterministicRandom(b"attacker")(64))
+    guesses = [own.decapsulate(ct_pq), bytes(32), suite.hash(ct_pq)[:32],
+               suite.hash(sealing.enc + key.receive_public)[:32], ss_t]
+    for guess in guesses:
+        with pytest.raises(AuthenticationError):
+            _attack(context, identity, sealing, ss_t, ek_t, guess)
+    # nor does open_sealing with a hybrid key made from the same curve key and another seed
+    with pytest.raises(AuthenticationError):
+        open_sealing(context, identity, DeterministicRandom(b"other seed")(32), sealing)
