@@ -21,11 +21,16 @@ from triple_ratchet.errors import (
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import (
     ALL_SUITES,
+    CLASSICAL_SUITES,
     DEFAULT_SUITE,
+    HYBRID_SUITES,
+    P256_MLKEM768_SHA256_AES256GCM,
     P256_SHA256_AES256GCM,
+    X25519_MLKEM768_SHA512_XCHACHA20,
     X25519_SHA512_XCHACHA20,
     Suite,
     suite_by_id,
+    suite_by_name,
 )
 from triple_ratchet.suites._base import LABEL_SUITES_SIGNING_SEED, PROTOCOL_LABEL
 
@@ -68,7 +73,33 @@ def test_suite_ids_and_names() -> None:
     assert len({s.suite_id for s in ALL_SUITES}) == len({s.name for s in ALL_SUITES}) == 2
 
 
-@pytest.mark.parametrize("bad", [0, 3, 0xFFFF, -1, 2**64, True, "1", None, 1.0, [1]])
+def test_hybrid_suites_are_their_classical_suite_plus_mlkem() -> None:
+    """Suites 3 and 4 (spec 02, "Hybrid suites"): known by id and name, flagged post-quantum,
+    and otherwise the classical suite of the same curve, with their own id in every label."""
+    known = CLASSICAL_SUITES + HYBRID_SUITES
+    assert len({s.suite_id for s in known}) == len({s.name for s in known}) == 4
+    assert ALL_SUITES == CLASSICAL_SUITES  # until the hybrid handshake and sealing land
+    pairs = ((P256, P256_MLKEM768_SHA256_AES256GCM, 3, "P256-MLKEM768-SHA256-AES256GCM"),
+             (X25519, X25519_MLKEM768_SHA512_XCHACHA20, 4,
+              "X25519-MLKEM768-SHA512-XCHACHA20POLY1305"))
+    for classical, hybrid, suite_id, name in pairs:
+        assert (hybrid.suite_id, hybrid.name) == (suite_id, name)
+        assert suite_by_id(suite_id) is hybrid and suite_by_name(name) is hybrid
+        assert hybrid.post_quantum and not classical.post_quantum
+        assert hybrid.classical is classical and classical.classical is classical
+        assert pickle.loads(pickle.dumps(hybrid)) is hybrid
+        for attribute in ("hash_name", "hash_len", "dh_public_len", "dh_private_len",
+                          "sign_public_len", "signature_len", "aead_key_len", "aead_nonce_len"):
+            assert getattr(hybrid, attribute) == getattr(classical, attribute)
+        # Same primitives, separated derivations: the suite id is in every ExpandLabel.
+        assert hybrid.hkdf(b"s", b"k", b"i", 32) == classical.hkdf(b"s", b"k", b"i", 32)
+        assert hybrid.expand_label(b"k" * 32, b"label", b"", 32) != classical.expand_label(
+            b"k" * 32, b"label", b"", 32)
+        key = hybrid.generate_dh()
+        assert hybrid.dh_public_from_bytes(key.public_key().to_bytes()) == key.public_key()
+
+
+@pytest.mark.parametrize("bad", [0, 5, 0xFFFF, -1, 2**64, True, "1", None, 1.0, [1]])
 def test_suite_by_id_unknown(bad: object) -> None:
     with pytest.raises(UnsupportedError):
         suite_by_id(bad)  # type: ignore[arg-type]

@@ -14,15 +14,18 @@ from triple_ratchet.suites._base import (
     Suite,
     VerifyingKey,
 )
-from triple_ratchet.suites.p256 import P256_SHA256_AES256GCM
-from triple_ratchet.suites.x25519 import X25519_SHA512_XCHACHA20
+from triple_ratchet.suites.p256 import P256_MLKEM768_SHA256_AES256GCM, P256_SHA256_AES256GCM
+from triple_ratchet.suites.x25519 import X25519_MLKEM768_SHA512_XCHACHA20, X25519_SHA512_XCHACHA20
 
 DEFAULT_SUITE: Suite = P256_SHA256_AES256GCM
 
-_SUITES: dict[int, Suite] = {
-    P256_SHA256_AES256GCM.suite_id: P256_SHA256_AES256GCM,
-    X25519_SHA512_XCHACHA20.suite_id: X25519_SHA512_XCHACHA20,
-}
+CLASSICAL_SUITES: tuple[Suite, ...] = (P256_SHA256_AES256GCM, X25519_SHA512_XCHACHA20)
+# Each the classical suite of the same curve plus ML-KEM-768 (spec 02, "Hybrid suites").
+HYBRID_SUITES: tuple[Suite, ...] = (P256_MLKEM768_SHA256_AES256GCM,
+                                    X25519_MLKEM768_SHA512_XCHACHA20)
+
+# Every suite this library knows: `suite_by_id` / `suite_by_name` (and unpickling) find them all.
+_SUITES: dict[int, Suite] = {s.suite_id: s for s in CLASSICAL_SUITES + HYBRID_SUITES}
 
 
 def suite_by_id(suite_id: int) -> Suite:
@@ -34,20 +37,28 @@ def suite_by_id(suite_id: int) -> Suite:
     return suite
 
 
-ALL_SUITES: tuple[Suite, ...] = tuple(_SUITES.values())
+# The suites every layer runs end to end (tests, vectors, demo and CLI iterate these). Still the
+# classical ones while the hybrid handshake and sealing land (issue 11, /work PQ-API.md
+# "Changes"); it becomes CLASSICAL_SUITES + HYBRID_SUITES when they do.
+ALL_SUITES: tuple[Suite, ...] = CLASSICAL_SUITES
 
 
 def suite_by_name(name: object) -> Suite:
     """Look a suite up by its name (as in vector files and the CLI); `UnsupportedError` else."""
-    for suite in ALL_SUITES:
+    for suite in _SUITES.values():
         if suite.name == name:
             return suite
     raise UnsupportedError(f"unknown suite {name!r}")
 
+
 __all__ = [
     "ALL_SUITES",
+    "CLASSICAL_SUITES",
     "DEFAULT_SUITE",
+    "HYBRID_SUITES",
+    "P256_MLKEM768_SHA256_AES256GCM",
     "P256_SHA256_AES256GCM",
+    "X25519_MLKEM768_SHA512_XCHACHA20",
     "X25519_SHA512_XCHACHA20",
     "DhPrivateKey",
     "DhPublicKey",

@@ -139,6 +139,15 @@ class Suite(_Immutable, ABC):
     aead_key_len: int
     aead_nonce_len: int
     aead_tag_len: int
+    # Hybrid suites (spec 02, "Hybrid suites") add ML-KEM-768 to the handshake and the sealing;
+    # everything else about them is their classical suite's.
+    post_quantum: bool = False
+
+    @property
+    def classical(self) -> Suite:
+        """The classical suite this one extends (a classical suite's is itself): code whose rule
+        depends on the primitives, e.g. ECDSA's low-s rule, tests this, not the suite id."""
+        return self
 
     def __init__(self) -> None:
         # hashlib.sha256 is about twice as fast as hashlib.new("sha256") on short inputs.

@@ -21,6 +21,7 @@ Protocol suite 1 seals with P-256 + HKDF-SHA256 + AES-256-GCM, suite 2 with X255
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -36,8 +37,17 @@ from triple_ratchet.errors import (
     UsageError,
 )
 from triple_ratchet.suites._base import DhPrivateKey, Suite, key_bytes
-from triple_ratchet.suites.p256 import P256_SHA256_AES256GCM
-from triple_ratchet.suites.x25519 import X25519_SHA512_XCHACHA20
+from triple_ratchet.suites.mlkem import (
+    MLKEM768_CIPHERTEXT_LEN,
+    MLKEM768_MESSAGE_LEN,
+    MLKEM768_PUBLIC_KEY_LEN,
+    MLKEM768_SEED_LEN,
+    SHARED_LEN,
+    MlKemPrivateKey,
+    MlKemPublicKey,
+)
+from triple_ratchet.suites.p256 import P256_MLKEM768_SHA256_AES256GCM, P256_SHA256_AES256GCM
+from triple_ratchet.suites.x25519 import X25519_MLKEM768_SHA512_XCHACHA20, X25519_SHA512_XCHACHA20
 
 # RFC 9180 section 4: the version label that starts every LabeledExtract / LabeledExpand input.
 LABEL_HPKE_VERSION = b"HPKE-v1"
@@ -133,6 +143,7 @@ class Kem(ABC):
     n_pk: int  # serialised public key length
     n_sk: int  # serialised private key length
     n_ikm: int  # length of the `ikm_e` the protocol derives for one encapsulation
+    n_ikm_min: int = 0  # hybrid KEMs: the least `ikm_e` their EncapsDerand accepts
 
     @abstractmethod
     def derive_key_pair(self, ikm: bytes) -> KemKeyPair: ...
@@ -236,6 +247,194 @@ class _DhKemX25519(DhKem):
 DHKEM_P256: Kem = _DhKemP256(0x0010, "DHKEM(P-256, HKDF-SHA256)", P256_SHA256_AES256GCM, 32)
 DHKEM_X25519: Kem = _DhKemX25519(0x0020, "DHKEM(X25519, HKDF-SHA256)", X25519_SHA512_XCHACHA20,
                                  32)
+
+
+# --- Post-quantum and hybrid KEMs (draft-ietf-hpke-pq) -------------------------------------------
+
+# draft-ietf-hpke-pq's DeriveKeyPair label, inside SHAKE256.LabeledDerive's "HPKE-v1" framing.
+_DERIVE_KEY_PAIR = b"DeriveKeyPair"
+# The combiners' labels: X-Wing's "\\./" "/^\\" (draft-connolly-cfrg-xwing-kem) and the QSF label
+# of MLKEM768-P256 (draft-irtf-cfrg-concrete-hybrid-kems); they end the SHA3-256 input.
+_XWING_LABEL = bytes.fromhex("5c2e2f2f5e5c")
+_MLKEM768_P256_LABEL = b"MLKEM768-P256"
+
+
+def _labeled_derive(kem_id: int, ikm: bytes, label: bytes, context: bytes, length: int) -> bytes:
+    """SHAKE256.LabeledDerive (draft-ietf-hpke-pq, the single-stage KDF of draft-ietf-hpke-hpke):
+    SHAKE256(ikm ‖ "HPKE-v1" ‖ "KEM" ‖ I2OSP(kem_id, 2) ‖ I2OSP(len(label), 2) ‖ label ‖
+    I2OSP(L, 2) ‖ context, L)."""
+    labeled_ikm = b"".join((ikm, LABEL_HPKE_VERSION, _KEM_SUITE_PREFIX, _i2osp(kem_id, 2),
+                            _i2osp(len(label), 2), label, _i2osp(length, 2), context))
+    return hashlib.shake_256(labeled_ikm).digest(length)
+
+
+def _derive_seed(kem: Kem, ikm: bytes) -> bytes:
+    ikm = key_bytes(ikm, "DeriveKeyPair ikm")
+    if len(ikm) < kem.n_sk:
+        raise UsageError(f"DeriveKeyPair ikm must be at least {kem.n_sk} bytes")
+    return _labeled_derive(kem.kem_id, ikm, _DERIVE_KEY_PAIR, b"", kem.n_sk)
+
+
+def _mlkem_private(seed: bytes) -> MlKemPrivateKey:
+    return MlKemPrivateKey.from_seed(key_bytes(seed, "HPKE private key"))
+
+
+def _mlkem_decapsulate(key: MlKemPrivateKey, ciphertext: bytes) -> bytes:
+    if len(ciphertext) != MLKEM768_CIPHERTEXT_LEN:
+        raise InvalidKey(f"ML-KEM-768 ciphertext must be {MLKEM768_CIPHERTEXT_LEN} bytes")
+    return key.decapsulate(ciphertext)
+
+
+class MlKem768Kem(Kem):
+    """ML-KEM-768 alone as an HPKE KEM (0x0041): the private key is the 64-byte FIPS 203 seed,
+    `ikm_e` is Encaps_internal's 32-byte `m`, decapsulation is `cryptography`'s."""
+
+    kem_id = 0x0041
+    name = "ML-KEM-768"
+    n_secret = SHARED_LEN
+    n_enc = MLKEM768_CIPHERTEXT_LEN
+    n_pk = MLKEM768_PUBLIC_KEY_LEN
+    n_sk = MLKEM768_SEED_LEN
+    n_ikm = MLKEM768_MESSAGE_LEN
+
+    def derive_key_pair(self, ikm: bytes) -> KemKeyPair:
+        seed = _derive_seed(self, ikm)
+        return KemKeyPair(seed, _mlkem_private(seed).public_key().to_bytes())
+
+    def deserialize_public_key(self, data: bytes) -> bytes:
+        return MlKemPublicKey.from_bytes(key_bytes(data, "HPKE public key")).to_bytes()
+
+    def public_key_of(self, private_key: bytes) -> bytes:
+        return _mlkem_private(private_key).public_key().to_bytes()
+
+    def encap(self, public_key: bytes, ikm_e: bytes) -> tuple[bytes, bytes]:
+        pk = MlKemPublicKey.from_bytes(key_bytes(public_key, "HPKE public key"))
+        return pk.encapsulate(_encap_randomness(self, ikm_e, exact=True))
+
+    def decap(self, enc: bytes, private_key: bytes) -> bytes:
+        return _mlkem_decapsulate(_mlkem_private(private_key), key_bytes(enc, "HPKE enc"))
+
+
+def _encap_randomness(kem: Kem, ikm_e: bytes, *, exact: bool) -> bytes:
+    """`ikm_e` checked: `n_ikm` bytes, or for a hybrid KEM `n_ikm_min..n_ikm` (P-256's spare
+    rejection candidates may be fewer, as in the draft's vectors)."""
+    ikm_e = key_bytes(ikm_e, "encapsulation randomness")
+    least = kem.n_ikm if exact else kem.n_ikm_min
+    if not least <= len(ikm_e) <= kem.n_ikm:
+        wanted = f"{least}" if least == kem.n_ikm else f"{least}..{kem.n_ikm}"
+        raise UsageError(f"{kem.name} encapsulation randomness must be {wanted} bytes")
+    return ikm_e
+
+
+@dataclass(frozen=True, repr=False)
+class _HybridKeys:
+    """A hybrid seed expanded: ML-KEM-768 key and the traditional group's key."""
+
+    mlkem: MlKemPrivateKey
+    group: DhPrivateKey
+
+    def public_key(self) -> bytes:
+        return self.mlkem.public_key().to_bytes() + self.group.public_key().to_bytes()
+
+
+class HybridKem(Kem):
+    """ML-KEM-768 + an elliptic-curve group, draft-ietf-hpke-pq's construction (the QSF combiner
+    of draft-irtf-cfrg-hybrid-kems): a 32-byte seed expands with SHAKE256 into the ML-KEM seed and
+    the group's scalar; ek = ek_PQ ‖ ek_T, enc = ct_PQ ‖ ct_T, and
+    ss = SHA3-256(ss_PQ ‖ ss_T ‖ ct_T ‖ ek_T ‖ Label). `ikm_e` is EncapsDerand's randomness:
+    ML-KEM's `m` (32 bytes) then the group's ephemeral seed.
+
+    Group keys go through the protocol suite's validating decoders (a P-256 point on the curve,
+    an X25519 key not of small order, no all-zero X25519 result), as for DHKEM: stricter than the
+    drafts, which accept any X25519 string, and what the rest of the protocol accepts."""
+
+    n_sk = 32
+    n_secret = SHARED_LEN
+
+    def __init__(self, kem_id: int, name: str, label: bytes, group: Suite, n_group_seed: int,
+                 n_ikm: int, order: int | None) -> None:
+        self.kem_id = kem_id
+        self.name = name
+        self._label = label
+        self._group = group
+        self._n_group_seed = n_group_seed
+        self._order = order  # None: every string is a scalar (X25519 clamps)
+        self._n_elem = group.dh_public_len
+        self.n_pk = MLKEM768_PUBLIC_KEY_LEN + self._n_elem
+        self.n_enc = MLKEM768_CIPHERTEXT_LEN + self._n_elem
+        self.n_ikm = n_ikm
+        # EncapsDerand needs `m` and one candidate scalar; what follows is only rejection spare.
+        self.n_ikm_min = MLKEM768_MESSAGE_LEN + group.dh_private_len
+
+    def _random_scalar(self, seed: bytes) -> DhPrivateKey:
+        """Group.RandomScalar: X25519 takes the seed as is; P-256 the first 32-byte chunk that
+        is a scalar in [1, n − 1]."""
+        size = self._group.dh_private_len
+        if self._order is None:
+            return self._group.dh_private_from_bytes(seed[:size])
+        for start in range(0, len(seed) - size + 1, size):
+            if 0 < int.from_bytes(seed[start:start + size], "big") < self._order:
+                return self._group.dh_private_from_bytes(seed[start:start + size])
+        raise InvalidKey(f"{self.name}: no valid scalar in the seed (probability < 2^-96)")
+
+    def _expand(self, seed: bytes) -> _HybridKeys:
+        seed = key_bytes(seed, "HPKE private key")
+        if len(seed) != self.n_sk:
+            raise InvalidKey(f"{self.name} private key must be a {self.n_sk}-byte seed")
+        full = hashlib.shake_256(seed).digest(MLKEM768_SEED_LEN + self._n_group_seed)
+        return _HybridKeys(MlKemPrivateKey.from_seed(full[:MLKEM768_SEED_LEN]),
+                           self._random_scalar(full[MLKEM768_SEED_LEN:]))
+
+    def derive_key_pair(self, ikm: bytes) -> KemKeyPair:
+        seed = _derive_seed(self, ikm)
+        return KemKeyPair(seed, self._expand(seed).public_key())
+
+    def deserialize_public_key(self, data: bytes) -> bytes:
+        data = key_bytes(data, "HPKE public key")
+        if len(data) != self.n_pk:
+            raise InvalidKey(f"{self.name} public key must be {self.n_pk} bytes")
+        MlKemPublicKey.from_bytes(data[:MLKEM768_PUBLIC_KEY_LEN])
+        self._group.dh_public_from_bytes(data[MLKEM768_PUBLIC_KEY_LEN:])
+        return data
+
+    def public_key_of(self, private_key: bytes) -> bytes:
+        return self._expand(private_key).public_key()
+
+    def _combine(self, ss_pq: bytes, ss_t: bytes, ct_t: bytes, ek_t: bytes) -> bytes:
+        return hashlib.sha3_256(ss_pq + ss_t + ct_t + ek_t + self._label).digest()
+
+    def encap(self, public_key: bytes, ikm_e: bytes) -> tuple[bytes, bytes]:
+        public_key = self.deserialize_public_key(public_key)
+        randomness = _encap_randomness(self, ikm_e, exact=False)
+        ek_pq = MlKemPublicKey.from_bytes(public_key[:MLKEM768_PUBLIC_KEY_LEN])
+        ek_t = public_key[MLKEM768_PUBLIC_KEY_LEN:]
+        ss_pq, ct_pq = ek_pq.encapsulate(randomness[:MLKEM768_MESSAGE_LEN])
+        ephemeral = self._random_scalar(randomness[MLKEM768_MESSAGE_LEN:])
+        ct_t = ephemeral.public_key().to_bytes()
+        ss_t = ephemeral.exchange(self._group.dh_public_from_bytes(ek_t))
+        return self._combine(ss_pq, ss_t, ct_t, ek_t), ct_pq + ct_t
+
+    def decap(self, enc: bytes, private_key: bytes) -> bytes:
+        enc = key_bytes(enc, "HPKE enc")
+        if len(enc) != self.n_enc:
+            raise InvalidKey(f"{self.name} enc must be {self.n_enc} bytes")
+        keys = self._expand(private_key)
+        ct_t = enc[MLKEM768_CIPHERTEXT_LEN:]
+        ss_t = keys.group.exchange(self._group.dh_public_from_bytes(ct_t))
+        ss_pq = _mlkem_decapsulate(keys.mlkem, enc[:MLKEM768_CIPHERTEXT_LEN])
+        ek_t = keys.group.public_key().to_bytes()
+        return self._combine(ss_pq, ss_t, ct_t, ek_t)
+
+
+MLKEM768: Kem = MlKem768Kem()
+# X-Wing (draft-connolly-cfrg-xwing-kem, KEM 0x647A in draft-ietf-hpke-pq): 32 + 32 bytes of
+# SHAKE256 output for the group, 64 bytes of encapsulation randomness.
+XWING: Kem = HybridKem(0x647A, "MLKEM768-X25519", _XWING_LABEL, X25519_SHA512_XCHACHA20, 32, 64,
+                       None)
+# MLKEM768-P256 (0x0050): 128 bytes of group seed (four scalar candidates), and as much again
+# for the ephemeral, `m` first (draft-ietf-hpke-pq's Nrandom = 160).
+MLKEM768_P256: Kem = HybridKem(0x0050, "MLKEM768-P256", _MLKEM768_P256_LABEL,
+                               P256_SHA256_AES256GCM, 128, 160, _P256_ORDER)
 
 
 # --- AEAD ----------------------------------------------------------------------------------------
@@ -392,15 +591,21 @@ class HpkeSuite:
         return f"{self.kem.name}, HKDF-SHA256, {self.aead.name}"
 
 
-KEMS: dict[int, Kem] = {k.kem_id: k for k in (DHKEM_P256, DHKEM_X25519)}
+KEMS: dict[int, Kem] = {k.kem_id: k for k in (DHKEM_P256, DHKEM_X25519, MLKEM768, XWING,
+                                               MLKEM768_P256)}
 KDFS: dict[int, Kdf] = {HKDF_SHA256.kdf_id: HKDF_SHA256}
 AEADS: dict[int, Aead] = {a.aead_id: a for a in (AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305)}
 
 HPKE_P256_AES256GCM = HpkeSuite(DHKEM_P256, HKDF_SHA256, AES_256_GCM)
 HPKE_X25519_CHACHA20POLY1305 = HpkeSuite(DHKEM_X25519, HKDF_SHA256, CHACHA20_POLY1305)
+# The hybrid suites seal with their classical suite's KDF and AEAD and the hybrid KEM.
+HPKE_MLKEM768_P256_AES256GCM = HpkeSuite(MLKEM768_P256, HKDF_SHA256, AES_256_GCM)
+HPKE_XWING_CHACHA20POLY1305 = HpkeSuite(XWING, HKDF_SHA256, CHACHA20_POLY1305)
 _BY_PROTOCOL_SUITE = {
     P256_SHA256_AES256GCM.suite_id: HPKE_P256_AES256GCM,
     X25519_SHA512_XCHACHA20.suite_id: HPKE_X25519_CHACHA20POLY1305,
+    P256_MLKEM768_SHA256_AES256GCM.suite_id: HPKE_MLKEM768_P256_AES256GCM,
+    X25519_MLKEM768_SHA512_XCHACHA20.suite_id: HPKE_XWING_CHACHA20POLY1305,
 }
 
 
@@ -420,17 +625,24 @@ __all__ = [
     "DHKEM_P256",
     "DHKEM_X25519",
     "HKDF_SHA256",
+    "HPKE_MLKEM768_P256_AES256GCM",
     "HPKE_P256_AES256GCM",
     "HPKE_X25519_CHACHA20POLY1305",
+    "HPKE_XWING_CHACHA20POLY1305",
     "KDFS",
     "KEMS",
     "LABEL_HPKE_VERSION",
+    "MLKEM768",
+    "MLKEM768_P256",
+    "XWING",
     "Aead",
     "Context",
     "DhKem",
     "HpkeSuite",
+    "HybridKem",
     "Kdf",
     "Kem",
     "KemKeyPair",
+    "MlKem768Kem",
     "hpke_for_suite",
 ]

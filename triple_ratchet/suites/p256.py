@@ -212,3 +212,19 @@ class P256Suite(Suite):
 
 
 P256_SHA256_AES256GCM: Suite = P256Suite()
+
+
+class P256MlKem768Suite(P256Suite):
+    """Suite 1 plus ML-KEM-768: the PQXDH-style handshake's KEM prekeys and MLKEM768-P256 HPKE
+    sealing (spec 02, "Hybrid suites"). DH, signatures, hash and AEAD are suite 1's."""
+
+    suite_id = 0x0003
+    name = "P256-MLKEM768-SHA256-AES256GCM"
+    post_quantum = True
+
+    @property
+    def classical(self) -> Suite:
+        return P256_SHA256_AES256GCM
+
+
+P256_MLKEM768_SHA256_AES256GCM: Suite = P256MlKem768Suite()

@@ -181,3 +181,19 @@ class X25519Suite(Suite):
 
 
 X25519_SHA512_XCHACHA20: Suite = X25519Suite()
+
+
+class X25519MlKem768Suite(X25519Suite):
+    """Suite 2 plus ML-KEM-768: the PQXDH-style handshake's KEM prekeys and X-Wing HPKE sealing
+    (spec 02, "Hybrid suites"). DH, signatures, hash and AEAD are suite 2's."""
+
+    suite_id = 0x0004
+    name = "X25519-MLKEM768-SHA512-XCHACHA20POLY1305"
+    post_quantum = True
+
+    @property
+    def classical(self) -> Suite:
+        return X25519_SHA512_XCHACHA20
+
+
+X25519_MLKEM768_SHA512_XCHACHA20: Suite = X25519MlKem768Suite()

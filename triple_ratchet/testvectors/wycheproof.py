@@ -24,6 +24,12 @@ browser would: JWK (``kty`` "EC", ``crv`` "P-256", canonical unpadded base64url 
 32 bytes) and DER ECDSA signatures (strict DER, then ``r || s``). ChaCha20-Poly1305 (IETF,
 96-bit nonce) is not in a suite but is the libsodium core of XChaCha20-Poly1305, so it is run
 through PyNaCl's ``crypto_aead_chacha20poly1305_ietf_*`` with the same length checks.
+
+ML-KEM-768 (files in ../shared/vectors-external/wycheproof-mlkem/): encapsulation runs our
+derandomised `encapsulate(m)` after `MlKemPublicKey.from_bytes` (whose modulus check must refuse
+the ModulusOverflow keys); decapsulation derives the key from the seed (its ek must match) and
+decapsulates through `cryptography`; key generation compares ek and the expanded 2400-byte dk.
+Other parameter sets are skipped.
 """
 
 from __future__ import annotations
@@ -46,6 +52,11 @@ from triple_ratchet.errors import (
     UsageError,
 )
 from triple_ratchet.suites import P256_SHA256_AES256GCM, X25519_SHA512_XCHACHA20, Suite
+from triple_ratchet.suites.mlkem import (
+    MlKemPrivateKey,
+    MlKemPublicKey,
+    expanded_decapsulation_key,
+)
 from triple_ratchet.testvectors import CaseResult, Status, Verifier, register_detector
 
 _P256 = P256_SHA256_AES256GCM
@@ -389,6 +400,48 @@ def _eddsa(group: dict[str, Any]) -> Runner:
     return _signature_runner(lambda: _X25519.verifying_from_bytes(_hex(key["pk"])), bytes)
 
 
+# --- ML-KEM-768 ------------------------------------------------------------------------------
+
+
+def _mlkem(run_768: Callable[[dict[str, Any]], Outcome]) -> Family:
+    def family(group: dict[str, Any]) -> Runner:
+        if group.get("parameterSet") != "ML-KEM-768":
+            return _skip_all(f"{group.get('parameterSet')!r}: we use ML-KEM-768 only")
+        return run_768
+
+    return family
+
+
+def _mlkem_encaps(test: dict[str, Any]) -> Outcome:
+    """ek (FIPS 203 input checks) and our derandomised Encaps_internal(ek, m)."""
+    ek, m = _hex(test["ek"]), _hex(test["m"])
+    want = (_hex(test["K"]), _hex(test["c"]))
+    return _attempt(lambda: Accepted(MlKemPublicKey.from_bytes(ek).encapsulate(m), want))
+
+
+def _mlkem_decaps(test: dict[str, Any]) -> Outcome:
+    """Key from the seed (its ek must be the vector's), then decapsulation of c."""
+    seed, c = _hex(test["seed"]), _hex(test["c"])
+
+    def compute() -> Accepted:
+        key = MlKemPrivateKey.from_seed(seed)
+        got = (key.public_key().to_bytes(), key.decapsulate(c))
+        return Accepted(got, (_hex(test["ek"]), _hex(test["K"])))
+
+    return _attempt(compute)
+
+
+def _mlkem_keygen(test: dict[str, Any]) -> Outcome:
+    seed = _hex(test["seed"])
+
+    def compute() -> Accepted:
+        got = (MlKemPrivateKey.from_seed(seed).public_key().to_bytes(),
+               expanded_decapsulation_key(seed))
+        return Accepted(got, (_hex(test["ek"]), _hex(test["dk"])))
+
+    return _attempt(compute)
+
+
 # --- Dispatch --------------------------------------------------------------------------------
 
 _AEAD = "aead_test_schema_v1.json"
@@ -413,6 +466,9 @@ FAMILIES: dict[tuple[str, str], Family] = {
     ("ECDSA", "ecdsa_p1363_verify_schema_v1.json"): _ecdsa(bytes),
     ("ECDSA", "ecdsa_verify_schema_v1.json"): _ecdsa(der_signature_to_p1363),
     ("EDDSA", "eddsa_verify_schema_v1.json"): _eddsa,
+    ("ML-KEM", "mlkem_encaps_test_schema.json"): _mlkem(_mlkem_encaps),
+    ("ML-KEM", "mlkem_test_schema.json"): _mlkem(_mlkem_decaps),
+    ("ML-KEM", "mlkem_keygen_seed_test_schema.json"): _mlkem(_mlkem_keygen),
 }
 
 
