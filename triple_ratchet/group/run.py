@@ -283,6 +283,12 @@ def sealing_sizes(suite: Suite) -> tuple[int, int]:
     return hpke_for_suite(suite).kem.n_enc, suite.hash_len + HPKE_TAG_LEN
 
 
+def _with_enc(suite: Suite, bound: int) -> int:
+    """A bound sized for a DH-sized `enc`, grown by what a hybrid KEM's `enc` adds (1,088 bytes
+    of ML-KEM ciphertext); a classical suite's bound is unchanged."""
+    return bound + max(0, hpke_for_suite(suite).kem.n_enc - suite.dh_public_len)
+
+
 # Additional information 24, 25, 26: the argument's width and its smallest canonical value.
 _ARGUMENT = {24: (1, 24), 25: (2, 0x100), 26: (4, 0x10000)}
 
@@ -458,7 +464,7 @@ class Conviction:
     @classmethod
     def from_bytes(cls, suite: Suite, body: bytes) -> Conviction:
         enc_len, ct_len = sealing_sizes(suite)
-        f = _fields(body, "conviction", 5, 256)
+        f = _fields(body, "conviction", 5, _with_enc(suite, 256))
         return cls(cbor.as_int(f[0], "convicted epoch", maximum=MAX_EPOCH), _run_field(f[1]),
                    cbor.as_int(f[2], "recipient index", maximum=MAX_GROUP_SIZE_V2 - 1),
                    cbor.as_bytes(f[3], "sealing enc", length=enc_len),
@@ -491,7 +497,7 @@ class RepairedSealing:
     @classmethod
     def from_bytes(cls, suite: Suite, data: bytes) -> RepairedSealing:
         enc_len, ct_len = sealing_sizes(suite)
-        f = _fields(data, "repaired sealing", 8, 512)
+        f = _fields(data, "repaired sealing", 8, _with_enc(suite, 512))
         if cbor.as_int(f[0], "repaired sealing type") != WIRE_REPAIRED_SEALING:
             raise DecodeError("not a repaired sealing")
         if cbor.as_int(f[1], "repaired sealing version") != VERSION:
