@@ -217,3 +217,23 @@ def test_other_parameter_sets_are_skipped(shared_vectors: Path) -> None:
     results = list(verify_document(doc))
     skipped = [r for r in results if r.status == "skipped"]
     assert len(skipped) == len(doc["testGroups"][0]["tests"]) and "ML-KEM-768" in skipped[0].reason
+
+
+def test_forgetting_one_key_keeps_the_others() -> None:
+    rng = DeterministicRandom(b"mlkem forget")
+    first, second = (MlKemPrivateKey.generate(rng).public_key() for _ in range(2))
+    clear_expanded_key_cache()
+    first.encapsulate(bytes(32))
+    second.encapsulate(bytes(32))
+    clear_expanded_key_cache(first)
+    assert list(mlkem._cache) == [second.to_bytes()]
+
+
+def test_random_encapsulation_through_cryptography() -> None:
+    key = MlKemPrivateKey.from_seed(bytes(range(64)))
+    first = key.public_key().encapsulate_random()
+    second = key.public_key().encapsulate_random()
+    for shared, ciphertext in (first, second):
+        assert len(shared) == 32 and len(ciphertext) == MLKEM768_CIPHERTEXT_LEN
+        assert key.decapsulate(ciphertext) == shared
+    assert first != second  # fresh randomness each time

@@ -5,7 +5,10 @@ as another `Kem`):
 
 - `Kem`: DHKEM(P-256, HKDF-SHA256) (0x0010) and DHKEM(X25519, HKDF-SHA256) (0x0020), with
   `derive_key_pair`, `encap` from a given ephemeral seed `ikm_e` (RFC 9180 section 7.1.3's
-  DeriveKeyPair(ikmE)), `decap`, and strict (de)serialisation of keys;
+  DeriveKeyPair(ikmE)), `decap`, and strict (de)serialisation of keys; and the post-quantum KEMs
+  of draft-ietf-hpke-pq: X-Wing (MLKEM768-X25519, 0x647A) and MLKEM768-P256 (0x0050) for the
+  hybrid suites 3 and 4, ML-KEM-768 alone (0x0041), where `ikm_e` is the encapsulation
+  randomness (ML-KEM's `m`, then the group's ephemeral seed);
 - `Kdf`: HKDF-SHA256 (0x0001);
 - `Aead`: AES-128-GCM (0x0001), AES-256-GCM (0x0002), ChaCha20-Poly1305 (0x0003), from
   `cryptography`;
@@ -16,7 +19,7 @@ The DH operations and the public-key validation are the protocol suites' own (sp
 points uncompressed, reduced, on the curve; X25519 keys canonical and not of small order, an
 all-zero shared secret refused), so HPKE accepts exactly the keys the rest of the protocol does.
 Protocol suite 1 seals with P-256 + HKDF-SHA256 + AES-256-GCM, suite 2 with X25519 + HKDF-SHA256
-+ ChaCha20-Poly1305 (`hpke_for_suite`).
++ ChaCha20-Poly1305, suites 3 and 4 the same with MLKEM768-P256 and X-Wing (`hpke_for_suite`).
 """
 
 from __future__ import annotations

@@ -22,9 +22,7 @@ from collections import OrderedDict
 from threading import Lock
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.mlkem import (
-    MLKEM768PrivateKey,
-)
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 
 from triple_ratchet.errors import DecodeError, InvalidKey, UsageError
 from triple_ratchet.random import RandomSource, system_random
@@ -55,8 +53,10 @@ _BIAS_PRODUCT: Final = int.from_bytes(b"\x00\x00\x80" * (2 * _N), "little")
 _TWO_IN_EACH: Final = int.from_bytes(b"\x02\x00\x00" * _N, "little")
 _UNBIAS: Final = -_BIAS % _Q
 _SAMPLE_BYTES: Final = 3 * 168  # three SHAKE128 blocks give 336 candidates; 256 needed (~99%)
-# How many public keys' expansions are kept (about 10 KB each).
-EXPANDED_KEY_CACHE_SIZE: Final = 256
+# How many public keys' expansions are kept (10.7 KB each, measured): a committee member seals
+# to every member in roster order, a cyclic pattern under which an LRU smaller than the group
+# never hits, so it holds a whole group of the largest size (1,000, spec 12): ~11 MB at most.
+EXPANDED_KEY_CACHE_SIZE: Final = 1024
 
 
 def _bitrev7(i: int) -> int:
@@ -100,6 +100,23 @@ def _decode12(data: bytes) -> list[int]:
     out[0::2] = [x | (y & 0x0F) << 8 for x, y in zip(b0, b1, strict=True)]
     out[1::2] = [y >> 4 | z << 4 for y, z in zip(b1, b2, strict=True)]
     return out
+
+
+# The modulus check without decoding: the 768 12-bit coefficients of ByteEncode_12(t̂), read as
+# one integer, split into the even and the odd ones, each in a 24-bit slot. Adding 4096 − q to
+# every coefficient carries into bit 12 of its slot exactly when the coefficient is ≥ q.
+_EVEN_MASK: Final = int.from_bytes(b"\xff\x0f\x00" * (_N * _K // 2), "little")
+_ADD_4096_MINUS_Q: Final = int.from_bytes((4096 - _Q).to_bytes(3, "little") * (_N * _K // 2),
+                                          "little")
+_BIT_12: Final = int.from_bytes(b"\x00\x10\x00" * (_N * _K // 2), "little")
+
+
+def _reduced(encoded: bytes) -> bool:
+    """Whether every coefficient of ByteEncode_12 data is below q (FIPS 203's modulus check)."""
+    value = int.from_bytes(encoded, "little")
+    even = value & _EVEN_MASK
+    odd = value >> 12 & _EVEN_MASK
+    return not ((even + _ADD_4096_MINUS_Q) | (odd + _ADD_4096_MINUS_Q)) & _BIT_12
 
 
 def _sample_ntt(seed: bytes) -> list[int]:
@@ -187,8 +204,9 @@ class _ExpandedKey:
 
     __slots__ = ("a_columns", "h_ek", "t_packed")
 
-    def __init__(self, ek: bytes, t_hat: list[int]) -> None:
+    def __init__(self, ek: bytes) -> None:
         rho = ek[_T_LEN:]
+        t_hat = _decode12(ek[:_T_LEN])
         self.h_ek = hashlib.sha3_256(ek).digest()
         # u[i] = Σ_j Â[j, i] ∘ ŷ[j] with Â[j, i] = SampleNTT(ρ ‖ i ‖ j) (Algorithm 13, transposed).
         self.a_columns = tuple(
@@ -204,13 +222,13 @@ _cache: OrderedDict[bytes, _ExpandedKey] = OrderedDict()
 _cache_lock = Lock()
 
 
-def _expanded(ek: bytes, t_hat: list[int]) -> _ExpandedKey:
+def _expanded(ek: bytes) -> _ExpandedKey:
     with _cache_lock:
         hit = _cache.get(ek)
         if hit is not None:
             _cache.move_to_end(ek)
             return hit
-    expanded = _ExpandedKey(ek, t_hat)
+    expanded = _ExpandedKey(ek)
     with _cache_lock:
         _cache[ek] = expanded
         while len(_cache) > EXPANDED_KEY_CACHE_SIZE:
@@ -250,11 +268,10 @@ def _encrypt(expanded: _ExpandedKey, m: bytes, r: bytes) -> bytes:
 class MlKemPublicKey(_Immutable):
     """An ML-KEM-768 encapsulation key that passed FIPS 203's input checks (section 7.2)."""
 
-    __slots__ = ("_encoded", "_t_hat")
+    __slots__ = ("_encoded",)
 
-    def __init__(self, encoded: bytes, t_hat: list[int]) -> None:
+    def __init__(self, encoded: bytes) -> None:
         self._encoded = encoded
-        self._t_hat = t_hat
 
     @classmethod
     def from_bytes(cls, data: bytes) -> MlKemPublicKey:
@@ -263,10 +280,9 @@ class MlKemPublicKey(_Immutable):
         data = key_bytes(data, "ML-KEM-768 public key")
         if len(data) != MLKEM768_PUBLIC_KEY_LEN:
             raise InvalidKey(f"ML-KEM-768 public key must be {MLKEM768_PUBLIC_KEY_LEN} bytes")
-        t_hat = _decode12(data[:_T_LEN])
-        if max(t_hat) >= _Q:
+        if not _reduced(data[:_T_LEN]):
             raise InvalidKey("ML-KEM-768 public key has a coefficient not reduced mod q")
-        return cls(data, t_hat)
+        return cls(data)
 
     def to_bytes(self) -> bytes:
         return self._encoded
@@ -278,10 +294,17 @@ class MlKemPublicKey(_Immutable):
         if len(m) != MLKEM768_MESSAGE_LEN:
             raise UsageError(f"ML-KEM encapsulation randomness must be {MLKEM768_MESSAGE_LEN} "
                              "bytes")
-        expanded = _expanded(self._encoded, self._t_hat)
+        expanded = _expanded(self._encoded)
         g = hashlib.sha3_512(m + expanded.h_ek).digest()
         shared, r = g[:SHARED_LEN], g[SHARED_LEN:]
         return shared, _encrypt(expanded, m, r)
+
+    def encapsulate_random(self) -> tuple[bytes, bytes]:
+        """`(shared_secret, ciphertext)` with `m` drawn by `cryptography` from the OS (its
+        `ML-KEM.Encaps`, ~0.1 ms): for an encapsulation nobody needs to reproduce, e.g. a
+        handshake with the system random source. Sealings use `encapsulate(m)`."""
+        shared, ciphertext = MLKEM768PublicKey.from_public_bytes(self._encoded).encapsulate()
+        return shared, ciphertext
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, MlKemPublicKey) and hmac.compare_digest(
@@ -304,8 +327,8 @@ class MlKemPrivateKey(_Immutable):
     def __init__(self, seed: bytes) -> None:
         self._seed = seed
         self._key = MLKEM768PrivateKey.from_seed_bytes(seed)
-        raw = self._key.public_key().public_bytes_raw()
-        self._public = MlKemPublicKey.from_bytes(raw)
+        # cryptography's own key generation: reduced by construction, no check needed.
+        self._public = MlKemPublicKey(self._key.public_key().public_bytes_raw())
 
     @classmethod
     def from_seed(cls, seed: bytes) -> MlKemPrivateKey:
@@ -372,10 +395,13 @@ def expanded_decapsulation_key(seed: bytes) -> bytes:
     return _encode12(s_hat) + ek + hashlib.sha3_256(ek).digest() + z
 
 
-def clear_expanded_key_cache() -> None:
-    """Forget every cached key expansion (for measurements and tests)."""
+def clear_expanded_key_cache(public_key: MlKemPublicKey | None = None) -> None:
+    """Forget the cached expansion of `public_key`, or of every key (measurements, tests)."""
     with _cache_lock:
-        _cache.clear()
+        if public_key is None:
+            _cache.clear()
+        else:
+            _cache.pop(public_key.to_bytes(), None)
 
 
 __all__ = [

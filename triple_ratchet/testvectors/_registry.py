@@ -17,6 +17,7 @@ from triple_ratchet.testvectors import (
     hpke,  # noqa: F401
     hub,  # noqa: F401
     identity,  # noqa: F401
+    mlkem,  # noqa: F401
     suites,  # noqa: F401
     wycheproof,  # noqa: F401
 )
