@@ -805,7 +805,7 @@ class ControlLog:
                 elif any(identity_keys(e.identity) == identity_keys(jk.identity)
                          for e in entries):  # by keys: a twin encoding is the same member
                     reason = "already a member"
-                elif len(entries) >= max_group_size(v.suite):
+                elif len(entries) >= min(MAX_GROUP_SIZE, max_group_size(v.suite)):
                     reason = "group full"
                 elif jk.expiry <= t_s:
                     reason = "join key expired"
