@@ -23,6 +23,7 @@ from triple_ratchet.errors import (
 from triple_ratchet.group.control import MAX_COMMIT_ENTRY_LEN, TYPE_COMMIT, sign_member_entry
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.key_schedule import MAX_GROUP_SIZE_PQ, max_group_size
+from triple_ratchet.group.notice import MAX_HEADER_LEN, MAX_HEADER_LEN_PQ, NoticeHeader
 from triple_ratchet.group.records import (
     MAX_RECORD_LEN,
     PURPOSE_ROTATE,
@@ -70,6 +71,7 @@ def _member(suite: Suite, name: bytes) -> tuple[IdentityKeyPair, RecordKeys]:
 def test_hybrid_records_and_join_keys_carry_the_kem_receive_key(suite: Suite) -> None:
     kem = receive_kem(suite)
     assert kem is hpke_for_suite(suite).kem and kem.n_pk in (1216, 1249)
+    assert suite.post_quantum and is_hybrid(suite)
     identity, keys = _member(suite, b"A")
     assert len(keys.receive_public) == kem.n_pk
     assert kem.public_key_of(keys.receive_key.to_bytes()) == keys.receive_public
@@ -130,6 +132,7 @@ def test_classical_receive_keys_are_unchanged(suite: Suite) -> None:
         keys.receive_key.to_bytes()).to_bytes()
     assert max_record_len(suite) == max_join_key_len(suite) == 1024
     assert max_group_size(suite) == 1000
+    assert not suite.post_quantum and not is_hybrid(suite)
 
 
 # --- Sealing: deterministic, one per recipient, closed to everyone else ------------------------
@@ -363,3 +366,15 @@ def test_every_classical_private_key_opens_a_classical_sealing_but_not_a_hybrid_
     # nor does a hybrid private key of its own
     with pytest.raises(AuthenticationError):
         open_sealing(context, identity, DeterministicRandom(b"other seed")(32), sealing)
+
+
+@pytest.mark.parametrize("suite", CLASSICAL + HYBRID, ids=_names(CLASSICAL + HYBRID))
+def test_a_notice_header_is_bounded_by_its_suite_before_decoding(suite: Suite) -> None:
+    """A hybrid header carries a 1,120 / 1,153-byte enc: its bound is 3072; a classical one's
+    stays 1024, checked before any decoding as before."""
+    bound = MAX_HEADER_LEN_PQ if is_hybrid(suite) else MAX_HEADER_LEN
+    head = bytes([0x8A, suite.suite_id])
+    with pytest.raises(LimitExceeded):
+        NoticeHeader.from_bytes(head + bytes(bound - 1))
+    with pytest.raises(DecodeError):  # within the bound: decoded, and refused as malformed
+        NoticeHeader.from_bytes(head + bytes(bound - 2))
