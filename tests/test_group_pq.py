@@ -117,10 +117,14 @@ def test_a_hybrid_record_with_a_classical_or_malformed_receive_key_is_refused(
         MemberKeyRecord.from_bytes(suite, _with_receive_key(record, classical))
     with pytest.raises(DecodeError):
         MemberKeyRecord.from_bytes(suite, _with_receive_key(record, keys.receive_public[:-1]))
-    # An ML-KEM coefficient >= q in the encapsulation key fails FIPS 203's modulus check.
+    # An ML-KEM coefficient >= q in the encapsulation key fails FIPS 203's modulus check; a
+    # curve part off the curve (P-256) or of small order (X25519, all zero) fails the curve's.
     bad = b"\xff" * 3 + keys.receive_public[3:]
-    with pytest.raises(InvalidKey):
-        MemberKeyRecord.from_bytes(suite, _with_receive_key(record, bad))
+    n = suite.dh_public_len
+    bad_curve = keys.receive_public[:-n] + (b"\x04" + bytes(n - 1) if n == 65 else bytes(n))
+    for wrong in (bad, bad_curve):
+        with pytest.raises(InvalidKey):
+            MemberKeyRecord.from_bytes(suite, _with_receive_key(record, wrong))
 
 
 @pytest.mark.parametrize("suite", CLASSICAL, ids=_names(CLASSICAL))
