@@ -786,7 +786,7 @@ def test_epoch_benchmark_runs_and_reports_numbers() -> None:  # moved from test_
     assert len(rows) == 2 * len(suites)
     # the sealing table: one row per suite at n = 64, each commit within its bound
     sealing = re.findall(
-        r"^(\S+)\s+64\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+\d+\s+(\d+)\s+\d+\s+(yes|NO)$",
+        r"^(\S+)\s+64\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+\d+\s+(\d+)\s+\d+\s+(yes|NO)$",
         done.stdout, re.MULTILINE)
     assert [name for name, _, _ in sealing] == [s.name for s in suites]
     assert all(fits == "yes" and int(size) > 0 for _, size, fits in sealing)
