@@ -126,6 +126,8 @@ class Node:
     def _next_box(self, boxes: list[bytes]) -> bytes:
         assert self.session is not None
         s = self.session
+        if s.status == "removed":  # no current epoch: its old epochs' group mailboxes, in order
+            return boxes[0]
         # Old epochs' group mailboxes first (catch-up reads epoch e fully before e+1's
         # messages), then the current control mailbox, then the current group mailbox.
         old = [b for b in boxes if b not in (s.mailbox_id, s.control_mailbox_id)]
