@@ -34,7 +34,8 @@ pytestmark = pytest.mark.slow
 ONLINE = 12  # the creator and 11 joiners: a committee of 8 and at least 3 readers
 LONG = os.environ.get("TRIPLE_RATCHET_FUZZ") == "long"
 # A hybrid suite's group is full at MAX_GROUP_SIZE_PQ (100): the same story at its own bound.
-SUITES = [*(s for s in ALL_SUITES if LONG or s is not DEFAULT_SUITE), *HYBRID_SUITES]
+SUITES = list(dict.fromkeys((*(s for s in ALL_SUITES if LONG or s is not DEFAULT_SUITE),
+                             *HYBRID_SUITES)))
 
 
 def _observe(log: ControlLog, hub: Hub) -> ControlLog:
