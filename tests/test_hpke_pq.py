@@ -202,3 +202,35 @@ def test_p256_randomness_may_carry_fewer_spare_candidates() -> None:
     assert skipped == short
     with pytest.raises(InvalidKey, match="no valid scalar"):
         MLKEM768_P256.encap(pair.public_key, randomness[:32] + b"\xff" * 128)
+
+
+# --- Through the command line ---------------------------------------------------------------------
+
+
+def test_cli_verifies_the_published_pq_files_and_fails_an_altered_one(
+        shared_vectors: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`triple-ratchet vectors verify <file>` on draft-ietf-hpke-pq's file and Wycheproof's
+    ML-KEM-768 files: exit 0; on a copy with one altered case: exit 1, the case named."""
+    from triple_ratchet.cli import main
+
+    mlkem_dir = shared_vectors / "wycheproof-mlkem"
+    if not mlkem_dir.is_dir():
+        pytest.skip(f"Wycheproof ML-KEM vectors not present at {mlkem_dir}")
+    files = [_pq_file(shared_vectors), *sorted(mlkem_dir.glob("mlkem_768_*.json"))]
+    assert main(["vectors", "verify", *map(str, files)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "561 passed, 0 failed, 10 skipped"
+
+    cases = _cases(shared_vectors)
+    index = _runnable_index(cases, 0x647A)
+    cases[index]["shared_secret"] = _flip(cases[index]["shared_secret"])
+    altered = tmp_path / "altered-pq.json"
+    altered.write_text(json.dumps(cases))
+    encaps = json.loads((mlkem_dir / "mlkem_768_encaps_test.json").read_text())
+    test = next(t for g in encaps["testGroups"] for t in g["tests"] if t["result"] == "valid")
+    test["c"] = _flip(test["c"], 1000)
+    altered_mlkem = tmp_path / "altered-mlkem.json"
+    altered_mlkem.write_text(json.dumps(encaps))
+    for path in (altered, altered_mlkem):
+        assert main(["vectors", "verify", str(path)]) == 1
+        out = capsys.readouterr().out
+        assert "FAIL" in out and "1 failed" in out.strip().splitlines()[-1]
