@@ -486,7 +486,7 @@ def _v2() -> tuple[tuple[_V2Context, ...], tuple[tuple[int, bytes], ...],
     """From vectors/epoch-change-v2.json: the control mailboxes, every control blob and signed
     entry (with its mailbox's index), and every other value by kind (with its suite's index)."""
     from triple_ratchet.group.control import ControlEntry
-    from triple_ratchet.suites import ALL_SUITES, suite_by_name
+    from triple_ratchet.suites import CLASSICAL_SUITES, suite_by_name
     contexts: list[_V2Context] = []
     blobs: list[tuple[int, bytes]] = []
     entries: list[tuple[int, bytes]] = []
@@ -494,11 +494,11 @@ def _v2() -> tuple[tuple[_V2Context, ...], tuple[tuple[int, bytes], ...],
     for case in fx.vector_file("epoch-change-v2.json")["cases"]:
         i, out = case["inputs"], case.get("outputs") or {}
         suite = suite_by_name(case["suite"])
-        if suite not in ALL_SUITES:
-            # the hybrid suites' cases (issue 11): left out while ALL_SUITES is the classical
-            # ones, so each input byte keeps picking what it picked (the stored corpus)
+        if suite not in CLASSICAL_SUITES:
+            # the hybrid suites' cases (issue 11) are left out, so each input byte keeps picking
+            # what it picked (the stored corpus)
             continue
-        s = [x.suite_id for x in ALL_SUITES].index(suite.suite_id)
+        s = [x.suite_id for x in CLASSICAL_SUITES].index(suite.suite_id)
         if "control_blob" in out:
             ctx = _V2Context(suite, bytes.fromhex(i["group_id"]), i["epoch"],
                              bytes.fromhex(i["traffic_key"]), bytes.fromhex(i["mailbox_id"]))
@@ -540,12 +540,12 @@ def _v2_decoders() -> list[tuple[str, Callable[[Any, bytes, bytes], object]]]:
 
 
 def _v2_value_seeds() -> list[bytes]:
-    from triple_ratchet.suites import ALL_SUITES
+    from triple_ratchet.suites import CLASSICAL_SUITES
     names = [name for name, _ in _v2_decoders()]
     _, _, entries, values = _v2()
-    out = [bytes([(names.index(what) * len(ALL_SUITES) + s)]) + v for s, what, v in values]
+    out = [bytes([(names.index(what) * len(CLASSICAL_SUITES) + s)]) + v for s, what, v in values]
     # Selectors past the value decoders: ControlEntry.from_bytes in mailbox context c.
-    first = len(names) * len(ALL_SUITES)
+    first = len(names) * len(CLASSICAL_SUITES)
     return out + [bytes([first + c]) + e for c, e in entries]
 
 
@@ -556,19 +556,19 @@ def v2_values(data: bytes) -> None:
     conviction), a signed join key, a roster entry's keys, a roster, a repaired sealing, and a
     signed control entry of one of the vectors' mailboxes. Accepted values re-encode."""
     from triple_ratchet.group.control import ControlEntry
-    from triple_ratchet.suites import ALL_SUITES
+    from triple_ratchet.suites import CLASSICAL_SUITES
     if not data:
         return
     decoders = _v2_decoders()
     contexts = _v2()[0]
-    pick, blob = data[0] % (len(decoders) * len(ALL_SUITES) + len(contexts)), data[1:]
-    if pick >= len(decoders) * len(ALL_SUITES):
-        ctx = contexts[pick - len(decoders) * len(ALL_SUITES)]
+    pick, blob = data[0] % (len(decoders) * len(CLASSICAL_SUITES) + len(contexts)), data[1:]
+    if pick >= len(decoders) * len(CLASSICAL_SUITES):
+        ctx = contexts[pick - len(decoders) * len(CLASSICAL_SUITES)]
         entry = ControlEntry.from_bytes(ctx.suite, blob, group_id=ctx.group_id, epoch=ctx.epoch)
         _require(entry.to_bytes() == blob, "control entry re-encodes differently")
         return
-    what, decode = decoders[pick // len(ALL_SUITES)]
-    suite = ALL_SUITES[pick % len(ALL_SUITES)]
+    what, decode = decoders[pick // len(CLASSICAL_SUITES)]
+    suite = CLASSICAL_SUITES[pick % len(CLASSICAL_SUITES)]
     group_id = next((c.group_id for c in contexts if c.suite.suite_id == suite.suite_id), b"g")
     value = decode(suite, group_id, blob)
     if value is not None:

@@ -54,10 +54,10 @@ from triple_ratchet.group.records import RecordKeys
 from triple_ratchet.group.sender_chain import ReceivingChain, new_reuse_guard
 from triple_ratchet.group.session import GroupSession
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, HYBRID_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, DEFAULT_SUITE, HYBRID_SUITES, Suite
 from triple_ratchet.suites._base import DhPrivateKey, SigningKey
 
-SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+SUITES = pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 T = 1_700_000_000_000  # hub time (ms) of the message-level tests
 
 
@@ -730,11 +730,11 @@ def test_group_benchmark_measures_version_2() -> None:
     done = subprocess.run([sys.executable, str(bench / "group.py"), "--quick", "--rounds", "1"],
                           capture_output=True, text=True, timeout=120, cwd=bench)
     assert "Traceback" not in done.stderr, done.stderr
-    for suite in ALL_SUITES:
+    for suite in CLASSICAL_SUITES:
         assert f"-- {suite.name}" in done.stdout
     rows = re.findall(r"^\S.*?\s([0-9]+\.[0-9]+)\s+([0-9]+\.[0-9]+)\s+([0-9.]+)x",
                       done.stdout, re.MULTILINE)
-    assert len(rows) >= 2 * len(ALL_SUITES)
+    assert len(rows) >= 2 * len(CLASSICAL_SUITES)
     assert all(float(ours) > 0 and float(floor) > 0 for ours, floor, _ in rows)
 
 
@@ -757,11 +757,11 @@ def test_benchmarks_run_and_report_numbers(script: str) -> None:  # moved from t
         args.append("--no-refresh")
     done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=bench)
     assert "Traceback" not in done.stderr, done.stderr
-    for suite in ALL_SUITES:
+    for suite in CLASSICAL_SUITES:
         assert f"-- {suite.name}" in done.stdout
     rows = re.findall(r"^\S.*?\s([0-9]+\.[0-9]+)\s+([0-9]+\.[0-9]+)\s+([0-9.]+)x",
                       done.stdout, re.MULTILINE)
-    assert len(rows) >= 2 * len(ALL_SUITES)
+    assert len(rows) >= 2 * len(CLASSICAL_SUITES)
     assert all(float(ours) > 0 and float(floor) > 0 for ours, floor, _ in rows)
 
 
@@ -778,7 +778,7 @@ def test_epoch_benchmark_runs_and_reports_numbers() -> None:  # moved from test_
     done = subprocess.run([sys.executable, str(bench / "epoch.py"), "--quick", "--rounds", "1"],
                           capture_output=True, text=True, timeout=120, cwd=bench)
     assert "Traceback" not in done.stderr, done.stderr
-    suites = tuple(dict.fromkeys((*ALL_SUITES, *HYBRID_SUITES)))  # the hybrid ones too
+    suites = tuple(dict.fromkeys((*CLASSICAL_SUITES, *HYBRID_SUITES)))  # the hybrid ones too
     for suite in suites:
         assert f"-- {suite.name}" in done.stdout
     rows = re.findall(r"^\s*(\d+)((?:\s+[0-9]+\.[0-9]+){8})\s+(\d+)\s+(\d+)\s+([0-9.]+)$",

@@ -25,7 +25,7 @@ from triple_ratchet.errors import (
     UsageError,
 )
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 from triple_ratchet.testvectors import dkg_additions as tv
 from triple_ratchet.testvectors import verify_document
 
@@ -164,7 +164,7 @@ def test_honest_attempt_gives_every_member_the_same_epoch(session: tv.Session) -
               for d, m, p in zip(session.secrets, members, payloads, strict=True)]
     wire = [s.to_bytes() for s in signed]
     announcements = [b"announcement %d" % i for i in range(1, 5)]
-    suite = ALL_SUITES[0]
+    suite = CLASSICAL_SUITES[0]
     init = rng(suite.hash_len)
     confirmation = _confirmation(suite, init, [b"alice", b"bob"], session.session_id)
     sigs, views = [], []
@@ -187,7 +187,7 @@ def test_honest_attempt_gives_every_member_the_same_epoch(session: tv.Session) -
 
 
 def test_wrong_welcome_changes_the_extension(session: tv.Session, payloads: list[bytes]) -> None:
-    suite = ALL_SUITES[1]
+    suite = CLASSICAL_SUITES[1]
     rng = _rng(b"welcome")
     init = rng(suite.hash_len)
     roster = [b"alice", b"bob", b"carol"]

@@ -26,7 +26,7 @@ from triple_ratchet.errors import (
     UsageError,
 )
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, DEFAULT_SUITE, Suite
 
 SECRET = bytes(range(32))
 AD = b"test associated data"
@@ -49,7 +49,7 @@ def expect_unchanged(party: DoubleRatchet, message: bytes, error: type[Exception
     assert party.to_bytes() == before
 
 
-@pytest.fixture(params=ALL_SUITES, ids=lambda s: s.name)
+@pytest.fixture(params=CLASSICAL_SUITES, ids=lambda s: s.name)
 def suite(request: pytest.FixtureRequest) -> Suite:
     s: Suite = request.param
     return s
@@ -458,7 +458,7 @@ def test_sending_chain_exhaustion_keeps_counters_32_bit() -> None:
 
 
 def test_keys_of_another_suite_are_refused() -> None:
-    p256, x25519 = ALL_SUITES
+    p256, x25519 = CLASSICAL_SUITES
     with pytest.raises(RemoteError):  # InvalidKey: not a P-256 encoding
         DoubleRatchet.initiate(p256, SECRET, x25519.generate_dh().public_key(), AD)
     with pytest.raises(UsageError):

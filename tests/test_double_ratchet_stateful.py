@@ -24,7 +24,7 @@ from triple_ratchet.errors import (
     StateError,
 )
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 
 SECRET = b"\x42" * 32
 AD = b"stateful"
@@ -44,7 +44,7 @@ class _Message:
 
 
 class TwoParties(RuleBasedStateMachine):
-    suite: Suite = ALL_SUITES[0]
+    suite: Suite = CLASSICAL_SUITES[0]
     limits: Limits = Limits(max_skipped_chains=1000)  # nothing is ever evicted
     strict: bool = True  # every delivery must succeed
 
@@ -147,7 +147,7 @@ class TwoPartiesTinyLimits(TwoParties):
 
 
 class TwoPartiesX25519(TwoParties):
-    suite = ALL_SUITES[1]
+    suite = CLASSICAL_SUITES[1]
 
 
 _FAST = settings(max_examples=50, stateful_step_count=40, deadline=None)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 from group_v2_sim import Hub, _Raised, create, make_node, settle
 
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 def test_two_adds_in_one_epoch_both_join_and_nobody_wedges(suite: Suite) -> None:
     hub = Hub()
     a, b = make_node("A", suite), make_node("B", suite)

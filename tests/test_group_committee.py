@@ -63,13 +63,13 @@ from triple_ratchet.group.run_secrets import (
 from triple_ratchet.group.sealing import Sealing, open_sealing
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 
 GROUP = b"committee test group"
 EPOCH = 5
 
 
-@pytest.fixture(params=ALL_SUITES, ids=lambda s: s.name)
+@pytest.fixture(params=CLASSICAL_SUITES, ids=lambda s: s.name)
 def suite(request: pytest.FixtureRequest) -> Suite:
     s: Suite = request.param
     return s

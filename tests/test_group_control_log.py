@@ -47,7 +47,7 @@ from triple_ratchet.group.events import (
 )
 from triple_ratchet.group.records import PURPOSE_ROTATE
 from triple_ratchet.group.run import EVIDENCE_ROUND1_EQUIVOCATION, Evidence, Round1Item
-from triple_ratchet.suites import ALL_SUITES
+from triple_ratchet.suites import CLASSICAL_SUITES
 
 S = T0 + 30_000  # where the first proposal lands
 R = T0 + EPOCH_MIN_AGE + 400  # first hub time an announcement is valid, with room
@@ -110,7 +110,7 @@ def test_add_with_one_member_offline_decides_with_a_committee_of_two() -> None:
 
 
 def test_all_suites_decide() -> None:
-    for suite in ALL_SUITES:
+    for suite in CLASSICAL_SUITES:
         w = World(2, suite=suite)
         log = with_add(w)
         log, _ = w.honest_run(log, [w["A"], w["B"]], R)

@@ -31,7 +31,7 @@ from triple_ratchet.group.sender_chain import (
     _keys,
     _next,
 )
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 
 flat_items = st.lists(st.one_of(
     st.integers(min_value=0, max_value=2**64 - 1),
@@ -78,7 +78,7 @@ def test_content_fast_parse_agrees_with_strict_decoder() -> None:
                 assert _outcome(lambda c=c: _strict_inner(c)) == ("ok", fast)
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 def test_precomputed_kdf_infos_are_expand_label(suite: Suite) -> None:
     ck = bytes(range(suite.hash_len))
     keys = _keys(suite, ck, 7)
@@ -113,7 +113,7 @@ def test_known_digests_behave_like_an_immutable_window_under_forks() -> None:
     assert KnownDigests(values[-1][1]) == values[-1][0]
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 def test_keyed_hmac_is_hmac(suite: Suite) -> None:
     import hmac
 

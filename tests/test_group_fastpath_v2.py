@@ -26,9 +26,9 @@ from triple_ratchet.group.message_path import encrypt_v2, expire_in_epoch, parse
 from triple_ratchet.group.ordering import Held
 from triple_ratchet.group.records import RecordKeys
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, DEFAULT_SUITE, Suite
 
-SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+SUITES = pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 T = 1_700_000_000_000
 
 

@@ -44,7 +44,7 @@ from triple_ratchet.group.message_path import (
 from triple_ratchet.group.records import RecordKeys
 from triple_ratchet.group.sender_chain import new_reuse_guard
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, DEFAULT_SUITE, Suite
 
 T = 1_700_000_000_000  # hub time (ms) of the entries
 NOW = T
@@ -75,7 +75,7 @@ def recv(state: EpochState, blob: bytes, t: int = T, **kw: object
     return list(events), new
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 def test_v2_message_is_version_2_and_every_member_reads_it(suite: Suite) -> None:
     (a, b, c), _ = make_epoch(3, suite)
     blob, a = send(a, b"hello v2")

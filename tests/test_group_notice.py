@@ -96,13 +96,13 @@ from triple_ratchet.group.sealing import (
 )
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 
 GROUP = b"notice group"
 NOW = 1_700_000_000_000
 
 
-@pytest.fixture(params=ALL_SUITES, ids=lambda s: s.name)
+@pytest.fixture(params=CLASSICAL_SUITES, ids=lambda s: s.name)
 def suite(request: pytest.FixtureRequest) -> Suite:
     s: Suite = request.param
     return s

@@ -46,7 +46,7 @@ from triple_ratchet.group.session import GroupSession
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.mailbox import mailbox_id
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, DEFAULT_SUITE, Suite
 
 NOW = 1_700_000_000_000
 
@@ -84,7 +84,7 @@ def _opened(suite: Suite, notices: tuple[OutgoingNotice, ...], joiners: list[Joi
                                keys=[joiners[i].keys])
 
 
-@pytest.fixture(params=ALL_SUITES, ids=lambda s: s.name)
+@pytest.fixture(params=CLASSICAL_SUITES, ids=lambda s: s.name)
 def suite(request: pytest.FixtureRequest) -> Suite:
     s: Suite = request.param
     return s

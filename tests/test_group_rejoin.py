@@ -26,7 +26,7 @@ from triple_ratchet.group.notice import (
     PendingRejoin,
 )
 from triple_ratchet.group.session import GroupSession
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 
 
 def _s(node: Node) -> GroupSession:
@@ -201,4 +201,4 @@ def test_a_request_from_a_hint_with_a_bad_inbox_is_a_usage_error() -> None:
 
 
 def _other_suite(node: Node) -> Suite:
-    return next(s for s in ALL_SUITES if s.suite_id != node.identity.suite.suite_id)
+    return next(s for s in CLASSICAL_SUITES if s.suite_id != node.identity.suite.suite_id)

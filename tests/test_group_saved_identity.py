@@ -10,7 +10,7 @@ from group_v2_sim import Hub, Node, create, make_node, settle
 from triple_ratchet.errors import DecodeError, UsageError
 from triple_ratchet.group.events import MembershipChanged
 from triple_ratchet.group.session import GroupSession
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE
+from triple_ratchet.suites import CLASSICAL_SUITES, DEFAULT_SUITE
 
 
 def _s(node: Node) -> GroupSession:
@@ -54,7 +54,7 @@ def test_an_identity_of_another_suite_is_refused() -> None:
     a, b = make_node("A"), make_node("B")
     create(hub, a, [b])
     settle(hub, [a, b])
-    other_suite = next(s for s in ALL_SUITES if s.suite_id != DEFAULT_SUITE.suite_id)
+    other_suite = next(s for s in CLASSICAL_SUITES if s.suite_id != DEFAULT_SUITE.suite_id)
     with pytest.raises(DecodeError, match="another suite"):
         GroupSession.from_bytes(_s(a).to_bytes(), make_node("Y", other_suite).identity)
 

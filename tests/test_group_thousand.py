@@ -26,7 +26,7 @@ from triple_ratchet.group.control_log import COMMITTEE_SIZE, MAX_GROUP_SIZE, Con
 from triple_ratchet.group.events import EpochChanged, ProposalVoid
 from triple_ratchet.group.key_schedule import max_group_size
 from triple_ratchet.group.session import GroupSession
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, HYBRID_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, DEFAULT_SUITE, HYBRID_SUITES, Suite
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 ONLINE = 12  # the creator and 11 joiners: a committee of 8 and at least 3 readers
 LONG = os.environ.get("TRIPLE_RATCHET_FUZZ") == "long"
 # A hybrid suite's group is full at MAX_GROUP_SIZE_PQ (100): the same story at its own bound.
-SUITES = list(dict.fromkeys((*(s for s in ALL_SUITES if LONG or s is not DEFAULT_SUITE),
+SUITES = list(dict.fromkeys((*(s for s in CLASSICAL_SUITES if LONG or s is not DEFAULT_SUITE),
                              *HYBRID_SUITES)))
 
 

@@ -55,9 +55,9 @@ from triple_ratchet.group.sealing import (
 )
 from triple_ratchet.identity import Identity, IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 
-SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+SUITES = pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 GROUP_ID = b"G" * 16
 
 
@@ -140,7 +140,7 @@ def _entries(suite: Suite, n: int, seed: bytes) -> list[RosterEntry]:
     return out
 
 
-@pytest.fixture(scope="module", params=ALL_SUITES, ids=lambda s: s.name)
+@pytest.fixture(scope="module", params=CLASSICAL_SUITES, ids=lambda s: s.name)
 def pool(request: pytest.FixtureRequest) -> tuple[Suite, list[RosterEntry]]:
     suite: Suite = request.param
     return suite, _entries(suite, 30, b"fast path pool")
@@ -465,7 +465,7 @@ def test_announcement_decoding_memo_equals_decoding(suite: Suite) -> None:
     assert first[1].dkg_point() is first[1].dkg_point()
     assert first[1].dkg_point() == Point.from_bytes(first[1].dkg_key)
     # another suite's decoding is not this suite's
-    other = next(s for s in ALL_SUITES if s.suite_id != suite.suite_id)
+    other = next(s for s in CLASSICAL_SUITES if s.suite_id != suite.suite_id)
     with pytest.raises(ProtocolError):
         decode_announcement_entry(other, entry)
     bad = entry[:-1] + bytes((entry[-1] ^ 1,))  # view hash's last byte: still decodes

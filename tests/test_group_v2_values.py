@@ -88,14 +88,14 @@ from triple_ratchet.identity import (
     IdentityKeyPair,
 )
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 from triple_ratchet.testvectors import epoch_v2, verify_document
 
 GROUP = b"group v2 values"
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
-@pytest.fixture(params=ALL_SUITES, ids=lambda s: s.name)
+@pytest.fixture(params=CLASSICAL_SUITES, ids=lambda s: s.name)
 def suite(request: pytest.FixtureRequest) -> Suite:
     s: Suite = request.param
     return s
@@ -217,7 +217,7 @@ def test_record_wrong_fields_are_typed_errors(w: World, index: int, value: cbor.
 
 
 def test_record_of_another_suite_is_refused(w: World) -> None:
-    other = next(s for s in ALL_SUITES if s.suite_id != w.suite.suite_id)
+    other = next(s for s in CLASSICAL_SUITES if s.suite_id != w.suite.suite_id)
     with pytest.raises(ProtocolError):
         MemberKeyRecord.from_bytes(other, w.alice_record.to_bytes())
 
@@ -936,7 +936,7 @@ def test_vectors_pass_and_detect_alterations() -> None:
 
 # --- Hostile bytes: every decoder answers a typed error, never anything else ----------------------
 
-_FUZZ_SUITE = ALL_SUITES[0]
+_FUZZ_SUITE = CLASSICAL_SUITES[0]
 _FUZZ = World(_FUZZ_SUITE)
 _FUZZ_ENTRY = sign_identity_entry(_FUZZ.alice, TYPE_RECORD, group_id=GROUP, epoch=3, author=0,
                                   body=_FUZZ.alice_record.to_bytes())

@@ -26,14 +26,13 @@ from triple_ratchet.handshake import (
 from triple_ratchet.identity import Account, IdentityKeyPair, PrekeyBundle
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import (
-    ALL_SUITES,
     CLASSICAL_SUITES,
     HYBRID_SUITES,
     X25519_SHA512_XCHACHA20,
     Suite,
 )
 
-SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+SUITES = pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 OPK = pytest.mark.parametrize("with_opk", [True, False], ids=["opk", "no-opk"])
 # The sealed identity is the initial message's second-to-last element in every suite (spec 04).
 SEALED = -2
@@ -186,7 +185,7 @@ def test_unknown_and_retired_prekeys(suite: Suite) -> None:
 
 @SUITES
 def test_wrong_suite_rejected(suite: Suite) -> None:
-    other = next(s for s in ALL_SUITES if s is not suite)
+    other = next(s for s in CLASSICAL_SUITES if s is not suite)
     alice, _, bundle = _parties(suite)
     data = initiate(alice, bundle).initial_message(b"m")
     with pytest.raises(ProtocolError, match="suite"):

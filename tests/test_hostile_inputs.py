@@ -70,10 +70,10 @@ from triple_ratchet.identity import (
 from triple_ratchet.mailbox import mailbox_id
 from triple_ratchet.pairwise import PairwiseSession, message_type
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, X25519_SHA512_XCHACHA20, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, DEFAULT_SUITE, X25519_SHA512_XCHACHA20, Suite
 from triple_ratchet.testvectors import dkg_additions as tv
 
-SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+SUITES = pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 
 # A hostile input must be handled in well under this (the slowest legitimate step here, a DKG
 # round-1 check for n = 4, takes ~15 ms; the bound leaves room for slow CI phases).
@@ -880,7 +880,7 @@ def test_access_proofs_with_hostile_keys() -> None:
 
     out = feed(decode_and_verify, byte_mutants(client_auth), original=client_auth)
     assert out.accepted and all(1 <= int(d.split()[1]) <= 4 for d in out.accepted)  # req only
-    for suite in ALL_SUITES:
+    for suite in CLASSICAL_SUITES:
         bad_keys = (ED25519_BAD_POINTS if suite is X25519_SHA512_XCHACHA20
                     else P256_BAD_POINTS) + [b"", bytes(133)]
         for key in bad_keys:

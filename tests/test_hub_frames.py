@@ -28,7 +28,7 @@ from triple_ratchet.hub.access import (
 )
 from triple_ratchet.mailbox import mailbox_id as shared_mailbox_id
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, X25519_SHA512_XCHACHA20
+from triple_ratchet.suites import CLASSICAL_SUITES, DEFAULT_SUITE, X25519_SHA512_XCHACHA20
 
 MBX = bytes(range(32))
 MBX2 = bytes(range(1, 33))
@@ -249,7 +249,7 @@ def test_single_byte_flips_never_crash(frame: f.ClientFrame | f.HubFrame,
 # --- access proofs ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 def test_access_proof_verifies_and_binds_challenge_and_mailbox(suite: object) -> None:
     from triple_ratchet.suites import Suite
 

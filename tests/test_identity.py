@@ -29,13 +29,13 @@ from triple_ratchet.identity import (
 )
 from triple_ratchet.random import DeterministicRandom
 from triple_ratchet.suites import (
-    ALL_SUITES,
+    CLASSICAL_SUITES,
     P256_SHA256_AES256GCM,
     X25519_SHA512_XCHACHA20,
     Suite,
 )
 
-SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+SUITES = pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 
 # A point of order 8 on curve25519 and the identity of edwards25519 (both must be refused).
 X25519_LOW_ORDER = bytes.fromhex(
@@ -177,7 +177,7 @@ def test_bundle_invalid_signing_key_rejected(suite: Suite) -> None:
 @SUITES
 def test_bundle_wrong_suite_rejected(suite: Suite) -> None:
     # Another suite of the same shape (classical or hybrid) but other key sizes.
-    other = next(s for s in ALL_SUITES if s.dh_public_len != suite.dh_public_len
+    other = next(s for s in CLASSICAL_SUITES if s.dh_public_len != suite.dh_public_len
                  and s.post_quantum == suite.post_quantum)
     data = _account(suite).new_bundles(1)[0].to_bytes()
     with pytest.raises(ProtocolError):

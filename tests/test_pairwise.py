@@ -20,9 +20,9 @@ from triple_ratchet.handshake import MSG_TYPE_INITIAL
 from triple_ratchet.identity import Account, IdentityKeyPair, PrekeyBundle, safety_number
 from triple_ratchet.pairwise import MSG_TYPE_PAIRWISE, PairwiseSession, message_type
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 
-SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
+SUITES = pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=lambda s: s.name)
 OPK = pytest.mark.parametrize("with_opk", [True, False], ids=["opk", "no-opk"])
 
 
@@ -204,7 +204,7 @@ def test_no_secret_in_repr(suite: Suite) -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(data=st.data(), suite=st.sampled_from(ALL_SUITES))
+@given(data=st.data(), suite=st.sampled_from(CLASSICAL_SUITES))
 def test_random_interleavings_reordering_and_duplicates(data: st.DataObject,
                                                          suite: Suite) -> None:
     a, b, _ = _pair(suite)

@@ -25,13 +25,13 @@ from triple_ratchet.errors import (
 from triple_ratchet.group import sealing as sl
 from triple_ratchet.group.key_schedule import derive_epoch_v2, initial_init_secret
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, P256_SHA256_AES256GCM, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, P256_SHA256_AES256GCM, Suite
 from triple_ratchet.suites.hpke import KemKeyPair, hpke_for_suite
 from triple_ratchet.testvectors import hpke as hpke_vectors
 from triple_ratchet.testvectors import our_verifiers, verify_document
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "sealing.json"
-SUITE_IDS = [s.name for s in ALL_SUITES]
+SUITE_IDS = [s.name for s in CLASSICAL_SUITES]
 
 
 @dataclasses.dataclass
@@ -61,7 +61,7 @@ def _commit(suite: Suite, n: int = 4, seed: bytes = b"commit", epoch: int = 6) -
 # --- Layout -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=SUITE_IDS)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=SUITE_IDS)
 def test_info_and_leaf_layout(suite: Suite) -> None:
     c = _commit(suite)
     ctx = c.context
@@ -88,7 +88,7 @@ def test_info_and_leaf_layout(suite: Suite) -> None:
     assert len(s.enc) + len(s.ct) == (113 if suite is P256_SHA256_AES256GCM else 112)
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=SUITE_IDS)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=SUITE_IDS)
 def test_every_recipient_opens_its_own_sealing_only(suite: Suite) -> None:
     c = _commit(suite)
     bundle = sl.seal_bundle(c.context, c.commit_secret, c.recipients)
@@ -107,7 +107,7 @@ def test_every_recipient_opens_its_own_sealing_only(suite: Suite) -> None:
                             bundle.sealings[i])
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=SUITE_IDS)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=SUITE_IDS)
 def test_bad_inputs_are_typed_errors(suite: Suite) -> None:
     c = _commit(suite)
     bundle = sl.seal_bundle(c.context, c.commit_secret, c.recipients)
@@ -134,7 +134,7 @@ def test_bad_inputs_are_typed_errors(suite: Suite) -> None:
 # --- R2: a removed member opens nothing ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=SUITE_IDS)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=SUITE_IDS)
 def test_removed_member_holding_all_of_epoch_e_opens_no_sealing(suite: Suite) -> None:
     """Member R is removed at the change e → e+1. It holds every value of epoch e: its receive
     key pair, e's epoch secrets (chain roots, sender data, mailbox key, init_secret(e+1)), the
@@ -179,7 +179,7 @@ _CHANGES = ["identity", "public_key", "plaintext", "group_id", "epoch", "run_ses
 
 @settings(max_examples=60)
 @given(change=st.sampled_from(_CHANGES), at=st.integers(min_value=0, max_value=63),
-       suite=st.sampled_from(ALL_SUITES))
+       suite=st.sampled_from(CLASSICAL_SUITES))
 def test_changing_any_one_sealing_input_changes_the_ephemeral(change: str, at: int,
                                                                suite: Suite) -> None:
     c = _commit(suite, n=1)
@@ -200,7 +200,7 @@ def test_changing_any_one_sealing_input_changes_the_ephemeral(change: str, at: i
     elif change == "epoch":
         ctx = dataclasses.replace(ctx, epoch=ctx.epoch + 1 + at)
     elif change == "suite":
-        other_suite = next(s for s in ALL_SUITES if s is not suite)
+        other_suite = next(s for s in CLASSICAL_SUITES if s is not suite)
         n = other_suite.hash_len
         ctx = sl.SealingContext(other_suite, ctx.group_id, ctx.epoch,
                                 ctx.run_session_id[:n].ljust(n, b"\x00"),
@@ -234,7 +234,7 @@ def _leaves(suite: Suite, n: int) -> list[bytes]:
     return [suite.hash(b"leaf %d" % i) for i in range(n)]
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=SUITE_IDS)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=SUITE_IDS)
 def test_merkle_shapes(suite: Suite) -> None:
     h = suite.hash
     assert sl.merkle_root(suite, []) == h(b"\x02")
@@ -248,7 +248,7 @@ def test_merkle_shapes(suite: Suite) -> None:
     assert sl.merkle_path(suite, [a], 0) == ()
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=SUITE_IDS)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=SUITE_IDS)
 def test_every_path_verifies_and_every_alteration_fails(suite: Suite) -> None:
     for n in range(1, 18):
         leaves = _leaves(suite, n)
@@ -285,7 +285,7 @@ def test_every_path_verifies_and_every_alteration_fails(suite: Suite) -> None:
         sl.verify_merkle_path(suite, root, 3, 3, leaves[0], [])
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=SUITE_IDS)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=SUITE_IDS)
 def test_bundle_root_covers_every_sealing(suite: Suite) -> None:
     c = _commit(suite, n=5)
     bundle = sl.seal_bundle(c.context, c.commit_secret, c.recipients)
@@ -352,7 +352,7 @@ def test_every_altered_output_is_a_failure() -> None:
 # --- Cost ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suite", ALL_SUITES, ids=SUITE_IDS)
+@pytest.mark.parametrize("suite", CLASSICAL_SUITES, ids=SUITE_IDS)
 def test_cost_of_1000_sealings_and_one_open(suite: Suite, capsys: pytest.CaptureFixture[str]
                                             ) -> None:
     """Measured, not assumed: best of 3 bundles of 1,000 sealings, then one open. The bound is

@@ -64,7 +64,7 @@ from triple_ratchet.group.run import (
 from triple_ratchet.group.run_secrets import RunOutcome
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import CLASSICAL_SUITES, Suite
 
 GROUP = b"control log group"
 T0 = 1_700_000_000_000
@@ -90,7 +90,7 @@ class World:
     def __init__(self, n: int = 3, *, suite: Suite | None = None, epoch: int = 5,
                  t0: int | None = T0, seed: bytes = b"world", posted_at: int | None = None,
                  carried: Sequence[bytes] = ()) -> None:
-        self.suite = suite or ALL_SUITES[-1]
+        self.suite = suite or CLASSICAL_SUITES[-1]
         self.rng = DeterministicRandom(b"control log " + seed)
         self.epoch = epoch
         self.members: list[Member] = []
