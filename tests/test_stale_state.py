@@ -5,12 +5,18 @@ stops sending in that group and asks to rejoin (spec 09 §9.6, spec 15.1/15.2)."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
+from client_support import Inbox, LocalHub, WarpClock, device, until
 from group_v2_sim import Hub, create, make_node, settle
 
-from triple_ratchet.errors import ProtocolError, StaleStateError
+from triple_ratchet.client import GroupJoined, GroupMessage, RejoinNeeded
+from triple_ratchet.errors import ProtocolError, StaleStateError, StateError, TripleRatchetError
 from triple_ratchet.group.epoch import EpochState, Member
 from triple_ratchet.group.key_schedule import derive_epoch_v2
 from triple_ratchet.group.message_path import encrypt_v2, parse_v2, receive_v2
@@ -124,3 +130,79 @@ def test_a_restored_group_session_reading_its_own_later_message_is_stale() -> No
     with pytest.raises(StaleStateError):
         restored.receive(out.blob, hub.now, entry_time=hub.t)
     assert restored.to_bytes() == saved
+
+
+# --- the client (review-client F14) ---------------------------------------------------------
+
+
+def _run(coro: Any, timeout: float = 90) -> None:
+    asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def _texts(inbox: Inbox) -> list[tuple[str, str | None]]:
+    return [(e.sender.name, e.text) for e in inbox.of(GroupMessage)]  # type: ignore[attr-defined]
+
+
+def test_f14_a_restored_backup_never_reuses_a_message_key(tmp_path: Path) -> None:
+    """Alice's phone is restored from a backup taken before she sent m0..m2: reading her group
+    mailbox from the old cursor she meets her own later messages. She must not send under the
+    generations they used (bob would drop those as replays while she thinks they went out):
+    she stops sending in that epoch, says `RejoinNeeded` (once), keeps the mark across a
+    restart, and is back once the rejoin brings a new epoch."""
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob)}
+            gid = (await alice.create_group("g", [bob.identity])).id
+            await until(lambda: bool(inboxes["bob"].of(GroupJoined)), "bob joins")
+            clients = [alice, bob]
+            try:
+                await inboxes["alice"].stop()
+                await alice.close()
+                backup = {p.name: p.read_bytes() for p in tmp_path.glob("alice.db*")}
+                alice = clients[0] = await device(tmp_path, "alice", hub)
+                for i in range(3):
+                    await alice.group(gid).send(f"m{i}")
+                await until(lambda: ("alice", "m2") in _texts(inboxes["bob"]), "m2")
+                await alice.close()
+                for p in tmp_path.glob("alice.db*"):
+                    p.unlink()
+                for name, data in backup.items():  # the user restores the phone's backup
+                    (tmp_path / name).write_bytes(data)
+                alice = clients[0] = await device(tmp_path, "alice", hub)
+                inboxes["alice"] = Inbox(alice)
+                await until(lambda: bool(inboxes["alice"].of(RejoinNeeded)), "RejoinNeeded")
+                dropped = bob.dropped
+                group = alice.group(gid)
+                assert group.epoch == 1  # no hub time passed: no epoch change yet
+                with pytest.raises(StateError, match="old copy"):
+                    await group.send("after the restore")
+                for verb in (group.refresh, lambda: group.remove(bob.identity),
+                             lambda: group.add(b"x" * 32)):
+                    with pytest.raises(StateError, match="old copy"):
+                        await verb()
+                # The mark survives a restart (the entries that showed it are not read again).
+                await inboxes["alice"].stop()
+                await alice.close()
+                alice = clients[0] = await device(tmp_path, "alice", hub)
+                inboxes["alice"] = Inbox(alice)
+                with pytest.raises(StateError, match="old copy"):
+                    await alice.group(gid).send("after the restart")
+                await asyncio.sleep(1.0)
+                assert bob.dropped == dropped, "a blob under an already used message key"
+                assert not inboxes["alice"].of(RejoinNeeded)  # asked once for this epoch
+                # Bob answers the rejoin request with a resume: a new epoch, fresh chains.
+                await until(lambda: alice.group(gid).epoch >= 2 and bob.group(gid).epoch >= 2,
+                            "the resume's epoch", warp=clock)
+                await alice.group(gid).send("back")
+                await until(lambda: ("alice", "back") in _texts(inboxes["bob"]), "back at bob")
+                assert bob.dropped == dropped
+            finally:
+                for inbox in inboxes.values():
+                    await inbox.stop()
+                for c in clients:
+                    with contextlib.suppress(TripleRatchetError):
+                        await c.close()
+
+    _run(main())
