@@ -1030,10 +1030,11 @@ class Client:
         restart), nothing more is sent in this epoch, and once per epoch a rejoin is asked for
         (`RejoinNeeded`: the resume record it makes is not in the later copy's hands)."""
         session = gs.session
-        epoch = session.epoch if session.status == "active" else gs.last_epoch
-        if gs.stale_epoch >= epoch:
+        if session.status != "active" or gs.stale_epoch >= session.epoch:
+            # Asked already in this epoch, or nothing to send from (removed, rejoining).
             log.debug("group %s: another message of a later copy of us", _short(gs.group_id))
             return []
+        epoch = session.epoch
         log.warning("group %s: this state is an old copy (a message a later copy of it sent "
                     "was read); no more sending in epoch %d, asking to rejoin",
                     _short(gs.group_id), epoch)
