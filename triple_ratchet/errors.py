@@ -58,6 +58,12 @@ class ProtocolError(RemoteError):
     """Well-formed, authentic input that breaks a protocol rule (wrong epoch, unknown member...)."""
 
 
+class StaleStateError(ProtocolError):
+    """A message we sent from a later copy of this state authenticated under our own key: this
+    state is an old copy (a restored backup, a rolled-back row). Nothing must be sent from it
+    (its next generations were used already); the session itself is unchanged."""
+
+
 class UnsupportedError(RemoteError):
     """A suite, version or parameter this library deliberately does not implement."""
 
@@ -99,6 +105,7 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "ReplayError",
+    "StaleStateError",
     "StateError",
     "TripleRatchetError",
     "UnsupportedError",

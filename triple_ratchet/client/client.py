@@ -76,6 +76,8 @@ from triple_ratchet.errors import (
     HubRefused,
     LimitExceeded,
     RemoteError,
+    StaleStateError,
+    StateError,
     TripleRatchetError,
     UsageError,
 )
@@ -231,6 +233,9 @@ class _GroupState:
     send_info: bool = False  # we proposed an add: tell the new roster the names once it is in
     stale: set[bytes] = field(default_factory=set)  # followed before a reload: to unfollow
     introducers: dict[bytes, bytes] = field(default_factory=dict)  # joiner -> who added it
+    # The epoch in which this state read a message a later copy of it sent (review F14): an
+    # old copy (restored backup) whose next generations are used already. 0: none.
+    stale_epoch: int = 0
     proposed_names: dict[tuple[bytes, bytes], str] = field(default_factory=dict)
 
     @property
@@ -242,7 +247,14 @@ class _GroupState:
     def to_bytes(self) -> bytes:
         return cbor.encode([self.session.to_bytes(), self.name,
                             [[i, n] for i, n in sorted(self.names.items())], self.announced,
-                            self.inviter, self.epoch, self.send_info])
+                            self.inviter, self.epoch, self.send_info, self.stale_epoch])
+
+    @property
+    def old_copy(self) -> bool:
+        """No group message may be sent from this state (it is an old copy) until an epoch
+        after the one it was found stale in."""
+        return self.stale_epoch != 0 and self.session.status == "active" and (
+            self.session.epoch <= self.stale_epoch)
 
 
 @dataclass(frozen=True)
@@ -393,14 +405,17 @@ class Client:
     def _group_from_row(self, gid: bytes, value: bytes,
                         cursors: dict[bytes, tuple[int, bytes | None]]) -> _GroupState:
         f = cbor.as_list(cbor.decode(value, max_size=len(value), max_items=8 + 2 * 4096),
-                         "group", 7)
+                         "group")
+        if len(f) not in (7, 8):  # 7: a row from before the stale mark
+            raise DecodeError(f"group: expected 8 elements, got {len(f)}")
         session = GroupSession.from_bytes(cbor.as_bytes(f[0], "session"),
                                           self._account.identity)
         names = {cbor.as_bytes(p[0], "identity"): cbor.as_str(p[1], "name")
                  for p in (cbor.as_list(x, "name", 2) for x in cbor.as_list(f[2], "names"))}
         gs = _GroupState(gid, session, cbor.as_str(f[1], "group name"), names,
                          cbor.as_bool(f[3], "announced"), cbor.as_bytes(f[4], "inviter"),
-                         cbor.as_int(f[5], "epoch"), send_info=cbor.as_bool(f[6], "send info"))
+                         cbor.as_int(f[5], "epoch"), send_info=cbor.as_bool(f[6], "send info"),
+                         stale_epoch=cbor.as_int(f[7], "stale epoch") if len(f) == 8 else 0)
         gs.cursors = {m: cursors[m] for m in session.mailboxes() if m in cursors}
         return gs
 
@@ -417,6 +432,7 @@ class Client:
         gs.session, gs.name, gs.names = stored.session, stored.name, stored.names
         gs.announced, gs.inviter, gs.last_epoch = stored.announced, stored.inviter, stored.epoch
         gs.send_info, gs.cursors = stored.send_info, stored.cursors
+        gs.stale_epoch = stored.stale_epoch
         # Entries already queued are ignored; every mailbox is followed again from its cursor.
         gs.stale |= set(gs.followed)
         gs.followed.clear()
@@ -723,6 +739,7 @@ class Client:
         gs = self._group_state(group_id)
         envelope = _envelope(message)
         async with gs.lock:
+            _check_not_stale(gs)
             out = gs.session.encrypt(envelope.to_bytes(), self._clock())
             self._commit(gs, out)
         await self._flush()
@@ -732,11 +749,13 @@ class Client:
                        remove: bytes | None = None, refresh: bool = False) -> None:
         self._check_open()
         gs = self._group_state(group_id)
+        _check_not_stale(gs)
         join_keys = []
         if add is not None:
             await self._learn(add)
             join_keys.append(await self._take_join_key(add))
         async with gs.lock:
+            _check_not_stale(gs)  # again: a message read meanwhile may have shown it
             now = self._clock()
             out = gs.session.propose(now, add=join_keys,
                                      remove=[] if remove is None else [remove], refresh=refresh)
@@ -745,7 +764,7 @@ class Client:
                 # the new epoch is in.
                 gs.names[add] = self._member(gs, add).name
                 gs.send_info = True
-                try:
+                try:  # (not stale: checked above, under the lock)
                     out += gs.session.encrypt(self._info(gs), now)
                 except TripleRatchetError as exc:  # the proposal stands without it
                     log.debug("group %s: info not sent: %s", _short(gs.group_id), exc)
@@ -993,6 +1012,8 @@ class Client:
         try:
             events, out = session.receive(d.blob, self._clock(), entry_time=d.t,
                                           hub_time=d.hub_time)
+        except StaleStateError:
+            events, out = self._found_stale(gs), []
         except TripleRatchetError as exc:
             # Forged, replayed or corrupted: dropped and counted, never raised to the app.
             self.dropped += 1
@@ -1002,6 +1023,23 @@ class Client:
         assert gs.conn is not None
         gs.cursors[d.mailbox] = (d.cursor, gs.conn.incarnation(d.mailbox))
         await self._step(gs, events, out)
+
+    def _found_stale(self, gs: _GroupState) -> list[ge.Event]:
+        """A message a later copy of our state sent (review F14): we are an old copy (a
+        restored backup, a store row put back). Marked with this step (so it survives a
+        restart), nothing more is sent in this epoch, and once per epoch a rejoin is asked for
+        (`RejoinNeeded`: the resume record it makes is not in the later copy's hands)."""
+        session = gs.session
+        if session.status != "active" or gs.stale_epoch >= session.epoch:
+            # Asked already in this epoch, or nothing to send from (removed, rejoining).
+            log.debug("group %s: another message of a later copy of us", _short(gs.group_id))
+            return []
+        epoch = session.epoch
+        log.warning("group %s: this state is an old copy (a message a later copy of it sent "
+                    "was read); no more sending in epoch %d, asking to rejoin",
+                    _short(gs.group_id), epoch)
+        gs.stale_epoch = epoch
+        return [ge.RejoinNeeded(epoch)]
 
     async def _step(self, gs: _GroupState, events: Sequence[ge.Event],
                     out: Sequence[ge.Outgoing | ge.PairwiseOut]) -> None:
@@ -1027,7 +1065,7 @@ class Client:
 
     def _after_events(self, gs: _GroupState, events: Sequence[ge.Event]) -> list[ge.Outgoing]:
         """After the epoch change of an add we proposed: the names, for the new roster."""
-        if gs.send_info and gs.session.status == "active" and any(
+        if gs.send_info and gs.session.status == "active" and not gs.old_copy and any(
                 isinstance(e, ge.MembershipChanged) and e.proposer == self.identity and e.added
                 for e in events):
             gs.send_info = False
@@ -1636,6 +1674,13 @@ class _Unusable(Exception):
     def __init__(self, error: RemoteError) -> None:
         super().__init__(type(error).__name__)
         self.error = error
+
+
+def _check_not_stale(gs: _GroupState) -> None:
+    if gs.old_copy:
+        raise StateError("this group's state is an old copy (restored from a backup?): a later "
+                         "copy of it sent messages in this epoch; nothing is sent from it until "
+                         "the rejoin it asked for brings a new epoch (RejoinNeeded)")
 
 
 def _cursor(value: bytes) -> tuple[int, bytes | None]:

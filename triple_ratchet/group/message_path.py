@@ -13,6 +13,8 @@ from triple_ratchet.errors import (
     DecodeError,
     LimitExceeded,
     ProtocolError,
+    RemoteError,
+    StaleStateError,
     UnsupportedError,
     UsageError,
 )
@@ -37,12 +39,13 @@ from triple_ratchet.group.message import (
     VERSION,
     Content,
     GroupMessage,
+    SenderData,
     open_content,
     open_sender_data,
     seal,
 )
 from triple_ratchet.group.ordering import Delivery, Held, OrderResult, SenderOrder
-from triple_ratchet.group.sender_chain import new_reuse_guard
+from triple_ratchet.group.sender_chain import MAX_FORWARD, new_reuse_guard
 from triple_ratchet.random import RandomSource
 
 # Grace (spec 09 §9.11, 11.v2.29): an epoch-e message from a member of e+1 is still
@@ -94,6 +97,9 @@ def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | Non
                     suite.hash(message.to_bytes()), state.sent_blobs[-age]):
                 raise AlteredEcho("echo of our own message differs from what we sent")
             return None, sender_data.generation, state
+        if _sent_by_a_later_copy(state, message, sender_data):
+            raise StaleStateError("a message we sent from a later copy of this state: this "
+                                  "state is an old copy (restored backup); do not send from it")
         raise ProtocolError("message claims our own index for a generation we never sent")
     if max_count is not None and sender_data.generation >= max_count:
         raise ProtocolError("old-epoch message past the sender's announced generation")
@@ -111,6 +117,26 @@ def open_in_epoch(state: EpochState, message: GroupMessage, max_count: int | Non
                            state.verifying_key(sender_data.sender))
     # Only now, with the signature verified, is the sender's generation consumed.
     return content, sender_data.generation, state.with_receiving(sender_data.sender, new_chain)
+
+
+def _sent_by_a_later_copy(state: EpochState, message: GroupMessage,
+                          sender_data: SenderData) -> bool:
+    """Whether a message under our index at a generation we have not reached opens with our own
+    chain and verifies with our own key: only a copy of us holding this state could have made
+    it (any member can write our index in the sender data, none can sign for us). Bounded like
+    a receiver's step (MAX_FORWARD); works on a copy of the chain, nothing is committed."""
+    chain = state.sending
+    if sender_data.generation - chain.generation > MAX_FORWARD:
+        return False
+    try:
+        for _ in range(sender_data.generation - chain.generation):
+            _, chain = chain.step(state.suite)
+        keys, _ = chain.step(state.suite)
+        open_content(state.suite, message, sender_data, keys, state.group_id, state.epoch,
+                     state.verifying_key(state.own_index))
+    except (RemoteError, UsageError):
+        return False
+    return True
 
 
 def order_in_epoch(state: EpochState, content: Content, now_ms: int
