@@ -41,7 +41,7 @@ from triple_ratchet.identity import (
     IdentityKeyPair,
     PrekeyBundle,
 )
-from triple_ratchet.random import RandomSource, system_random
+from triple_ratchet.random import DeterministicRandom, RandomSource, system_random
 from triple_ratchet.suites import DhPrivateKey, DhPublicKey, Suite, suite_by_id
 from triple_ratchet.suites.mlkem import MLKEM768_CIPHERTEXT_LEN
 
@@ -258,19 +258,19 @@ def initiate(own: IdentityKeyPair, bundle: PrekeyBundle,
              rng: RandomSource = system_random) -> Initiation:
     """Start a session with the owner of `bundle` (already verified when it was decoded).
 
-    In a hybrid suite the ML-KEM encapsulation randomness `m` is drawn from `rng` after EK, so
-    a deterministic `rng` reproduces the handshake; with the system RNG (nothing to reproduce)
-    the suites layer's randomised encapsulation is used instead, the same ML-KEM.Encaps with `m`
-    from the OS, ~40 times faster than the pure-Python derandomised one for a new key."""
+    In a hybrid suite the ML-KEM encapsulation is `cryptography`'s (constant time, `m` from the
+    OS) for every source of randomness but the tests' `DeterministicRandom`, which draws `m`
+    after EK so that vectors reproduce (our pure-Python derandomised encapsulation is not
+    constant time; spec 02)."""
     suite = bundle.suite
     if own.suite.suite_id != suite.suite_id:  # before any encapsulation
         raise ProtocolError("the bundle's suite is not the initiator identity's suite")
     ephemeral = suite.generate_dh(rng)
     if bundle.kem_prekey is None:
         return initiate_with_ephemeral(own, bundle, ephemeral)
-    if rng is system_random:
-        return _initiate(own, bundle, ephemeral, bundle.kem_prekey.public_key.encapsulate_random())
-    return initiate_with_ephemeral(own, bundle, ephemeral, rng(KEM_RANDOMNESS_LEN))
+    if isinstance(rng, DeterministicRandom):
+        return initiate_with_ephemeral(own, bundle, ephemeral, rng(KEM_RANDOMNESS_LEN))
+    return _initiate(own, bundle, ephemeral, bundle.kem_prekey.public_key.encapsulate_random())
 
 
 def initiate_with_ephemeral(own: IdentityKeyPair, bundle: PrekeyBundle,
