@@ -38,6 +38,14 @@ joiner, whose values are warm in the warm columns: a few µs of the total). Anno
 at every epoch: each pass clears the kept announcement decodings (`fresh_epoch`), so every pass
 decodes and validates them once.
 
+A hybrid (post-quantum) suite's group holds at most `MAX_GROUP_SIZE_PQ` (100) members, so its
+runs above that size are left out of the per-n table; the **sealing table** (issue 11) covers
+every suite at `--sealing-sizes` (default 100 and 1,000): a committee member sealing the whole
+bundle and computing its root, a recipient opening its own sealing, a reader hashing every pair
+into the root, one pair's size, the signed commit entry (every pair: what each reader downloads
+today) and whether it fits `MAX_COMMIT_ENTRY_LEN`, and a per-recipient slice (its own pair and
+Merkle path: what a reader would download if the commit's pairs were served per recipient).
+
 Targets (issue 8): at n = 1,000 each committee member <= 300 ms and every other member
 <= 20 ms; the commit entry <= MAX_COMMIT_ENTRY_LEN; nothing grows with n^2 (compare the per-n
 columns). Not measured here: proposals other than one add, judging phases on hub time, notices.
@@ -56,6 +64,7 @@ from functools import partial
 
 from _timing import Batch
 
+from triple_ratchet import cbor
 from triple_ratchet.dkg.attempt import SignedRound1
 from triple_ratchet.group.change_proposal import KIND_ADD, ChangeProposal
 from triple_ratchet.group.committee import (
@@ -80,6 +89,7 @@ from triple_ratchet.group.control import (
     sign_identity_entry,
     sign_member_entry,
 )
+from triple_ratchet.group.key_schedule import max_group_size
 from triple_ratchet.group.records import (
     PURPOSE_ROTATE,
     JoinKey,
@@ -100,10 +110,19 @@ from triple_ratchet.group.run_secrets import (
     verify_commit,
     verify_round3,
 )
-from triple_ratchet.group.sealing import Sealing, open_sealing
+from triple_ratchet.group.sealing import (
+    Recipient,
+    Sealing,
+    SealingContext,
+    merkle_path,
+    merkle_root,
+    open_sealing,
+    pair_leaves,
+    seal_bundle,
+)
 from triple_ratchet.identity import Identity, IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite
+from triple_ratchet.suites import ALL_SUITES, HYBRID_SUITES, Suite
 
 GROUP_ID = b"G" * 16
 EPOCH = 7
@@ -111,6 +130,8 @@ K = 8
 CATCH_UP = 20
 TARGET_COMMITTEE_MS = 300.0
 TARGET_READER_MS = 20.0
+# every suite once: the classical ones, then the hybrid (post-quantum) ones (issue 11)
+SUITES: tuple[Suite, ...] = tuple(dict.fromkeys((*ALL_SUITES, *HYBRID_SUITES)))
 
 
 @dataclass
@@ -438,13 +459,93 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:9.2f}"
 
 
+# --- Sealing at n = 1,000 for every suite (issue 11) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class SealingCost:
+    """One commit's sealing at `n` members (k = 8 on the committee, n - 8 recipients)."""
+
+    suite: Suite
+    n: int
+    recipients: int
+    seal_ms: float  # a committee member seals the whole bundle and computes its root (CPU)
+    reseal_ms: float  # the same again: a hybrid KEM's expanded keys now cached (mlkem's LRU)
+    open_ms: float  # a recipient opens its own sealing (CPU, median of 21)
+    root_ms: float  # a reader hashes the n - 8 pairs into the bundle root (CPU, median of 5)
+    pair_bytes: int  # one [enc, ct] pair as the commit carries it
+    commit_entry: int  # the signed commit entry (run, every pair, framing, signature)
+    slice_bytes: int  # one reader's own pair and Merkle path: what a per-recipient slice holds
+
+
+def sealing_cost(suite: Suite, n: int) -> SealingCost:
+    rng = DeterministicRandom(b"bench sealing " + suite.name.encode() + n.to_bytes(4, "big"))
+    count = n - K
+    context = SealingContext(suite, GROUP_ID, EPOCH + 1, rng(suite.hash_len),
+                             rng(suite.hash_len))
+    commit_secret = rng(suite.hash_len)
+    keys = [RecordKeys.from_seed(suite, rng(32)) for _ in range(count)]
+    recipients = [Recipient(K + i, b"member %d" % i, k.receive_public, commit_secret)
+                  for i, k in enumerate(keys)]
+    gc.collect()
+    start = time.process_time()
+    bundle = seal_bundle(context, commit_secret, recipients)
+    seal = time.process_time() - start
+    start = time.process_time()
+    if seal_bundle(context, commit_secret, recipients) != bundle:
+        raise AssertionError("sealing is not deterministic")
+    reseal = time.process_time() - start
+    opens = []
+    for j in range(21):
+        start = time.process_time()
+        open_sealing(context, recipients[j].identity, keys[j].receive_key.to_bytes(),
+                     bundle.sealings[j])
+        opens.append(time.process_time() - start)
+    members = [(r.roster_index, r.identity) for r in recipients]
+    pairs = [(s.enc, s.ct) for s in bundle.sealings]
+    roots = []
+    for _ in range(5):
+        start = time.process_time()
+        root = merkle_root(suite, pair_leaves(suite, members, pairs))
+        roots.append(time.process_time() - start)
+    if root != bundle.root:
+        raise AssertionError("the reader's root differs from the committee's")
+    # The signed entry's encoding with a signature-sized placeholder: a full hybrid commit at
+    # n = 1,000 is larger than the entry bound, so `sign_member_entry` would refuse it.
+    entry = ControlEntry(TYPE_COMMIT, suite, GROUP_ID, EPOCH, 0, Commit(1, tuple(pairs)).to_bytes(),
+                         bytes(suite.signature_len))
+    pair = len(cbor.encode([pairs[0][0], pairs[0][1]]))
+    path = merkle_path(suite, pair_leaves(suite, members, pairs), count // 2)
+    return SealingCost(suite, n, count, seal * 1e3, reseal * 1e3, statistics.median(opens) * 1e3,
+                       statistics.median(roots) * 1e3, pair, len(entry.to_bytes()),
+                       pair + len(cbor.encode(list(path))))
+
+
+def print_sealing(costs: list[SealingCost]) -> None:
+    print(f"sealing at n members (k = {K}, n - {K} recipients), CPU ms (seal all: to keys never "
+          "seen; again: the same keys once more, a hybrid KEM's key expansions cached); sizes in "
+          "bytes: pair = one [enc, ct] in the commit; commit = the signed commit entry (every "
+          "pair: what each reader downloads today); slice = its own pair and Merkle path (what "
+          "a per-recipient slice would hold)")
+    print(f"{'suite':<42}{'n':>6}{'seal all':>10}{'again':>8}{'open own':>10}{'root':>8}{'pair':>7}"
+          f"{'commit':>10}{'slice':>7}{'fits':>6}")
+    for c in costs:
+        fits = "yes" if c.commit_entry <= MAX_COMMIT_ENTRY_LEN else "NO"
+        print(f"{c.suite.name:<42}{c.n:>6}{c.seal_ms:>10.1f}{c.reseal_ms:>8.1f}{c.open_ms:>10.3f}"
+              f"{c.root_ms:>8.2f}{c.pair_bytes:>7}{c.commit_entry:>10}{c.slice_bytes:>7}"
+              f"{fits:>6}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="n = 8, 64 only; 1 rep per round")
+    parser.add_argument("--quick", action="store_true",
+                        help="n = 8, 64 only (sealing table: 64); 1 rep per round")
     parser.add_argument("--sizes", default="8,64,256,1000")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the reader's parts (second table)")
+    parser.add_argument("--sealing-sizes", default="100,1000",
+                        help="n of the per-suite sealing table (every suite, hybrid included)")
     args = parser.parse_args(argv)
     sizes = [8, 64] if args.quick else [int(x) for x in args.sizes.split(",")]
     reps = 1 if args.quick else 3
@@ -453,12 +554,16 @@ def main(argv: list[str] | None = None) -> int:
     colds: list[str] = []
     print(f"epoch-change benchmark (version 2, an add, k = {K}): {args.rounds} interleaved "
           "rounds, medians of CPU time (ms)")
-    for suite in ALL_SUITES:
+    for suite in SUITES:
         print(f"-- {suite.name}")
+        cap = max_group_size(suite)
+        if cap < max(sizes):
+            print(f"   (a {suite.name} group holds at most {cap} members: runs above it are "
+                  "in the sealing table only)")
         print(f"{'n':>5}{'announce':>9}{'inputs':>9}{'round 1':>9}{'round 2':>9}"
               f"{'round 3':>9}{'commit':>9}{'member':>9}{'reader':>9}"
               f"{'commit B':>10}{'download B':>11}{'catch-up 20':>12}")
-        for n in sizes:
+        for n in sorted({min(n, cap) for n in sizes}):
             c = build(suite, n)
             contenders: dict[str, Batch] = {}
             for name, step in phases(c).items():
@@ -512,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{'commit':>9}{'open':>9}{'epoch':>9}")
         for line in breakdown:
             print(line)
+    sealing_sizes = [64] if args.quick else [int(x) for x in args.sealing_sizes.split(",") if x]
+    print_sealing([sealing_cost(suite, n) for n in sealing_sizes for suite in SUITES])
     for failure in failures:
         print(f"TARGET MISSED: {failure}")
     return 1 if failures else 0

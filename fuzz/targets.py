@@ -494,6 +494,10 @@ def _v2() -> tuple[tuple[_V2Context, ...], tuple[tuple[int, bytes], ...],
     for case in fx.vector_file("epoch-change-v2.json")["cases"]:
         i, out = case["inputs"], case.get("outputs") or {}
         suite = suite_by_name(case["suite"])
+        if suite not in ALL_SUITES:
+            # the hybrid suites' cases (issue 11): left out while ALL_SUITES is the classical
+            # ones, so each input byte keeps picking what it picked (the stored corpus)
+            continue
         s = [x.suite_id for x in ALL_SUITES].index(suite.suite_id)
         if "control_blob" in out:
             ctx = _V2Context(suite, bytes.fromhex(i["group_id"]), i["epoch"],

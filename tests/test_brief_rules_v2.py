@@ -54,7 +54,7 @@ from triple_ratchet.group.records import RecordKeys
 from triple_ratchet.group.sender_chain import ReceivingChain, new_reuse_guard
 from triple_ratchet.group.session import GroupSession
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, Suite
+from triple_ratchet.suites import ALL_SUITES, DEFAULT_SUITE, HYBRID_SUITES, Suite
 from triple_ratchet.suites._base import DhPrivateKey, SigningKey
 
 SUITES = pytest.mark.parametrize("suite", ALL_SUITES, ids=lambda s: s.name)
@@ -778,11 +778,18 @@ def test_epoch_benchmark_runs_and_reports_numbers() -> None:  # moved from test_
     done = subprocess.run([sys.executable, str(bench / "epoch.py"), "--quick", "--rounds", "1"],
                           capture_output=True, text=True, timeout=120, cwd=bench)
     assert "Traceback" not in done.stderr, done.stderr
-    for suite in ALL_SUITES:
+    suites = tuple(dict.fromkeys((*ALL_SUITES, *HYBRID_SUITES)))  # the hybrid ones too
+    for suite in suites:
         assert f"-- {suite.name}" in done.stdout
     rows = re.findall(r"^\s*(\d+)((?:\s+[0-9]+\.[0-9]+){8})\s+(\d+)\s+(\d+)\s+([0-9.]+)$",
                       done.stdout, re.MULTILINE)
-    assert len(rows) == 2 * len(ALL_SUITES)
+    assert len(rows) == 2 * len(suites)
+    # the sealing table: one row per suite at n = 64, each commit within its bound
+    sealing = re.findall(
+        r"^(\S+)\s+64\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+\d+\s+(\d+)\s+\d+\s+(yes|NO)$",
+        done.stdout, re.MULTILINE)
+    assert [name for name, _, _ in sealing] == [s.name for s in suites]
+    assert all(fits == "yes" and int(size) > 0 for _, size, fits in sealing)
     for n, times, commit_bytes, download, catch_up in rows:
         assert all(float(x) > 0 for x in times.split()) and float(catch_up) > 0
         assert 0 < int(commit_bytes) < int(download)

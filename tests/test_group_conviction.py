@@ -36,6 +36,7 @@ from triple_ratchet.group.events import (
 )
 from triple_ratchet.group.run import Conviction, RepairedSealing
 from triple_ratchet.group.session import GroupSession
+from triple_ratchet.suites import DEFAULT_SUITE, HYBRID_SUITES, Suite
 
 WRONG = b"\x5a" * 32
 
@@ -54,9 +55,9 @@ class Wronged:
         return [self.a, self.b, self.c, self.d, self.e]
 
 
-def _wronged(monkeypatch: pytest.MonkeyPatch) -> Wronged:
+def _wronged(monkeypatch: pytest.MonkeyPatch, suite: Suite = DEFAULT_SUITE) -> Wronged:
     hub = Hub()
-    a, b, c, d, e = (make_node(n) for n in "ABCDE")
+    a, b, c, d, e = (make_node(n, suite) for n in "ABCDE")
     create(hub, a, [b, c, d])
     settle(hub, [a, b, c, d])
     assert a.session and b.session and c.session and d.session
@@ -66,8 +67,8 @@ def _wronged(monkeypatch: pytest.MonkeyPatch) -> Wronged:
 
     def seal_wrong(context, commit_secret, recipients):  # type: ignore[no-untyped-def]
         # A's bundle seals D another secret; its root (so the certificate) covers that pair.
-        recipients = [replace(r, plaintext=WRONG) if r.identity == d.id else r
-                      for r in recipients]
+        recipients = [replace(r, plaintext=WRONG[:1] * len(r.plaintext))
+                      if r.identity == d.id else r for r in recipients]
         return real(context, commit_secret, recipients)
 
     with monkeypatch.context() as m:
@@ -101,8 +102,12 @@ def _repair(w: Wronged) -> tuple[bytes, list[Outgoing]]:
     return to_peer[0].payload, posted
 
 
-def test_a_wrong_sealing_is_convicted_and_repaired(monkeypatch: pytest.MonkeyPatch) -> None:
-    w = _wronged(monkeypatch)
+# A hybrid suite's sealings are deterministic too (ML-KEM encapsulation from ikmE_i): a wrong one
+# is recomputed and convicted alike (issue 11).
+@pytest.mark.parametrize("suite", [DEFAULT_SUITE, *HYBRID_SUITES], ids=lambda s: s.name)
+def test_a_wrong_sealing_is_convicted_and_repaired(monkeypatch: pytest.MonkeyPatch,
+                                                   suite: Suite) -> None:
+    w = _wronged(monkeypatch, suite)
     a, b, c, d, e = w.members
     assert d.session is not None and d.session.status == "rejoin needed"
     assert any(isinstance(x, RejoinNeeded) and x.epoch == 1 for x in d.events)

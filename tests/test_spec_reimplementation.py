@@ -157,10 +157,18 @@ def mailbox_id(suite: RSuite, access_public: bytes) -> bytes:
                           + access_public).digest()
 
 
+# The epoch change's files also hold the hybrid suites' cases (issue 11); their receive keys and
+# sealings need ML-KEM-768's derandomised encapsulation, which `cryptography` does not expose and
+# this file does not re-implement, so they are left out here (the library's verifiers check them).
+EPOCH_FILES = frozenset({"key-schedule-v2.json", "epoch-change-v2.json", "epoch-run-v2.json",
+                         "epoch-script-v2.json"})
+
+
 def load(name: str) -> list[dict[str, Any]]:
     doc = json.loads((VECTORS / name).read_text())
     assert doc["format"] == "triple-ratchet-vectors" and doc["version"] == 1
-    cases: list[dict[str, Any]] = doc["cases"]
+    cases: list[dict[str, Any]] = [c for c in doc["cases"] if name not in EPOCH_FILES
+                                   or "MLKEM768" not in str(c.get("suite", ""))]
     return cases
 
 

@@ -31,12 +31,12 @@ from triple_ratchet.group.key_schedule import EPOCH_ID_LEN, MAX_EPOCH, MAX_GROUP
 from triple_ratchet.group.records import (
     MAX_GROUP_ID_LEN,
     MAX_IDENTITY_LEN,
-    MAX_JOIN_KEY_LEN,
-    MAX_RECORD_LEN,
     PURPOSE_RESUME,
     JoinKey,
     MemberKeyRecord,
     identity_field,
+    max_join_key_len,
+    max_record_len,
 )
 from triple_ratchet.identity import Identity
 from triple_ratchet.suites import Suite
@@ -136,7 +136,7 @@ class ChangeProposal:
         raw = cbor.as_bytes(f[5], "proposal change")
         change: Change
         if kind == KIND_ADD:
-            if len(raw) > MAX_JOIN_KEY_LEN:
+            if len(raw) > max_join_key_len(suite):
                 raise LimitExceeded("added join key larger than its bound")
             change = JoinKey.from_bytes(suite, raw)
         elif kind == KIND_REMOVE:
@@ -148,7 +148,7 @@ class ChangeProposal:
                 raise DecodeError("a refresh carries no change")
             change = None
         else:
-            if len(raw) > MAX_RECORD_LEN:
+            if len(raw) > max_record_len(suite):
                 raise LimitExceeded("resume record larger than its bound")
             change = MemberKeyRecord.from_bytes(suite, raw)
             if change.purpose != PURPOSE_RESUME:

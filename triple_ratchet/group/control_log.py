@@ -70,6 +70,7 @@ from triple_ratchet.group.key_schedule import (
     MAX_EPOCH,
     MAX_GROUP_SIZE_V2,
     MAX_RUN,
+    max_group_size,
 )
 from triple_ratchet.group.records import (
     MAX_GROUP_ID_LEN,
@@ -804,7 +805,7 @@ class ControlLog:
                 elif any(identity_keys(e.identity) == identity_keys(jk.identity)
                          for e in entries):  # by keys: a twin encoding is the same member
                     reason = "already a member"
-                elif len(entries) >= MAX_GROUP_SIZE:
+                elif len(entries) >= min(MAX_GROUP_SIZE, max_group_size(v.suite)):
                     reason = "group full"
                 elif jk.expiry <= t_s:
                     reason = "join key expired"

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field, replace
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import DecodeError, LimitExceeded, UsageError
-from triple_ratchet.group.records import RECORD_SEED_LEN, JoinKey, RecordKeys
+from triple_ratchet.group.records import (
+    MAX_JOIN_KEY_LEN_PQ,
+    RECORD_SEED_LEN,
+    JoinKey,
+    RecordKeys,
+    max_join_key_len,
+)
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import Suite, suite_by_id
@@ -24,7 +30,8 @@ from triple_ratchet.suites import Suite, suite_by_id
 MAX_JOIN_KEYS = 256  # one-time keys kept at once (each is ~1 KiB published, 32 B kept here)
 _WIRE = "triple-ratchet join keyring"
 _VERSION = 1
-MAX_KEYRING_LEN = 16 + MAX_JOIN_KEYS * 1200
+# Each held key: its SignedJoinKey (<= 2048 bytes for a hybrid suite), seed and flag, framed.
+MAX_KEYRING_LEN = 16 + MAX_JOIN_KEYS * (MAX_JOIN_KEY_LEN_PQ + 64)
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,8 @@ class JoinKeyring:
         held = []
         for item in items:
             x = cbor.as_list(item, "held join key", 3)
-            jk = JoinKey.from_bytes(suite, cbor.as_bytes(x[0], "join key", max_length=1024))
+            jk = JoinKey.from_bytes(suite, cbor.as_bytes(x[0], "join key",
+                                                         max_length=max_join_key_len(suite)))
             seed = cbor.as_bytes(x[1], "join key seed", length=RECORD_SEED_LEN)
             if not RecordKeys.from_seed(suite, seed).holds(jk):
                 raise DecodeError("a join key seed does not make its join key")

@@ -35,6 +35,7 @@ from triple_ratchet.errors import AuthenticationError, LimitExceeded, UsageError
 from triple_ratchet.group.sender_chain import KeyedHmac
 from triple_ratchet.mailbox import mailbox_id
 from triple_ratchet.suites import SigningKey, Suite
+from triple_ratchet.suites.hpke import DhKem, hpke_for_suite
 
 TRANSCRIPT_HASH_LEN = 64
 """SHA-512 of the COCKTAIL(Ed25519, SHA-512) transcript."""
@@ -88,6 +89,17 @@ LABEL_KS2_INIT_SECRET = b"ks v2 init secret"
 
 MAX_GROUP_SIZE_V2 = 1000
 """Roster bound of version 2 (independent of the committee size)."""
+MAX_GROUP_SIZE_PQ = 100
+"""Roster bound of a hybrid (post-quantum) suite: its commit seals each recipient a hybrid KEM
+ciphertext (~1,207 B a pair), and 100 pairs keep the commit inside the largest padding bucket
+(`MAX_COMMIT_ENTRY_LEN`, 131,071 B; 108 would be the most), the hub's blob and the per-member
+byte budget, as 1,000 classical pairs do (spec 12.4)."""
+
+
+def max_group_size(suite: Suite) -> int:
+    """The roster bound of `suite`: 1,000, or 100 for a hybrid suite (`MAX_GROUP_SIZE_PQ`)."""
+    return MAX_GROUP_SIZE_V2 if isinstance(hpke_for_suite(suite).kem, DhKem) else (
+        MAX_GROUP_SIZE_PQ)
 MAX_COMMITTEE = 8
 """k: a run's committee is the first k eligible announcers (Decisions, protocol constant)."""
 MAX_RUN = 2**32 - 1
@@ -341,6 +353,7 @@ __all__ = [
     "LABEL_KS_GROUP_CONTEXT",
     "LABEL_KS_RUN",
     "MAX_COMMITTEE",
+    "MAX_GROUP_SIZE_PQ",
     "MAX_GROUP_SIZE_V2",
     "PAYLOAD_LEN",
     "TRANSCRIPT_HASH_LEN",
@@ -353,6 +366,7 @@ __all__ = [
     "extract_member_base",
     "group_context",
     "initial_init_secret",
+    "max_group_size",
     "run_extension",
     "run_session_id",
 ]

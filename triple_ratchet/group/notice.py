@@ -93,7 +93,6 @@ from triple_ratchet.group.key_schedule import (
 from triple_ratchet.group.records import (
     MAX_GROUP_ID_LEN,
     MAX_RECORD_COUNTER,
-    MAX_RECORD_LEN,
     PURPOSE_RESUME,
     PURPOSE_ROTATE,
     RECORD_SEED_LEN,
@@ -103,7 +102,9 @@ from triple_ratchet.group.records import (
     RecordVerdict,
     RejoinRequest,
     creator_anchor,
+    is_hybrid,
     judge_record,
+    max_record_len,
 )
 from triple_ratchet.group.roster import MAX_ROSTER_LEN, Roster, RosterEntry
 from triple_ratchet.group.run import (
@@ -159,6 +160,19 @@ MAX_CHUNK_LEN = NOTICE_CHUNK_SIZE + 128
 MAX_MERKLE_PATH = 10
 """ceil(log2(MAX_GROUP_SIZE)): the longest path of a 1000-leaf tree."""
 MAX_HEADER_LEN = 1024
+MAX_HEADER_LEN_PQ = 3072
+"""A hybrid suite's header: its sealing's enc is a hybrid KEM ciphertext (1,120 / 1,153 B)."""
+
+
+def _header_bound(data: bytes) -> int:
+    """The bound of a header naming a hybrid suite (its first field: `0x8a` and a one-byte
+    suite id), else `MAX_HEADER_LEN`, checked before decoding as for a classical header."""
+    if len(data) > 2 and data[0] == 0x8A and data[1] < 24:
+        try:
+            return MAX_HEADER_LEN_PQ if is_hybrid(suite_by_id(data[1])) else MAX_HEADER_LEN
+        except UnsupportedError:  # decoding names the unknown suite
+            return MAX_HEADER_LEN
+    return MAX_HEADER_LEN
 MAX_CARRIED = 64 * MAX_GROUP_SIZE_V2
 """The carried set is bounded by the control budget (64 entries per member and epoch)."""
 _MAX_NOTICE_ITEMS = 16 + 3 * MAX_COMMITTEE + MAX_APPLIED + MAX_CARRIED + 5 * MAX_GROUP_SIZE_V2
@@ -221,9 +235,10 @@ class NoticeHeader:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> NoticeHeader:
-        if len(data) > MAX_HEADER_LEN:
+        bound = _header_bound(data)
+        if len(data) > bound:
             raise LimitExceeded("notice header larger than its bound")
-        f = cbor.as_list(cbor.decode(data, max_size=MAX_HEADER_LEN, max_items=32, max_depth=2),
+        f = cbor.as_list(cbor.decode(data, max_size=bound, max_items=32, max_depth=2),
                          "notice header", 10)
         suite = suite_by_id(cbor.as_int(f[0], "suite", maximum=0xFFFF))
         nh = suite.hash_len
@@ -332,7 +347,7 @@ class Notice:
             raise DecodeError("not a notice")
         if cbor.as_int(f[1], "notice version") != VERSION:
             raise UnsupportedError("notice: only version 2 is supported")
-        header = cbor.as_bytes(f[2], "notice header", max_length=MAX_HEADER_LEN)
+        header = cbor.as_bytes(f[2], "notice header", max_length=MAX_HEADER_LEN_PQ)
         nonce = cbor.as_bytes(f[3], "notice nonce", max_length=64)
         return cls(header, nonce, cbor.as_bytes(f[4], "sealed notice body"))
 
@@ -421,7 +436,8 @@ class _Pending:
 
 def _header_of_first_chunk(data: bytes) -> bytes:
     """The clear header from the first chunk of an encoded `Notice` (`CBOR[0x52, 2, header,
-    …]`: the header, at most `MAX_HEADER_LEN` bytes, lies within the first chunk)."""
+    …]`: the header, at most `MAX_HEADER_LEN` bytes (`MAX_HEADER_LEN_PQ` for a hybrid suite),
+    lies within the first chunk)."""
     if len(data) < 4 or data[:4] != bytes([0x85, 0x18, WIRE_NOTICE, VERSION]):
         raise DecodeError("a notice's first chunk does not start a version-2 notice")
     info, at = data[4], 5
@@ -433,7 +449,7 @@ def _header_of_first_chunk(data: bytes) -> bytes:
         if width is None:
             raise DecodeError("a notice's header length is malformed")
         n, at = int.from_bytes(data[at:at + width], "big"), at + width
-    if n > MAX_HEADER_LEN or at + n > len(data):
+    if n > _header_bound(data[at:at + n]) or at + n > len(data):
         raise DecodeError("a notice's header does not fit its first chunk")
     return data[at:at + n]
 
@@ -1267,20 +1283,21 @@ class PendingRejoin:
         another member's `UsageError`)."""
         if not isinstance(data, bytes | bytearray):
             raise UsageError("expected bytes")
-        if len(data) > MAX_RECORD_LEN + 128:
+        suite = identity.suite
+        bound = max_record_len(suite) + 128
+        if len(data) > bound:
             raise LimitExceeded("saved pending rejoin too large")
-        f = cbor.as_list(cbor.decode(bytes(data), max_size=MAX_RECORD_LEN + 128, max_items=8,
+        f = cbor.as_list(cbor.decode(bytes(data), max_size=bound, max_items=8,
                                      max_depth=1), "pending rejoin", 5)
         if cbor.as_str(f[0], "pending rejoin", max_length=64) != _PENDING_REJOIN:
             raise DecodeError("not a pending rejoin")
         if cbor.as_int(f[1], "pending rejoin version") != VERSION:
             raise DecodeError("pending rejoin of another version")
-        suite = identity.suite
         if cbor.as_int(f[2], "suite", maximum=0xFFFF) != suite.suite_id:
             raise DecodeError("pending rejoin of another suite")
         try:
             record = MemberKeyRecord.from_bytes(
-                suite, cbor.as_bytes(f[3], "resume record", max_length=MAX_RECORD_LEN))
+                suite, cbor.as_bytes(f[3], "resume record", max_length=max_record_len(suite)))
         except RemoteError as exc:
             raise DecodeError(f"pending rejoin: {exc}") from None
         seed = cbor.as_bytes(f[4], "seed", length=RECORD_SEED_LEN)

@@ -1,12 +1,13 @@
 """Member key records and group join keys (spec 11.v2.3-4, rule R1, Decisions 5 and 8).
 
-A **member key record** is a member's current pair of group keys: a receive key (an HPKE KEM
-public key of the suite, to which commits seal) and a signing key (which signs its group messages
-and its member-signed control entries). It is signed twice: by the identity key (label
-`identity: group member keys`), so no one but the owner can change its entry, and by its own
-signing key (label `member: key possession`), so no one can claim another's signing key. Its
-`anchor` is the hash of the join key or resume record that began the owner's current membership:
-a record from an earlier membership (before a removal and re-add) is refused.
+A **member key record** is a member's current pair of group keys: a receive key (a public key of
+the suite's HPKE KEM, `hpke_for_suite(suite).kem`, to which commits seal: a DH public key for a
+classical suite, a hybrid X-Wing / MLKEM768-P256 key for a post-quantum one) and a signing key
+(which signs its group messages and its member-signed control entries). It is signed twice: by
+the identity key (label `identity: group member keys`), so no one but the owner can change its
+entry, and by its own signing key (label `member: key possession`), so no one can claim another's
+signing key. Its `anchor` is the hash of the join key or resume record that began the owner's
+current membership: a record from an earlier membership (before a removal and re-add) is refused.
 
     record       = CBOR[0x50, 2, suite_id, group_id, identity, counter, purpose, receive_public_key,
                         signing_public_key, anchor]
@@ -57,6 +58,7 @@ from triple_ratchet.suites import (
     VerifyingKey,
     suite_by_id,
 )
+from triple_ratchet.suites.hpke import DhKem, Kem, hpke_for_suite
 
 # --- Labels -------------------------------------------------------------------------------------
 # Prefix of every signature made with a record's (or join key's) signing key, framed like an
@@ -88,6 +90,30 @@ MAX_EXPIRY = 2**64 - 1
 RECORD_SEED_LEN = 32
 MAX_RECORD_LEN = 1024
 MAX_JOIN_KEY_LEN = 1024
+# A post-quantum suite's receive key is a hybrid KEM key (1216 / 1249 bytes instead of 32 / 65):
+# its records and join keys (about 1.8 KB) get a bound of their own; classical ones keep 1024.
+MAX_RECORD_LEN_PQ = 2048
+MAX_JOIN_KEY_LEN_PQ = 2048
+
+
+def receive_kem(suite: Suite) -> Kem:
+    """The KEM of a receive key: the suite's HPKE KEM (`hpke_for_suite(suite).kem`)."""
+    return hpke_for_suite(suite).kem
+
+
+def is_hybrid(suite: Suite) -> bool:
+    """Whether the suite's receive keys are hybrid (post-quantum) KEM keys, not DH keys."""
+    return not isinstance(receive_kem(suite), DhKem)
+
+
+def max_record_len(suite: Suite) -> int:
+    """The bound of a `SignedRecord` of `suite` (1024, or 2048 for a hybrid suite)."""
+    return MAX_RECORD_LEN_PQ if is_hybrid(suite) else MAX_RECORD_LEN
+
+
+def max_join_key_len(suite: Suite) -> int:
+    """The bound of a `SignedJoinKey` of `suite` (1024, or 2048 for a hybrid suite)."""
+    return MAX_JOIN_KEY_LEN_PQ if is_hybrid(suite) else MAX_JOIN_KEY_LEN
 
 
 def member_signature_input(suite: Suite, label: bytes, content: bytes) -> bytes:
@@ -123,16 +149,16 @@ def creator_anchor(suite: Suite) -> bytes:
 
 def _key_fields(suite: Suite, receive: cbor.CborValue, signing: cbor.CborValue
                 ) -> tuple[bytes, bytes]:
-    # The receive key is the suite's HPKE KEM key (P-256 SEC1 uncompressed / X25519), the
-    # signing key the suite's signature key; both are fully validated (`InvalidKey`).
-    receive_key = cbor.as_bytes(receive, "receive public key", length=suite.dh_public_len)
+    # The receive key is the suite's HPKE KEM key (P-256 SEC1 uncompressed / X25519, or a hybrid
+    # KEM key), the signing key the suite's signature key; both are fully validated (`InvalidKey`).
+    receive_key = cbor.as_bytes(receive, "receive public key", length=receive_kem(suite).n_pk)
     signing_key = cbor.as_bytes(signing, "signing public key", length=suite.sign_public_len)
     return receive_key, signing_key
 
 
 def _validate_keys(suite: Suite, receive_key: bytes, signing_key: bytes) -> VerifyingKey:
     """Validate both keys; the validated signing key, which the caller keeps (validated once)."""
-    suite.dh_public_from_bytes(receive_key)
+    receive_kem(suite).deserialize_public_key(receive_key)
     return suite.verifying_from_bytes(signing_key)
 
 
@@ -286,7 +312,7 @@ class MemberKeyRecord:
         `UnsupportedError` (version, unknown suite), `ProtocolError` (not the group's suite),
         `InvalidKey`, `InvalidSignature`."""
         body, f, identity_sig, possession_sig = _open_signed(
-            data, "member key record", MAX_RECORD_LEN, suite, WIRE_RECORD, 10)
+            data, "member key record", max_record_len(suite), suite, WIRE_RECORD, 10)
         group_id = cbor.as_bytes(f[3], "group id", max_length=MAX_GROUP_ID_LEN)
         if not group_id:
             raise DecodeError("member key record: empty group id")
@@ -407,7 +433,7 @@ class JoinKey:
         """Decode a `SignedJoinKey` strictly (as records), validate both keys, verify both
         signatures. Expiry is the rules' business, never decoding's."""
         body, f, identity_sig, possession_sig = _open_signed(
-            data, "join key", MAX_JOIN_KEY_LEN, suite, WIRE_JOIN_KEY, 8)
+            data, "join key", max_join_key_len(suite), suite, WIRE_JOIN_KEY, 8)
         identity = identity_field(f[3], "join key identity")
         receive, signing = _key_fields(suite, f[4], f[5])
         expiry = cbor.as_int(f[6], "join key expiry", maximum=MAX_EXPIRY)
@@ -425,6 +451,11 @@ class JoinKey:
 
 WIRE_REJOIN_REQUEST = 0x54
 MAX_REJOIN_REQUEST_LEN = MAX_RECORD_LEN + 256
+
+
+def max_rejoin_request_len(suite: Suite) -> int:
+    """A rejoin request's bound: its resume record's and 256 bytes of framing."""
+    return max_record_len(suite) + 256
 
 
 @dataclass(frozen=True)
@@ -457,9 +488,10 @@ class RejoinRequest:
         `peer` (`ProtocolError`)."""
         if not isinstance(data, bytes | bytearray):
             raise UsageError("expected bytes")
-        if len(data) > MAX_REJOIN_REQUEST_LEN:
+        bound = max_rejoin_request_len(suite)
+        if len(data) > bound:
             raise LimitExceeded("rejoin request larger than its bound")
-        f = cbor.as_list(cbor.decode(data, max_size=MAX_REJOIN_REQUEST_LEN, max_items=8,
+        f = cbor.as_list(cbor.decode(data, max_size=bound, max_items=8,
                                      max_depth=1), "rejoin request", 6)
         if cbor.as_int(f[0], "rejoin request type") != WIRE_REJOIN_REQUEST:
             raise DecodeError("not a rejoin request")
@@ -468,7 +500,7 @@ class RejoinRequest:
         if suite_by_id(cbor.as_int(f[2], "suite", maximum=0xFFFF)).suite_id != suite.suite_id:
             raise ProtocolError("rejoin request of another suite than the group's")
         request_group = cbor.as_bytes(f[3], "group id", max_length=MAX_GROUP_ID_LEN)
-        raw = cbor.as_bytes(f[4], "resume record", max_length=MAX_RECORD_LEN)
+        raw = cbor.as_bytes(f[4], "resume record", max_length=max_record_len(suite))
         inbox_id = cbor.as_bytes(f[5], "inbox id", length=MAILBOX_ID_LEN)
         if not hmac.compare_digest(request_group, group_id):
             raise ProtocolError("rejoin request for another group")
@@ -499,12 +531,35 @@ class _SeedStream:
         return out
 
 
+class KemReceiveKey:
+    """The private half of a hybrid receive key: the KEM's serialised private key (its seed,
+    derived from the record seed). Secret: `repr` hides it."""
+
+    __slots__ = ("_private", "_public")
+
+    def __init__(self, private_key: bytes, public_key: bytes) -> None:
+        self._private = private_key
+        self._public = public_key
+
+    def to_bytes(self) -> bytes:
+        """The serialised private key `HpkeSuite.open` takes."""
+        return self._private
+
+    def public_bytes(self) -> bytes:
+        return self._public
+
+    def __repr__(self) -> str:
+        return f"KemReceiveKey(public={self._public.hex()[:16]}…, <secret>)"
+
+
 class RecordKeys:
     """The private halves of a record's (or join key's) two keys, derived from a 32-byte seed:
 
-        receive key = the suite's DH key generation fed by ExpandLabel(seed, "ks v2 record
-                      receive key", u32be(i), 32) for i = 0, 1, … (P-256 redraws a scalar
-                      out of range)
+        receive key = classical suite: the suite's DH key generation fed by ExpandLabel(seed,
+                      "ks v2 record receive key", u32be(i), 32) for i = 0, 1, … (P-256 redraws
+                      a scalar out of range);
+                      hybrid suite: the HPKE KEM's DeriveKeyPair(ExpandLabel(seed, "ks v2
+                      record receive key", u32be(0), 32))
         signing key = SigningFromSeed(ExpandLabel(seed, "ks v2 record signing seed", "", 32))
 
     Local (another implementation may make its keys otherwise): a state restored from its
@@ -513,18 +568,26 @@ class RecordKeys:
 
     __slots__ = ("receive_key", "receive_public", "signing_key", "signing_public", "suite")
 
-    def __init__(self, suite: Suite, receive_key: DhPrivateKey, signing_key: SigningKey) -> None:
+    def __init__(self, suite: Suite, receive_key: DhPrivateKey | KemReceiveKey,
+                 signing_key: SigningKey) -> None:
         self.suite = suite
         self.receive_key = receive_key
         self.signing_key = signing_key
-        self.receive_public = receive_key.public_key().to_bytes()
+        self.receive_public = (receive_key.public_bytes() if isinstance(receive_key, KemReceiveKey)
+                               else receive_key.public_key().to_bytes())
         self.signing_public = signing_key.public_key().to_bytes()
 
     @classmethod
     def from_seed(cls, suite: Suite, seed: bytes) -> RecordKeys:
         if not isinstance(seed, bytes) or len(seed) != RECORD_SEED_LEN:
             raise UsageError(f"a record seed is {RECORD_SEED_LEN} bytes")
-        receive = suite.generate_dh(_SeedStream(suite, seed, LABEL_RECORD_RECEIVE_KEY))
+        stream = _SeedStream(suite, seed, LABEL_RECORD_RECEIVE_KEY)
+        receive: DhPrivateKey | KemReceiveKey
+        if is_hybrid(suite):
+            pair = receive_kem(suite).derive_key_pair(stream(32))
+            receive = KemReceiveKey(pair.private_key, pair.public_key)
+        else:
+            receive = suite.generate_dh(stream)
         signing = suite.signing_from_seed(
             suite.expand_label(seed, LABEL_RECORD_SIGNING_SEED, b"", 32))
         return cls(suite, receive, signing)
@@ -598,7 +661,7 @@ def decode_keys(suite: Suite, data: bytes) -> MemberKeyRecord | JoinKey:
     of its body)."""
     if not isinstance(data, bytes | bytearray):
         raise UsageError("expected bytes")
-    if len(data) > max(MAX_RECORD_LEN, MAX_JOIN_KEY_LEN):
+    if len(data) > max(max_record_len(suite), max_join_key_len(suite)):
         raise LimitExceeded("member keys larger than their bound")
     outer = cbor.as_list(cbor.decode(data, max_items=8, max_depth=1), "member keys", 3)
     body = cbor.as_bytes(outer[0], "member keys body")
@@ -617,9 +680,12 @@ __all__ = [
     "LABEL_RECORD_ANCHOR",
     "LABEL_RECORD_RECEIVE_KEY",
     "LABEL_RECORD_SIGNING_SEED",
+    "MAX_JOIN_KEY_LEN_PQ",
+    "MAX_RECORD_LEN_PQ",
     "PURPOSE_RESUME",
     "PURPOSE_ROTATE",
     "JoinKey",
+    "KemReceiveKey",
     "MemberKeyRecord",
     "RecordKeys",
     "RecordVerdict",
@@ -628,8 +694,13 @@ __all__ = [
     "creator_anchor",
     "decode_keys",
     "identity_field",
+    "is_hybrid",
     "judge_record",
+    "max_join_key_len",
+    "max_record_len",
+    "max_rejoin_request_len",
     "member_sign",
     "member_signature_input",
     "member_verify",
+    "receive_kem",
 ]

@@ -21,18 +21,26 @@ from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
 from triple_ratchet.errors import LimitExceeded, ProtocolError, UsageError
-from triple_ratchet.group.key_schedule import MAX_GROUP_SIZE_V2
+from triple_ratchet.group.key_schedule import (
+    MAX_GROUP_SIZE_PQ,
+    MAX_GROUP_SIZE_V2,
+    max_group_size,
+)
 from triple_ratchet.group.records import (
     MAX_EXPIRY,
     MAX_IDENTITY_LEN,
     MAX_JOIN_KEY_LEN,
+    MAX_JOIN_KEY_LEN_PQ,
     MAX_RECORD_LEN,
+    MAX_RECORD_LEN_PQ,
     PURPOSE_RESUME,
     JoinKey,
     MemberKeyRecord,
     anchor_of,
     decode_keys,
     identity_field,
+    max_join_key_len,
+    max_record_len,
 )
 from triple_ratchet.identity import identity_keys
 from triple_ratchet.suites import Suite
@@ -41,7 +49,11 @@ LABEL_ROSTER_HASH = b"triple-ratchet v2 roster hash"
 
 MAX_POSTED_AT = MAX_EXPIRY
 MAX_KEYS_LEN = max(MAX_RECORD_LEN, MAX_JOIN_KEY_LEN)
+# A hybrid suite's member keys are up to 2048 bytes but its rosters hold at most
+# MAX_GROUP_SIZE_PQ (100) entries, so this (classical, 1,000-entry) bound covers both.
 MAX_ROSTER_LEN = 8 + MAX_GROUP_SIZE_V2 * (MAX_IDENTITY_LEN + MAX_KEYS_LEN + 96)
+assert 8 + MAX_GROUP_SIZE_PQ * (MAX_IDENTITY_LEN + max(
+    MAX_RECORD_LEN_PQ, MAX_JOIN_KEY_LEN_PQ) + 96) <= MAX_ROSTER_LEN
 
 
 def _array_head(length: int) -> bytes:
@@ -116,8 +128,8 @@ class Roster:
     entries: tuple[RosterEntry, ...]
 
     def __post_init__(self) -> None:
-        if not 1 <= len(self.entries) <= MAX_GROUP_SIZE_V2:
-            raise LimitExceeded(f"a roster has 1..{MAX_GROUP_SIZE_V2} members")
+        if not 1 <= len(self.entries) <= max_group_size(self.suite):
+            raise LimitExceeded(f"a roster has 1..{max_group_size(self.suite)} members")
         for e in self.entries:
             if e.keys.suite.suite_id != self.suite.suite_id:
                 raise ProtocolError("a roster entry's keys are of another suite")
@@ -181,11 +193,14 @@ class Roster:
                              "roster")
         if not 1 <= len(items) <= MAX_GROUP_SIZE_V2:
             raise LimitExceeded(f"a roster has 1..{MAX_GROUP_SIZE_V2} members")
+        if len(items) > max_group_size(suite):
+            raise LimitExceeded(f"a roster has 1..{max_group_size(suite)} members")
+        keys_bound = max(max_record_len(suite), max_join_key_len(suite))
         entries = []
         for item in items:
             f = cbor.as_list(item, "roster entry", 4)
             identity = identity_field(f[0], "member identity")
-            raw = cbor.as_bytes(f[1], "member keys", max_length=MAX_KEYS_LEN)
+            raw = cbor.as_bytes(f[1], "member keys", max_length=keys_bound)
             posted_at = cbor.as_int(f[2], "posted_at", maximum=MAX_POSTED_AT)
             anchor = cbor.as_bytes(f[3], "anchor", length=suite.hash_len)
             keys = decode_keys(suite, raw)

@@ -54,6 +54,7 @@ from triple_ratchet.group.records import MAX_GROUP_ID_LEN, identity_field
 from triple_ratchet.identity import Identity
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites import Suite
+from triple_ratchet.suites.hpke import hpke_for_suite
 
 LABEL_ROUND3_SIGNATURE = b"triple-ratchet v2 dkg round 3"
 LABEL_VIEW_HASH = b"triple-ratchet v2 view hash"
@@ -276,9 +277,16 @@ def check_tick_body(body: bytes) -> None:
 
 
 def sealing_sizes(suite: Suite) -> tuple[int, int]:
-    """(len(enc), len(ct)) of one sealing: the KEM's encapsulated key (the suite's DH public key
-    size) and the sealed Nh-byte secret with its tag: 65/48 (suite 1), 32/80 (suite 2)."""
-    return suite.dh_public_len, suite.hash_len + HPKE_TAG_LEN
+    """(len(enc), len(ct)) of one sealing: the HPKE KEM's encapsulated key (the suite's DH public
+    key size, or the hybrid KEM's Nenc) and the sealed Nh-byte secret with its tag: 65/48
+    (suite 1), 32/80 (suite 2), 1153/48 (suite 3, MLKEM768-P256), 1120/80 (suite 4, X-Wing)."""
+    return hpke_for_suite(suite).kem.n_enc, suite.hash_len + HPKE_TAG_LEN
+
+
+def _with_enc(suite: Suite, bound: int) -> int:
+    """A bound sized for a DH-sized `enc`, grown by what a hybrid KEM's `enc` adds (1,088 bytes
+    of ML-KEM ciphertext); a classical suite's bound is unchanged."""
+    return bound + max(0, hpke_for_suite(suite).kem.n_enc - suite.dh_public_len)
 
 
 # Additional information 24, 25, 26: the argument's width and its smallest canonical value.
@@ -456,7 +464,7 @@ class Conviction:
     @classmethod
     def from_bytes(cls, suite: Suite, body: bytes) -> Conviction:
         enc_len, ct_len = sealing_sizes(suite)
-        f = _fields(body, "conviction", 5, 256)
+        f = _fields(body, "conviction", 5, _with_enc(suite, 256))
         return cls(cbor.as_int(f[0], "convicted epoch", maximum=MAX_EPOCH), _run_field(f[1]),
                    cbor.as_int(f[2], "recipient index", maximum=MAX_GROUP_SIZE_V2 - 1),
                    cbor.as_bytes(f[3], "sealing enc", length=enc_len),
@@ -489,7 +497,7 @@ class RepairedSealing:
     @classmethod
     def from_bytes(cls, suite: Suite, data: bytes) -> RepairedSealing:
         enc_len, ct_len = sealing_sizes(suite)
-        f = _fields(data, "repaired sealing", 8, 512)
+        f = _fields(data, "repaired sealing", 8, _with_enc(suite, 512))
         if cbor.as_int(f[0], "repaired sealing type") != WIRE_REPAIRED_SEALING:
             raise DecodeError("not a repaired sealing")
         if cbor.as_int(f[1], "repaired sealing version") != VERSION:

@@ -146,6 +146,7 @@ from triple_ratchet.group.records import (
     RecordKeys,
     RejoinRequest,
     decode_keys,
+    max_record_len,
 )
 from triple_ratchet.group.roster import Roster
 from triple_ratchet.group.run import Round3Item
@@ -1323,7 +1324,8 @@ class GroupSession:
             records = []
             for r in cbor.as_list(f[8], "own records"):
                 x = cbor.as_list(r, "own record", 2)
-                records.append(OwnRecord(cbor.as_bytes(x[0], "record", max_length=1024),
+                records.append(OwnRecord(cbor.as_bytes(x[0], "record",
+                                                       max_length=max_record_len(suite)),
                                          cbor.as_bytes(x[1], "seed", length=RECORD_SEED_LEN)))
             if not 1 <= len(records) <= MAX_OWN_RECORDS:
                 raise DecodeError("own records out of range")

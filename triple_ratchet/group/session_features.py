@@ -30,7 +30,7 @@ HUB_TIME_LIMIT = 2**53
 MAX_REMAKES = 3
 MAX_QUEUED_RECORDS = 16
 MAX_PROPOSAL_LEN = 4096
-_MAX_RECORD_LEN = 1024
+_MAX_RECORD_LEN = 2048  # the largest record of any suite (records.MAX_RECORD_LEN_PQ)
 PROPOSAL_REMADE = "our proposal came after the deciding commit: re-made for epoch"
 REFRESH_NOT_REMADE = ("our refresh came after the deciding commit: not re-made (the commit "
                       "gave new keys)")

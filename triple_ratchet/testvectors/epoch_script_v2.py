@@ -50,7 +50,7 @@ from triple_ratchet.group.records import JoinKey, decode_keys
 from triple_ratchet.group.session import GroupSession
 from triple_ratchet.identity import IdentityKeyPair
 from triple_ratchet.random import DeterministicRandom
-from triple_ratchet.suites import ALL_SUITES, Suite, suite_by_name
+from triple_ratchet.suites import ALL_SUITES, HYBRID_SUITES, Suite, suite_by_name
 from triple_ratchet.testvectors import (
     CaseResult,
     case,
@@ -60,6 +60,9 @@ from triple_ratchet.testvectors import (
     run_cases,
 )
 
+# Every suite the group runs on: the classical ones' cases first (unchanged), then the hybrid
+# (post-quantum) suites' (issue 11), each suite once when ALL_SUITES grows to hold them.
+VECTOR_SUITES: tuple[Suite, ...] = tuple(dict.fromkeys((*ALL_SUITES, *HYBRID_SUITES)))
 KIND = "epoch-script-v2"
 FILE = "epoch-script-v2.json"
 T_START = 1_800_000_000_000
@@ -629,7 +632,7 @@ def _inputs(suite: Suite) -> dict[str, Any]:
 
 def _generate() -> dict[str, Any]:
     cases = []
-    for suite in ALL_SUITES:
+    for suite in VECTOR_SUITES:
         i = _inputs(suite)
         cases.append(case("A creates A+B+C; C offline; A adds D (committee A, B); A, B, D talk; "
                           "C catches up and talks", suite.name, i, _run_script(suite, i)))
