@@ -12,8 +12,10 @@ import hashlib
 import threading
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -400,3 +402,33 @@ def test_mlkem768_p256_off_curve_and_compressed_points_refused() -> None:
     for bad in (off_curve, b"\x00" * 65, b"\x02" + point[1:33] + bytes(32)):
         with pytest.raises(InvalidKey):
             MLKEM768_P256.encap(pk_m + bad, b"\x01" * 160)
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.binary(min_size=32, max_size=32), randomness=st.binary(min_size=160, max_size=160))
+def test_mlkem768_p256_combiner_is_qsf_from_independent_parts(seed: bytes,
+                                                              randomness: bytes) -> None:
+    """ss = SHA3-256(ss_PQ ‖ ss_T ‖ ct_T ‖ ek_T ‖ "MLKEM768-P256"), recomputed with
+    `cryptography`'s ML-KEM and ECDH from the draft's key expansion (SHAKE256(seed, 64 + 128):
+    d ‖ z, then the first 32-byte chunk in [1, n − 1] as the P-256 scalar)."""
+    expanded = hashlib.shake_256(seed).digest(64 + 128)
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    scalar = next(int.from_bytes(expanded[i:i + 32], "big") for i in range(64, 192, 32)
+                  if 0 < int.from_bytes(expanded[i:i + 32], "big") < order)
+    sk_t = ec.derive_private_key(scalar, ec.SECP256R1())
+    ek_t = sk_t.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    mlkem_key = MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
+    public = mlkem_key.public_key().public_bytes_raw() + ek_t
+    assert MLKEM768_P256.public_key_of(seed) == public
+    try:
+        ss, enc = MLKEM768_P256.encap(public, randomness)
+    except InvalidKey:  # no candidate scalar in range: probability 2^-128
+        return
+    ct_t = enc[1088:]
+    ss_pq = mlkem_key.decapsulate(enc[:1088])
+    ss_t = sk_t.exchange(ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(
+        ec.SECP256R1(), ct_t))
+    assert ss == hashlib.sha3_256(ss_pq + ss_t + ct_t + ek_t + b"MLKEM768-P256").digest()
+    assert MLKEM768_P256.decap(enc, seed) == ss
+    # The ML-KEM half is Encaps_internal(ek_PQ, randomness[0:32]), per the reference above.
+    assert enc[:1088] == ref_encaps(public[:1184], randomness[:32])[1]
