@@ -172,15 +172,20 @@ def test_f1_mlkem_public_key_constructor_validates() -> None:
     unchecked: an unreduced key (every coefficient 4095) encapsulates happily, its expansion is
     cached, and `Identity.sign_kem_prekey` (which only checks `isinstance`) signs it into a
     bundle no peer can decode; a 10-byte "key" crashes `encapsulate` with a bare ValueError
-    from zip(). Every other key type of the suites layer can only be made by its validating
-    decoder (`_P256Public`, `_X25519Public` are private), which is what "valid by
-    construction" of bundles leans on. Fix: run the length + `_reduced` checks in `__init__`
+    from zip(); likewise `MlKemPrivateKey(b"short")` is `cryptography`'s bare ValueError, not
+    `InvalidKey` (`from_seed` checks, the constructor does not). Every other key type of the
+    suites layer can only be made by its validating decoder (`_P256Public`, `_X25519Public`
+    are private), which is what "valid by construction" of bundles leans on (checked: a
+    `PrekeyBundle` object with the unreduced key is made and verifies; its own bytes are then
+    refused by every peer's `from_bytes`). Fix: run the length + `_reduced` checks in `__init__`
     (2.5 µs; `MlKemPrivateKey` can keep a private trusted path), or rename the class's
     constructor path private and keep `from_bytes` the only public one."""
     with pytest.raises(InvalidKey):
         MlKemPublicKey(b"\xff" * MLKEM768_PUBLIC_KEY_LEN)
     with pytest.raises(InvalidKey):
         MlKemPublicKey(b"\x00" * 10)
+    with pytest.raises(InvalidKey):
+        MlKemPrivateKey(b"\x00" * 10)
 
 
 # =================================================================================================
