@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 import test_pqxdh
 
-from triple_ratchet import cbor, handshake, pairwise
+from triple_ratchet import cbor, handshake
 from triple_ratchet.double_ratchet import DoubleRatchet
 from triple_ratchet.errors import (
     AuthenticationError,
@@ -139,33 +139,6 @@ def _public_m_initiate(own: IdentityKeyPair, bundle: PrekeyBundle,
     return handshake._initiate(own, bundle, ephemeral, bundle.kem_prekey.public_key.encapsulate(m))
 
 
-@pytest.mark.xfail(strict=True, reason="review-pq F2: the Done-when property test never runs "
-                   "initiate(), so an m derived from public data there passes it")
-@HYBRIDS
-def test_f2_done_when_property_covers_initiate(
-        suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
-    """F2 (low, test gap). `test_pqxdh::test_recorded_hybrid_handshake_stays_secret_when_every_dh_
-    key_is_broken` records its handshake with `initiate_with_ephemeral(..., rng(32))`, the
-    vectors-only entry point; applications go through `initiate()`, whose m comes from
-    `encapsulate_random()` (system RNG) or `rng(32)` — code the property never runs. Under the
-    mutation `_public_m_initiate` (m = SHA-256(EK_A): every handshake still agrees, two live
-    ciphertexts still differ, so test_pqxdh's other checks hold too) a recording attacker gets SS
-    with one encapsulation, and the Done-when test still passes. Fix: record the Done-when
-    handshake through `initiate()` (system RNG, the ephemeral handed to the attacker as
-    `_Recorder` does here) and guess SS by encapsulating with m from public values, as
-    `test_live_hybrid_handshake_stays_secret_with_every_dh_key` below does (and catches this
-    mutation: `test_live_property_catches_a_public_m`)."""
-    # Every name `initiate` is reached by (the module, pairwise's import, the test module's
-    # import), so that a Done-when test fixed as suggested turns this xfail into an XPASS.
-    for module in (handshake, pairwise, test_pqxdh):
-        monkeypatch.setattr(module, "initiate", _public_m_initiate)
-    with pytest.raises(AssertionError):
-        test_pqxdh.test_recorded_hybrid_handshake_stays_secret_when_every_dh_key_is_broken(suite)
-
-
-@pytest.mark.xfail(strict=True, reason="review-pq F3: initiate() picks cryptography's "
-                   "randomised ML-KEM only when rng *is* system_random; os.urandom or "
-                   "secrets.token_bytes get the pure-Python, non-constant-time encapsulation")
 @HYBRIDS
 @pytest.mark.parametrize("rng", [os.urandom, secrets.token_bytes], ids=["os.urandom", "secrets"])
 def test_f3_a_live_handshake_with_an_os_rng_encapsulates_with_cryptography(

@@ -165,8 +165,6 @@ def _ek(coefficients: list[int], rho: bytes) -> bytes:
 # =================================================================================================
 
 
-@pytest.mark.xfail(strict=True, reason="review-pq F1: MlKemPublicKey's public constructor skips "
-                   "FIPS 203's checks (the DH key classes are private; this one is not)")
 def test_f1_mlkem_public_key_constructor_validates() -> None:
     """F1 (low). `MlKemPublicKey(data)` is public (exported, no underscore) and stores `data`
     unchecked: an unreduced key (every coefficient 4095) encapsulates happily, its expansion is
