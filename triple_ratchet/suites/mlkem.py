@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import sys
 from array import array
 from collections import OrderedDict
 from threading import Lock
@@ -24,7 +25,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 
-from triple_ratchet.errors import DecodeError, InvalidKey, UsageError
+from triple_ratchet.errors import DecodeError, InvalidKey, UnsupportedError, UsageError
 from triple_ratchet.random import RandomSource, system_random
 from triple_ratchet.suites._base import _Immutable, key_bytes
 
@@ -265,6 +266,8 @@ def _encrypt(expanded: _ExpandedKey, m: bytes, r: bytes) -> bytes:
     return _encode10(u) + bytes(a | b << 4 for a, b in zip(v[0::2], v[1::2], strict=True))
 
 
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
 class MlKemPublicKey(_Immutable):
     """An ML-KEM-768 encapsulation key that passed FIPS 203's input checks (section 7.2)."""
 
@@ -296,6 +299,8 @@ class MlKemPublicKey(_Immutable):
         if len(m) != MLKEM768_MESSAGE_LEN:
             raise UsageError(f"ML-KEM encapsulation randomness must be {MLKEM768_MESSAGE_LEN} "
                              "bytes")
+        if not _LITTLE_ENDIAN:  # the packed arithmetic reads machine words (memoryview.cast)
+            raise UnsupportedError("ML-KEM encapsulation from m needs a little-endian machine")
         expanded = _expanded(self._encoded)
         g = hashlib.sha3_512(m + expanded.h_ek).digest()
         shared, r = g[:SHARED_LEN], g[SHARED_LEN:]
