@@ -1,0 +1,367 @@
+"""Adversarial review of the client layer (review-client, h3-reviewc).
+
+Each finding is a test of the behaviour the client should have, marked
+`xfail(strict=True, reason="review-client F<n>: ...")` while the code does not have it (so it
+flips, and fails strictly, once fixed); see /work/wt/NOTES-client.md for each finding's why and
+minimal fix. Behaviour checked and found right is guarded by ordinary tests at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from client_support import Inbox, LocalHub, WarpClock, device, until
+
+from triple_ratchet.client import (
+    Client,
+    DirectMessage,
+    GroupJoined,
+    GroupMessage,
+    MemoryStore,
+    Refused,
+    StorageKey,
+)
+from triple_ratchet.client import client as client_module
+from triple_ratchet.client.group import INFO, TEXT, Envelope
+from triple_ratchet.errors import LimitExceeded, TripleRatchetError, UsageError
+from triple_ratchet.hub.client import MailboxClient
+
+
+def run(coro: Any, timeout: float = 60) -> None:
+    asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def texts(inbox: Inbox) -> list[tuple[str, str | None]]:
+    return [(e.sender.name, e.text) for e in inbox.of(GroupMessage)]  # type: ignore[attr-defined]
+
+
+def direct(inbox: Inbox) -> list[tuple[str, str | None]]:
+    return [(e.sender.name, e.text) for e in inbox.of(DirectMessage)]  # type: ignore[attr-defined]
+
+
+async def _group(tmp_path: Path, hub: LocalHub, names: tuple[str, ...] = ("alice", "bob", "carol")
+                 ) -> tuple[list[Client], dict[str, Inbox], bytes]:
+    clients = [await device(tmp_path, n, hub) for n in names]
+    inboxes = {c.name: Inbox(c) for c in clients}
+    group = await clients[0].create_group("g", [c.identity for c in clients[1:]])
+    await until(lambda: all(inboxes[n].of(GroupJoined) for n in names[1:]), "joins")
+    return clients, inboxes, group.id
+
+
+async def _close(clients: list[Client], inboxes: dict[str, Inbox]) -> None:
+    for i in inboxes.values():
+        await i.stop()
+    for c in clients:
+        await c.close()
+
+
+async def _send_envelope(sender: Client, gid: bytes, envelope: Envelope) -> None:
+    """What a modified (malicious) member's client can send: any envelope it likes, through
+    its own, valid, group session."""
+    gs = sender._group_state(gid)
+    async with gs.lock:
+        out = gs.session.encrypt(envelope.to_bytes(), sender._clock())
+        sender._commit(gs, out)
+    await sender._flush()
+
+
+# --- F1: one oversized direct message poisons the outbox for good ---------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F1: an oversized direct message is "
+                   "committed to the outbox, then the hub client's UsageError escapes _flush: "
+                   "every later send raises it and the tick loop dies")
+def test_f1_an_oversized_direct_message_does_not_poison_the_outbox(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            try:
+                big = os.urandom(300 * 1024)  # under the Double Ratchet's 1 MiB, over the hub's
+                with contextlib.suppress(TripleRatchetError):
+                    await alice.send_direct(bob.identity, big)  # refusing it is fine
+                # ... but nothing else may suffer from it:
+                await alice.send_direct(bob.identity, "small")
+                await alice.group(gid).send("group still works")
+                await until(lambda: ("alice", "small") in direct(inboxes["bob"]), "direct")
+                await until(lambda: ("alice", "group still works") in texts(inboxes["bob"]),
+                            "group")
+                assert all(not t.done() for t in alice._tasks), "a background task died"
+            finally:
+                await _close([alice, bob], inboxes)
+
+    run(main())
+
+
+# --- F2: the group dedup key ignores the sender -------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F2: seen is keyed by (group id, message "
+                   "id) only: a member who reuses another member's message id suppresses it")
+def test_f2_a_member_cannot_suppress_another_members_message_by_its_id(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, mallory, carol), inboxes, gid = await _group(
+                tmp_path, hub, ("alice", "mallory", "carol"))
+            try:
+                victim_id = os.urandom(16)  # alice's next message id (seen, or raced for)
+                await _send_envelope(mallory, gid, Envelope(TEXT, victim_id, "decoy",
+                                                            b"decoy"))
+                await until(lambda: ("mallory", "decoy") in texts(inboxes["carol"]), "decoy")
+                real = client_module._envelope
+
+                def fixed(message: str | bytes) -> Envelope:
+                    env = real(message)
+                    return Envelope(TEXT, victim_id, env.text, env.data)
+
+                monkeypatch.setattr(client_module, "_envelope", fixed)
+                assert await alice.group(gid).send("the real one") == victim_id
+                await until(lambda: ("alice", "the real one") in texts(inboxes["mallory"]),
+                            "mallory (not deduplicated: his own copy was not delivered)")
+                await until(lambda: ("alice", "the real one") in texts(inboxes["carol"]),
+                            "alice's message at carol", timeout=5)
+            finally:
+                await _close([alice, mallory, carol], inboxes)
+
+    run(main())
+
+
+# --- F3: any member rewrites the group's name and other members' names --------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F3: an INFO envelope is accepted from any "
+                   "member and for any identity: a member renames the group and relabels others")
+def test_f3_a_member_cannot_rename_the_group_or_other_members(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, mallory, carol), inboxes, gid = await _group(
+                tmp_path, hub, ("alice", "mallory", "carol"))
+            try:
+                group = carol.group(gid)
+                before = {m.identity: m.name for m in group.members}
+                assert before[alice.identity] == "alice" and group.name == "g"
+                spoof = Envelope(INFO, os.urandom(16), group_name="pwned",
+                                 names=((alice.identity, "mallory"),
+                                        (mallory.identity, "alice")))
+                await _send_envelope(mallory, gid, spoof)
+                await _send_envelope(mallory, gid, Envelope(TEXT, os.urandom(16), "x", b"x"))
+                await until(lambda: ("mallory", "x") in texts(inboxes["carol"]) or
+                            ("alice", "x") in texts(inboxes["carol"]), "mallory's message")
+                after = {m.identity: m.name for m in group.members}
+                assert after[alice.identity] == "alice", "alice now shows as 'mallory'"
+                assert group.name == "g", "the group was renamed by a non-creator"
+            finally:
+                await _close([alice, mallory, carol], inboxes)
+
+    run(main())
+
+
+# --- F4: the same database opened twice runs one ratchet state twice -----------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F4: nothing stops a second Client (another "
+                   "process, the app started twice) on the same database: both send from one "
+                   "state, the same chain keys for different messages")
+def test_f4_a_database_opened_twice_is_refused(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            twin: Client | None = None
+            try:
+                with pytest.raises(UsageError):
+                    twin = await device(tmp_path, "alice", hub)
+            finally:
+                await _close([alice, bob] + ([twin] if twin else []), inboxes)
+
+    run(main())
+
+
+def test_f4_illustration_two_instances_share_one_sending_chain(tmp_path: Path) -> None:
+    """What F4 leads to today (a passing illustration): two instances of one database hold the
+    same group state, so their next messages use the same message key."""
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            twin = await device(tmp_path, "alice", hub)
+            try:
+                assert (twin._group_state(gid).session.to_bytes()
+                        == alice._group_state(gid).session.to_bytes())
+            finally:
+                await _close([alice, bob, twin], inboxes)
+
+    run(main())
+
+
+# --- F5: a direct message is lost, and the inbox reader dies, when the sender lookup fails ------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F5: _on_direct commits the message id as "
+                   "seen, then looks the sender up; a ConnectionError there loses the message "
+                   "(never emitted) and kills the inbox task (it catches TripleRatchetError only)")
+def test_f5_a_failed_sender_lookup_loses_no_direct_message(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob)}
+            real = alice._one_off
+            failing = True
+
+            async def flaky(op: Any, *, retry: bool = True) -> Any:
+                if failing:  # the hub dropped the one-off connection mid-call
+                    raise ConnectionError("hub connection lost")
+                return await real(op, retry=retry)
+
+            alice._one_off = flaky  # type: ignore[method-assign]
+            try:
+                await bob.send_direct(alice.identity, "first")  # alice does not know bob
+                await asyncio.sleep(1.0)
+                failing = False
+                await bob.send_direct(alice.identity, "second")
+                await until(lambda: len(direct(inboxes["alice"])) >= 2, "both messages",
+                            timeout=10)
+            finally:
+                await _close([alice, bob], inboxes)
+
+    run(main())
+
+
+# --- F6: a rate-limited put loses the message ----------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F6: _flush drops an outbox entry on any "
+                   "RemoteError, including LIMIT (rate limit, mailbox full), which is transient: "
+                   "the message (or an epoch change's record) is lost for good")
+def test_f6_a_rate_limited_put_is_retried_not_dropped(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            conn = alice._group_state(gid).conn
+            assert conn is not None
+            real = conn.put_entry
+            limited = [1]
+
+            async def put_entry(mailbox: bytes, blob: bytes, msg_id: bytes | None = None
+                                ) -> Any:
+                if limited:
+                    limited.pop()
+                    raise LimitExceeded("hub refused: rate limited")  # the hub's LIMIT frame
+                return await real(mailbox, blob, msg_id)
+
+            conn.put_entry = put_entry  # type: ignore[method-assign]
+            try:
+                await alice.group(gid).send("rate limited once")
+                await until(lambda: ("alice", "rate limited once") in texts(inboxes["bob"]),
+                            "the message after the limit", timeout=10)
+            finally:
+                await _close([alice, bob], inboxes)
+
+    run(main())
+
+
+# --- F7: events() never ends after close -------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F7: events() waits forever after close(): "
+                   "an app's `async for event in client.events()` loop never ends")
+def test_f7_events_ends_after_close(tmp_path: Path) -> None:
+    async def main() -> None:
+        client = await Client.open(None, hub="ws://127.0.0.1:9", key=StorageKey.generate(),
+                                   store=MemoryStore(), name="x", tick_interval=0.05,
+                                   retry_timeout=0.1)
+        seen: list[object] = []
+
+        async def consume() -> None:
+            async for event in client.events():
+                seen.append(event)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.1)
+        await client.close()
+        try:
+            await asyncio.wait_for(task, 2)
+        finally:
+            task.cancel()
+
+    run(main())
+
+
+# --- F8: calls after close are untyped errors and change the in-memory state -------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F8: group.send after close() advances the "
+                   "in-memory session, then raises sqlite3.ProgrammingError (not a "
+                   "triple_ratchet error)")
+def test_f8_send_after_close_is_a_usage_error(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            await _close([alice, bob], inboxes)
+            with pytest.raises(UsageError):
+                await alice.group(gid).send("after close")
+
+    run(main())
+
+
+# --- F9: the account's access keys in its repr ---------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F9: _Account is a plain dataclass: its repr "
+                   "(a traceback with locals, a debugger, an error reporter) shows the inbox and "
+                   "directory-owner signing keys")
+def test_f9_no_secret_in_the_account_repr() -> None:
+    async def main() -> None:
+        client = await Client.open(None, hub="ws://127.0.0.1:9", key=StorageKey.generate(),
+                                   store=MemoryStore(), name="x", retry_timeout=0.1)
+        try:
+            acct = client._account
+            text = repr(acct) + repr(client._groups) + repr(client._outbox)
+            for secret in (acct.inbox_key, acct.owner_key):
+                assert secret.hex() not in text and repr(secret) not in text
+        finally:
+            await client.close()
+
+    run(main())
+
+
+# --- F10: terminal control characters in names -----------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F10: display and group names from the "
+                   "directory, invites and INFO envelopes may carry terminal escapes / bidi "
+                   "overrides; the client passes them to the app as is")
+def test_f10_names_from_peers_carry_no_control_characters(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            evil = "\x1b]0;owned\x07\x1b[2J\u202eecila"
+            alice = await device(tmp_path, "alice", hub)
+            mallory = await Client.open(tmp_path / "m.db", hub=hub.url,
+                                        key=StorageKey.generate(), name=evil, clock=clock,
+                                        tick_interval=0.1, retry_timeout=5)
+            try:
+                contact = await alice.add_contact(mallory.invite())
+                assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or ch == "\u202e"
+                               for ch in contact.name), repr(contact.name)
+            finally:
+                await alice.close()
+                await mallory.close()
+
+    run(main())
+
+
+__all__: list[str] = []
+_ = (Refused, MailboxClient, logging)
