@@ -30,7 +30,7 @@ from triple_ratchet.client import (
 from triple_ratchet.client import client as client_module
 from triple_ratchet.client.directory import open_join_key, open_prekey
 from triple_ratchet.client.group import INFO, TEXT, Envelope
-from triple_ratchet.errors import LimitExceeded, TripleRatchetError, UsageError
+from triple_ratchet.errors import LimitExceeded, ProtocolError, TripleRatchetError, UsageError
 from triple_ratchet.hub.access import directory_id
 from triple_ratchet.hub.client import HubConnection, MailboxClient
 
@@ -411,6 +411,36 @@ def test_f11_one_time_keys_are_never_published_twice(
                 assert twice == (0, 0), f"(prekeys, join keys) handed out twice: {twice}"
             finally:
                 await alice.close()
+
+    run(main())
+
+
+# --- F12: a hub connection that gave up (a protocol failure) is never replaced -----------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F12: when a group's MailboxClient gives up "
+                   "(a frame the hub client cannot read: it fails for good), _read_group retries "
+                   "next_event every tick forever; the group is dead until a restart, silently")
+def test_f12_a_failed_group_connection_is_replaced(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            try:
+                conn = bob._group_state(gid).conn
+                assert conn is not None
+                # What happens when the hub (or a proxy) sends one frame the hub client
+                # cannot read: the connection ends with that error and MailboxClient gives up.
+                live = conn._conn
+                assert live is not None
+                live.error = ProtocolError("hub sent a second challenge")
+                await live.close()
+                await until(lambda: conn._failure is not None, "the hub client gave up")
+                await alice.group(gid).send("after the failure")
+                await until(lambda: ("alice", "after the failure") in texts(inboxes["bob"]),
+                            "bob reads again", timeout=10)
+            finally:
+                await _close([alice, bob], inboxes)
 
     run(main())
 
