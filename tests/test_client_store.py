@@ -240,3 +240,16 @@ def test_a_group_state_of_another_member_is_refused(tmp_path: Path) -> None:
                 await device(tmp_path, "alice", hub)
 
     run(main())
+
+
+def test_one_process_per_store_file(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "s.db")
+    with first.transaction() as tx:
+        tx.put("t", b"k", b"v")
+    with pytest.raises(UsageError, match="another process"):
+        SQLiteStore(tmp_path / "s.db")
+    first.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    with again.transaction() as tx:
+        assert tx.get("t", b"k") == b"v"
+    again.close()

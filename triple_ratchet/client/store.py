@@ -102,13 +102,24 @@ class SQLiteStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         # isolation_level=None: we write BEGIN/COMMIT ourselves (no implicit transactions).
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=1.0)
         try:
+            # One process per device file: the lock is taken now and held until close (a
+            # killed process's lock goes with it).
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("CREATE TABLE IF NOT EXISTS rows (tbl TEXT NOT NULL, "
                              "id BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (tbl, id)) "
                              "WITHOUT ROWID")
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "locked" in str(exc):
+                raise UsageError("the store is open in another process") from None
+            raise DecodeError("not a client store (the file is not an SQLite database)") from None
         except sqlite3.DatabaseError:
             self._db.close()
             raise DecodeError("not a client store (the file is not an SQLite database)") from None
