@@ -426,5 +426,31 @@ def test_f12_a_failed_group_connection_is_replaced(tmp_path: Path) -> None:
 
     run(main())
 
+
+# --- F13: looking someone up spends their one-time prekeys, and nobody refills them ------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F13: add_contact/_learn use TAKE_BUNDLE, "
+                   "which removes a one-time prekey from the hub; the owner refills only when it "
+                   "holds < 5 (it never learns the hub ran out): later sessions start without one")
+def test_f13_lookups_do_not_exhaust_one_time_prekeys(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            try:
+                for _ in range(client_module.ONE_TIME_PREKEYS):  # ten people add alice
+                    await bob.add_contact(alice.invite())
+                await asyncio.sleep(1.0)  # ten of alice's ticks
+                conn = await HubConnection.connect(hub.url)
+                taken = await conn.take_bundle(directory_id(alice.suite, alice.identity))
+                await conn.close()
+                assert taken.prekey is not None, "the next correspondent gets no one-time prekey"
+            finally:
+                await alice.close()
+                await bob.close()
+
+    run(main())
+
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
