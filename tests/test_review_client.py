@@ -452,5 +452,44 @@ def test_f13_lookups_do_not_exhaust_one_time_prekeys(tmp_path: Path) -> None:
 
     run(main())
 
+
+# --- F14: a restored backup sends again with message keys already used -------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F14: after a backup restore (or a "
+                   "rolled-back row) the client reads its own later messages back from the group "
+                   "mailbox "
+                   "without noticing, and its next send reuses a message key already used")
+def test_f14_a_restored_backup_never_reuses_a_message_key(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            try:
+                await inboxes["alice"].stop()
+                await alice.close()
+                backup = {p.name: p.read_bytes() for p in tmp_path.glob("alice.db*")}
+                alice = await device(tmp_path, "alice", hub)
+                for i in range(3):
+                    await alice.group(gid).send(f"m{i}")
+                await until(lambda: ("alice", "m2") in texts(inboxes["bob"]), "m2")
+                await alice.close()
+                for p in tmp_path.glob("alice.db*"):
+                    p.unlink()
+                for name, data in backup.items():  # the user restores the phone's backup
+                    (tmp_path / name).write_bytes(data)
+                alice = await device(tmp_path, "alice", hub)
+                inboxes["alice"] = Inbox(alice)
+                await asyncio.sleep(1.0)  # it reads its mailboxes (its own m0..m2 among them)
+                dropped = bob.dropped
+                with contextlib.suppress(TripleRatchetError):  # refusing to send is right
+                    await alice.group(gid).send("after the restore")
+                await asyncio.sleep(1.0)
+                assert bob.dropped == dropped, "a blob under an already used message key"
+            finally:
+                await _close([alice, bob], inboxes)
+
+    run(main())
+
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
