@@ -491,5 +491,42 @@ def test_f14_a_restored_backup_never_reuses_a_message_key(tmp_path: Path) -> Non
 
     run(main())
 
+
+# --- F15: one notice whose common part never comes stalls the whole inbox for two minutes -------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F15: _read_inbox awaits _fetch_common "
+                   "inline (up to COMMON_WAIT = 120 s): anyone who takes one of our join keys can "
+                   "stall our inbox (direct messages, invitations) for two minutes per notice")
+def test_f15_a_notice_without_its_common_part_does_not_stall_the_inbox(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob, mallory = [await device(tmp_path, n, hub)
+                                   for n in ("alice", "bob", "mallory")]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob)}
+            real_flush = mallory._flush
+
+            async def no_flush() -> None:
+                pass
+
+            try:
+                # Mallory (anyone: join keys are public) invites alice, and posts only the
+                # notice, never the change's common part.
+                mallory._flush = no_flush  # type: ignore[method-assign]
+                await mallory.create_group("stall", [alice.identity])
+                for seq, out in list(mallory._outbox.items()):
+                    if out.kind != client_module.OUT_INBOX:
+                        del mallory._outbox[seq]
+                await real_flush()
+                await asyncio.sleep(1.0)  # alice is waiting for the common part now
+                await bob.send_direct(alice.identity, "are you there?")
+                await until(lambda: ("bob", "are you there?") in direct(inboxes["alice"]),
+                            "bob's message at alice", timeout=8)
+            finally:
+                await _close([alice, bob, mallory], inboxes)
+
+    run(main())
+
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
