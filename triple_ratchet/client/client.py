@@ -80,7 +80,7 @@ from triple_ratchet.group import events as ge
 from triple_ratchet.group.control_log import RETENTION
 from triple_ratchet.group.join_keys import JoinKeyring
 from triple_ratchet.group.notice import NoticeAssembler, OpenedNotice, open_notice_sealing
-from triple_ratchet.group.records import JoinKey
+from triple_ratchet.group.records import JoinKey, RecordKeys
 from triple_ratchet.group.session import GroupSession
 from triple_ratchet.group.session_features import SKEW_MAX
 from triple_ratchet.handshake import MSG_TYPE_INITIAL
@@ -220,7 +220,7 @@ class _GroupState:
                             self.inviter, self.epoch, self.send_info])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Contact:
     """Someone found in the directory (by invite or identity)."""
 
@@ -263,6 +263,8 @@ class Client:
         self._published_at = 0.0
         self.dropped = 0  # forged, corrupted or otherwise unusable entries (never raised)
         self.refused = 0  # hub refusals (HubRefused events)
+        self.sent_blobs = 0  # blobs the hub acknowledged (for demos and monitoring)
+        self.sent_bytes = 0
 
     # --- opening and closing ------------------------------------------------------------------
 
@@ -547,7 +549,7 @@ class Client:
             return
         try:
             await self.add_contact(identity)
-        except RemoteError as exc:
+        except (RemoteError, ConnectionError) as exc:
             log.debug("no directory entry for %s: %s", _short(identity), type(exc).__name__)
 
     # --- groups -------------------------------------------------------------------------------
@@ -681,7 +683,7 @@ class Client:
             for seq in sorted(self._outbox):
                 out = self._outbox.get(seq)
                 if out is None or self._closed:
-                    continue
+                    return
                 try:
                     await self._put(out)
                 except ConnectionError as exc:
@@ -696,6 +698,17 @@ class Client:
                     log.debug("outbox: hub refused an entry: %s", exc)
                     self._emit(Refused(None if gs is None else Group(self, gs.group_id),
                                        refused))
+                except _Unusable as exc:
+                    # Not a refusal: a directory answer that does not open (dropped, counted).
+                    self.dropped += 1
+                    log.debug("outbox: a peer's directory entry is unusable: %s",
+                              type(exc.error).__name__)
+                else:
+                    if out.kind != OUT_PAIRWISE:
+                        self.sent_blobs += 1
+                        self.sent_bytes += len(out.blob)
+                if self._closed:
+                    return  # sent; the outbox entry goes with the next flush (sent again once)
                 with self._store.transaction() as tx:
                     tx.delete(OUTBOX, seq.to_bytes(8, "big"))
                 self._outbox.pop(seq, None)
@@ -780,9 +793,14 @@ class Client:
                           _short(gs.group_id))
                 continue
             gs.quiet = False
-            async with gs.lock:
-                await self._deliver(gs, event)
-            await self._flush()
+            try:
+                async with gs.lock:
+                    await self._deliver(gs, event)
+                await self._flush()
+            except Exception as exc:  # never stop reading for one entry (typed ones are above)
+                self.dropped += 1
+                log.warning("group %s: an entry failed: %s", _short(gs.group_id),
+                            type(exc).__name__)
 
     async def _deliver(self, gs: _GroupState, d: Delivery) -> None:
         session = gs.session
@@ -941,6 +959,9 @@ class Client:
             except TripleRatchetError as exc:
                 self.dropped += 1
                 log.debug("inbox: dropped an entry: %s", type(exc).__name__)
+            except Exception as exc:  # never stop reading the inbox for one entry
+                self.dropped += 1
+                log.warning("inbox: an entry failed: %s", type(exc).__name__)
             if not self._assembler.pending:
                 # Nothing half-assembled: the hub may delete what we read.
                 with contextlib.suppress(ConnectionError, RemoteError):
@@ -964,6 +985,18 @@ class Client:
         self._assembler, notice = self._assembler.receive(d.blob)
         if notice is None:
             return
+        while True:  # the notice is whole: a lost hub only delays the join
+            try:
+                await self._on_notice(notice, keys)
+                return
+            except ConnectionError as exc:
+                if self._closed:
+                    return
+                log.debug("inbox: joining waits for the hub: %s", exc)
+                await asyncio.sleep(max(self.tick_interval, 1.0))
+
+    async def _on_notice(self, notice: bytes, keys: Sequence[RecordKeys]) -> None:
+        me = self.identity
         opened = open_notice_sealing(self.suite, notice, identity=me, keys=keys)
         known = self._groups.get(opened.header.group_id)
         if known is not None and known.session.status == "active":
@@ -1035,7 +1068,10 @@ class Client:
         """Send over the pairwise Double Ratchet session with `identity` (started from its
         directory entry when there is none); returns the message id."""
         envelope = _envelope(message)
-        await self._encrypt_direct(bytes(identity), envelope.to_bytes())
+        try:
+            await self._encrypt_direct(bytes(identity), envelope.to_bytes())
+        except _Unusable as exc:
+            raise exc.error from None
         await self._flush()
         return envelope.message_id
 
@@ -1051,13 +1087,16 @@ class Client:
             contact = self._contacts.get(identity)
             active = next((x for x in sessions if x.can_send), None)
             if contact is None or not contact.inbox_id or active is None:
-                taken = await self._one_off(
+                taken = await self._one_off(  # a hub refusal raises here
                     lambda c: c.take_bundle(self._directory_id(identity)))
-                entry = ContactEntry.open(self.suite, identity, taken.bundle)
-                contact = Contact(identity, entry.name, entry.inbox_id)
-                if active is None:
+                try:
+                    entry = ContactEntry.open(self.suite, identity, taken.bundle)
                     bundle = entry.bundle if taken.prekey is None else open_prekey(
                         self.suite, identity, taken.prekey)
+                except RemoteError as exc:
+                    raise _Unusable(exc) from None
+                contact = Contact(identity, entry.name, entry.inbox_id)
+                if active is None:
                     active, blob = PairwiseSession.initiate(self._account.identity, bundle,
                                                             plaintext=plaintext)
                 else:
@@ -1173,11 +1212,18 @@ class Client:
                         await self._tick(gs)
                 except TripleRatchetError as exc:
                     log.debug("group %s: tick: %s", _short(gs.group_id), type(exc).__name__)
-            if self._state is ConnectionState.CONNECTED and (
-                    self._publish_due or self._clock() - self._published_at > REPUBLISH_EVERY):
-                await self._republish(retry=False)
-            if self._outbox:
-                await self._flush()
+                except Exception as exc:  # the timer never stops
+                    log.warning("group %s: tick failed: %s", _short(gs.group_id),
+                                type(exc).__name__)
+            try:
+                if self._state is ConnectionState.CONNECTED and (
+                        self._publish_due
+                        or self._clock() - self._published_at > REPUBLISH_EVERY):
+                    await self._republish(retry=False)
+                if self._outbox:
+                    await self._flush()
+            except Exception as exc:
+                log.warning("timer: %s", type(exc).__name__)
 
     async def _tick(self, gs: _GroupState) -> None:
         session = gs.session
@@ -1219,6 +1265,15 @@ class Client:
 
     async def next_event(self, timeout: float | None = None) -> Event:
         return await asyncio.wait_for(self._events.get(), timeout)
+
+
+class _Unusable(Exception):
+    """A directory answer that does not open (forged or corrupted), kept apart from a hub
+    refusal, which has the same error types (`hub.client.error_from_frame`)."""
+
+    def __init__(self, error: RemoteError) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
 
 
 def _connected(conn: MailboxClient) -> bool:
