@@ -187,13 +187,12 @@ def test_f4_a_database_opened_twice_is_refused(tmp_path: Path) -> None:
     run(main())
 
 
-# --- F5: a direct message is lost, and the inbox reader dies, when the sender lookup fails ------
+# --- F5 (fixed): a direct message was lost, and the inbox reader died, when the lookup failed
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F5: _on_direct commits the message id as "
-                   "seen, then looks the sender up; a ConnectionError there loses the message "
-                   "(never emitted) and kills the inbox task (it catches TripleRatchetError only)")
 def test_f5_a_failed_sender_lookup_loses_no_direct_message(tmp_path: Path) -> None:
+    """F5 (fixed by h3-client 9b5e256): a ConnectionError while looking the sender up lost the
+    message (already `seen`) and killed the inbox task."""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
