@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,13 @@ from triple_ratchet.client import (
 from triple_ratchet.client import client as client_module
 from triple_ratchet.client.directory import open_join_key, open_prekey
 from triple_ratchet.client.group import INFO, TEXT, Envelope
-from triple_ratchet.errors import LimitExceeded, ProtocolError, TripleRatchetError, UsageError
+from triple_ratchet.errors import (
+    HubRefused,
+    LimitExceeded,
+    ProtocolError,
+    TripleRatchetError,
+    UsageError,
+)
 from triple_ratchet.hub.access import directory_id
 from triple_ratchet.hub.client import HubConnection, MailboxClient
 
@@ -524,6 +531,46 @@ def test_f15_a_notice_without_its_common_part_does_not_stall_the_inbox(tmp_path:
                             "bob's message at alice", timeout=8)
             finally:
                 await _close([alice, bob, mallory], inboxes)
+
+    run(main())
+
+
+# --- F16: in a call the app makes, a hub refusal and a forged answer are the same error ---------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F16: add_contact/send_direct/create_group "
+                   "raise the hub's refusal as ProtocolError/AuthenticationError/..., the very "
+                   "types a forged or corrupted directory answer raises: the app cannot tell them "
+                   "apart (issue 10: refusals are HubRefused and kin)")
+def test_f16_a_hub_refusal_in_a_call_is_told_apart_from_a_forged_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice = await device(tmp_path, "alice", hub)
+            stranger = StorageKey.generate()  # never opened: no directory entry
+            nobody = await Client.open(None, hub="ws://127.0.0.1:9", key=stranger,
+                                       store=MemoryStore(), retry_timeout=0.1)
+            await nobody.close()
+            try:
+                with pytest.raises(TripleRatchetError) as refused:
+                    await alice.add_contact(nobody.identity)  # the hub: no such entry
+                real = HubConnection.take_bundle
+
+                async def forged(self: HubConnection, directory: bytes) -> Any:
+                    taken = await real(self, directory)
+                    return replace(taken, bundle=os.urandom(len(taken.bundle)))
+
+                bob = await device(tmp_path, "bob", hub)
+                monkeypatch.setattr(HubConnection, "take_bundle", forged)
+                with pytest.raises(TripleRatchetError) as forgery:
+                    await alice.add_contact(bob.identity)  # a hub that forges the entry
+                monkeypatch.setattr(HubConnection, "take_bundle", real)
+                await bob.close()
+                assert isinstance(refused.value, HubRefused), type(refused.value)
+                assert not isinstance(forgery.value, HubRefused), type(forgery.value)
+            finally:
+                await alice.close()
 
     run(main())
 
