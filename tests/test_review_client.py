@@ -38,7 +38,7 @@ from triple_ratchet.errors import (
     TripleRatchetError,
     UsageError,
 )
-from triple_ratchet.hub.access import directory_id
+from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import HubConnection, MailboxClient
 
 
@@ -570,6 +570,37 @@ def test_f16_a_hub_refusal_in_a_call_is_told_apart_from_a_forged_answer(
                 assert isinstance(refused.value, HubRefused), type(refused.value)
                 assert not isinstance(forgery.value, HubRefused), type(forgery.value)
             finally:
+                await alice.close()
+
+    run(main())
+
+
+# --- F17: a refused directory publish is silent (e.g. the entry was squatted) ------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F17: when the hub refuses our directory "
+                   "publish (another owner took the entry after it expired), _republish retries "
+                   "every tick forever and the app hears nothing: nobody can find the account")
+def test_f17_a_refused_directory_publish_is_reported(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice = await device(tmp_path, "alice", hub)
+            identity, suite = alice.identity, alice.suite
+            await alice.close()
+            clock.warp(31 * 24 * 3600.0)  # a month away: the entry expired at the hub
+            squatter = AccessKey(suite, suite.generate_signing())
+            conn = await HubConnection.connect(hub.url)
+            await conn.authenticate(squatter)
+            await conn.publish(directory_id(suite, identity), squatter.mailbox_id,
+                               os.urandom(200))
+            await conn.close()
+            alice = await device(tmp_path, "alice", hub)
+            inbox = Inbox(alice)
+            try:
+                await until(lambda: bool(inbox.of(Refused)), "the refusal reported", timeout=5)
+            finally:
+                await inbox.stop()
                 await alice.close()
 
     run(main())
