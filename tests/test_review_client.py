@@ -605,5 +605,47 @@ def test_f17_a_refused_directory_publish_is_reported(tmp_path: Path) -> None:
 
     run(main())
 
+
+# --- F18: caught_up while entries wait, unread, in the hub client's queue ---------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F18: 'quiet' only says no entry was "
+                   "taken from the hub client for a tick; when the reader is busy (a slow flush) "
+                   "entries wait in MailboxClient's queue and caught_up is reported anyway")
+def test_f18_caught_up_is_never_reported_with_unread_entries(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            gs = bob._group_state(gid)
+            conn = gs.conn
+            assert conn is not None
+            real_flush, real_caught_up = bob._flush, gs.session.caught_up
+            violations: list[int] = []
+
+            async def slow_flush() -> None:  # a slow hub on bob's side
+                await asyncio.sleep(0.5)
+                await real_flush()
+
+            def caught_up(mailbox: bytes, now: float) -> Any:
+                waiting = [e for e in list(conn._events._queue)  # type: ignore[attr-defined]
+                           if e is not None and getattr(e, "mailbox", None) == mailbox]
+                if waiting:
+                    violations.append(len(waiting))
+                return real_caught_up(mailbox, now)
+
+            bob._flush = slow_flush  # type: ignore[method-assign]
+            gs.session.caught_up = caught_up  # type: ignore[method-assign]
+            try:
+                for i in range(4):
+                    await alice.group(gid).send(f"m{i}")
+                await until(lambda: ("alice", "m3") in texts(inboxes["bob"]), "m3", timeout=20)
+                assert not violations, f"caught_up with {violations} entries unread"
+            finally:
+                bob._flush = real_flush  # type: ignore[method-assign]
+                await _close([alice, bob], inboxes)
+
+    run(main())
+
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
