@@ -253,3 +253,34 @@ def test_one_process_per_store_file(tmp_path: Path) -> None:
     with again.transaction() as tx:
         assert tx.get("t", b"k") == b"v"
     again.close()
+
+
+def test_names_from_peers_are_cleaned_of_controls_and_bidi_overrides() -> None:
+    from triple_ratchet.client.group import INFO, Envelope
+    from triple_ratchet.identity import IdentityKeyPair
+    from triple_ratchet.suites import DEFAULT_SUITE
+
+    evil = "\x1b]0;owned\x07\x1b[2J\u202eecila\u2066"
+    identity = IdentityKeyPair.generate(DEFAULT_SUITE).public.to_bytes()
+    assert Invite.parse(str(Invite(identity, evil))).name == "]0;owned[2Jecila"
+    info = Envelope(INFO, bytes(16), group_name=evil, names=((identity, evil),)).to_bytes()
+    decoded = Envelope.from_bytes(info)
+    assert decoded.group_name == decoded.names[0][1] == "]0;owned[2Jecila"
+
+
+def test_after_close_events_end_and_calls_are_usage_errors(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            group = await alice.create_group("g", [bob.identity])
+            await bob.close()
+            await alice.close()
+            seen = [event async for event in alice.events()]  # ends
+            assert all(not isinstance(e, GroupMessage) for e in seen)
+            for call in (group.send("late"), alice.send_direct(bob.identity, "late"),
+                         alice.create_group("h", [bob.identity]), alice.add_contact(bob.invite())):
+                with pytest.raises(UsageError, match="closed"):
+                    await call
+
+    run(main())

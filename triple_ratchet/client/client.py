@@ -27,6 +27,7 @@ from triple_ratchet import cbor
 from triple_ratchet.client.directory import (
     ContactEntry,
     Invite,
+    clean_name,
     open_join_key,
     open_prekey,
     seal_join_key,
@@ -72,6 +73,7 @@ from triple_ratchet.errors import (
     AuthenticationError,
     DecodeError,
     HubRefused,
+    LimitExceeded,
     RemoteError,
     TripleRatchetError,
     UsageError,
@@ -87,7 +89,7 @@ from triple_ratchet.handshake import MSG_TYPE_INITIAL
 from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import START, Delivery, HubConnection, MailboxClient
 from triple_ratchet.hub.client import Gap as HubGap
-from triple_ratchet.hub.frames import Kind
+from triple_ratchet.hub.frames import MAX_BLOB_SIZE, Kind
 from triple_ratchet.identity import Account, Identity, IdentityKeyPair, safety_number
 from triple_ratchet.pairwise import (
     MSG_TYPE_PAIRWISE,
@@ -105,6 +107,10 @@ ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
 LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
 REPUBLISH_EVERY = 24 * 3600.0  # seconds: the directory entry lives 30 days after a publish
 COMMON_WAIT = 120.0  # seconds a joiner waits for the common part its notice names
+LIMIT_TRIES = 60  # ticks an outbox entry may be held back by the hub's LIMIT before it goes
+# The largest plaintext sent one-to-one: its blob (Double Ratchet header and tag, CBOR framing,
+# and an initial message's handshake) stays within the hub's MAX_BLOB_SIZE.
+MAX_DIRECT_PLAINTEXT = MAX_BLOB_SIZE - 4096
 # Outbox kinds: a group or control mailbox of the session, a change's common mailbox (created
 # with the access key stored with the entry), someone's inbox.
 OUT_GROUP, OUT_COMMON, OUT_INBOX = 0, 1, 2
@@ -129,11 +135,11 @@ def _short(data: bytes) -> str:
 class _Account:
     suite: Suite
     name: str
-    pairwise: Account  # the identity key pair and the prekeys
-    inbox_key: bytes  # access signing key of our inbox
-    owner_key: bytes  # access signing key that owns our directory entry
-    published: list[bytes]  # receive keys of the one-time join keys published
-    pending_prekeys: list[bytes] = field(default_factory=list)  # sealed, not yet published
+    pairwise: Account = field(repr=False)  # the identity key pair and the prekeys
+    inbox_key: bytes = field(repr=False)  # access signing key of our inbox
+    owner_key: bytes = field(repr=False)  # access signing key that owns our directory entry
+    published: list[bytes] = field(repr=False)  # receive keys of the one-time join keys published
+    pending_prekeys: list[bytes] = field(default_factory=list, repr=False)  # not yet published
 
     @property
     def identity(self) -> IdentityKeyPair:
@@ -193,7 +199,7 @@ class _GroupState:
     """One group as the client holds it (the session, and what the app sees around it)."""
 
     group_id: bytes
-    session: GroupSession
+    session: GroupSession = field(repr=False)
     name: str = ""
     names: dict[bytes, str] = field(default_factory=dict)
     announced: bool = True  # GroupJoined was reported (a joiner reports it once it has a name)
@@ -207,6 +213,7 @@ class _GroupState:
     quiet: bool = True
     catching_up: bool = False
     send_info: bool = False  # we proposed an add: tell the new roster the names once it is in
+    introducers: dict[bytes, bytes] = field(default_factory=dict)  # joiner -> who added it
 
     @property
     def epoch(self) -> int:
@@ -227,9 +234,12 @@ class Contact:
     identity: bytes = field(repr=False)
     name: str
     inbox_id: bytes = field(default=b"", repr=False)
+    # The one-time prekey the lookup took (sealed), for our first session with them: a lookup
+    # does not spend another of their prekeys.
+    prekey: bytes = field(default=b"", repr=False)
 
     def to_bytes(self) -> bytes:
-        return cbor.encode([self.name, self.inbox_id])
+        return cbor.encode([self.name, self.inbox_id, self.prekey])
 
 
 class Client:
@@ -253,10 +263,13 @@ class Client:
         self._outbox: dict[int, _Out] = {}
         self._next_seq = 1
         self._flushing = asyncio.Lock()
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._limited: dict[int, int] = {}  # outbox entries the hub's LIMIT held back: tries
+        self._publishing = asyncio.Lock()
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue()  # None: closed
         self._inbox = MailboxClient(hub, retry_timeout=retry_timeout)
         self._assembler = NoticeAssembler(account.suite)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # readers and the timer: they never end
+        self._oneoffs: set[asyncio.Task[None]] = set()
         self._state = ConnectionState.CONNECTING
         self._closed = False
         self._publish_due = False
@@ -334,9 +347,10 @@ class Client:
             if raw is not None:
                 self._keyring = JoinKeyring.from_bytes(raw)
             for key, value in tx.items(CONTACTS):
-                f = cbor.as_list(cbor.decode(value, max_items=8), "contact", 2)
+                f = cbor.as_list(cbor.decode(value, max_items=8), "contact", 3)
                 self._contacts[key] = Contact(key, cbor.as_str(f[0], "name", max_length=256),
-                                              cbor.as_bytes(f[1], "inbox", max_length=32))
+                                              cbor.as_bytes(f[1], "inbox", max_length=32),
+                                              cbor.as_bytes(f[2], "prekey", max_length=2048))
             self._seen = {key for key, _ in tx.items(SEEN)}
             for peer, value in tx.items(PAIRWISE):
                 self._pairwise[peer] = [
@@ -375,7 +389,10 @@ class Client:
             await self._open_group(gs, follow=False)  # the timer follows them
         self._tasks.append(asyncio.create_task(self._tick_loop()))
         await self._republish(retry=False)
-        self._tasks.append(asyncio.create_task(self._flush()))
+        # One-off work (the first flush) runs apart from the long-lived tasks.
+        flush = asyncio.create_task(self._flush())
+        self._oneoffs.add(flush)
+        flush.add_done_callback(self._oneoffs.discard)
 
     async def _republish(self, *, retry: bool = True) -> None:
         try:
@@ -392,7 +409,8 @@ class Client:
         if self._closed:
             return
         self._closed = True
-        tasks = self._tasks + [gs.reader for gs in self._groups.values() if gs.reader]
+        tasks = [*self._tasks, *self._oneoffs,
+                 *(gs.reader for gs in self._groups.values() if gs.reader)]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -403,6 +421,7 @@ class Client:
                 await conn.close()
         self._store.close()
         self._set_state(ConnectionState.OFFLINE)
+        self._events.put_nowait(None)  # ends events()
 
     async def __aenter__(self) -> Client:
         return self
@@ -443,16 +462,25 @@ class Client:
     def contacts(self) -> list[Contact]:
         return list(self._contacts.values())
 
-    async def add_contact(self, invite_or_identity: str | bytes) -> Contact:
-        """Look the identity's directory entry up (its name and inbox) and keep it."""
+    async def add_contact(self, invite_or_identity: str | bytes, *,
+                          refresh: bool = False) -> Contact:
+        """Look the identity's directory entry up (its name and inbox) and keep it. A known
+        contact is returned as it is unless `refresh` (a lookup spends one of their one-time
+        prekeys, which we keep for our first session with them)."""
+        self._check_open()
         if isinstance(invite_or_identity, str):
             identity = Invite.parse(invite_or_identity).identity
         else:
             identity = bytes(invite_or_identity)
             Identity.from_bytes(identity, self.suite)
+        known = self._contacts.get(identity)
+        if known is not None and known.inbox_id and not refresh:
+            return known
         taken = await self._one_off(lambda c: c.take_bundle(self._directory_id(identity)))
         entry = ContactEntry.open(self.suite, identity, taken.bundle)
-        contact = Contact(identity, entry.name, entry.inbox_id)
+        if taken.prekey is not None:
+            open_prekey(self.suite, identity, taken.prekey)  # it opens and is theirs
+        contact = Contact(identity, entry.name, entry.inbox_id, taken.prekey or b"")
         with self._store.transaction() as tx:
             tx.put(CONTACTS, identity, contact.to_bytes())
         self._contacts[identity] = contact
@@ -462,8 +490,14 @@ class Client:
         return directory_id(self.suite, identity)
 
     async def _publish(self, *, retry: bool = True) -> None:
-        """Our directory entry (refreshed, so it does not expire) and join keys: the keyring
-        is stored before any key of it is published."""
+        """Our directory entry (refreshed, so it does not expire), one-time prekeys and join
+        keys: the private halves are stored before anything is published, and a batch of
+        one-time keys is marked published (committed) before it is sent, so it is never sent
+        twice (the hub appends: one key handed out twice would fail its second user)."""
+        async with self._publishing:
+            await self._publish_locked(retry)
+
+    async def _publish_locked(self, retry: bool) -> None:
         acct = self._account
         now_ms = int(self._clock() * 1000)
         keyring = self._keyring.expire(now_ms)
@@ -494,22 +528,33 @@ class Client:
         owner = AccessKey(self.suite, self.suite.signing_from_bytes(acct.owner_key))
         directory = self._directory_id(me)
 
-        async def publish(conn: HubConnection) -> None:
-            await conn.authenticate(owner)
-            await conn.publish(directory, owner.mailbox_id, entry, prekeys)
-            await conn.publish_join_keys(
-                directory, owner.mailbox_id,
-                None if last_resort is None else seal_join_key(self.suite, me, last_resort),
-                tuple(seal_join_key(self.suite, me, h.join_key.to_bytes()) for h in fresh))
+        join_keys = tuple(seal_join_key(self.suite, me, h.join_key.to_bytes()) for h in fresh)
+        marked = False
 
-        await self._one_off(publish, retry=retry)
-        if fresh or prekeys:
+        def mark() -> None:
+            # Once a connection is up, before the first send: the batch leaves `pending`.
+            nonlocal marked
+            if marked or not (fresh or prekeys):
+                return
+            marked = True
             acct.pending_prekeys = acct.pending_prekeys[len(prekeys):]
             held_keys = {h.join_key.receive_key for h in keyring.held}
             acct.published = [k for k in acct.published if k in held_keys] + [
                 h.join_key.receive_key for h in fresh]
             with self._store.transaction() as tx:
                 tx.put(ACCOUNT, _SELF, acct.to_bytes())
+
+        async def publish(conn: HubConnection) -> None:
+            await conn.authenticate(owner)
+            first = not marked
+            mark()
+            await conn.publish(directory, owner.mailbox_id, entry, prekeys if first else ())
+            await conn.publish_join_keys(
+                directory, owner.mailbox_id,
+                None if last_resort is None else seal_join_key(self.suite, me, last_resort),
+                join_keys if first else ())
+
+        await self._one_off(publish, retry=retry)
         log.debug("published the directory entry, %d join keys and %d prekeys", len(fresh),
                   len(prekeys))
 
@@ -549,7 +594,7 @@ class Client:
             return
         try:
             await self.add_contact(identity)
-        except (RemoteError, ConnectionError) as exc:
+        except Exception as exc:  # a name is a nicety: never fail the caller for it
             log.debug("no directory entry for %s: %s", _short(identity), type(exc).__name__)
 
     # --- groups -------------------------------------------------------------------------------
@@ -584,6 +629,7 @@ class Client:
     async def create_group(self, name: str, members: list[bytes]) -> Group:
         """Create a group with these identities (their join keys are taken from the
         directory); they join from the notices the hub keeps in their inboxes."""
+        self._check_open()
         name = _check_name(name)
         if len(set(members)) != len(members) or self.identity in members:
             raise UsageError("members are other identities, each once")
@@ -606,6 +652,7 @@ class Client:
         return Group(self, gs.group_id)
 
     async def _send(self, group_id: bytes, message: str | bytes) -> bytes:
+        self._check_open()
         gs = self._group_state(group_id)
         envelope = _envelope(message)
         async with gs.lock:
@@ -616,6 +663,7 @@ class Client:
 
     async def _propose(self, group_id: bytes, *, add: bytes | None = None,
                        remove: bytes | None = None, refresh: bool = False) -> None:
+        self._check_open()
         gs = self._group_state(group_id)
         join_keys = []
         if add is not None:
@@ -690,28 +738,42 @@ class Client:
                     log.debug("outbox: hub unreachable (%s); %d entries wait", exc,
                               len(self._outbox))
                     return
+                except LimitExceeded as exc:
+                    # The hub's LIMIT (a rate, a full mailbox) passes: keep the entry and try
+                    # again at a later tick; give up only after many tries.
+                    tries = self._limited[seq] = self._limited.get(seq, 0) + 1
+                    if tries < LIMIT_TRIES:
+                        log.debug("outbox: hub limit (%s), try %d", exc, tries)
+                        return
+                    self._refuse(out, exc)
                 except RemoteError as exc:
-                    gs = self._groups.get(out.group_id)
-                    refused = HubRefused(f"hub refused an outbox entry: {exc}", out.mailbox,
-                                         START, exc)
-                    self.refused += 1
-                    log.debug("outbox: hub refused an entry: %s", exc)
-                    self._emit(Refused(None if gs is None else Group(self, gs.group_id),
-                                       refused))
+                    self._refuse(out, exc)
                 except _Unusable as exc:
                     # Not a refusal: a directory answer that does not open (dropped, counted).
                     self.dropped += 1
                     log.debug("outbox: a peer's directory entry is unusable: %s",
                               type(exc.error).__name__)
+                except Exception as exc:  # a bug must not stop the outbox for good
+                    self.dropped += 1
+                    log.warning("outbox: an entry failed and is dropped: %s",
+                                type(exc).__name__)
                 else:
                     if out.kind != OUT_PAIRWISE:
                         self.sent_blobs += 1
                         self.sent_bytes += len(out.blob)
+                self._limited.pop(seq, None)
                 if self._closed:
                     return  # sent; the outbox entry goes with the next flush (sent again once)
                 with self._store.transaction() as tx:
                     tx.delete(OUTBOX, seq.to_bytes(8, "big"))
                 self._outbox.pop(seq, None)
+
+    def _refuse(self, out: _Out, exc: RemoteError) -> None:
+        gs = self._groups.get(out.group_id)
+        refused = HubRefused(f"hub refused an outbox entry: {exc}", out.mailbox, START, exc)
+        self.refused += 1
+        log.debug("outbox: hub refused an entry: %s", exc)
+        self._emit(Refused(None if gs is None else Group(self, gs.group_id), refused))
 
     async def _put(self, out: _Out) -> None:
         if out.kind == OUT_PAIRWISE:
@@ -785,8 +847,17 @@ class Client:
                 self._emit(Refused(Group(self, gs.group_id), refused))
                 continue
             except (ConnectionError, RemoteError) as exc:
-                log.debug("group %s: connection failed: %s", _short(gs.group_id), exc)
-                await asyncio.sleep(self.tick_interval)
+                # The hub client failed as a whole (it reconnects by itself otherwise): a new
+                # one; the timer follows every mailbox again from the stored cursors.
+                log.debug("group %s: hub client failed: %s", _short(gs.group_id),
+                          type(exc).__name__)
+                old = gs.conn
+                async with gs.lock:
+                    gs.conn = MailboxClient(self.hub, retry_timeout=self.retry_timeout)
+                    gs.followed.clear()
+                with contextlib.suppress(Exception):
+                    await old.close()
+                await asyncio.sleep(max(self.tick_interval, 1.0))
                 continue
             if isinstance(event, HubGap):
                 log.debug("group %s: the hub trimmed entries before we read them",
@@ -889,14 +960,14 @@ class Client:
                     log.debug("group %s: a message without a valid envelope: %s",
                               _short(gs.group_id), type(exc).__name__)
                     continue
-                key = gs.group_id + env.message_id
+                # Per sender: a member cannot suppress another's message by reusing its id.
+                key = gs.group_id + e.sender_identity + env.message_id
                 if key in self._seen or key in seen:
                     log.debug("group %s: a message delivered before", _short(gs.group_id))
                     continue
                 seen.append(key)
                 if env.kind == INFO:
-                    gs.name = env.group_name or gs.name
-                    gs.names.update(dict(env.names))
+                    self._take_info(gs, e.sender_identity, env)
                     if not gs.announced:
                         gs.announced = True
                         app.append(GroupJoined(group, self._member(gs, gs.inviter)))
@@ -908,6 +979,8 @@ class Client:
                                         env.text if env.kind == TEXT else None, env.data,
                                         env.message_id))
             elif isinstance(e, ge.MembershipChanged):
+                for added in e.added:
+                    gs.introducers[added] = e.proposer
                 app.append(MembershipChanged(
                     group, e.epoch, tuple(self._member(gs, i) for i in e.added),
                     tuple(self._member(gs, i) for i in e.removed),
@@ -930,6 +1003,19 @@ class Client:
                 log.debug("group %s: %s", _short(gs.group_id), type(e).__name__)
         return app, seen
 
+    def _take_info(self, gs: _GroupState, sender: bytes, env: Envelope) -> None:
+        """A group's info: the group's name only from whoever brought us in; a member's name
+        from that member, from whoever brought us in, from whoever added that member, or for
+        someone not yet in the roster (a joiner being introduced). Contacts' names (from the
+        directory) always win (`_member`)."""
+        if sender == gs.inviter and env.group_name:
+            gs.name = env.group_name
+        roster = set(gs.session.roster) if gs.session.status == "active" else set()
+        for identity, name in env.names:
+            if sender in (identity, gs.inviter) or gs.introducers.get(identity) == sender or (
+                    identity not in roster and identity not in gs.names):
+                gs.names[identity] = name
+
     def _handle(self, gs: _GroupState, events: list[ge.Event]) -> None:
         app, _ = self._translate(gs, events)
         for event in app:
@@ -942,16 +1028,32 @@ class Client:
         while True:
             try:
                 await self._inbox.follow(inbox_key, Kind.INBOX)
-                break
             except ConnectionError:
                 await asyncio.sleep(self.tick_interval)
+                continue
+            except RemoteError as exc:
+                log.debug("inbox: cannot follow: %s", type(exc).__name__)
+                await self._replace_inbox()
+                continue
+            await self._read_inbox_entries()
+            await self._replace_inbox()
+
+    async def _replace_inbox(self) -> None:
+        """The inbox's hub client gave up for good (or was refused): a new one, after a
+        pause; the hub keeps every entry we did not acknowledge."""
+        old, self._inbox = self._inbox, MailboxClient(self.hub, retry_timeout=self.retry_timeout)
+        with contextlib.suppress(Exception):
+            await old.close()
+        await asyncio.sleep(max(self.tick_interval, 1.0))
+
+    async def _read_inbox_entries(self) -> None:
         while True:
             try:
                 event = await self._inbox.next_event()
             except (ConnectionError, RemoteError) as exc:
-                log.debug("inbox: %s", type(exc).__name__)
-                await asyncio.sleep(self.tick_interval)
-                continue
+                # The hub client failed as a whole (it reconnects by itself otherwise).
+                log.debug("inbox: hub client failed: %s", type(exc).__name__)
+                return
             if not isinstance(event, Delivery):
                 continue
             try:
@@ -1067,6 +1169,7 @@ class Client:
     async def send_direct(self, identity: bytes, message: str | bytes) -> bytes:
         """Send over the pairwise Double Ratchet session with `identity` (started from its
         directory entry when there is none); returns the message id."""
+        self._check_open()
         envelope = _envelope(message)
         try:
             await self._encrypt_direct(bytes(identity), envelope.to_bytes())
@@ -1081,12 +1184,21 @@ class Client:
         transaction (`done`, the OUT_PAIRWISE entry this was, leaves the outbox in it)."""
         if identity == self.identity:
             raise UsageError("a direct message goes to someone else")
+        if len(plaintext) > MAX_DIRECT_PLAINTEXT:
+            raise LimitExceeded(f"a direct message is at most {MAX_DIRECT_PLAINTEXT} bytes")
         Identity.from_bytes(identity, self.suite)
         async with self._pairwise_lock:
             sessions = self._pairwise.get(identity, [])
             contact = self._contacts.get(identity)
             active = next((x for x in sessions if x.can_send), None)
-            if contact is None or not contact.inbox_id or active is None:
+            bundle = None
+            if contact is not None and contact.inbox_id and active is None and contact.prekey:
+                try:  # the one-time prekey our lookup took
+                    bundle = open_prekey(self.suite, identity, contact.prekey)
+                except RemoteError as exc:
+                    raise _Unusable(exc) from None
+                contact = replace(contact, prekey=b"")
+            elif contact is None or not contact.inbox_id or active is None:
                 taken = await self._one_off(  # a hub refusal raises here
                     lambda c: c.take_bundle(self._directory_id(identity)))
                 try:
@@ -1096,11 +1208,11 @@ class Client:
                 except RemoteError as exc:
                     raise _Unusable(exc) from None
                 contact = Contact(identity, entry.name, entry.inbox_id)
-                if active is None:
-                    active, blob = PairwiseSession.initiate(self._account.identity, bundle,
-                                                            plaintext=plaintext)
-                else:
-                    blob = active.encrypt(plaintext)
+            assert contact is not None
+            if active is None:
+                assert bundle is not None
+                active, blob = PairwiseSession.initiate(self._account.identity, bundle,
+                                                        plaintext=plaintext)
             else:
                 blob = active.encrypt(plaintext)
             sessions = [active, *(x for x in sessions if x is not active)]
@@ -1259,12 +1371,25 @@ class Client:
             self._emit(ConnectionChanged(state))
 
     async def events(self) -> AsyncIterator[Event]:
-        """Every event, in order, as it happens."""
+        """Every event, in order, as it happens; ends after `close()`."""
         while True:
-            yield await self._events.get()
+            event = await self._events.get()
+            if event is None:
+                self._events.put_nowait(None)  # for any other reader
+                return
+            yield event
 
     async def next_event(self, timeout: float | None = None) -> Event:
-        return await asyncio.wait_for(self._events.get(), timeout)
+        """The next event (`UsageError` once the client is closed and every event was read)."""
+        event = await asyncio.wait_for(self._events.get(), timeout)
+        if event is None:
+            self._events.put_nowait(None)
+            raise UsageError("the client is closed")
+        return event
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("the client is closed")
 
 
 class _Unusable(Exception):
@@ -1295,9 +1420,10 @@ def _envelope(message: str | bytes) -> Envelope:
 
 
 def _check_name(name: str) -> str:
+    """Our own display or group name: at most 256 UTF-8 bytes, shown to others cleaned."""
     if not isinstance(name, str) or len(name.encode("utf-8")) > 256:
         raise UsageError("a name is a string of at most 256 UTF-8 bytes")
-    return name
+    return clean_name(name)
 
 
 __all__ = ["Client", "Contact"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import unicodedata
 from dataclasses import dataclass, field
 
 from triple_ratchet import cbor
@@ -31,6 +32,19 @@ from triple_ratchet.suites import Suite
 DIRECTORY_ENTRY_LABEL = b"triple-ratchet directory entry"
 INVITE_PREFIX = "tr1:"
 MAX_NAME_LEN = 256
+# Bidirectional overrides and isolates: "alice" could be shown for "ecila".
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def clean_name(name: str) -> str:
+    """A name without control characters (a terminal's escape sequences) or bidi overrides:
+    names come from peers, and apps print them."""
+    return "".join(c for c in name if unicodedata.category(c) != "Cc" and c not in _BIDI)
+
+
+def check_name(value: cbor.CborValue, what: str) -> str:
+    """A display or group name from a peer, cleaned (`clean_name`)."""
+    return clean_name(cbor.as_str(value, what, max_length=MAX_NAME_LEN))
 
 
 def _key(suite: Suite, identity: bytes) -> bytes:
@@ -73,7 +87,7 @@ class ContactEntry:
         bundle = PrekeyBundle.from_bytes(cbor.as_bytes(f[3], "bundle", max_length=4096), suite)
         if bundle.identity.to_bytes() != identity:
             raise DecodeError("the directory entry is another identity's")
-        return cls(cbor.as_str(f[1], "name", max_length=MAX_NAME_LEN),
+        return cls(check_name(f[1], "name"),
                    cbor.as_bytes(f[2], "inbox id", length=MAILBOX_ID_LEN), bundle)
 
 
@@ -130,7 +144,7 @@ class Invite:
             raise DecodeError("not an invite")
         identity = cbor.as_bytes(f[1], "identity", max_length=512)
         Identity.from_bytes(identity)  # a valid identity (its DH key signed by its signing key)
-        return cls(identity, cbor.as_str(f[2], "name", max_length=MAX_NAME_LEN))
+        return cls(identity, check_name(f[2], "name"))
 
 
 __all__ = ["DIRECTORY_ENTRY_LABEL", "ContactEntry", "Invite", "open_join_key", "open_prekey",

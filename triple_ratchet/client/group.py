@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from triple_ratchet import cbor
+from triple_ratchet.client.directory import check_name
 from triple_ratchet.client.events import Member
 from triple_ratchet.errors import DecodeError
 
@@ -70,9 +71,8 @@ class Envelope:
             for item in cbor.as_list(info[1], "member names"):
                 pair = cbor.as_list(item, "member name", 2)
                 names.append((cbor.as_bytes(pair[0], "identity", max_length=512),
-                              cbor.as_str(pair[1], "name", max_length=MAX_NAME_LEN)))
-            return cls(INFO, mid, group_name=cbor.as_str(info[0], "group name",
-                                                         max_length=MAX_NAME_LEN),
+                              check_name(pair[1], "name")))
+            return cls(INFO, mid, group_name=check_name(info[0], "group name"),
                        names=tuple(names))
         if kind in (REJOIN_REQUEST, REPAIRED_SEALING):
             pair = cbor.as_list(f[3], "group payload", 2)
