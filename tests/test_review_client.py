@@ -80,13 +80,13 @@ async def _send_envelope(sender: Client, gid: bytes, envelope: Envelope) -> None
     await sender._flush()
 
 
-# --- F1: one oversized direct message poisons the outbox for good ---------------------------
+# --- F1 (fixed): one oversized direct message poisons the outbox for good -------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F1: an oversized direct message is "
-                   "committed to the outbox, then the hub client's UsageError escapes _flush: "
-                   "every later send raises it and the tick loop dies")
 def test_f1_an_oversized_direct_message_does_not_poison_the_outbox(tmp_path: Path) -> None:
+    """F1 (fixed by h3-client 7cbdb4e), was: an oversized direct message is committed to the
+    outbox, then the hub client's UsageError escapes _flush: every later send raises it and
+    the tick loop dies"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -108,13 +108,13 @@ def test_f1_an_oversized_direct_message_does_not_poison_the_outbox(tmp_path: Pat
     run(main())
 
 
-# --- F2: the group dedup key ignores the sender -------------------------------------------------
+# --- F2 (fixed): the group dedup key ignores the sender -------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F2: seen is keyed by (group id, message "
-                   "id) only: a member who reuses another member's message id suppresses it")
 def test_f2_a_member_cannot_suppress_another_members_message_by_its_id(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """F2 (fixed by h3-client 7cbdb4e), was: seen is keyed by (group id, message id) only: a
+    member who reuses another member's message id suppresses it"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -143,12 +143,12 @@ def test_f2_a_member_cannot_suppress_another_members_message_by_its_id(
     run(main())
 
 
-# --- F3: any member rewrites the group's name and other members' names --------------------------
+# --- F3 (fixed): any member rewrites the group's name and other members' names --------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F3: an INFO envelope is accepted from any "
-                   "member and for any identity: a member renames the group and relabels others")
 def test_f3_a_member_cannot_rename_the_group_or_other_members(tmp_path: Path) -> None:
+    """F3 (fixed by h3-client 7cbdb4e), was: an INFO envelope is accepted from any member
+    and for any identity: a member renames the group and relabels others"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -227,13 +227,13 @@ def test_f5_a_failed_sender_lookup_loses_no_direct_message(tmp_path: Path) -> No
     run(main())
 
 
-# --- F6: a rate-limited put loses the message ----------------------------------------------
+# --- F6 (fixed): a rate-limited put loses the message ---------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F6: _flush drops an outbox entry on any "
-                   "RemoteError, including LIMIT (rate limit, mailbox full), which is transient: "
-                   "the message (or an epoch change's record) is lost for good")
 def test_f6_a_rate_limited_put_is_retried_not_dropped(tmp_path: Path) -> None:
+    """F6 (fixed by h3-client 7cbdb4e), was: _flush drops an outbox entry on any
+    RemoteError, including LIMIT (rate limit, mailbox full), which is transient: the message
+    (or an epoch change's record) is lost for good"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -261,12 +261,12 @@ def test_f6_a_rate_limited_put_is_retried_not_dropped(tmp_path: Path) -> None:
     run(main())
 
 
-# --- F7: events() never ends after close -------------------------------------------------------
+# --- F7 (fixed): events() never ends after close --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F7: events() waits forever after close(): "
-                   "an app's `async for event in client.events()` loop never ends")
 def test_f7_events_ends_after_close(tmp_path: Path) -> None:
+    """F7 (fixed by h3-client 7cbdb4e), was: events() waits forever after close(): an app's
+    `async for event in client.events()` loop never ends"""
     async def main() -> None:
         client = await Client.open(None, hub="ws://127.0.0.1:9", key=StorageKey.generate(),
                                    store=MemoryStore(), name="x", tick_interval=0.05,
@@ -288,13 +288,12 @@ def test_f7_events_ends_after_close(tmp_path: Path) -> None:
     run(main())
 
 
-# --- F8: calls after close are untyped errors and change the in-memory state -------------------
+# --- F8 (fixed): calls after close are untyped errors and change the in-memory state --------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F8: group.send after close() advances the "
-                   "in-memory session, then raises sqlite3.ProgrammingError (not a "
-                   "triple_ratchet error)")
 def test_f8_send_after_close_is_a_usage_error(tmp_path: Path) -> None:
+    """F8 (fixed by h3-client 7cbdb4e), was: group.send after close() advances the in-memory
+    session, then raises sqlite3.ProgrammingError (not a triple_ratchet error)"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -306,13 +305,13 @@ def test_f8_send_after_close_is_a_usage_error(tmp_path: Path) -> None:
     run(main())
 
 
-# --- F9: the account's access keys in its repr ---------------------------------------------------
+# --- F9 (fixed): the account's access keys in its repr --------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F9: _Account is a plain dataclass: its repr "
-                   "(a traceback with locals, a debugger, an error reporter) shows the inbox and "
-                   "directory-owner signing keys")
 def test_f9_no_secret_in_the_account_repr() -> None:
+    """F9 (fixed by h3-client 7cbdb4e), was: _Account is a plain dataclass: its repr (a
+    traceback with locals, a debugger, an error reporter) shows the inbox and
+    directory-owner signing keys"""
     async def main() -> None:
         client = await Client.open(None, hub="ws://127.0.0.1:9", key=StorageKey.generate(),
                                    store=MemoryStore(), name="x", retry_timeout=0.1)
@@ -327,13 +326,13 @@ def test_f9_no_secret_in_the_account_repr() -> None:
     run(main())
 
 
-# --- F10: terminal control characters in names -----------------------------------------------
+# --- F10 (fixed): terminal control characters in names --------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F10: display and group names from the "
-                   "directory, invites and INFO envelopes may carry terminal escapes / bidi "
-                   "overrides; the client passes them to the app as is")
 def test_f10_names_from_peers_carry_no_control_characters(tmp_path: Path) -> None:
+    """F10 (fixed by h3-client 7cbdb4e), was: display and group names from the directory,
+    invites and INFO envelopes may carry terminal escapes / bidi overrides; the client
+    passes them to the app as is"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -354,14 +353,14 @@ def test_f10_names_from_peers_carry_no_control_characters(tmp_path: Path) -> Non
 
 
 
-# --- F11: a publish whose answer was lost is sent again: one-time keys handed out twice ---------
+# --- F11 (fixed): a publish whose answer was lost is sent again: one-time keys handed out twice ---
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F11: _publish retries the whole publish "
-                   "(_one_off) when the hub's answer is lost, and only then marks the one-time "
-                   "prekeys/join keys published: they are on the hub twice, handed out twice")
 def test_f11_one_time_keys_are_never_published_twice(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """F11 (fixed by h3-client 7cbdb4e), was: _publish retries the whole publish (_one_off)
+    when the hub's answer is lost, and only then marks the one-time prekeys/join keys
+    published: they are on the hub twice, handed out twice"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -403,13 +402,13 @@ def test_f11_one_time_keys_are_never_published_twice(
     run(main())
 
 
-# --- F12: a hub connection that gave up (a protocol failure) is never replaced -----------------
+# --- F12 (fixed): a hub connection that gave up (a protocol failure) is never replaced ------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F12: when a group's MailboxClient gives up "
-                   "(a frame the hub client cannot read: it fails for good), _read_group retries "
-                   "next_event every tick forever; the group is dead until a restart, silently")
 def test_f12_a_failed_group_connection_is_replaced(tmp_path: Path) -> None:
+    """F12 (fixed by h3-client 7cbdb4e), was: when a group's MailboxClient gives up (a frame
+    the hub client cannot read: it fails for good), _read_group retries next_event every
+    tick forever; the group is dead until a restart, silently"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -433,13 +432,13 @@ def test_f12_a_failed_group_connection_is_replaced(tmp_path: Path) -> None:
     run(main())
 
 
-# --- F13: looking someone up spends their one-time prekeys, and nobody refills them ------------
+# --- F13 (fixed): looking someone up spends their one-time prekeys, and nobody refills them -------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F13: add_contact/_learn use TAKE_BUNDLE, "
-                   "which removes a one-time prekey from the hub; the owner refills only when it "
-                   "holds < 5 (it never learns the hub ran out): later sessions start without one")
 def test_f13_lookups_do_not_exhaust_one_time_prekeys(tmp_path: Path) -> None:
+    """F13 (fixed by h3-client 7cbdb4e), was: add_contact/_learn use TAKE_BUNDLE, which
+    removes a one-time prekey from the hub; the owner refills only when it holds < 5 (it
+    never learns the hub ran out): later sessions start without one"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
