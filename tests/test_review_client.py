@@ -721,5 +721,79 @@ def test_f20_close_returns_even_if_a_reader_lost_its_cancellation(tmp_path: Path
 
     run(main())
 
+
+# --- F21, F22 (after the F6 fix): an entry the hub's LIMIT holds back ----------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F21: _flush returns at the first entry the "
+                   "hub's LIMIT holds back: one full inbox (anyone can fill one) or one "
+                   "rate-limited mailbox stops every other entry, in every group")
+def test_f21_an_entry_held_back_by_limit_does_not_block_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            full = os.urandom(32)  # someone's inbox, full (LIMIT) for as long as this test
+            real_put = HubConnection.put
+
+            async def put(self: HubConnection, mailbox: bytes, blob: bytes,
+                          msg_id: bytes) -> Any:
+                if mailbox == full:
+                    raise LimitExceeded("hub refused: mailbox full")
+                return await real_put(self, mailbox, blob, msg_id)
+
+            monkeypatch.setattr(HubConnection, "put", put)
+            monkeypatch.setattr(client_module, "LIMIT_TRIES", 10**6)  # held back, not dropped
+            try:
+                with alice._store.transaction() as tx:  # a notice for that inbox, first in line
+                    held = client_module._Out(alice._next_seq, os.urandom(16),
+                                              client_module.OUT_INBOX, gid, full, b"n" * 64)
+                    tx.put("outbox", held.seq.to_bytes(8, "big"), held.to_bytes())
+                alice._next_seq += 1
+                alice._outbox[held.seq] = held
+                await alice.group(gid).send("not held back")
+                await until(lambda: ("alice", "not held back") in texts(inboxes["bob"]),
+                            "the group message", timeout=5)
+            finally:
+                await _close([alice, bob], inboxes)
+
+    run(main())
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F22: LIMIT_TRIES counts flushes, not ticks: "
+                   "every send and every entry read flushes, so a burst during a rate limit (when "
+                   "a limit happens) uses the 60 tries up in a moment and the message is dropped")
+def test_f22_a_burst_during_a_rate_limit_loses_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            conn = alice._group_state(gid).conn
+            assert conn is not None
+            real = conn.put_entry
+            loop = asyncio.get_running_loop()
+            limited_until = loop.time() + 2.0  # the hub's rate limit, for two seconds
+
+            async def put_entry(mailbox: bytes, blob: bytes, msg_id: bytes | None = None
+                                ) -> Any:
+                if loop.time() < limited_until:
+                    raise LimitExceeded("hub refused: rate limited")
+                return await real(mailbox, blob, msg_id)
+
+            conn.put_entry = put_entry  # type: ignore[method-assign]
+            try:
+                for i in range(70):  # a burst (a paste, a bot, a reconnect's catch-up)
+                    await alice.group(gid).send(f"m{i}")
+                await until(lambda: ("alice", "m69") in texts(inboxes["bob"]), "m69",
+                            timeout=15)
+                got = [t for _, t in texts(inboxes["bob"])]
+                assert [f"m{i}" for i in range(70) if f"m{i}" not in got] == []
+                assert not inboxes["alice"].of(Refused)
+            finally:
+                await _close([alice, bob], inboxes)
+
+    run(main())
+
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
