@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+import pytest
 from client_support import Inbox, LocalHub, WarpClock, device, until
 
 from triple_ratchet.client import (
@@ -188,5 +189,41 @@ def test_forged_entries_are_dropped_and_hub_refusals_are_their_own_events(
                     await i.stop()
                 for c in (alice, bob):
                     await c.close()
+
+    run(main())
+
+
+def test_a_joiner_whose_info_never_comes_still_hears_it_joined(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from triple_ratchet.client import client as client_module
+    from triple_ratchet.client.group import INFO, Envelope
+    from triple_ratchet.errors import DecodeError
+
+    real = Envelope.from_bytes
+
+    def no_info(data: bytes) -> Envelope:
+        envelope = real(data)
+        if envelope.kind == INFO:
+            raise DecodeError("lost")
+        return envelope
+
+    monkeypatch.setattr(client_module, "INFO_WAIT", 0.5)
+    monkeypatch.setattr(client_module.Envelope, "from_bytes", staticmethod(no_info))
+
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            events = Inbox(bob)
+            try:
+                await alice.create_group("g", [bob.identity])
+                await until(lambda: bool(events.of(GroupJoined)), "GroupJoined without info")
+                joined = events.of(GroupJoined)[0]
+                assert joined.inviter.name == "alice"  # type: ignore[attr-defined]
+                assert joined.group.name == ""  # type: ignore[attr-defined]
+            finally:
+                await events.stop()
+                await bob.close()
+                await alice.close()
 
     run(main())

@@ -54,6 +54,7 @@ from triple_ratchet.client.events import (
 from triple_ratchet.client.group import (
     DATA,
     INFO,
+    MEMBERSHIP_HINT,
     MESSAGE_ID_LEN,
     REJOIN_REQUEST,
     REPAIRED_SEALING,
@@ -81,7 +82,13 @@ from triple_ratchet.errors import (
 from triple_ratchet.group import events as ge
 from triple_ratchet.group.control_log import RETENTION
 from triple_ratchet.group.join_keys import JoinKeyring
-from triple_ratchet.group.notice import NoticeAssembler, OpenedNotice, open_notice_sealing
+from triple_ratchet.group.notice import (
+    JoinStart,
+    NoticeAssembler,
+    OpenedNotice,
+    PendingRejoin,
+    open_notice_sealing,
+)
 from triple_ratchet.group.records import JoinKey, RecordKeys
 from triple_ratchet.group.session import GroupSession
 from triple_ratchet.group.session_features import SKEW_MAX
@@ -107,6 +114,7 @@ ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
 LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
 REPUBLISH_EVERY = 24 * 3600.0  # seconds: the directory entry lives 30 days after a publish
 COMMON_WAIT = 120.0  # seconds a joiner waits for the common part its notice names
+INFO_WAIT = 10.0  # seconds a joiner waits for the group's info before reporting GroupJoined
 LIMIT_TRIES = 60  # ticks an outbox entry may be held back by the hub's LIMIT before it goes
 # The largest plaintext sent one-to-one: its blob (Double Ratchet header and tag, CBOR framing,
 # and an initial message's handshake) stays within the hub's MAX_BLOB_SIZE.
@@ -121,8 +129,8 @@ ONE_TIME_PREKEYS = 10  # pairwise one-time prekeys kept published
 
 _SELF, _KEYRING = b"self", b"keyring"  # row keys of the account table
 # Tables of the store (spec/15-client.md "The store").
-ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS, PAIRWISE = (
-    "account", "groups", "cursors", "outbox", "seen", "contacts", "pairwise")
+ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS, PAIRWISE, REJOINS = (
+    "account", "groups", "cursors", "outbox", "seen", "contacts", "pairwise", "rejoins")
 MAX_PAIRWISE_SESSIONS = 2  # per peer: the one we send on, and one a crossing handshake made
 
 
@@ -211,6 +219,8 @@ class _GroupState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reader: asyncio.Task[None] | None = None
     quiet: bool = True
+    busy: bool = False  # the reader holds an entry it has not delivered yet
+    waiting_since: float | None = None  # (loop time) a joiner began waiting for the info
     catching_up: bool = False
     send_info: bool = False  # we proposed an add: tell the new roster the names once it is in
     introducers: dict[bytes, bytes] = field(default_factory=dict)  # joiner -> who added it
@@ -259,17 +269,20 @@ class Client:
         self._contacts: dict[bytes, Contact] = {}
         self._pairwise: dict[bytes, list[PairwiseSession]] = {}  # the one we send on first
         self._pairwise_lock = asyncio.Lock()
+        self._rejoins: dict[bytes, PendingRejoin] = {}  # group id -> a rejoin without a session
         self._seen: set[bytes] = set()
         self._outbox: dict[int, _Out] = {}
         self._next_seq = 1
         self._flushing = asyncio.Lock()
+        self._flush_wanted = asyncio.Event()
         self._limited: dict[int, int] = {}  # outbox entries the hub's LIMIT held back: tries
         self._publishing = asyncio.Lock()
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()  # None: closed
         self._inbox = MailboxClient(hub, retry_timeout=retry_timeout)
         self._assembler = NoticeAssembler(account.suite)
         self._tasks: list[asyncio.Task[None]] = []  # readers and the timer: they never end
-        self._oneoffs: set[asyncio.Task[None]] = set()
+        self._joins: set[asyncio.Task[None]] = set()  # notices being joined
+        self._join_slots = asyncio.Semaphore(4)
         self._state = ConnectionState.CONNECTING
         self._closed = False
         self._publish_due = False
@@ -357,6 +370,8 @@ class Client:
                     PairwiseSession.from_bytes(cbor.as_bytes(x, "pairwise session"))
                     for x in cbor.as_list(cbor.decode(value, max_size=len(value), max_items=8),
                                           "pairwise sessions")]
+            for gid, value in tx.items(REJOINS):
+                self._rejoins[gid] = PendingRejoin.from_bytes(value, self._account.identity)
             for key, value in tx.items(OUTBOX):
                 out = _Out.from_row(key, value)
                 self._outbox[out.seq] = out
@@ -388,15 +403,24 @@ class Client:
         for gs in self._groups.values():
             await self._open_group(gs, follow=False)  # the timer follows them
         self._tasks.append(asyncio.create_task(self._tick_loop()))
+        self._tasks.append(asyncio.create_task(self._flush_loop()))
         await self._republish(retry=False)
-        # One-off work (the first flush) runs apart from the long-lived tasks.
-        flush = asyncio.create_task(self._flush())
-        self._oneoffs.add(flush)
-        flush.add_done_callback(self._oneoffs.discard)
+        self._flush_soon()
 
     async def _republish(self, *, retry: bool = True) -> None:
         try:
             await self._publish(retry=retry)
+        except HubRefused as exc:
+            if isinstance(exc.refusal, LimitExceeded):  # a rate: try again at a later tick
+                self._publish_due = True
+                return
+            # Refused for good (e.g. another owner took our directory id): say so once, and
+            # try again only with the daily republish.
+            self.refused += 1
+            log.debug("directory publish refused: %s", exc)
+            self._emit(Refused(None, exc))
+            self._publish_due = False
+            self._published_at = self._clock()
         except (ConnectionError, RemoteError) as exc:
             self._publish_due = True
             log.debug("directory publish postponed: %s", exc)
@@ -409,7 +433,7 @@ class Client:
         if self._closed:
             return
         self._closed = True
-        tasks = [*self._tasks, *self._oneoffs,
+        tasks = [*self._tasks, *self._joins,
                  *(gs.reader for gs in self._groups.values() if gs.reader)]
         for task in tasks:
             task.cancel()
@@ -476,7 +500,8 @@ class Client:
         known = self._contacts.get(identity)
         if known is not None and known.inbox_id and not refresh:
             return known
-        taken = await self._one_off(lambda c: c.take_bundle(self._directory_id(identity)))
+        directory = self._directory_id(identity)
+        taken = await self._one_off(lambda c: c.take_bundle(directory), subject=directory)
         entry = ContactEntry.open(self.suite, identity, taken.bundle)
         if taken.prekey is not None:
             open_prekey(self.suite, identity, taken.prekey)  # it opens and is theirs
@@ -554,7 +579,7 @@ class Client:
                 None if last_resort is None else seal_join_key(self.suite, me, last_resort),
                 join_keys if first else ())
 
-        await self._one_off(publish, retry=retry)
+        await self._one_off(publish, retry=retry, subject=directory)
         log.debug("published the directory entry, %d join keys and %d prekeys", len(fresh),
                   len(prekeys))
 
@@ -564,7 +589,7 @@ class Client:
                          self.suite.signing_from_bytes(self._account.inbox_key)).mailbox_id
 
     async def _one_off(self, op: Callable[[HubConnection], Awaitable[_T]], *,
-                       retry: bool = True) -> _T:
+                       retry: bool = True, subject: bytes = b"") -> _T:
         """`op` on a connection of its own (the hub cannot link it to our other ones),
         retried on a lost connection until `retry_timeout` (or tried once)."""
         loop = asyncio.get_running_loop()
@@ -582,10 +607,20 @@ class Client:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+            except HubRefused:
+                raise
+            except RemoteError as exc:
+                # The hub's ERROR answer (`hub.client.error_from_frame` words every one of them
+                # "hub refused: ..."), told apart from a malformed frame and from forged
+                # content, which the caller decodes after this returns.
+                if str(exc).startswith("hub refused"):
+                    raise HubRefused(str(exc), subject, START, exc) from None
+                raise
 
     async def _take_join_key(self, identity: bytes) -> JoinKey:
         Identity.from_bytes(identity, self.suite)
-        taken = await self._one_off(lambda c: c.take_join_key(self._directory_id(identity)))
+        directory = self._directory_id(identity)
+        taken = await self._one_off(lambda c: c.take_join_key(directory), subject=directory)
         return open_join_key(self.suite, identity, taken.join_key)
 
     async def _learn(self, identity: bytes) -> None:
@@ -677,8 +712,11 @@ class Client:
                 # The joiner's name for the members now, and every name for the joiner once
                 # the new epoch is in.
                 gs.names[add] = self._member(gs, add).name
-                out += gs.session.encrypt(self._info(gs), now)
                 gs.send_info = True
+                try:
+                    out += gs.session.encrypt(self._info(gs), now)
+                except TripleRatchetError as exc:  # the proposal stands without it
+                    log.debug("group %s: info not sent: %s", _short(gs.group_id), exc)
             self._commit(gs, out)
         await self._flush()
 
@@ -724,6 +762,19 @@ class Client:
         for e in entries:
             self._outbox[e.seq] = e
 
+    def _flush_soon(self) -> None:
+        """Have the outbox sent by the flushing task (readers never wait on the network)."""
+        self._flush_wanted.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted.clear()
+            try:
+                await self._flush()
+            except Exception as exc:  # the flusher never stops
+                log.warning("outbox: %s", type(exc).__name__)
+
     async def _flush(self) -> None:
         """Send the outbox in order; each entry leaves the outbox once the hub has it. A lost
         hub leaves the rest for the next flush; a refusal drops the entry (`Refused`)."""
@@ -738,15 +789,15 @@ class Client:
                     log.debug("outbox: hub unreachable (%s); %d entries wait", exc,
                               len(self._outbox))
                     return
-                except LimitExceeded as exc:
+                except RemoteError as exc:
                     # The hub's LIMIT (a rate, a full mailbox) passes: keep the entry and try
                     # again at a later tick; give up only after many tries.
+                    limit = isinstance(exc, LimitExceeded) or (
+                        isinstance(exc, HubRefused) and isinstance(exc.refusal, LimitExceeded))
                     tries = self._limited[seq] = self._limited.get(seq, 0) + 1
-                    if tries < LIMIT_TRIES:
+                    if limit and tries < LIMIT_TRIES:
                         log.debug("outbox: hub limit (%s), try %d", exc, tries)
                         return
-                    self._refuse(out, exc)
-                except RemoteError as exc:
                     self._refuse(out, exc)
                 except _Unusable as exc:
                     # Not a refusal: a directory answer that does not open (dropped, counted).
@@ -770,7 +821,8 @@ class Client:
 
     def _refuse(self, out: _Out, exc: RemoteError) -> None:
         gs = self._groups.get(out.group_id)
-        refused = HubRefused(f"hub refused an outbox entry: {exc}", out.mailbox, START, exc)
+        refused = exc if isinstance(exc, HubRefused) else HubRefused(
+            f"hub refused an outbox entry: {exc}", out.mailbox, START, exc)
         self.refused += 1
         log.debug("outbox: hub refused an entry: %s", exc)
         self._emit(Refused(None if gs is None else Group(self, gs.group_id), refused))
@@ -780,7 +832,8 @@ class Client:
             await self._encrypt_direct(out.mailbox, out.blob, done=out)
             return
         if out.kind == OUT_INBOX:
-            await self._one_off(lambda c: c.put(out.mailbox, out.blob, out.msg_id))
+            await self._one_off(lambda c: c.put(out.mailbox, out.blob, out.msg_id),
+                                subject=out.mailbox)
             return
         gs = self._groups.get(out.group_id)
         if out.kind == OUT_GROUP and gs is not None and gs.conn is not None and (
@@ -800,7 +853,7 @@ class Client:
                 await conn.create(out.mailbox, Kind.CONTROL)
             await conn.put(out.mailbox, out.blob, out.msg_id)
 
-        await self._one_off(put)
+        await self._one_off(put, subject=out.mailbox)
 
     async def _open_group(self, gs: _GroupState, *, follow: bool = True) -> None:
         if gs.conn is None:
@@ -864,14 +917,17 @@ class Client:
                           _short(gs.group_id))
                 continue
             gs.quiet = False
+            gs.busy = True  # until delivered: the timer reports no mailbox read to its end
             try:
                 async with gs.lock:
                     await self._deliver(gs, event)
-                await self._flush()
+                self._flush_soon()
             except Exception as exc:  # never stop reading for one entry (typed ones are above)
                 self.dropped += 1
                 log.warning("group %s: an entry failed: %s", _short(gs.group_id),
                             type(exc).__name__)
+            finally:
+                gs.busy = False
 
     async def _deliver(self, gs: _GroupState, d: Delivery) -> None:
         session = gs.session
@@ -1064,8 +1120,8 @@ class Client:
             except Exception as exc:  # never stop reading the inbox for one entry
                 self.dropped += 1
                 log.warning("inbox: an entry failed: %s", type(exc).__name__)
-            if not self._assembler.pending:
-                # Nothing half-assembled: the hub may delete what we read.
+            if not self._assembler.pending and not self._joins:
+                # Nothing half-assembled or joining: the hub may delete what we read.
                 with contextlib.suppress(ConnectionError, RemoteError):
                     await self._inbox.ack(event.mailbox, event.cursor)
 
@@ -1082,20 +1138,38 @@ class Client:
         # chunk at once (review F5).
         keys = (*self._keyring.keys(), *(k for gs in self._groups.values()
                                          if gs.session.status != "active"
-                                         for k in gs.session.resume_keys()))
+                                         for k in gs.session.resume_keys()),
+                *(p.keys() for p in self._rejoins.values()))
         self._assembler = replace(self._assembler, identity=me, keys=keys)
         self._assembler, notice = self._assembler.receive(d.blob)
         if notice is None:
             return
-        while True:  # the notice is whole: a lost hub only delays the join
-            try:
-                await self._on_notice(notice, keys)
-                return
-            except ConnectionError as exc:
-                if self._closed:
+        # Joining waits for the change's common part: in a task of its own, so a notice whose
+        # common part never comes does not stall the inbox (the inbox is not acknowledged
+        # while a join is under way: a crash meanwhile gets the notice again).
+        task = asyncio.create_task(self._join(notice, keys))
+        self._joins.add(task)
+        task.add_done_callback(self._joins.discard)
+
+    async def _join(self, notice: bytes, keys: Sequence[RecordKeys]) -> None:
+        async with self._join_slots:
+            while True:  # the notice is whole: a lost hub only delays the join
+                try:
+                    await self._on_notice(notice, keys)
                     return
-                log.debug("inbox: joining waits for the hub: %s", exc)
-                await asyncio.sleep(max(self.tick_interval, 1.0))
+                except ConnectionError as exc:
+                    if self._closed:
+                        return
+                    log.debug("inbox: joining waits for the hub: %s", exc)
+                    await asyncio.sleep(max(self.tick_interval, 1.0))
+                except TripleRatchetError as exc:
+                    self.dropped += 1
+                    log.debug("inbox: a notice dropped: %s", type(exc).__name__)
+                    return
+                except Exception as exc:
+                    self.dropped += 1
+                    log.warning("inbox: a notice failed: %s", type(exc).__name__)
+                    return
 
     async def _on_notice(self, notice: bytes, keys: Sequence[RecordKeys]) -> None:
         me = self.identity
@@ -1106,11 +1180,18 @@ class Client:
             return
         common = await self._fetch_common(opened)
         start = opened.complete(common)
+        known = self._groups.get(start.group_id)  # another copy of the notice may have won
+        if known is not None and known.session.status == "active":
+            return
         if known is not None:
             if start.resumed:
                 async with known.lock:
                     await self._step(known, known.session.resume(start), [])
-                await self._flush()
+                self._flush_soon()
+            return
+        pending = self._rejoins.get(start.group_id)
+        if start.resumed and pending is not None:
+            await self._start_rejoined(start, pending)
             return
         session, keyring = GroupSession.join(self._account.identity, start, self._keyring)
         gs = _GroupState(session.group_id, session, announced=False, inviter=start.added_by,
@@ -1126,8 +1207,37 @@ class Client:
             self._commit(gs, out, save_keyring)
             await self._open_group(gs)
         log.debug("joined group %s at epoch %d", _short(gs.group_id), session.epoch)
-        await self._flush()
+        self._flush_soon()
         await self._republish()  # refill the one-time join key the notice used
+        await self._learn(start.added_by)  # the inviter's name, should the info not come
+
+    async def _start_rejoined(self, start: JoinStart, pending: PendingRejoin) -> None:
+        """The resume notice our rejoin request (made without a session) brought."""
+        session = GroupSession.from_rejoin(self._account.identity, start, pending)
+        gs = _GroupState(session.group_id, session, announced=False, inviter=start.added_by,
+                         last_epoch=session.epoch)
+        self._groups[gs.group_id] = gs
+        del self._rejoins[gs.group_id]
+        async with gs.lock:
+
+            def done(tx: Transaction) -> None:
+                tx.delete(REJOINS, gs.group_id)
+
+            self._commit(gs, session.rotate(self._clock()), done)
+            await self._open_group(gs)
+        log.debug("rejoined group %s at epoch %d", _short(gs.group_id), session.epoch)
+        self._flush_soon()
+        await self._learn(start.added_by)
+
+    async def _offer_rejoin(self, group_id: bytes, identity: bytes) -> None:
+        self._check_open()
+        gs = self._group_state(group_id)
+        async with gs.lock:
+            hint = gs.session.membership_hint(identity)
+            envelope = Envelope(MEMBERSHIP_HINT, system_random(16), data=hint,
+                                group_id=group_id)
+            self._commit(gs, [], direct=[(identity, envelope)])
+        await self._flush()
 
     async def _fetch_common(self, opened: OpenedNotice) -> bytes:
         """The common part the notice names, from the change's common mailbox (it may not be
@@ -1199,8 +1309,9 @@ class Client:
                     raise _Unusable(exc) from None
                 contact = replace(contact, prekey=b"")
             elif contact is None or not contact.inbox_id or active is None:
-                taken = await self._one_off(  # a hub refusal raises here
-                    lambda c: c.take_bundle(self._directory_id(identity)))
+                directory = self._directory_id(identity)
+                taken = await self._one_off(  # a hub refusal raises here (HubRefused)
+                    lambda c: c.take_bundle(directory), subject=directory)
                 try:
                     entry = ContactEntry.open(self.suite, identity, taken.bundle)
                     bundle = entry.bundle if taken.prekey is None else open_prekey(
@@ -1269,6 +1380,8 @@ class Client:
                                      envelope.text, envelope.data, envelope.message_id))
         elif envelope.kind in (REJOIN_REQUEST, REPAIRED_SEALING):
             await self._on_group_payload(identity, envelope)
+        elif envelope.kind == MEMBERSHIP_HINT:
+            await self._on_hint(identity, envelope)
         if initial:
             await self._republish()  # refill the one-time prekey it used
 
@@ -1283,6 +1396,36 @@ class Client:
                     continue
                 return identity, [x, *(y for y in sessions if y is not x)], plaintext
         raise AuthenticationError("no pairwise session opens this message")
+
+    async def _on_hint(self, identity: bytes, envelope: Envelope) -> None:
+        """A member says we are in a group we hold no session of (11.v2.31): never trusted
+        as such (the members check the request, the resume notice's certificate decides). We
+        keep the pending rejoin and send the request back, in one transaction."""
+        known = self._groups.get(envelope.group_id)
+        if (known is not None and known.session.status == "active") or (
+                envelope.group_id in self._rejoins):
+            return
+        try:
+            request, pending = GroupSession.request_rejoin(self._account.identity,
+                                                           envelope.data, self._inbox_id)
+        except TripleRatchetError as exc:
+            self.dropped += 1
+            log.debug("a membership hint refused: %s", type(exc).__name__)
+            return
+        if pending.group_id != envelope.group_id:
+            self.dropped += 1
+            return
+        answer = Envelope(REJOIN_REQUEST, system_random(16), data=request,
+                          group_id=pending.group_id)
+        out = _Out(self._next_seq, system_random(16), OUT_PAIRWISE, pending.group_id, identity,
+                   answer.to_bytes())
+        self._next_seq += 1
+        with self._store.transaction() as tx:
+            tx.put(REJOINS, pending.group_id, pending.to_bytes())
+            tx.put(OUTBOX, out.seq.to_bytes(8, "big"), out.to_bytes())
+        self._rejoins[pending.group_id] = pending
+        self._outbox[out.seq] = out
+        self._flush_soon()
 
     async def _on_group_payload(self, identity: bytes, envelope: Envelope) -> None:
         """What a member's group session sent ours over the pairwise session: a rejoin
@@ -1307,7 +1450,7 @@ class Client:
                           type(exc).__name__)
                 return
             await self._step(gs, events, out)
-        await self._flush()
+        self._flush_soon()
 
     # --- the clock ----------------------------------------------------------------------------
 
@@ -1333,7 +1476,7 @@ class Client:
                         or self._clock() - self._published_at > REPUBLISH_EVERY):
                     await self._republish(retry=False)
                 if self._outbox:
-                    await self._flush()
+                    self._flush_soon()
             except Exception as exc:
                 log.warning("timer: %s", type(exc).__name__)
 
@@ -1342,8 +1485,8 @@ class Client:
         now = self._clock()
         events: list[ge.Event] = []
         out: list[ge.Outgoing] = []
-        if gs.quiet and gs.conn is not None and _connected(gs.conn) and (
-                set(gs.followed) == set(session.mailboxes())):
+        if gs.quiet and not gs.busy and gs.conn is not None and _connected(gs.conn) and (
+                _nothing_queued(gs.conn)) and set(gs.followed) == set(session.mailboxes()):
             # Nothing arrived for a whole tick: every mailbox is read to its end (the session
             # acts in a control mailbox only then, and drops old group mailboxes).
             gs.catching_up = False
@@ -1352,12 +1495,23 @@ class Client:
                 events += more
                 out += sends
         gs.quiet = True
+        app: list[Event] = []
+        if not gs.announced and session.status == "active":
+            # The info (the group's name) may never come (its sender went away): report the
+            # join without it after a while.
+            loop_now = asyncio.get_running_loop().time()
+            gs.waiting_since = gs.waiting_since or loop_now
+            if loop_now - gs.waiting_since > INFO_WAIT:
+                gs.announced = True
+                app.append(GroupJoined(Group(self, gs.group_id), self._member(gs, gs.inviter)))
         if session.status == "active":
             more, sends = session.tick(now)
             events += more
             out += sends
-        if events or out or set(gs.followed) != set(session.mailboxes()):
+        if events or out or app or set(gs.followed) != set(session.mailboxes()):
             await self._step(gs, events, out)
+        for event in app:
+            self._emit(event)
 
     # --- events ---------------------------------------------------------------------------
 
@@ -1399,6 +1553,11 @@ class _Unusable(Exception):
     def __init__(self, error: RemoteError) -> None:
         super().__init__(type(error).__name__)
         self.error = error
+
+
+def _nothing_queued(conn: MailboxClient) -> bool:
+    """No delivery waits in the hub client's queue (`MailboxClient` has no public query)."""
+    return conn._events.empty()
 
 
 def _connected(conn: MailboxClient) -> bool:

@@ -3,9 +3,10 @@
 Every group plaintext is an envelope (spec/15-client.md "Envelope"): CBOR
 `[1, kind, message_id, payload]` with `kind` 0 (text: a string), 1 (data: bytes) or 2 (the
 group's info: `[name, [[identity, display name], ...]]`, sent by the creator at creation and by
-the proposer of an add); over a pairwise session also 3 (a rejoin request) and 4 (a repaired
-sealing), each `[group id, bytes]`. The 16-byte message id is the sender's; receivers keep the
-ids they delivered, so a message reaches the app once even across crashes and restarts.
+the proposer of an add); over a pairwise session also 3 (a rejoin request), 4 (a repaired
+sealing) and 5 (a membership hint), each `[group id, bytes]`. The 16-byte message id is the
+sender's; receivers keep the ids they delivered, so a message reaches the app once even across
+crashes and restarts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ ENVELOPE_VERSION = 1
 TEXT, DATA, INFO = 0, 1, 2
 # Over a pairwise session only: what a group session hands the app for one peer (11.v2.25,
 # 11.v2.31), payload `[group id, bytes]`.
-REJOIN_REQUEST, REPAIRED_SEALING = 3, 4
+REJOIN_REQUEST, REPAIRED_SEALING, MEMBERSHIP_HINT = 3, 4, 5
 MESSAGE_ID_LEN = 16
 MAX_NAME_LEN = 256  # UTF-8 bytes of a display or group name
 
@@ -46,7 +47,7 @@ class Envelope:
             payload = self.text or ""
         elif self.kind == DATA:
             payload = self.data
-        elif self.kind in (REJOIN_REQUEST, REPAIRED_SEALING):
+        elif self.kind in (REJOIN_REQUEST, REPAIRED_SEALING, MEMBERSHIP_HINT):
             payload = [self.group_id, self.data]
         else:
             payload = [self.group_name, [[i, n] for i, n in self.names]]
@@ -74,7 +75,7 @@ class Envelope:
                               check_name(pair[1], "name")))
             return cls(INFO, mid, group_name=check_name(info[0], "group name"),
                        names=tuple(names))
-        if kind in (REJOIN_REQUEST, REPAIRED_SEALING):
+        if kind in (REJOIN_REQUEST, REPAIRED_SEALING, MEMBERSHIP_HINT):
             pair = cbor.as_list(f[3], "group payload", 2)
             return cls(kind, mid, data=cbor.as_bytes(pair[1], "group payload"),
                        group_id=cbor.as_bytes(pair[0], "group id", max_length=64))
@@ -125,6 +126,13 @@ class Group:
 
     async def remove(self, identity: bytes) -> None:
         await self._client._propose(self.id, remove=identity)
+
+    async def offer_rejoin(self, identity: bytes) -> None:
+        """Tell a member of the roster that holds no session of the group (its notice was lost,
+        or its one-time join key was used twice) how to ask back in: a membership hint over the
+        pairwise session (11.v2.31); its rejoin request comes back, we propose its resume, and
+        it joins from the resume notice."""
+        await self._client._offer_rejoin(self.id, identity)
 
     async def refresh(self) -> None:
         """Propose fresh keys for everyone (allowed an hour into an epoch)."""
