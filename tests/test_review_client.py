@@ -31,7 +31,7 @@ from triple_ratchet.client import (
 )
 from triple_ratchet.client import client as client_module
 from triple_ratchet.client.directory import open_join_key, open_prekey
-from triple_ratchet.client.group import INFO, TEXT, Envelope
+from triple_ratchet.client.group import INFO, MEMBERSHIP_HINT, TEXT, Envelope
 from triple_ratchet.errors import (
     HubRefused,
     LimitExceeded,
@@ -39,6 +39,7 @@ from triple_ratchet.errors import (
     TripleRatchetError,
     UsageError,
 )
+from triple_ratchet.group.notice import MembershipHint
 from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import HubConnection, MailboxClient
 
@@ -792,6 +793,33 @@ def test_f22_a_burst_during_a_rate_limit_loses_nothing(tmp_path: Path) -> None:
                 assert not inboxes["alice"].of(Refused)
             finally:
                 await _close([alice, bob], inboxes)
+
+    run(main())
+
+
+# --- F23: any stranger makes us keep pending rejoins, without bound or end -----------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F23: a membership hint from anyone with a "
+                   "pairwise session (anyone: it starts from our directory) stores a PendingRejoin "
+                   "per group id, never expired, each tried on every notice: unbounded")
+def test_f23_hints_from_a_stranger_cannot_pile_up_pending_rejoins(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, mallory = [await device(tmp_path, n, hub) for n in ("alice", "mallory")]
+            inboxes = {"alice": Inbox(alice)}
+            try:
+                for _ in range(40):  # hints for groups that do not exist
+                    gid = os.urandom(32)
+                    hint = MembershipHint(alice.suite, gid, os.urandom(32), 1).to_bytes()
+                    await mallory._encrypt_direct(alice.identity, Envelope(
+                        MEMBERSHIP_HINT, os.urandom(16), data=hint, group_id=gid).to_bytes())
+                await mallory._flush()
+                await asyncio.sleep(2.0)
+                assert len(alice._rejoins) <= 8, f"{len(alice._rejoins)} pending rejoins"
+            finally:
+                await _close([alice, mallory], inboxes)
 
     run(main())
 
