@@ -31,7 +31,7 @@ from triple_ratchet.client import (
     StorageKey,
 )
 from triple_ratchet.client import client as client_module
-from triple_ratchet.client.directory import open_join_key, open_prekey
+from triple_ratchet.client.directory import Invite, open_join_key, open_prekey
 from triple_ratchet.client.group import INFO, MEMBERSHIP_HINT, TEXT, Envelope
 from triple_ratchet.errors import (
     HubRefused,
@@ -43,6 +43,8 @@ from triple_ratchet.errors import (
 from triple_ratchet.group.notice import MembershipHint
 from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import HubConnection, MailboxClient
+from triple_ratchet.identity import IdentityKeyPair
+from triple_ratchet.suites import DEFAULT_SUITE
 
 
 def run(coro: Any, timeout: float = 60) -> None:
@@ -867,6 +869,21 @@ def test_f24_a_failed_commit_loses_no_message(tmp_path: Path) -> None:
                 await _close([alice, bob], inboxes)
 
     run(main())
+
+
+# --- F25 (after the F10 fix): direction marks and line separators stay in names -----------------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F25: clean_name drops Cc and the bidi "
+                   "overrides/isolates, not the direction marks (U+200E/200F/061C, which reorder "
+                   "what is around them) nor the line/paragraph separators (U+2028/2029)")
+def test_f25_names_carry_no_direction_marks_or_line_separators() -> None:
+    identity = IdentityKeyPair.generate(DEFAULT_SUITE).public.to_bytes()
+    evil = "ali\u200fce\u200e \u061c(admin)\u2028\u2029bob"
+    name = Invite.parse(str(Invite(identity, evil))).name
+    assert not set(name) & set("\u200e\u200f\u061c\u2028\u2029"), repr(name)
+    assert "\U0001f468\u200d\U0001f469" in Invite.parse(str(Invite(  # ZWJ emoji stay whole
+        identity, "\U0001f468\u200d\U0001f469"))).name
 
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
