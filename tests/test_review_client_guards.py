@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ from triple_ratchet.client import (
     Passphrase,
     SealedStore,
 )
+from triple_ratchet.client.directory import open_sealed, seal
 from triple_ratchet.errors import AuthenticationError, DecodeError, UsageError
-from triple_ratchet.hub.access import AccessKey
+from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import START, HubConnection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -231,6 +233,40 @@ def test_the_whole_libraries_debug_log_carries_no_plaintext_key_or_whole_id(
                 if what == "plaintext":
                     form = value.decode()
                 assert form not in log, what
+
+
+# --- a hub that hands out another identity's join key -----------------------------------------
+
+
+def test_a_join_key_of_another_identity_is_refused_and_nothing_is_created(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob, carol = [await device(tmp_path, n, hub)
+                                 for n in ("alice", "bob", "carol")]
+            real = HubConnection.take_join_key
+            bob_dir = directory_id(bob.suite, bob.identity)
+
+            async def swapped(self: HubConnection, directory: bytes) -> Any:
+                if directory != directory_id(carol.suite, carol.identity):
+                    return await real(self, directory)
+                # Bob's join key, sealed again under carol's directory key (anyone can: the
+                # key comes from the public identity).
+                taken = await real(self, bob_dir)
+                plain = open_sealed(bob.suite, bob.identity, taken.join_key)
+                return replace(taken, join_key=seal(carol.suite, carol.identity, plain))
+
+            monkeypatch.setattr(HubConnection, "take_join_key", swapped)
+            try:
+                with pytest.raises(DecodeError):
+                    await alice.create_group("g", [bob.identity, carol.identity])
+                assert not alice.groups() and not alice._outbox
+            finally:
+                for c in (alice, bob, carol):
+                    await c.close()
+
+    run(main())
 
 
 # --- asyncio hygiene ---------------------------------------------------------------------------
