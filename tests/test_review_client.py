@@ -502,13 +502,13 @@ def test_f14_a_restored_backup_never_reuses_a_message_key(tmp_path: Path) -> Non
     run(main())
 
 
-# --- F15: one notice whose common part never comes stalls the whole inbox for two minutes -------
+# --- F15 (fixed): one notice whose common part never comes stalls the whole inbox for two minutes
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F15: _read_inbox awaits _fetch_common "
-                   "inline (up to COMMON_WAIT = 120 s): anyone who takes one of our join keys can "
-                   "stall our inbox (direct messages, invitations) for two minutes per notice")
 def test_f15_a_notice_without_its_common_part_does_not_stall_the_inbox(tmp_path: Path) -> None:
+    """F15 (fixed by h3-client 8613a48), was: _read_inbox awaits _fetch_common inline (up to
+    COMMON_WAIT = 120 s): anyone who takes one of our join keys can stall our inbox (direct
+    messages, invitations) for two minutes per notice"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -539,15 +539,15 @@ def test_f15_a_notice_without_its_common_part_does_not_stall_the_inbox(tmp_path:
     run(main())
 
 
-# --- F16: in a call the app makes, a hub refusal and a forged answer are the same error ---------
+# --- F16 (fixed): in a call the app makes, a hub refusal and a forged answer are the same error
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F16: add_contact/send_direct/create_group "
-                   "raise the hub's refusal as ProtocolError/AuthenticationError/..., the very "
-                   "types a forged or corrupted directory answer raises: the app cannot tell them "
-                   "apart (issue 10: refusals are HubRefused and kin)")
 def test_f16_a_hub_refusal_in_a_call_is_told_apart_from_a_forged_answer(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """F16 (fixed by h3-client 8613a48), was: add_contact/send_direct/create_group raise the
+    hub's refusal as ProtocolError/AuthenticationError/..., the very types a forged or
+    corrupted directory answer raises: the app cannot tell them apart (issue 10: refusals
+    are HubRefused and kin)"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -579,13 +579,13 @@ def test_f16_a_hub_refusal_in_a_call_is_told_apart_from_a_forged_answer(
     run(main())
 
 
-# --- F17: a refused directory publish is silent (e.g. the entry was squatted) ------------------
+# --- F17 (fixed): a refused directory publish is silent (e.g. the entry was squatted) -------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F17: when the hub refuses our directory "
-                   "publish (another owner took the entry after it expired), _republish retries "
-                   "every tick forever and the app hears nothing: nobody can find the account")
 def test_f17_a_refused_directory_publish_is_reported(tmp_path: Path) -> None:
+    """F17 (fixed by h3-client 8613a48), was: when the hub refuses our directory publish
+    (another owner took the entry after it expired), _republish retries every tick forever
+    and the app hears nothing: nobody can find the account"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -610,13 +610,13 @@ def test_f17_a_refused_directory_publish_is_reported(tmp_path: Path) -> None:
     run(main())
 
 
-# --- F18: caught_up while entries wait, unread, in the hub client's queue ---------------------
+# --- F18 (fixed): caught_up while entries wait, unread, in the hub client's queue -----------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F18: 'quiet' only says no entry was "
-                   "taken from the hub client for a tick; when the reader is busy (a slow flush) "
-                   "entries wait in MailboxClient's queue and caught_up is reported anyway")
 def test_f18_caught_up_is_never_reported_with_unread_entries(tmp_path: Path) -> None:
+    """F18 (fixed by h3-client 8613a48), was: 'quiet' only says no entry was taken from the
+    hub client for a tick; when the reader is busy (a slow flush) entries wait in
+    MailboxClient's queue and caught_up is reported anyway"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
