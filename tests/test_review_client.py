@@ -885,5 +885,50 @@ def test_f25_names_carry_no_direction_marks_or_line_separators() -> None:
     assert "\U0001f468\u200d\U0001f469" in Invite.parse(str(Invite(  # ZWJ emoji stay whole
         identity, "\U0001f468\u200d\U0001f469"))).name
 
+
+# --- F26 (after the F15 fix): four stalled notices hold every join slot -------------------------
+
+
+async def _stalling_invite(mallory: Client, victim: Client) -> None:
+    """A group notice for `victim` whose change's common part is never posted."""
+    real_flush = mallory._flush
+
+    async def no_flush() -> None:
+        pass
+
+    mallory._flush = no_flush  # type: ignore[method-assign]
+    mallory._flush_wanted = asyncio.Event()  # the flushing task waits on the old one
+    await mallory.create_group("stall", [victim.identity])
+    for seq, out in list(mallory._outbox.items()):
+        if out.kind != client_module.OUT_INBOX:
+            del mallory._outbox[seq]
+    await real_flush()
+    mallory._flush = real_flush  # type: ignore[method-assign]
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F26: joins run in tasks now, but at most 4 "
+                   "at once (_join_slots), each held up to COMMON_WAIT: four stalled notices "
+                   "(join keys are public) keep every real invitation waiting two minutes, and "
+                   "the inbox is not acknowledged meanwhile")
+def test_f26_stalled_notices_do_not_hold_up_a_real_invitation(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            strangers = [await device(tmp_path, f"m{i}", hub) for i in range(4)]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob)}
+            try:
+                for mallory in strangers:
+                    await _stalling_invite(mallory, alice)
+                await asyncio.sleep(1.0)  # alice waits for four common parts now
+                group = await bob.create_group("real", [alice.identity])
+                await until(lambda: any(e.group.id == group.id  # type: ignore[attr-defined]
+                                        for e in inboxes["alice"].of(GroupJoined)),
+                            "alice joins bob's group", timeout=8)
+            finally:
+                await _close([alice, bob, *strangers], inboxes)
+
+    run(main())
+
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
