@@ -97,6 +97,30 @@ def test_a_replayed_group_entry_is_dropped_not_delivered_again(tmp_path: Path) -
     run(main())
 
 
+def test_a_hub_that_lost_its_store_is_followed_again_without_refusals(tmp_path: Path) -> None:
+    """A hub restarted on an empty store (a new incarnation): the clients carry on."""
+    async def main() -> None:
+        clock = WarpClock()
+        hub = LocalHub(tmp_path / "hub.db", clock)
+        await hub.start()
+        (alice, bob), inboxes, gid = await _group(tmp_path, hub)
+        try:
+            await hub.stop()
+            for p in tmp_path.glob("hub.db*"):
+                p.unlink()
+            await hub.start()
+            await asyncio.sleep(1.0)
+            await alice.group(gid).send("after the hub lost everything")
+            await until(lambda: ("alice", "after the hub lost everything")
+                        in texts(inboxes["bob"]), "the message")
+            assert bob.dropped == 0
+        finally:
+            await _close([alice, bob], inboxes)
+            await hub.stop()
+
+    run(main())
+
+
 # --- the store's header cannot be downgraded -------------------------------------------------
 
 
