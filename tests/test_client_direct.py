@@ -157,6 +157,7 @@ def test_a_member_whose_notice_was_lost_gets_back_in_through_a_hint(tmp_path: Pa
                 await until(lambda: bool(inboxes["carol"].of(GroupJoined)) and bool(lost),
                             "carol joins, bob's notice lost")
                 assert not bob.groups()
+                await bob.add_contact(alice.invite())  # a hint is taken only from someone known
                 clock.warp(61.0)
                 await group.offer_rejoin(bob.identity)
                 await until(lambda: bool(bob.groups()) and bob.group(group.id).epoch >= 2,

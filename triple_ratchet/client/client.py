@@ -114,6 +114,8 @@ ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
 LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
 REPUBLISH_EVERY = 24 * 3600.0  # seconds: the directory entry lives 30 days after a publish
 COMMON_WAIT = 120.0  # seconds a joiner waits for the common part its notice names
+MAX_PROPOSED_NAMES = 256  # names of joiners not yet added, per group
+MAX_PENDING_REJOINS = 4  # rejoins without a session waiting for their notice
 INFO_WAIT = 10.0  # seconds a joiner waits for the group's info before reporting GroupJoined
 LIMIT_TRIES = 60  # ticks an outbox entry may be held back by the hub's LIMIT before it goes
 # The largest plaintext sent one-to-one: its blob (Double Ratchet header and tag, CBOR framing,
@@ -224,6 +226,7 @@ class _GroupState:
     catching_up: bool = False
     send_info: bool = False  # we proposed an add: tell the new roster the names once it is in
     introducers: dict[bytes, bytes] = field(default_factory=dict)  # joiner -> who added it
+    proposed_names: dict[tuple[bytes, bytes], str] = field(default_factory=dict)
 
     @property
     def epoch(self) -> int:
@@ -270,6 +273,7 @@ class Client:
         self._pairwise: dict[bytes, list[PairwiseSession]] = {}  # the one we send on first
         self._pairwise_lock = asyncio.Lock()
         self._rejoins: dict[bytes, PendingRejoin] = {}  # group id -> a rejoin without a session
+        self._rejoin_peers: dict[bytes, bytes] = {}  # hinting peer -> group id (this run)
         self._seen: set[bytes] = set()
         self._outbox: dict[int, _Out] = {}
         self._next_seq = 1
@@ -433,13 +437,19 @@ class Client:
         if self._closed:
             return
         self._closed = True
-        tasks = [*self._tasks, *self._joins,
-                 *(gs.reader for gs in self._groups.values() if gs.reader)]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        pending = {*self._tasks, *self._joins,
+                   *(gs.reader for gs in self._groups.values() if gs.reader)}
+        # Bounded: a task may lose a cancellation (asyncio.wait_for in Python 3.11 can return
+        # a result that came in the same loop iteration), so cancel again, a few rounds.
+        for _ in range(10):
+            pending = {t for t in pending if not t.done()}
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.5)
+        if any(not t.done() for t in pending):
+            log.warning("close: a task did not stop")
         for conn in [self._inbox] + [gs.conn for gs in self._groups.values() if gs.conn]:
             with contextlib.suppress(Exception):
                 await conn.close()
@@ -767,7 +777,7 @@ class Client:
         self._flush_wanted.set()
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closed:
             await self._flush_wanted.wait()
             self._flush_wanted.clear()
             try:
@@ -889,7 +899,7 @@ class Client:
 
     async def _read_group(self, gs: _GroupState) -> None:
         assert gs.conn is not None
-        while True:
+        while not self._closed:
             try:
                 event = await gs.conn.next_event()
             except HubRefused as refused:
@@ -1037,6 +1047,9 @@ class Client:
             elif isinstance(e, ge.MembershipChanged):
                 for added in e.added:
                     gs.introducers[added] = e.proposer
+                    name = gs.proposed_names.pop((e.proposer, added), None)
+                    if name is not None:
+                        gs.names[added] = name
                 app.append(MembershipChanged(
                     group, e.epoch, tuple(self._member(gs, i) for i in e.added),
                     tuple(self._member(gs, i) for i in e.removed),
@@ -1068,9 +1081,14 @@ class Client:
             gs.name = env.group_name
         roster = set(gs.session.roster) if gs.session.status == "active" else set()
         for identity, name in env.names:
-            if sender in (identity, gs.inviter) or gs.introducers.get(identity) == sender or (
-                    identity not in roster and identity not in gs.names):
+            if sender in (identity, gs.inviter) or gs.introducers.get(identity) == sender:
                 gs.names[identity] = name
+            elif identity not in roster:
+                # A joiner being introduced: its name counts once the add is applied and
+                # names this sender as its proposer (MembershipChanged).
+                gs.proposed_names[(sender, identity)] = name
+                while len(gs.proposed_names) > MAX_PROPOSED_NAMES:
+                    del gs.proposed_names[next(iter(gs.proposed_names))]
 
     def _handle(self, gs: _GroupState, events: list[ge.Event]) -> None:
         app, _ = self._translate(gs, events)
@@ -1081,7 +1099,7 @@ class Client:
         """Notices: assemble, open with our join keys, read the common part, join; and
         pairwise messages."""
         inbox_key = AccessKey(self.suite, self.suite.signing_from_bytes(self._account.inbox_key))
-        while True:
+        while not self._closed:
             try:
                 await self._inbox.follow(inbox_key, Kind.INBOX)
             except ConnectionError:
@@ -1103,7 +1121,7 @@ class Client:
         await asyncio.sleep(max(self.tick_interval, 1.0))
 
     async def _read_inbox_entries(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 event = await self._inbox.next_event()
             except (ConnectionError, RemoteError) as exc:
@@ -1403,7 +1421,12 @@ class Client:
         keep the pending rejoin and send the request back, in one transaction."""
         known = self._groups.get(envelope.group_id)
         if (known is not None and known.session.status == "active") or (
-                envelope.group_id in self._rejoins):
+                envelope.group_id in self._rejoins) or (
+                self._rejoin_peers.get(identity) in self._rejoins):
+            return  # one pending rejoin per group and per hinting peer
+        if identity not in self._contacts and not any(
+                identity in (g.names.keys() | {g.inviter}) for g in self._groups.values()):
+            self.dropped += 1  # a hint only from someone we know (a contact, a member's name)
             return
         try:
             request, pending = GroupSession.request_rejoin(self._account.identity,
@@ -1420,10 +1443,16 @@ class Client:
         out = _Out(self._next_seq, system_random(16), OUT_PAIRWISE, pending.group_id, identity,
                    answer.to_bytes())
         self._next_seq += 1
+        oldest = next(iter(self._rejoins)) if len(self._rejoins) >= MAX_PENDING_REJOINS else None
         with self._store.transaction() as tx:
             tx.put(REJOINS, pending.group_id, pending.to_bytes())
             tx.put(OUTBOX, out.seq.to_bytes(8, "big"), out.to_bytes())
+            if oldest is not None:
+                tx.delete(REJOINS, oldest)
+        if oldest is not None:
+            del self._rejoins[oldest]
         self._rejoins[pending.group_id] = pending
+        self._rejoin_peers[identity] = pending.group_id
         self._outbox[out.seq] = out
         self._flush_soon()
 
@@ -1455,7 +1484,7 @@ class Client:
     # --- the clock ----------------------------------------------------------------------------
 
     async def _tick_loop(self) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.tick_interval)
             self._set_state(ConnectionState.CONNECTED if _connected(self._inbox)
                             else ConnectionState.CONNECTING)

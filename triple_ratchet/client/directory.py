@@ -32,8 +32,10 @@ from triple_ratchet.suites import Suite
 DIRECTORY_ENTRY_LABEL = b"triple-ratchet directory entry"
 INVITE_PREFIX = "tr1:"
 MAX_NAME_LEN = 256
-# Bidirectional overrides and isolates: "alice" could be shown for "ecila".
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Bidirectional overrides, isolates and marks ("alice" could be shown for "ecila"), and line
+# and paragraph separators (a new line in many interfaces).
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+                  "\u200e\u200f\u061c\u2028\u2029")
 
 
 def clean_name(name: str) -> str:
