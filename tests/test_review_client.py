@@ -652,13 +652,13 @@ def test_f18_caught_up_is_never_reported_with_unread_entries(tmp_path: Path) -> 
     run(main())
 
 
-# --- F19 (after the F3 fix): a member names someone before they are added -----------------------
+# --- F19 (fixed): a member names someone before they are added ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F19: _take_info accepts any member's name "
-                   "for an identity not yet in the roster, and the adder's own INFO cannot replace "
-                   "it: a member who names Dave first decides what others see when Bob adds him")
 def test_f19_a_member_cannot_name_someone_before_they_are_added(tmp_path: Path) -> None:
+    """F19 (fixed by h3-client 50866d2), was: _take_info accepts any member's name for an
+    identity not yet in the roster, and the adder's own INFO cannot replace it: a member who
+    names Dave first decides what others see when Bob adds him"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -684,14 +684,14 @@ def test_f19_a_member_cannot_name_someone_before_they_are_added(tmp_path: Path) 
     run(main(), 90)
 
 
-# --- F20: close() waits forever for a reader that lost one cancellation ------------------------
+# --- F20 (fixed): close() waits forever for a reader that lost one cancellation -------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F20: close() cancels each task once and "
-                   "awaits it without a bound (swallowing its own cancellation meanwhile); a "
-                   "reader that lost the cancel (3.11's wait_for race in HubConnection._call) "
-                   "goes back to next_event() and close() never returns")
 def test_f20_close_returns_even_if_a_reader_lost_its_cancellation(tmp_path: Path) -> None:
+    """F20 (fixed by h3-client 50866d2), was: close() cancels each task once and awaits it
+    without a bound (swallowing its own cancellation meanwhile); a reader that lost the
+    cancel (3.11's wait_for race in HubConnection._call) goes back to next_event() and
+    close() never returns"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -800,13 +800,13 @@ def test_f22_a_burst_during_a_rate_limit_loses_nothing(tmp_path: Path) -> None:
     run(main())
 
 
-# --- F23: any stranger makes us keep pending rejoins, without bound or end -----------------------
+# --- F23 (fixed): any stranger makes us keep pending rejoins, without bound or end ----------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F23: a membership hint from anyone with a "
-                   "pairwise session (anyone: it starts from our directory) stores a PendingRejoin "
-                   "per group id, never expired, each tried on every notice: unbounded")
 def test_f23_hints_from_a_stranger_cannot_pile_up_pending_rejoins(tmp_path: Path) -> None:
+    """F23 (fixed by h3-client 50866d2), was: a membership hint from anyone with a pairwise
+    session (anyone: it starts from our directory) stores a PendingRejoin per group id,
+    never expired, each tried on every notice: unbounded"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -871,13 +871,13 @@ def test_f24_a_failed_commit_loses_no_message(tmp_path: Path) -> None:
     run(main())
 
 
-# --- F25 (after the F10 fix): direction marks and line separators stay in names -----------------
+# --- F25 (fixed): direction marks and line separators stay in names -------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F25: clean_name drops Cc and the bidi "
-                   "overrides/isolates, not the direction marks (U+200E/200F/061C, which reorder "
-                   "what is around them) nor the line/paragraph separators (U+2028/2029)")
 def test_f25_names_carry_no_direction_marks_or_line_separators() -> None:
+    """F25 (fixed by h3-client 50866d2), was: clean_name drops Cc and the bidi
+    overrides/isolates, not the direction marks (U+200E/200F/061C, which reorder what is
+    around them) nor the line/paragraph separators (U+2028/2029)"""
     identity = IdentityKeyPair.generate(DEFAULT_SUITE).public.to_bytes()
     evil = "ali\u200fce\u200e \u061c(admin)\u2028\u2029bob"
     name = Invite.parse(str(Invite(identity, evil))).name
