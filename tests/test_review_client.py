@@ -930,5 +930,41 @@ def test_f26_stalled_notices_do_not_hold_up_a_real_invitation(tmp_path: Path) ->
 
     run(main())
 
+
+# --- F27 (after the F20 fix): close() still waits without bound on each hub client's close -------
+
+
+@pytest.mark.xfail(strict=True, reason="review-client F27: close() bounds its own tasks now, but "
+                   "then awaits every MailboxClient.close() without a bound, and that awaits its "
+                   "supervisor after one cancel (the lost-cancellation pattern, hub/client.py)")
+def test_f27_close_is_bounded_even_if_a_hub_client_does_not_close(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            conn = alice._group_state(gid).conn
+            assert conn is not None
+            real_close = conn.close
+
+            async def stuck() -> None:
+                # MailboxClient.close awaits its supervisor after one cancel: a supervisor that
+                # lost it (Python 3.11's wait_for, in connect() or a reopen's request) goes
+                # back to `await conn.wait_closed()` on a live connection.
+                await asyncio.Event().wait()
+
+            conn.close = stuck  # type: ignore[method-assign]
+            await inboxes["alice"].stop()
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(alice.close(), 10)
+                assert loop.time() - start < 6, "close() hung on a hub client"
+            finally:
+                await real_close()
+                await _close([bob], {"bob": inboxes["bob"]})
+
+    run(main())
+
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
