@@ -113,11 +113,15 @@ ACCOUNT_VERSION = 1
 ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
 LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
 REPUBLISH_EVERY = 24 * 3600.0  # seconds: the directory entry lives 30 days after a publish
-COMMON_WAIT = 120.0  # seconds a joiner waits for the common part its notice names
+# Seconds a joiner waits for the common part its notice names (it is posted before the notices,
+# so only a sender that crashed in between, or a stranger's junk notice, makes it wait).
+COMMON_WAIT = 30.0
+MAX_JOINS = 32  # notices waiting for their common part at once
 MAX_PROPOSED_NAMES = 256  # names of joiners not yet added, per group
 MAX_PENDING_REJOINS = 4  # rejoins without a session waiting for their notice
 INFO_WAIT = 10.0  # seconds a joiner waits for the group's info before reporting GroupJoined
-LIMIT_TRIES = 60  # ticks an outbox entry may be held back by the hub's LIMIT before it goes
+LIMIT_DELAY, LIMIT_DELAY_MAX = 1.0, 30.0  # seconds an entry the hub's LIMIT refused waits
+LIMIT_GIVE_UP = 600.0  # seconds of LIMIT refusals before an outbox entry is dropped
 # The largest plaintext sent one-to-one: its blob (Double Ratchet header and tag, CBOR framing,
 # and an initial message's handshake) stays within the hub's MAX_BLOB_SIZE.
 MAX_DIRECT_PLAINTEXT = MAX_BLOB_SIZE - 4096
@@ -225,6 +229,7 @@ class _GroupState:
     waiting_since: float | None = None  # (loop time) a joiner began waiting for the info
     catching_up: bool = False
     send_info: bool = False  # we proposed an add: tell the new roster the names once it is in
+    stale: set[bytes] = field(default_factory=set)  # followed before a reload: to unfollow
     introducers: dict[bytes, bytes] = field(default_factory=dict)  # joiner -> who added it
     proposed_names: dict[tuple[bytes, bytes], str] = field(default_factory=dict)
 
@@ -279,13 +284,15 @@ class Client:
         self._next_seq = 1
         self._flushing = asyncio.Lock()
         self._flush_wanted = asyncio.Event()
-        self._limited: dict[int, int] = {}  # outbox entries the hub's LIMIT held back: tries
+        # Outbox entries the hub's LIMIT held back: (first refusal, not before, delay), loop time.
+        self._limited: dict[int, tuple[float, float, float]] = {}
         self._publishing = asyncio.Lock()
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()  # None: closed
         self._inbox = MailboxClient(hub, retry_timeout=retry_timeout)
         self._assembler = NoticeAssembler(account.suite)
         self._tasks: list[asyncio.Task[None]] = []  # readers and the timer: they never end
         self._joins: set[asyncio.Task[None]] = set()  # notices being joined
+        self._unacked = False  # an inbox entry failed for a local reason: acknowledge no more
         self._join_slots = asyncio.Semaphore(4)
         self._state = ConnectionState.CONNECTING
         self._closed = False
@@ -358,7 +365,6 @@ class Client:
             return account
 
     def _load(self) -> None:
-        me = self._account.identity
         with self._store.transaction() as tx:
             raw = tx.get(ACCOUNT, _KEYRING)
             if raw is not None:
@@ -380,24 +386,40 @@ class Client:
                 out = _Out.from_row(key, value)
                 self._outbox[out.seq] = out
             self._next_seq = max(self._outbox, default=0) + 1
-            cursors: dict[bytes, tuple[int, bytes | None]] = {}
-            for key, value in tx.items(CURSORS):
-                f = cbor.as_list(cbor.decode(value, max_items=4), "cursor", 2)
-                cursors[key] = (cbor.as_int(f[0], "cursor"),
-                                None if f[1] is None else cbor.as_bytes(f[1], "incarnation"))
+            cursors = {key: _cursor(value) for key, value in tx.items(CURSORS)}
             for gid, value in tx.items(GROUPS):
-                f = cbor.as_list(cbor.decode(value, max_size=len(value), max_items=8 + 2 * 4096),
-                                 "group", 7)
-                session = GroupSession.from_bytes(cbor.as_bytes(f[0], "session"), me)
-                names = {cbor.as_bytes(p[0], "identity"): cbor.as_str(p[1], "name")
-                         for p in (cbor.as_list(x, "name", 2)
-                                   for x in cbor.as_list(f[2], "names"))}
-                gs = _GroupState(gid, session, cbor.as_str(f[1], "group name"), names,
-                                 cbor.as_bool(f[3], "announced"), cbor.as_bytes(f[4], "inviter"),
-                                 cbor.as_int(f[5], "epoch"),
-                                 send_info=cbor.as_bool(f[6], "send info"))
-                gs.cursors = {m: cursors[m] for m in session.mailboxes() if m in cursors}
-                self._groups[gid] = gs
+                self._groups[gid] = self._group_from_row(gid, value, cursors)
+
+    def _group_from_row(self, gid: bytes, value: bytes,
+                        cursors: dict[bytes, tuple[int, bytes | None]]) -> _GroupState:
+        f = cbor.as_list(cbor.decode(value, max_size=len(value), max_items=8 + 2 * 4096),
+                         "group", 7)
+        session = GroupSession.from_bytes(cbor.as_bytes(f[0], "session"),
+                                          self._account.identity)
+        names = {cbor.as_bytes(p[0], "identity"): cbor.as_str(p[1], "name")
+                 for p in (cbor.as_list(x, "name", 2) for x in cbor.as_list(f[2], "names"))}
+        gs = _GroupState(gid, session, cbor.as_str(f[1], "group name"), names,
+                         cbor.as_bool(f[3], "announced"), cbor.as_bytes(f[4], "inviter"),
+                         cbor.as_int(f[5], "epoch"), send_info=cbor.as_bool(f[6], "send info"))
+        gs.cursors = {m: cursors[m] for m in session.mailboxes() if m in cursors}
+        return gs
+
+    def _reload(self, gs: _GroupState) -> None:
+        """After a failed commit: the group as stored (its entries come again from the stored
+        cursors: the timer follows the mailboxes again)."""
+        with self._store.transaction() as tx:
+            row = tx.get(GROUPS, gs.group_id)
+            cursors = {key: _cursor(value) for key, value in tx.items(CURSORS)}
+        if row is None:  # never stored: as if never made
+            self._groups.pop(gs.group_id, None)
+            return
+        stored = self._group_from_row(gs.group_id, row, cursors)
+        gs.session, gs.name, gs.names = stored.session, stored.name, stored.names
+        gs.announced, gs.inviter, gs.last_epoch = stored.announced, stored.inviter, stored.epoch
+        gs.send_info, gs.cursors = stored.send_info, stored.cursors
+        # Entries already queued are ignored; every mailbox is followed again from its cursor.
+        gs.stale |= set(gs.followed)
+        gs.followed.clear()
 
     async def _start(self) -> None:
         """Start reading; works offline too (the hub is reached when it can be): the inbox
@@ -761,14 +783,20 @@ class Client:
             self._next_seq += 1
         if session.status == "active":
             gs.last_epoch = session.epoch
-        with self._store.transaction() as tx:
-            tx.put(GROUPS, gs.group_id, gs.to_bytes())
-            for mailbox, (cursor, inc) in gs.cursors.items():
-                tx.put(CURSORS, mailbox, cbor.encode([cursor, inc]))
-            for e in entries:
-                tx.put(OUTBOX, e.seq.to_bytes(8, "big"), e.to_bytes())
-            if tx_extra is not None:
-                tx_extra(tx)
+        try:
+            with self._store.transaction() as tx:
+                tx.put(GROUPS, gs.group_id, gs.to_bytes())
+                for mailbox, (cursor, inc) in gs.cursors.items():
+                    tx.put(CURSORS, mailbox, cbor.encode([cursor, inc]))
+                for e in entries:
+                    tx.put(OUTBOX, e.seq.to_bytes(8, "big"), e.to_bytes())
+                if tx_extra is not None:
+                    tx_extra(tx)
+        except Exception:
+            # Memory must not run ahead of the store (disk full, I/O error): back to it.
+            with contextlib.suppress(Exception):
+                self._reload(gs)
+            raise
         for e in entries:
             self._outbox[e.seq] = e
 
@@ -786,13 +814,21 @@ class Client:
                 log.warning("outbox: %s", type(exc).__name__)
 
     async def _flush(self) -> None:
-        """Send the outbox in order; each entry leaves the outbox once the hub has it. A lost
-        hub leaves the rest for the next flush; a refusal drops the entry (`Refused`)."""
+        """Send the outbox in order (per mailbox); each entry leaves the outbox once the hub
+        has it. A lost hub leaves the rest for the next flush; the hub's LIMIT holds an entry
+        (and the later ones for its mailbox) back, with a growing delay; a refusal drops the
+        entry (`Refused`)."""
         async with self._flushing:
+            now = asyncio.get_running_loop().time()
+            held_back: set[bytes] = set()  # mailboxes whose next entry waits
             for seq in sorted(self._outbox):
                 out = self._outbox.get(seq)
                 if out is None or self._closed:
                     return
+                limited = self._limited.get(seq)
+                if out.mailbox in held_back or (limited is not None and limited[1] > now):
+                    held_back.add(out.mailbox)
+                    continue
                 try:
                     await self._put(out)
                 except ConnectionError as exc:
@@ -800,14 +836,17 @@ class Client:
                               len(self._outbox))
                     return
                 except RemoteError as exc:
-                    # The hub's LIMIT (a rate, a full mailbox) passes: keep the entry and try
-                    # again at a later tick; give up only after many tries.
+                    # The hub's LIMIT (a rate, a full mailbox) passes: keep the entry, wait
+                    # longer each time, give up after LIMIT_GIVE_UP.
                     limit = isinstance(exc, LimitExceeded) or (
                         isinstance(exc, HubRefused) and isinstance(exc.refusal, LimitExceeded))
-                    tries = self._limited[seq] = self._limited.get(seq, 0) + 1
-                    if limit and tries < LIMIT_TRIES:
-                        log.debug("outbox: hub limit (%s), try %d", exc, tries)
-                        return
+                    first, _, delay = limited or (now, now, LIMIT_DELAY / 2)
+                    if limit and now - first < LIMIT_GIVE_UP:
+                        delay = min(delay * 2, LIMIT_DELAY_MAX)
+                        self._limited[seq] = (first, now + delay, delay)
+                        held_back.add(out.mailbox)
+                        log.debug("outbox: hub limit (%s), again in %.1f s", exc, delay)
+                        continue
                     self._refuse(out, exc)
                 except _Unusable as exc:
                     # Not a refusal: a directory answer that does not open (dropped, counted).
@@ -876,6 +915,9 @@ class Client:
     async def _follow(self, gs: _GroupState) -> None:
         """Follow exactly the session's mailboxes, each from its stored cursor."""
         assert gs.conn is not None
+        for mailbox in list(gs.stale):
+            await gs.conn.unfollow(mailbox)
+            gs.stale.discard(mailbox)
         session = gs.session
         boxes = session.mailboxes()
         for mailbox in [m for m in gs.followed if m not in boxes]:
@@ -933,9 +975,11 @@ class Client:
                     await self._deliver(gs, event)
                 self._flush_soon()
             except Exception as exc:  # never stop reading for one entry (typed ones are above)
-                self.dropped += 1
                 log.warning("group %s: an entry failed: %s", _short(gs.group_id),
                             type(exc).__name__)
+                # A local failure (the store's): back to what is stored; the entry comes again.
+                with contextlib.suppress(Exception):
+                    self._reload(gs)
             finally:
                 gs.busy = False
 
@@ -1130,15 +1174,18 @@ class Client:
                 return
             if not isinstance(event, Delivery):
                 continue
+            failed = False
             try:
                 await self._on_inbox(event)
             except TripleRatchetError as exc:
                 self.dropped += 1
                 log.debug("inbox: dropped an entry: %s", type(exc).__name__)
             except Exception as exc:  # never stop reading the inbox for one entry
-                self.dropped += 1
+                failed = True  # not acknowledged: the hub gives it again after a restart
                 log.warning("inbox: an entry failed: %s", type(exc).__name__)
-            if not self._assembler.pending and not self._joins:
+            if failed:
+                self._unacked = True
+            elif not self._assembler.pending and not self._joins and not self._unacked:
                 # Nothing half-assembled or joining: the hub may delete what we read.
                 with contextlib.suppress(ConnectionError, RemoteError):
                     await self._inbox.ack(event.mailbox, event.cursor)
@@ -1165,29 +1212,32 @@ class Client:
         # Joining waits for the change's common part: in a task of its own, so a notice whose
         # common part never comes does not stall the inbox (the inbox is not acknowledged
         # while a join is under way: a crash meanwhile gets the notice again).
+        if len(self._joins) >= MAX_JOINS:
+            self.dropped += 1  # join keys are public: notices cannot pile up without bound
+            log.debug("inbox: too many notices waiting; one dropped")
+            return
         task = asyncio.create_task(self._join(notice, keys))
         self._joins.add(task)
         task.add_done_callback(self._joins.discard)
 
     async def _join(self, notice: bytes, keys: Sequence[RecordKeys]) -> None:
-        async with self._join_slots:
-            while True:  # the notice is whole: a lost hub only delays the join
-                try:
-                    await self._on_notice(notice, keys)
+        while True:  # the notice is whole: a lost hub only delays the join
+            try:
+                await self._on_notice(notice, keys)
+                return
+            except ConnectionError as exc:
+                if self._closed:
                     return
-                except ConnectionError as exc:
-                    if self._closed:
-                        return
-                    log.debug("inbox: joining waits for the hub: %s", exc)
-                    await asyncio.sleep(max(self.tick_interval, 1.0))
-                except TripleRatchetError as exc:
-                    self.dropped += 1
-                    log.debug("inbox: a notice dropped: %s", type(exc).__name__)
-                    return
-                except Exception as exc:
-                    self.dropped += 1
-                    log.warning("inbox: a notice failed: %s", type(exc).__name__)
-                    return
+                log.debug("inbox: joining waits for the hub: %s", exc)
+                await asyncio.sleep(max(self.tick_interval, 1.0))
+            except TripleRatchetError as exc:
+                self.dropped += 1
+                log.debug("inbox: a notice dropped: %s", type(exc).__name__)
+                return
+            except Exception as exc:
+                self.dropped += 1
+                log.warning("inbox: a notice failed: %s", type(exc).__name__)
+                return
 
     async def _on_notice(self, notice: bytes, keys: Sequence[RecordKeys]) -> None:
         me = self.identity
@@ -1196,7 +1246,11 @@ class Client:
         if known is not None and known.session.status == "active":
             log.debug("inbox: a notice for a group we are in")  # e.g. delivered again
             return
-        common = await self._fetch_common(opened)
+        common = await self._fetch_common(opened)  # waiting takes no slot
+        async with self._join_slots:  # the slots bound the work of checking and joining
+            await self._complete_join(opened, common)
+
+    async def _complete_join(self, opened: OpenedNotice, common: bytes) -> None:
         start = opened.complete(common)
         known = self._groups.get(start.group_id)  # another copy of the notice may have won
         if known is not None and known.session.status == "active":
@@ -1582,6 +1636,12 @@ class _Unusable(Exception):
     def __init__(self, error: RemoteError) -> None:
         super().__init__(type(error).__name__)
         self.error = error
+
+
+def _cursor(value: bytes) -> tuple[int, bytes | None]:
+    f = cbor.as_list(cbor.decode(value, max_items=4), "cursor", 2)
+    return (cbor.as_int(f[0], "cursor"),
+            None if f[1] is None else cbor.as_bytes(f[1], "incarnation", max_length=64))
 
 
 def _nothing_queued(conn: MailboxClient) -> bool:
