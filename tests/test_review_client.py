@@ -469,7 +469,8 @@ def test_f13_lookups_do_not_exhaust_one_time_prekeys(tmp_path: Path) -> None:
 @pytest.mark.xfail(strict=True, reason="review-client F14: after a backup restore (or a "
                    "rolled-back row) the client reads its own later messages back from the group "
                    "mailbox "
-                   "without noticing, and its next send reuses a message key already used")
+                   "without noticing, and its next send reuses a message key already used",
+                   raises=AssertionError)
 def test_f14_a_restored_backup_never_reuses_a_message_key(tmp_path: Path) -> None:
     async def main() -> None:
         clock = WarpClock()
@@ -726,14 +727,14 @@ def test_f20_close_returns_even_if_a_reader_lost_its_cancellation(tmp_path: Path
     run(main())
 
 
-# --- F21, F22 (after the F6 fix): an entry the hub's LIMIT holds back ----------------------------
+# --- F21, F22 (fixed): an entry the hub's LIMIT holds back ----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F21: _flush returns at the first entry the "
-                   "hub's LIMIT holds back: one full inbox (anyone can fill one) or one "
-                   "rate-limited mailbox stops every other entry, in every group")
 def test_f21_an_entry_held_back_by_limit_does_not_block_the_others(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """F21 (fixed by h3-client 1136f28), was: _flush returns at the first entry the hub's
+    LIMIT holds back: one full inbox (anyone can fill one) or one rate-limited mailbox stops
+    every other entry, in every group"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -748,7 +749,7 @@ def test_f21_an_entry_held_back_by_limit_does_not_block_the_others(
                 return await real_put(self, mailbox, blob, msg_id)
 
             monkeypatch.setattr(HubConnection, "put", put)
-            monkeypatch.setattr(client_module, "LIMIT_TRIES", 10**6)  # held back, not dropped
+            monkeypatch.setattr(client_module, "LIMIT_TRIES", 10**6, raising=False)  # held back
             try:
                 with alice._store.transaction() as tx:  # a notice for that inbox, first in line
                     held = client_module._Out(alice._next_seq, os.urandom(16),
@@ -765,10 +766,10 @@ def test_f21_an_entry_held_back_by_limit_does_not_block_the_others(
     run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F22: LIMIT_TRIES counts flushes, not ticks: "
-                   "every send and every entry read flushes, so a burst during a rate limit (when "
-                   "a limit happens) uses the 60 tries up in a moment and the message is dropped")
 def test_f22_a_burst_during_a_rate_limit_loses_nothing(tmp_path: Path) -> None:
+    """F22 (fixed by h3-client 1136f28), was: LIMIT_TRIES counts flushes, not ticks: every
+    send and every entry read flushes, so a burst during a rate limit (when a limit happens)
+    uses the 60 tries up in a moment and the message is dropped"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -827,14 +828,14 @@ def test_f23_hints_from_a_stranger_cannot_pile_up_pending_rejoins(tmp_path: Path
     run(main())
 
 
-# --- F24: a commit that fails (disk full) loses the entry it was for ----------------------------
+# --- F24 (fixed): a commit that fails (disk full) loses the entry it was for ----------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F24: when the store cannot commit a step "
-                   "(disk full), the reader counts the entry dropped but keeps the session the "
-                   "failed step advanced in memory: the next commit saves it past the entry, "
-                   "whose message is never delivered")
 def test_f24_a_failed_commit_loses_no_message(tmp_path: Path) -> None:
+    """F24 (fixed by h3-client c3e78a6), was: when the store cannot commit a step (disk
+    full), the reader counts the entry dropped but keeps the session the failed step
+    advanced in memory: the next commit saves it past the entry, whose message is never
+    delivered"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -886,7 +887,7 @@ def test_f25_names_carry_no_direction_marks_or_line_separators() -> None:
         identity, "\U0001f468\u200d\U0001f469"))).name
 
 
-# --- F26 (after the F15 fix): four stalled notices hold every join slot -------------------------
+# --- F26 (fixed): four stalled notices hold every join slot ---------------------------------------
 
 
 async def _stalling_invite(mallory: Client, victim: Client) -> None:
@@ -906,11 +907,11 @@ async def _stalling_invite(mallory: Client, victim: Client) -> None:
     mallory._flush = real_flush  # type: ignore[method-assign]
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F26: joins run in tasks now, but at most 4 "
-                   "at once (_join_slots), each held up to COMMON_WAIT: four stalled notices "
-                   "(join keys are public) keep every real invitation waiting two minutes, and "
-                   "the inbox is not acknowledged meanwhile")
 def test_f26_stalled_notices_do_not_hold_up_a_real_invitation(tmp_path: Path) -> None:
+    """F26 (fixed by h3-client c3e78a6), was: joins run in tasks now, but at most 4 at once
+    (_join_slots), each held up to COMMON_WAIT: four stalled notices (join keys are public)
+    keep every real invitation waiting two minutes, and the inbox is not acknowledged
+    meanwhile"""
     async def main() -> None:
         clock = WarpClock()
         async with LocalHub(tmp_path / "hub.db", clock) as hub:
@@ -936,7 +937,8 @@ def test_f26_stalled_notices_do_not_hold_up_a_real_invitation(tmp_path: Path) ->
 
 @pytest.mark.xfail(strict=True, reason="review-client F27: close() bounds its own tasks now, but "
                    "then awaits every MailboxClient.close() without a bound, and that awaits its "
-                   "supervisor after one cancel (the lost-cancellation pattern, hub/client.py)")
+                   "supervisor after one cancel (the lost-cancellation pattern, hub/client.py)",
+                   raises=AssertionError)
 def test_f27_close_is_bounded_even_if_a_hub_client_does_not_close(tmp_path: Path) -> None:
     async def main() -> None:
         clock = WarpClock()
@@ -963,6 +965,38 @@ def test_f27_close_is_bounded_even_if_a_hub_client_does_not_close(tmp_path: Path
             finally:
                 await real_close()
                 await _close([bob], {"bob": inboxes["bob"]})
+
+    run(main())
+
+
+# --- F28 (after the F26 fix): a real invitation that finds the waiting list full is lost ---------
+
+
+@pytest.mark.xfail(strict=True, raises=TimeoutError, reason="review-client F28: when MAX_JOINS "
+                   "notices wait for their common part, a new notice is dropped, and the next ack "
+                   "covers it: strangers' junk notices (the last-resort join key is reusable) make "
+                   "a real invitation disappear for good")
+def test_f28_a_real_invitation_is_not_lost_behind_waiting_notices(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module, "MAX_JOINS", 2, raising=False)  # 32 in the code: scaled
+    monkeypatch.setattr(client_module, "COMMON_WAIT", 2.0)  # down, same behaviour
+
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob, mallory = [await device(tmp_path, n, hub)
+                                   for n in ("alice", "bob", "mallory")]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob)}
+            try:
+                for _ in range(2):
+                    await _stalling_invite(mallory, alice)
+                await asyncio.sleep(0.5)  # alice's waiting list is full
+                group = await bob.create_group("real", [alice.identity])
+                await until(lambda: any(e.group.id == group.id  # type: ignore[attr-defined]
+                                        for e in inboxes["alice"].of(GroupJoined)),
+                            "alice joins bob's group", timeout=10)
+            finally:
+                await _close([alice, bob, mallory], inboxes)
 
     run(main())
 
