@@ -1000,5 +1000,46 @@ def test_f28_a_real_invitation_is_not_lost_behind_waiting_notices(
 
     run(main())
 
+
+# --- F29 (after the F11 fix): a batch lost on the way is never replaced ---------------------
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="review-client F29: a one-time "
+                   "batch is marked published before it is sent; when the connection drops before "
+                   "the hub got it, the retry sends none, and the refill counts keys *held*: the "
+                   "account never offers one-time prekeys or join keys again")
+def test_f29_a_batch_lost_on_the_way_is_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            real = HubConnection.publish
+            lost = [1]
+
+            async def lost_on_the_way(self: HubConnection, *args: Any, **kw: Any) -> None:
+                if lost:
+                    lost.pop()  # the connection dropped before the hub got the request
+                    raise ConnectionError("hub connection lost")
+                await real(self, *args, **kw)
+
+            monkeypatch.setattr(HubConnection, "publish", lost_on_the_way)
+            alice = await device(tmp_path, "alice", hub)  # a new account: its first publish
+            monkeypatch.setattr(HubConnection, "publish", real)
+            try:
+                assert not lost, "the fault was not injected"
+                await until(lambda: not alice._publish_due, "the publish retried")
+                clock.warp(2 * 24 * 3600.0)  # two days: the daily republish ran too
+                await asyncio.sleep(1.0)
+                conn = await HubConnection.connect(hub.url)
+                taken = await conn.take_bundle(directory_id(alice.suite, alice.identity))
+                jk = await conn.take_join_key(directory_id(alice.suite, alice.identity))
+                await conn.close()
+                assert taken.prekey is not None, "no one-time prekey on the hub, ever"
+                assert not jk.last_resort, "no one-time join key on the hub, ever"
+            finally:
+                await alice.close()
+
+    run(main())
+
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
