@@ -1041,5 +1041,42 @@ def test_f29_a_batch_lost_on_the_way_is_replaced(
 
     run(main())
 
+
+# --- F30 (after the F21 fix): notices overtake the common part the LIMIT holds back -------------
+
+
+@pytest.mark.xfail(strict=True, raises=TimeoutError, reason="review-client F30: the LIMIT now "
+                   "holds back only the later entries of the same mailbox, so a change's notices "
+                   "(inboxes) overtake its common part (the common mailbox) when the hub "
+                   "rate-limits the latter: joiners give up after COMMON_WAIT, the invite is lost")
+def test_f30_notices_never_overtake_their_common_part(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module, "COMMON_WAIT", 2.0)  # 30 s in the code: scaled down
+
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob)}
+            real_put = alice._put
+            loop = asyncio.get_running_loop()
+            limited_until = loop.time() + 4.0  # the hub's create rate limit, for four seconds
+
+            async def put(out: Any) -> None:
+                if out.kind == client_module.OUT_COMMON and loop.time() < limited_until:
+                    limit = LimitExceeded("hub refused: rate limited")
+                    raise HubRefused(str(limit), out.mailbox, 0, limit)
+                await real_put(out)
+
+            alice._put = put  # type: ignore[method-assign]
+            try:
+                await alice.create_group("g", [bob.identity])
+                await until(lambda: bool(inboxes["bob"].of(GroupJoined)), "bob joins",
+                            timeout=15)
+            finally:
+                await _close([alice, bob], inboxes)
+
+    run(main())
+
 __all__: list[str] = []
 _ = (Refused, MailboxClient, logging)
