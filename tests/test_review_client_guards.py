@@ -8,7 +8,6 @@ import gc
 import logging
 import os
 import signal
-import sqlite3
 import sys
 import warnings
 from dataclasses import replace
@@ -392,6 +391,3 @@ def test_sigkill_while_sending_loses_no_committed_message_and_repeats_none(
                 await _close([alice, bob], inboxes)
 
     run(main(), 90)
-
-
-_ = sqlite3
