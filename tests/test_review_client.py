@@ -470,11 +470,6 @@ def test_f13_lookups_do_not_exhaust_one_time_prekeys(tmp_path: Path) -> None:
 # --- F14: a restored backup sends again with message keys already used -------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F14: after a backup restore (or a "
-                   "rolled-back row) the client reads its own later messages back from the group "
-                   "mailbox "
-                   "without noticing, and its next send reuses a message key already used",
-                   raises=AssertionError)
 def test_f14_a_restored_backup_never_reuses_a_message_key(tmp_path: Path) -> None:
     async def main() -> None:
         clock = WarpClock()
