@@ -83,7 +83,7 @@ from triple_ratchet.errors import (
 )
 from triple_ratchet.group import events as ge
 from triple_ratchet.group.control_log import RETENTION
-from triple_ratchet.group.join_keys import JoinKeyring
+from triple_ratchet.group.join_keys import MAX_JOIN_KEYS, JoinKeyring
 from triple_ratchet.group.notice import (
     JoinStart,
     NoticeAssembler,
@@ -99,7 +99,13 @@ from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import START, Delivery, HubConnection, MailboxClient
 from triple_ratchet.hub.client import Gap as HubGap
 from triple_ratchet.hub.frames import MAX_BLOB_SIZE, Kind
-from triple_ratchet.identity import Account, Identity, IdentityKeyPair, safety_number
+from triple_ratchet.identity import (
+    MAX_ONE_TIME_PREKEYS,
+    Account,
+    Identity,
+    IdentityKeyPair,
+    safety_number,
+)
 from triple_ratchet.pairwise import (
     MSG_TYPE_PAIRWISE,
     PairwiseSession,
@@ -136,6 +142,8 @@ OUT_PAIRWISE = 3
 ONE_TIME_PREKEYS = 10  # pairwise one-time prekeys kept published
 
 _SELF, _KEYRING = b"self", b"keyring"  # row keys of the account table
+# The one-time batches sent without the hub's OK (F29): [join keys' receive keys, prekey count].
+_UNCONFIRMED = b"unconfirmed"
 # Tables of the store (spec/15-client.md "The store").
 ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS, PAIRWISE, REJOINS = (
     "account", "groups", "cursors", "outbox", "seen", "contacts", "pairwise", "rejoins")
@@ -285,6 +293,10 @@ class Client:
         self.tick_interval = tick_interval
         self.retry_timeout = retry_timeout
         self._keyring = JoinKeyring.empty(account.suite)
+        # One-time keys marked published whose request the hub never confirmed: kept (it may
+        # have got them) but not counted as offered, so the refill replaces them (F29).
+        self._unconfirmed_join: set[bytes] = set()
+        self._unconfirmed_prekeys = 0
         self._groups: dict[bytes, _GroupState] = {}
         self._contacts: dict[bytes, Contact] = {}
         self._pairwise: dict[bytes, list[PairwiseSession]] = {}  # the one we send on first
@@ -381,6 +393,15 @@ class Client:
             raw = tx.get(ACCOUNT, _KEYRING)
             if raw is not None:
                 self._keyring = JoinKeyring.from_bytes(raw)
+            raw = tx.get(ACCOUNT, _UNCONFIRMED)
+            if raw is not None:
+                f = cbor.as_list(cbor.decode(raw, max_size=len(raw), max_items=1024),
+                                 "unconfirmed batches", 2)
+                self._unconfirmed_join = {
+                    cbor.as_bytes(k, "unconfirmed join key", max_length=256)
+                    for k in cbor.as_list(f[0], "unconfirmed join keys")}
+                self._unconfirmed_prekeys = cbor.as_int(f[1], "unconfirmed prekeys",
+                                                        maximum=MAX_ONE_TIME_PREKEYS)
             for key, value in tx.items(CONTACTS):
                 f = cbor.as_list(cbor.decode(value, max_items=8), "contact", 3)
                 self._contacts[key] = Contact(key, cbor.as_str(f[0], "name", max_length=256),
@@ -451,7 +472,7 @@ class Client:
 
     async def _republish(self, *, retry: bool = True) -> None:
         try:
-            await self._publish(retry=retry)
+            again = await self._publish(retry=retry)
         except HubRefused as exc:
             if isinstance(exc.refusal, LimitExceeded):  # a rate: try again at a later tick
                 self._publish_due = True
@@ -467,7 +488,9 @@ class Client:
             self._publish_due = True
             log.debug("directory publish postponed: %s", exc)
         else:
-            self._publish_due = False
+            # A batch whose request went unconfirmed (a retry published the rest): a fresh
+            # batch goes out at the next tick.
+            self._publish_due = again
             self._published_at = self._clock()
 
     async def close(self) -> None:
@@ -562,22 +585,32 @@ class Client:
     def _directory_id(self, identity: bytes) -> bytes:
         return directory_id(self.suite, identity)
 
-    async def _publish(self, *, retry: bool = True) -> None:
+    async def _publish(self, *, retry: bool = True) -> bool:
         """Our directory entry (refreshed, so it does not expire), one-time prekeys and join
         keys: the private halves are stored before anything is published, and a batch of
         one-time keys is marked published (committed) before it is sent, so it is never sent
-        twice (the hub appends: one key handed out twice would fail its second user)."""
+        twice (the hub appends: one key handed out twice would fail its second user). A batch
+        whose request the hub did not confirm (OK) stays held but is no longer counted, so
+        the next publish offers a fresh one (at most once on the hub, no silent exhaustion).
+        True when such a batch is still to be replaced."""
         async with self._publishing:
-            await self._publish_locked(retry)
+            return await self._publish_locked(retry)
 
-    async def _publish_locked(self, retry: bool) -> None:
+    def _save_unconfirmed(self, tx: Transaction) -> None:
+        tx.put(ACCOUNT, _UNCONFIRMED, cbor.encode([sorted(self._unconfirmed_join),
+                                                   self._unconfirmed_prekeys]))
+
+    async def _publish_locked(self, retry: bool) -> bool:
         acct = self._account
         now_ms = int(self._clock() * 1000)
         keyring = self._keyring.expire(now_ms)
-        held = [h for h in keyring.held if h.one_time]
+        self._unconfirmed_join &= {h.join_key.receive_key for h in keyring.held}
+        held = [h for h in keyring.held
+                if h.one_time and h.join_key.receive_key not in self._unconfirmed_join]
         last = [h for h in keyring.held if not h.one_time]
         renew = not last or last[-1].join_key.expiry - now_ms < RETENTION - LAST_RESORT_RENEW_MS
-        missing = max(0, ONE_TIME_JOIN_KEYS - len(held))
+        missing = max(0, min(ONE_TIME_JOIN_KEYS - len(held),
+                             MAX_JOIN_KEYS - len(keyring.held) - int(renew)))
         if missing or renew:
             keyring = keyring.generate(acct.identity, one_time=missing, last_resort=renew,
                                        inbox_id=self._inbox_id, expiry=now_ms + RETENTION)
@@ -585,10 +618,12 @@ class Client:
             with self._store.transaction() as tx:
                 tx.put(ACCOUNT, _KEYRING, keyring.to_bytes())
             self._keyring = keyring
-        if acct.pairwise.one_time_prekey_count < ONE_TIME_PREKEYS // 2:
+        held_prekeys = acct.pairwise.one_time_prekey_count
+        offered = max(0, held_prekeys - self._unconfirmed_prekeys)
+        room = MAX_ONE_TIME_PREKEYS - max(held_prekeys, acct.pairwise.one_time_kem_prekey_count)
+        if offered < ONE_TIME_PREKEYS // 2 and not acct.pending_prekeys and room > 0:
             # Stored (private halves, and the sealed bundles to publish) before publishing.
-            bundles = acct.pairwise.new_bundles(
-                ONE_TIME_PREKEYS - acct.pairwise.one_time_prekey_count)
+            bundles = acct.pairwise.new_bundles(min(room, ONE_TIME_PREKEYS - offered))
             acct.pending_prekeys += [seal_prekey(b) for b in bundles]
             with self._store.transaction() as tx:
                 tx.put(ACCOUNT, _SELF, acct.to_bytes())
@@ -603,9 +638,11 @@ class Client:
 
         join_keys = tuple(seal_join_key(self.suite, me, h.join_key.to_bytes()) for h in fresh)
         marked = False
+        batch_join = {h.join_key.receive_key for h in fresh}
 
         def mark() -> None:
-            # Once a connection is up, before the first send: the batch leaves `pending`.
+            # Once a connection is up, before the first send: the batch leaves `pending`, and
+            # counts as unconfirmed until the hub answers OK to the request that carries it.
             nonlocal marked
             if marked or not (fresh or prekeys):
                 return
@@ -614,22 +651,39 @@ class Client:
             held_keys = {h.join_key.receive_key for h in keyring.held}
             acct.published = [k for k in acct.published if k in held_keys] + [
                 h.join_key.receive_key for h in fresh]
+            self._unconfirmed_join |= batch_join
+            self._unconfirmed_prekeys += len(prekeys)
             with self._store.transaction() as tx:
                 tx.put(ACCOUNT, _SELF, acct.to_bytes())
+                self._save_unconfirmed(tx)
+
+        def confirm(join: set[bytes], prekey_count: int) -> None:
+            if not (join or prekey_count):
+                return
+            self._unconfirmed_join -= join
+            self._unconfirmed_prekeys = max(0, self._unconfirmed_prekeys - prekey_count)
+            with self._store.transaction() as tx:
+                self._save_unconfirmed(tx)
 
         async def publish(conn: HubConnection) -> None:
             await conn.authenticate(owner)
             first = not marked
             mark()
             await conn.publish(directory, owner.mailbox_id, entry, prekeys if first else ())
+            if first:
+                confirm(set(), len(prekeys))
             await conn.publish_join_keys(
                 directory, owner.mailbox_id,
                 None if last_resort is None else seal_join_key(self.suite, me, last_resort),
                 join_keys if first else ())
+            if first:
+                confirm(batch_join, 0)
 
         await self._one_off(publish, retry=retry, subject=directory)
         log.debug("published the directory entry, %d join keys and %d prekeys", len(fresh),
                   len(prekeys))
+        return bool(self._unconfirmed_join & batch_join) or (
+            bool(prekeys) and self._unconfirmed_prekeys > 0)
 
     @property
     def _inbox_id(self) -> bytes:
