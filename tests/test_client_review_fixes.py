@@ -4,6 +4,7 @@ tests/test_review_client.py without their xfail markers (see /work/wt/NOTES-clie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ from client_support import Inbox, LocalHub, WarpClock, device, until
 
 from triple_ratchet.client import Client, GroupJoined, GroupMessage
 from triple_ratchet.client import client as client_module
+from triple_ratchet.hub import client as hub_client
 from triple_ratchet.hub.access import directory_id
-from triple_ratchet.hub.client import HubConnection
+from triple_ratchet.hub.client import HubConnection, MailboxClient
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,5 +129,79 @@ def test_f29_a_lost_batch_is_replaced_at_the_next_tick_not_the_next_day(
                     h.join_key.receive_key for h in alice._keyring.held}
             finally:
                 await alice.close()
+
+    run(main())
+
+
+# --- F27 (after the F20 fix): close() still waits without bound on each hub client's close -------
+
+
+def test_f27_close_is_bounded_even_if_a_hub_client_does_not_close(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            (alice, bob), inboxes, gid = await _group(tmp_path, hub, ("alice", "bob"))
+            conn = alice._group_state(gid).conn
+            assert conn is not None
+            real_close = conn.close
+
+            async def stuck() -> None:
+                # MailboxClient.close awaits its supervisor after one cancel: a supervisor that
+                # lost it (Python 3.11's wait_for, in connect() or a reopen's request) goes
+                # back to `await conn.wait_closed()` on a live connection.
+                await asyncio.Event().wait()
+
+            conn.close = stuck  # type: ignore[method-assign]
+            await inboxes["alice"].stop()
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(alice.close(), 10)
+                assert loop.time() - start < 6, "close() hung on a hub client"
+            finally:
+                await real_close()
+                await _close([bob], {"bob": inboxes["bob"]})
+
+    run(main())
+
+
+def test_f27_mailbox_client_close_cancels_until_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MailboxClient.close: a supervisor that loses one cancellation is cancelled again, and one
+    that never stops is abandoned at CLOSE_TIMEOUT (it used to await it after one cancel)."""
+    monkeypatch.setattr(hub_client, "CLOSE_TIMEOUT", 1.0)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        ended: list[str] = []
+
+        async def loses_one_cancel() -> None:
+            # lost (e.g. wait_for's result raced the cancel): back to waiting
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                ended.append("stopped")
+
+        released = asyncio.Event()
+
+        async def never_stops() -> None:
+            while not released.is_set():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await released.wait()
+
+        for body, bound in ((loses_one_cancel, 0.9), (never_stops, 2.0)):
+            mc = MailboxClient("ws://127.0.0.1:9")
+            mc._supervisor = asyncio.create_task(body())
+            await asyncio.sleep(0)
+            start = loop.time()
+            await asyncio.wait_for(mc.close(), 10)
+            assert loop.time() - start < bound, body.__name__
+            if body is never_stops:
+                assert not mc._supervisor.done()
+                released.set()
+                await mc._supervisor
+        assert ended == ["stopped"]
 
     run(main())

@@ -120,6 +120,7 @@ _T = TypeVar("_T")
 ACCOUNT_VERSION = 1
 ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
 LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
+CLOSE_TIMEOUT = 3.0  # seconds close() waits for the hub clients (each bounds itself too)
 REPUBLISH_EVERY = 24 * 3600.0  # seconds: the directory entry lives 30 days after a publish
 # Seconds a joiner waits for the common part its notice names (it is posted before the notices,
 # so only a sender that crashed in between, or a stranger's junk notice, makes it wait).
@@ -511,9 +512,17 @@ class Client:
             await asyncio.wait(pending, timeout=0.5)
         if any(not t.done() for t in pending):
             log.warning("close: a task did not stop")
-        for conn in [self._inbox] + [gs.conn for gs in self._groups.values() if gs.conn]:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        # Every hub client at once, bounded (F27): one that does not close is abandoned.
+        closing = {asyncio.create_task(conn.close()) for conn in
+                   [self._inbox] + [gs.conn for gs in self._groups.values() if gs.conn]}
+        done, stuck = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("close: a hub client failed to close: %r", task.exception())
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            log.warning("close: %d hub client(s) did not close in time", len(stuck))
         self._store.close()
         self._set_state(ConnectionState.OFFLINE)
         self._events.put_nowait(None)  # ends events()
