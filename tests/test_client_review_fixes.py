@@ -13,6 +13,7 @@ from client_support import Inbox, LocalHub, WarpClock, device, until
 
 from triple_ratchet.client import Client, GroupJoined, GroupMessage
 from triple_ratchet.client import client as client_module
+from triple_ratchet.errors import HubRefused, LimitExceeded
 from triple_ratchet.hub import client as hub_client
 from triple_ratchet.hub.access import directory_id
 from triple_ratchet.hub.client import HubConnection, MailboxClient
@@ -203,5 +204,38 @@ def test_f27_mailbox_client_close_cancels_until_done(monkeypatch: pytest.MonkeyP
                 released.set()
                 await mc._supervisor
         assert ended == ["stopped"]
+
+    run(main())
+
+
+# --- F30 (after the F21 fix): notices overtake the common part the LIMIT holds back -------------
+
+
+def test_f30_notices_never_overtake_their_common_part(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module, "COMMON_WAIT", 2.0, raising=False)  # 30 s: scaled
+
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob = [await device(tmp_path, n, hub) for n in ("alice", "bob")]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob)}
+            real_put = alice._put
+            loop = asyncio.get_running_loop()
+            limited_until = loop.time() + 4.0  # the hub's create rate limit, for four seconds
+
+            async def put(out: Any) -> None:
+                if out.kind == client_module.OUT_COMMON and loop.time() < limited_until:
+                    limit = LimitExceeded("hub refused: rate limited")
+                    raise HubRefused(str(limit), out.mailbox, 0, limit)
+                await real_put(out)
+
+            alice._put = put  # type: ignore[method-assign]
+            try:
+                await alice.create_group("g", [bob.identity])
+                await until(lambda: bool(inboxes["bob"].of(GroupJoined)), "bob joins",
+                            timeout=15)
+            finally:
+                await _close([alice, bob], inboxes)
 
     run(main())

@@ -899,17 +899,26 @@ class Client:
         """Send the outbox in order (per mailbox); each entry leaves the outbox once the hub
         has it. A lost hub leaves the rest for the next flush; the hub's LIMIT holds an entry
         (and the later ones for its mailbox) back, with a growing delay; a refusal drops the
-        entry (`Refused`)."""
+        entry (`Refused`). A change's common part held back also holds back every later entry
+        of its group: its notices must not reach a joiner before it (F30)."""
         async with self._flushing:
             now = asyncio.get_running_loop().time()
             held_back: set[bytes] = set()  # mailboxes whose next entry waits
+            held_groups: set[bytes] = set()  # groups whose common part waits
+
+            def hold(out: _Out) -> None:
+                held_back.add(out.mailbox)
+                if out.kind == OUT_COMMON:
+                    held_groups.add(out.group_id)
+
             for seq in sorted(self._outbox):
                 out = self._outbox.get(seq)
                 if out is None or self._closed:
                     return
                 limited = self._limited.get(seq)
-                if out.mailbox in held_back or (limited is not None and limited[1] > now):
-                    held_back.add(out.mailbox)
+                if (out.mailbox in held_back or (out.group_id and out.group_id in held_groups)
+                        or (limited is not None and limited[1] > now)):
+                    hold(out)
                     continue
                 try:
                     await self._put(out)
@@ -926,7 +935,7 @@ class Client:
                     if limit and now - first < LIMIT_GIVE_UP:
                         delay = min(delay * 2, LIMIT_DELAY_MAX)
                         self._limited[seq] = (first, now + delay, delay)
-                        held_back.add(out.mailbox)
+                        hold(out)
                         log.debug("outbox: hub limit (%s), again in %.1f s", exc, delay)
                         continue
                     self._refuse(out, exc)
