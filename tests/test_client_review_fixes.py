@@ -239,3 +239,31 @@ def test_f30_notices_never_overtake_their_common_part(
                 await _close([alice, bob], inboxes)
 
     run(main())
+
+
+# --- F28 (after the F26 fix): a real invitation that finds the waiting list full is lost ---------
+
+
+def test_f28_a_real_invitation_is_not_lost_behind_waiting_notices(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module, "MAX_JOINS", 2, raising=False)  # 32 in the code: scaled
+    monkeypatch.setattr(client_module, "COMMON_WAIT", 2.0, raising=False)  # down
+
+    async def main() -> None:
+        clock = WarpClock()
+        async with LocalHub(tmp_path / "hub.db", clock) as hub:
+            alice, bob, mallory = [await device(tmp_path, n, hub)
+                                   for n in ("alice", "bob", "mallory")]
+            inboxes = {c.name: Inbox(c) for c in (alice, bob)}
+            try:
+                for _ in range(2):
+                    await _stalling_invite(mallory, alice)
+                await asyncio.sleep(0.5)  # alice's waiting list is full
+                group = await bob.create_group("real", [alice.identity])
+                await until(lambda: any(e.group.id == group.id  # type: ignore[attr-defined]
+                                        for e in inboxes["alice"].of(GroupJoined)),
+                            "alice joins bob's group", timeout=10)
+            finally:
+                await _close([alice, bob, mallory], inboxes)
+
+    run(main())

@@ -1321,11 +1321,14 @@ class Client:
             return
         # Joining waits for the change's common part: in a task of its own, so a notice whose
         # common part never comes does not stall the inbox (the inbox is not acknowledged
-        # while a join is under way: a crash meanwhile gets the notice again).
-        if len(self._joins) >= MAX_JOINS:
-            self.dropped += 1  # join keys are public: notices cannot pile up without bound
-            log.debug("inbox: too many notices waiting; one dropped")
-            return
+        # while a join is under way: a crash meanwhile gets the notice again). Join keys are
+        # public, so at most MAX_JOINS notices wait at once; a further one waits here for a
+        # free place (reading the inbox pauses, the hub client's bounded queue falls back to
+        # fetching): never dropped, since a later ack would delete it at the hub (F28).
+        while len(self._joins) >= MAX_JOINS:
+            log.debug("inbox: %d notices wait for their common part; reading pauses",
+                      len(self._joins))
+            await asyncio.wait(set(self._joins), return_when=asyncio.FIRST_COMPLETED)
         task = asyncio.create_task(self._join(notice, keys))
         self._joins.add(task)
         task.add_done_callback(self._joins.discard)
