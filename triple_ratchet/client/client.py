@@ -148,6 +148,9 @@ _UNCONFIRMED = b"unconfirmed"
 # Tables of the store (spec/15-client.md "The store").
 ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS, PAIRWISE, REJOINS = (
     "account", "groups", "cursors", "outbox", "seen", "contacts", "pairwise", "rejoins")
+# Messages delivered (marked seen) but not yet taken by the app (F31): u64(seq) -> CBOR row.
+PENDING = "pending"
+_PENDING_GROUP, _PENDING_DIRECT = 0, 1
 MAX_PAIRWISE_SESSIONS = 2  # per peer: the one we send on, and one a crossing handshake made
 
 
@@ -312,7 +315,11 @@ class Client:
         # Outbox entries the hub's LIMIT held back: (first refusal, not before, delay), loop time.
         self._limited: dict[int, tuple[float, float, float]] = {}
         self._publishing = asyncio.Lock()
-        self._events: asyncio.Queue[Event | None] = asyncio.Queue()  # None: closed
+        # Each event with the key of its `pending` row (messages only); None: closed.
+        self._events: asyncio.Queue[tuple[Event, bytes | None] | None] = asyncio.Queue()
+        self._next_pending = 1
+        self._in_hand: set[bytes] = set()  # pending rows handed to the app, not yet released
+        self._next_in_hand: list[bytes] = []  # the one next_event() returned last
         self._inbox = MailboxClient(hub, retry_timeout=retry_timeout)
         self._assembler = NoticeAssembler(account.suite)
         self._tasks: list[asyncio.Task[None]] = []  # readers and the timer: they never end
@@ -420,9 +427,14 @@ class Client:
                 out = _Out.from_row(key, value)
                 self._outbox[out.seq] = out
             self._next_seq = max(self._outbox, default=0) + 1
+            pending = sorted((int.from_bytes(k, "big"), v) for k, v in tx.items(PENDING))
             cursors = {key: _cursor(value) for key, value in tx.items(CURSORS)}
             for gid, value in tx.items(GROUPS):
                 self._groups[gid] = self._group_from_row(gid, value, cursors)
+        # Taken by no app before the last run ended: handed out first, before anything new.
+        for seq, value in pending:
+            self._events.put_nowait((self._pending_event(value), seq.to_bytes(8, "big")))
+        self._next_pending = max((seq for seq, _ in pending), default=0) + 1
 
     def _group_from_row(self, gid: bytes, value: bytes,
                         cursors: dict[bytes, tuple[int, bytes | None]]) -> _GroupState:
@@ -523,6 +535,11 @@ class Client:
             task.cancel()
         if stuck:
             log.warning("close: %d hub client(s) did not close in time", len(stuck))
+        # The app closed the client after taking these: delivered (those still queued stay).
+        with contextlib.suppress(Exception), self._store.transaction() as tx:
+            for row in self._in_hand:
+                tx.delete(PENDING, row)
+        self._in_hand.clear()
         self._store.close()
         self._set_state(ConnectionState.OFFLINE)
         self._events.put_nowait(None)  # ends events()
@@ -1121,14 +1138,19 @@ class Client:
         more = self._after_events(gs, events)
         direct = self._rejoin(gs) if any(isinstance(e, ge.RejoinNeeded) for e in events) else []
 
+        rows = [(event, self._pending_row(event)) for event in app]
+
         def mark(tx: Transaction) -> None:
             for key in seen:
                 tx.put(SEEN, key, b"")
+            for _, row in rows:
+                if row is not None:
+                    tx.put(PENDING, *row)
 
         self._commit(gs, [*out, *more], mark, direct)
         self._seen.update(seen)
-        for event in app:
-            self._emit(event)
+        for event, row in rows:
+            self._emit(event, None if row is None else row[0])
         if gs.conn is not None and set(gs.followed) != set(gs.session.mailboxes()):
             try:
                 await self._follow(gs)
@@ -1547,12 +1569,19 @@ class Client:
                 envelope = None
             key = b"direct" + identity + (envelope.message_id if envelope else b"")
             new = envelope is not None and key not in self._seen
+            row = None
+            if new and envelope is not None and envelope.kind in (TEXT, DATA):
+                # Named when it is handed out (the sender's name may be learnt below).
+                row = self._pending_row(DirectMessage(Member(identity, ""), envelope.text,
+                                                      envelope.data, envelope.message_id))
             with self._store.transaction() as tx:
                 tx.put(PAIRWISE, identity, cbor.encode([x.to_bytes() for x in sessions]))
                 if initial:  # its one-time prekey is used up
                     tx.put(ACCOUNT, _SELF, self._account.to_bytes())
                 if new:
                     tx.put(SEEN, key, b"")
+                if row is not None:
+                    tx.put(PENDING, *row)
             self._pairwise[identity] = sessions
             if new:
                 self._seen.add(key)
@@ -1562,7 +1591,8 @@ class Client:
             await self._learn(identity)
             sender = self._contacts.get(identity)
             self._emit(DirectMessage(Member(identity, sender.name if sender else ""),
-                                     envelope.text, envelope.data, envelope.message_id))
+                                     envelope.text, envelope.data, envelope.message_id),
+                       None if row is None else row[0])
         elif envelope.kind in (REJOIN_REQUEST, REPAIRED_SEALING):
             await self._on_group_payload(identity, envelope)
         elif envelope.kind == MEMBERSHIP_HINT:
@@ -1711,8 +1741,54 @@ class Client:
 
     # --- events ---------------------------------------------------------------------------
 
-    def _emit(self, event: Event) -> None:
-        self._events.put_nowait(event)
+    def _emit(self, event: Event, pending: bytes | None = None) -> None:
+        self._events.put_nowait((event, pending))
+
+    def _pending_row(self, event: Event) -> tuple[bytes, bytes] | None:
+        """The `pending` row of a message event (None for any other event), committed with the
+        step that marks the message seen: a message is delivered once the app took it."""
+        if isinstance(event, GroupMessage):
+            fields: list[cbor.CborEncodable] = [_PENDING_GROUP, event.group.id]
+        elif isinstance(event, DirectMessage):
+            fields = [_PENDING_DIRECT, b""]
+        else:
+            return None
+        key = self._next_pending.to_bytes(8, "big")
+        self._next_pending += 1
+        return key, cbor.encode([*fields, event.sender.identity, event.sender.name,
+                                 event.text, event.data, event.message_id])
+
+    def _pending_event(self, value: bytes) -> Event:
+        f = cbor.as_list(cbor.decode(value, max_size=len(value), max_items=16), "pending", 7)
+        kind = cbor.as_int(f[0], "pending kind", maximum=_PENDING_DIRECT)
+        identity = cbor.as_bytes(f[2], "sender", max_length=4096)
+        text = None if f[4] is None else cbor.as_str(f[4], "text")
+        data = cbor.as_bytes(f[5], "data")
+        message_id = cbor.as_bytes(f[6], "message id", max_length=64)
+        if kind == _PENDING_DIRECT:
+            contact = self._contacts.get(identity)
+            name = contact.name if contact else cbor.as_str(f[3], "name", max_length=256)
+            return DirectMessage(Member(identity, name), text, data, message_id)
+        return GroupMessage(Group(self, cbor.as_bytes(f[1], "group id", max_length=64)),
+                            Member(identity, cbor.as_str(f[3], "name", max_length=256)),
+                            text, data, message_id)
+
+    def _release(self, pending: bytes) -> None:
+        """The app asked for the next event: the message it took is delivered for good."""
+        if pending in self._in_hand and not self._closed:
+            try:
+                with self._store.transaction() as tx:
+                    tx.delete(PENDING, pending)
+            except Exception as exc:  # e.g. a full disk: close() tries again, else it comes again
+                log.warning("events: a taken message stays pending: %s", type(exc).__name__)
+                return
+            self._in_hand.discard(pending)
+
+    def _take(self, item: tuple[Event, bytes | None]) -> Event:
+        event, pending = item
+        if pending is not None:
+            self._in_hand.add(pending)
+        return event
 
     def _set_state(self, state: ConnectionState) -> None:
         if state != self._state:
@@ -1721,21 +1797,32 @@ class Client:
             self._emit(ConnectionChanged(state))
 
     async def events(self) -> AsyncIterator[Event]:
-        """Every event, in order, as it happens; ends after `close()`."""
+        """Every event, in order, as it happens; ends after `close()`. A message counts as
+        taken when the app asks for the next event (or closes the client): one the app had
+        in hand when the process died is given again after a restart (spec 15 "Events")."""
         while True:
-            event = await self._events.get()
-            if event is None:
+            item = await self._events.get()
+            if item is None:
                 self._events.put_nowait(None)  # for any other reader
                 return
+            event = self._take(item)
             yield event
+            if item[1] is not None:
+                self._release(item[1])
 
     async def next_event(self, timeout: float | None = None) -> Event:
-        """The next event (`UsageError` once the client is closed and every event was read)."""
-        event = await asyncio.wait_for(self._events.get(), timeout)
-        if event is None:
+        """The next event (`UsageError` once the client is closed and every event was read).
+        Asking for it releases the message event the previous call returned."""
+        for pending in list(self._next_in_hand):
+            self._release(pending)
+        self._next_in_hand.clear()
+        item = await asyncio.wait_for(self._events.get(), timeout)
+        if item is None:
             self._events.put_nowait(None)
             raise UsageError("the client is closed")
-        return event
+        if item[1] is not None:
+            self._next_in_hand.append(item[1])
+        return self._take(item)
 
     def _check_open(self) -> None:
         if self._closed:
