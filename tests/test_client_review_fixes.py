@@ -129,8 +129,14 @@ def test_f29_a_lost_batch_is_replaced_at_the_next_tick_not_the_next_day(
                 jk = await conn.take_join_key(directory_id(alice.suite, alice.identity))
                 await conn.close()
                 assert not jk.last_resort, "the lost join-key batch was not replaced"
-                assert not alice._unconfirmed_join - {
-                    h.join_key.receive_key for h in alice._keyring.held}
+                unconfirmed = set(alice._unconfirmed_join)
+                assert len(unconfirmed) == 4  # the lost batch: held, not counted
+                await alice.close()
+                alice = await device(tmp_path, "alice", hub)  # the record survives a restart
+                assert alice._unconfirmed_join == unconfirmed
+                offered = [h for h in alice._keyring.held
+                           if h.one_time and h.join_key.receive_key not in unconfirmed]
+                assert len(offered) == 4, "a restart published yet another batch"
             finally:
                 await alice.close()
 
