@@ -530,7 +530,8 @@ class Client:
         done, stuck = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
-                log.debug("close: a hub client failed to close: %r", task.exception())
+                log.debug("close: a hub client failed to close: %s",
+                          type(task.exception()).__name__)
         for task in stuck:
             task.cancel()
         if stuck:
@@ -683,7 +684,11 @@ class Client:
                 tx.put(ACCOUNT, _SELF, acct.to_bytes())
                 self._save_unconfirmed(tx)
 
+        prekeys_confirmed = False
+
         def confirm(join: set[bytes], prekey_count: int) -> None:
+            nonlocal prekeys_confirmed
+            prekeys_confirmed = prekeys_confirmed or prekey_count > 0
             if not (join or prekey_count):
                 return
             self._unconfirmed_join -= join
@@ -709,7 +714,7 @@ class Client:
         log.debug("published the directory entry, %d join keys and %d prekeys", len(fresh),
                   len(prekeys))
         return bool(self._unconfirmed_join & batch_join) or (
-            bool(prekeys) and self._unconfirmed_prekeys > 0)
+            bool(prekeys) and not prekeys_confirmed)
 
     @property
     def _inbox_id(self) -> bytes:
