@@ -83,7 +83,7 @@ from triple_ratchet.errors import (
 )
 from triple_ratchet.group import events as ge
 from triple_ratchet.group.control_log import RETENTION
-from triple_ratchet.group.join_keys import JoinKeyring
+from triple_ratchet.group.join_keys import MAX_JOIN_KEYS, JoinKeyring
 from triple_ratchet.group.notice import (
     JoinStart,
     NoticeAssembler,
@@ -99,7 +99,13 @@ from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import START, Delivery, HubConnection, MailboxClient
 from triple_ratchet.hub.client import Gap as HubGap
 from triple_ratchet.hub.frames import MAX_BLOB_SIZE, Kind
-from triple_ratchet.identity import Account, Identity, IdentityKeyPair, safety_number
+from triple_ratchet.identity import (
+    MAX_ONE_TIME_PREKEYS,
+    Account,
+    Identity,
+    IdentityKeyPair,
+    safety_number,
+)
 from triple_ratchet.pairwise import (
     MSG_TYPE_PAIRWISE,
     PairwiseSession,
@@ -114,6 +120,7 @@ _T = TypeVar("_T")
 ACCOUNT_VERSION = 1
 ONE_TIME_JOIN_KEYS = 4  # kept published; refilled when a notice used one
 LAST_RESORT_RENEW_MS = 7 * 24 * 3_600_000  # 11.v2.4: the last-resort key is replaced weekly
+CLOSE_TIMEOUT = 3.0  # seconds close() waits for the hub clients (each bounds itself too)
 REPUBLISH_EVERY = 24 * 3600.0  # seconds: the directory entry lives 30 days after a publish
 # Seconds a joiner waits for the common part its notice names (it is posted before the notices,
 # so only a sender that crashed in between, or a stranger's junk notice, makes it wait).
@@ -136,9 +143,14 @@ OUT_PAIRWISE = 3
 ONE_TIME_PREKEYS = 10  # pairwise one-time prekeys kept published
 
 _SELF, _KEYRING = b"self", b"keyring"  # row keys of the account table
+# The one-time batches sent without the hub's OK (F29): [join keys' receive keys, prekey count].
+_UNCONFIRMED = b"unconfirmed"
 # Tables of the store (spec/15-client.md "The store").
 ACCOUNT, GROUPS, CURSORS, OUTBOX, SEEN, CONTACTS, PAIRWISE, REJOINS = (
     "account", "groups", "cursors", "outbox", "seen", "contacts", "pairwise", "rejoins")
+# Messages delivered (marked seen) but not yet taken by the app (F31): u64(seq) -> CBOR row.
+PENDING = "pending"
+_PENDING_GROUP, _PENDING_DIRECT = 0, 1
 MAX_PAIRWISE_SESSIONS = 2  # per peer: the one we send on, and one a crossing handshake made
 
 
@@ -285,6 +297,10 @@ class Client:
         self.tick_interval = tick_interval
         self.retry_timeout = retry_timeout
         self._keyring = JoinKeyring.empty(account.suite)
+        # One-time keys marked published whose request the hub never confirmed: kept (it may
+        # have got them) but not counted as offered, so the refill replaces them (F29).
+        self._unconfirmed_join: set[bytes] = set()
+        self._unconfirmed_prekeys = 0
         self._groups: dict[bytes, _GroupState] = {}
         self._contacts: dict[bytes, Contact] = {}
         self._pairwise: dict[bytes, list[PairwiseSession]] = {}  # the one we send on first
@@ -299,7 +315,11 @@ class Client:
         # Outbox entries the hub's LIMIT held back: (first refusal, not before, delay), loop time.
         self._limited: dict[int, tuple[float, float, float]] = {}
         self._publishing = asyncio.Lock()
-        self._events: asyncio.Queue[Event | None] = asyncio.Queue()  # None: closed
+        # Each event with the key of its `pending` row (messages only); None: closed.
+        self._events: asyncio.Queue[tuple[Event, bytes | None] | None] = asyncio.Queue()
+        self._next_pending = 1
+        self._in_hand: set[bytes] = set()  # pending rows handed to the app, not yet released
+        self._next_in_hand: list[bytes] = []  # the one next_event() returned last
         self._inbox = MailboxClient(hub, retry_timeout=retry_timeout)
         self._assembler = NoticeAssembler(account.suite)
         self._tasks: list[asyncio.Task[None]] = []  # readers and the timer: they never end
@@ -381,6 +401,15 @@ class Client:
             raw = tx.get(ACCOUNT, _KEYRING)
             if raw is not None:
                 self._keyring = JoinKeyring.from_bytes(raw)
+            raw = tx.get(ACCOUNT, _UNCONFIRMED)
+            if raw is not None:
+                f = cbor.as_list(cbor.decode(raw, max_size=len(raw), max_items=1024),
+                                 "unconfirmed batches", 2)
+                self._unconfirmed_join = {
+                    cbor.as_bytes(k, "unconfirmed join key", max_length=256)
+                    for k in cbor.as_list(f[0], "unconfirmed join keys")}
+                self._unconfirmed_prekeys = cbor.as_int(f[1], "unconfirmed prekeys",
+                                                        maximum=MAX_ONE_TIME_PREKEYS)
             for key, value in tx.items(CONTACTS):
                 f = cbor.as_list(cbor.decode(value, max_items=8), "contact", 3)
                 self._contacts[key] = Contact(key, cbor.as_str(f[0], "name", max_length=256),
@@ -398,9 +427,14 @@ class Client:
                 out = _Out.from_row(key, value)
                 self._outbox[out.seq] = out
             self._next_seq = max(self._outbox, default=0) + 1
+            pending = sorted((int.from_bytes(k, "big"), v) for k, v in tx.items(PENDING))
             cursors = {key: _cursor(value) for key, value in tx.items(CURSORS)}
             for gid, value in tx.items(GROUPS):
                 self._groups[gid] = self._group_from_row(gid, value, cursors)
+        # Taken by no app before the last run ended: handed out first, before anything new.
+        for seq, value in pending:
+            self._events.put_nowait((self._pending_event(value), seq.to_bytes(8, "big")))
+        self._next_pending = max((seq for seq, _ in pending), default=0) + 1
 
     def _group_from_row(self, gid: bytes, value: bytes,
                         cursors: dict[bytes, tuple[int, bytes | None]]) -> _GroupState:
@@ -451,7 +485,7 @@ class Client:
 
     async def _republish(self, *, retry: bool = True) -> None:
         try:
-            await self._publish(retry=retry)
+            again = await self._publish(retry=retry)
         except HubRefused as exc:
             if isinstance(exc.refusal, LimitExceeded):  # a rate: try again at a later tick
                 self._publish_due = True
@@ -467,7 +501,9 @@ class Client:
             self._publish_due = True
             log.debug("directory publish postponed: %s", exc)
         else:
-            self._publish_due = False
+            # A batch whose request went unconfirmed (a retry published the rest): a fresh
+            # batch goes out at the next tick.
+            self._publish_due = again
             self._published_at = self._clock()
 
     async def close(self) -> None:
@@ -488,9 +524,23 @@ class Client:
             await asyncio.wait(pending, timeout=0.5)
         if any(not t.done() for t in pending):
             log.warning("close: a task did not stop")
-        for conn in [self._inbox] + [gs.conn for gs in self._groups.values() if gs.conn]:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        # Every hub client at once, bounded (F27): one that does not close is abandoned.
+        closing = {asyncio.create_task(conn.close()) for conn in
+                   [self._inbox] + [gs.conn for gs in self._groups.values() if gs.conn]}
+        done, stuck = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("close: a hub client failed to close: %s",
+                          type(task.exception()).__name__)
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            log.warning("close: %d hub client(s) did not close in time", len(stuck))
+        # The app closed the client after taking these: delivered (those still queued stay).
+        with contextlib.suppress(Exception), self._store.transaction() as tx:
+            for row in self._in_hand:
+                tx.delete(PENDING, row)
+        self._in_hand.clear()
         self._store.close()
         self._set_state(ConnectionState.OFFLINE)
         self._events.put_nowait(None)  # ends events()
@@ -562,22 +612,32 @@ class Client:
     def _directory_id(self, identity: bytes) -> bytes:
         return directory_id(self.suite, identity)
 
-    async def _publish(self, *, retry: bool = True) -> None:
+    async def _publish(self, *, retry: bool = True) -> bool:
         """Our directory entry (refreshed, so it does not expire), one-time prekeys and join
         keys: the private halves are stored before anything is published, and a batch of
         one-time keys is marked published (committed) before it is sent, so it is never sent
-        twice (the hub appends: one key handed out twice would fail its second user)."""
+        twice (the hub appends: one key handed out twice would fail its second user). A batch
+        whose request the hub did not confirm (OK) stays held but is no longer counted, so
+        the next publish offers a fresh one (at most once on the hub, no silent exhaustion).
+        True when such a batch is still to be replaced."""
         async with self._publishing:
-            await self._publish_locked(retry)
+            return await self._publish_locked(retry)
 
-    async def _publish_locked(self, retry: bool) -> None:
+    def _save_unconfirmed(self, tx: Transaction) -> None:
+        tx.put(ACCOUNT, _UNCONFIRMED, cbor.encode([sorted(self._unconfirmed_join),
+                                                   self._unconfirmed_prekeys]))
+
+    async def _publish_locked(self, retry: bool) -> bool:
         acct = self._account
         now_ms = int(self._clock() * 1000)
         keyring = self._keyring.expire(now_ms)
-        held = [h for h in keyring.held if h.one_time]
+        self._unconfirmed_join &= {h.join_key.receive_key for h in keyring.held}
+        held = [h for h in keyring.held
+                if h.one_time and h.join_key.receive_key not in self._unconfirmed_join]
         last = [h for h in keyring.held if not h.one_time]
         renew = not last or last[-1].join_key.expiry - now_ms < RETENTION - LAST_RESORT_RENEW_MS
-        missing = max(0, ONE_TIME_JOIN_KEYS - len(held))
+        missing = max(0, min(ONE_TIME_JOIN_KEYS - len(held),
+                             MAX_JOIN_KEYS - len(keyring.held) - int(renew)))
         if missing or renew:
             keyring = keyring.generate(acct.identity, one_time=missing, last_resort=renew,
                                        inbox_id=self._inbox_id, expiry=now_ms + RETENTION)
@@ -585,10 +645,12 @@ class Client:
             with self._store.transaction() as tx:
                 tx.put(ACCOUNT, _KEYRING, keyring.to_bytes())
             self._keyring = keyring
-        if acct.pairwise.one_time_prekey_count < ONE_TIME_PREKEYS // 2:
+        held_prekeys = acct.pairwise.one_time_prekey_count
+        offered = max(0, held_prekeys - self._unconfirmed_prekeys)
+        room = MAX_ONE_TIME_PREKEYS - max(held_prekeys, acct.pairwise.one_time_kem_prekey_count)
+        if offered < ONE_TIME_PREKEYS // 2 and not acct.pending_prekeys and room > 0:
             # Stored (private halves, and the sealed bundles to publish) before publishing.
-            bundles = acct.pairwise.new_bundles(
-                ONE_TIME_PREKEYS - acct.pairwise.one_time_prekey_count)
+            bundles = acct.pairwise.new_bundles(min(room, ONE_TIME_PREKEYS - offered))
             acct.pending_prekeys += [seal_prekey(b) for b in bundles]
             with self._store.transaction() as tx:
                 tx.put(ACCOUNT, _SELF, acct.to_bytes())
@@ -603,9 +665,11 @@ class Client:
 
         join_keys = tuple(seal_join_key(self.suite, me, h.join_key.to_bytes()) for h in fresh)
         marked = False
+        batch_join = {h.join_key.receive_key for h in fresh}
 
         def mark() -> None:
-            # Once a connection is up, before the first send: the batch leaves `pending`.
+            # Once a connection is up, before the first send: the batch leaves `pending`, and
+            # counts as unconfirmed until the hub answers OK to the request that carries it.
             nonlocal marked
             if marked or not (fresh or prekeys):
                 return
@@ -614,22 +678,43 @@ class Client:
             held_keys = {h.join_key.receive_key for h in keyring.held}
             acct.published = [k for k in acct.published if k in held_keys] + [
                 h.join_key.receive_key for h in fresh]
+            self._unconfirmed_join |= batch_join
+            self._unconfirmed_prekeys += len(prekeys)
             with self._store.transaction() as tx:
                 tx.put(ACCOUNT, _SELF, acct.to_bytes())
+                self._save_unconfirmed(tx)
+
+        prekeys_confirmed = False
+
+        def confirm(join: set[bytes], prekey_count: int) -> None:
+            nonlocal prekeys_confirmed
+            prekeys_confirmed = prekeys_confirmed or prekey_count > 0
+            if not (join or prekey_count):
+                return
+            self._unconfirmed_join -= join
+            self._unconfirmed_prekeys = max(0, self._unconfirmed_prekeys - prekey_count)
+            with self._store.transaction() as tx:
+                self._save_unconfirmed(tx)
 
         async def publish(conn: HubConnection) -> None:
             await conn.authenticate(owner)
             first = not marked
             mark()
             await conn.publish(directory, owner.mailbox_id, entry, prekeys if first else ())
+            if first:
+                confirm(set(), len(prekeys))
             await conn.publish_join_keys(
                 directory, owner.mailbox_id,
                 None if last_resort is None else seal_join_key(self.suite, me, last_resort),
                 join_keys if first else ())
+            if first:
+                confirm(batch_join, 0)
 
         await self._one_off(publish, retry=retry, subject=directory)
         log.debug("published the directory entry, %d join keys and %d prekeys", len(fresh),
                   len(prekeys))
+        return bool(self._unconfirmed_join & batch_join) or (
+            bool(prekeys) and not prekeys_confirmed)
 
     @property
     def _inbox_id(self) -> bytes:
@@ -836,17 +921,26 @@ class Client:
         """Send the outbox in order (per mailbox); each entry leaves the outbox once the hub
         has it. A lost hub leaves the rest for the next flush; the hub's LIMIT holds an entry
         (and the later ones for its mailbox) back, with a growing delay; a refusal drops the
-        entry (`Refused`)."""
+        entry (`Refused`). A change's common part held back also holds back every later entry
+        of its group: its notices must not reach a joiner before it (F30)."""
         async with self._flushing:
             now = asyncio.get_running_loop().time()
             held_back: set[bytes] = set()  # mailboxes whose next entry waits
+            held_groups: set[bytes] = set()  # groups whose common part waits
+
+            def hold(out: _Out) -> None:
+                held_back.add(out.mailbox)
+                if out.kind == OUT_COMMON:
+                    held_groups.add(out.group_id)
+
             for seq in sorted(self._outbox):
                 out = self._outbox.get(seq)
                 if out is None or self._closed:
                     return
                 limited = self._limited.get(seq)
-                if out.mailbox in held_back or (limited is not None and limited[1] > now):
-                    held_back.add(out.mailbox)
+                if (out.mailbox in held_back or (out.group_id and out.group_id in held_groups)
+                        or (limited is not None and limited[1] > now)):
+                    hold(out)
                     continue
                 try:
                     await self._put(out)
@@ -863,7 +957,7 @@ class Client:
                     if limit and now - first < LIMIT_GIVE_UP:
                         delay = min(delay * 2, LIMIT_DELAY_MAX)
                         self._limited[seq] = (first, now + delay, delay)
-                        held_back.add(out.mailbox)
+                        hold(out)
                         log.debug("outbox: hub limit (%s), again in %.1f s", exc, delay)
                         continue
                     self._refuse(out, exc)
@@ -1049,14 +1143,19 @@ class Client:
         more = self._after_events(gs, events)
         direct = self._rejoin(gs) if any(isinstance(e, ge.RejoinNeeded) for e in events) else []
 
+        rows = [(event, self._pending_row(event)) for event in app]
+
         def mark(tx: Transaction) -> None:
             for key in seen:
                 tx.put(SEEN, key, b"")
+            for _, row in rows:
+                if row is not None:
+                    tx.put(PENDING, *row)
 
         self._commit(gs, [*out, *more], mark, direct)
         self._seen.update(seen)
-        for event in app:
-            self._emit(event)
+        for event, row in rows:
+            self._emit(event, None if row is None else row[0])
         if gs.conn is not None and set(gs.followed) != set(gs.session.mailboxes()):
             try:
                 await self._follow(gs)
@@ -1249,11 +1348,14 @@ class Client:
             return
         # Joining waits for the change's common part: in a task of its own, so a notice whose
         # common part never comes does not stall the inbox (the inbox is not acknowledged
-        # while a join is under way: a crash meanwhile gets the notice again).
-        if len(self._joins) >= MAX_JOINS:
-            self.dropped += 1  # join keys are public: notices cannot pile up without bound
-            log.debug("inbox: too many notices waiting; one dropped")
-            return
+        # while a join is under way: a crash meanwhile gets the notice again). Join keys are
+        # public, so at most MAX_JOINS notices wait at once; a further one waits here for a
+        # free place (reading the inbox pauses, the hub client's bounded queue falls back to
+        # fetching): never dropped, since a later ack would delete it at the hub (F28).
+        while len(self._joins) >= MAX_JOINS:
+            log.debug("inbox: %d notices wait for their common part; reading pauses",
+                      len(self._joins))
+            await asyncio.wait(set(self._joins), return_when=asyncio.FIRST_COMPLETED)
         task = asyncio.create_task(self._join(notice, keys))
         self._joins.add(task)
         task.add_done_callback(self._joins.discard)
@@ -1472,12 +1574,19 @@ class Client:
                 envelope = None
             key = b"direct" + identity + (envelope.message_id if envelope else b"")
             new = envelope is not None and key not in self._seen
+            row = None
+            if new and envelope is not None and envelope.kind in (TEXT, DATA):
+                # Named when it is handed out (the sender's name may be learnt below).
+                row = self._pending_row(DirectMessage(Member(identity, ""), envelope.text,
+                                                      envelope.data, envelope.message_id))
             with self._store.transaction() as tx:
                 tx.put(PAIRWISE, identity, cbor.encode([x.to_bytes() for x in sessions]))
                 if initial:  # its one-time prekey is used up
                     tx.put(ACCOUNT, _SELF, self._account.to_bytes())
                 if new:
                     tx.put(SEEN, key, b"")
+                if row is not None:
+                    tx.put(PENDING, *row)
             self._pairwise[identity] = sessions
             if new:
                 self._seen.add(key)
@@ -1487,7 +1596,8 @@ class Client:
             await self._learn(identity)
             sender = self._contacts.get(identity)
             self._emit(DirectMessage(Member(identity, sender.name if sender else ""),
-                                     envelope.text, envelope.data, envelope.message_id))
+                                     envelope.text, envelope.data, envelope.message_id),
+                       None if row is None else row[0])
         elif envelope.kind in (REJOIN_REQUEST, REPAIRED_SEALING):
             await self._on_group_payload(identity, envelope)
         elif envelope.kind == MEMBERSHIP_HINT:
@@ -1636,8 +1746,54 @@ class Client:
 
     # --- events ---------------------------------------------------------------------------
 
-    def _emit(self, event: Event) -> None:
-        self._events.put_nowait(event)
+    def _emit(self, event: Event, pending: bytes | None = None) -> None:
+        self._events.put_nowait((event, pending))
+
+    def _pending_row(self, event: Event) -> tuple[bytes, bytes] | None:
+        """The `pending` row of a message event (None for any other event), committed with the
+        step that marks the message seen: a message is delivered once the app took it."""
+        if isinstance(event, GroupMessage):
+            fields: list[cbor.CborEncodable] = [_PENDING_GROUP, event.group.id]
+        elif isinstance(event, DirectMessage):
+            fields = [_PENDING_DIRECT, b""]
+        else:
+            return None
+        key = self._next_pending.to_bytes(8, "big")
+        self._next_pending += 1
+        return key, cbor.encode([*fields, event.sender.identity, event.sender.name,
+                                 event.text, event.data, event.message_id])
+
+    def _pending_event(self, value: bytes) -> Event:
+        f = cbor.as_list(cbor.decode(value, max_size=len(value), max_items=16), "pending", 7)
+        kind = cbor.as_int(f[0], "pending kind", maximum=_PENDING_DIRECT)
+        identity = cbor.as_bytes(f[2], "sender", max_length=4096)
+        text = None if f[4] is None else cbor.as_str(f[4], "text")
+        data = cbor.as_bytes(f[5], "data")
+        message_id = cbor.as_bytes(f[6], "message id", max_length=64)
+        if kind == _PENDING_DIRECT:
+            contact = self._contacts.get(identity)
+            name = contact.name if contact else cbor.as_str(f[3], "name", max_length=256)
+            return DirectMessage(Member(identity, name), text, data, message_id)
+        return GroupMessage(Group(self, cbor.as_bytes(f[1], "group id", max_length=64)),
+                            Member(identity, cbor.as_str(f[3], "name", max_length=256)),
+                            text, data, message_id)
+
+    def _release(self, pending: bytes) -> None:
+        """The app asked for the next event: the message it took is delivered for good."""
+        if pending in self._in_hand and not self._closed:
+            try:
+                with self._store.transaction() as tx:
+                    tx.delete(PENDING, pending)
+            except Exception as exc:  # e.g. a full disk: close() tries again, else it comes again
+                log.warning("events: a taken message stays pending: %s", type(exc).__name__)
+                return
+            self._in_hand.discard(pending)
+
+    def _take(self, item: tuple[Event, bytes | None]) -> Event:
+        event, pending = item
+        if pending is not None:
+            self._in_hand.add(pending)
+        return event
 
     def _set_state(self, state: ConnectionState) -> None:
         if state != self._state:
@@ -1646,21 +1802,32 @@ class Client:
             self._emit(ConnectionChanged(state))
 
     async def events(self) -> AsyncIterator[Event]:
-        """Every event, in order, as it happens; ends after `close()`."""
+        """Every event, in order, as it happens; ends after `close()`. A message counts as
+        taken when the app asks for the next event (or closes the client): one the app had
+        in hand when the process died is given again after a restart (spec 15 "Events")."""
         while True:
-            event = await self._events.get()
-            if event is None:
+            item = await self._events.get()
+            if item is None:
                 self._events.put_nowait(None)  # for any other reader
                 return
+            event = self._take(item)
             yield event
+            if item[1] is not None:
+                self._release(item[1])
 
     async def next_event(self, timeout: float | None = None) -> Event:
-        """The next event (`UsageError` once the client is closed and every event was read)."""
-        event = await asyncio.wait_for(self._events.get(), timeout)
-        if event is None:
+        """The next event (`UsageError` once the client is closed and every event was read).
+        Asking for it releases the message event the previous call returned."""
+        for pending in list(self._next_in_hand):
+            self._release(pending)
+        self._next_in_hand.clear()
+        item = await asyncio.wait_for(self._events.get(), timeout)
+        if item is None:
             self._events.put_nowait(None)
             raise UsageError("the client is closed")
-        return event
+        if item[1] is not None:
+            self._next_in_hand.append(item[1])
+        return self._take(item)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -36,8 +36,8 @@ class Event:
 
 @dataclass(frozen=True)
 class GroupMessage(Event):
-    """A message of `group`, delivered once even across restarts. `text` is set for a text
-    message (then `data` is its UTF-8 encoding)."""
+    """A message of `group`, delivered exactly once even across a crash (spec 15 "Events").
+    `text` is set for a text message (then `data` is its UTF-8 encoding)."""
 
     group: Group
     sender: Member

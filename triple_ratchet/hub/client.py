@@ -104,6 +104,7 @@ _T = TypeVar("_T")
 
 START = 0  # the cursor before every entry
 REQUEST_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 5.0  # seconds: MailboxClient.close gives up on a task or socket that does not stop
 
 _ERRORS: dict[ErrorCode, type[RemoteError]] = {
     ErrorCode.MALFORMED: DecodeError,
@@ -425,14 +426,30 @@ class MailboxClient:
         await self._wait_connected(asyncio.get_running_loop().time() + self.retry_timeout)
 
     async def close(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-        for task in list(self._workers):
-            task.cancel()
+        """Stop the connection loop and close the connection, within CLOSE_TIMEOUT. A task can
+        lose a cancellation (Python 3.11's wait_for returns a result that came in the same loop
+        iteration), so it is cancelled again until it is done; one that never stops is
+        abandoned at the deadline, and so is a socket that does not close."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_TIMEOUT
+        tasks = {t for t in (self._supervisor, *self._workers) if t is not None}
+        while True:
+            tasks = {t for t in tasks if not t.done()}
+            left = deadline - loop.time()
+            if not tasks or left <= 0:
+                break
+            for task in tasks:
+                task.cancel()
+            # asyncio.wait neither raises the tasks' CancelledError nor swallows our own.
+            await asyncio.wait(tasks, timeout=min(0.5, left))
+        if tasks:
+            _log.warning("hub client close: a task did not stop")
         if self._conn is not None:
-            await self._conn.close()
+            try:
+                await asyncio.wait_for(self._conn.close(),
+                                       max(0.5, deadline - loop.time()))
+            except TimeoutError:
+                _log.warning("hub client close: the connection did not close in time")
         self._tell_state(False)
 
     @property
