@@ -1,9 +1,8 @@
 """Adversarial review of the client layer (review-client, h3-reviewc).
 
-Each finding is a test of the behaviour the client should have, marked
-`xfail(strict=True, reason="review-client F<n>: ...")` while the code does not have it (so it
-flips, and fails strictly, once fixed); see /work/wt/NOTES-client.md for each finding's why and
-minimal fix. Behaviour checked and found right is guarded by ordinary tests at the end.
+Each finding (F1-F31) is a test of the behaviour the client should have; each failed on the
+code the review read and passes since its fix. Behaviour checked and found right is guarded by
+ordinary tests at the end and in test_review_client_guards.py.
 """
 
 from __future__ import annotations
@@ -934,10 +933,6 @@ def test_f26_stalled_notices_do_not_hold_up_a_real_invitation(tmp_path: Path) ->
 # --- F27 (after the F20 fix): close() still waits without bound on each hub client's close -------
 
 
-@pytest.mark.xfail(strict=True, reason="review-client F27: close() bounds its own tasks now, but "
-                   "then awaits every MailboxClient.close() without a bound, and that awaits its "
-                   "supervisor after one cancel (the lost-cancellation pattern, hub/client.py)",
-                   raises=AssertionError)
 def test_f27_close_is_bounded_even_if_a_hub_client_does_not_close(tmp_path: Path) -> None:
     async def main() -> None:
         clock = WarpClock()
@@ -971,10 +966,6 @@ def test_f27_close_is_bounded_even_if_a_hub_client_does_not_close(tmp_path: Path
 # --- F28 (after the F26 fix): a real invitation that finds the waiting list full is lost ---------
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason="review-client F28: when MAX_JOINS "
-                   "notices wait for their common part, a new notice is dropped, and the next ack "
-                   "covers it: strangers' junk notices (the last-resort join key is reusable) make "
-                   "a real invitation disappear for good")
 def test_f28_a_real_invitation_is_not_lost_behind_waiting_notices(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_module, "MAX_JOINS", 2, raising=False)  # 32 in the code: scaled
@@ -1003,10 +994,6 @@ def test_f28_a_real_invitation_is_not_lost_behind_waiting_notices(
 # --- F29 (after the F11 fix): a batch lost on the way is never replaced ---------------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="review-client F29: a one-time "
-                   "batch is marked published before it is sent; when the connection drops before "
-                   "the hub got it, the retry sends none, and the refill counts keys *held*: the "
-                   "account never offers one-time prekeys or join keys again")
 def test_f29_a_batch_lost_on_the_way_is_replaced(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async def main() -> None:
@@ -1044,10 +1031,6 @@ def test_f29_a_batch_lost_on_the_way_is_replaced(
 # --- F30 (after the F21 fix): notices overtake the common part the LIMIT holds back -------------
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason="review-client F30: the LIMIT now "
-                   "holds back only the later entries of the same mailbox, so a change's notices "
-                   "(inboxes) overtake its common part (the common mailbox) when the hub "
-                   "rate-limits the latter: joiners give up after COMMON_WAIT, the invite is lost")
 def test_f30_notices_never_overtake_their_common_part(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_module, "COMMON_WAIT", 2.0, raising=False)  # 30 s: scaled
@@ -1097,10 +1080,6 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
 """
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="review-client F31: a message id is "
-                   "marked delivered in the step's commit, before the app took the event; the "
-                   "reader runs ahead of the app (unbounded queue), so a crash loses every "
-                   "message committed but not yet taken (CLIENT-API promises exactly once)")
 def test_f31_a_receiver_killed_mid_backlog_loses_no_message(tmp_path: Path) -> None:
     async def main() -> None:
         clock = WarpClock()
