@@ -98,7 +98,7 @@ from triple_ratchet.handshake import MSG_TYPE_INITIAL
 from triple_ratchet.hub.access import AccessKey, directory_id
 from triple_ratchet.hub.client import START, Delivery, HubConnection, MailboxClient
 from triple_ratchet.hub.client import Gap as HubGap
-from triple_ratchet.hub.frames import MAX_BLOB_SIZE, Kind
+from triple_ratchet.hub.frames import MAX_BLOB_SIZE, MAX_JOIN_KEY_SIZE, MAX_PREKEY_SIZE, Kind
 from triple_ratchet.identity import (
     MAX_ONE_TIME_PREKEYS,
     Account,
@@ -190,9 +190,9 @@ class _Account:
         return cls(suite, cbor.as_str(f[2], "name", max_length=256), pairwise,
                    cbor.as_bytes(f[4], "inbox key", max_length=64),
                    cbor.as_bytes(f[5], "owner key", max_length=64),
-                   [cbor.as_bytes(k, "published key", max_length=256)
+                   [cbor.as_bytes(k, "published key", max_length=MAX_JOIN_KEY_SIZE)
                     for k in cbor.as_list(f[6], "published")],
-                   [cbor.as_bytes(k, "pending prekey", max_length=2048)
+                   [cbor.as_bytes(k, "pending prekey", max_length=MAX_PREKEY_SIZE)
                     for k in cbor.as_list(f[7], "pending prekeys")])
 
 
@@ -406,7 +406,7 @@ class Client:
                 f = cbor.as_list(cbor.decode(raw, max_size=len(raw), max_items=1024),
                                  "unconfirmed batches", 2)
                 self._unconfirmed_join = {
-                    cbor.as_bytes(k, "unconfirmed join key", max_length=256)
+                    cbor.as_bytes(k, "unconfirmed join key", max_length=MAX_JOIN_KEY_SIZE)
                     for k in cbor.as_list(f[0], "unconfirmed join keys")}
                 self._unconfirmed_prekeys = cbor.as_int(f[1], "unconfirmed prekeys",
                                                         maximum=MAX_ONE_TIME_PREKEYS)
@@ -414,7 +414,7 @@ class Client:
                 f = cbor.as_list(cbor.decode(value, max_items=8), "contact", 3)
                 self._contacts[key] = Contact(key, cbor.as_str(f[0], "name", max_length=256),
                                               cbor.as_bytes(f[1], "inbox", max_length=32),
-                                              cbor.as_bytes(f[2], "prekey", max_length=2048))
+                                              cbor.as_bytes(f[2], "prekey", max_length=MAX_PREKEY_SIZE))
             self._seen = {key for key, _ in tx.items(SEEN)}
             for peer, value in tx.items(PAIRWISE):
                 self._pairwise[peer] = [
