@@ -412,9 +412,9 @@ class Client:
                                                         maximum=MAX_ONE_TIME_PREKEYS)
             for key, value in tx.items(CONTACTS):
                 f = cbor.as_list(cbor.decode(value, max_items=8), "contact", 3)
+                prekey = cbor.as_bytes(f[2], "prekey", max_length=MAX_PREKEY_SIZE)
                 self._contacts[key] = Contact(key, cbor.as_str(f[0], "name", max_length=256),
-                                              cbor.as_bytes(f[1], "inbox", max_length=32),
-                                              cbor.as_bytes(f[2], "prekey", max_length=MAX_PREKEY_SIZE))
+                                              cbor.as_bytes(f[1], "inbox", max_length=32), prekey)
             self._seen = {key for key, _ in tx.items(SEEN)}
             for peer, value in tx.items(PAIRWISE):
                 self._pairwise[peer] = [
